@@ -1,0 +1,1090 @@
+//! The interpreter: `advance(definition, instance, input) -> (instance',
+//! effects)`, a pure function.
+//!
+//! An [`Instance`] is plain data: which step it is on, the attempt and
+//! visit numbers, variables, step outputs, the compensation stack and what
+//! it is waiting for. The runtime feeds it one [`Input`] at a time (start,
+//! an action's result, an order event, a timer, an operator's decision),
+//! gets back the next instance and the [`Effect`]s to perform (call an
+//! action, arm or disarm a timer), checkpoints both, and performs them.
+//!
+//! Because there is no replay, there is no determinism trap: the
+//! interpreter never reads a clock or a random source of its own (time and
+//! the order come in [`Ctx`]; retry jitter is derived from the instance),
+//! so the same inputs always give the same outputs, and any instance can be
+//! inspected, edited by an operator, or moved to another machine.
+//!
+//! Inputs that do not fit the current state (a timer that already fired, a
+//! result for an attempt that was superseded) are ignored and traced: after
+//! a crash the runtime may deliver things twice, and that must be harmless.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::actions;
+use super::expr::Scope;
+use super::model::*;
+use super::value::Data;
+
+/// How many steps may run without waiting for the outside world within one
+/// `advance`: a `goto` loop of `set`/`switch` steps must not spin forever.
+pub const MAX_INLINE_TRANSITIONS: u32 = 1_000;
+/// Attempts for a compensation before it is recorded as failed and skipped.
+pub const COMPENSATION_ATTEMPTS: u32 = 5;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instance {
+    pub workflow: String,
+    pub version: String,
+    pub order_id: String,
+    /// Index of the current step.
+    pub pc: u32,
+    /// Attempt of the current call (1-based).
+    pub attempt: u32,
+    /// How many times each step has been entered: part of the idempotency
+    /// key, so a retry reuses the key and an operator's re-run does not.
+    pub visits: BTreeMap<String, u32>,
+    pub vars: BTreeMap<String, Data>,
+    pub outputs: BTreeMap<String, Data>,
+    /// The last error caught by `catch`, readable as `error`.
+    pub error: Option<StepError>,
+    /// Undo actions of finished steps, oldest first.
+    pub compensations: Vec<CompensationRecord>,
+    pub state: State,
+    /// Compensations that failed every attempt (recorded, never blocking).
+    pub failed_compensations: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepError {
+    pub kind: String,
+    pub message: String,
+    pub step: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompensationRecord {
+    pub step: String,
+    pub visit: u32,
+    pub action: String,
+    pub args: Data,
+}
+
+/// Identifies one logical effect: the same for every attempt and every
+/// crash replay of one visit of one step.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EffectId {
+    pub step: String,
+    pub visit: u32,
+    pub compensation: bool,
+}
+
+impl EffectId {
+    /// The idempotency key sent with the effect: (order, version, step, visit).
+    pub fn key(&self, order_id: &str, version: &str) -> String {
+        let suffix = if self.compensation { ":undo" } else { "" };
+        format!("{order_id}:{version}:{}:{}{suffix}", self.step, self.visit)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TimerKind {
+    Retry(u32),
+    WaitTimeout,
+    Sleep,
+    ApprovalTimeout,
+    CompensationRetry(u32),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TimerId {
+    pub step: String,
+    pub visit: u32,
+    pub kind: TimerKind,
+}
+
+/// Where the instance is. Every waiting state names its timer and due time
+/// so an operator (and recovery) can see exactly what it waits for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum State {
+    /// Created, not started.
+    New,
+    Calling {
+        effect: EffectId,
+    },
+    Backoff {
+        timer: TimerId,
+        due_ms: i64,
+    },
+    Waiting {
+        timer: TimerId,
+        due_ms: i64,
+    },
+    Sleeping {
+        timer: TimerId,
+        due_ms: i64,
+    },
+    AwaitingApproval {
+        timer: TimerId,
+        due_ms: i64,
+        message: String,
+    },
+    /// A cancellation arrived while a call was in flight: wait for its
+    /// result (it may have done something that needs undoing), then
+    /// compensate.
+    Cancelling {
+        effect: EffectId,
+    },
+    /// Running the compensation stack from the top; `then` is the terminal
+    /// state to enter afterwards.
+    Compensating {
+        then: Terminal,
+        attempt: u32,
+        backoff: Option<TimerId>,
+    },
+    /// Paused: retries ran out or an expression failed. Progress is kept;
+    /// an operator resumes, skips or cancels.
+    Exception {
+        error: StepError,
+    },
+    Done(Terminal),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Terminal {
+    Completed { outcome: String },
+    Failed { reason: String },
+    Cancelled { reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionError {
+    pub kind: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Input {
+    Start,
+    EffectResult {
+        effect: EffectId,
+        result: Result<Data, ActionError>,
+    },
+    /// An order event (status change, address update, carrier scan…),
+    /// matched by `wait` steps as `event`.
+    Event(Data),
+    Timer(TimerId),
+    Approval {
+        approved: bool,
+        by: String,
+        note: String,
+    },
+    /// The order was cancelled: stop and run the compensations.
+    Cancel {
+        reason: String,
+    },
+    /// Operator: run the failed step again (a new visit, so a new key).
+    Resume,
+    /// Operator: skip the current step (its output is null).
+    Skip,
+    /// Operator: jump to a step and run it as a new visit.
+    RunFrom {
+        step: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Effect {
+    Call {
+        effect: EffectId,
+        action: String,
+        args: Data,
+        attempt: u32,
+        timeout: Option<Duration>,
+    },
+    StartTimer {
+        timer: TimerId,
+        due_ms: i64,
+    },
+    CancelTimer {
+        timer: TimerId,
+    },
+}
+
+/// The outside world as the interpreter may see it.
+pub struct Ctx {
+    /// `order` in expressions (see [`crate::order::Order::to_json`]).
+    pub order: cel::Value,
+    pub now_ms: i64,
+}
+
+/// The result of one `advance`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Advance {
+    pub instance: Instance,
+    pub effects: Vec<Effect>,
+    /// Why, step by step, in words (dry-run prints it; the audit log keeps it).
+    pub trace: Vec<String>,
+}
+
+impl Instance {
+    /// A fresh instance of `def` for an order; variables are initialised
+    /// from the definition's `vars` on `Start`.
+    pub fn new(def: &Definition, order_id: &str) -> Instance {
+        Instance {
+            workflow: def.name.clone(),
+            version: def.version.clone(),
+            order_id: order_id.to_string(),
+            pc: 0,
+            attempt: 0,
+            visits: BTreeMap::new(),
+            vars: BTreeMap::new(),
+            outputs: BTreeMap::new(),
+            error: None,
+            compensations: Vec::new(),
+            state: State::New,
+            failed_compensations: Vec::new(),
+        }
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.state, State::Done(_))
+    }
+
+    /// The current step's id, if the instance is inside one.
+    pub fn current_step<'d>(&self, def: &'d Definition) -> Option<&'d str> {
+        def.steps.get(self.pc as usize).map(|s| s.id.as_str())
+    }
+}
+
+/// Advances an instance by one input. Pure: no I/O, no clock, no randomness.
+pub fn advance(def: &Definition, inst: Instance, input: &Input, ctx: &Ctx) -> Advance {
+    let mut m = Machine {
+        def,
+        ctx,
+        inst,
+        effects: Vec::new(),
+        trace: Vec::new(),
+        budget: MAX_INLINE_TRANSITIONS,
+    };
+    if m.inst.version != def.version || m.inst.workflow != def.name {
+        m.trace.push(format!(
+            "ignored: instance runs {}@{}, not {}",
+            m.inst.workflow,
+            m.inst.version,
+            def.key()
+        ));
+    } else if (m.inst.pc as usize) >= def.steps.len() && !m.inst.is_terminal() {
+        let error = StepError {
+            kind: "invalid".into(),
+            message: format!("step index {} is outside the workflow", m.inst.pc),
+            step: String::new(),
+        };
+        m.inst.pc = 0;
+        m.inst.state = State::Exception { error };
+    } else {
+        m.apply(input);
+    }
+    Advance {
+        instance: m.inst,
+        effects: m.effects,
+        trace: m.trace,
+    }
+}
+
+struct Machine<'a> {
+    def: &'a Definition,
+    ctx: &'a Ctx,
+    inst: Instance,
+    effects: Vec<Effect>,
+    trace: Vec<String>,
+    budget: u32,
+}
+
+/// Where control goes after a step.
+enum Flow {
+    To(usize),
+    /// Fell off the end of the workflow: it completed.
+    End,
+}
+
+impl Machine<'_> {
+    fn step(&self) -> &Step {
+        &self.def.steps[self.inst.pc as usize]
+    }
+
+    fn visit(&self) -> u32 {
+        self.inst.visits.get(&self.step().id).copied().unwrap_or(0)
+    }
+
+    fn scope(&self, event: Option<&Data>) -> Scope {
+        let steps = Data::Map(self.inst.outputs.clone()).to_cel();
+        let vars = Data::Map(self.inst.vars.clone()).to_cel();
+        let error = match &self.inst.error {
+            None => cel::Value::Null,
+            Some(e) => Data::map([
+                ("kind", Data::from(e.kind.as_str())),
+                ("message", Data::from(e.message.as_str())),
+                ("step", Data::from(e.step.as_str())),
+            ])
+            .to_cel(),
+        };
+        Scope {
+            order: self.ctx.order.clone(),
+            steps,
+            vars,
+            event: event.map_or(cel::Value::Null, Data::to_cel),
+            error,
+            now: self.ctx.now_ms.div_euclid(1000),
+        }
+    }
+
+    fn after(&self, i: usize) -> Flow {
+        let s = &self.def.steps[i];
+        match s.next {
+            Some(n) => Flow::To(n),
+            None if i + 1 < self.def.steps.len() => Flow::To(i + 1),
+            None => Flow::End,
+        }
+    }
+
+    fn apply(&mut self, input: &Input) {
+        let state = self.inst.state.clone();
+        match (state, input) {
+            (State::New, Input::Start) => {
+                let scope = self.scope(None);
+                for (k, t) in &self.def.vars {
+                    match t.render(&scope) {
+                        Ok(v) => {
+                            self.inst.vars.insert(k.clone(), v);
+                        }
+                        Err(e) => {
+                            self.trace.push(format!("vars.{k}: {e}; set to null"));
+                            self.inst.vars.insert(k.clone(), Data::Null);
+                        }
+                    }
+                }
+                self.trace.push(format!("started {}", self.def.key()));
+                self.enter(0);
+            }
+            (State::Calling { effect }, Input::EffectResult { effect: e, result })
+                if &effect == e =>
+            {
+                match result {
+                    Ok(out) => self.call_succeeded(out.clone()),
+                    Err(err) => self.call_failed(err),
+                }
+            }
+            (State::Backoff { timer, .. }, Input::Timer(t)) if &timer == t => {
+                self.inst.attempt += 1;
+                self.trace.push(format!(
+                    "{}: retry, attempt {}",
+                    self.step().id,
+                    self.inst.attempt
+                ));
+                self.issue_call();
+            }
+            (State::Waiting { timer, .. }, Input::Event(ev)) => {
+                let StepKind::Wait { until, .. } = &self.step().kind else {
+                    return;
+                };
+                let id = self.step().id.clone();
+                match until.eval_bool(&self.scope(Some(ev))) {
+                    Ok(true) => {
+                        self.trace
+                            .push(format!("{id}: event matched `{}`", until.source));
+                        self.effects.push(Effect::CancelTimer { timer });
+                        self.inst.outputs.insert(id, ev.clone());
+                        self.continue_after(self.inst.pc as usize);
+                    }
+                    Ok(false) => self.trace.push(format!(
+                        "{id}: event did not match `{}`; still waiting",
+                        until.source
+                    )),
+                    Err(e) => self.trace.push(format!("{id}: {e}; event ignored")),
+                }
+            }
+            (State::Waiting { timer, .. }, Input::Timer(t)) if &timer == t => {
+                let StepKind::Wait { on_timeout, .. } = &self.step().kind else {
+                    return;
+                };
+                let id = self.step().id.clone();
+                match *on_timeout {
+                    OnTimeout::Continue => {
+                        self.trace.push(format!("{id}: timed out; continuing"));
+                        self.inst.outputs.insert(id, Data::Null);
+                        self.continue_after(self.inst.pc as usize);
+                    }
+                    OnTimeout::Goto(t) => {
+                        self.trace.push(format!(
+                            "{id}: timed out; going to {}",
+                            self.def.steps[t].id
+                        ));
+                        self.enter(t);
+                    }
+                    OnTimeout::Fail => {
+                        self.exception("timeout", format!("{id}: timed out waiting"))
+                    }
+                }
+            }
+            (State::Sleeping { timer, .. }, Input::Timer(t)) if &timer == t => {
+                let id = self.step().id.clone();
+                self.trace.push(format!("{id}: woke up"));
+                self.inst.outputs.insert(id, Data::Null);
+                self.continue_after(self.inst.pc as usize);
+            }
+            (State::AwaitingApproval { timer, .. }, Input::Approval { approved, by, note }) => {
+                self.effects.push(Effect::CancelTimer { timer });
+                self.approval_decided(*approved, by, note);
+            }
+            (State::AwaitingApproval { timer, .. }, Input::Timer(t)) if &timer == t => {
+                let StepKind::Approval { default, .. } = &self.step().kind else {
+                    return;
+                };
+                let approved = *default == ApprovalDefault::Approve;
+                self.trace.push(format!(
+                    "{}: no decision before the timeout; default is to {}",
+                    self.step().id,
+                    if approved { "approve" } else { "reject" }
+                ));
+                self.approval_decided(approved, "timeout", "");
+            }
+            (State::Cancelling { effect }, Input::EffectResult { effect: e, result })
+                if &effect == e =>
+            {
+                if let Ok(out) = result {
+                    self.record_output_and_compensation(out.clone());
+                }
+                self.start_compensation(Terminal::Cancelled {
+                    reason: "order cancelled".into(),
+                });
+            }
+            (
+                State::Compensating {
+                    then,
+                    attempt,
+                    backoff: None,
+                },
+                Input::EffectResult { effect: e, result },
+            ) if self.top_compensation_id().as_ref() == Some(e) => match result {
+                Ok(_) => {
+                    if let Some(c) = self.inst.compensations.pop() {
+                        self.trace
+                            .push(format!("{}: compensated with {}", c.step, c.action));
+                    }
+                    self.run_compensation(then, 1);
+                }
+                Err(err) if attempt < COMPENSATION_ATTEMPTS => {
+                    let timer = TimerId {
+                        step: e.step.clone(),
+                        visit: e.visit,
+                        kind: TimerKind::CompensationRetry(attempt + 1),
+                    };
+                    let delay = Duration::from_secs(1u64 << attempt.min(8));
+                    let due_ms = self.ctx.now_ms + delay.as_millis() as i64;
+                    self.trace.push(format!(
+                        "{}: compensation failed ({}: {}); retrying in {:?}",
+                        e.step, err.kind, err.message, delay
+                    ));
+                    self.effects.push(Effect::StartTimer {
+                        timer: timer.clone(),
+                        due_ms,
+                    });
+                    self.inst.state = State::Compensating {
+                        then,
+                        attempt,
+                        backoff: Some(timer),
+                    };
+                }
+                Err(err) => {
+                    if let Some(c) = self.inst.compensations.pop() {
+                        let msg =
+                            format!("{} ({}): {}: {}", c.step, c.action, err.kind, err.message);
+                        self.trace.push(format!(
+                            "compensation gave up after {attempt} attempts: {msg}"
+                        ));
+                        self.inst.failed_compensations.push(msg);
+                    }
+                    self.run_compensation(then, 1);
+                }
+            },
+            (
+                State::Compensating {
+                    then,
+                    attempt,
+                    backoff: Some(timer),
+                },
+                Input::Timer(t),
+            ) if &timer == t => self.run_compensation(then, attempt + 1),
+            (State::Done(_), Input::Cancel { .. }) => {
+                self.trace
+                    .push("cancel ignored: the workflow already finished".into());
+            }
+            (State::Compensating { .. }, Input::Cancel { .. }) => {
+                self.trace
+                    .push("cancel ignored: already compensating".into());
+            }
+            (State::Calling { effect }, Input::Cancel { reason }) => {
+                self.trace.push(format!(
+                    "cancelled ({reason}) while {} was in flight; waiting for its result before compensating",
+                    effect.step
+                ));
+                self.inst.state = State::Cancelling { effect };
+            }
+            (state, Input::Cancel { reason }) if !matches!(state, State::Cancelling { .. }) => {
+                self.disarm(&state);
+                self.trace.push(format!("cancelled: {reason}"));
+                self.start_compensation(Terminal::Cancelled {
+                    reason: reason.clone(),
+                });
+            }
+            (State::Exception { error }, Input::Resume) => {
+                self.trace.push(format!(
+                    "operator resumed at {} (was: {})",
+                    error.step, error.message
+                ));
+                self.enter(self.inst.pc as usize);
+            }
+            (
+                state @ (State::Exception { .. }
+                | State::Waiting { .. }
+                | State::Sleeping { .. }
+                | State::AwaitingApproval { .. }
+                | State::Backoff { .. }),
+                Input::Skip,
+            ) => {
+                self.disarm(&state);
+                let id = self.step().id.clone();
+                self.trace.push(format!("operator skipped {id}"));
+                self.inst.outputs.insert(id, Data::Null);
+                self.continue_after(self.inst.pc as usize);
+            }
+            (
+                state @ (State::Exception { .. }
+                | State::Waiting { .. }
+                | State::Sleeping { .. }
+                | State::AwaitingApproval { .. }
+                | State::Backoff { .. }),
+                Input::RunFrom { step },
+            ) => match self.def.step_index(step) {
+                Some(i) => {
+                    self.disarm(&state);
+                    self.trace.push(format!("operator re-runs from {step}"));
+                    self.enter(i);
+                }
+                None => self.trace.push(format!("ignored: no step \"{step}\"")),
+            },
+            (state, input) => {
+                self.trace.push(format!(
+                    "ignored {} in state {}",
+                    input_name(input),
+                    state_name(&state)
+                ));
+            }
+        }
+    }
+
+    /// Disarms whatever timer a waiting state holds.
+    fn disarm(&mut self, state: &State) {
+        match state {
+            State::Backoff { timer, .. }
+            | State::Waiting { timer, .. }
+            | State::Sleeping { timer, .. }
+            | State::AwaitingApproval { timer, .. } => {
+                self.effects.push(Effect::CancelTimer {
+                    timer: timer.clone(),
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn exception(&mut self, kind: &str, message: String) {
+        let step = self.step().id.clone();
+        self.trace
+            .push(format!("{step}: exception ({kind}): {message}"));
+        self.inst.state = State::Exception {
+            error: StepError {
+                kind: kind.into(),
+                message,
+                step,
+            },
+        };
+    }
+
+    fn continue_after(&mut self, i: usize) {
+        match self.after(i) {
+            Flow::To(n) => self.enter(n),
+            Flow::End => self.finish(Terminal::Completed {
+                outcome: "completed".into(),
+            }),
+        }
+    }
+
+    fn finish(&mut self, t: Terminal) {
+        self.trace.push(format!("finished: {}", terminal_name(&t)));
+        self.inst.state = State::Done(t);
+    }
+
+    /// Enters step `i` as a new visit and runs until something external is
+    /// needed.
+    fn enter(&mut self, i: usize) {
+        if self.budget == 0 {
+            self.inst.pc = i as u32;
+            self.exception(
+                "invalid",
+                format!("more than {MAX_INLINE_TRANSITIONS} steps ran without waiting; is there a goto loop?"),
+            );
+            return;
+        }
+        self.budget -= 1;
+        self.inst.pc = i as u32;
+        self.inst.attempt = 1;
+        let step = &self.def.steps[i];
+        let id = step.id.clone();
+        *self.inst.visits.entry(id.clone()).or_insert(0) += 1;
+        self.inst.outputs.remove(&id);
+        if let Some(g) = &step.guard {
+            match g.eval_bool(&self.scope(None)) {
+                Ok(true) => self.trace.push(format!("{id}: if `{}` is true", g.source)),
+                Ok(false) => {
+                    self.trace
+                        .push(format!("{id}: skipped, because `{}` is false", g.source));
+                    return self.continue_after(i);
+                }
+                Err(e) => return self.exception("expression", e),
+            }
+        }
+        let now = self.ctx.now_ms;
+        let visit = self.visit();
+        match &step.kind {
+            StepKind::Call { .. } => self.issue_call(),
+            StepKind::Wait { until, timeout, .. } => {
+                let timer = TimerId {
+                    step: id.clone(),
+                    visit,
+                    kind: TimerKind::WaitTimeout,
+                };
+                let due_ms = now + timeout.as_millis() as i64;
+                self.trace.push(format!(
+                    "{id}: waiting for an event where `{}` (timeout {})",
+                    until.source,
+                    humantime::format_duration(*timeout)
+                ));
+                self.effects.push(Effect::StartTimer {
+                    timer: timer.clone(),
+                    due_ms,
+                });
+                self.inst.state = State::Waiting { timer, due_ms };
+            }
+            StepKind::Sleep(spec) => {
+                let due_ms = match spec {
+                    SleepSpec::For(d) => now + d.as_millis() as i64,
+                    SleepSpec::Until(t) => match t.render(&self.scope(None)) {
+                        Ok(Data::Int(secs)) => secs.saturating_mul(1000),
+                        Ok(Data::Float(secs)) => (secs * 1000.0) as i64,
+                        Ok(other) => {
+                            return self.exception(
+                                "expression",
+                                format!(
+                                    "sleep.until must give Unix seconds, not {}",
+                                    other.to_json()
+                                ),
+                            )
+                        }
+                        Err(e) => return self.exception("expression", e),
+                    },
+                };
+                let timer = TimerId {
+                    step: id.clone(),
+                    visit,
+                    kind: TimerKind::Sleep,
+                };
+                self.trace
+                    .push(format!("{id}: sleeping for {} ms", (due_ms - now).max(0)));
+                self.effects.push(Effect::StartTimer {
+                    timer: timer.clone(),
+                    due_ms,
+                });
+                self.inst.state = State::Sleeping { timer, due_ms };
+            }
+            StepKind::Approval {
+                message, timeout, ..
+            } => {
+                let message = match message {
+                    None => format!("approve order {}?", self.inst.order_id),
+                    Some(t) => match t.render(&self.scope(None)) {
+                        Ok(d) => d.render(),
+                        Err(e) => return self.exception("expression", e),
+                    },
+                };
+                let timer = TimerId {
+                    step: id.clone(),
+                    visit,
+                    kind: TimerKind::ApprovalTimeout,
+                };
+                let due_ms = now + timeout.as_millis() as i64;
+                self.trace.push(format!(
+                    "{id}: waiting for an operator's approval: {message}"
+                ));
+                self.effects.push(Effect::StartTimer {
+                    timer: timer.clone(),
+                    due_ms,
+                });
+                self.inst.state = State::AwaitingApproval {
+                    timer,
+                    due_ms,
+                    message,
+                };
+            }
+            StepKind::Set(vars) => {
+                let scope = self.scope(None);
+                let mut out = BTreeMap::new();
+                for (k, t) in vars {
+                    match t.render(&scope) {
+                        Ok(v) => {
+                            out.insert(k.clone(), v);
+                        }
+                        Err(e) => return self.exception("expression", e),
+                    }
+                }
+                self.trace.push(format!(
+                    "{id}: set {}",
+                    out.iter()
+                        .map(|(k, v)| format!("vars.{k} = {}", v.to_json()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                for (k, v) in &out {
+                    self.inst.vars.insert(k.clone(), v.clone());
+                }
+                self.inst.outputs.insert(id, Data::Map(out));
+                self.continue_after(i);
+            }
+            StepKind::Switch { cases, default } => {
+                let scope = self.scope(None);
+                for (n, (cond, target)) in cases.iter().enumerate() {
+                    match cond.eval_bool(&scope) {
+                        Ok(true) => {
+                            self.trace.push(format!(
+                                "{id}: case {} `{}` matched; going to {}",
+                                n + 1,
+                                cond.source,
+                                self.def.steps[*target].id
+                            ));
+                            self.inst
+                                .outputs
+                                .insert(id, Data::map([("case", Data::Int(n as i64 + 1))]));
+                            return self.enter(*target);
+                        }
+                        Ok(false) => self.trace.push(format!(
+                            "{id}: case {} `{}` is false",
+                            n + 1,
+                            cond.source
+                        )),
+                        Err(e) => return self.exception("expression", e),
+                    }
+                }
+                self.inst
+                    .outputs
+                    .insert(id.clone(), Data::map([("case", Data::Int(0))]));
+                match default {
+                    Some(t) => {
+                        self.trace.push(format!(
+                            "{id}: no case matched; default goes to {}",
+                            self.def.steps[*t].id
+                        ));
+                        self.enter(*t)
+                    }
+                    None => {
+                        self.trace
+                            .push(format!("{id}: no case matched; continuing"));
+                        self.continue_after(i)
+                    }
+                }
+            }
+            StepKind::End { outcome } => {
+                self.trace.push(format!("{id}: end ({outcome})"));
+                self.finish(Terminal::Completed {
+                    outcome: outcome.clone(),
+                });
+            }
+            StepKind::Fail { reason } => {
+                let reason = match reason.render(&self.scope(None)) {
+                    Ok(d) => d.render(),
+                    Err(e) => e,
+                };
+                self.trace.push(format!("{id}: fail: {reason}"));
+                self.start_compensation(Terminal::Failed { reason });
+            }
+        }
+    }
+
+    fn issue_call(&mut self) {
+        let step = self.step();
+        let StepKind::Call { action, args } = &step.kind else {
+            return;
+        };
+        let scope = self.scope(None);
+        let mut rendered = BTreeMap::new();
+        for (k, t) in args {
+            match t.render(&scope) {
+                Ok(v) => {
+                    rendered.insert(k.clone(), v);
+                }
+                Err(e) => return self.exception("expression", e),
+            }
+        }
+        let effect = EffectId {
+            step: step.id.clone(),
+            visit: self.visit(),
+            compensation: false,
+        };
+        let timeout = step.timeout;
+        let name = action.name.to_string();
+        self.trace.push(format!(
+            "{}: call {} (attempt {})",
+            step.id, name, self.inst.attempt
+        ));
+        self.effects.push(Effect::Call {
+            effect: effect.clone(),
+            action: name,
+            args: Data::Map(rendered),
+            attempt: self.inst.attempt,
+            timeout,
+        });
+        self.inst.state = State::Calling { effect };
+    }
+
+    fn record_output_and_compensation(&mut self, out: Data) {
+        let step = self.step().clone();
+        self.inst.outputs.insert(step.id.clone(), out);
+        if let Some(c) = &step.compensate {
+            let scope = self.scope(None);
+            let mut args = BTreeMap::new();
+            for (k, t) in &c.args {
+                match t.render(&scope) {
+                    Ok(v) => {
+                        args.insert(k.clone(), v);
+                    }
+                    Err(e) => {
+                        self.trace
+                            .push(format!("{}: compensation argument {k}: {e}", step.id));
+                        args.insert(k.clone(), Data::Null);
+                    }
+                }
+            }
+            self.inst.compensations.push(CompensationRecord {
+                step: step.id.clone(),
+                visit: self.visit(),
+                action: c.action.name.to_string(),
+                args: Data::Map(args),
+            });
+        }
+    }
+
+    fn call_succeeded(&mut self, out: Data) {
+        let id = self.step().id.clone();
+        self.trace.push(format!("{id}: succeeded"));
+        self.inst.error = None;
+        self.record_output_and_compensation(out);
+        self.continue_after(self.inst.pc as usize);
+    }
+
+    fn call_failed(&mut self, err: &ActionError) {
+        let step = self.step().clone();
+        let attempt = self.inst.attempt;
+        if let Some(p) = &step.retry {
+            if attempt < p.max_attempts && p.on.iter().any(|k| k == &err.kind || k == "any") {
+                let unit = jitter_unit(&self.inst.order_id, &step.id, self.visit(), attempt);
+                let delay = p.delay(attempt + 1, unit);
+                let timer = TimerId {
+                    step: step.id.clone(),
+                    visit: self.visit(),
+                    kind: TimerKind::Retry(attempt + 1),
+                };
+                let due_ms = self.ctx.now_ms + delay.as_millis() as i64;
+                self.trace.push(format!(
+                    "{}: failed ({}: {}); retry {} of {} in {} ms",
+                    step.id,
+                    err.kind,
+                    err.message,
+                    attempt,
+                    p.max_attempts - 1,
+                    delay.as_millis()
+                ));
+                self.effects.push(Effect::StartTimer {
+                    timer: timer.clone(),
+                    due_ms,
+                });
+                self.inst.state = State::Backoff { timer, due_ms };
+                return;
+            }
+        }
+        let caught = step
+            .catch
+            .iter()
+            .find(|(k, _)| k == &err.kind)
+            .or_else(|| step.catch.iter().find(|(k, _)| k == "any"));
+        let error = StepError {
+            kind: err.kind.clone(),
+            message: err.message.clone(),
+            step: step.id.clone(),
+        };
+        if let Some((k, target)) = caught {
+            self.trace.push(format!(
+                "{}: failed ({}: {}); caught by `{k}`, going to {}",
+                step.id, err.kind, err.message, self.def.steps[*target].id
+            ));
+            self.inst.error = Some(error);
+            self.enter(*target);
+        } else {
+            self.exception(&err.kind, err.message.clone());
+        }
+    }
+
+    fn approval_decided(&mut self, approved: bool, by: &str, note: &str) {
+        let StepKind::Approval { on_reject, .. } = &self.step().kind else {
+            return;
+        };
+        let on_reject = *on_reject;
+        let id = self.step().id.clone();
+        self.inst.outputs.insert(
+            id.clone(),
+            Data::map([
+                ("approved", Data::Bool(approved)),
+                ("by", Data::from(by)),
+                ("note", Data::from(note)),
+            ]),
+        );
+        if approved {
+            self.trace.push(format!("{id}: approved by {by}"));
+            self.continue_after(self.inst.pc as usize);
+        } else {
+            match on_reject {
+                Some(t) => {
+                    self.trace.push(format!(
+                        "{id}: rejected by {by}; going to {}",
+                        self.def.steps[t].id
+                    ));
+                    self.enter(t);
+                }
+                None => {
+                    self.trace.push(format!("{id}: rejected by {by}"));
+                    self.start_compensation(Terminal::Failed {
+                        reason: format!("{id} rejected by {by}"),
+                    });
+                }
+            }
+        }
+    }
+
+    fn top_compensation_id(&self) -> Option<EffectId> {
+        self.inst.compensations.last().map(|c| EffectId {
+            step: c.step.clone(),
+            visit: c.visit,
+            compensation: true,
+        })
+    }
+
+    fn start_compensation(&mut self, then: Terminal) {
+        if !self.inst.compensations.is_empty() {
+            self.trace.push(format!(
+                "compensating {} step(s) in reverse order",
+                self.inst.compensations.len()
+            ));
+        }
+        self.run_compensation(then, 1);
+    }
+
+    fn run_compensation(&mut self, then: Terminal, attempt: u32) {
+        let Some(c) = self.inst.compensations.last().cloned() else {
+            return self.finish(then);
+        };
+        let effect = EffectId {
+            step: c.step.clone(),
+            visit: c.visit,
+            compensation: true,
+        };
+        self.effects.push(Effect::Call {
+            effect,
+            action: c.action.clone(),
+            args: c.args.clone(),
+            attempt,
+            timeout: None,
+        });
+        self.inst.state = State::Compensating {
+            then,
+            attempt,
+            backoff: None,
+        };
+    }
+}
+
+/// Deterministic jitter in [0, 1): the same for the same (order, step,
+/// visit, attempt), different across orders, so retries spread out without
+/// the interpreter touching a random source.
+fn jitter_unit(order: &str, step: &str, visit: u32, attempt: u32) -> f64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in order
+        .bytes()
+        .chain([0])
+        .chain(step.bytes())
+        .chain(visit.to_le_bytes())
+        .chain(attempt.to_le_bytes())
+    {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+pub fn state_name(s: &State) -> &'static str {
+    match s {
+        State::New => "new",
+        State::Calling { .. } => "calling",
+        State::Backoff { .. } => "backoff",
+        State::Waiting { .. } => "waiting",
+        State::Sleeping { .. } => "sleeping",
+        State::AwaitingApproval { .. } => "awaiting_approval",
+        State::Cancelling { .. } => "cancelling",
+        State::Compensating { .. } => "compensating",
+        State::Exception { .. } => "exception",
+        State::Done(_) => "done",
+    }
+}
+
+fn terminal_name(t: &Terminal) -> String {
+    match t {
+        Terminal::Completed { outcome } => format!("completed ({outcome})"),
+        Terminal::Failed { reason } => format!("failed ({reason})"),
+        Terminal::Cancelled { reason } => format!("cancelled ({reason})"),
+    }
+}
+
+fn input_name(i: &Input) -> &'static str {
+    match i {
+        Input::Start => "start",
+        Input::EffectResult { .. } => "an action result",
+        Input::Event(_) => "an order event",
+        Input::Timer(_) => "a timer",
+        Input::Approval { .. } => "an approval",
+        Input::Cancel { .. } => "a cancellation",
+        Input::Resume => "resume",
+        Input::Skip => "skip",
+        Input::RunFrom { .. } => "run-from",
+    }
+}
+
+/// What the stubbed dry-run returns for an action (re-exported for tests).
+pub fn stub_result(action: &str, order_id: &str) -> Result<Data, ActionError> {
+    match actions::lookup(action) {
+        Some(a) => Ok(a.stub_output(order_id)),
+        None => Err(ActionError {
+            kind: "invalid".into(),
+            message: format!("unknown action {action}"),
+        }),
+    }
+}

@@ -1,0 +1,171 @@
+//! A validated workflow definition: what the interpreter runs.
+//!
+//! Only [`super::validate`] builds these, so every step target is an index
+//! that exists, every expression compiled, every action is in the catalogue
+//! and its arguments fit. The interpreter can therefore index without
+//! checking and never has a "bad definition" path at run time.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::actions::Action;
+use super::expr::{Expr, Template};
+use super::node::Pos;
+
+#[derive(Debug, Clone)]
+pub struct Definition {
+    pub name: String,
+    pub description: String,
+    /// First 16 hex digits of the SHA-256 of the file's bytes: a changed
+    /// file is a new version; instances keep the one they started on.
+    pub version: String,
+    pub path: String,
+    /// The YAML text, so the runtime can store every version it ran.
+    pub source: String,
+    pub trigger: Trigger,
+    pub vars: BTreeMap<String, Template>,
+    pub steps: Vec<Step>,
+}
+
+impl Definition {
+    pub fn step_index(&self, id: &str) -> Option<usize> {
+        self.steps.iter().position(|s| s.id == id)
+    }
+
+    /// `name@version`, how logs and the audit trail name a definition.
+    pub fn key(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Trigger {
+    /// TikTok statuses (e.g. `AWAITING_SHIPMENT`) whose arrival starts it.
+    pub on: Vec<String>,
+    pub when: Option<Expr>,
+    /// Highest wins when several workflows match one order.
+    pub priority: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub id: String,
+    pub pos: Pos,
+    pub kind: StepKind,
+    /// `if:`: the step is skipped (flow continues as on success) unless true.
+    pub guard: Option<Expr>,
+    pub retry: Option<RetryPolicy>,
+    /// Deadline for one attempt of a `call`.
+    pub timeout: Option<Duration>,
+    /// Error kind (or `any`) → step index.
+    pub catch: Vec<(String, usize)>,
+    pub compensate: Option<Compensation>,
+    /// Explicit successor; `None` falls through to the next step.
+    pub next: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub enum StepKind {
+    Call {
+        action: &'static Action,
+        args: BTreeMap<String, Template>,
+    },
+    Wait {
+        until: Expr,
+        timeout: Duration,
+        on_timeout: OnTimeout,
+    },
+    Sleep(SleepSpec),
+    Approval {
+        message: Option<Template>,
+        timeout: Duration,
+        default: ApprovalDefault,
+        on_reject: Option<usize>,
+    },
+    Set(BTreeMap<String, Template>),
+    Switch {
+        cases: Vec<(Expr, usize)>,
+        default: Option<usize>,
+    },
+    End {
+        outcome: String,
+    },
+    Fail {
+        reason: Template,
+    },
+}
+
+impl StepKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            StepKind::Call { .. } => "call",
+            StepKind::Wait { .. } => "wait",
+            StepKind::Sleep(_) => "sleep",
+            StepKind::Approval { .. } => "approval",
+            StepKind::Set(_) => "set",
+            StepKind::Switch { .. } => "switch",
+            StepKind::End { .. } => "end",
+            StepKind::Fail { .. } => "fail",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnTimeout {
+    /// Fail the step (retries/catch apply with error kind `timeout`).
+    Fail,
+    /// Continue to the next step with a null output.
+    Continue,
+    Goto(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalDefault {
+    Approve,
+    Reject,
+}
+
+#[derive(Debug, Clone)]
+pub enum SleepSpec {
+    For(Duration),
+    /// Unix seconds (an expression or a literal).
+    Until(Template),
+}
+
+#[derive(Debug, Clone)]
+pub struct Compensation {
+    pub action: &'static Action,
+    pub args: BTreeMap<String, Template>,
+}
+
+/// Exponential back-off with optional full jitter:
+/// `delay(n) = min(max_delay, initial_delay × factor^(n−1))`, and with full
+/// jitter a uniform draw in `[0, delay(n)]` (AWS's "full jitter").
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Total attempts, the first included (1 = no retry).
+    pub max_attempts: u32,
+    pub initial_delay: Duration,
+    pub factor: f64,
+    pub max_delay: Duration,
+    pub jitter: bool,
+    /// Error kinds that are retried.
+    pub on: Vec<String>,
+}
+
+impl RetryPolicy {
+    /// The delay before attempt `next_attempt` (2 = first retry). `unit` in
+    /// [0, 1) supplies the jitter, so the caller decides where randomness
+    /// comes from (the interpreter derives it deterministically).
+    pub fn delay(&self, next_attempt: u32, unit: f64) -> Duration {
+        let exp = next_attempt.saturating_sub(2).min(64) as i32;
+        let base = self.initial_delay.as_secs_f64() * self.factor.powi(exp);
+        let capped = base.min(self.max_delay.as_secs_f64());
+        let secs = if self.jitter {
+            capped * unit.clamp(0.0, 1.0)
+        } else {
+            capped
+        };
+        Duration::from_secs_f64(secs.max(0.0))
+    }
+}
