@@ -103,8 +103,8 @@ fn validate(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
 }
 
 fn dry_run(
-    wf: &PathBuf,
-    order: &PathBuf,
+    wf: &std::path::Path,
+    order: &std::path::Path,
     events: &[PathBuf],
     approval: Approval,
 ) -> anyhow::Result<ExitCode> {

@@ -61,7 +61,7 @@ pub fn run(def: &Definition, order: &Order, events: &[Data], approval: ApprovalC
         .saturating_mul(1000)
         .max(1_700_000_000_000);
     let ctx = Ctx {
-        order: Data::from_json(&order_json).to_cel(),
+        order: super::expr::val(Data::from_json(&order_json).to_cel()),
         now_ms,
     };
     let mut events: VecDeque<Data> = events.iter().cloned().collect();

@@ -104,7 +104,10 @@ impl Expr {
                 offset: first.map_or(0, |e| e.pos.1.max(0) as usize),
                 message: first.map_or_else(
                     || "invalid expression".to_string(),
-                    |e| format!("CEL syntax error: {}", e.msg),
+                    |e| {
+                        let msg = e.msg.strip_prefix("Syntax error: ").unwrap_or(&e.msg);
+                        format!("CEL syntax error: {msg}")
+                    },
                 ),
             }
         })?;
@@ -130,12 +133,7 @@ impl Expr {
 
     pub fn eval(&self, scope: &Scope) -> Result<Data, String> {
         let mut ctx = cel::Context::with_env(env().clone());
-        ctx.add_variable_from_value("order", scope.order.clone());
-        ctx.add_variable_from_value("steps", scope.steps.clone());
-        ctx.add_variable_from_value("vars", scope.vars.clone());
-        ctx.add_variable_from_value("event", scope.event.clone());
-        ctx.add_variable_from_value("error", scope.error.clone());
-        ctx.add_variable_from_value("now", cel::Value::Int(scope.now));
+        ctx.set_variable_resolver(scope);
         match self.program.execute(&ctx) {
             Ok(v) => Ok(Data::from_cel(&v)),
             Err(e) => Err(format!("`{}`: {e}", self.source)),
@@ -224,16 +222,54 @@ fn walk(
     }
 }
 
-/// What expressions see. Built by the interpreter from the instance; the
-/// order's CEL value is built once per input, not per expression.
+/// A value ready for CEL. Converting a `cel::Value` into CEL's runtime
+/// representation is a deep copy, so it is done once (the order once per
+/// input, not once per expression) and then lent to every evaluation.
+pub type Val = Arc<dyn cel::common::value::Val>;
+
+/// Converts once; a value CEL cannot represent becomes null.
+pub fn val(v: cel::Value) -> Val {
+    match Box::<dyn cel::common::value::Val>::try_from(v) {
+        Ok(b) => Arc::from(b),
+        Err(_) => Arc::new(cel::common::types::CelNull),
+    }
+}
+
+pub fn null() -> Val {
+    Arc::new(cel::common::types::CelNull)
+}
+
+/// What expressions see. Built by the interpreter from the instance and
+/// handed to CEL as a variable resolver, so no variable is copied per
+/// evaluation.
 #[derive(Clone)]
 pub struct Scope {
-    pub order: cel::Value,
-    pub steps: cel::Value,
-    pub vars: cel::Value,
-    pub event: cel::Value,
-    pub error: cel::Value,
+    pub order: Val,
+    pub steps: Val,
+    pub vars: Val,
+    pub event: Val,
+    pub error: Val,
     pub now: i64,
+}
+
+impl cel::context::VariableResolver for Scope {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<cel::common::value::CowVal<'b, 'b>> {
+        use cel::common::value::CowVal;
+        let v: &'b Val = match variable {
+            "order" => &self.order,
+            "steps" => &self.steps,
+            "vars" => &self.vars,
+            "event" => &self.event,
+            "error" => &self.error,
+            "now" => {
+                return Some(CowVal::Owned(Box::new(cel::common::types::CelInt::from(
+                    self.now,
+                ))))
+            }
+            _ => return None,
+        };
+        Some(CowVal::Borrowed(&**v))
+    }
 }
 
 /// A value written in the workflow: a literal, one expression, a string
@@ -361,14 +397,14 @@ mod tests {
 
     fn scope() -> Scope {
         Scope {
-            order: Data::from_json(
+            order: val(Data::from_json(
                 &serde_json::json!({"id": "42", "payment": {"total_amount": 120.5}}),
             )
-            .to_cel(),
-            steps: Data::map([("reserve", Data::map([("ok", Data::Bool(true))]))]).to_cel(),
-            vars: Data::map([("n", Data::Int(3))]).to_cel(),
-            event: cel::Value::Null,
-            error: cel::Value::Null,
+            .to_cel()),
+            steps: val(Data::map([("reserve", Data::map([("ok", Data::Bool(true))]))]).to_cel()),
+            vars: val(Data::map([("n", Data::Int(3))]).to_cel()),
+            event: null(),
+            error: null(),
             now: 1_700_000_000,
         }
     }

@@ -19,6 +19,7 @@
 //! a crash the runtime may deliver things twice, and that must be harmless.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -215,8 +216,9 @@ pub enum Effect {
 
 /// The outside world as the interpreter may see it.
 pub struct Ctx {
-    /// `order` in expressions (see [`crate::order::Order::to_json`]).
-    pub order: cel::Value,
+    /// `order` in expressions (see [`crate::order::Order::to_json`]),
+    /// converted once with [`super::expr::val`].
+    pub order: super::expr::Val,
     pub now_ms: i64,
 }
 
@@ -268,6 +270,9 @@ pub fn advance(def: &Definition, inst: Instance, input: &Input, ctx: &Ctx) -> Ad
         effects: Vec::new(),
         trace: Vec::new(),
         budget: MAX_INLINE_TRANSITIONS,
+        pending: None,
+        running: false,
+        scope_cache: None,
     };
     if m.inst.version != def.version || m.inst.workflow != def.name {
         m.trace.push(format!(
@@ -301,6 +306,9 @@ struct Machine<'a> {
     effects: Vec<Effect>,
     trace: Vec<String>,
     budget: u32,
+    pending: Option<usize>,
+    running: bool,
+    scope_cache: Option<Scope>,
 }
 
 /// Where control goes after a step.
@@ -310,8 +318,8 @@ enum Flow {
     End,
 }
 
-impl Machine<'_> {
-    fn step(&self) -> &Step {
+impl<'a> Machine<'a> {
+    fn step(&self) -> &'a Step {
         &self.def.steps[self.inst.pc as usize]
     }
 
@@ -319,25 +327,64 @@ impl Machine<'_> {
         self.inst.visits.get(&self.step().id).copied().unwrap_or(0)
     }
 
-    fn scope(&self, event: Option<&Data>) -> Scope {
-        let steps = Data::Map(self.inst.outputs.clone()).to_cel();
-        let vars = Data::Map(self.inst.vars.clone()).to_cel();
-        let error = match &self.inst.error {
-            None => cel::Value::Null,
-            Some(e) => Data::map([
-                ("kind", Data::from(e.kind.as_str())),
-                ("message", Data::from(e.message.as_str())),
-                ("step", Data::from(e.step.as_str())),
-            ])
-            .to_cel(),
+    fn set_output(&mut self, id: String, v: Data) {
+        self.scope_cache = None;
+        self.inst.outputs.insert(id, v);
+    }
+
+    fn remove_output(&mut self, id: &str) {
+        if self.inst.outputs.remove(id).is_some() {
+            self.scope_cache = None;
+        }
+    }
+
+    fn set_var(&mut self, k: String, v: Data) {
+        self.scope_cache = None;
+        self.inst.vars.insert(k, v);
+    }
+
+    fn set_error(&mut self, e: Option<StepError>) {
+        self.scope_cache = None;
+        self.inst.error = e;
+    }
+
+    /// The expression scope. Converting outputs and variables for CEL is the
+    /// expensive part of a step, so it is cached until one of them changes
+    /// (every change goes through the setters above).
+    fn scope(&mut self, event: Option<&Data>) -> Scope {
+        use super::expr::null;
+        let base = match &self.scope_cache {
+            Some(s) => s.clone(),
+            None => {
+                let error = match &self.inst.error {
+                    None => null(),
+                    Some(e) => Arc::from(
+                        Data::map([
+                            ("kind", Data::from(e.kind.as_str())),
+                            ("message", Data::from(e.message.as_str())),
+                            ("step", Data::from(e.step.as_str())),
+                        ])
+                        .to_val(),
+                    ),
+                };
+                let s = Scope {
+                    order: self.ctx.order.clone(),
+                    steps: Arc::from(Data::map_to_val(&self.inst.outputs)),
+                    vars: Arc::from(Data::map_to_val(&self.inst.vars)),
+                    event: null(),
+                    error,
+                    now: self.ctx.now_ms.div_euclid(1000),
+                };
+                self.scope_cache = Some(s.clone());
+                s
+            }
         };
-        Scope {
-            order: self.ctx.order.clone(),
-            steps,
-            vars,
-            event: event.map_or(cel::Value::Null, Data::to_cel),
-            error,
-            now: self.ctx.now_ms.div_euclid(1000),
+        match event {
+            None => base,
+            Some(e) => Scope {
+                event: Arc::from(e.to_val()),
+                ..base
+            },
         }
     }
 
@@ -358,11 +405,11 @@ impl Machine<'_> {
                 for (k, t) in &self.def.vars {
                     match t.render(&scope) {
                         Ok(v) => {
-                            self.inst.vars.insert(k.clone(), v);
+                            self.set_var(k.clone(), v);
                         }
                         Err(e) => {
                             self.trace.push(format!("vars.{k}: {e}; set to null"));
-                            self.inst.vars.insert(k.clone(), Data::Null);
+                            self.set_var(k.clone(), Data::Null);
                         }
                     }
                 }
@@ -396,7 +443,7 @@ impl Machine<'_> {
                         self.trace
                             .push(format!("{id}: event matched `{}`", until.source));
                         self.effects.push(Effect::CancelTimer { timer });
-                        self.inst.outputs.insert(id, ev.clone());
+                        self.set_output(id, ev.clone());
                         self.continue_after(self.inst.pc as usize);
                     }
                     Ok(false) => self.trace.push(format!(
@@ -414,7 +461,7 @@ impl Machine<'_> {
                 match *on_timeout {
                     OnTimeout::Continue => {
                         self.trace.push(format!("{id}: timed out; continuing"));
-                        self.inst.outputs.insert(id, Data::Null);
+                        self.set_output(id, Data::Null);
                         self.continue_after(self.inst.pc as usize);
                     }
                     OnTimeout::Goto(t) => {
@@ -432,7 +479,7 @@ impl Machine<'_> {
             (State::Sleeping { timer, .. }, Input::Timer(t)) if &timer == t => {
                 let id = self.step().id.clone();
                 self.trace.push(format!("{id}: woke up"));
-                self.inst.outputs.insert(id, Data::Null);
+                self.set_output(id, Data::Null);
                 self.continue_after(self.inst.pc as usize);
             }
             (State::AwaitingApproval { timer, .. }, Input::Approval { approved, by, note }) => {
@@ -558,7 +605,7 @@ impl Machine<'_> {
                 self.disarm(&state);
                 let id = self.step().id.clone();
                 self.trace.push(format!("operator skipped {id}"));
-                self.inst.outputs.insert(id, Data::Null);
+                self.set_output(id, Data::Null);
                 self.continue_after(self.inst.pc as usize);
             }
             (
@@ -629,8 +676,22 @@ impl Machine<'_> {
     }
 
     /// Enters step `i` as a new visit and runs until something external is
-    /// needed.
+    /// needed. Every call to `enter` is a tail call, so instead of recursing
+    /// (a long `goto` chain would overflow the stack) the first call runs a
+    /// loop and nested calls only leave the next step for it.
     fn enter(&mut self, i: usize) {
+        self.pending = Some(i);
+        if self.running {
+            return;
+        }
+        self.running = true;
+        while let Some(i) = self.pending.take() {
+            self.enter_one(i);
+        }
+        self.running = false;
+    }
+
+    fn enter_one(&mut self, i: usize) {
         if self.budget == 0 {
             self.inst.pc = i as u32;
             self.exception(
@@ -645,7 +706,7 @@ impl Machine<'_> {
         let step = &self.def.steps[i];
         let id = step.id.clone();
         *self.inst.visits.entry(id.clone()).or_insert(0) += 1;
-        self.inst.outputs.remove(&id);
+        self.remove_output(&id);
         if let Some(g) = &step.guard {
             match g.eval_bool(&self.scope(None)) {
                 Ok(true) => self.trace.push(format!("{id}: if `{}` is true", g.source)),
@@ -758,9 +819,9 @@ impl Machine<'_> {
                         .join(", ")
                 ));
                 for (k, v) in &out {
-                    self.inst.vars.insert(k.clone(), v.clone());
+                    self.set_var(k.clone(), v.clone());
                 }
-                self.inst.outputs.insert(id, Data::Map(out));
+                self.set_output(id, Data::Map(out));
                 self.continue_after(i);
             }
             StepKind::Switch { cases, default } => {
@@ -860,7 +921,7 @@ impl Machine<'_> {
 
     fn record_output_and_compensation(&mut self, out: Data) {
         let step = self.step().clone();
-        self.inst.outputs.insert(step.id.clone(), out);
+        self.set_output(step.id.clone(), out);
         if let Some(c) = &step.compensate {
             let scope = self.scope(None);
             let mut args = BTreeMap::new();
@@ -888,7 +949,7 @@ impl Machine<'_> {
     fn call_succeeded(&mut self, out: Data) {
         let id = self.step().id.clone();
         self.trace.push(format!("{id}: succeeded"));
-        self.inst.error = None;
+        self.set_error(None);
         self.record_output_and_compensation(out);
         self.continue_after(self.inst.pc as usize);
     }
@@ -938,7 +999,7 @@ impl Machine<'_> {
                 "{}: failed ({}: {}); caught by `{k}`, going to {}",
                 step.id, err.kind, err.message, self.def.steps[*target].id
             ));
-            self.inst.error = Some(error);
+            self.set_error(Some(error));
             self.enter(*target);
         } else {
             self.exception(&err.kind, err.message.clone());
@@ -951,7 +1012,7 @@ impl Machine<'_> {
         };
         let on_reject = *on_reject;
         let id = self.step().id.clone();
-        self.inst.outputs.insert(
+        self.set_output(
             id.clone(),
             Data::map([
                 ("approved", Data::Bool(approved)),

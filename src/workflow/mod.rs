@@ -145,13 +145,13 @@ impl Catalog {
 
     /// The workflow an order reaching `status` should run: triggers on that
     /// status whose `when` holds; the highest priority wins, then the name.
-    pub fn select(&self, status: &str, order: &cel::Value, now_ms: i64) -> Option<Arc<Definition>> {
+    pub fn select(&self, status: &str, order: &expr::Val, now_ms: i64) -> Option<Arc<Definition>> {
         let scope = expr::Scope {
             order: order.clone(),
-            steps: cel::Value::Null,
-            vars: cel::Value::Null,
-            event: cel::Value::Null,
-            error: cel::Value::Null,
+            steps: expr::null(),
+            vars: expr::null(),
+            event: expr::null(),
+            error: expr::null(),
             now: now_ms.div_euclid(1000),
         };
         let mut best: Option<&Arc<Definition>> = None;

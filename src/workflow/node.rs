@@ -285,6 +285,13 @@ fn plain_message(e: &serde_saphyr::Error) -> String {
         Some(i) => &first[..i],
         None => first,
     };
+    if let Some(rest) = cleaned.strip_prefix("duplicate mapping key: ") {
+        let key = rest
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(rest);
+        return format!("duplicate key \"{key}\"");
+    }
     format!("invalid YAML: {cleaned}")
 }
 
@@ -298,7 +305,7 @@ mod tests {
         let b = n.get("b").unwrap();
         assert_eq!(b.pos.line, 3);
         if let Kind::Seq(items) = &b.kind {
-            assert_eq!(items[1].get("c").unwrap().pos, Pos { line: 4, col: 8 });
+            assert_eq!(items[1].get("c").unwrap().pos, Pos { line: 4, col: 9 });
         } else {
             panic!("not a seq");
         }

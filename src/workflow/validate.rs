@@ -540,8 +540,8 @@ impl Validator {
                         continue;
                     };
                     if let Template::Literal(d) = &t {
-                        if !spec.ty.accepts(d) && !(spec.ty == ArgType::Str && d.as_f64().is_some())
-                        {
+                        let number_as_text = spec.ty == ArgType::Str && d.as_f64().is_some();
+                        if !(spec.ty.accepts(d) || number_as_text) {
                             self.err(
                                 v.pos,
                                 format!(

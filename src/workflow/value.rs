@@ -74,6 +74,37 @@ impl Data {
         }
     }
 
+    /// Converts straight into CEL's runtime representation, without the
+    /// intermediate `cel::Value` (this is on the per-step hot path).
+    pub fn to_val(&self) -> Box<dyn cel::common::value::Val> {
+        use cel::common::types::*;
+        match self {
+            Data::Null => Box::new(CelNull),
+            Data::Bool(b) => Box::new(CelBool::from(*b)),
+            Data::Int(i) => Box::new(CelInt::from(*i)),
+            Data::Float(f) => Box::new(CelDouble::from(*f)),
+            Data::Str(s) => Box::new(CelString::from(s.clone())),
+            Data::List(l) => Box::new(CelList::from(
+                l.iter().map(Data::to_val).collect::<Vec<_>>(),
+            )),
+            Data::Map(m) => Box::new(CelMap::from(
+                m.iter()
+                    .map(|(k, v)| (CelMapKey::from(k.clone()), v.to_val()))
+                    .collect::<std::collections::HashMap<_, _>>(),
+            )),
+        }
+    }
+
+    /// A map of entries as a CEL value, without cloning the map first.
+    pub fn map_to_val(m: &BTreeMap<String, Data>) -> Box<dyn cel::common::value::Val> {
+        use cel::common::types::*;
+        Box::new(CelMap::from(
+            m.iter()
+                .map(|(k, v)| (CelMapKey::from(k.clone()), v.to_val()))
+                .collect::<std::collections::HashMap<_, _>>(),
+        ))
+    }
+
     /// Converts a CEL result back. Durations become seconds (float),
     /// timestamps Unix seconds, bytes a lossy string; functions and opaque
     /// values have no data form and become null.

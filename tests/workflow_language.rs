@@ -1,0 +1,292 @@
+//! The workflow language from the outside: every class of mistake gives the
+//! exact `file:line:col: message`, hostile files are refused, the bundled
+//! workflows validate, and dry-run shows the paths an order would take.
+
+use std::path::Path;
+use std::process::Command;
+
+use orderflow::workflow::parse_workflow;
+
+fn diagnostics(file: &str) -> Vec<String> {
+    let path = format!("tests/fixtures/invalid/{file}");
+    let text = std::fs::read_to_string(&path).expect("fixture exists");
+    match parse_workflow(&path, &text) {
+        Ok(_) => vec![],
+        Err(report) => report.to_string().lines().map(str::to_string).collect(),
+    }
+}
+
+fn assert_diags(file: &str, expected: &[&str]) {
+    let got = diagnostics(file);
+    let want: Vec<String> = expected
+        .iter()
+        .map(|e| format!("tests/fixtures/invalid/{file}:{e}"))
+        .collect();
+    assert_eq!(got, want, "diagnostics for {file}");
+}
+
+#[test]
+fn every_mistake_class_is_reported_with_its_position() {
+    assert_diags(
+        "yaml_syntax.yaml",
+        &["7:4: invalid YAML: while parsing a block collection, did not find expected '-' indicator"],
+    );
+    assert_diags(
+        "unknown_key.yaml",
+        &["7:5: unknown key \"retyr\" in a step; did you mean \"retry\"?"],
+    );
+    assert_diags(
+        "duplicate_step_id.yaml",
+        &["7:5: duplicate step id \"reserve\" (first defined at 5:5)"],
+    );
+    assert_diags(
+        "goto_missing.yaml",
+        &["8:15: unknown step \"shp\"; did you mean \"ship\"?"],
+    );
+    assert_diags(
+        "next_catch_missing.yaml",
+        &[
+            "8:21: unknown step \"backordr\"; did you mean \"backorder\"?",
+            "9:11: unknown step \"shipp\"; did you mean \"ship\"?",
+        ],
+    );
+    assert_diags(
+        "unreachable.yaml",
+        &["8:5: step \"orphan\" is unreachable: the step before it (reserve) never continues to it and nothing jumps to it"],
+    );
+    assert_diags(
+        "after_end.yaml",
+        &["7:5: step \"after\" is unreachable: the step before it (done) ends the workflow and nothing jumps to it"],
+    );
+    assert_diags(
+        "unknown_action.yaml",
+        &["6:11: unknown action \"inventory.reserv\"; did you mean \"inventory.reserve\"?"],
+    );
+    assert_diags(
+        "missing_arg.yaml",
+        &["6:11: tiktok.mark_shipped needs argument \"shipping_provider_id\" (TikTok's id for the carrier)"],
+    );
+    assert_diags(
+        "mistyped_arg.yaml",
+        &["9:17: argument \"quantity\" of tiktok.update_inventory must be an integer, not a string"],
+    );
+    let cel = diagnostics("cel_syntax.yaml");
+    assert_eq!(cel.len(), 1, "{cel:?}");
+    assert!(
+        cel[0].starts_with("tests/fixtures/invalid/cel_syntax.yaml:6:9: if: CEL syntax error: mismatched input '<EOF>'"),
+        "{cel:?}"
+    );
+    assert!(
+        cel[0].ends_with("(at column 30 of the expression)"),
+        "{cel:?}"
+    );
+    assert_diags(
+        "step_ref_not_guaranteed.yaml",
+        &["11:16: steps.choose: \"choose\" is not guaranteed to have finished before \"label\" (it may be skipped, caught, timed out or jumped over); guard it with has(steps.choose)"],
+    );
+    assert_diags(
+        "wait_without_timeout.yaml",
+        &["7:7: wait has no timeout: every wait needs one, so no order waits forever"],
+    );
+    assert_diags(
+        "retry_out_of_range.yaml",
+        &[
+            "8:21: retry.max_attempts must be an integer from 1 to 100",
+            "9:15: retry.factor must be a number from 1 to 10",
+        ],
+    );
+    assert_diags(
+        "bad_duration.yaml",
+        &[
+            "6:12: sleep: `5 minutes later` is not a duration (expected number at 10); write e.g. 30s, 5m, 1h30m, 2d",
+            "9:14: timeout: `30` has no unit; write e.g. 30s or 30m",
+        ],
+    );
+    assert_diags("duplicate_yaml_key.yaml", &["7:5: duplicate key \"call\""]);
+    assert_diags(
+        "bad_trigger.yaml",
+        &[
+            "3:7: unknown order status \"AWAITING_SHIPING\"; did you mean \"AWAITING_SHIPMENT\"?",
+            "4:9: unknown name `ordr` in expression; did you mean `order`?",
+        ],
+    );
+}
+
+fn refused(text: &str) -> String {
+    match parse_workflow("hostile.yaml", text) {
+        Ok(_) => panic!("hostile input accepted"),
+        Err(r) => r.to_string(),
+    }
+}
+
+#[test]
+fn hostile_inputs_are_refused_with_a_clear_error() {
+    // Billion laughs: nine levels of aliases, each doubling ten times.
+    let mut lol = String::from("a0: &a0 [\"lol\"]\n");
+    for i in 1..10 {
+        let prev = format!("*a{}", i - 1);
+        lol.push_str(&format!(
+            "a{i}: &a{i} [{}]\n",
+            [prev.as_str(); 10].join(", ")
+        ));
+    }
+    let msg = refused(&lol);
+    assert!(msg.starts_with("hostile.yaml:"), "{msg}");
+    assert!(msg.contains("invalid YAML"), "{msg}");
+
+    // Deep nesting.
+    let deep = format!(
+        "name: x\nvars:\n  v: {}1{}\n",
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    let msg = refused(&deep);
+    assert!(
+        msg.contains("invalid YAML") || msg.contains("nesting"),
+        "{msg}"
+    );
+
+    // A huge file.
+    let huge = format!("name: x\ndescription: \"{}\"\n", "x".repeat(300 * 1024));
+    let msg = refused(&huge);
+    assert!(msg.contains("the limit is 262144 bytes"), "{msg}");
+
+    // Too many steps.
+    let mut many = String::from("name: x\ntrigger:\n  on: AWAITING_SHIPMENT\nsteps:\n");
+    for i in 0..201 {
+        many.push_str(&format!("  - id: s{i}\n    set:\n      n: {i}\n"));
+    }
+    let msg = refused(&many);
+    assert!(
+        msg.contains("201 steps is more than the limit of 200"),
+        "{msg}"
+    );
+
+    // A hostile expression.
+    let expr = format!(
+        "name: x\ntrigger:\n  on: AWAITING_SHIPMENT\n  when: \"{}true{}\"\nsteps:\n  - id: e\n    end: ok\n",
+        "(".repeat(500),
+        ")".repeat(500)
+    );
+    let msg = refused(&expr);
+    assert!(msg.contains("nests deeper than"), "{msg}");
+}
+
+fn orderflow() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_orderflow"))
+}
+
+#[test]
+fn validate_command_accepts_bundled_and_rejects_broken_workflows() {
+    let ok = orderflow()
+        .args(["validate", "workflows/"])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    for name in ["standard", "high_value", "tiktok_shipping"] {
+        assert!(Path::new(&format!("workflows/{name}.yaml")).exists());
+        let readme = std::fs::read_to_string("workflows/README.md").unwrap();
+        assert!(
+            readme.contains(&format!("{name}.yaml")),
+            "{name} is documented"
+        );
+    }
+    let bad = orderflow()
+        .args(["validate", "tests/fixtures/invalid"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&bad.stdout);
+    // Every file's errors are printed, not only the first file's.
+    assert!(out.contains("after_end.yaml:7:5:"), "{out}");
+    assert!(out.contains("wait_without_timeout.yaml:7:7:"), "{out}");
+    assert!(out.contains("yaml_syntax.yaml:7:4:"), "{out}");
+}
+
+#[test]
+fn dry_run_shows_the_standard_path_and_the_approval_path() {
+    let run = |order: &str, extra: &[&str]| {
+        let mut c = orderflow();
+        c.args([
+            "dry-run",
+            "--workflow",
+            "workflows/standard.yaml",
+            "--order",
+            order,
+        ]);
+        c.args(extra);
+        let out = c.output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let standard = run(
+        "workflows/examples/standard-order.json",
+        &["--event", "workflows/examples/delivered-event.json"],
+    );
+    assert!(
+        standard.contains("route: no case matched; default goes to reserve"),
+        "{standard}"
+    );
+    assert!(standard.contains("-> shipping.buy_label"), "{standard}");
+    assert!(standard.contains("-> tiktok.mark_shipped"), "{standard}");
+    assert!(
+        standard.contains("finished: completed (fulfilled)"),
+        "{standard}"
+    );
+    assert!(!standard.contains("waiting for an operator"), "{standard}");
+
+    let high = run(
+        "workflows/examples/high-value-order.json",
+        &["--approval", "reject"],
+    );
+    assert!(high.contains("case 1 `order.payment.total_amount > double(vars.approval_threshold)` matched; going to approve"), "{high}");
+    assert!(
+        high.contains("approve: rejected by dry-run; going to reject_cancel"),
+        "{high}"
+    );
+    assert!(high.contains("-> tiktok.cancel_order"), "{high}");
+    assert!(!high.contains("-> shipping.buy_label"), "{high}");
+
+    // Without a delivery event, the wait times out into the late path.
+    let late = run("workflows/examples/standard-order.json", &[]);
+    assert!(
+        late.contains("wait_delivery: timed out; going to late_delivery"),
+        "{late}"
+    );
+    assert!(
+        late.contains("finished: completed (fulfilled_late)"),
+        "{late}"
+    );
+}
+
+#[test]
+fn json_schema_knows_every_action_and_error_kind() {
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("workflows/schema.json").unwrap()).unwrap();
+    let step = &schema["properties"]["steps"]["items"]["properties"];
+    let actions: Vec<&str> = step["call"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    for a in orderflow::workflow::actions::CATALOGUE {
+        assert!(
+            actions.contains(&a.name),
+            "schema.json lacks action {}",
+            a.name
+        );
+    }
+    assert_eq!(actions.len(), orderflow::workflow::actions::CATALOGUE.len());
+    let kinds = step["catch"]["propertyNames"]["enum"].as_array().unwrap();
+    for k in orderflow::workflow::actions::ALL_ERRORS {
+        assert!(
+            kinds.iter().any(|v| v == k),
+            "schema.json lacks error kind {k}"
+        );
+    }
+}
