@@ -219,10 +219,14 @@ impl Deadlines {
     /// The earliest deadline by which the seller must act: what the gateway's
     /// priority queue and the at-risk gauge order by.
     pub fn ship_by(&self) -> Option<i64> {
-        [self.rts_sla_time, self.shipping_due_time, self.cancel_order_sla_time]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.rts_sla_time,
+            self.shipping_due_time,
+            self.cancel_order_sla_time,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 
@@ -465,7 +469,10 @@ mod tests {
     #[test]
     fn both_cancel_spellings_map_to_cancelled() {
         assert_eq!(TiktokStatus::parse("CANCEL"), Some(TiktokStatus::Cancelled));
-        assert_eq!(TiktokStatus::parse("CANCELLED"), Some(TiktokStatus::Cancelled));
+        assert_eq!(
+            TiktokStatus::parse("CANCELLED"),
+            Some(TiktokStatus::Cancelled)
+        );
         for s in TiktokStatus::ALL {
             assert_eq!(TiktokStatus::parse(s.as_str()), Some(s));
         }
