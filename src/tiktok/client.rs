@@ -667,6 +667,15 @@ impl Client {
         );
         r.scoped = false;
         let d: AuthorizedShopsData = self.call(r).await?;
+        // Remember the ciphers of configured shops that lacked one.
+        for s in &d.shops {
+            if let Some(st) = self.inner.shops.get(&s.id) {
+                let mut c = st.cipher.write();
+                if c.is_none() && !s.cipher.is_empty() {
+                    *c = Some(s.cipher.clone());
+                }
+            }
+        }
         Ok(d.shops)
     }
 
