@@ -442,6 +442,7 @@ fn visible(o: &WireOrder) -> WireOrder {
     o
 }
 
+#[allow(clippy::too_many_arguments)]
 fn ledger(
     w: &mut World,
     shop_id: &str,
@@ -895,17 +896,16 @@ fn dispatch(w: &mut World, r: Route, arg: &str, shop_id: &str, q: &Q<'_>, body: 
                         sim_codes::INVALID_PARAM,
                         "quantity must be at most 99999".to_string(),
                     ))
-                } else if let Some(i) = sku
-                    .inventory
-                    .iter()
-                    .find(|i| !warehouses.contains(&i.warehouse_id))
-                {
-                    Some((
-                        sim_codes::INVALID_PARAM,
-                        format!("unknown warehouse {}", i.warehouse_id),
-                    ))
                 } else {
-                    None
+                    sku.inventory
+                        .iter()
+                        .find(|i| !warehouses.contains(&i.warehouse_id))
+                        .map(|i| {
+                            (
+                                sim_codes::INVALID_PARAM,
+                                format!("unknown warehouse {}", i.warehouse_id),
+                            )
+                        })
                 };
                 match problem {
                     Some((code, msg)) => {

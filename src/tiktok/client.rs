@@ -991,9 +991,10 @@ mod tests {
             while l.check().is_ok() {
                 n += 1;
             }
-            // The burst plus one second of replenishment stays within qps.
+            // A one-second window [t, t+1) starting with the whole burst
+            // holds the burst plus ceil(rate) - 1 replenished cells.
             let rate: f64 = qps * margin;
-            assert!(n as f64 + rate <= qps + 1e-9, "qps {qps}: burst {n}");
+            assert!(n as f64 + rate.ceil() - 1.0 <= qps, "qps {qps}: burst {n}");
             assert!(n >= 1);
         }
     }
