@@ -125,6 +125,13 @@ async fn create_orders(sim: Data<Arc<Shared>>, body: Json<CreateOrders>) -> Http
             .map(|i| (i.sku_id.clone(), i.quantity.clamp(1, 1000)))
             .collect()
     };
+    let units: u64 = items.iter().map(|(_, q)| u64::from(*q)).sum::<u64>() * u64::from(count);
+    if units > 1_000_000 {
+        return err(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            format!("{units} line items in one call; at most 1000000"),
+        );
+    }
     let shop_id = w.shops[shop_idx].id.clone();
     let mut out = Vec::with_capacity(count as usize);
     for _ in 0..count {

@@ -492,6 +492,18 @@ impl GatewayHandle {
         self.client.tokens(shop_id)
     }
 
+    /// Exchanges a seller's authorization code for tokens. Goes to the auth
+    /// host, which has no per-shop quota, so it bypasses the queue.
+    pub async fn get_token(&self, auth_code: &str) -> Result<TokenData, Error> {
+        self.client.get_token(auth_code).await
+    }
+
+    /// Forces a refresh of the shop's tokens (single-flight with the
+    /// automatic refresh on code 105002); the sink receives them.
+    pub async fn refresh_token(&self, shop_id: &str) -> Result<Tokens, Error> {
+        self.client.refresh_token(shop_id).await
+    }
+
     pub async fn authorized_shops(&self, shop_id: &str) -> Result<Vec<AuthorizedShop>, Error> {
         let s = shop_id.to_string();
         self.call(shop_id, Priority::background(), move |c| async move {
