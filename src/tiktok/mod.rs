@@ -4,5 +4,25 @@
 //! The simulator (`crate::simulator`) implements the other side of the same
 //! wire protocol, so every test exercises this code as it would run against
 //! TikTok itself.
+//!
+//! - [`sign`]: the 202309 request signature and the webhook signature.
+//! - [`dto`]: request and response bodies, field for field.
+//! - [`client`]: HTTP, envelopes, error mapping, retries, token refresh.
+//! - [`gateway`]: the actor every caller goes through: per-shop rate
+//!   limits, a concurrency cap, a deadline-ordered queue, detail batching.
+//! - [`webhook`]: verifying and parsing pushes.
+//! - [`config`]: the `[tiktok]` section; [`metrics`]: metric names.
 
+pub mod client;
+pub mod config;
 pub mod dto;
+mod error;
+pub mod gateway;
+pub mod metrics;
+pub mod sign;
+pub mod webhook;
+
+pub use client::{Client, DiscardTokens, Shipment, TokenSink, Tokens};
+pub use config::{Secret, ShopConfig, TiktokConfig};
+pub use error::{codes, Error};
+pub use gateway::{GatewayHandle, Priority};

@@ -1,0 +1,1054 @@
+//! The TikTok side of the wire: every Open API endpoint orderflow uses,
+//! behind the same checks TikTok makes, in TikTok's order: app key,
+//! timestamp window, signature, access token, shop cipher, the per-(app,
+//! shop) rate limit, then any injected fault.
+//!
+//! One handler routes by method and path, so an unknown path or method gets
+//! TikTok's envelope (36009009 / 36009010) rather than an empty 404.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::http::{Method, StatusCode};
+use actix_web::web::{Bytes, Data};
+use actix_web::{HttpRequest, HttpResponse};
+use rand::Rng;
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+use super::state::{real_now_ms, LedgerEntry, World, PROVIDERS};
+use super::Shared;
+use crate::order::TiktokStatus;
+use crate::tiktok::codes;
+use crate::tiktok::dto::*;
+
+/// Codes the reference does not document, chosen by the simulator.
+pub mod sim_codes {
+    /// The order's status does not allow the operation (e.g. shipping an
+    /// ON_HOLD order).
+    pub const STATUS_NOT_ALLOWED: i64 = 21011001;
+    /// A request parameter is missing or invalid.
+    pub const INVALID_PARAM: i64 = 12019001;
+    /// The SKU is unknown or not of this product.
+    pub const SKU_NOT_FOUND: i64 = 17019001;
+    pub const INVALID_PATH: i64 = 36009009;
+    pub const INVALID_METHOD: i64 = 36009010;
+}
+
+/// The decoded query parameters of a request.
+struct Q<'a>(&'a [(String, String)]);
+
+impl Q<'_> {
+    fn get(&self, k: &str) -> Option<&str> {
+        self.0.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+    }
+}
+
+type Answer = Result<Value, (StatusCode, i64, String)>;
+
+fn bad(code: i64, msg: impl Into<String>) -> (StatusCode, i64, String) {
+    (StatusCode::OK, code, msg.into())
+}
+
+fn envelope(
+    world: &mut World,
+    status: StatusCode,
+    code: i64,
+    message: &str,
+    data: Option<Value>,
+) -> HttpResponse {
+    world.request_seq += 1;
+    let mut body = json!({
+        "code": code,
+        "message": message,
+        "request_id": format!("2026{:016}", world.request_seq),
+    });
+    if let Some(d) = data {
+        body["data"] = d;
+    }
+    HttpResponse::build(status)
+        .content_type("application/json")
+        .body(body.to_string())
+}
+
+/// What a request was routed to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Route {
+    AuthorizedShops,
+    SearchOrders,
+    OrderDetail,
+    ShipPackage,
+    BatchShip,
+    MarkShipped,
+    UpdateShippingInfo,
+    ShippingProviders,
+    Cancel,
+    UpdateInventory,
+    InventorySearch,
+    GetWebhooks,
+    PutWebhook,
+    DeleteWebhook,
+    TokenGet,
+    TokenRefresh,
+}
+
+impl Route {
+    fn name(self) -> &'static str {
+        match self {
+            Route::AuthorizedShops => "authorized_shops",
+            Route::SearchOrders => "search_orders",
+            Route::OrderDetail => "order_detail",
+            Route::ShipPackage => "ship_package",
+            Route::BatchShip => "batch_ship",
+            Route::MarkShipped => "mark_package_shipped",
+            Route::UpdateShippingInfo => "update_shipping_info",
+            Route::ShippingProviders => "shipping_providers",
+            Route::Cancel => "cancel_order",
+            Route::UpdateInventory => "update_inventory",
+            Route::InventorySearch => "inventory_search",
+            Route::GetWebhooks => "get_webhooks",
+            Route::PutWebhook => "put_webhook",
+            Route::DeleteWebhook => "delete_webhook",
+            Route::TokenGet => "token_get",
+            Route::TokenRefresh => "token_refresh",
+        }
+    }
+}
+
+/// Routes; `Err` is `(known path, wrong method)`.
+fn route<'p>(method: &Method, segs: &[&'p str]) -> Result<(Route, Option<&'p str>), bool> {
+    use Route::*;
+    let (r, arg, m) = match segs {
+        ["authorization", "202309", "shops"] => (AuthorizedShops, None, Method::GET),
+        ["order", "202309", "orders", "search"] => (SearchOrders, None, Method::POST),
+        ["order", "202309", "orders"] => (OrderDetail, None, Method::GET),
+        ["fulfillment", "202309", "packages", "ship"] => (BatchShip, None, Method::POST),
+        ["fulfillment", "202309", "packages", p, "ship"] => (ShipPackage, Some(*p), Method::POST),
+        ["fulfillment", "202309", "orders", o, "packages"] => (MarkShipped, Some(*o), Method::POST),
+        ["fulfillment", "202309", "orders", o, "shipping_info", "update"] => {
+            (UpdateShippingInfo, Some(*o), Method::POST)
+        }
+        ["logistics", "202309", "delivery_options", d, "shipping_providers"] => {
+            (ShippingProviders, Some(*d), Method::GET)
+        }
+        ["return_refund", "202309", "cancellations"] => (Cancel, None, Method::POST),
+        ["product", "202309", "products", p, "inventory", "update"] => {
+            (UpdateInventory, Some(*p), Method::POST)
+        }
+        ["product", "202309", "inventory", "search"] => (InventorySearch, None, Method::POST),
+        ["event", "202309", "webhooks"] => match *method {
+            Method::GET => (GetWebhooks, None, Method::GET),
+            Method::PUT => (PutWebhook, None, Method::PUT),
+            Method::DELETE => (DeleteWebhook, None, Method::DELETE),
+            _ => return Err(true),
+        },
+        ["api", "v2", "token", "get"] => (TokenGet, None, Method::GET),
+        ["api", "v2", "token", "refresh"] => (TokenRefresh, None, Method::GET),
+        _ => return Err(false),
+    };
+    if *method != m {
+        return Err(true);
+    }
+    Ok((r, arg))
+}
+
+fn stats(world: &mut World, r: Route) -> &mut super::state::EndpointStats {
+    world.endpoints.entry(r.name()).or_default()
+}
+
+/// The single entry point for every non-`/sim` request.
+pub(crate) async fn handle(sim: Data<Arc<Shared>>, req: HttpRequest, body: Bytes) -> HttpResponse {
+    let path = req.path().to_string();
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (r, arg) = match route(req.method(), &segs) {
+        Ok(x) => x,
+        Err(known) => {
+            let mut w = sim.world.lock();
+            return if known {
+                envelope(
+                    &mut w,
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    sim_codes::INVALID_METHOD,
+                    "Invalid method",
+                    None,
+                )
+            } else {
+                envelope(
+                    &mut w,
+                    StatusCode::NOT_FOUND,
+                    sim_codes::INVALID_PATH,
+                    "Invalid path",
+                    None,
+                )
+            };
+        }
+    };
+    let query: Vec<(String, String)> = reqwest::Url::parse(&format!("http://sim{}", req.uri()))
+        .map(|u| u.query_pairs().into_owned().collect())
+        .unwrap_or_default();
+    let q = Q(&query);
+
+    if matches!(r, Route::TokenGet | Route::TokenRefresh) {
+        let mut w = sim.world.lock();
+        stats(&mut w, r).total += 1;
+        let ans = tokens(&sim, &mut w, r, &q);
+        return finish(&mut w, r, ans);
+    }
+
+    // Identity and signature.
+    let latency;
+    {
+        let mut w = sim.world.lock();
+        stats(&mut w, r).total += 1;
+        let now = real_now_ms() / 1000;
+        let reject = |w: &mut World, code: i64, msg: &str| {
+            stats(w, r).rejected += 1;
+            envelope(w, StatusCode::OK, code, msg, None)
+        };
+        if q.get("app_key") != Some(sim.app_key.as_str()) {
+            return reject(&mut w, codes::INVALID_REQUEST, "Invalid app_key");
+        }
+        match q.get("timestamp").and_then(|t| t.parse::<i64>().ok()) {
+            Some(t) if t >= now - 300 && t <= now + 30 => {}
+            Some(_) => {
+                return reject(
+                    &mut w,
+                    codes::INVALID_REQUEST,
+                    "Timestamp is invalid or expired",
+                )
+            }
+            None => {
+                return reject(
+                    &mut w,
+                    codes::INVALID_REQUEST,
+                    "Missing or malformed timestamp",
+                )
+            }
+        }
+        let Some(sign) = q.get("sign") else {
+            return reject(&mut w, codes::INVALID_REQUEST, "Missing sign");
+        };
+        let multipart = req
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("multipart/form-data"));
+        let signed_body = if multipart { None } else { Some(&body[..]) };
+        if !crate::tiktok::sign::verify(
+            &sim.app_secret,
+            &path,
+            query.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            signed_body,
+            sign,
+        ) {
+            return reject(&mut w, codes::INVALID_SIGN, "Invalid sign");
+        }
+        let token = req
+            .headers()
+            .get("x-tts-access-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        match w.access.get(token) {
+            None => return reject(&mut w, codes::INVALID_REQUEST, "Invalid x-tts-access-token"),
+            Some(t) if t.expired || t.expires_at <= now => {
+                return reject(
+                    &mut w,
+                    codes::TOKEN_EXPIRED,
+                    "access token is expired, please refresh it",
+                )
+            }
+            Some(_) => {}
+        }
+        let shop_key = if r == Route::AuthorizedShops {
+            if q.get("shop_cipher").is_some() {
+                return reject(
+                    &mut w,
+                    codes::INVALID_REQUEST,
+                    "Unexpected identifier: shop_cipher",
+                );
+            }
+            "-".to_string()
+        } else {
+            match q.get("shop_cipher") {
+                None => return reject(&mut w, codes::CIPHER_MISSING, "shop_cipher is required"),
+                Some(c) => match w.shop_by_cipher(c) {
+                    Some(s) => s.id.clone(),
+                    None => return reject(&mut w, codes::INVALID_REQUEST, "Invalid shop_cipher"),
+                },
+            }
+        };
+        // Rate limit per (app, shop), fixed one-second windows.
+        *w.per_second
+            .entry(shop_key.clone())
+            .or_default()
+            .entry(now)
+            .or_insert(0) += 1;
+        let win = w
+            .windows
+            .entry((sim.app_key.clone(), shop_key.clone()))
+            .or_insert((now, 0));
+        if win.0 != now {
+            *win = (now, 0);
+        }
+        win.1 += 1;
+        if win.1 > sim.qps {
+            stats(&mut w, r).throttled += 1;
+            return envelope(
+                &mut w,
+                StatusCode::TOO_MANY_REQUESTS,
+                codes::TOO_MANY_REQUESTS,
+                "Too many requests",
+                None,
+            );
+        }
+        // Injected faults.
+        let f = w.faults.clone();
+        let storm = w.storm_until.is_some_and(|t| t > Instant::now());
+        if storm || (f.throttle_rate > 0.0 && w.rng.random_bool(f.throttle_rate)) {
+            stats(&mut w, r).throttled += 1;
+            return envelope(
+                &mut w,
+                StatusCode::TOO_MANY_REQUESTS,
+                codes::TOO_MANY_REQUESTS,
+                "Too many requests",
+                None,
+            );
+        }
+        if f.error_rate > 0.0 && w.rng.random_bool(f.error_rate) {
+            stats(&mut w, r).faulted += 1;
+            return if w.rng.random_bool(0.5) {
+                envelope(
+                    &mut w,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    codes::INTERNAL_ERROR,
+                    "Service unavailable",
+                    None,
+                )
+            } else {
+                envelope(
+                    &mut w,
+                    StatusCode::OK,
+                    codes::INTERNAL_ERROR,
+                    "Internal error, please retry",
+                    None,
+                )
+            };
+        }
+        let jitter = if f.latency_jitter_ms > 0 {
+            w.rng.random_range(0..=f.latency_jitter_ms)
+        } else {
+            0
+        };
+        latency = f.latency_ms + jitter;
+    }
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    let shop_id = {
+        let w = sim.world.lock();
+        q.get("shop_cipher")
+            .and_then(|c| w.shop_by_cipher(c))
+            .map(|s| s.id.clone())
+            .unwrap_or_default()
+    };
+    let ans = {
+        let mut w = sim.world.lock();
+        dispatch(&mut w, r, arg.unwrap_or(""), &shop_id, &q, &body)
+    };
+    let mut w = sim.world.lock();
+    let resp = finish(&mut w, r, ans);
+    // Webhooks produced by this call go out after the answer is decided.
+    let out = std::mem::take(&mut w.outbox);
+    drop(w);
+    sim.push_all(out);
+    resp
+}
+
+fn finish(w: &mut World, r: Route, ans: Answer) -> HttpResponse {
+    match ans {
+        Ok(data) => {
+            stats(w, r).ok += 1;
+            envelope(w, StatusCode::OK, 0, "Success", Some(data))
+        }
+        Err((status, code, msg)) => {
+            stats(w, r).rejected += 1;
+            envelope(w, status, code, &msg, None)
+        }
+    }
+}
+
+fn parse<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, (StatusCode, i64, String)> {
+    if body.is_empty() {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        bad(
+            sim_codes::INVALID_PARAM,
+            format!("Invalid request body: {e}"),
+        )
+    })
+}
+
+fn tokens(sim: &Shared, w: &mut World, r: Route, q: &Q<'_>) -> Answer {
+    if q.get("app_key") != Some(sim.app_key.as_str())
+        || q.get("app_secret") != Some(sim.app_secret.as_str())
+    {
+        return Err(bad(codes::INVALID_REQUEST, "Invalid app_key or app_secret"));
+    }
+    match r {
+        Route::TokenGet => {
+            if q.get("grant_type") != Some("authorized_code") {
+                return Err(bad(
+                    sim_codes::INVALID_PARAM,
+                    "grant_type must be authorized_code",
+                ));
+            }
+            let code = q.get("auth_code").unwrap_or("");
+            if code.is_empty() || !w.used_codes.insert(code.to_string()) {
+                return Err(bad(
+                    codes::AUTH_RECORD_MISSING,
+                    "auth_code is invalid or already used",
+                ));
+            }
+        }
+        _ => {
+            if q.get("grant_type") != Some("refresh_token") {
+                return Err(bad(
+                    sim_codes::INVALID_PARAM,
+                    "grant_type must be refresh_token",
+                ));
+            }
+            if !q
+                .get("refresh_token")
+                .is_some_and(|t| w.refresh.contains(t))
+            {
+                return Err(bad(
+                    codes::AUTH_RECORD_MISSING,
+                    "can not find related auth record",
+                ));
+            }
+        }
+    }
+    let data = w.issue_tokens(sim.token_ttl_secs);
+    serde_json::to_value(data).map_err(|e| bad(codes::INTERNAL_ERROR, e.to_string()))
+}
+
+/// The order as the API shows it: no address before the hold ends.
+fn visible(o: &WireOrder) -> WireOrder {
+    let mut o = o.clone();
+    if matches!(o.status.as_str(), "UNPAID" | "ON_HOLD") {
+        o.recipient_address = None;
+    }
+    o
+}
+
+#[allow(clippy::too_many_arguments)]
+fn ledger(
+    w: &mut World,
+    shop_id: &str,
+    action: &str,
+    order_id: Option<&str>,
+    package_id: Option<&str>,
+    sku_id: Option<&str>,
+    code: i64,
+    detail: impl Into<String>,
+) {
+    w.record(LedgerEntry {
+        seq: 0,
+        at_ms: 0,
+        shop_id: shop_id.to_string(),
+        action: action.to_string(),
+        order_id: order_id.map(str::to_string),
+        package_id: package_id.map(str::to_string),
+        sku_id: sku_id.map(str::to_string),
+        ok: code == 0,
+        code,
+        detail: detail.into(),
+    });
+}
+
+/// Ships one package; the code is 0 on success.
+fn ship_one(
+    w: &mut World,
+    shop_id: &str,
+    action: &str,
+    package_id: &str,
+    req: &ShipPackageRequest,
+) -> (i64, String) {
+    let Some(order_id) = w.by_package.get(package_id).cloned() else {
+        ledger(
+            w,
+            shop_id,
+            action,
+            None,
+            Some(package_id),
+            None,
+            codes::NOT_THIS_SELLER,
+            "unknown package",
+        );
+        return (
+            codes::NOT_THIS_SELLER,
+            "Package does not belong to this seller".into(),
+        );
+    };
+    let (status, owner) = match w.orders.get(&order_id) {
+        Some(o) => (TiktokStatus::parse(&o.wire.status), o.shop_id.clone()),
+        None => (None, String::new()),
+    };
+    if owner != shop_id {
+        ledger(
+            w,
+            shop_id,
+            action,
+            Some(&order_id),
+            Some(package_id),
+            None,
+            codes::NOT_THIS_SELLER,
+            "other shop",
+        );
+        return (
+            codes::NOT_THIS_SELLER,
+            "Package does not belong to this seller".into(),
+        );
+    }
+    let (code, msg) = match status {
+        Some(TiktokStatus::AwaitingShipment) => {
+            let ss = req.self_shipment.as_ref();
+            if let Some(s) = ss {
+                if !s.shipping_provider_id.is_empty()
+                    && !PROVIDERS.iter().any(|p| p.0 == s.shipping_provider_id)
+                {
+                    ledger(
+                        w,
+                        shop_id,
+                        action,
+                        Some(&order_id),
+                        Some(package_id),
+                        None,
+                        codes::INVALID_TRACKING,
+                        "bad provider",
+                    );
+                    return (codes::INVALID_TRACKING, "Invalid shipping provider".into());
+                }
+            }
+            w.ship(
+                &order_id,
+                ss.map(|s| s.tracking_number.as_str()),
+                ss.map(|s| s.shipping_provider_id.as_str()),
+            );
+            (0, "shipped".to_string())
+        }
+        Some(
+            TiktokStatus::AwaitingCollection
+            | TiktokStatus::PartiallyShipping
+            | TiktokStatus::InTransit
+            | TiktokStatus::Delivered
+            | TiktokStatus::Completed,
+        ) => (
+            codes::ALREADY_SHIPPED[0],
+            "Package has already been shipped".to_string(),
+        ),
+        s => (
+            sim_codes::STATUS_NOT_ALLOWED,
+            format!(
+                "Order status {} does not allow shipping",
+                s.map(|s| s.as_str()).unwrap_or("?")
+            ),
+        ),
+    };
+    ledger(
+        w,
+        shop_id,
+        action,
+        Some(&order_id),
+        Some(package_id),
+        None,
+        code,
+        msg.clone(),
+    );
+    (code, msg)
+}
+
+fn dispatch(w: &mut World, r: Route, arg: &str, shop_id: &str, q: &Q<'_>, body: &[u8]) -> Answer {
+    match r {
+        Route::AuthorizedShops => Ok(json!({
+            "shops": w.shops.iter().map(|s| AuthorizedShop {
+                id: s.id.clone(),
+                name: s.name.clone(),
+                region: s.region.clone(),
+                seller_type: "LOCAL".into(),
+                cipher: s.cipher.clone(),
+                code: format!("USLC{}", &s.id[s.id.len() - 4..]),
+            }).collect::<Vec<_>>()
+        })),
+        Route::OrderDetail => {
+            let ids: Vec<&str> = q
+                .get("ids")
+                .unwrap_or("")
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .collect();
+            if ids.is_empty() || ids.len() > 50 {
+                return Err(bad(
+                    sim_codes::INVALID_PARAM,
+                    format!("ids must hold 1 to 50 order ids, got {}", ids.len()),
+                ));
+            }
+            let orders: Vec<WireOrder> = ids
+                .iter()
+                .filter_map(|id| w.orders.get(*id))
+                .filter(|o| o.shop_id == shop_id)
+                .map(|o| visible(&o.wire))
+                .collect();
+            Ok(json!({ "orders": orders }))
+        }
+        Route::SearchOrders => {
+            let page_size: usize = match q.get("page_size").map(str::parse) {
+                Some(Ok(n)) if (1..=100).contains(&n) => n,
+                _ => {
+                    return Err(bad(
+                        sim_codes::INVALID_PARAM,
+                        "page_size is required and must be 1..=100",
+                    ))
+                }
+            };
+            let f: SearchOrdersFilter = parse(body)?;
+            let by_update = q.get("sort_field") == Some("update_time");
+            let asc = q.get("sort_order") == Some("ASC");
+            let offset: usize = match q.get("page_token") {
+                None | Some("") => 0,
+                Some(t) => t
+                    .strip_prefix("sim-page-")
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| bad(sim_codes::INVALID_PARAM, "Invalid page_token"))?,
+            };
+            let mut hits: Vec<&WireOrder> = w
+                .orders
+                .values()
+                .filter(|o| o.shop_id == shop_id)
+                .map(|o| &o.wire)
+                .filter(|o| f.order_status.as_ref().is_none_or(|s| &o.status == s))
+                .filter(|o| f.create_time_ge.is_none_or(|t| o.create_time >= t))
+                .filter(|o| f.create_time_lt.is_none_or(|t| o.create_time < t))
+                .filter(|o| f.update_time_ge.is_none_or(|t| o.update_time >= t))
+                .filter(|o| f.update_time_lt.is_none_or(|t| o.update_time < t))
+                .filter(|o| {
+                    f.shipping_type
+                        .as_ref()
+                        .is_none_or(|s| o.shipping_type.as_ref() == Some(s))
+                })
+                .filter(|o| {
+                    f.buyer_user_id
+                        .as_ref()
+                        .is_none_or(|s| o.user_id.as_ref() == Some(s))
+                })
+                .filter(|o| {
+                    f.is_buyer_request_cancel
+                        .is_none_or(|b| o.is_buyer_request_cancel.unwrap_or(false) == b)
+                })
+                .filter(|o| {
+                    f.warehouse_ids.is_empty()
+                        || o.warehouse_id
+                            .as_ref()
+                            .is_some_and(|x| f.warehouse_ids.contains(x))
+                })
+                .collect();
+            hits.sort_by(|a, b| {
+                let ka = (
+                    if by_update {
+                        a.update_time
+                    } else {
+                        a.create_time
+                    },
+                    &a.id,
+                );
+                let kb = (
+                    if by_update {
+                        b.update_time
+                    } else {
+                        b.create_time
+                    },
+                    &b.id,
+                );
+                if asc {
+                    ka.cmp(&kb)
+                } else {
+                    kb.cmp(&ka)
+                }
+            });
+            let total = hits.len();
+            let page: Vec<WireOrder> = hits
+                .iter()
+                .skip(offset)
+                .take(page_size)
+                .map(|o| visible(o))
+                .collect();
+            let next = if offset + page_size < total {
+                format!("sim-page-{}", offset + page_size)
+            } else {
+                String::new()
+            };
+            Ok(json!({ "next_page_token": next, "total_count": total, "orders": page }))
+        }
+        Route::ShipPackage => {
+            let req: ShipPackageRequest = parse(body)?;
+            match ship_one(w, shop_id, "ship", arg, &req) {
+                (0, _) => Ok(json!({})),
+                (code, msg) => Err(bad(code, msg)),
+            }
+        }
+        Route::BatchShip => {
+            let req: BatchShipRequest = parse(body)?;
+            let mut errors = Vec::new();
+            for p in &req.packages {
+                let (code, msg) = ship_one(w, shop_id, "ship", &p.id, &p.ship);
+                if code != 0 {
+                    errors.push(ItemError {
+                        code,
+                        message: msg,
+                        detail: json!({ "package_id": p.id }),
+                    });
+                }
+            }
+            Ok(json!({ "errors": errors }))
+        }
+        Route::MarkShipped => {
+            let req: MarkShippedRequest = parse(body)?;
+            if req.tracking_number.is_empty() || req.shipping_provider_id.is_empty() {
+                return Err(bad(
+                    codes::INVALID_TRACKING,
+                    "tracking_number and shipping_provider_id are required",
+                ));
+            }
+            let Some(package_id) = w
+                .orders
+                .get(arg)
+                .filter(|o| o.shop_id == shop_id)
+                .map(|o| o.package_id.clone())
+            else {
+                return Err(bad(
+                    codes::NOT_THIS_SELLER,
+                    "Order does not belong to this seller",
+                ));
+            };
+            let ship = ShipPackageRequest {
+                handover_method: None,
+                pickup_slot: None,
+                self_shipment: Some(SelfShipment {
+                    tracking_number: req.tracking_number.clone(),
+                    shipping_provider_id: req.shipping_provider_id.clone(),
+                }),
+            };
+            match ship_one(w, shop_id, "mark_shipped", &package_id, &ship) {
+                (0, _) => {
+                    let items = w
+                        .orders
+                        .get(arg)
+                        .map(|o| {
+                            o.wire
+                                .line_items
+                                .iter()
+                                .map(|l| l.id.clone())
+                                .collect::<Vec<_>>()
+                        })
+                        .unwrap_or_default();
+                    Ok(json!(MarkShippedData {
+                        order_id: arg.to_string(),
+                        order_line_item_ids: items,
+                        package_id,
+                        warning: None
+                    }))
+                }
+                (code, msg) => Err(bad(code, msg)),
+            }
+        }
+        Route::UpdateShippingInfo => {
+            let req: UpdateShippingInfoRequest = parse(body)?;
+            let now = w.clock.now_secs();
+            let Some(o) = w.orders.get_mut(arg).filter(|o| o.shop_id == shop_id) else {
+                return Err(bad(
+                    codes::NOT_THIS_SELLER,
+                    "Order does not belong to this seller",
+                ));
+            };
+            let shipped = matches!(o.wire.status.as_str(), "AWAITING_COLLECTION" | "IN_TRANSIT");
+            let (code, msg) = if !shipped {
+                (
+                    sim_codes::STATUS_NOT_ALLOWED,
+                    format!(
+                        "Order status {} does not allow updating tracking",
+                        o.wire.status
+                    ),
+                )
+            } else if req.tracking_number.is_empty()
+                || !PROVIDERS.iter().any(|p| p.0 == req.shipping_provider_id)
+            {
+                (
+                    codes::INVALID_TRACKING,
+                    "Invalid tracking number or shipping provider".to_string(),
+                )
+            } else {
+                o.wire.tracking_number = Some(req.tracking_number.clone());
+                o.wire.shipping_provider_id = Some(req.shipping_provider_id.clone());
+                o.wire.update_time = now;
+                for li in &mut o.wire.line_items {
+                    li.tracking_number = Some(req.tracking_number.clone());
+                }
+                (0, "updated".to_string())
+            };
+            ledger(
+                w,
+                shop_id,
+                "update_shipping_info",
+                Some(arg),
+                None,
+                None,
+                code,
+                msg.clone(),
+            );
+            if code == 0 {
+                Ok(json!({}))
+            } else {
+                Err(bad(code, msg))
+            }
+        }
+        Route::ShippingProviders => Ok(json!({
+            "shipping_providers": PROVIDERS.iter().map(|(id, name)| json!({"id": id, "name": name})).collect::<Vec<_>>()
+        })),
+        Route::Cancel => {
+            let req: CancelOrderRequest = parse(body)?;
+            let status = w
+                .orders
+                .get(&req.order_id)
+                .filter(|o| o.shop_id == shop_id)
+                .map(|o| o.wire.status.clone());
+            let (code, msg) = match status.as_deref() {
+                None => (
+                    codes::NOT_THIS_SELLER,
+                    "Order does not belong to this seller".to_string(),
+                ),
+                Some(_) if !req.cancel_reason.starts_with("seller_cancel_reason_") => (
+                    codes::CANCEL_REASON_INVALID,
+                    format!("Cancel reason {:?} is not valid", req.cancel_reason),
+                ),
+                Some("UNPAID" | "ON_HOLD" | "AWAITING_SHIPMENT") => (0, "cancelled".to_string()),
+                Some("COMPLETED" | "CANCELLED") => (
+                    codes::ORDER_FINISHED,
+                    "Order is already completed or cancelled".to_string(),
+                ),
+                Some(s) => (
+                    codes::CANCEL_REASON_INVALID,
+                    format!("Order status {s} does not allow a seller cancel"),
+                ),
+            };
+            if code == 0 {
+                w.cancel(&req.order_id, "SELLER", &req.cancel_reason);
+            }
+            ledger(
+                w,
+                shop_id,
+                "cancel",
+                Some(&req.order_id),
+                None,
+                None,
+                code,
+                msg.clone(),
+            );
+            if code == 0 {
+                let cancel_id = format!("4{:018}", w.ledger.len());
+                let data = json!({
+                    "order_id": req.order_id, "cancellations_role": "SELLER", "cancel_status": "CANCELLATION_REQUEST_SUCCESS",
+                    "cancel_id": cancel_id, "create_time": w.clock.now_secs(),
+                });
+                w.notify(
+                    shop_id,
+                    11,
+                    "CANCELLATION_STATUS_CHANGE",
+                    Some(req.order_id.clone()),
+                    data,
+                );
+                Ok(json!(CancelOrderData {
+                    cancel_id,
+                    cancel_status: "SUCCESS".into()
+                }))
+            } else {
+                Err(bad(code, msg))
+            }
+        }
+        Route::UpdateInventory => {
+            let req: UpdateInventoryRequest = parse(body)?;
+            let mut errors = Vec::new();
+            for sku in &req.skus {
+                let known = w.skus.get(&sku.id).is_some_and(|s| s.product_id == arg);
+                let warehouses: Vec<String> = w
+                    .shops
+                    .iter()
+                    .filter(|s| s.id == shop_id)
+                    .map(|s| s.warehouse_id.clone())
+                    .collect();
+                let problem = if !known {
+                    Some((
+                        sim_codes::SKU_NOT_FOUND,
+                        "SKU does not belong to this product".to_string(),
+                    ))
+                } else if sku.inventory.iter().any(|i| i.quantity > 99_999) {
+                    Some((
+                        sim_codes::INVALID_PARAM,
+                        "quantity must be at most 99999".to_string(),
+                    ))
+                } else {
+                    sku.inventory
+                        .iter()
+                        .find(|i| !warehouses.contains(&i.warehouse_id))
+                        .map(|i| {
+                            (
+                                sim_codes::INVALID_PARAM,
+                                format!("unknown warehouse {}", i.warehouse_id),
+                            )
+                        })
+                };
+                match problem {
+                    Some((code, msg)) => {
+                        ledger(
+                            w,
+                            shop_id,
+                            "inventory_update",
+                            None,
+                            None,
+                            Some(&sku.id),
+                            code,
+                            msg.clone(),
+                        );
+                        errors.push(ItemError {
+                            code,
+                            message: msg,
+                            detail: json!({ "sku_id": sku.id }),
+                        });
+                    }
+                    None => {
+                        for i in &sku.inventory {
+                            w.inventory.insert(
+                                (sku.id.clone(), i.warehouse_id.clone()),
+                                i64::from(i.quantity),
+                            );
+                        }
+                        let total: u32 = sku.inventory.iter().map(|i| i.quantity).sum();
+                        ledger(
+                            w,
+                            shop_id,
+                            "inventory_update",
+                            None,
+                            None,
+                            Some(&sku.id),
+                            0,
+                            format!("quantity {total}"),
+                        );
+                    }
+                }
+            }
+            Ok(json!({ "errors": errors }))
+        }
+        Route::InventorySearch => {
+            let req: InventorySearchRequest = parse(body)?;
+            if req.product_ids.is_empty() == req.sku_ids.is_empty()
+                || req.product_ids.len() > 100
+                || req.sku_ids.len() > 600
+            {
+                return Err(bad(
+                    sim_codes::INVALID_PARAM,
+                    "give either product_ids (<=100) or sku_ids (<=600)",
+                ));
+            }
+            let warehouse = w
+                .shops
+                .iter()
+                .find(|s| s.id == shop_id)
+                .map(|s| s.warehouse_id.clone())
+                .unwrap_or_default();
+            let mut by_product: std::collections::BTreeMap<String, Vec<InventorySku>> =
+                Default::default();
+            for s in w.skus.values() {
+                if !(req.product_ids.contains(&s.product_id) || req.sku_ids.contains(&s.id)) {
+                    continue;
+                }
+                let qty = w
+                    .inventory
+                    .get(&(s.id.clone(), warehouse.clone()))
+                    .copied()
+                    .unwrap_or(0);
+                by_product
+                    .entry(s.product_id.clone())
+                    .or_default()
+                    .push(InventorySku {
+                        id: s.id.clone(),
+                        total_available_quantity: qty,
+                        warehouse_inventory: vec![WarehouseInventory {
+                            warehouse_id: warehouse.clone(),
+                            available_quantity: qty,
+                        }],
+                    });
+            }
+            let inventory: Vec<ProductInventory> = by_product
+                .into_iter()
+                .map(|(product_id, skus)| ProductInventory { product_id, skus })
+                .collect();
+            Ok(json!({ "inventory": inventory }))
+        }
+        Route::GetWebhooks => Ok(json!({
+            "webhooks": w.webhooks.iter().filter(|((s, _), _)| s == shop_id).map(|(_, v)| v.clone()).collect::<Vec<_>>()
+        })),
+        Route::PutWebhook => {
+            let req: UpdateWebhookRequest = parse(body)?;
+            if req.address.is_empty()
+                || req.address.len() > 255
+                || !(req.address.starts_with("http://") || req.address.starts_with("https://"))
+            {
+                return Err(bad(
+                    sim_codes::INVALID_PARAM,
+                    "address must be an http(s) URL of at most 255 characters",
+                ));
+            }
+            if !EVENT_TYPES.contains(&req.event_type.as_str()) {
+                return Err(bad(
+                    sim_codes::INVALID_PARAM,
+                    format!("unknown event_type {:?}", req.event_type),
+                ));
+            }
+            let now = w.clock.now_secs();
+            let key = (shop_id.to_string(), req.event_type.clone());
+            let create_time = w.webhooks.get(&key).map(|h| h.create_time).unwrap_or(now);
+            w.webhooks.insert(
+                key,
+                ShopWebhook {
+                    event_type: req.event_type,
+                    address: req.address,
+                    create_time,
+                    update_time: now,
+                },
+            );
+            Ok(json!({}))
+        }
+        Route::DeleteWebhook => {
+            let req: DeleteWebhookRequest = parse(body)?;
+            w.webhooks.remove(&(shop_id.to_string(), req.event_type));
+            Ok(json!({}))
+        }
+        Route::TokenGet | Route::TokenRefresh => Err(bad(
+            sim_codes::INVALID_PATH,
+            "token endpoints are routed earlier",
+        )),
+    }
+}
+
+/// `event_type` names accepted by `PUT /event/202309/webhooks`.
+pub const EVENT_TYPES: [&str; 9] = [
+    "ORDER_STATUS_CHANGE",
+    "REVERSE_STATUS_UPDATE",
+    "RECIPIENT_ADDRESS_UPDATE",
+    "PACKAGE_UPDATE",
+    "PRODUCT_STATUS_CHANGE",
+    "SELLER_DEAUTHORIZATION",
+    "UPCOMING_AUTHORIZATION_EXPIRATION",
+    "CANCELLATION_STATUS_CHANGE",
+    "RETURN_STATUS_CHANGE",
+];

@@ -1,0 +1,308 @@
+//! `/sim/...`: the control surface tests and operators use to drive the
+//! simulator and to read what it saw. Not part of TikTok's API, so it is
+//! neither signed nor rate limited.
+//!
+//! | Method & path | Body / query | Answer |
+//! |---|---|---|
+//! | `GET /sim/shops` | | `{shops:[{id,cipher,name,region,warehouse_id}], skus:[{id,product_id,name,price}]}` |
+//! | `POST /sim/orders` | `{shop_id?, items?:[{sku_id,quantity}], status?, count?, ship_by_in_secs?}` | `{orders:[{order_id,package_id,shop_id}]}` |
+//! | `GET /sim/orders/{id}` | | `{order_id,shop_id,status,package_id,order}` (true state, address included) |
+//! | `POST /sim/orders/{id}/buyer_cancel` | | `{status}` or 409 `{error}` |
+//! | `POST /sim/carrier` | `{order_ids:[..], to?: "IN_TRANSIT"\|"DELIVERED"\|"COMPLETED"}` | `{advanced:[{order_id,status}], skipped:[{order_id,error}]}` |
+//! | `GET`/`POST /sim/clock` | `{time_scale}` | `{time_scale, now}` |
+//! | `GET`/`POST /sim/faults` | [`Faults`] (replaces all) | [`Faults`] |
+//! | `GET /sim/ledger` | `?order_id=&action=` | `{entries:[LedgerEntry]}` |
+//! | `GET /sim/stats` | | `{limit_qps, shops:{id:{total,max_per_second,per_second:[[unix_sec,n]]}}, endpoints:{name:{total,ok,throttled,faulted,rejected}}}` |
+//! | `GET /sim/webhooks` | | `{deliveries:[DeliveryRecord]}` |
+//! | `POST /sim/tokens/expire` | | `{expired:n}` |
+
+use std::sync::Arc;
+
+use actix_web::web::{self, Data, Json, Path, Query};
+use actix_web::HttpResponse;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::state::Faults;
+use super::Shared;
+use crate::order::TiktokStatus;
+
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/sim")
+            .route("/shops", web::get().to(shops))
+            .route("/orders", web::post().to(create_orders))
+            .route("/orders/{id}", web::get().to(get_order))
+            .route("/orders/{id}/buyer_cancel", web::post().to(buyer_cancel))
+            .route("/carrier", web::post().to(carrier))
+            .route("/clock", web::get().to(get_clock))
+            .route("/clock", web::post().to(set_clock))
+            .route("/faults", web::get().to(get_faults))
+            .route("/faults", web::post().to(set_faults))
+            .route("/ledger", web::get().to(ledger))
+            .route("/stats", web::get().to(stats))
+            .route("/webhooks", web::get().to(webhooks))
+            .route("/tokens/expire", web::post().to(expire_tokens)),
+    );
+}
+
+fn err(status: actix_web::http::StatusCode, msg: impl Into<String>) -> HttpResponse {
+    HttpResponse::build(status).json(json!({ "error": msg.into() }))
+}
+
+async fn shops(sim: Data<Arc<Shared>>) -> HttpResponse {
+    let w = sim.world.lock();
+    HttpResponse::Ok().json(json!({
+        "shops": w.shops.iter().map(|s| json!({
+            "id": s.id, "cipher": s.cipher, "name": s.name, "region": s.region, "warehouse_id": s.warehouse_id,
+        })).collect::<Vec<_>>(),
+        "skus": w.skus.values().map(|s| json!({
+            "id": s.id, "product_id": s.product_id, "name": format!("{} {}", s.product_name, s.sku_name),
+            "price": s.price.to_string(),
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Item {
+    sku_id: String,
+    #[serde(default = "one")]
+    quantity: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct CreateOrders {
+    shop_id: Option<String>,
+    items: Vec<Item>,
+    status: Option<String>,
+    count: Option<u32>,
+    ship_by_in_secs: Option<i64>,
+}
+
+async fn create_orders(sim: Data<Arc<Shared>>, body: Json<CreateOrders>) -> HttpResponse {
+    let b = body.into_inner();
+    let status = match b.status.as_deref().map(TiktokStatus::parse) {
+        None => TiktokStatus::AwaitingShipment,
+        Some(Some(
+            s @ (TiktokStatus::Unpaid | TiktokStatus::OnHold | TiktokStatus::AwaitingShipment),
+        )) => s,
+        Some(_) => {
+            return err(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                "status must be UNPAID, ON_HOLD or AWAITING_SHIPMENT",
+            )
+        }
+    };
+    let count = b.count.unwrap_or(1).clamp(1, 100_000);
+    let mut w = sim.world.lock();
+    let shop_idx = match &b.shop_id {
+        None => 0,
+        Some(id) => match w.shops.iter().position(|s| &s.id == id) {
+            Some(i) => i,
+            None => {
+                return err(
+                    actix_web::http::StatusCode::NOT_FOUND,
+                    format!("no shop {id}"),
+                )
+            }
+        },
+    };
+    let items: Vec<(String, u32)> = if b.items.is_empty() {
+        w.skus
+            .keys()
+            .next()
+            .map(|k| vec![(k.clone(), 1)])
+            .unwrap_or_default()
+    } else {
+        b.items
+            .iter()
+            .map(|i| (i.sku_id.clone(), i.quantity.clamp(1, 1000)))
+            .collect()
+    };
+    let units: u64 = items.iter().map(|(_, q)| u64::from(*q)).sum::<u64>() * u64::from(count);
+    if units > 1_000_000 {
+        return err(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            format!("{units} line items in one call; at most 1000000"),
+        );
+    }
+    let shop_id = w.shops[shop_idx].id.clone();
+    let mut out = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let (order_id, package_id) = w.create_order(shop_idx, &items, status, b.ship_by_in_secs);
+        out.push(json!({ "order_id": order_id, "package_id": package_id, "shop_id": shop_id }));
+    }
+    let pushes = std::mem::take(&mut w.outbox);
+    drop(w);
+    sim.push_all(pushes);
+    HttpResponse::Ok().json(json!({ "orders": out }))
+}
+
+async fn get_order(sim: Data<Arc<Shared>>, id: Path<String>) -> HttpResponse {
+    let w = sim.world.lock();
+    match w.orders.get(id.as_str()) {
+        None => err(actix_web::http::StatusCode::NOT_FOUND, "no such order"),
+        Some(o) => HttpResponse::Ok().json(json!({
+            "order_id": o.wire.id, "shop_id": o.shop_id, "status": o.wire.status,
+            "package_id": o.package_id, "order": o.wire,
+        })),
+    }
+}
+
+async fn buyer_cancel(sim: Data<Arc<Shared>>, id: Path<String>) -> HttpResponse {
+    let mut w = sim.world.lock();
+    let r = w.buyer_cancel(&id);
+    let pushes = std::mem::take(&mut w.outbox);
+    drop(w);
+    sim.push_all(pushes);
+    match r {
+        Ok(()) => HttpResponse::Ok().json(json!({ "status": "CANCELLED" })),
+        Err(e) => err(actix_web::http::StatusCode::CONFLICT, e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Carrier {
+    order_ids: Vec<String>,
+    #[serde(default)]
+    to: Option<String>,
+}
+
+async fn carrier(sim: Data<Arc<Shared>>, body: Json<Carrier>) -> HttpResponse {
+    let to = match body.to.as_deref().map(TiktokStatus::parse) {
+        None => None,
+        Some(Some(
+            s @ (TiktokStatus::InTransit | TiktokStatus::Delivered | TiktokStatus::Completed),
+        )) => Some(s),
+        Some(_) => {
+            return err(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                "to must be IN_TRANSIT, DELIVERED or COMPLETED",
+            )
+        }
+    };
+    let mut w = sim.world.lock();
+    let (mut advanced, mut skipped) = (Vec::new(), Vec::new());
+    for id in &body.order_ids {
+        let shop = w
+            .orders
+            .get(id)
+            .map(|o| o.shop_id.clone())
+            .unwrap_or_default();
+        match w.carrier_step(id, to) {
+            Ok(s) => {
+                w.record_simple(&shop, "carrier", id);
+                advanced.push(json!({ "order_id": id, "status": s.as_str() }));
+            }
+            Err(e) => skipped.push(json!({ "order_id": id, "error": e })),
+        }
+    }
+    let pushes = std::mem::take(&mut w.outbox);
+    drop(w);
+    sim.push_all(pushes);
+    HttpResponse::Ok().json(json!({ "advanced": advanced, "skipped": skipped }))
+}
+
+fn clock_json(sim: &Shared) -> serde_json::Value {
+    let w = sim.world.lock();
+    json!({ "time_scale": w.clock.scale(), "now": w.clock.now() })
+}
+
+async fn get_clock(sim: Data<Arc<Shared>>) -> HttpResponse {
+    HttpResponse::Ok().json(clock_json(&sim))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetClock {
+    time_scale: f64,
+}
+
+async fn set_clock(sim: Data<Arc<Shared>>, body: Json<SetClock>) -> HttpResponse {
+    if !(body.time_scale.is_finite() && body.time_scale > 0.0) {
+        return err(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "time_scale must be positive",
+        );
+    }
+    sim.world.lock().clock.set_scale(body.time_scale);
+    HttpResponse::Ok().json(clock_json(&sim))
+}
+
+async fn get_faults(sim: Data<Arc<Shared>>) -> HttpResponse {
+    HttpResponse::Ok().json(&sim.world.lock().faults)
+}
+
+async fn set_faults(sim: Data<Arc<Shared>>, body: Json<Faults>) -> HttpResponse {
+    let f = body.into_inner();
+    if let Err(e) = f.validate() {
+        return err(actix_web::http::StatusCode::BAD_REQUEST, e);
+    }
+    let mut w = sim.world.lock();
+    w.storm_until = (f.storm_ms > 0)
+        .then(|| std::time::Instant::now() + std::time::Duration::from_millis(f.storm_ms));
+    w.faults = f;
+    HttpResponse::Ok().json(&w.faults)
+}
+
+#[derive(Deserialize)]
+struct LedgerQuery {
+    order_id: Option<String>,
+    action: Option<String>,
+}
+
+async fn ledger(sim: Data<Arc<Shared>>, q: Query<LedgerQuery>) -> HttpResponse {
+    let w = sim.world.lock();
+    let entries: Vec<_> = w
+        .ledger
+        .iter()
+        .filter(|e| q.order_id.is_none() || e.order_id == q.order_id)
+        .filter(|e| q.action.as_ref().is_none_or(|a| &e.action == a))
+        .collect();
+    HttpResponse::Ok().json(json!({ "entries": entries }))
+}
+
+async fn stats(sim: Data<Arc<Shared>>) -> HttpResponse {
+    let w = sim.world.lock();
+    let shops: serde_json::Map<String, serde_json::Value> = w
+        .per_second
+        .iter()
+        .map(|(shop, secs)| {
+            let total: u64 = secs.values().map(|n| u64::from(*n)).sum();
+            let max = secs.values().copied().max().unwrap_or(0);
+            let per: Vec<(i64, u32)> = secs.iter().map(|(s, n)| (*s, *n)).collect();
+            (
+                shop.clone(),
+                json!({ "total": total, "max_per_second": max, "per_second": per }),
+            )
+        })
+        .collect();
+    HttpResponse::Ok().json(json!({
+        "limit_qps": sim.qps,
+        "shops": shops,
+        "endpoints": w.endpoints,
+    }))
+}
+
+async fn webhooks(sim: Data<Arc<Shared>>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "deliveries": sim.world.lock().deliveries }))
+}
+
+async fn expire_tokens(sim: Data<Arc<Shared>>) -> HttpResponse {
+    let mut w = sim.world.lock();
+    let mut n = 0;
+    for t in w.access.values_mut() {
+        if !t.expired {
+            t.expired = true;
+            n += 1;
+        }
+    }
+    HttpResponse::Ok().json(json!({ "expired": n }))
+}

@@ -1,0 +1,366 @@
+//! A faithful TikTok Shop simulator: a real HTTP server speaking the same
+//! 202309 wire protocol as `crate::tiktok` (signatures, envelopes, error
+//! codes, rate limits, webhooks), so orderflow can be developed, tested and
+//! demonstrated without a TikTok account.
+//!
+//! - [`state`]: shops, catalog, orders and their lifecycle on a scalable
+//!   clock, tokens, the ledger of mutating calls, statistics, faults.
+//! - [`api`]: the TikTok endpoints and their checks.
+//! - [`control`]: `/sim/...` endpoints tests use to drive and inspect it.
+//! - [`push`]: signed webhook delivery with TikTok's retry schedule.
+//!
+//! Entry points: [`start`] (tests; returns a [`SimulatorHandle`]) and
+//! [`run`] (the `orderflow simulator` command; runs until cancelled).
+
+pub mod api;
+pub mod control;
+pub mod push;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpServer};
+use parking_lot::Mutex;
+use rand::Rng;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::order::TiktokStatus;
+pub use state::{DeliveryRecord, EndpointStats, Faults, LedgerEntry};
+
+/// Errors starting the simulator.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid simulator arguments: {0}")]
+    InvalidArgs(String),
+}
+
+/// `orderflow simulator`: every knob of the simulated TikTok Shop.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SimulatorArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:8787", env = "ORDERFLOW_SIM_LISTEN")]
+    pub listen: String,
+    /// The app key clients must send (`app_key` query parameter).
+    #[arg(long, default_value = "sim-app-key")]
+    pub app_key: String,
+    /// The app secret requests and webhooks are signed with.
+    #[arg(long, default_value = "sim-app-secret")]
+    pub app_secret: String,
+    /// An access token accepted for every simulated shop, so clients need no
+    /// OAuth round trip.
+    #[arg(long, default_value = "sim-access-token")]
+    pub access_token: String,
+    /// A refresh token accepted by `/api/v2/token/refresh`.
+    #[arg(long, default_value = "sim-refresh-token")]
+    pub refresh_token: String,
+    /// Lifetime of issued access tokens, in real seconds.
+    #[arg(long, default_value_t = 7 * 86_400)]
+    pub token_ttl_secs: i64,
+    /// Where webhooks go when a shop registered no address for the topic.
+    #[arg(long)]
+    pub webhook_url: Option<String>,
+    /// New orders generated per real second, across shops (0 = only those
+    /// created through `POST /sim/orders`).
+    #[arg(long, default_value_t = 0.0)]
+    pub orders_per_second: f64,
+    /// Number of simulated shops.
+    #[arg(long, default_value_t = 2)]
+    pub shops: u32,
+    /// Rate limit per (app, shop), in requests per second; excess requests
+    /// get HTTP 429 with code 36009002.
+    #[arg(long, default_value_t = 50)]
+    pub qps: u32,
+    /// Simulated seconds per real second for the order lifecycle (hold
+    /// window, carrier, SLAs, webhook retry delays).
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
+    /// Seed of the random generator (orders, addresses, faults).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Fraction of generated orders the buyer cancels during the hold.
+    #[arg(long, default_value_t = 0.05)]
+    pub buyer_cancel_rate: f64,
+    /// Leave carrier steps (collection, delivery, completion) to
+    /// `POST /sim/carrier` instead of running them on the clock.
+    #[arg(long)]
+    pub manual_carrier: bool,
+    /// Fault: fraction of API calls failing transiently (HTTP 503 or code
+    /// 36009003).
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Fault: extra latency per API call, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Fault: random extra latency up to this many milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_jitter_ms: u64,
+    /// Fault: fraction of API calls answered 429 regardless of quota.
+    #[arg(long, default_value_t = 0.0)]
+    pub throttle_rate: f64,
+    /// Fault: a 429 storm (every call throttled) for this many milliseconds
+    /// after start.
+    #[arg(long, default_value_t = 0)]
+    pub storm_ms: u64,
+    /// Fault: fraction of webhooks never sent.
+    #[arg(long, default_value_t = 0.0)]
+    pub webhook_drop_rate: f64,
+    /// Fault: fraction of webhooks sent twice.
+    #[arg(long, default_value_t = 0.0)]
+    pub webhook_duplicate_rate: f64,
+    /// Fault: fraction of webhooks held back and sent after the next one.
+    #[arg(long, default_value_t = 0.0)]
+    pub webhook_reorder_rate: f64,
+    /// HTTP worker threads.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+}
+
+impl Default for SimulatorArgs {
+    fn default() -> Self {
+        SimulatorArgs {
+            listen: "127.0.0.1:0".into(),
+            app_key: "sim-app-key".into(),
+            app_secret: "sim-app-secret".into(),
+            access_token: "sim-access-token".into(),
+            refresh_token: "sim-refresh-token".into(),
+            token_ttl_secs: 7 * 86_400,
+            webhook_url: None,
+            orders_per_second: 0.0,
+            shops: 2,
+            qps: 50,
+            time_scale: 1.0,
+            seed: 1,
+            buyer_cancel_rate: 0.05,
+            manual_carrier: false,
+            error_rate: 0.0,
+            latency_ms: 0,
+            latency_jitter_ms: 0,
+            throttle_rate: 0.0,
+            storm_ms: 0,
+            webhook_drop_rate: 0.0,
+            webhook_duplicate_rate: 0.0,
+            webhook_reorder_rate: 0.0,
+            workers: 2,
+        }
+    }
+}
+
+/// State shared by the HTTP workers and the background tasks.
+pub(crate) struct Shared {
+    pub(crate) world: Mutex<state::World>,
+    pub(crate) app_key: String,
+    pub(crate) app_secret: String,
+    pub(crate) qps: u32,
+    pub(crate) token_ttl_secs: i64,
+    push_tx: mpsc::UnboundedSender<state::Push>,
+}
+
+impl Shared {
+    pub(crate) fn push_all(&self, pushes: Vec<state::Push>) {
+        for p in pushes {
+            // The pusher only stops at shutdown; losing a push then is fine.
+            let _ = self.push_tx.send(p);
+        }
+    }
+}
+
+/// A running simulator.
+pub struct SimulatorHandle {
+    addr: SocketAddr,
+    server: actix_web::dev::ServerHandle,
+    cancel: CancellationToken,
+    shops: Vec<(String, String)>,
+}
+
+impl SimulatorHandle {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    /// `http://ip:port`, usable as both `base_url` and `auth_url`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+    /// `(shop id, cipher)` of every simulated shop.
+    pub fn shops(&self) -> &[(String, String)] {
+        &self.shops
+    }
+    /// Stops the server and the background tasks.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        self.server.stop(true).await;
+    }
+}
+
+fn validate(args: &SimulatorArgs) -> Result<(), Error> {
+    let mut p = Vec::new();
+    if args.app_key.is_empty() || args.app_secret.is_empty() || args.access_token.is_empty() {
+        p.push("app key, app secret and access token must be non-empty".to_string());
+    }
+    if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
+        p.push("time scale must be positive".into());
+    }
+    if !(args.orders_per_second.is_finite() && args.orders_per_second >= 0.0) {
+        p.push("orders per second must be >= 0".into());
+    }
+    if args.qps == 0 {
+        p.push("qps must be at least 1".into());
+    }
+    if !(0.0..=1.0).contains(&args.buyer_cancel_rate) {
+        p.push("buyer cancel rate must be within [0, 1]".into());
+    }
+    let f = initial_faults(args);
+    if let Err(e) = f.validate() {
+        p.push(e);
+    }
+    if p.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgs(p.join("; ")))
+    }
+}
+
+fn initial_faults(a: &SimulatorArgs) -> Faults {
+    Faults {
+        error_rate: a.error_rate,
+        latency_ms: a.latency_ms,
+        latency_jitter_ms: a.latency_jitter_ms,
+        throttle_rate: a.throttle_rate,
+        storm_ms: a.storm_ms,
+        webhook_drop_rate: a.webhook_drop_rate,
+        webhook_duplicate_rate: a.webhook_duplicate_rate,
+        webhook_reorder_rate: a.webhook_reorder_rate,
+    }
+}
+
+/// Advances the lifecycle and generates orders, every 50 ms.
+async fn ticker(sim: Arc<Shared>, orders_per_second: f64, cancel: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_millis(50));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut carry = 0.0;
+    let mut last = std::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let dt = last.elapsed().as_secs_f64();
+        last = std::time::Instant::now();
+        let pushes = {
+            let mut w = sim.world.lock();
+            w.tick();
+            carry += orders_per_second * dt;
+            while carry >= 1.0 {
+                carry -= 1.0;
+                let n_shops = w.shops.len();
+                let shop = w.rng.random_range(0..n_shops);
+                let skus: Vec<String> = w.skus.keys().cloned().collect();
+                let n = w.rng.random_range(1..=3usize);
+                let items: Vec<(String, u32)> = (0..n)
+                    .map(|_| {
+                        let i = w.rng.random_range(0..skus.len());
+                        (skus[i].clone(), w.rng.random_range(1..=2u32))
+                    })
+                    .collect();
+                w.create_order(shop, &items, TiktokStatus::Unpaid, None);
+            }
+            std::mem::take(&mut w.outbox)
+        };
+        sim.push_all(pushes);
+    }
+}
+
+/// Binds and starts the simulator in the background.
+pub async fn start(args: SimulatorArgs) -> Result<SimulatorHandle, Error> {
+    validate(&args)?;
+    let listener = std::net::TcpListener::bind(&args.listen).map_err(|source| Error::Bind {
+        addr: args.listen.clone(),
+        source,
+    })?;
+    let addr = listener.local_addr().map_err(|source| Error::Bind {
+        addr: args.listen.clone(),
+        source,
+    })?;
+    let mut world = state::World::new(
+        args.seed,
+        args.shops,
+        args.time_scale,
+        &args.access_token,
+        &args.refresh_token,
+        args.token_ttl_secs,
+        args.buyer_cancel_rate,
+        !args.manual_carrier,
+        args.webhook_url.clone(),
+    );
+    world.faults = initial_faults(&args);
+    world.storm_until = (args.storm_ms > 0)
+        .then(|| std::time::Instant::now() + Duration::from_millis(args.storm_ms));
+    let shops = world
+        .shops
+        .iter()
+        .map(|s| (s.id.clone(), s.cipher.clone()))
+        .collect();
+    let (push_tx, push_rx) = mpsc::unbounded_channel();
+    let shared = Arc::new(Shared {
+        world: Mutex::new(world),
+        app_key: args.app_key.clone(),
+        app_secret: args.app_secret.clone(),
+        qps: args.qps,
+        token_ttl_secs: args.token_ttl_secs,
+        push_tx,
+    });
+    let data = web::Data::new(shared.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(web::PayloadConfig::new(4 << 20))
+            .app_data(web::JsonConfig::default().limit(4 << 20))
+            .configure(control::routes)
+            .default_service(web::to(api::handle))
+    })
+    .workers(args.workers.max(1))
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)
+    .map_err(|source| Error::Bind {
+        addr: args.listen.clone(),
+        source,
+    })?
+    .run();
+    let server_handle = server.handle();
+    let cancel = CancellationToken::new();
+    tokio::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "Simulator HTTP server failed");
+        }
+    });
+    tokio::spawn(ticker(
+        shared.clone(),
+        args.orders_per_second,
+        cancel.clone(),
+    ));
+    tokio::spawn(push::run(shared, push_rx, cancel.clone()));
+    tracing::info!(%addr, shops = args.shops, qps = args.qps, "TikTok Shop simulator listening");
+    Ok(SimulatorHandle {
+        addr,
+        server: server_handle,
+        cancel,
+        shops,
+    })
+}
+
+/// Runs the simulator until `shutdown` is cancelled (the CLI entry point).
+pub async fn run(args: SimulatorArgs, shutdown: CancellationToken) -> Result<(), Error> {
+    let handle = start(args).await?;
+    shutdown.cancelled().await;
+    handle.stop().await;
+    Ok(())
+}

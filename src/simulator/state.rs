@@ -1,0 +1,875 @@
+//! The simulator's world: shops, catalog, orders and their lifecycle, the
+//! clock, tokens, the ledger, request statistics and fault settings.
+//!
+//! Everything lives in one `parking_lot::Mutex<World>`; no lock is held
+//! across an `.await`. Order time runs on a scalable clock (`time_scale`
+//! simulated seconds per real second) so a test can watch an order go from
+//! UNPAID to COMPLETED in seconds; rate limits and the timestamp window use
+//! real time, as TikTok's do.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::order::{Money, TiktokStatus};
+use crate::tiktok::dto::*;
+
+pub(crate) fn real_now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Simulated seconds since the epoch, running `scale` times real time.
+pub(crate) struct SimClock {
+    base_real: Instant,
+    base_sim: f64,
+    scale: f64,
+}
+
+impl SimClock {
+    fn new(scale: f64) -> SimClock {
+        SimClock {
+            base_real: Instant::now(),
+            base_sim: real_now_ms() as f64 / 1000.0,
+            scale,
+        }
+    }
+    pub(crate) fn now(&self) -> f64 {
+        self.base_sim + self.base_real.elapsed().as_secs_f64() * self.scale
+    }
+    pub(crate) fn now_secs(&self) -> i64 {
+        self.now() as i64
+    }
+    pub(crate) fn scale(&self) -> f64 {
+        self.scale
+    }
+    /// Changes the speed from now on without jumping.
+    pub(crate) fn set_scale(&mut self, scale: f64) {
+        self.base_sim = self.now();
+        self.base_real = Instant::now();
+        self.scale = scale;
+    }
+}
+
+/// Faults injected on demand (`POST /sim/faults` replaces them all).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// Fraction of API calls failing transiently: half HTTP 503, half
+    /// HTTP 200 with code 36009003.
+    pub error_rate: f64,
+    /// Extra latency added to every API call, in milliseconds.
+    pub latency_ms: u64,
+    /// Random extra latency on top, up to this many milliseconds.
+    pub latency_jitter_ms: u64,
+    /// Fraction of API calls answered 429 / 36009002 regardless of quota.
+    pub throttle_rate: f64,
+    /// A 429 storm: every API call is throttled for this many milliseconds
+    /// from the moment the faults are set.
+    pub storm_ms: u64,
+    /// Fraction of webhook pushes never sent (no retries either).
+    pub webhook_drop_rate: f64,
+    /// Fraction of webhook pushes sent twice.
+    pub webhook_duplicate_rate: f64,
+    /// Fraction of webhook pushes held back and sent after the next one.
+    pub webhook_reorder_rate: f64,
+}
+
+impl Faults {
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        for (name, v) in [
+            ("error_rate", self.error_rate),
+            ("throttle_rate", self.throttle_rate),
+            ("webhook_drop_rate", self.webhook_drop_rate),
+            ("webhook_duplicate_rate", self.webhook_duplicate_rate),
+            ("webhook_reorder_rate", self.webhook_reorder_rate),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("{name} must be within [0, 1], got {v}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One mutating call, as the simulator saw it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    pub seq: u64,
+    /// Real time, Unix milliseconds.
+    pub at_ms: i64,
+    pub shop_id: String,
+    /// `ship`, `mark_shipped`, `update_shipping_info`, `cancel`,
+    /// `inventory_update`, `buyer_cancel`, `carrier`, `auto_cancel`.
+    pub action: String,
+    pub order_id: Option<String>,
+    pub package_id: Option<String>,
+    pub sku_id: Option<String>,
+    /// Whether the call changed anything (a duplicate ship is `false`).
+    pub ok: bool,
+    /// The envelope code answered (0 on success).
+    pub code: i64,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EndpointStats {
+    pub total: u64,
+    pub ok: u64,
+    pub throttled: u64,
+    pub faulted: u64,
+    pub rejected: u64,
+}
+
+pub(crate) struct SimShop {
+    pub id: String,
+    pub name: String,
+    pub region: String,
+    pub cipher: String,
+    pub warehouse_id: String,
+}
+
+#[derive(Clone)]
+pub(crate) struct SimSku {
+    pub id: String,
+    pub product_id: String,
+    pub product_name: String,
+    pub sku_name: String,
+    pub seller_sku: String,
+    pub price: Money,
+}
+
+pub(crate) struct SimOrder {
+    pub shop_id: String,
+    pub wire: WireOrder,
+    pub package_id: String,
+    /// Simulated times of the automatic steps.
+    pub pay_at: Option<f64>,
+    pub hold_until: Option<f64>,
+    pub buyer_cancel_at: Option<f64>,
+    pub next_carrier_at: Option<f64>,
+}
+
+pub(crate) struct TokenState {
+    pub expires_at: i64,
+    pub expired: bool,
+}
+
+/// A webhook to push.
+pub(crate) struct Push {
+    pub url: String,
+    pub body: Vec<u8>,
+    pub notification_id: String,
+    pub kind: i64,
+    pub order_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryRecord {
+    pub notification_id: String,
+    #[serde(rename = "type")]
+    pub kind: i64,
+    pub order_id: Option<String>,
+    /// 0 for the first push, 1..=4 for retries.
+    pub attempt: u32,
+    /// `delivered`, `failed` (will retry), `gave_up`, `dropped`,
+    /// `duplicated`, `reordered`.
+    pub outcome: String,
+    pub http_status: Option<u16>,
+    pub at_ms: i64,
+}
+
+pub(crate) struct World {
+    pub rng: StdRng,
+    pub clock: SimClock,
+    pub shops: Vec<SimShop>,
+    pub skus: BTreeMap<String, SimSku>,
+    /// (sku, warehouse) → quantity.
+    pub inventory: BTreeMap<(String, String), i64>,
+    pub orders: HashMap<String, SimOrder>,
+    pub by_package: HashMap<String, String>,
+    pub order_seq: u64,
+    pub access: HashMap<String, TokenState>,
+    pub refresh: HashSet<String>,
+    pub used_codes: HashSet<String>,
+    pub token_seq: u64,
+    pub ledger: Vec<LedgerEntry>,
+    pub faults: Faults,
+    pub storm_until: Option<Instant>,
+    /// Fixed one-second windows per (app, shop): (unix second, count).
+    pub windows: HashMap<(String, String), (i64, u32)>,
+    /// Requests per shop per real second, for `/sim/stats`.
+    pub per_second: BTreeMap<String, BTreeMap<i64, u32>>,
+    pub endpoints: BTreeMap<&'static str, EndpointStats>,
+    /// (shop, event type) → registration.
+    pub webhooks: BTreeMap<(String, String), ShopWebhook>,
+    pub deliveries: Vec<DeliveryRecord>,
+    pub notification_seq: u64,
+    pub request_seq: u64,
+    pub outbox: Vec<Push>,
+    pub buyer_cancel_rate: f64,
+    pub auto_carrier: bool,
+    pub default_webhook_url: Option<String>,
+}
+
+/// Simulated durations, in seconds (reference §7; US defaults).
+pub(crate) const HOLD_SECS: f64 = 3600.0;
+const DAY: i64 = 86_400;
+const COLLECT_AFTER: f64 = 4.0 * 3600.0;
+const DELIVER_AFTER: f64 = 2.0 * 86_400.0;
+const COMPLETE_AFTER: f64 = 7.0 * 86_400.0;
+
+const FIRST_NAMES: [&str; 8] = ["Ava", "Liam", "Mia", "Noah", "Zoe", "Ethan", "Lena", "Omar"];
+const LAST_NAMES: [&str; 6] = ["Garcia", "Smith", "Nguyen", "Khan", "Rossi", "Okafor"];
+const CITIES: [(&str, &str, &str); 5] = [
+    ("Austin", "Texas", "78701"),
+    ("Seattle", "Washington", "98101"),
+    ("Columbus", "Ohio", "43004"),
+    ("Denver", "Colorado", "80202"),
+    ("Miami", "Florida", "33101"),
+];
+const STREETS: [&str; 5] = ["Oak St", "Maple Ave", "Pine Rd", "Cedar Ln", "Elm Blvd"];
+const PRODUCTS: [(&str, [&str; 3], i64); 5] = [
+    ("Cotton T-Shirt", ["S", "M", "L"], 1999),
+    ("Phone Case", ["Black", "Clear", "Pink"], 1299),
+    ("Water Bottle", ["500ml", "750ml", "1L"], 2450),
+    ("Yoga Mat", ["Blue", "Grey", "Green"], 3999),
+    ("LED Desk Lamp", ["White", "Black", "Silver"], 4575),
+];
+
+pub(crate) fn webhook_status(s: &str) -> &str {
+    // The ORDER_STATUS_CHANGE webhook spells it CANCEL (reference §4.1).
+    if s == "CANCELLED" {
+        "CANCEL"
+    } else {
+        s
+    }
+}
+
+impl World {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        seed: u64,
+        shops: u32,
+        time_scale: f64,
+        access_token: &str,
+        refresh_token: &str,
+        token_ttl_secs: i64,
+        buyer_cancel_rate: f64,
+        auto_carrier: bool,
+        default_webhook_url: Option<String>,
+    ) -> World {
+        let shops = (0..shops.max(1))
+            .map(|i| SimShop {
+                id: format!("74940000000000{:05}", i + 1),
+                name: format!("Sim Shop {}", i + 1),
+                region: "US".into(),
+                cipher: format!("ROW_sim{:02}AAAAcipher{:04}", i + 1, 7 * (i + 3)),
+                warehouse_id: format!("73000000000000{:05}", i + 1),
+            })
+            .collect::<Vec<_>>();
+        let mut skus = BTreeMap::new();
+        let mut inventory = BTreeMap::new();
+        for (p, (name, variants, cents)) in PRODUCTS.iter().enumerate() {
+            let product_id = format!("17290000000000{:05}", p + 1);
+            for (v, variant) in variants.iter().enumerate() {
+                let id = format!("17300000000000{:03}{:02}", p + 1, v + 1);
+                skus.insert(
+                    id.clone(),
+                    SimSku {
+                        id: id.clone(),
+                        product_id: product_id.clone(),
+                        product_name: name.to_string(),
+                        sku_name: variant.to_string(),
+                        seller_sku: format!(
+                            "{}-{}",
+                            &name[..3].to_uppercase(),
+                            variant.to_uppercase()
+                        ),
+                        price: Money(cents + 100 * v as i64),
+                    },
+                );
+                for s in &shops {
+                    inventory.insert((id.clone(), s.warehouse_id.clone()), 100);
+                }
+            }
+        }
+        let mut access = HashMap::new();
+        access.insert(
+            access_token.to_string(),
+            TokenState {
+                expires_at: real_now_ms() / 1000 + token_ttl_secs,
+                expired: false,
+            },
+        );
+        let mut refresh = HashSet::new();
+        refresh.insert(refresh_token.to_string());
+        World {
+            rng: StdRng::seed_from_u64(seed),
+            clock: SimClock::new(time_scale),
+            shops,
+            skus,
+            inventory,
+            orders: HashMap::new(),
+            by_package: HashMap::new(),
+            order_seq: 0,
+            access,
+            refresh,
+            used_codes: HashSet::new(),
+            token_seq: 0,
+            ledger: Vec::new(),
+            faults: Faults::default(),
+            storm_until: None,
+            windows: HashMap::new(),
+            per_second: BTreeMap::new(),
+            endpoints: BTreeMap::new(),
+            webhooks: BTreeMap::new(),
+            deliveries: Vec::new(),
+            notification_seq: 0,
+            request_seq: 0,
+            outbox: Vec::new(),
+            buyer_cancel_rate,
+            auto_carrier,
+            default_webhook_url,
+        }
+    }
+
+    pub(crate) fn shop_by_cipher(&self, cipher: &str) -> Option<&SimShop> {
+        self.shops.iter().find(|s| s.cipher == cipher)
+    }
+
+    pub(crate) fn record(&mut self, mut e: LedgerEntry) {
+        e.seq = self.ledger.len() as u64 + 1;
+        e.at_ms = real_now_ms();
+        self.ledger.push(e);
+    }
+
+    /// A SKU by id, created with a default price if the catalog lacks it
+    /// (tests may name their own SKUs).
+    pub(crate) fn sku(&mut self, id: &str) -> SimSku {
+        if let Some(s) = self.skus.get(id) {
+            return s.clone();
+        }
+        let s = SimSku {
+            id: id.to_string(),
+            product_id: format!("P-{id}"),
+            product_name: format!("Product {id}"),
+            sku_name: "Default".into(),
+            seller_sku: id.to_string(),
+            price: Money(999),
+        };
+        self.skus.insert(id.to_string(), s.clone());
+        for shop in &self.shops {
+            self.inventory
+                .insert((id.to_string(), shop.warehouse_id.clone()), 100);
+        }
+        s
+    }
+
+    /// Creates an order. `status` is where it starts: UNPAID (the full
+    /// lifecycle runs), ON_HOLD or AWAITING_SHIPMENT.
+    pub(crate) fn create_order(
+        &mut self,
+        shop_idx: usize,
+        items: &[(String, u32)],
+        status: TiktokStatus,
+        ship_by_in_secs: Option<i64>,
+    ) -> (String, String) {
+        self.order_seq += 1;
+        let now = self.clock.now();
+        let now_s = now as i64;
+        let id = format!("5769{:015}", self.order_seq);
+        let package_id = format!("1152{:015}", self.order_seq);
+        let shop = &self.shops[shop_idx.min(self.shops.len() - 1)];
+        let (shop_id, warehouse_id) = (shop.id.clone(), shop.warehouse_id.clone());
+        let mut line_items = Vec::new();
+        let mut original = Money(0);
+        let mut seller_discount = Money(0);
+        for (sku_id, qty) in items {
+            let sku = self.sku(sku_id);
+            for _ in 0..(*qty).max(1) {
+                let discount = if self.rng.random_bool(0.2) {
+                    Money(100)
+                } else {
+                    Money(0)
+                };
+                let sale = Money(sku.price.0 - discount.0);
+                original.0 += sku.price.0;
+                seller_discount.0 += discount.0;
+                line_items.push(WireLineItem {
+                    id: format!("{id}{:03}", line_items.len() + 1),
+                    sku_id: sku.id.clone(),
+                    product_id: Some(sku.product_id.clone()),
+                    product_name: Some(sku.product_name.clone()),
+                    sku_name: Some(sku.sku_name.clone()),
+                    seller_sku: Some(sku.seller_sku.clone()),
+                    original_price: Some(sku.price.to_string()),
+                    sale_price: Some(sale.to_string()),
+                    platform_discount: Some("0.00".into()),
+                    seller_discount: Some(discount.to_string()),
+                    currency: Some("USD".into()),
+                    display_status: Some(status.as_str().into()),
+                    package_id: None,
+                    package_status: Some("TO_FULFILL".into()),
+                    tracking_number: None,
+                    shipping_provider_id: None,
+                    is_gift: Some(false),
+                });
+            }
+        }
+        let sub_total = Money(original.0 - seller_discount.0);
+        let shipping = Money(if sub_total.0 >= 3500 { 0 } else { 599 });
+        let tax = Money((sub_total.0 * 825 + 5000) / 10_000);
+        let total = Money(sub_total.0 + shipping.0 + tax.0);
+        let first = FIRST_NAMES[self.rng.random_range(0..FIRST_NAMES.len())];
+        let last = LAST_NAMES[self.rng.random_range(0..LAST_NAMES.len())];
+        let (city, state, zip) = CITIES[self.rng.random_range(0..CITIES.len())];
+        let street = format!(
+            "{} {}",
+            self.rng.random_range(10..9999),
+            STREETS[self.rng.random_range(0..STREETS.len())]
+        );
+        let paid_base = match status {
+            TiktokStatus::Unpaid => now_s + 120,
+            TiktokStatus::OnHold => now_s,
+            _ => now_s - HOLD_SECS as i64,
+        };
+        let rts = match ship_by_in_secs {
+            Some(s) => now_s + s,
+            None => paid_base + 2 * DAY,
+        };
+        let shipping_due = rts.max(paid_base + 7 * DAY);
+        let wire = WireOrder {
+            id: id.clone(),
+            status: status.as_str().into(),
+            order_type: Some("NORMAL".into()),
+            create_time: now_s,
+            update_time: now_s,
+            paid_time: (status != TiktokStatus::Unpaid).then_some(paid_base),
+            user_id: Some(format!("7{:017}", self.rng.random_range(0..10u64.pow(17)))),
+            buyer_email: Some(format!(
+                "v{:08}@scs.tiktokw.us",
+                self.rng.random_range(0..100_000_000u64)
+            )),
+            buyer_message: Some(String::new()),
+            fulfillment_type: Some("FULFILLMENT_BY_SELLER".into()),
+            shipping_type: Some("SELLER".into()),
+            delivery_type: Some("HOME_DELIVERY".into()),
+            delivery_option_id: Some("7091146663229654785".into()),
+            delivery_option_name: Some("Standard shipping".into()),
+            warehouse_id: Some(warehouse_id),
+            is_on_hold_order: Some(status == TiktokStatus::OnHold),
+            is_cod: Some(false),
+            is_sample_order: Some(false),
+            is_replacement_order: Some(false),
+            has_updated_recipient_address: Some(false),
+            is_buyer_request_cancel: Some(false),
+            rts_sla_time: Some(rts),
+            tts_sla_time: Some(rts + DAY),
+            shipping_due_time: Some(shipping_due),
+            cancel_order_sla_time: Some(shipping_due),
+            collection_due_time: Some(shipping_due + 2 * DAY),
+            delivery_due_time: Some(shipping_due + 9 * DAY),
+            delivery_sla_time: Some(rts + 6 * DAY),
+            payment: Some(WirePayment {
+                currency: "USD".into(),
+                sub_total: Some(sub_total.to_string()),
+                shipping_fee: Some(shipping.to_string()),
+                seller_discount: Some(seller_discount.to_string()),
+                platform_discount: Some("0.00".into()),
+                total_amount: Some(total.to_string()),
+                original_total_product_price: Some(original.to_string()),
+                original_shipping_fee: Some(shipping.to_string()),
+                shipping_fee_seller_discount: Some("0.00".into()),
+                shipping_fee_platform_discount: Some("0.00".into()),
+                tax: Some(tax.to_string()),
+                product_tax: Some(tax.to_string()),
+                shipping_fee_tax: Some("0.00".into()),
+                retail_delivery_fee: Some("0.00".into()),
+            }),
+            recipient_address: Some(WireAddress {
+                name: Some(format!("{first} {last}")),
+                first_name: Some(first.into()),
+                last_name: Some(last.into()),
+                phone_number: Some(format!(
+                    "(+1)555{:07}",
+                    self.rng.random_range(0..10_000_000)
+                )),
+                full_address: Some(format!("{street}, {city}, {state}, {zip}, United States")),
+                address_detail: Some(String::new()),
+                address_line1: Some(street.clone()),
+                address_line2: Some(String::new()),
+                address_line3: None,
+                address_line4: None,
+                postal_code: Some(zip.into()),
+                region_code: Some("US".into()),
+                district_info: vec![
+                    WireDistrict {
+                        address_level_name: Some("Country".into()),
+                        address_name: Some("United States".into()),
+                        address_level: Some("L0".into()),
+                    },
+                    WireDistrict {
+                        address_level_name: Some("State".into()),
+                        address_name: Some(state.into()),
+                        address_level: Some("L1".into()),
+                    },
+                    WireDistrict {
+                        address_level_name: Some("City".into()),
+                        address_name: Some(city.into()),
+                        address_level: Some("L3".into()),
+                    },
+                ],
+            }),
+            line_items,
+            ..WireOrder::default()
+        };
+        let buyer_cancel_at = (matches!(status, TiktokStatus::Unpaid | TiktokStatus::OnHold)
+            && self.rng.random_bool(self.buyer_cancel_rate.clamp(0.0, 1.0)))
+        .then(|| paid_base as f64 + self.rng.random_range(60.0..HOLD_SECS - 60.0));
+        let mut o = SimOrder {
+            shop_id: shop_id.clone(),
+            wire,
+            package_id: package_id.clone(),
+            pay_at: (status == TiktokStatus::Unpaid).then_some(paid_base as f64),
+            hold_until: matches!(status, TiktokStatus::Unpaid | TiktokStatus::OnHold)
+                .then_some(paid_base as f64 + HOLD_SECS),
+            buyer_cancel_at,
+            next_carrier_at: None,
+        };
+        if status == TiktokStatus::AwaitingShipment {
+            attach_package(&mut o);
+        }
+        self.by_package.insert(package_id.clone(), id.clone());
+        self.orders.insert(id.clone(), o);
+        self.notify_status(&id);
+        (id, package_id)
+    }
+
+    /// Queues an ORDER_STATUS_CHANGE push for the order's current status.
+    pub(crate) fn notify_status(&mut self, order_id: &str) {
+        let Some(o) = self.orders.get(order_id) else {
+            return;
+        };
+        let shop_id = o.shop_id.clone();
+        let data = serde_json::json!({
+            "order_id": order_id,
+            "order_status": webhook_status(&o.wire.status),
+            "is_on_hold_order": o.wire.is_on_hold_order.unwrap_or(false),
+            "update_time": o.wire.update_time,
+        });
+        self.notify(
+            &shop_id,
+            1,
+            "ORDER_STATUS_CHANGE",
+            Some(order_id.to_string()),
+            data,
+        );
+    }
+
+    pub(crate) fn notify(
+        &mut self,
+        shop_id: &str,
+        kind: i64,
+        event_type: &str,
+        order_id: Option<String>,
+        data: serde_json::Value,
+    ) {
+        let url = self
+            .webhooks
+            .get(&(shop_id.to_string(), event_type.to_string()))
+            .map(|w| w.address.clone())
+            .or_else(|| self.default_webhook_url.clone());
+        let Some(url) = url else {
+            return;
+        };
+        self.notification_seq += 1;
+        let notification_id = format!("73{:017}", self.notification_seq);
+        let env = crate::tiktok::webhook::WebhookEnvelope {
+            kind,
+            tts_notification_id: Some(notification_id.clone()),
+            shop_id: shop_id.to_string(),
+            timestamp: self.clock.now_secs(),
+            data,
+        };
+        let Ok(body) = serde_json::to_vec(&env) else {
+            return;
+        };
+        self.outbox.push(Push {
+            url,
+            body,
+            notification_id,
+            kind,
+            order_id,
+        });
+    }
+
+    pub(crate) fn set_status(&mut self, order_id: &str, status: TiktokStatus) {
+        let now = self.clock.now_secs();
+        if let Some(o) = self.orders.get_mut(order_id) {
+            o.wire.status = status.as_str().into();
+            o.wire.update_time = now;
+            o.wire.is_on_hold_order = Some(status == TiktokStatus::OnHold);
+            for li in &mut o.wire.line_items {
+                li.display_status = Some(status.as_str().into());
+                li.package_status = Some(
+                    match status {
+                        TiktokStatus::AwaitingCollection => "PROCESSING",
+                        TiktokStatus::InTransit | TiktokStatus::Delivered => "FULFILLING",
+                        TiktokStatus::Completed => "COMPLETED",
+                        TiktokStatus::Cancelled => "CANCELLED",
+                        _ => "TO_FULFILL",
+                    }
+                    .into(),
+                );
+            }
+            match status {
+                TiktokStatus::InTransit => o.wire.collection_time = Some(now),
+                TiktokStatus::Delivered => o.wire.delivery_time = Some(now),
+                TiktokStatus::Cancelled => o.wire.cancel_time = Some(now),
+                _ => {}
+            }
+            self.notify_status(order_id);
+        }
+    }
+
+    pub(crate) fn cancel(&mut self, order_id: &str, initiator: &str, reason: &str) {
+        if let Some(o) = self.orders.get_mut(order_id) {
+            o.wire.cancellation_initiator = Some(initiator.into());
+            o.wire.cancel_reason = Some(reason.into());
+            o.next_carrier_at = None;
+        }
+        self.set_status(order_id, TiktokStatus::Cancelled);
+    }
+
+    /// Marks a package shipped: AWAITING_SHIPMENT → AWAITING_COLLECTION.
+    pub(crate) fn ship(&mut self, order_id: &str, tracking: Option<&str>, provider: Option<&str>) {
+        let now = self.clock.now();
+        let auto = self.auto_carrier;
+        let tn = tracking
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("9400{:018}", self.rng.random_range(0..10u64.pow(18))));
+        let pid = provider
+            .filter(|p| !p.is_empty())
+            .unwrap_or(PROVIDERS[0].0)
+            .to_string();
+        if let Some(o) = self.orders.get_mut(order_id) {
+            o.wire.rts_time = Some(now as i64);
+            o.wire.tracking_number = Some(tn.clone());
+            o.wire.shipping_provider_id = Some(pid.clone());
+            o.wire.shipping_provider = PROVIDERS
+                .iter()
+                .find(|p| p.0 == pid)
+                .map(|p| p.1.to_string());
+            for li in &mut o.wire.line_items {
+                li.tracking_number = Some(tn.clone());
+                li.shipping_provider_id = Some(pid.clone());
+            }
+            o.next_carrier_at = auto.then_some(now + COLLECT_AFTER);
+        }
+        self.set_status(order_id, TiktokStatus::AwaitingCollection);
+    }
+
+    /// Moves a shipped order one carrier step (or to `to`).
+    pub(crate) fn carrier_step(
+        &mut self,
+        order_id: &str,
+        to: Option<TiktokStatus>,
+    ) -> Result<TiktokStatus, String> {
+        let Some(o) = self.orders.get(order_id) else {
+            return Err("no such order".into());
+        };
+        let cur = TiktokStatus::parse(&o.wire.status).unwrap_or(TiktokStatus::Unpaid);
+        let next = match cur {
+            TiktokStatus::AwaitingCollection => TiktokStatus::InTransit,
+            TiktokStatus::InTransit => TiktokStatus::Delivered,
+            TiktokStatus::Delivered => TiktokStatus::Completed,
+            s => return Err(format!("order is {s}: the carrier has nothing to do")),
+        };
+        let target = to.unwrap_or(next);
+        if target.rank() < next.rank() || target.rank() > TiktokStatus::Completed.rank() {
+            return Err(format!("cannot move from {cur} to {target}"));
+        }
+        let mut s = cur;
+        while s != target {
+            s = match s {
+                TiktokStatus::AwaitingCollection => TiktokStatus::InTransit,
+                TiktokStatus::InTransit => TiktokStatus::Delivered,
+                _ => TiktokStatus::Completed,
+            };
+            self.set_status(order_id, s);
+        }
+        let now = self.clock.now();
+        let auto = self.auto_carrier;
+        if let Some(o) = self.orders.get_mut(order_id) {
+            o.next_carrier_at = match s {
+                TiktokStatus::InTransit if auto => Some(now + DELIVER_AFTER),
+                TiktokStatus::Delivered if auto => Some(now + COMPLETE_AFTER),
+                _ => None,
+            };
+        }
+        Ok(s)
+    }
+
+    /// Advances every order whose next automatic step is due.
+    pub(crate) fn tick(&mut self) {
+        let now = self.clock.now();
+        let mut due: Vec<(String, &'static str)> = Vec::new();
+        for (id, o) in &self.orders {
+            let status = TiktokStatus::parse(&o.wire.status).unwrap_or(TiktokStatus::Unpaid);
+            let step = match status {
+                TiktokStatus::Unpaid if o.buyer_cancel_at.is_some_and(|t| t <= now) => {
+                    "buyer_cancel"
+                }
+                TiktokStatus::Unpaid if o.pay_at.is_some_and(|t| t <= now) => "pay",
+                TiktokStatus::OnHold if o.buyer_cancel_at.is_some_and(|t| t <= now) => {
+                    "buyer_cancel"
+                }
+                TiktokStatus::OnHold if o.hold_until.is_some_and(|t| t <= now) => "release",
+                TiktokStatus::AwaitingShipment
+                    if o.wire.shipping_due_time.is_some_and(|t| (t as f64) <= now) =>
+                {
+                    "auto_cancel"
+                }
+                TiktokStatus::AwaitingCollection
+                | TiktokStatus::InTransit
+                | TiktokStatus::Delivered
+                    if o.next_carrier_at.is_some_and(|t| t <= now) =>
+                {
+                    "carrier"
+                }
+                _ => continue,
+            };
+            due.push((id.clone(), step));
+        }
+        due.sort();
+        for (id, step) in due {
+            let shop_id = self
+                .orders
+                .get(&id)
+                .map(|o| o.shop_id.clone())
+                .unwrap_or_default();
+            match step {
+                "pay" => {
+                    let now_s = now as i64;
+                    if let Some(o) = self.orders.get_mut(&id) {
+                        o.wire.paid_time = Some(now_s);
+                        o.pay_at = None;
+                    }
+                    self.set_status(&id, TiktokStatus::OnHold);
+                }
+                "release" => {
+                    if let Some(o) = self.orders.get_mut(&id) {
+                        o.hold_until = None;
+                        attach_package(o);
+                    }
+                    self.set_status(&id, TiktokStatus::AwaitingShipment);
+                }
+                "buyer_cancel" => {
+                    self.cancel(&id, "BUYER", "buyer_cancel_reason_changed_mind");
+                    self.record_simple(&shop_id, "buyer_cancel", &id);
+                }
+                "auto_cancel" => {
+                    self.cancel(&id, "SYSTEM", "system_cancel_reason_not_shipped_in_time");
+                    self.record_simple(&shop_id, "auto_cancel", &id);
+                }
+                _ => {
+                    let _ = self.carrier_step(&id, None);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn record_simple(&mut self, shop_id: &str, action: &str, order_id: &str) {
+        self.record(LedgerEntry {
+            seq: 0,
+            at_ms: 0,
+            shop_id: shop_id.to_string(),
+            action: action.into(),
+            order_id: Some(order_id.to_string()),
+            package_id: None,
+            sku_id: None,
+            ok: true,
+            code: 0,
+            detail: String::new(),
+        });
+    }
+
+    /// Buyer cancel during the hold (control endpoint).
+    pub(crate) fn buyer_cancel(&mut self, order_id: &str) -> Result<(), String> {
+        let Some(o) = self.orders.get(order_id) else {
+            return Err("no such order".into());
+        };
+        match TiktokStatus::parse(&o.wire.status) {
+            Some(TiktokStatus::Unpaid | TiktokStatus::OnHold) => {
+                let shop_id = o.shop_id.clone();
+                self.cancel(order_id, "BUYER", "buyer_cancel_reason_changed_mind");
+                self.record_simple(&shop_id, "buyer_cancel", order_id);
+                Ok(())
+            }
+            s => Err(format!(
+                "buyers cancel freely only while UNPAID or ON_HOLD; the order is {}",
+                s.map(|s| s.as_str()).unwrap_or("?")
+            )),
+        }
+    }
+
+    pub(crate) fn issue_tokens(&mut self, ttl_secs: i64) -> TokenData {
+        self.token_seq += 1;
+        let access = format!(
+            "sim-at-{}-{:016x}",
+            self.token_seq,
+            self.rng.random::<u64>()
+        );
+        let refresh = format!(
+            "sim-rt-{}-{:016x}",
+            self.token_seq,
+            self.rng.random::<u64>()
+        );
+        let now = real_now_ms() / 1000;
+        self.access.insert(
+            access.clone(),
+            TokenState {
+                expires_at: now + ttl_secs,
+                expired: false,
+            },
+        );
+        self.refresh.insert(refresh.clone());
+        TokenData {
+            access_token: access,
+            access_token_expire_in: now + ttl_secs,
+            refresh_token: refresh,
+            refresh_token_expire_in: now + 365 * DAY,
+            open_id: "sim-open-id".into(),
+            seller_name: "Sim Seller".into(),
+            seller_base_region: "US".into(),
+            user_type: 0,
+            granted_scopes: vec![
+                "seller.order.info".into(),
+                "seller.fulfillment.basic".into(),
+            ],
+        }
+    }
+}
+
+/// Shipping providers every delivery option offers.
+pub(crate) const PROVIDERS: [(&str, &str); 3] = [
+    ("6617675021119438849", "USPS"),
+    ("6617675021119438850", "UPS"),
+    ("6617675021119438851", "FedEx"),
+];
+
+fn attach_package(o: &mut SimOrder) {
+    o.wire.packages = vec![WirePackageRef {
+        id: o.package_id.clone(),
+    }];
+    for li in &mut o.wire.line_items {
+        li.package_id = Some(o.package_id.clone());
+    }
+}

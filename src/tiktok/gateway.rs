@@ -1,0 +1,663 @@
+//! The gateway: the one way orderflow talks to TikTok.
+//!
+//! An actix actor behind [`GatewayHandle`] owns a priority queue per shop and
+//! dispatches calls when three things allow it: the concurrency cap, the
+//! shop's rate limiter (governor, keyed by shop under this app, at
+//! `qps × safety_margin`), and priority. Priority is the call's class
+//! (writes such as ships and cancels, then status sync, then background
+//! polling) and then the order's ship-by deadline, earliest first, so the
+//! orders closest to a late-dispatch penalty go first when quota is scarce.
+//!
+//! Order-detail lookups are coalesced: ids for one shop collect for
+//! `batch_window` (or until 50) and go out as one call.
+//!
+//! The actor never panics and never blocks: calls run as futures spawned in
+//! its context; the limiter is consulted with the non-blocking `check`, and
+//! when nothing may go yet the actor schedules its own wake-up.
+
+use std::cell::Cell;
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, HashMap};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use futures::future::LocalBoxFuture;
+use futures::FutureExt;
+use governor::clock::{Clock, DefaultClock};
+use tokio::sync::oneshot;
+
+use super::client::{Client, Shipment, TokenSink, Tokens, PREPERMITTED};
+use super::config::TiktokConfig;
+use super::dto::*;
+use super::metrics as m;
+use super::Error;
+use crate::order::Order;
+
+/// How urgent a call is, before its deadline is considered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Class {
+    /// Mutations the workflows wait on: ship, cancel, inventory.
+    Write = 0,
+    /// Reading an order's status to keep a workflow in sync.
+    Sync = 1,
+    /// Reconciliation polling, webhook registration, housekeeping.
+    Background = 2,
+}
+
+/// A call's place in the queue: class first, then the ship-by deadline
+/// (Unix seconds, earliest first; none goes last), then arrival order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Priority {
+    pub class: Class,
+    pub deadline: Option<i64>,
+}
+
+impl Priority {
+    pub fn write(deadline: Option<i64>) -> Priority {
+        Priority {
+            class: Class::Write,
+            deadline,
+        }
+    }
+    pub fn sync(deadline: Option<i64>) -> Priority {
+        Priority {
+            class: Class::Sync,
+            deadline,
+        }
+    }
+    pub fn background() -> Priority {
+        Priority {
+            class: Class::Background,
+            deadline: None,
+        }
+    }
+    /// A call about `order`, ranked by its ship-by deadline.
+    pub fn for_order(class: Class, order: &Order) -> Priority {
+        Priority {
+            class,
+            deadline: order.deadlines.ship_by(),
+        }
+    }
+    fn key(self) -> (Class, i64) {
+        (self.class, self.deadline.unwrap_or(i64::MAX))
+    }
+    /// The more urgent of two.
+    fn max(self, other: Priority) -> Priority {
+        if other.key() < self.key() {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce(Client) -> LocalBoxFuture<'static, ()> + Send>;
+
+struct Queued {
+    key: (Class, i64, u64),
+    enqueued: Instant,
+    job: Job,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, o: &Self) -> bool {
+        self.key == o.key
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Queued {
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.key.cmp(&o.key)
+    }
+}
+
+type DetailReply = oneshot::Sender<Result<WireOrder, Error>>;
+
+/// Order-detail ids of one shop waiting to share a call.
+struct Batch {
+    gen: u64,
+    ids: Vec<String>,
+    waiters: HashMap<String, Vec<DetailReply>>,
+    priority: Priority,
+    opened: Instant,
+}
+
+struct Gateway {
+    client: Client,
+    queues: HashMap<String, BinaryHeap<Reverse<Queued>>>,
+    batches: HashMap<String, Batch>,
+    in_flight: usize,
+    max_concurrency: usize,
+    batch_window: Duration,
+    seq: u64,
+    depth: usize,
+    wake_at: Option<Instant>,
+}
+
+impl Actor for Gateway {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Bounded: senders wait (`send().await`) instead of piling up.
+        ctx.set_mailbox_capacity(256);
+    }
+}
+
+impl Gateway {
+    fn set_depth(&mut self) {
+        let batched: usize = self.batches.values().map(|b| b.ids.len()).sum();
+        let queued: usize = self.queues.values().map(|q| q.len()).sum();
+        self.depth = batched + queued;
+        metrics::gauge!(m::QUEUE_DEPTH).set(self.depth as f64);
+    }
+
+    fn enqueue(
+        &mut self,
+        shop: String,
+        priority: Priority,
+        enqueued: Instant,
+        job: Job,
+        ctx: &mut Context<Self>,
+    ) {
+        self.seq += 1;
+        let (class, deadline) = priority.key();
+        self.queues.entry(shop).or_default().push(Reverse(Queued {
+            key: (class, deadline, self.seq),
+            enqueued,
+            job,
+        }));
+        self.set_depth();
+        self.pump(ctx);
+    }
+
+    /// Dispatches as many queued calls as the cap and the limiters allow,
+    /// most urgent first; schedules a wake-up for the rest.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        let clock = DefaultClock::default();
+        while self.in_flight < self.max_concurrency {
+            let mut heads: Vec<((Class, i64, u64), String)> = self
+                .queues
+                .iter()
+                .filter_map(|(shop, q)| q.peek().map(|Reverse(h)| (h.key, shop.clone())))
+                .collect();
+            if heads.is_empty() {
+                break;
+            }
+            heads.sort();
+            let mut wait: Option<Duration> = None;
+            let mut chosen = None;
+            for (_, shop) in heads {
+                let Ok(state) = self.client.shop(&shop) else {
+                    // Unknown shops fail inside the job; no limiter needed.
+                    chosen = Some(shop);
+                    break;
+                };
+                match state.limiter.check() {
+                    Ok(()) => {
+                        chosen = Some(shop);
+                        break;
+                    }
+                    Err(not_until) => {
+                        let w = not_until.wait_time_from(clock.now());
+                        wait = Some(wait.map_or(w, |x: Duration| x.min(w)));
+                    }
+                }
+            }
+            let Some(shop) = chosen else {
+                if let Some(w) = wait {
+                    self.wake_in(w, ctx);
+                }
+                break;
+            };
+            let Some(Reverse(q)) = self.queues.get_mut(&shop).and_then(|h| h.pop()) else {
+                break;
+            };
+            if self.queues.get(&shop).is_some_and(|h| h.is_empty()) {
+                self.queues.remove(&shop);
+            }
+            self.set_depth();
+            metrics::histogram!(m::QUEUE_WAIT_SECONDS).record(q.enqueued.elapsed().as_secs_f64());
+            self.in_flight += 1;
+            let fut = PREPERMITTED.scope(Cell::new(true), (q.job)(self.client.clone()));
+            ctx.spawn(fut.into_actor(self).map(|(), act, ctx| {
+                act.in_flight = act.in_flight.saturating_sub(1);
+                act.pump(ctx);
+            }));
+        }
+    }
+
+    fn wake_in(&mut self, w: Duration, ctx: &mut Context<Self>) {
+        let at = Instant::now() + w;
+        if self.wake_at.is_some_and(|t| t <= at && t > Instant::now()) {
+            return;
+        }
+        self.wake_at = Some(at);
+        ctx.run_later(w, |act, ctx| {
+            act.wake_at = None;
+            act.pump(ctx);
+        });
+    }
+
+    fn flush(&mut self, shop: &str, gen: Option<u64>, ctx: &mut Context<Self>) {
+        match self.batches.get(shop) {
+            Some(b) if gen.is_none_or(|g| g == b.gen) => {}
+            _ => return,
+        }
+        let Some(batch) = self.batches.remove(shop) else {
+            return;
+        };
+        let shop_id = shop.to_string();
+        let Batch {
+            ids,
+            mut waiters,
+            priority,
+            opened,
+            ..
+        } = batch;
+        let job: Job = Box::new(move |client: Client| {
+            async move {
+                match client.order_detail(&shop_id, &ids).await {
+                    Ok(orders) => {
+                        let mut by_id: HashMap<String, WireOrder> =
+                            orders.into_iter().map(|o| (o.id.clone(), o)).collect();
+                        for (id, senders) in waiters.drain() {
+                            let found = by_id.remove(&id);
+                            for s in senders {
+                                let r = found
+                                    .clone()
+                                    .ok_or_else(|| Error::OrderNotFound(id.clone()));
+                                let _ = s.send(r);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        for (_, senders) in waiters.drain() {
+                            for s in senders {
+                                let _ = s.send(Err(e.duplicate()));
+                            }
+                        }
+                    }
+                }
+            }
+            .boxed_local()
+        });
+        self.enqueue(shop.to_string(), priority, opened, job, ctx);
+    }
+}
+
+struct Submit {
+    shop: String,
+    priority: Priority,
+    job: Job,
+}
+
+impl Message for Submit {
+    type Result = ();
+}
+
+impl Handler<Submit> for Gateway {
+    type Result = ();
+    fn handle(&mut self, msg: Submit, ctx: &mut Context<Self>) {
+        self.enqueue(msg.shop, msg.priority, Instant::now(), msg.job, ctx);
+    }
+}
+
+struct Detail {
+    shop: String,
+    order_id: String,
+    priority: Priority,
+    reply: DetailReply,
+}
+
+impl Message for Detail {
+    type Result = ();
+}
+
+impl Handler<Detail> for Gateway {
+    type Result = ();
+    fn handle(&mut self, msg: Detail, ctx: &mut Context<Self>) {
+        self.seq += 1;
+        let gen = self.seq;
+        let batch = self
+            .batches
+            .entry(msg.shop.clone())
+            .or_insert_with(|| Batch {
+                gen,
+                ids: Vec::new(),
+                waiters: HashMap::new(),
+                priority: msg.priority,
+                opened: Instant::now(),
+            });
+        let fresh = batch.ids.is_empty();
+        batch.priority = batch.priority.max(msg.priority);
+        let waiters = batch.waiters.entry(msg.order_id.clone()).or_default();
+        if waiters.is_empty() {
+            batch.ids.push(msg.order_id);
+        }
+        waiters.push(msg.reply);
+        let full = batch.ids.len() >= 50;
+        let gen = batch.gen;
+        self.set_depth();
+        if full {
+            self.flush(&msg.shop, None, ctx);
+        } else if fresh {
+            let shop = msg.shop;
+            ctx.run_later(self.batch_window, move |act, ctx| {
+                act.flush(&shop, Some(gen), ctx)
+            });
+        }
+    }
+}
+
+struct Depth;
+
+impl Message for Depth {
+    type Result = usize;
+}
+
+impl Handler<Depth> for Gateway {
+    type Result = usize;
+    fn handle(&mut self, _: Depth, _: &mut Context<Self>) -> usize {
+        self.depth
+    }
+}
+
+/// The cheap-to-clone handle callers hold. Every method queues one call and
+/// waits for its result.
+#[derive(Clone)]
+pub struct GatewayHandle {
+    addr: Addr<Gateway>,
+    client: Client,
+}
+
+impl std::fmt::Debug for GatewayHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayHandle")
+            .field("client", &self.client)
+            .finish()
+    }
+}
+
+impl GatewayHandle {
+    /// Builds the client and starts the gateway actor on the current actix
+    /// arbiter (call from inside an actix `System`).
+    pub fn start(config: &TiktokConfig, sink: Arc<dyn TokenSink>) -> Result<GatewayHandle, Error> {
+        let client = Client::new(config, sink)?;
+        Ok(Self::with_client(
+            client,
+            config.max_concurrency,
+            config.batch_window,
+        ))
+    }
+
+    /// Starts a gateway over an existing client.
+    pub fn with_client(
+        client: Client,
+        max_concurrency: usize,
+        batch_window: Duration,
+    ) -> GatewayHandle {
+        let actor = Gateway {
+            client: client.clone(),
+            queues: HashMap::new(),
+            batches: HashMap::new(),
+            in_flight: 0,
+            max_concurrency: max_concurrency.max(1),
+            batch_window,
+            seq: 0,
+            depth: 0,
+            wake_at: None,
+        };
+        GatewayHandle {
+            addr: actor.start(),
+            client,
+        }
+    }
+
+    /// Runs `f` through the queue: it starts once the shop's limiter, the
+    /// concurrency cap and every more urgent call allow. `f`'s first HTTP
+    /// attempt uses the permit the gateway took; retries take their own.
+    pub async fn call<T, F, Fut>(&self, shop_id: &str, priority: Priority, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(Client) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, Error>> + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |client| {
+            async move {
+                let _ = tx.send(f(client).await);
+            }
+            .boxed_local()
+        });
+        self.addr
+            .send(Submit {
+                shop: shop_id.to_string(),
+                priority,
+                job,
+            })
+            .await
+            .map_err(|_| Error::GatewayStopped)?;
+        rx.await.map_err(|_| Error::GatewayStopped)?
+    }
+
+    /// One order's detail as TikTok sends it, batched with other lookups of
+    /// the same shop.
+    pub async fn order_detail_wire(
+        &self,
+        shop_id: &str,
+        order_id: &str,
+        priority: Priority,
+    ) -> Result<WireOrder, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.addr
+            .send(Detail {
+                shop: shop_id.to_string(),
+                order_id: order_id.to_string(),
+                priority,
+                reply: tx,
+            })
+            .await
+            .map_err(|_| Error::GatewayStopped)?;
+        rx.await.map_err(|_| Error::GatewayStopped)?
+    }
+
+    /// One order as the domain type.
+    pub async fn order_detail(
+        &self,
+        shop_id: &str,
+        order_id: &str,
+        priority: Priority,
+    ) -> Result<Order, Error> {
+        let w = self.order_detail_wire(shop_id, order_id, priority).await?;
+        Ok(Order::from_wire(shop_id, &w)?)
+    }
+
+    /// Calls and batched lookups waiting in the queue.
+    pub async fn queue_depth(&self) -> Result<usize, Error> {
+        self.addr
+            .send(Depth)
+            .await
+            .map_err(|_| Error::GatewayStopped)
+    }
+
+    /// The shop's current tokens (after any refresh).
+    pub fn tokens(&self, shop_id: &str) -> Result<Tokens, Error> {
+        self.client.tokens(shop_id)
+    }
+
+    /// Exchanges a seller's authorization code for tokens. Goes to the auth
+    /// host, which has no per-shop quota, so it bypasses the queue.
+    pub async fn get_token(&self, auth_code: &str) -> Result<TokenData, Error> {
+        self.client.get_token(auth_code).await
+    }
+
+    /// Forces a refresh of the shop's tokens (single-flight with the
+    /// automatic refresh on code 105002); the sink receives them.
+    pub async fn refresh_token(&self, shop_id: &str) -> Result<Tokens, Error> {
+        self.client.refresh_token(shop_id).await
+    }
+
+    pub async fn authorized_shops(&self, shop_id: &str) -> Result<Vec<AuthorizedShop>, Error> {
+        let s = shop_id.to_string();
+        self.call(shop_id, Priority::background(), move |c| async move {
+            c.authorized_shops(&s).await
+        })
+        .await
+    }
+
+    pub async fn search_orders(
+        &self,
+        shop_id: &str,
+        filter: SearchOrdersFilter,
+        page: SearchOrdersPage,
+        priority: Priority,
+    ) -> Result<SearchOrdersData, Error> {
+        let s = shop_id.to_string();
+        self.call(shop_id, priority, move |c| async move {
+            c.search_orders(&s, &filter, &page).await
+        })
+        .await
+    }
+
+    pub async fn ship_package(
+        &self,
+        shop_id: &str,
+        package_id: &str,
+        body: ShipPackageRequest,
+        priority: Priority,
+    ) -> Result<Shipment<()>, Error> {
+        let (s, p) = (shop_id.to_string(), package_id.to_string());
+        self.call(shop_id, priority, move |c| async move {
+            c.ship_package(&s, &p, &body).await
+        })
+        .await
+    }
+
+    pub async fn batch_ship(
+        &self,
+        shop_id: &str,
+        body: BatchShipRequest,
+        priority: Priority,
+    ) -> Result<ItemErrorsData, Error> {
+        let s = shop_id.to_string();
+        self.call(shop_id, priority, move |c| async move {
+            c.batch_ship(&s, &body).await
+        })
+        .await
+    }
+
+    pub async fn mark_package_shipped(
+        &self,
+        shop_id: &str,
+        order_id: &str,
+        body: MarkShippedRequest,
+        priority: Priority,
+    ) -> Result<Shipment<MarkShippedData>, Error> {
+        let (s, o) = (shop_id.to_string(), order_id.to_string());
+        self.call(shop_id, priority, move |c| async move {
+            c.mark_package_shipped(&s, &o, &body).await
+        })
+        .await
+    }
+
+    pub async fn update_shipping_info(
+        &self,
+        shop_id: &str,
+        order_id: &str,
+        body: UpdateShippingInfoRequest,
+        priority: Priority,
+    ) -> Result<(), Error> {
+        let (s, o) = (shop_id.to_string(), order_id.to_string());
+        self.call(shop_id, priority, move |c| async move {
+            c.update_shipping_info(&s, &o, &body).await
+        })
+        .await
+    }
+
+    pub async fn shipping_providers(
+        &self,
+        shop_id: &str,
+        delivery_option_id: &str,
+    ) -> Result<Vec<ShippingProvider>, Error> {
+        let (s, d) = (shop_id.to_string(), delivery_option_id.to_string());
+        self.call(shop_id, Priority::background(), move |c| async move {
+            c.shipping_providers(&s, &d).await
+        })
+        .await
+    }
+
+    pub async fn cancel_order(
+        &self,
+        shop_id: &str,
+        body: CancelOrderRequest,
+        priority: Priority,
+    ) -> Result<CancelOrderData, Error> {
+        let s = shop_id.to_string();
+        self.call(shop_id, priority, move |c| async move {
+            c.cancel_order(&s, &body).await
+        })
+        .await
+    }
+
+    pub async fn update_inventory(
+        &self,
+        shop_id: &str,
+        product_id: &str,
+        body: UpdateInventoryRequest,
+        priority: Priority,
+    ) -> Result<ItemErrorsData, Error> {
+        let (s, p) = (shop_id.to_string(), product_id.to_string());
+        self.call(shop_id, priority, move |c| async move {
+            c.update_inventory(&s, &p, &body).await
+        })
+        .await
+    }
+
+    pub async fn inventory_search(
+        &self,
+        shop_id: &str,
+        body: InventorySearchRequest,
+        priority: Priority,
+    ) -> Result<InventorySearchData, Error> {
+        let s = shop_id.to_string();
+        self.call(shop_id, priority, move |c| async move {
+            c.inventory_search(&s, &body).await
+        })
+        .await
+    }
+
+    pub async fn webhooks(&self, shop_id: &str) -> Result<Vec<ShopWebhook>, Error> {
+        let s = shop_id.to_string();
+        self.call(shop_id, Priority::background(), move |c| async move {
+            c.webhooks(&s).await
+        })
+        .await
+    }
+
+    pub async fn put_webhook(
+        &self,
+        shop_id: &str,
+        body: UpdateWebhookRequest,
+    ) -> Result<(), Error> {
+        let s = shop_id.to_string();
+        self.call(shop_id, Priority::background(), move |c| async move {
+            c.put_webhook(&s, &body).await
+        })
+        .await
+    }
+
+    pub async fn delete_webhook(&self, shop_id: &str, event_type: &str) -> Result<(), Error> {
+        let (s, e) = (shop_id.to_string(), event_type.to_string());
+        self.call(shop_id, Priority::background(), move |c| async move {
+            c.delete_webhook(&s, &e).await
+        })
+        .await
+    }
+}
