@@ -21,6 +21,26 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon. With no configuration at all it starts on safe
+    /// embedded defaults: sled under ./data, workflows from ./workflows,
+    /// HTTP on 127.0.0.1:8080.
+    Run {
+        /// A TOML config file (layered over the defaults; the environment,
+        /// ORDERFLOW_SECTION__KEY, and these flags override it).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address for the HTTP server (webhooks, API, metrics, health).
+        #[arg(long)]
+        listen: Option<String>,
+        /// The sled data directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The workflows folder.
+        #[arg(long)]
+        workflows: Option<PathBuf>,
+    },
+    /// Run the TikTok Shop simulator (and label API) as its own server.
+    Simulator(crate::simulator::SimulatorArgs),
     /// Check workflow files: exit 0 when all are valid, 1 with every error
     /// printed as `file:line:col: message` otherwise.
     Validate {
@@ -57,6 +77,26 @@ pub enum Approval {
 /// Runs a parsed command line; the exit code is the command's verdict.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Run {
+            config,
+            listen,
+            data_dir,
+            workflows,
+        } => run_daemon(config, listen, data_dir, workflows),
+        Command::Simulator(args) => {
+            init_tracing();
+            let system = actix_rt::System::new();
+            let stop = tokio_util::sync::CancellationToken::new();
+            let s2 = stop.clone();
+            system.block_on(async move {
+                actix::spawn(async move {
+                    let _ = tokio::signal::ctrl_c().await;
+                    s2.cancel();
+                });
+                crate::simulator::run(args, stop).await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Validate { paths } => validate(&paths),
         Command::DryRun {
             workflow,
@@ -64,6 +104,45 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             events,
             approval,
         } => dry_run(&workflow, &order, &events, approval),
+    }
+}
+
+/// Logs to stderr; `RUST_LOG` filters (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn run_daemon(
+    config: Option<PathBuf>,
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    workflows: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    init_tracing();
+    let flags = crate::config::Overrides {
+        listen,
+        data_dir,
+        workflows,
+    };
+    let cfg = match crate::config::Config::load(config.as_deref(), std::env::vars(), &flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let system = actix_rt::System::new();
+    match system.block_on(crate::daemon::run(cfg)) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(1))
+        }
     }
 }
 

@@ -15,9 +15,29 @@
 //!   rate-limited gateway actor, webhook verification, its config.
 //! - [`simulator`]: a TikTok Shop simulator speaking the same wire protocol,
 //!   with faults, a ledger and control endpoints for tests.
+//! - [`lifecycle`]: the order lifecycle state machine (pending → processing
+//!   → fulfilled → delivered → completed, with on_hold, exception,
+//!   cancelled).
+//! - [`store`]: sled trees, versioned envelopes, group commit.
+//! - [`runtime`]: one order's step ([`runtime::core`]), effects, intake,
+//!   timers, the workflow registry and the clock.
+//! - [`actors`]: the supervisor and one actix actor per order, behind
+//!   [`actors::RuntimeHandle`].
+//! - [`http`]: health, metrics, intake and the admin API over handles.
+//! - [`config`]: layered configuration with one `validate()`.
+//! - [`metrics`]: every metric name, described once.
+//! - [`daemon`]: wiring, recovery, graceful shutdown.
 //! - [`cli`]: the command line; `main.rs` only parses it and calls in here.
+pub mod actors;
 pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod http;
+pub mod lifecycle;
+pub mod metrics;
 pub mod order;
+pub mod runtime;
 pub mod simulator;
+pub mod store;
 pub mod tiktok;
 pub mod workflow;

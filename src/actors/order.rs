@@ -1,0 +1,203 @@
+//! One actix actor per active order. It owns the order's checkpoint in
+//! memory, runs [`crate::runtime::core::process`] for each message, commits
+//! the result (group commit), and only then starts the effects it decided.
+//!
+//! Messages are handled one at a time *including* the commit (an
+//! `AtomicResponse`), so every update to one order is serialised: that is
+//! our conflict resolution. Handlers never panic: a failed commit stops the
+//! actor, and the supervisor rebuilds it from its last checkpoint on the
+//! next message.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+
+use super::{Passivated, Shared};
+use crate::runtime::core::{self, Msg};
+use crate::store::{OrderRecord, StartedEffect};
+
+/// Process one message; answered once its checkpoint is durable.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct Process(pub Msg);
+
+/// Stop without telling the supervisor, as an unexpected death would
+/// (tests use it to show the supervisor rebuilds a dead actor).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Die;
+
+pub struct OrderActor {
+    id: String,
+    shared: Arc<Shared>,
+    rec: Option<OrderRecord>,
+    last_active: Instant,
+    /// The actor could not load its checkpoint: it refuses work and stops.
+    broken: Option<String>,
+    notify_supervisor: bool,
+}
+
+impl OrderActor {
+    pub fn new(id: String, shared: Arc<Shared>) -> OrderActor {
+        OrderActor {
+            id,
+            shared,
+            rec: None,
+            last_active: Instant::now(),
+            broken: None,
+            notify_supervisor: true,
+        }
+    }
+
+    /// Starts the effects a committed checkpoint decided, unless this
+    /// process already runs them (an actor rebuilt while its effect task
+    /// still runs must not issue it twice).
+    fn start_effects(&self, effects: Vec<StartedEffect>) {
+        for e in effects {
+            if !self.shared.in_process.lock().insert(e.key.clone()) {
+                continue;
+            }
+            let shared = self.shared.clone();
+            let order = self
+                .rec
+                .as_ref()
+                .and_then(|r| r.order.clone())
+                .map(Arc::new);
+            let order_id = self.id.clone();
+            actix::spawn(async move {
+                let result = shared.executor.run(order, &e).await;
+                let msg = Msg::EffectDone {
+                    effect: e.effect.clone(),
+                    result,
+                };
+                if let Some(h) = shared.handle() {
+                    if let Err(err) = h.deliver(&order_id, msg).await {
+                        tracing::warn!(order_id = %order_id, error = %err, "Could not deliver an effect result; it is re-issued on recovery");
+                    }
+                }
+                shared.in_process.lock().remove(&e.key);
+            });
+        }
+    }
+
+    fn idle(&self) -> bool {
+        let running = self.shared.in_process.lock();
+        let in_flight = self
+            .rec
+            .as_ref()
+            .is_some_and(|r| r.in_flight.iter().any(|e| running.contains(&e.key)));
+        !in_flight && self.last_active.elapsed() >= self.shared.config.passivate_after.0
+    }
+}
+
+impl Actor for OrderActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(self.shared.config.mailbox);
+        match self.shared.store.load_order(&self.id) {
+            Ok(rec) => self.rec = rec,
+            Err(e) => {
+                tracing::error!(order_id = %self.id, error = %e, "Could not load the checkpoint");
+                self.broken = Some(e.to_string());
+                ctx.stop();
+                return;
+            }
+        }
+        metrics::gauge!(crate::metrics::ACTORS_ACTIVE).increment(1.0);
+        // Effects started before a crash (or before this actor died) and
+        // not running in this process: re-issue them with the same key.
+        if let Some(r) = &self.rec {
+            let pending = r.in_flight.clone();
+            if !pending.is_empty() {
+                tracing::info!(order_id = %self.id, effects = pending.len(), "Re-issuing effects started before a restart");
+            }
+            self.start_effects(pending);
+        }
+        let every = (self.shared.config.passivate_after.0 / 2).max(Duration::from_millis(5));
+        ctx.run_interval(every, |act, ctx| {
+            if act.idle() {
+                ctx.stop();
+            }
+        });
+    }
+
+    fn stopped(&mut self, ctx: &mut Context<Self>) {
+        if self.broken.is_none() {
+            metrics::gauge!(crate::metrics::ACTORS_ACTIVE).decrement(1.0);
+        }
+        if self.notify_supervisor {
+            self.shared.supervisor_signal(Passivated {
+                order_id: self.id.clone(),
+                addr: ctx.address(),
+            });
+        }
+    }
+}
+
+impl Handler<Process> for OrderActor {
+    type Result = AtomicResponse<Self, Result<(), String>>;
+
+    fn handle(&mut self, msg: Process, ctx: &mut Context<Self>) -> Self::Result {
+        self.last_active = Instant::now();
+        if let Some(b) = &self.broken {
+            let e = b.clone();
+            return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
+        }
+        let shop = match &msg.0 {
+            Msg::Event { event, .. } => event.shop_id.clone(),
+            _ => String::new(),
+        };
+        let now_ms = self.shared.clock.now_ms();
+        let rec = self
+            .rec
+            .clone()
+            .unwrap_or_else(|| OrderRecord::new(&self.id, &shop, now_ms));
+        let env = core::Env {
+            registry: &self.shared.registry,
+            now_ms,
+        };
+        let plan = match core::process(rec, &msg.0, &env) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(order_id = %self.id, error = %e, "Could not process a message");
+                return AtomicResponse::new(Box::pin(fut::ready(Err(e.to_string()))));
+            }
+        };
+        if plan.ops.is_empty() {
+            return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
+        }
+        let store = self.shared.store.clone();
+        let (ops, record, start) = (plan.ops, plan.record, plan.start);
+        let _ = ctx;
+        AtomicResponse::new(Box::pin(
+            async move { store.commit(ops).await }
+                .into_actor(self)
+                .map(move |res, act, ctx| match res {
+                    Ok(()) => {
+                        act.rec = Some(record);
+                        act.last_active = Instant::now();
+                        act.start_effects(start);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        // The checkpoint did not land: forget the in-memory
+                        // state and let the supervisor rebuild from disk.
+                        tracing::error!(order_id = %act.id, error = %e, "Checkpoint failed; stopping the actor");
+                        ctx.stop();
+                        Err(e.to_string())
+                    }
+                }),
+        ))
+    }
+}
+
+impl Handler<Die> for OrderActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Die, ctx: &mut Context<Self>) {
+        self.notify_supervisor = false;
+        ctx.stop();
+    }
+}

@@ -1,0 +1,388 @@
+//! Daemon configuration, layered: embedded defaults → TOML file →
+//! environment (`ORDERFLOW_SECTION__KEY=value`) → command-line flags, then
+//! one [`Config::validate`] that reports every problem at once.
+//!
+//! With no file and no environment the defaults are safe: loopback only,
+//! data under `./data`, workflows from `./workflows`. Every key is
+//! documented in `deploy/orderflow.example.toml`; keep the two in step.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("config file {path}: {message}")]
+    File { path: String, message: String },
+    #[error("environment variable {name}: {message}")]
+    Env { name: String, message: String },
+    #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+    Invalid(Vec<String>),
+}
+
+/// A duration written as text (`"30s"`, `"5m"`) in files and environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl Serialize for Dur {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map(Dur)
+            .map_err(|e| serde::de::Error::custom(format!("`{s}` is not a duration ({e})")))
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub workflows: WorkflowsConfig,
+    pub runtime: RuntimeConfig,
+    pub actions: ActionsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Where the HTTP server (webhooks, admin API, metrics, health) listens.
+    pub listen: String,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The sled database directory.
+    pub data_dir: PathBuf,
+    /// Most writes group-committed under one flush.
+    pub max_batch: usize,
+    /// sled's page cache, in bytes.
+    pub cache_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkflowsConfig {
+    /// Folder of workflow YAML files.
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// An order actor idle this long is stopped (its state is on disk) and
+    /// rebuilt from its checkpoint on its next event.
+    pub passivate_after: Dur,
+    /// Bounded mailbox of each order actor: callers wait when it is full.
+    pub mailbox: usize,
+    /// Arbiter threads that host order actors.
+    pub arbiters: usize,
+    /// On SIGTERM/SIGINT, how long in-flight steps get to reach a checkpoint.
+    pub shutdown_grace: Dur,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ActionsConfig {
+    /// Default deadline of an outbound `http.request` (a step's `timeout`
+    /// overrides it).
+    pub http_timeout: Dur,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            max_body_bytes: 1 << 20,
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            data_dir: PathBuf::from("./data"),
+            max_batch: 4096,
+            cache_bytes: 256 << 20,
+        }
+    }
+}
+
+impl Default for WorkflowsConfig {
+    fn default() -> Self {
+        WorkflowsConfig {
+            dir: PathBuf::from("./workflows"),
+        }
+    }
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            passivate_after: Dur(Duration::from_secs(60)),
+            mailbox: 64,
+            arbiters: 2,
+            shutdown_grace: Dur(Duration::from_secs(10)),
+        }
+    }
+}
+
+impl Default for ActionsConfig {
+    fn default() -> Self {
+        ActionsConfig {
+            http_timeout: Dur(Duration::from_secs(10)),
+        }
+    }
+}
+
+/// Command-line overrides (the last layer).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub workflows: Option<PathBuf>,
+}
+
+const ENV_PREFIX: &str = "ORDERFLOW_";
+
+impl Config {
+    /// Builds the configuration from every layer. `env` is passed in (not
+    /// read here) so tests can supply their own.
+    pub fn load(
+        file: Option<&std::path::Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        flags: &Overrides,
+    ) -> Result<Config, Error> {
+        let mut tree = toml::Value::try_from(Config::default()).map_err(|e| Error::File {
+            path: "<defaults>".into(),
+            message: e.to_string(),
+        })?;
+        if let Some(path) = file {
+            let shown = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|e| Error::File {
+                path: shown.clone(),
+                message: e.to_string(),
+            })?;
+            let v: toml::Value = toml::from_str(&text).map_err(|e| Error::File {
+                path: shown.clone(),
+                message: e.to_string(),
+            })?;
+            merge(&mut tree, v);
+        }
+        let mut env: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+        env.sort();
+        for (name, value) in env {
+            let path: Vec<String> = name[ENV_PREFIX.len()..]
+                .split("__")
+                .map(|s| s.to_ascii_lowercase())
+                .collect();
+            if path.iter().any(String::is_empty) {
+                return Err(Error::Env {
+                    name,
+                    message: "expected ORDERFLOW_SECTION__KEY".into(),
+                });
+            }
+            set_path(&mut tree, &path, scalar(&value)).map_err(|message| Error::Env {
+                name: name.clone(),
+                message,
+            })?;
+        }
+        if let Some(l) = &flags.listen {
+            set_path(
+                &mut tree,
+                &["server".into(), "listen".into()],
+                toml::Value::String(l.clone()),
+            )
+            .map_err(|m| Error::Invalid(vec![m]))?;
+        }
+        if let Some(d) = &flags.data_dir {
+            set_path(
+                &mut tree,
+                &["store".into(), "data_dir".into()],
+                toml::Value::String(d.display().to_string()),
+            )
+            .map_err(|m| Error::Invalid(vec![m]))?;
+        }
+        if let Some(w) = &flags.workflows {
+            set_path(
+                &mut tree,
+                &["workflows".into(), "dir".into()],
+                toml::Value::String(w.display().to_string()),
+            )
+            .map_err(|m| Error::Invalid(vec![m]))?;
+        }
+        let cfg: Config = tree.try_into().map_err(|e: toml::de::Error| Error::File {
+            path: file.map_or("<environment>".into(), |p| p.display().to_string()),
+            message: e.message().to_string(),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Every problem at once.
+    pub fn validate(&self) -> Result<(), Error> {
+        let mut problems = Vec::new();
+        if self.listen_addr().is_none() {
+            problems.push(format!(
+                "server.listen: `{}` is not an address like 127.0.0.1:8080",
+                self.server.listen
+            ));
+        }
+        if self.server.max_body_bytes < 1024 || self.server.max_body_bytes > 64 << 20 {
+            problems.push("server.max_body_bytes must be between 1 KiB and 64 MiB".into());
+        }
+        if self.store.max_batch == 0 || self.store.max_batch > 100_000 {
+            problems.push("store.max_batch must be between 1 and 100000".into());
+        }
+        if self.runtime.mailbox == 0 || self.runtime.mailbox > 65_536 {
+            problems.push("runtime.mailbox must be between 1 and 65536".into());
+        }
+        if self.runtime.arbiters == 0 || self.runtime.arbiters > 64 {
+            problems.push("runtime.arbiters must be between 1 and 64".into());
+        }
+        if self.runtime.passivate_after.0 < Duration::from_millis(10) {
+            problems.push("runtime.passivate_after must be at least 10ms".into());
+        }
+        if self.actions.http_timeout.0.is_zero() {
+            problems.push("actions.http_timeout must be more than zero".into());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Invalid(problems))
+        }
+    }
+
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.server.listen.parse().ok()
+    }
+}
+
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+/// An environment value as TOML: integers, floats and booleans keep their
+/// type, anything else is a string.
+fn scalar(s: &str) -> toml::Value {
+    if let Ok(i) = s.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    if let Ok(f) = s.parse::<f64>() {
+        if s.contains('.') {
+            return toml::Value::Float(f);
+        }
+    }
+    match s {
+        "true" => toml::Value::Boolean(true),
+        "false" => toml::Value::Boolean(false),
+        _ => toml::Value::String(s.to_string()),
+    }
+}
+
+fn set_path(tree: &mut toml::Value, path: &[String], v: toml::Value) -> Result<(), String> {
+    let mut cur = tree;
+    for (i, key) in path.iter().enumerate() {
+        let toml::Value::Table(t) = cur else {
+            return Err(format!("{} is not a section", path[..i].join(".")));
+        };
+        if i + 1 == path.len() {
+            // Keep strings for keys whose default is a string ("8080" stays text).
+            let v = match (t.get(key), v) {
+                (Some(toml::Value::String(_)), toml::Value::Integer(n)) => {
+                    toml::Value::String(n.to_string())
+                }
+                (Some(toml::Value::String(_)), toml::Value::Float(f)) => {
+                    toml::Value::String(f.to_string())
+                }
+                (Some(toml::Value::String(_)), toml::Value::Boolean(b)) => {
+                    toml::Value::String(b.to_string())
+                }
+                (_, v) => v,
+            };
+            t.insert(key.clone(), v);
+            return Ok(());
+        }
+        cur = t
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(Default::default()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order_and_validation_reports_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[server]\nlisten = \"127.0.0.1:9000\"\n[runtime]\nmailbox = 8\n",
+        )
+        .unwrap();
+        let env = vec![
+            ("ORDERFLOW_RUNTIME__MAILBOX".to_string(), "16".to_string()),
+            (
+                "ORDERFLOW_RUNTIME__PASSIVATE_AFTER".to_string(),
+                "5m".to_string(),
+            ),
+            ("PATH".to_string(), "/bin".to_string()),
+        ];
+        let flags = Overrides {
+            listen: Some("127.0.0.1:9100".into()),
+            ..Default::default()
+        };
+        let c = Config::load(Some(&file), env, &flags).unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:9100");
+        assert_eq!(c.runtime.mailbox, 16);
+        assert_eq!(c.runtime.passivate_after.0, Duration::from_secs(300));
+
+        let bad = vec![
+            ("ORDERFLOW_RUNTIME__MAILBOX".to_string(), "0".to_string()),
+            (
+                "ORDERFLOW_SERVER__LISTEN".to_string(),
+                "nowhere".to_string(),
+            ),
+        ];
+        let err = Config::load(None, bad, &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("runtime.mailbox"), "{err}");
+        assert!(err.contains("server.listen"), "{err}");
+
+        let unknown = vec![("ORDERFLOW_RUNTIME__MAILBXO".to_string(), "3".to_string())];
+        let err = Config::load(None, unknown, &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mailbxo"), "{err}");
+    }
+}

@@ -1,0 +1,373 @@
+//! The HTTP surface: a thin layer over handles.
+//!
+//! - `GET /healthz` (the process lives), `GET /readyz` (recovery finished),
+//!   `GET /metrics` (Prometheus exposition);
+//! - `POST /api/v1/events`: intake of an order event — the same durable
+//!   path webhooks use: stored, then acknowledged;
+//! - `GET /api/v1/orders/{id}`, `GET /api/v1/orders/{id}/audit`;
+//! - `POST /api/v1/orders/{id}/actions/{action}`: operator interventions;
+//! - `POST /api/v1/workflows/reload`, `GET /api/v1/workflows`;
+//! - `GET /api/v1/stats/lifecycle`: orders per lifecycle state.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use actix_web::{web, HttpResponse, Responder};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::actors::RuntimeHandle;
+use crate::lifecycle::Lifecycle;
+use crate::order::Order;
+use crate::runtime::event::{EventKind, OperatorAction, OrderEvent, Source};
+use crate::runtime::intake::Intake;
+use crate::runtime::Registry;
+use crate::store::{OrderRecord, Store};
+use crate::tiktok::dto::WireOrder;
+use crate::workflow::interpreter::State;
+use crate::workflow::value::Data;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub intake: Intake,
+    pub runtime: RuntimeHandle,
+    pub store: Store,
+    pub registry: Arc<Registry>,
+    pub ready: Arc<AtomicBool>,
+    pub metrics: PrometheusHandle,
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics_page))
+        .route("/api/v1/events", web::post().to(post_event))
+        .route("/api/v1/orders/{id}", web::get().to(get_order))
+        .route("/api/v1/orders/{id}/audit", web::get().to(get_audit))
+        .route(
+            "/api/v1/orders/{id}/actions/{action}",
+            web::post().to(post_action),
+        )
+        .route("/api/v1/workflows", web::get().to(list_workflows))
+        .route("/api/v1/workflows/reload", web::post().to(reload_workflows))
+        .route("/api/v1/stats/lifecycle", web::get().to(lifecycle_counts));
+}
+
+fn error(status: actix_web::http::StatusCode, message: impl Into<String>) -> HttpResponse {
+    HttpResponse::build(status).json(json!({ "error": message.into() }))
+}
+
+async fn healthz() -> impl Responder {
+    HttpResponse::Ok().body("ok")
+}
+
+async fn readyz(s: web::Data<AppState>) -> impl Responder {
+    if s.ready.load(Ordering::Acquire) {
+        HttpResponse::Ok().body("ready")
+    } else {
+        HttpResponse::ServiceUnavailable().body("recovering")
+    }
+}
+
+async fn metrics_page(s: web::Data<AppState>) -> impl Responder {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(s.metrics.render())
+}
+
+/// `POST /api/v1/events`: an order snapshot in TikTok's shape, or a signal
+/// for waiting workflows.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventRequest {
+    /// Deduplication key chosen by the sender.
+    pub id: String,
+    pub shop_id: String,
+    #[serde(default)]
+    pub order: Option<WireOrder>,
+    #[serde(default)]
+    pub order_id: Option<String>,
+    #[serde(default)]
+    pub signal: Option<serde_json::Value>,
+}
+
+async fn post_event(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    let req: EventRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed event: {e}")),
+    };
+    if req.id.is_empty() || req.id.len() > 256 {
+        return error(StatusCode::BAD_REQUEST, "id must be 1-256 characters");
+    }
+    let now = s.runtime.shared.clock.now_ms();
+    let (order_id, kind) = match (&req.order, &req.signal) {
+        (Some(w), None) => match Order::from_wire(&req.shop_id, w) {
+            Ok(o) => (o.id.clone(), EventKind::Snapshot(Box::new(o))),
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad order: {e}")),
+        },
+        (None, Some(sig)) => match &req.order_id {
+            Some(id) if !id.is_empty() => (id.clone(), EventKind::Signal(Data::from_json(sig))),
+            _ => return error(StatusCode::BAD_REQUEST, "a signal needs order_id"),
+        },
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "give exactly one of order or signal",
+            )
+        }
+    };
+    let ev = OrderEvent {
+        id: req.id,
+        order_id,
+        shop_id: req.shop_id,
+        source: Source::Api,
+        received_ms: now,
+        kind,
+    };
+    match s.intake.submit(ev).await {
+        Ok(sub) => HttpResponse::Ok().json(json!({ "accepted": true, "duplicate": sub.duplicate })),
+        Err(e) => {
+            tracing::error!(error = %e, "Intake could not store an event");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "could not store the event; retry",
+            )
+        }
+    }
+}
+
+/// The JSON view of a checkpoint.
+pub fn order_view(rec: &OrderRecord, registry: &Registry) -> serde_json::Value {
+    let inst = rec.instance.as_ref();
+    let def = rec.workflow.as_deref().and_then(|k| registry.get(k).ok());
+    let step = match (inst, &def) {
+        (Some(i), Some(d)) if !i.is_terminal() => i.current_step(d).map(str::to_string),
+        _ => None,
+    };
+    let (state, waiting) = match inst.map(|i| &i.state) {
+        None => ("none".to_string(), serde_json::Value::Null),
+        Some(st) => {
+            let waiting = match st {
+                State::Waiting { timer, due_ms }
+                | State::Sleeping { timer, due_ms }
+                | State::Backoff { timer, due_ms } => {
+                    json!({"timer": format!("{:?}", timer.kind), "step": timer.step, "due_ms": due_ms})
+                }
+                State::AwaitingApproval {
+                    due_ms, message, ..
+                } => {
+                    json!({"approval": message, "due_ms": due_ms})
+                }
+                _ => serde_json::Value::Null,
+            };
+            let name = match st {
+                State::Done(t) => match t {
+                    crate::workflow::interpreter::Terminal::Completed { outcome } => {
+                        format!("completed:{outcome}")
+                    }
+                    crate::workflow::interpreter::Terminal::Failed { .. } => "failed".into(),
+                    crate::workflow::interpreter::Terminal::Cancelled { .. } => "cancelled".into(),
+                },
+                other => crate::workflow::interpreter::state_name(other).to_string(),
+            };
+            (name, waiting)
+        }
+    };
+    json!({
+        "order_id": rec.order_id,
+        "shop_id": rec.shop_id,
+        "lifecycle": rec.lifecycle.as_str(),
+        "tiktok_status": rec.order.as_ref().map(|o| o.status.as_str()),
+        "workflow": rec.workflow,
+        "instance_state": state,
+        "step": step,
+        "waiting": waiting,
+        "in_flight": rec.in_flight.iter().map(|e| json!({"action": e.action, "key": e.key, "attempt": e.attempt})).collect::<Vec<_>>(),
+        "last_error": rec.last_error,
+        "audit_seq": rec.audit_seq,
+        "received_ms": rec.received_ms,
+        "updated_ms": rec.updated_ms,
+        "fulfillment_ms": rec.fulfillment_ms,
+        "deadlines": rec.order.as_ref().map(|o| json!(o.deadlines)),
+        "line_items": rec.order.as_ref().map(|o| json!(o.line_items)),
+        "tags": rec.order.as_ref().map(|o| json!(o.tags)),
+    })
+}
+
+async fn get_order(s: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    match s.store.load_order(&path) {
+        Ok(Some(rec)) => HttpResponse::Ok().json(order_view(&rec, &s.registry)),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no order {}", path.as_str())),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn get_audit(s: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    let rec = match s.store.load_order(&path) {
+        Ok(Some(r)) => r,
+        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no order {}", path.as_str())),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    match s.store.audit(&path) {
+        // Entries past the checkpoint belong to a step whose checkpoint never
+        // landed (a crash mid-batch); they are not history.
+        Ok(entries) => HttpResponse::Ok().json(
+            entries
+                .into_iter()
+                .filter(|e| e.seq <= rec.audit_seq)
+                .map(|e| json!({"seq": e.seq, "at_ms": e.at_ms, "source": e.source, "kind": e.kind, "detail": e.detail}))
+                .collect::<Vec<_>>(),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ActionBody {
+    pub by: Option<String>,
+    pub note: Option<String>,
+    pub reason: Option<String>,
+    pub step: Option<String>,
+}
+
+/// Is `action` allowed for the order as it stands? `Err` says why not.
+pub fn check_intervention(rec: &OrderRecord, action: &OperatorAction) -> Result<(), String> {
+    let st = rec.instance.as_ref().map(|i| &i.state);
+    let ok = match action {
+        OperatorAction::Resume => matches!(st, Some(State::Exception { .. })),
+        OperatorAction::Skip | OperatorAction::RunFrom { .. } => matches!(
+            st,
+            Some(
+                State::Exception { .. }
+                    | State::Waiting { .. }
+                    | State::Sleeping { .. }
+                    | State::AwaitingApproval { .. }
+                    | State::Backoff { .. }
+            )
+        ),
+        OperatorAction::Approve { .. } | OperatorAction::Reject { .. } => {
+            matches!(st, Some(State::AwaitingApproval { .. }))
+        }
+        OperatorAction::Hold { .. } => !rec.lifecycle.is_terminal() && rec.held_from.is_none(),
+        OperatorAction::Release => rec.held_from.is_some(),
+        OperatorAction::Cancel { .. } => !rec.lifecycle.is_terminal(),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "cannot {} order {}: it is {} (workflow {})",
+            action.name(),
+            rec.order_id,
+            rec.lifecycle,
+            st.map_or("none", crate::workflow::interpreter::state_name)
+        ))
+    }
+}
+
+async fn post_action(
+    s: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    let (id, name) = path.into_inner();
+    let b: ActionBody = if body.is_empty() {
+        ActionBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed body: {e}")),
+        }
+    };
+    let by = b.by.clone().unwrap_or_else(|| "operator".into());
+    let note = b.note.clone().unwrap_or_default();
+    let action = match name.as_str() {
+        "resume" | "retry" => OperatorAction::Resume,
+        "skip" => OperatorAction::Skip,
+        "approve" => OperatorAction::Approve { by, note },
+        "reject" => OperatorAction::Reject { by, note },
+        "hold" => OperatorAction::Hold {
+            reason: b.reason.unwrap_or_else(|| "held by an operator".into()),
+        },
+        "release" => OperatorAction::Release,
+        "cancel" => OperatorAction::Cancel {
+            reason: b
+                .reason
+                .unwrap_or_else(|| "cancelled by an operator".into()),
+        },
+        "run_from" => match b.step {
+            Some(step) => OperatorAction::RunFrom { step },
+            None => return error(StatusCode::BAD_REQUEST, "run_from needs \"step\""),
+        },
+        other => return error(StatusCode::NOT_FOUND, format!("unknown action {other}")),
+    };
+    let rec = match s.store.load_order(&id) {
+        Ok(Some(r)) => r,
+        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no order {id}")),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    if let Err(why) = check_intervention(&rec, &action) {
+        return error(StatusCode::CONFLICT, why);
+    }
+    let ev = OrderEvent {
+        id: format!("op-{}-{}", id, s.store.next_id().unwrap_or_default()),
+        order_id: id.clone(),
+        shop_id: rec.shop_id.clone(),
+        source: Source::Operator,
+        received_ms: s.runtime.shared.clock.now_ms(),
+        kind: EventKind::Operator(action),
+    };
+    match s.intake.submit(ev).await {
+        Ok(_) => {
+            HttpResponse::Accepted().json(json!({"accepted": true, "order_id": id, "action": name}))
+        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn list_workflows(s: web::Data<AppState>) -> HttpResponse {
+    let current = s.registry.current();
+    let list: Vec<_> = s
+        .registry
+        .versions()
+        .iter()
+        .map(|d| {
+            json!({
+                "name": d.name, "version": d.version, "key": d.key(), "path": d.path,
+                "current": current.get(&d.name).is_some_and(|c| c.version == d.version),
+            })
+        })
+        .collect();
+    HttpResponse::Ok().json(list)
+}
+
+async fn reload_workflows(s: web::Data<AppState>) -> HttpResponse {
+    match s.registry.reload().await {
+        Ok(keys) => HttpResponse::Ok().json(json!({ "loaded": keys })),
+        Err(e) => {
+            tracing::warn!(error = %e, "Workflow reload rejected; the previous versions keep running");
+            error(
+                actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+                e.to_string(),
+            )
+        }
+    }
+}
+
+async fn lifecycle_counts(s: web::Data<AppState>) -> HttpResponse {
+    let mut counts: std::collections::BTreeMap<&'static str, u64> =
+        Lifecycle::ALL.iter().map(|l| (l.as_str(), 0)).collect();
+    let mut total = 0u64;
+    for rec in s.store.orders().flatten() {
+        *counts.entry(rec.lifecycle.as_str()).or_default() += 1;
+        total += 1;
+    }
+    HttpResponse::Ok().json(json!({ "total": total, "by_lifecycle": counts }))
+}

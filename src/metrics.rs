@@ -1,0 +1,84 @@
+//! Every metric orderflow exports: names as constants, each described once,
+//! units in the name. Labels are bounded: never an order id.
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+pub const ORDERS_RECEIVED_TOTAL: &str = "orderflow_orders_received_total";
+pub const EVENTS_TOTAL: &str = "orderflow_events_total";
+pub const WORKFLOWS_STARTED_TOTAL: &str = "orderflow_workflows_started_total";
+pub const EFFECTS_TOTAL: &str = "orderflow_effects_total";
+pub const LIFECYCLE_TRANSITIONS_TOTAL: &str = "orderflow_lifecycle_transitions_total";
+pub const ORDER_FULFILLMENT_SECONDS: &str = "orderflow_order_fulfillment_seconds";
+pub const CHECKPOINT_BATCH_SIZE: &str = "orderflow_checkpoint_batch_size";
+pub const CHECKPOINT_FLUSH_SECONDS: &str = "orderflow_checkpoint_flush_seconds";
+pub const ACTORS_ACTIVE: &str = "orderflow_actors_active";
+pub const ACTOR_RESTARTS_TOTAL: &str = "orderflow_actor_restarts_total";
+pub const HTTP_REQUESTS_TOTAL: &str = "orderflow_http_requests_total";
+
+/// Describes every metric (help text in the exposition).
+pub fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        ORDERS_RECEIVED_TOTAL,
+        "Order events accepted into the inbox, by source."
+    );
+    describe_counter!(
+        EVENTS_TOTAL,
+        "Events submitted to intake, by result (accepted, duplicate)."
+    );
+    describe_counter!(WORKFLOWS_STARTED_TOTAL, "Workflow instances started.");
+    describe_counter!(
+        EFFECTS_TOTAL,
+        "Action results recorded, by action and outcome (ok or error kind)."
+    );
+    describe_counter!(
+        LIFECYCLE_TRANSITIONS_TOTAL,
+        "Order lifecycle transitions, by target state."
+    );
+    describe_histogram!(
+        ORDER_FULFILLMENT_SECONDS,
+        Unit::Seconds,
+        "From receipt of an order to its ship / mark-shipped call being issued."
+    );
+    describe_histogram!(
+        CHECKPOINT_BATCH_SIZE,
+        "Writers group-committed under one flush."
+    );
+    describe_histogram!(
+        CHECKPOINT_FLUSH_SECONDS,
+        Unit::Seconds,
+        "Time to apply and flush one group commit."
+    );
+    describe_gauge!(ACTORS_ACTIVE, "Order actors currently in memory.");
+    describe_counter!(
+        ACTOR_RESTARTS_TOTAL,
+        "Order actors found dead and rebuilt from their checkpoint."
+    );
+    describe_counter!(
+        HTTP_REQUESTS_TOTAL,
+        "HTTP requests served, by route and status class."
+    );
+    crate::tiktok::metrics::describe();
+}
+
+/// Installs the global recorder once; later calls return the same handle.
+pub fn install() -> PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                    30.0, 60.0, 300.0,
+                ])
+                .map(|b| b.build_recorder())
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("A metrics recorder was already installed");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}

@@ -1,0 +1,616 @@
+//! One order's step: a message in; the next checkpoint, the store
+//! operations that make it durable and the effects to start, out.
+//!
+//! This is the effect protocol's bookkeeping. An action the interpreter asks
+//! for is recorded as *started* (with its idempotency key) in the same
+//! checkpoint that moved the instance to `calling`; only after that
+//! checkpoint is flushed does the actor perform it. Its result is recorded
+//! (*finished*) in the checkpoint that feeds it to the interpreter. After a
+//! crash, a started-but-unfinished effect is re-issued with the same key.
+//!
+//! Everything here is synchronous and deterministic given its inputs.
+
+use std::sync::Arc;
+
+use super::event::{EventKind, OperatorAction, OrderEvent};
+use super::{Error, Registry};
+use crate::lifecycle::Lifecycle;
+use crate::order::{Order, TiktokStatus};
+use crate::store::{
+    audit_key, codec, timer_key, ArmedTimer, AuditEntry, Op, OrderRecord, StartedEffect,
+    TimerEntry, Tree,
+};
+use crate::workflow::interpreter::{
+    advance, ActionError, Ctx, Effect, EffectId, Input, Instance, State, Terminal, TimerId,
+};
+use crate::workflow::value::Data;
+use crate::workflow::{expr, Definition};
+
+/// How many recent event ids a checkpoint remembers, to drop redeliveries.
+const RECENT_EVENTS: usize = 64;
+
+/// What an order actor is asked to do.
+#[derive(Debug, Clone)]
+pub enum Msg {
+    Event {
+        inbox_seq: Option<u64>,
+        event: OrderEvent,
+    },
+    EffectDone {
+        effect: EffectId,
+        result: Result<Data, ActionError>,
+    },
+    Timer {
+        key: Vec<u8>,
+        entry: TimerEntry,
+    },
+}
+
+/// The outcome of one step.
+pub struct Plan {
+    pub record: OrderRecord,
+    /// Store operations; empty when nothing changed.
+    pub ops: Vec<Op>,
+    /// Effects to perform once `ops` are durable.
+    pub start: Vec<StartedEffect>,
+}
+
+pub struct Env<'a> {
+    pub registry: &'a Registry,
+    pub now_ms: i64,
+}
+
+struct W<'a> {
+    rec: OrderRecord,
+    ops: Vec<Op>,
+    start: Vec<StartedEffect>,
+    env: &'a Env<'a>,
+    def: Option<Arc<Definition>>,
+    order_val: Option<expr::Val>,
+    changed: bool,
+}
+
+/// Runs one message against a record (a fresh record for a new order).
+pub fn process(rec: OrderRecord, msg: &Msg, env: &Env) -> Result<Plan, Error> {
+    let def = match &rec.workflow {
+        Some(k) => Some(env.registry.get(k)?),
+        None => None,
+    };
+    let mut w = W {
+        rec,
+        ops: Vec::new(),
+        start: Vec::new(),
+        env,
+        def,
+        order_val: None,
+        changed: false,
+    };
+    match msg {
+        Msg::Event { inbox_seq, event } => {
+            if w.rec.recent_events.iter().any(|e| e == &event.id) {
+                // Already applied (a redelivery after a crash): only tidy
+                // the inbox.
+            } else {
+                w.on_event(event)?;
+                w.rec.recent_events.push(event.id.clone());
+                let n = w.rec.recent_events.len();
+                if n > RECENT_EVENTS {
+                    w.rec.recent_events.drain(..n - RECENT_EVENTS);
+                }
+                w.changed = true;
+            }
+            if let Some(seq) = inbox_seq {
+                w.ops.push(Op::Del {
+                    tree: Tree::Inbox,
+                    key: seq.to_be_bytes().to_vec(),
+                });
+            }
+        }
+        Msg::EffectDone { effect, result } => w.on_effect_done(effect, result)?,
+        Msg::Timer { key, entry } => w.on_timer(key, entry)?,
+    }
+    w.finish()
+}
+
+impl W<'_> {
+    fn audit(&mut self, source: &str, kind: &str, detail: impl Into<String>) {
+        self.rec.audit_seq += 1;
+        let entry = AuditEntry {
+            seq: self.rec.audit_seq,
+            at_ms: self.env.now_ms,
+            source: source.into(),
+            kind: kind.into(),
+            detail: detail.into(),
+        };
+        if let Ok(v) = codec::encode(&entry) {
+            self.ops.push(Op::Put {
+                tree: Tree::Audit,
+                key: audit_key(&self.rec.order_id, entry.seq),
+                value: v,
+            });
+        }
+        self.changed = true;
+    }
+
+    fn set_lifecycle(&mut self, to: Lifecycle, source: &str, why: &str) {
+        let from = self.rec.lifecycle;
+        if from == to || !from.can_move_to(to) {
+            return;
+        }
+        self.rec.lifecycle = to;
+        self.audit(source, "lifecycle", format!("{from} → {to} ({why})"));
+        metrics::counter!(crate::metrics::LIFECYCLE_TRANSITIONS_TOTAL, "to" => to.as_str())
+            .increment(1);
+    }
+
+    fn held(&self) -> bool {
+        self.rec.lifecycle == Lifecycle::OnHold && self.rec.held_from.is_some()
+    }
+
+    fn order_val(&mut self) -> expr::Val {
+        if let Some(v) = &self.order_val {
+            return v.clone();
+        }
+        let json = match &self.rec.order {
+            Some(o) => o.to_json(),
+            None => serde_json::json!({"id": self.rec.order_id, "shop_id": self.rec.shop_id}),
+        };
+        let v: expr::Val = Arc::from(Data::from_json(&json).to_val());
+        self.order_val = Some(v.clone());
+        v
+    }
+
+    /// Feeds the instance one input (or defers it while held).
+    fn drive(&mut self, input: Input) {
+        let (Some(def), Some(inst)) = (self.def.clone(), self.rec.instance.take()) else {
+            return;
+        };
+        if self.held() && !matches!(input, Input::Cancel { .. }) {
+            self.rec.instance = Some(inst);
+            self.rec.deferred.push(input);
+            self.audit(
+                "system",
+                "deferred",
+                "input held until the order is released",
+            );
+            return;
+        }
+        let ctx = Ctx {
+            order: self.order_val(),
+            now_ms: self.env.now_ms,
+        };
+        let out = advance(&def, inst, &input, &ctx);
+        self.changed = true;
+        self.rec.instance = Some(out.instance);
+        for t in out.trace {
+            self.audit("workflow", "step", t);
+        }
+        let order_id = self.rec.order_id.clone();
+        for e in out.effects {
+            match e {
+                Effect::Call {
+                    effect,
+                    action,
+                    args,
+                    attempt,
+                    timeout,
+                } => {
+                    let started = StartedEffect {
+                        key: effect.key(&order_id, &def.version),
+                        effect: effect.clone(),
+                        action: action.clone(),
+                        args,
+                        attempt,
+                        timeout_ms: timeout.map(|d| d.as_millis() as u64),
+                        started_ms: self.env.now_ms,
+                    };
+                    self.rec.in_flight.retain(|s| s.effect != effect);
+                    self.rec.in_flight.push(started.clone());
+                    self.start.push(started);
+                    if (action == "tiktok.mark_shipped" || action == "tiktok.ship_package")
+                        && self.rec.fulfillment_ms.is_none()
+                    {
+                        self.rec.fulfillment_ms = Some(self.env.now_ms);
+                        let secs = (self.env.now_ms - self.rec.received_ms).max(0) as f64 / 1000.0;
+                        metrics::histogram!(crate::metrics::ORDER_FULFILLMENT_SECONDS).record(secs);
+                    }
+                }
+                Effect::StartTimer { timer, due_ms } => {
+                    let entry = TimerEntry {
+                        order_id: order_id.clone(),
+                        timer: timer.clone(),
+                        due_ms,
+                    };
+                    if let Ok(v) = codec::encode(&entry) {
+                        self.ops.push(Op::Put {
+                            tree: Tree::Timers,
+                            key: timer_key(&order_id, &timer, due_ms),
+                            value: v,
+                        });
+                    }
+                    self.rec.timers.push(ArmedTimer { timer, due_ms });
+                }
+                Effect::CancelTimer { timer } => {
+                    if let Some(pos) = self.rec.timers.iter().position(|t| t.timer == timer) {
+                        let t = self.rec.timers.remove(pos);
+                        self.ops.push(Op::Del {
+                            tree: Tree::Timers,
+                            key: timer_key(&order_id, &t.timer, t.due_ms),
+                        });
+                    }
+                }
+            }
+        }
+        self.sync_lifecycle();
+    }
+
+    /// The lifecycle follows the instance: exception, approval, the end.
+    fn sync_lifecycle(&mut self) {
+        let Some(inst) = &self.rec.instance else {
+            return;
+        };
+        match inst.state.clone() {
+            State::Exception { error } => {
+                self.rec.last_error = Some(format!(
+                    "{} ({}): {}",
+                    error.step, error.kind, error.message
+                ));
+                self.set_lifecycle(Lifecycle::Exception, "workflow", "needs an operator");
+            }
+            State::AwaitingApproval { .. } => {
+                if !self.held() {
+                    self.set_lifecycle(Lifecycle::OnHold, "workflow", "waiting for approval");
+                }
+            }
+            State::Done(Terminal::Cancelled { reason }) => {
+                self.set_lifecycle(Lifecycle::Cancelled, "workflow", &reason)
+            }
+            State::Done(Terminal::Failed { reason }) => {
+                self.rec.last_error = Some(reason.clone());
+                self.set_lifecycle(
+                    Lifecycle::Exception,
+                    "workflow",
+                    &format!("workflow failed: {reason}"),
+                );
+            }
+            State::Done(Terminal::Completed { outcome }) => {
+                if outcome == "held" {
+                    self.set_lifecycle(Lifecycle::OnHold, "workflow", "workflow ended held");
+                } else if let Some(l) = Lifecycle::parse(&outcome) {
+                    if l.rank() > self.rec.lifecycle.rank() || l == Lifecycle::Cancelled {
+                        self.set_lifecycle(l, "workflow", &format!("workflow ended {outcome}"));
+                    }
+                }
+            }
+            _ => {
+                if matches!(self.rec.lifecycle, Lifecycle::Exception)
+                    || (self.rec.lifecycle == Lifecycle::OnHold && self.rec.held_from.is_none())
+                {
+                    self.rec.last_error = None;
+                    self.set_lifecycle(Lifecycle::Processing, "workflow", "running again");
+                }
+            }
+        }
+    }
+
+    fn maybe_start_workflow(&mut self) {
+        if self.rec.instance.is_some() || self.rec.lifecycle.is_terminal() {
+            return;
+        }
+        let Some(order) = &self.rec.order else { return };
+        let status = order.status;
+        let order_val = self.order_val();
+        let cat = self.env.registry.current();
+        let Some(def) = cat.select(status.as_str(), &order_val, self.env.now_ms) else {
+            return;
+        };
+        self.rec.workflow = Some(def.key());
+        self.rec.instance = Some(Instance::new(&def, &self.rec.order_id));
+        self.audit(
+            "workflow",
+            "start",
+            format!("workflow {} started", def.key()),
+        );
+        self.def = Some(def);
+        metrics::counter!(crate::metrics::WORKFLOWS_STARTED_TOTAL).increment(1);
+        if !self.held() {
+            self.set_lifecycle(Lifecycle::Processing, "workflow", "workflow started");
+        }
+        self.drive(Input::Start);
+    }
+
+    fn instance_running(&self) -> bool {
+        self.rec.instance.as_ref().is_some_and(|i| !i.is_terminal())
+    }
+
+    fn on_event(&mut self, ev: &OrderEvent) -> Result<(), Error> {
+        let src = ev.source.as_str();
+        if self.rec.shop_id.is_empty() {
+            self.rec.shop_id = ev.shop_id.clone();
+        }
+        match &ev.kind {
+            EventKind::Snapshot(order) => self.on_snapshot(order, src),
+            EventKind::Status {
+                status,
+                update_time,
+            } => {
+                let Some(s) = TiktokStatus::parse(status) else {
+                    self.audit(src, "ignored", format!("unknown status {status}"));
+                    return Ok(());
+                };
+                match self.rec.order.clone() {
+                    Some(mut o) => {
+                        o.status = s;
+                        o.update_time = *update_time;
+                        self.on_snapshot(&o, src);
+                    }
+                    None => self.audit(
+                        src,
+                        "status",
+                        format!("status {s} reported before the order was fetched"),
+                    ),
+                }
+            }
+            EventKind::Signal(data) => {
+                self.audit(src, "event", data.to_json().to_string());
+                if self.instance_running() {
+                    self.drive(Input::Event(data.clone()));
+                }
+            }
+            EventKind::Operator(action) => self.on_operator(action),
+        }
+        Ok(())
+    }
+
+    fn on_snapshot(&mut self, order: &Order, src: &str) {
+        let prev = self.rec.order.clone();
+        if let Some(p) = &prev {
+            if order.update_time < p.update_time {
+                self.audit(
+                    src,
+                    "stale",
+                    format!(
+                        "ignored an update from {} older than what we have ({} < {})",
+                        src, order.update_time, p.update_time
+                    ),
+                );
+                return;
+            }
+            if p.status.rank() > order.status.rank() && p.status != TiktokStatus::Cancelled {
+                self.audit(
+                    src,
+                    "stale",
+                    format!("ignored a move back from {} to {}", p.status, order.status),
+                );
+                return;
+            }
+        }
+        let status_changed = prev.as_ref().map(|p| p.status) != Some(order.status);
+        let mut order = order.clone();
+        if let Some(p) = &prev {
+            for t in &p.tags {
+                if !order.tags.contains(t) {
+                    order.tags.push(t.clone());
+                }
+            }
+        }
+        let status = order.status;
+        self.rec.order = Some(order);
+        self.order_val = None;
+        self.changed = true;
+        if status_changed {
+            let from = prev.map_or("new".to_string(), |p| p.status.to_string());
+            self.audit(src, "status", format!("TikTok status {from} → {status}"));
+            let next = self.rec.lifecycle.on_tiktok_status(status);
+            self.set_lifecycle(next, src, &format!("TikTok says {status}"));
+        }
+        if self.rec.instance.is_none() {
+            self.maybe_start_workflow();
+        } else if status_changed && self.instance_running() {
+            if status == TiktokStatus::Cancelled {
+                self.drive(Input::Cancel {
+                    reason: "cancelled on TikTok".into(),
+                });
+            } else {
+                let ev = Data::map([
+                    ("type", Data::from("status")),
+                    ("status", Data::from(status.as_str())),
+                    (
+                        "update_time",
+                        Data::Int(self.rec.order.as_ref().map_or(0, |o| o.update_time)),
+                    ),
+                ]);
+                self.drive(Input::Event(ev));
+            }
+        }
+    }
+
+    fn on_operator(&mut self, a: &OperatorAction) {
+        let detail = match a {
+            OperatorAction::Hold { reason } | OperatorAction::Cancel { reason } => {
+                format!("{}: {reason}", a.name())
+            }
+            OperatorAction::Approve { by, note } | OperatorAction::Reject { by, note } => {
+                format!("{} by {by} {note}", a.name())
+            }
+            OperatorAction::RunFrom { step } => format!("run from {step}"),
+            _ => a.name().to_string(),
+        };
+        self.audit("operator", "intervention", detail);
+        match a {
+            OperatorAction::Resume => self.drive(Input::Resume),
+            OperatorAction::Skip => self.drive(Input::Skip),
+            OperatorAction::RunFrom { step } => self.drive(Input::RunFrom { step: step.clone() }),
+            OperatorAction::Approve { by, note } => self.drive(Input::Approval {
+                approved: true,
+                by: by.clone(),
+                note: note.clone(),
+            }),
+            OperatorAction::Reject { by, note } => self.drive(Input::Approval {
+                approved: false,
+                by: by.clone(),
+                note: note.clone(),
+            }),
+            OperatorAction::Hold { .. } => {
+                if !self.rec.lifecycle.is_terminal() && !self.held() {
+                    let from = self.rec.lifecycle;
+                    self.rec.held_from = Some(from);
+                    self.set_lifecycle(Lifecycle::OnHold, "operator", "held by an operator");
+                    if self.rec.lifecycle != Lifecycle::OnHold {
+                        self.rec.held_from = None;
+                    }
+                }
+            }
+            OperatorAction::Release => {
+                if let Some(from) = self.rec.held_from.take() {
+                    let back = if from == Lifecycle::OnHold {
+                        Lifecycle::Processing
+                    } else {
+                        from
+                    };
+                    self.set_lifecycle(back, "operator", "released");
+                    let deferred = std::mem::take(&mut self.rec.deferred);
+                    for input in deferred {
+                        self.drive(input);
+                    }
+                    self.sync_lifecycle();
+                }
+            }
+            OperatorAction::Cancel { reason } => {
+                if self.instance_running() {
+                    self.drive(Input::Cancel {
+                        reason: reason.clone(),
+                    });
+                } else {
+                    self.set_lifecycle(Lifecycle::Cancelled, "operator", reason);
+                }
+            }
+        }
+    }
+
+    fn on_effect_done(
+        &mut self,
+        effect: &EffectId,
+        result: &Result<Data, ActionError>,
+    ) -> Result<(), Error> {
+        let Some(pos) = self.rec.in_flight.iter().position(|s| &s.effect == effect) else {
+            // A result for an effect already finished (a duplicate delivery).
+            return Ok(());
+        };
+        let started = self.rec.in_flight.remove(pos);
+        let outcome = match result {
+            Ok(_) => "ok".to_string(),
+            Err(e) => e.kind.clone(),
+        };
+        metrics::counter!(crate::metrics::EFFECTS_TOTAL, "action" => started.action.clone(), "outcome" => outcome)
+            .increment(1);
+        if let Ok(v) = codec::encode(result) {
+            self.ops.push(Op::Put {
+                tree: Tree::Effects,
+                key: started.key.clone().into_bytes(),
+                value: v,
+            });
+        }
+        if let Ok(out) = result {
+            match started.action.as_str() {
+                "order.tag" => {
+                    if let (Some(o), Some(Data::List(tags))) =
+                        (self.rec.order.as_mut(), started.args.get("tags"))
+                    {
+                        for t in tags.iter().filter_map(Data::as_str) {
+                            if !o.tags.iter().any(|x| x == t) {
+                                o.tags.push(t.to_string());
+                            }
+                        }
+                        self.order_val = None;
+                    }
+                }
+                "order.hold" => {
+                    let reason = started
+                        .args
+                        .get("reason")
+                        .map(Data::render)
+                        .unwrap_or_default();
+                    self.set_lifecycle(Lifecycle::OnHold, "workflow", &format!("held: {reason}"));
+                }
+                "tiktok.mark_shipped" | "tiktok.ship_package" => {
+                    self.set_lifecycle(
+                        Lifecycle::Fulfilled,
+                        "workflow",
+                        "shipped: tracking sent to TikTok",
+                    );
+                }
+                _ => {}
+            }
+            let _ = out;
+        }
+        self.changed = true;
+        self.drive(Input::EffectResult {
+            effect: effect.clone(),
+            result: result.clone(),
+        });
+        Ok(())
+    }
+
+    fn on_timer(&mut self, key: &[u8], entry: &TimerEntry) -> Result<(), Error> {
+        let armed = self
+            .rec
+            .timers
+            .iter()
+            .position(|t| t.timer == entry.timer && t.due_ms == entry.due_ms);
+        self.ops.push(Op::Del {
+            tree: Tree::Timers,
+            key: key.to_vec(),
+        });
+        match armed {
+            None => {
+                // An orphan (its checkpoint never landed, or it was
+                // disarmed): just remove it from the index.
+                self.changed = true;
+            }
+            Some(pos) => {
+                self.rec.timers.remove(pos);
+                self.drive(Input::Timer(timer_of(entry)));
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Plan, Error> {
+        if !self.changed && self.ops.is_empty() {
+            return Ok(Plan {
+                record: self.rec,
+                ops: Vec::new(),
+                start: Vec::new(),
+            });
+        }
+        self.rec.updated_ms = self.env.now_ms;
+        let id = self.rec.order_id.clone().into_bytes();
+        if self.rec.in_flight.is_empty() {
+            self.ops.push(Op::Del {
+                tree: Tree::Running,
+                key: id.clone(),
+            });
+        } else {
+            self.ops.push(Op::Put {
+                tree: Tree::Running,
+                key: id.clone(),
+                value: Vec::new(),
+            });
+        }
+        self.ops.push(Op::Put {
+            tree: Tree::Orders,
+            key: id,
+            value: codec::encode(&self.rec).map_err(crate::store::Error::from)?,
+        });
+        Ok(Plan {
+            record: self.rec,
+            ops: self.ops,
+            start: self.start,
+        })
+    }
+}
+
+fn timer_of(e: &TimerEntry) -> TimerId {
+    e.timer.clone()
+}

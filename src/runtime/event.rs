@@ -1,0 +1,98 @@
+//! Events about an order: what arrives from webhooks, polling, operators and
+//! the API, stored in the inbox before anyone is told "received".
+
+use serde::{Deserialize, Serialize};
+
+use crate::order::Order;
+use crate::workflow::value::Data;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Source {
+    Webhook,
+    Poll,
+    Api,
+    Operator,
+    Workflow,
+    System,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Webhook => "webhook",
+            Source::Poll => "poll",
+            Source::Api => "api",
+            Source::Operator => "operator",
+            Source::Workflow => "workflow",
+            Source::System => "system",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderEvent {
+    /// Deduplication key: TikTok's notification id, or a key derived from
+    /// (order, status, update time), or the caller's request id.
+    pub id: String,
+    pub order_id: String,
+    pub shop_id: String,
+    pub source: Source,
+    pub received_ms: i64,
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum EventKind {
+    /// The whole order as TikTok has it now (hydrated).
+    Snapshot(Box<Order>),
+    /// Only a status (a webhook before hydration).
+    Status {
+        status: String,
+        update_time: i64,
+    },
+    /// Anything a `wait` step may match: `{type: restock, …}`, carrier scans.
+    Signal(Data),
+    Operator(OperatorAction),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum OperatorAction {
+    /// Re-run the failed step (a new visit: a new idempotency key).
+    Resume,
+    /// Skip the current step.
+    Skip,
+    Approve {
+        by: String,
+        note: String,
+    },
+    Reject {
+        by: String,
+        note: String,
+    },
+    Hold {
+        reason: String,
+    },
+    Release,
+    /// Stop the workflow and run its compensations.
+    Cancel {
+        reason: String,
+    },
+    RunFrom {
+        step: String,
+    },
+}
+
+impl OperatorAction {
+    pub fn name(&self) -> &'static str {
+        match self {
+            OperatorAction::Resume => "resume",
+            OperatorAction::Skip => "skip",
+            OperatorAction::Approve { .. } => "approve",
+            OperatorAction::Reject { .. } => "reject",
+            OperatorAction::Hold { .. } => "hold",
+            OperatorAction::Release => "release",
+            OperatorAction::Cancel { .. } => "cancel",
+            OperatorAction::RunFrom { .. } => "run_from",
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Intake: how an event about an order enters the daemon.
+//!
+//! The rule is "acknowledged only after it is durably stored": an event is
+//! deduplicated, written to the inbox under group commit, and only then is
+//! the caller (a webhook sender, the poller, an operator) told it was
+//! received. Delivery to the order's actor happens after, and the inbox
+//! entry is removed in the same checkpoint that applies the event — so a
+//! crash between the two redelivers it on recovery.
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+use super::core::Msg;
+use super::event::OrderEvent;
+use super::Error;
+use crate::actors::RuntimeHandle;
+use crate::store::{codec, InboxEvent, Op, Store, Tree};
+
+/// Most deliveries queued behind intake at once: beyond it, intake waits
+/// (backpressure to whoever is sending).
+const MAX_PENDING_DELIVERIES: usize = 20_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Submitted {
+    pub duplicate: bool,
+}
+
+#[derive(Clone)]
+pub struct Intake {
+    store: Store,
+    runtime: RuntimeHandle,
+    pending: Arc<Semaphore>,
+}
+
+impl Intake {
+    pub fn new(store: Store, runtime: RuntimeHandle) -> Intake {
+        Intake {
+            store,
+            runtime,
+            pending: Arc::new(Semaphore::new(MAX_PENDING_DELIVERIES)),
+        }
+    }
+
+    /// Stores the event durably (or recognises a duplicate), then hands it
+    /// to its order. Returns once it is safe to acknowledge.
+    pub async fn submit(&self, event: OrderEvent) -> Result<Submitted, Error> {
+        let dedupe_key = format!("{}\u{0}{}", event.shop_id, event.id);
+        if self
+            .store
+            .trees
+            .dedupe
+            .contains_key(dedupe_key.as_bytes())
+            .map_err(crate::store::Error::from)?
+        {
+            metrics::counter!(crate::metrics::EVENTS_TOTAL, "result" => "duplicate").increment(1);
+            return Ok(Submitted { duplicate: true });
+        }
+        let seq = self.store.next_id()?;
+        let inbox = InboxEvent {
+            seq,
+            event: event.clone(),
+        };
+        let ops = vec![
+            Op::Put {
+                tree: Tree::Dedupe,
+                key: dedupe_key.into_bytes(),
+                value: seq.to_be_bytes().to_vec(),
+            },
+            Op::Put {
+                tree: Tree::Inbox,
+                key: seq.to_be_bytes().to_vec(),
+                value: codec::encode(&inbox).map_err(crate::store::Error::from)?,
+            },
+        ];
+        self.store.commit(ops).await?;
+        metrics::counter!(crate::metrics::EVENTS_TOTAL, "result" => "accepted").increment(1);
+        metrics::counter!(crate::metrics::ORDERS_RECEIVED_TOTAL, "source" => event.source.as_str())
+            .increment(1);
+        let permit = self
+            .pending
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::ShuttingDown)?;
+        let runtime = self.runtime.clone();
+        actix::spawn(async move {
+            let order_id = event.order_id.clone();
+            if let Err(e) = runtime
+                .deliver(
+                    &order_id,
+                    Msg::Event {
+                        inbox_seq: Some(seq),
+                        event,
+                    },
+                )
+                .await
+            {
+                tracing::warn!(order_id = %order_id, error = %e, "Event stored but not yet applied; it is redelivered on recovery");
+            }
+            drop(permit);
+        });
+        Ok(Submitted { duplicate: false })
+    }
+
+    /// Delivers every stored event not yet applied (recovery), in order.
+    pub async fn redeliver_inbox(&self) -> Result<usize, Error> {
+        let events = self.store.inbox()?;
+        let n = events.len();
+        let mut tasks = Vec::new();
+        let limit = Arc::new(Semaphore::new(256));
+        for e in events {
+            let permit = limit
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| Error::ShuttingDown)?;
+            let runtime = self.runtime.clone();
+            tasks.push(actix::spawn(async move {
+                let order_id = e.event.order_id.clone();
+                let _ = runtime
+                    .deliver(
+                        &order_id,
+                        Msg::Event {
+                            inbox_seq: Some(e.seq),
+                            event: e.event,
+                        },
+                    )
+                    .await;
+                drop(permit);
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        Ok(n)
+    }
+}

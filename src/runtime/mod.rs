@@ -1,0 +1,161 @@
+//! The durable runtime: what turns the pure interpreter into orders that
+//! move.
+//!
+//! - [`event`]: the events about an order, as stored in the inbox.
+//! - [`core`]: one order's state machine step: an event, an action's result
+//!   or a timer in; the next checkpoint, its store operations and the
+//!   effects to start out. Synchronous and free of I/O, so the actor that
+//!   runs it stays small and the logic is testable without actix.
+//! - [`effects`]: performs actions (HTTP calls, order tags, …) with the
+//!   idempotency key of the effect.
+//! - [`intake`]: durable acceptance of events (the path webhooks use).
+//! - [`timers`]: fires due timers from the on-disk timer index.
+//! - [`Registry`]: the workflow definitions in force and every older version
+//!   an instance may still run on.
+//! - [`Clock`]: the one source of time (tokio's clock, so tests can pause it).
+
+pub mod core;
+pub mod effects;
+pub mod event;
+pub mod intake;
+pub mod timers;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::store::{Op, Store, Tree};
+use crate::workflow::{Catalog, Definition};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    #[error("workflow {0} is not known (neither loaded nor stored)")]
+    UnknownWorkflow(String),
+    #[error(transparent)]
+    Workflow(#[from] crate::workflow::Error),
+    #[error("the runtime is shutting down")]
+    ShuttingDown,
+    #[error("order {0}: its actor is unavailable")]
+    ActorUnavailable(String),
+}
+
+/// Time for the whole runtime: wall-clock milliseconds at start plus
+/// tokio's monotonic time since, so `tokio::time::pause` moves it in tests
+/// and timers and `now` agree.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    base_ms: i64,
+    base: tokio::time::Instant,
+}
+
+impl Clock {
+    pub fn system() -> Clock {
+        let base_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        Clock::starting_at(base_ms)
+    }
+
+    /// A clock that reads `base_ms` now (tests).
+    pub fn starting_at(base_ms: i64) -> Clock {
+        Clock {
+            base_ms,
+            base: tokio::time::Instant::now(),
+        }
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.base_ms + self.base.elapsed().as_millis() as i64
+    }
+
+    /// The tokio instant at which wall-clock `ms` is reached.
+    pub fn instant_at(&self, ms: i64) -> tokio::time::Instant {
+        let delta = (ms - self.base_ms).max(0) as u64;
+        self.base + std::time::Duration::from_millis(delta)
+    }
+}
+
+/// The workflows in force, and every version an instance may run on.
+pub struct Registry {
+    dir: PathBuf,
+    store: Store,
+    current: RwLock<Arc<Catalog>>,
+    versions: RwLock<HashMap<String, Arc<Definition>>>,
+}
+
+impl Registry {
+    /// Loads `dir`; fails with every problem if any file is invalid.
+    pub async fn load(dir: PathBuf, store: Store) -> Result<Registry, Error> {
+        let r = Registry {
+            dir,
+            store,
+            current: RwLock::new(Arc::new(Catalog::default())),
+            versions: RwLock::new(HashMap::new()),
+        };
+        r.reload().await?;
+        Ok(r)
+    }
+
+    /// Re-reads the folder. A folder with any invalid file is rejected with
+    /// its errors and the workflows in force stay as they were. Every
+    /// version loaded is stored, so instances on it survive later edits.
+    pub async fn reload(&self) -> Result<Vec<String>, Error> {
+        let cat = Catalog::load(std::slice::from_ref(&self.dir))?;
+        let mut ops = Vec::new();
+        let mut keys = Vec::new();
+        for d in &cat.definitions {
+            keys.push(d.key());
+            ops.push(Op::Put {
+                tree: Tree::Definitions,
+                key: d.key().into_bytes(),
+                value: crate::store::codec::encode(&d.source).map_err(crate::store::Error::from)?,
+            });
+        }
+        self.store.commit(ops).await?;
+        {
+            let mut v = self.versions.write();
+            for d in &cat.definitions {
+                v.insert(d.key(), d.clone());
+            }
+        }
+        *self.current.write() = Arc::new(cat);
+        Ok(keys)
+    }
+
+    pub fn current(&self) -> Arc<Catalog> {
+        self.current.read().clone()
+    }
+
+    /// A definition by `name@version`: from memory, else from the store.
+    pub fn get(&self, key: &str) -> Result<Arc<Definition>, Error> {
+        if let Some(d) = self.versions.read().get(key) {
+            return Ok(d.clone());
+        }
+        let stored = self
+            .store
+            .trees
+            .definitions
+            .get(key.as_bytes())
+            .map_err(crate::store::Error::from)?
+            .ok_or_else(|| Error::UnknownWorkflow(key.to_string()))?;
+        let source: String =
+            crate::store::codec::decode(&stored).map_err(crate::store::Error::from)?;
+        let def = crate::workflow::parse_workflow(&format!("<stored {key}>"), &source)
+            .map_err(|r| crate::workflow::Error::Invalid(vec![r]))?;
+        let def = Arc::new(def);
+        self.versions.write().insert(key.to_string(), def.clone());
+        Ok(def)
+    }
+
+    /// Versions known in memory, with their keys.
+    pub fn versions(&self) -> Vec<Arc<Definition>> {
+        let mut v: Vec<_> = self.versions.read().values().cloned().collect();
+        v.sort_by_key(|d| d.key());
+        v
+    }
+}

@@ -1,0 +1,325 @@
+//! The durable store: sled trees, every value in a versioned envelope
+//! ([`codec`]), every write group-committed ([`commit`]).
+//!
+//! One key per order holds its whole checkpoint ([`OrderRecord`]: the
+//! order, its lifecycle, its workflow instance and the effects it has
+//! started), so an order's state changes atomically. Around it:
+//!
+//! | tree | key | value |
+//! |---|---|---|
+//! | `orders` | order id | [`OrderRecord`] (the checkpoint) |
+//! | `inbox` | sequence (u64 BE) | [`InboxEvent`] received, not yet applied |
+//! | `dedupe` | event id | sequence: duplicates are answered, not stored |
+//! | `timers` | due ms (u64 BE) + order id + 0 + timer | [`TimerEntry`] |
+//! | `running` | order id | empty: orders with work to resume after a crash |
+//! | `audit` | order id + 0 + seq (u64 BE) | [`AuditEntry`] |
+//! | `definitions` | `name@version` | the workflow's YAML |
+//! | `effects` | idempotency key | the effect's result |
+//! | `cursors` | name | polling cursors and other small state |
+
+pub mod codec;
+pub mod commit;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub use commit::{CommitStats, Committer, Op};
+
+use crate::lifecycle::Lifecycle;
+use crate::order::Order;
+use crate::workflow::interpreter::{EffectId, Instance, TimerId};
+use crate::workflow::value::Data;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    #[error("sled: {0}")]
+    Sled(String),
+    #[error(transparent)]
+    Codec(#[from] std::sync::Arc<codec::Error>),
+    #[error("the commit thread has stopped")]
+    Closed,
+}
+
+impl From<sled::Error> for Error {
+    fn from(e: sled::Error) -> Self {
+        Error::Sled(e.to_string())
+    }
+}
+
+impl From<codec::Error> for Error {
+    fn from(e: codec::Error) -> Self {
+        Error::Codec(Arc::new(e))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tree {
+    Orders,
+    Inbox,
+    Dedupe,
+    Timers,
+    Running,
+    Audit,
+    Definitions,
+    Effects,
+    Cursors,
+}
+
+pub struct Trees {
+    pub orders: sled::Tree,
+    pub inbox: sled::Tree,
+    pub dedupe: sled::Tree,
+    pub timers: sled::Tree,
+    pub running: sled::Tree,
+    pub audit: sled::Tree,
+    pub definitions: sled::Tree,
+    pub effects: sled::Tree,
+    pub cursors: sled::Tree,
+}
+
+impl Trees {
+    pub fn get(&self, t: Tree) -> &sled::Tree {
+        match t {
+            Tree::Orders => &self.orders,
+            Tree::Inbox => &self.inbox,
+            Tree::Dedupe => &self.dedupe,
+            Tree::Timers => &self.timers,
+            Tree::Running => &self.running,
+            Tree::Audit => &self.audit,
+            Tree::Definitions => &self.definitions,
+            Tree::Effects => &self.effects,
+            Tree::Cursors => &self.cursors,
+        }
+    }
+}
+
+/// An effect the order has started and not yet seen finish: re-issued with
+/// the same key after a crash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StartedEffect {
+    pub effect: EffectId,
+    pub key: String,
+    pub action: String,
+    pub args: Data,
+    pub attempt: u32,
+    pub timeout_ms: Option<u64>,
+    pub started_ms: i64,
+}
+
+/// A timer the order has armed, with the index key that finds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArmedTimer {
+    pub timer: TimerId,
+    pub due_ms: i64,
+}
+
+/// An order's checkpoint: everything about it, written atomically.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderRecord {
+    pub order_id: String,
+    pub shop_id: String,
+    pub order: Option<Order>,
+    pub lifecycle: Lifecycle,
+    /// `name@version` of the workflow the instance runs.
+    pub workflow: Option<String>,
+    pub instance: Option<Instance>,
+    pub in_flight: Vec<StartedEffect>,
+    pub timers: Vec<ArmedTimer>,
+    /// The last audit entry's sequence number: entries are 1..=audit_seq.
+    pub audit_seq: u64,
+    pub received_ms: i64,
+    pub updated_ms: i64,
+    /// When the ship / mark-shipped call was issued.
+    pub fulfillment_ms: Option<i64>,
+    pub last_error: Option<String>,
+    /// Lifecycle to return to when an operator releases a hold.
+    pub held_from: Option<Lifecycle>,
+    /// Recent event ids, so a redelivered event is applied once.
+    pub recent_events: Vec<String>,
+    /// Workflow inputs that arrived while an operator held the order,
+    /// replayed in order on release.
+    pub deferred: Vec<crate::workflow::interpreter::Input>,
+}
+
+impl OrderRecord {
+    pub fn new(order_id: &str, shop_id: &str, now_ms: i64) -> OrderRecord {
+        OrderRecord {
+            order_id: order_id.to_string(),
+            shop_id: shop_id.to_string(),
+            order: None,
+            lifecycle: Lifecycle::Pending,
+            workflow: None,
+            instance: None,
+            in_flight: Vec::new(),
+            timers: Vec::new(),
+            audit_seq: 0,
+            received_ms: now_ms,
+            updated_ms: now_ms,
+            fulfillment_ms: None,
+            last_error: None,
+            held_from: None,
+            recent_events: Vec::new(),
+            deferred: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub seq: u64,
+    pub at_ms: i64,
+    /// webhook, poll, workflow, operator, api, system.
+    pub source: String,
+    pub kind: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimerEntry {
+    pub order_id: String,
+    pub timer: TimerId,
+    pub due_ms: i64,
+}
+
+/// A received event, stored before it is acknowledged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboxEvent {
+    pub seq: u64,
+    pub event: crate::runtime::event::OrderEvent,
+}
+
+/// The database and its trees. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pub db: sled::Db,
+    pub trees: Arc<Trees>,
+    pub committer: Committer,
+}
+
+pub fn timer_key(order_id: &str, t: &TimerId, due_ms: i64) -> Vec<u8> {
+    let mut k = (due_ms.max(0) as u64).to_be_bytes().to_vec();
+    k.extend_from_slice(order_id.as_bytes());
+    k.push(0);
+    k.extend_from_slice(format!("{}:{}:{:?}", t.step, t.visit, t.kind).as_bytes());
+    k
+}
+
+pub fn audit_key(order_id: &str, seq: u64) -> Vec<u8> {
+    let mut k = order_id.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+impl Store {
+    pub fn open(dir: &Path, cache_bytes: u64, max_batch: usize) -> Result<Store, Error> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        let trees = Arc::new(Trees {
+            orders: db.open_tree("orders")?,
+            inbox: db.open_tree("inbox")?,
+            dedupe: db.open_tree("dedupe")?,
+            timers: db.open_tree("timers")?,
+            running: db.open_tree("running")?,
+            audit: db.open_tree("audit")?,
+            definitions: db.open_tree("definitions")?,
+            effects: db.open_tree("effects")?,
+            cursors: db.open_tree("cursors")?,
+        });
+        let committer = Committer::start(db.clone(), trees.clone(), max_batch);
+        Ok(Store {
+            db,
+            trees,
+            committer,
+        })
+    }
+
+    pub async fn commit(&self, ops: Vec<Op>) -> Result<(), Error> {
+        self.committer.commit(ops).await
+    }
+
+    pub fn next_id(&self) -> Result<u64, Error> {
+        Ok(self.db.generate_id()?)
+    }
+
+    pub fn load_order(&self, order_id: &str) -> Result<Option<OrderRecord>, Error> {
+        match self.trees.orders.get(order_id.as_bytes())? {
+            None => Ok(None),
+            Some(b) => Ok(Some(codec::decode(&b)?)),
+        }
+    }
+
+    /// Every checkpoint (for listings; the daemon never needs this on a hot
+    /// path).
+    pub fn orders(&self) -> impl Iterator<Item = Result<OrderRecord, Error>> + '_ {
+        self.trees.orders.iter().map(|r| {
+            let (_, v) = r?;
+            Ok(codec::decode(&v)?)
+        })
+    }
+
+    pub fn audit(&self, order_id: &str) -> Result<Vec<AuditEntry>, Error> {
+        let mut prefix = order_id.as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for r in self.trees.audit.scan_prefix(&prefix) {
+            let (_, v) = r?;
+            out.push(codec::decode(&v)?);
+        }
+        Ok(out)
+    }
+
+    /// Orders with work to resume (an effect in flight).
+    pub fn running(&self) -> Result<Vec<String>, Error> {
+        let mut out = Vec::new();
+        for r in self.trees.running.iter() {
+            let (k, _) = r?;
+            out.push(String::from_utf8_lossy(&k).into_owned());
+        }
+        Ok(out)
+    }
+
+    pub fn inbox(&self) -> Result<Vec<InboxEvent>, Error> {
+        let mut out = Vec::new();
+        for r in self.trees.inbox.iter() {
+            let (_, v) = r?;
+            out.push(codec::decode(&v)?);
+        }
+        Ok(out)
+    }
+
+    /// Timers due at or before `now_ms`, earliest first, at most `limit`.
+    pub fn due_timers(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, TimerEntry)>, Error> {
+        let end = ((now_ms.max(0) as u64) + 1).to_be_bytes();
+        let mut out = Vec::new();
+        for r in self.trees.timers.range(..end.to_vec()) {
+            let (k, v) = r?;
+            out.push((k.to_vec(), codec::decode(&v)?));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// When the earliest timer is due.
+    pub fn next_timer_ms(&self) -> Result<Option<i64>, Error> {
+        Ok(self.trees.timers.first()?.and_then(|(k, _)| {
+            let b: [u8; 8] = k.get(..8)?.try_into().ok()?;
+            Some(u64::from_be_bytes(b) as i64)
+        }))
+    }
+
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+}
