@@ -1,0 +1,205 @@
+//! Shared test utilities: a recording HTTP server that dedupes by
+//! idempotency key, and a handle on a real `orderflow` process.
+
+#![allow(dead_code)]
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the recorder saw.
+#[derive(Default, Debug)]
+pub struct Recorded {
+    /// (order, step) → idempotency keys seen.
+    pub keys: HashMap<(String, String), HashSet<String>>,
+    /// Idempotency key → times applied (the first request only).
+    pub applied: HashMap<String, u32>,
+    /// Requests that repeated a key already applied.
+    pub duplicates: u64,
+    pub requests: u64,
+}
+
+/// A real HTTP server on 127.0.0.1:0 that applies each idempotency key once,
+/// as a well-behaved carrier or payment API does.
+pub struct Recorder {
+    pub addr: String,
+    pub seen: Arc<Mutex<Recorded>>,
+}
+
+impl Recorder {
+    pub fn start() -> Recorder {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let seen = Arc::new(Mutex::new(Recorded::default()));
+        let s = seen.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let s = s.clone();
+                std::thread::spawn(move || serve(conn, s));
+            }
+        });
+        Recorder { addr, seen }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/effect", self.addr)
+    }
+}
+
+fn serve(conn: TcpStream, seen: Arc<Mutex<Recorded>>) {
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut out = conn;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut len = 0usize;
+        let mut key = String::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((n, v)) = h.split_once(':') {
+                match n.trim().to_ascii_lowercase().as_str() {
+                    "content-length" => len = v.trim().parse().unwrap_or(0),
+                    "idempotency-key" => key = v.trim().to_string(),
+                    _ => {}
+                }
+            }
+        }
+        let mut body = vec![0u8; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let order = v["order"].as_str().unwrap_or("").to_string();
+        let step = v["step"].as_str().unwrap_or("").to_string();
+        {
+            let mut r = seen.lock().unwrap();
+            r.requests += 1;
+            r.keys.entry((order, step)).or_default().insert(key.clone());
+            let n = r.applied.entry(key).or_insert(0);
+            if *n == 0 {
+                *n = 1;
+            } else {
+                r.duplicates += 1;
+            }
+        }
+        let resp = b"{\"ok\":true}";
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            resp.len()
+        );
+        if out.write_all(head.as_bytes()).and_then(|_| out.write_all(resp)).is_err() {
+            return;
+        }
+    }
+}
+
+/// A running `orderflow run` process.
+pub struct Daemon {
+    pub child: Child,
+    pub base: String,
+    pub log: PathBuf,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_orderflow")
+}
+
+impl Daemon {
+    /// Starts the daemon on 127.0.0.1:0 and waits until it listens.
+    pub fn start(data: &Path, workflows: &Path, log: &Path, extra_env: &[(&str, &str)]) -> Daemon {
+        let logf = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let start_len = std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
+        let mut cmd = Command::new(bin());
+        cmd.args(["run", "--listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(data)
+            .arg("--workflows")
+            .arg(workflows)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(logf);
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let tail = &text[(start_len as usize).min(text.len())..];
+            if let Some(line) = tail.lines().find(|l| l.contains("orderflow listening")) {
+                let addr = line
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("addr="))
+                    .unwrap()
+                    .to_string();
+                return Daemon {
+                    child,
+                    base: format!("http://{addr}"),
+                    log: log.to_path_buf(),
+                };
+            }
+            assert!(Instant::now() < deadline, "daemon did not start:\n{tail}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        unsafe_sigterm(self.child.id());
+        self.child.wait().unwrap()
+    }
+}
+
+fn unsafe_sigterm(pid: u32) {
+    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+}
+
+pub async fn wait_ready(client: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "daemon never became ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// An order in TikTok's wire shape, awaiting shipment.
+pub fn wire_order(id: &str, update_time: i64) -> serde_json::Value {
+    serde_json::json!({
+        "id": id,
+        "status": "AWAITING_SHIPMENT",
+        "create_time": update_time - 60,
+        "update_time": update_time,
+        "paid_time": update_time - 30,
+        "shipping_type": "SELLER",
+        "rts_sla_time": update_time + 172_800,
+        "payment": {"currency": "USD", "original_total_product_price": "20.00", "sub_total": "20.00",
+                    "shipping_fee": "0.00", "tax": "0.00", "total_amount": "20.00"},
+        "line_items": [{"id": format!("{id}-1"), "sku_id": "SKU-1", "sale_price": "20.00", "original_price": "20.00"}],
+    })
+}
