@@ -77,7 +77,7 @@ impl Daemon {
             store.clone(),
             registry.clone(),
             executor,
-            clock,
+            clock.clone(),
             cfg.runtime.clone(),
             cfg.runtime.arbiters,
         );

@@ -44,12 +44,26 @@ pub enum Error {
 }
 
 /// Time for the whole runtime: wall-clock milliseconds at start plus
-/// tokio's monotonic time since, so `tokio::time::pause` moves it in tests
-/// and timers and `now` agree.
-#[derive(Clone, Copy, Debug)]
+/// tokio's monotonic time since, so timers and `now` agree. Tests use a
+/// [`Clock::manual`] clock they move forward by hand: the commit thread is
+/// real I/O, and tokio's paused time would race ahead on its own whenever
+/// the runtime waits for a flush.
+#[derive(Clone, Debug)]
 pub struct Clock {
     base_ms: i64,
     base: tokio::time::Instant,
+    offset: Option<Arc<std::sync::atomic::AtomicI64>>,
+}
+
+/// Moves a manual clock forward.
+#[derive(Clone, Debug)]
+pub struct ClockControl(Arc<std::sync::atomic::AtomicI64>);
+
+impl ClockControl {
+    pub fn advance(&self, d: std::time::Duration) {
+        self.0
+            .fetch_add(d.as_millis() as i64, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Clock {
@@ -61,21 +75,38 @@ impl Clock {
         Clock::starting_at(base_ms)
     }
 
-    /// A clock that reads `base_ms` now (tests).
+    /// A clock that reads `base_ms` now and then runs with real time.
     pub fn starting_at(base_ms: i64) -> Clock {
         Clock {
             base_ms,
             base: tokio::time::Instant::now(),
+            offset: None,
         }
     }
 
-    pub fn now_ms(&self) -> i64 {
-        self.base_ms + self.base.elapsed().as_millis() as i64
+    /// A clock that reads `base_ms` plus real time plus whatever the
+    /// control has advanced it by.
+    pub fn manual(base_ms: i64) -> (Clock, ClockControl) {
+        let off = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let mut c = Clock::starting_at(base_ms);
+        c.offset = Some(off.clone());
+        (c, ClockControl(off))
     }
 
-    /// The tokio instant at which wall-clock `ms` is reached.
+    fn offset_ms(&self) -> i64 {
+        self.offset
+            .as_ref()
+            .map_or(0, |o| o.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.base_ms + self.base.elapsed().as_millis() as i64 + self.offset_ms()
+    }
+
+    /// The tokio instant at which wall-clock `ms` is reached (as far as
+    /// anyone can know now).
     pub fn instant_at(&self, ms: i64) -> tokio::time::Instant {
-        let delta = (ms - self.base_ms).max(0) as u64;
+        let delta = (ms - self.base_ms - self.offset_ms()).max(0) as u64;
         self.base + std::time::Duration::from_millis(delta)
     }
 }
