@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use orderflow::store::{codec, OrderRecord, Op, Store, Tree};
+use orderflow::store::{codec, Op, OrderRecord, Store, Tree};
 
 const RUN: Duration = Duration::from_secs(3);
 
@@ -23,7 +23,11 @@ fn record(i: u64) -> Vec<u8> {
 fn main() {
     // `cargo test --benches` runs this with `--bench` absent: keep it short.
     let quick = !std::env::args().any(|a| a == "--bench");
-    let run = if quick { Duration::from_millis(200) } else { RUN };
+    let run = if quick {
+        Duration::from_millis(200)
+    } else {
+        RUN
+    };
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("db"), 64 << 20, 4096).unwrap();
 
@@ -31,7 +35,11 @@ fn main() {
     let t = Instant::now();
     let mut n = 0u64;
     while t.elapsed() < run {
-        store.trees.orders.insert(format!("single-{n}"), record(n)).unwrap();
+        store
+            .trees
+            .orders
+            .insert(format!("single-{n}"), record(n))
+            .unwrap();
         store.db.flush().unwrap();
         n += 1;
     }

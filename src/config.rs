@@ -49,6 +49,38 @@ pub struct Config {
     pub workflows: WorkflowsConfig,
     pub runtime: RuntimeConfig,
     pub actions: ActionsConfig,
+    /// TikTok Shop credentials and shops. With none, the daemon runs the
+    /// built-in simulator with a demo order stream.
+    pub tiktok: crate::tiktok::TiktokConfig,
+    pub sync: crate::sync::SyncConfig,
+    pub demo: DemoConfig,
+}
+
+/// The demo the daemon runs when no TikTok credentials are configured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DemoConfig {
+    /// New simulated orders per second.
+    pub orders_per_second: f64,
+    /// How much faster than real time the simulated lifecycle runs (the
+    /// buyer-cancel hold, carrier scans, delivery).
+    pub time_scale: f64,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        DemoConfig {
+            orders_per_second: 0.5,
+            time_scale: 60.0,
+        }
+    }
+}
+
+impl Config {
+    /// No credentials at all: run the built-in simulator.
+    pub fn is_demo(&self) -> bool {
+        self.tiktok.app_key.is_empty() && self.tiktok.shops.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -259,6 +291,21 @@ impl Config {
         }
         if self.actions.http_timeout.0.is_zero() {
             problems.push("actions.http_timeout must be more than zero".into());
+        }
+        if !self.is_demo() {
+            problems.extend(
+                self.tiktok
+                    .validate()
+                    .into_iter()
+                    .map(|p| format!("tiktok: {p}")),
+            );
+        }
+        problems.extend(self.sync.validate());
+        if !(self.demo.orders_per_second >= 0.0 && self.demo.orders_per_second <= 10_000.0) {
+            problems.push("demo.orders_per_second must be between 0 and 10000".into());
+        }
+        if !(self.demo.time_scale > 0.0 && self.demo.time_scale <= 100_000.0) {
+            problems.push("demo.time_scale must be more than 0 and at most 100000".into());
         }
         if problems.is_empty() {
             Ok(())

@@ -36,6 +36,10 @@ pub enum Error {
     Store(#[from] crate::store::Error),
     #[error("loading workflows: {0}")]
     Runtime(#[from] crate::runtime::Error),
+    #[error("starting the built-in simulator: {0}")]
+    Simulator(#[from] crate::simulator::Error),
+    #[error("starting the TikTok gateway: {0}")]
+    Gateway(#[from] crate::tiktok::Error),
     #[error("listening on {addr}: {source}")]
     Listen {
         addr: String,
@@ -53,12 +57,42 @@ pub struct Daemon {
     stop: CancellationToken,
     server: actix_web::dev::ServerHandle,
     grace: Duration,
+    simulator: Option<crate::simulator::SimulatorHandle>,
+}
+
+/// Keeps refreshed TikTok tokens in the store.
+struct StoreTokens(Store);
+
+impl crate::tiktok::TokenSink for StoreTokens {
+    fn tokens_refreshed(&self, shop_id: &str, tokens: &crate::tiktok::Tokens) {
+        let key = format!("tokens:{shop_id}");
+        let value = serde_json::json!({
+            "access_token": tokens.access_token.expose(),
+            "refresh_token": tokens.refresh_token.expose(),
+        })
+        .to_string();
+        match crate::store::codec::encode(&value) {
+            Ok(v) => {
+                if let Err(e) = self.0.trees.cursors.insert(key.as_bytes(), v) {
+                    tracing::error!(shop_id = %shop_id, error = %e, "Could not store refreshed tokens");
+                }
+                let db = self.0.db.clone();
+                actix::spawn(async move {
+                    let _ = db.flush_async().await;
+                });
+            }
+            Err(e) => tracing::error!(error = %e, "Could not encode refreshed tokens"),
+        }
+    }
 }
 
 impl Daemon {
     /// Starts everything inside the current actix `System`.
     pub async fn start(cfg: Config, clock: Clock) -> Result<Daemon, Error> {
         let metrics = crate::metrics::install();
+        if cfg.is_demo() {
+            tracing::warn!("No TikTok credentials configured: starting in DEMO MODE with the built-in TikTok Shop simulator");
+        }
         std::fs::create_dir_all(&cfg.store.data_dir).map_err(|source| Error::DataDir {
             path: cfg.store.data_dir.display().to_string(),
             source,
@@ -72,7 +106,65 @@ impl Daemon {
         for d in registry.current().definitions.iter() {
             tracing::info!(workflow = %d.key(), path = %d.path, "Workflow loaded");
         }
-        let executor = Executor::new(cfg.actions.http_timeout.0);
+        // Bind first: the demo simulator needs our address for its webhooks.
+        let listen = cfg.server.listen.clone();
+        let listener = std::net::TcpListener::bind(&listen).map_err(|source| Error::Listen {
+            addr: listen.clone(),
+            source,
+        })?;
+        let addr = listener.local_addr().map_err(|source| Error::Listen {
+            addr: listen.clone(),
+            source,
+        })?;
+        let mut cfg = cfg;
+        let simulator = if cfg.is_demo() {
+            let args = crate::simulator::SimulatorArgs {
+                listen: "127.0.0.1:0".into(),
+                app_key: "demo-app-key".into(),
+                app_secret: "demo-app-secret".into(),
+                access_token: "demo-access-token".into(),
+                webhook_url: Some(format!("http://{addr}/webhooks/tiktok")),
+                orders_per_second: cfg.demo.orders_per_second,
+                time_scale: cfg.demo.time_scale,
+                ..Default::default()
+            };
+            let sim = crate::simulator::start(args).await?;
+            cfg.tiktok.base_url = sim.base_url();
+            cfg.tiktok.auth_url = sim.base_url();
+            cfg.tiktok.app_key = "demo-app-key".into();
+            cfg.tiktok.app_secret = crate::tiktok::Secret::new("demo-app-secret");
+            cfg.tiktok.shops = sim
+                .shops()
+                .iter()
+                .map(|(id, cipher)| crate::tiktok::ShopConfig {
+                    id: id.clone(),
+                    cipher: Some(cipher.clone()),
+                    access_token: crate::tiktok::Secret::new("demo-access-token"),
+                    refresh_token: crate::tiktok::Secret::new("sim-refresh-token"),
+                    ..Default::default()
+                })
+                .collect();
+            tracing::warn!(
+                simulator = %sim.base_url(),
+                orders_per_second = cfg.demo.orders_per_second,
+                "DEMO MODE: no TikTok credentials are configured, so orderflow runs the built-in TikTok Shop simulator with a demo order stream. Configure [tiktok] to talk to TikTok Shop."
+            );
+            Some(sim)
+        } else {
+            None
+        };
+        let gateway = if cfg.tiktok.shops.is_empty() {
+            None
+        } else {
+            Some(crate::tiktok::GatewayHandle::start(
+                &cfg.tiktok,
+                Arc::new(StoreTokens(store.clone())),
+            )?)
+        };
+        let mut executor = Executor::new(cfg.actions.http_timeout.0);
+        if let Some(g) = &gateway {
+            executor = executor.with_gateway(g.clone());
+        }
         let runtime = RuntimeHandle::start(
             store.clone(),
             registry.clone(),
@@ -81,7 +173,20 @@ impl Daemon {
             cfg.runtime.clone(),
             cfg.runtime.arbiters,
         );
-        let intake = Intake::new(store.clone(), runtime.clone());
+        let mut intake = Intake::new(store.clone(), runtime.clone());
+        if let Some(g) = &gateway {
+            intake = intake.with_hydrator(crate::sync::Hydrator { gateway: g.clone() });
+        }
+        let pollers: Vec<crate::sync::poll::Poller> = match &gateway {
+            None => Vec::new(),
+            Some(g) => vec![crate::sync::poll::Poller {
+                gateway: g.clone(),
+                intake: intake.clone(),
+                store: store.clone(),
+                config: cfg.sync.clone(),
+                clock: clock.clone(),
+            }],
+        };
         let ready = Arc::new(AtomicBool::new(false));
         let state = AppState {
             intake: intake.clone(),
@@ -90,9 +195,14 @@ impl Daemon {
             registry: registry.clone(),
             ready: ready.clone(),
             metrics,
+            webhook_auth: gateway.as_ref().map(|_| http::WebhookAuth {
+                app_key: cfg.tiktok.app_key.clone(),
+                app_secret: cfg.tiktok.app_secret.clone(),
+                max_bytes: cfg.sync.webhook_max_bytes,
+            }),
+            pollers: pollers.clone(),
         };
         let max_body = cfg.server.max_body_bytes;
-        let listen = cfg.server.listen.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(web::Data::new(state.clone()))
@@ -102,19 +212,11 @@ impl Daemon {
         .workers(2)
         .shutdown_timeout(cfg.runtime.shutdown_grace.0.as_secs().max(1))
         .disable_signals()
-        .bind(&listen)
+        .listen(listener)
         .map_err(|source| Error::Listen {
             addr: listen.clone(),
             source,
         })?;
-        let addr = server
-            .addrs()
-            .first()
-            .copied()
-            .ok_or_else(|| Error::Listen {
-                addr: listen.clone(),
-                source: std::io::Error::other("no address bound"),
-            })?;
         let server = server.run();
         let server_handle = server.handle();
         actix::spawn(async move {
@@ -160,6 +262,7 @@ impl Daemon {
             stop,
             server: server_handle,
             grace: cfg.runtime.shutdown_grace.0,
+            simulator,
         })
     }
 
@@ -179,6 +282,9 @@ impl Daemon {
                 effects = left,
                 "Grace period over; unfinished effects are re-issued on the next start"
             );
+        }
+        if let Some(sim) = self.simulator {
+            sim.stop().await;
         }
         if let Err(e) = self.store.db.flush_async().await {
             tracing::error!(error = %e, "Final flush failed");

@@ -23,6 +23,8 @@
 //!   timers, the workflow registry and the clock.
 //! - [`actors`]: the supervisor and one actix actor per order, behind
 //!   [`actors::RuntimeHandle`].
+//! - [`sync`]: TikTok order sync: signed webhooks, hydration through the
+//!   gateway's batched order detail, polling from a durable cursor.
 //! - [`http`]: health, metrics, intake and the admin API over handles.
 //! - [`config`]: layered configuration with one `validate()`.
 //! - [`metrics`]: every metric name, described once.
@@ -39,5 +41,6 @@ pub mod order;
 pub mod runtime;
 pub mod simulator;
 pub mod store;
+pub mod sync;
 pub mod tiktok;
 pub mod workflow;

@@ -14,6 +14,7 @@ pub const CHECKPOINT_FLUSH_SECONDS: &str = "orderflow_checkpoint_flush_seconds";
 pub const ACTORS_ACTIVE: &str = "orderflow_actors_active";
 pub const ACTOR_RESTARTS_TOTAL: &str = "orderflow_actor_restarts_total";
 pub const HTTP_REQUESTS_TOTAL: &str = "orderflow_http_requests_total";
+pub const WEBHOOKS_TOTAL: &str = "orderflow_webhooks_total";
 
 /// Describes every metric (help text in the exposition).
 pub fn describe() {

@@ -83,7 +83,9 @@ async fn sigkill_at_random_moments_loses_and_repeats_nothing() {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             }
-            let results = futures::future::join_all(batch.iter().map(|&i| submit(&client, &daemon.base, i))).await;
+            let results =
+                futures::future::join_all(batch.iter().map(|&i| submit(&client, &daemon.base, i)))
+                    .await;
             for (i, ok) in batch.iter().zip(results) {
                 if ok {
                     acked.insert(*i);
@@ -127,25 +129,30 @@ async fn sigkill_at_random_moments_loses_and_repeats_nothing() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let seen = recorder.seen.lock().unwrap();
-    for i in 0..ORDERS {
-        let order = format!("ord-{i}");
-        for step in STEPS {
-            let keys = seen
-                .keys
-                .get(&(order.clone(), step.to_string()))
-                .unwrap_or_else(|| panic!("{order}/{step} never reached the recorder"));
-            assert_eq!(keys.len(), 1, "{order}/{step} used several keys: {keys:?}");
-            let key = keys.iter().next().unwrap();
-            assert_eq!(seen.applied.get(key), Some(&1), "{order}/{step} applied once");
+    {
+        let seen = recorder.seen.lock().unwrap();
+        for i in 0..ORDERS {
+            let order = format!("ord-{i}");
+            for step in STEPS {
+                let keys = seen
+                    .keys
+                    .get(&(order.clone(), step.to_string()))
+                    .unwrap_or_else(|| panic!("{order}/{step} never reached the recorder"));
+                assert_eq!(keys.len(), 1, "{order}/{step} used several keys: {keys:?}");
+                let key = keys.iter().next().unwrap();
+                assert_eq!(
+                    seen.applied.get(key),
+                    Some(&1),
+                    "{order}/{step} applied once"
+                );
+            }
         }
+        assert_eq!(seen.keys.len(), ORDERS * STEPS.len());
+        println!(
+            "{} effect requests, {} repeated a key after a crash (deduplicated by the recorder)",
+            seen.requests, seen.duplicates
+        );
     }
-    assert_eq!(seen.keys.len(), ORDERS * STEPS.len());
-    println!(
-        "{} effect requests, {} repeated a key after a crash (deduplicated by the recorder)",
-        seen.requests, seen.duplicates
-    );
-    drop(seen);
 
     for i in 0..ORDERS {
         let id = format!("ord-{i}");
@@ -169,7 +176,10 @@ async fn sigkill_at_random_moments_loses_and_repeats_nothing() {
         let seqs: Vec<u64> = audit.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
         let expected: Vec<u64> = (1..=view["audit_seq"].as_u64().unwrap()).collect();
         assert_eq!(seqs, expected, "audit of {id} has gaps");
-        assert!(audit.iter().any(|e| e["detail"].as_str().unwrap_or("").contains("finished: completed (fulfilled)")));
+        assert!(audit.iter().any(|e| e["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("finished: completed (fulfilled)")));
     }
     let status = daemon.terminate();
     assert!(status.success(), "graceful shutdown exits 0: {status:?}");
@@ -181,7 +191,12 @@ async fn submit(client: &reqwest::Client, base: &str, i: usize) -> bool {
         "shop_id": "shop-1",
         "order": wire_order(&format!("ord-{i}"), 1_764_000_000 + i as i64),
     });
-    match client.post(format!("{base}/api/v1/events")).json(&body).send().await {
+    match client
+        .post(format!("{base}/api/v1/events"))
+        .json(&body)
+        .send()
+        .await
+    {
         Ok(r) => r.status().is_success(),
         Err(_) => false,
     }

@@ -53,7 +53,12 @@ fn start(store: &Store, registry: &Arc<Registry>, clock: Clock, passivate: Durat
         0,
     );
     let stop = CancellationToken::new();
-    actix::spawn(timers::run(store.clone(), handle.clone(), clock.clone(), stop.clone()));
+    actix::spawn(timers::run(
+        store.clone(),
+        handle.clone(),
+        clock.clone(),
+        stop.clone(),
+    ));
     Rt {
         intake: Intake::new(store.clone(), handle.clone()),
         handle,
@@ -104,7 +109,12 @@ async fn settle() {
     tokio::time::sleep(Duration::from_millis(200)).await;
 }
 
-async fn until(store: &Store, id: &str, what: &str, f: impl Fn(&OrderRecord) -> bool) -> OrderRecord {
+async fn until(
+    store: &Store,
+    id: &str,
+    what: &str,
+    f: impl Fn(&OrderRecord) -> bool,
+) -> OrderRecord {
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while std::time::Instant::now() < deadline {
         if let Some(r) = store.load_order(id).unwrap() {
@@ -114,7 +124,13 @@ async fn until(store: &Store, id: &str, what: &str, f: impl Fn(&OrderRecord) -> 
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("order {id} never reached: {what}; it is {:?}", store.load_order(id).unwrap().map(|r| (r.lifecycle, r.instance.map(|i| i.state))));
+    panic!(
+        "order {id} never reached: {what}; it is {:?}",
+        store
+            .load_order(id)
+            .unwrap()
+            .map(|r| (r.lifecycle, r.instance.map(|i| i.state)))
+    );
 }
 
 fn write(dir: &Path, name: &str, text: &str) {
@@ -137,10 +153,21 @@ async fn durable_timers_fire_after_a_restart_and_late_ones_at_once() {
     let (_dir, store, wfdir) = setup(SLEEPY);
     let registry = Arc::new(Registry::load(wfdir, store.clone()).await.unwrap());
     let (clock, ctl): (Clock, ClockControl) = Clock::manual(T0);
-    let rt = start(&store, &registry, clock.clone(), Duration::from_secs(3600 * 24));
+    let rt = start(
+        &store,
+        &registry,
+        clock.clone(),
+        Duration::from_secs(3600 * 24),
+    );
     rt.intake.submit(order_event("o1", 0)).await.unwrap();
     rt.intake.submit(order_event("o2", 0)).await.unwrap();
-    let r = until(&store, "o1", "sleeping", |r| matches!(r.instance.as_ref().map(|i| &i.state), Some(State::Sleeping { .. }))).await;
+    let r = until(&store, "o1", "sleeping", |r| {
+        matches!(
+            r.instance.as_ref().map(|i| &i.state),
+            Some(State::Sleeping { .. })
+        )
+    })
+    .await;
     assert_eq!(r.timers.len(), 1);
     assert_eq!(r.timers[0].due_ms, r.received_ms + 3_600_000);
     until(&store, "o2", "sleeping", |r| !r.timers.is_empty()).await;
@@ -150,27 +177,63 @@ async fn durable_timers_fire_after_a_restart_and_late_ones_at_once() {
     drop(rt);
     // Half an hour later the new runtime starts; the timer is not due yet.
     ctl.advance(Duration::from_secs(1800));
-    let rt2 = start(&store, &registry, clock.clone(), Duration::from_secs(3600 * 24));
+    let rt2 = start(
+        &store,
+        &registry,
+        clock.clone(),
+        Duration::from_secs(3600 * 24),
+    );
     settle().await;
-    assert!(matches!(store.load_order("o1").unwrap().unwrap().instance.unwrap().state, State::Sleeping { .. }));
+    assert!(matches!(
+        store
+            .load_order("o1")
+            .unwrap()
+            .unwrap()
+            .instance
+            .unwrap()
+            .state,
+        State::Sleeping { .. }
+    ));
     // When it is due, it fires exactly as it would have without the restart.
     ctl.advance(Duration::from_secs(1801));
-    let r = until(&store, "o1", "fulfilled", |r| r.lifecycle == Lifecycle::Fulfilled).await;
+    let r = until(&store, "o1", "fulfilled", |r| {
+        r.lifecycle == Lifecycle::Fulfilled
+    })
+    .await;
     assert_eq!(r.order.unwrap().tags, vec!["woke".to_string()]);
-    until(&store, "o2", "fulfilled", |r| r.lifecycle == Lifecycle::Fulfilled).await;
-    assert!(store.due_timers(i64::MAX, 10).unwrap().is_empty(), "fired timers leave the index");
+    until(&store, "o2", "fulfilled", |r| {
+        r.lifecycle == Lifecycle::Fulfilled
+    })
+    .await;
+    assert!(
+        store.due_timers(i64::MAX, 10).unwrap().is_empty(),
+        "fired timers leave the index"
+    );
     rt2.stop.cancel();
 
     // Late timers: an order asleep when the daemon went down for longer
     // than its sleep wakes as soon as the runtime is back.
-    let rt3 = start(&store, &registry, clock.clone(), Duration::from_secs(3600 * 24));
+    let rt3 = start(
+        &store,
+        &registry,
+        clock.clone(),
+        Duration::from_secs(3600 * 24),
+    );
     rt3.intake.submit(order_event("o3", 0)).await.unwrap();
     until(&store, "o3", "sleeping", |r| !r.timers.is_empty()).await;
     rt3.stop.cancel();
     drop(rt3);
     ctl.advance(Duration::from_secs(3 * 3600));
-    let _rt4 = start(&store, &registry, clock.clone(), Duration::from_secs(3600 * 24));
-    until(&store, "o3", "fulfilled at once", |r| r.lifecycle == Lifecycle::Fulfilled).await;
+    let _rt4 = start(
+        &store,
+        &registry,
+        clock.clone(),
+        Duration::from_secs(3600 * 24),
+    );
+    until(&store, "o3", "fulfilled at once", |r| {
+        r.lifecycle == Lifecycle::Fulfilled
+    })
+    .await;
 }
 
 const WAITER: &str = "name: waiter\ntrigger:\n  on: AWAITING_SHIPMENT\nsteps:\n  - id: wait_scan\n    wait:\n      until: \"event.type == 'scan'\"\n      timeout: 1d\n  - id: done\n    end: fulfilled\n";
@@ -179,37 +242,88 @@ const WAITER: &str = "name: waiter\ntrigger:\n  on: AWAITING_SHIPMENT\nsteps:\n 
 async fn idle_actors_passivate_and_come_back_from_their_checkpoint() {
     let (_dir, store, wfdir) = setup(WAITER);
     let registry = Arc::new(Registry::load(wfdir, store.clone()).await.unwrap());
-    let rt = start(&store, &registry, Clock::starting_at(T0), Duration::from_millis(600));
+    let rt = start(
+        &store,
+        &registry,
+        Clock::starting_at(T0),
+        Duration::from_millis(600),
+    );
     for i in 0..20 {
-        rt.intake.submit(order_event(&format!("p{i}"), 0)).await.unwrap();
+        rt.intake
+            .submit(order_event(&format!("p{i}"), 0))
+            .await
+            .unwrap();
     }
     for i in 0..20 {
-        until(&store, &format!("p{i}"), "waiting", |r| matches!(r.instance.as_ref().map(|i| &i.state), Some(State::Waiting { .. }))).await;
+        until(&store, &format!("p{i}"), "waiting", |r| {
+            matches!(
+                r.instance.as_ref().map(|i| &i.state),
+                Some(State::Waiting { .. })
+            )
+        })
+        .await;
     }
     assert_eq!(rt.handle.active_actors().await, 20);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(rt.handle.active_actors().await, 0, "idle actors are stopped; their state is on disk");
+    assert_eq!(
+        rt.handle.active_actors().await,
+        0,
+        "idle actors are stopped; their state is on disk"
+    );
     // An event reactivates the order from its checkpoint.
-    rt.intake.submit(signal("p7", 1, serde_json::json!({"type": "scan"}))).await.unwrap();
-    until(&store, "p7", "fulfilled", |r| r.lifecycle == Lifecycle::Fulfilled).await;
+    rt.intake
+        .submit(signal("p7", 1, serde_json::json!({"type": "scan"})))
+        .await
+        .unwrap();
+    until(&store, "p7", "fulfilled", |r| {
+        r.lifecycle == Lifecycle::Fulfilled
+    })
+    .await;
     assert_eq!(rt.handle.active_actors().await, 1);
     // Others still wait, on disk only.
-    assert!(matches!(store.load_order("p8").unwrap().unwrap().instance.unwrap().state, State::Waiting { .. }));
+    assert!(matches!(
+        store
+            .load_order("p8")
+            .unwrap()
+            .unwrap()
+            .instance
+            .unwrap()
+            .state,
+        State::Waiting { .. }
+    ));
 }
 
 #[actix_rt::test]
 async fn a_dead_actor_is_rebuilt_from_its_checkpoint() {
     let (_dir, store, wfdir) = setup(WAITER);
     let registry = Arc::new(Registry::load(wfdir, store.clone()).await.unwrap());
-    let rt = start(&store, &registry, Clock::starting_at(T0), Duration::from_secs(3600));
+    let rt = start(
+        &store,
+        &registry,
+        Clock::starting_at(T0),
+        Duration::from_secs(3600),
+    );
     rt.intake.submit(order_event("d1", 0)).await.unwrap();
-    until(&store, "d1", "waiting", |r| r.audit_seq > 0 && matches!(r.instance.as_ref().map(|i| &i.state), Some(State::Waiting { .. }))).await;
+    until(&store, "d1", "waiting", |r| {
+        r.audit_seq > 0
+            && matches!(
+                r.instance.as_ref().map(|i| &i.state),
+                Some(State::Waiting { .. })
+            )
+    })
+    .await;
     rt.handle.kill_actor("d1").await;
     settle().await;
     // The supervisor was not told; the next delivery finds the mailbox
     // closed, rebuilds the actor from disk and carries on.
-    rt.intake.submit(signal("d1", 1, serde_json::json!({"type": "scan"}))).await.unwrap();
-    let r = until(&store, "d1", "fulfilled", |r| r.lifecycle == Lifecycle::Fulfilled).await;
+    rt.intake
+        .submit(signal("d1", 1, serde_json::json!({"type": "scan"})))
+        .await
+        .unwrap();
+    let r = until(&store, "d1", "fulfilled", |r| {
+        r.lifecycle == Lifecycle::Fulfilled
+    })
+    .await;
     let audit = store.audit("d1").unwrap();
     let seqs: Vec<u64> = audit.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, (1..=r.audit_seq).collect::<Vec<_>>());
@@ -221,24 +335,64 @@ const FAILING: &str = "name: failing\ntrigger:\n  on: AWAITING_SHIPMENT\nsteps:\
 async fn exhausted_step_parks_in_exception_until_an_operator_acts() {
     let (_dir, store, wfdir) = setup(FAILING);
     let registry = Arc::new(Registry::load(wfdir, store.clone()).await.unwrap());
-    let rt = start(&store, &registry, Clock::starting_at(T0), Duration::from_secs(3600));
+    let rt = start(
+        &store,
+        &registry,
+        Clock::starting_at(T0),
+        Duration::from_secs(3600),
+    );
     rt.intake.submit(order_event("x1", 0)).await.unwrap();
-    let r = until(&store, "x1", "exception", |r| r.lifecycle == Lifecycle::Exception).await;
-    assert!(r.last_error.as_deref().unwrap_or("").contains("check"), "{:?}", r.last_error);
+    let r = until(&store, "x1", "exception", |r| {
+        r.lifecycle == Lifecycle::Exception
+    })
+    .await;
+    assert!(
+        r.last_error.as_deref().unwrap_or("").contains("check"),
+        "{:?}",
+        r.last_error
+    );
     // Resume re-runs the failed step (it fails again: still exception).
-    rt.intake.submit(operator("x1", 1, OperatorAction::Resume)).await.unwrap();
+    rt.intake
+        .submit(operator("x1", 1, OperatorAction::Resume))
+        .await
+        .unwrap();
     until(&store, "x1", "resumed and failed again", |r| {
-        r.lifecycle == Lifecycle::Exception && r.instance.as_ref().and_then(|i| i.visits.get("check").copied()) == Some(2)
+        r.lifecycle == Lifecycle::Exception
+            && r.instance
+                .as_ref()
+                .and_then(|i| i.visits.get("check").copied())
+                == Some(2)
     })
     .await;
     // Hold and release around it.
-    rt.intake.submit(operator("x1", 2, OperatorAction::Hold { reason: "look".into() })).await.unwrap();
+    rt.intake
+        .submit(operator(
+            "x1",
+            2,
+            OperatorAction::Hold {
+                reason: "look".into(),
+            },
+        ))
+        .await
+        .unwrap();
     until(&store, "x1", "held", |r| r.lifecycle == Lifecycle::OnHold).await;
-    rt.intake.submit(operator("x1", 3, OperatorAction::Release)).await.unwrap();
-    until(&store, "x1", "released", |r| r.lifecycle == Lifecycle::Exception).await;
+    rt.intake
+        .submit(operator("x1", 3, OperatorAction::Release))
+        .await
+        .unwrap();
+    until(&store, "x1", "released", |r| {
+        r.lifecycle == Lifecycle::Exception
+    })
+    .await;
     // Skip moves on, keeping the progress made.
-    rt.intake.submit(operator("x1", 4, OperatorAction::Skip)).await.unwrap();
-    let r = until(&store, "x1", "fulfilled", |r| r.lifecycle == Lifecycle::Fulfilled).await;
+    rt.intake
+        .submit(operator("x1", 4, OperatorAction::Skip))
+        .await
+        .unwrap();
+    let r = until(&store, "x1", "fulfilled", |r| {
+        r.lifecycle == Lifecycle::Fulfilled
+    })
+    .await;
     assert_eq!(r.order.unwrap().tags, vec!["after".to_string()]);
 }
 
@@ -247,9 +401,20 @@ async fn reload_keeps_running_instances_on_their_version_and_rejects_broken_file
     let v1 = WAITER;
     let (_dir, store, wfdir) = setup(v1);
     let registry = Arc::new(Registry::load(wfdir.clone(), store.clone()).await.unwrap());
-    let rt = start(&store, &registry, Clock::starting_at(T0), Duration::from_secs(3600));
+    let rt = start(
+        &store,
+        &registry,
+        Clock::starting_at(T0),
+        Duration::from_secs(3600),
+    );
     rt.intake.submit(order_event("v1-order", 0)).await.unwrap();
-    let r = until(&store, "v1-order", "waiting", |r| matches!(r.instance.as_ref().map(|i| &i.state), Some(State::Waiting { .. }))).await;
+    let r = until(&store, "v1-order", "waiting", |r| {
+        matches!(
+            r.instance.as_ref().map(|i| &i.state),
+            Some(State::Waiting { .. })
+        )
+    })
+    .await;
     let old_key = r.workflow.clone().unwrap();
 
     // A changed file: new orders get the new version.
@@ -269,10 +434,22 @@ async fn reload_keeps_running_instances_on_their_version_and_rejects_broken_file
 
     // The old instance finishes on its own version (fulfilled), the new on
     // the new one (delivered).
-    rt.intake.submit(signal("v1-order", 1, serde_json::json!({"type": "scan"}))).await.unwrap();
-    rt.intake.submit(signal("v2-order", 1, serde_json::json!({"type": "scan"}))).await.unwrap();
-    until(&store, "v1-order", "fulfilled", |r| r.lifecycle == Lifecycle::Fulfilled).await;
-    until(&store, "v2-order", "delivered", |r| r.lifecycle == Lifecycle::Delivered).await;
+    rt.intake
+        .submit(signal("v1-order", 1, serde_json::json!({"type": "scan"})))
+        .await
+        .unwrap();
+    rt.intake
+        .submit(signal("v2-order", 1, serde_json::json!({"type": "scan"})))
+        .await
+        .unwrap();
+    until(&store, "v1-order", "fulfilled", |r| {
+        r.lifecycle == Lifecycle::Fulfilled
+    })
+    .await;
+    until(&store, "v2-order", "delivered", |r| {
+        r.lifecycle == Lifecycle::Delivered
+    })
+    .await;
 
     // After a restart, the old version is loaded back from the store.
     let fresh = Registry::load(wfdir.clone(), store.clone()).await;

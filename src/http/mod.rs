@@ -37,6 +37,17 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub ready: Arc<AtomicBool>,
     pub metrics: PrometheusHandle,
+    /// How webhooks are verified; `None` when TikTok is not configured.
+    pub webhook_auth: Option<WebhookAuth>,
+    /// Per-shop pollers, for operator resyncs.
+    pub pollers: Vec<crate::sync::poll::Poller>,
+}
+
+#[derive(Clone)]
+pub struct WebhookAuth {
+    pub app_key: String,
+    pub app_secret: crate::tiktok::Secret,
+    pub max_bytes: usize,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -44,6 +55,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics_page))
         .route("/api/v1/events", web::post().to(post_event))
+        .route(
+            "/webhooks/tiktok",
+            web::post().to(crate::sync::webhook::receive),
+        )
+        .route("/api/v1/sync/resync", web::post().to(resync))
         .route("/api/v1/orders/{id}", web::get().to(get_order))
         .route("/api/v1/orders/{id}/audit", web::get().to(get_audit))
         .route(
@@ -370,4 +386,37 @@ async fn lifecycle_counts(s: web::Data<AppState>) -> HttpResponse {
         total += 1;
     }
     HttpResponse::Ok().json(json!({ "total": total, "by_lifecycle": counts }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResyncRequest {
+    pub shop_id: String,
+    /// Unix seconds, inclusive.
+    pub from: i64,
+    /// Unix seconds, exclusive; now when absent.
+    #[serde(default)]
+    pub to: Option<i64>,
+}
+
+/// `POST /api/v1/sync/resync`: fetch every order updated in a time range
+/// again and apply what changed.
+async fn resync(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    let req: ResyncRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed body: {e}")),
+    };
+    let Some(p) = s.pollers.first() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "TikTok sync is not configured",
+        );
+    };
+    match p.poll_range(&req.shop_id, req.from, req.to).await {
+        Ok((fresh, latest)) => {
+            HttpResponse::Ok().json(json!({"changed": fresh, "latest_update_time": latest}))
+        }
+        Err(e) => error(StatusCode::BAD_GATEWAY, e.to_string()),
+    }
 }

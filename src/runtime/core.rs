@@ -351,6 +351,10 @@ impl W<'_> {
                     ),
                 }
             }
+            EventKind::Refresh { reason } => {
+                // Not hydrated (no gateway): all we know is that it changed.
+                self.audit(src, "notice", reason.clone());
+            }
             EventKind::Signal(data) => {
                 self.audit(src, "event", data.to_json().to_string());
                 if self.instance_running() {

@@ -28,6 +28,21 @@ fn err(kind: &str, message: impl Into<String>) -> ActionError {
 pub struct Executor {
     http: reqwest::Client,
     default_timeout: Duration,
+    gateway: Option<crate::tiktok::GatewayHandle>,
+}
+
+/// TikTok's answers as error kinds a workflow can retry on or catch.
+fn tiktok_error(e: crate::tiktok::Error) -> ActionError {
+    use crate::tiktok::Error as T;
+    let kind = match &e {
+        T::Config { .. } | T::InvalidConfig(_) | T::UnknownShop(_) | T::NoCipher(_) => "invalid",
+        T::Api { code, .. } if *code == crate::tiktok::codes::TOO_MANY_REQUESTS => "rate_limited",
+        T::Api { .. } => "rejected",
+        T::OrderNotFound(_) => "not_found",
+        T::InvalidRequest(_) => "invalid",
+        _ => "transient",
+    };
+    err(kind, e.to_string())
 }
 
 impl Executor {
@@ -39,12 +54,19 @@ impl Executor {
         Executor {
             http,
             default_timeout,
+            gateway: None,
         }
+    }
+
+    /// TikTok actions go through this gateway (rate limits, priorities).
+    pub fn with_gateway(mut self, g: crate::tiktok::GatewayHandle) -> Executor {
+        self.gateway = Some(g);
+        self
     }
 
     pub async fn run(
         &self,
-        _order: Option<Arc<Order>>,
+        order: Option<Arc<Order>>,
         e: &StartedEffect,
     ) -> Result<Data, ActionError> {
         let timeout = e
@@ -59,10 +81,104 @@ impl Executor {
                 e.args.get("tags").cloned().unwrap_or(Data::List(vec![])),
             )])),
             "order.hold" => Ok(Data::map([("held", Data::Bool(true))])),
+            "tiktok.mark_shipped" | "tiktok.ship_package" | "tiktok.cancel_order" => {
+                let order =
+                    order.ok_or_else(|| err("invalid", "the order has not been fetched yet"))?;
+                self.tiktok(&order, e).await
+            }
             other => Err(err(
                 "invalid",
                 format!("action {other} is not configured in this daemon"),
             )),
+        }
+    }
+
+    async fn tiktok(&self, order: &Order, e: &StartedEffect) -> Result<Data, ActionError> {
+        use crate::tiktok::dto::{CancelOrderRequest, MarkShippedRequest, ShipPackageRequest};
+        use crate::tiktok::{Priority, Shipment};
+        let g = self
+            .gateway
+            .as_ref()
+            .ok_or_else(|| err("invalid", "no TikTok gateway is configured"))?;
+        let prio = Priority::write(order.deadlines.ship_by());
+        let arg = |k: &str| e.args.get(k).and_then(Data::as_str).map(str::to_string);
+        match e.action.as_str() {
+            "tiktok.mark_shipped" => {
+                let req = MarkShippedRequest {
+                    tracking_number: arg("tracking_number").unwrap_or_default(),
+                    shipping_provider_id: arg("shipping_provider_id").unwrap_or_default(),
+                    order_line_item_ids: match e.args.get("line_item_ids") {
+                        Some(Data::List(l)) => l
+                            .iter()
+                            .filter_map(Data::as_str)
+                            .map(str::to_string)
+                            .collect(),
+                        _ => Vec::new(),
+                    },
+                };
+                match g
+                    .mark_package_shipped(&order.shop_id, &order.id, req, prio)
+                    .await
+                    .map_err(tiktok_error)?
+                {
+                    Shipment::Shipped(d) => {
+                        Ok(Data::map([("package_id", Data::from(d.package_id))]))
+                    }
+                    Shipment::AlreadyShipped { .. } => Ok(Data::map([
+                        (
+                            "package_id",
+                            Data::from(order.packages.first().cloned().unwrap_or_default()),
+                        ),
+                        ("already_shipped", Data::Bool(true)),
+                    ])),
+                }
+            }
+            "tiktok.ship_package" => {
+                let pkg = arg("package_id")
+                    .or_else(|| order.packages.first().cloned())
+                    .ok_or_else(|| err("invalid", "the order has no package to ship"))?;
+                let req = ShipPackageRequest {
+                    handover_method: Some(
+                        arg("handover_method").unwrap_or_else(|| "PICKUP".into()),
+                    ),
+                    ..Default::default()
+                };
+                g.ship_package(&order.shop_id, &pkg, req, prio)
+                    .await
+                    .map_err(tiktok_error)?;
+                // TikTok assigns the carrier and tracking number: read them back.
+                let fresh = g
+                    .order_detail(&order.shop_id, &order.id, prio)
+                    .await
+                    .map_err(tiktok_error)?;
+                Ok(Data::map([
+                    ("package_id", Data::from(pkg)),
+                    (
+                        "tracking_number",
+                        Data::from(fresh.tracking_number.unwrap_or_default()),
+                    ),
+                    (
+                        "shipping_provider_id",
+                        Data::from(fresh.shipping_provider_id.unwrap_or_default()),
+                    ),
+                ]))
+            }
+            _ => {
+                let req = CancelOrderRequest {
+                    order_id: order.id.clone(),
+                    cancel_reason: arg("reason")
+                        .unwrap_or_else(|| "seller_cancel_reason_other".into()),
+                    ..Default::default()
+                };
+                let d = g
+                    .cancel_order(&order.shop_id, req, prio)
+                    .await
+                    .map_err(tiktok_error)?;
+                Ok(Data::map([
+                    ("cancel_id", Data::from(d.cancel_id)),
+                    ("cancel_status", Data::from(d.cancel_status)),
+                ]))
+            }
         }
     }
 

@@ -50,6 +50,11 @@ pub enum EventKind {
         status: String,
         update_time: i64,
     },
+    /// A notification that the order changed (status, address, package,
+    /// cancellation, return): fetch it and apply what TikTok has now.
+    Refresh {
+        reason: String,
+    },
     /// Anything a `wait` step may match: `{type: restock, …}`, carrier scans.
     Signal(Data),
     Operator(OperatorAction),

@@ -31,6 +31,7 @@ pub struct Intake {
     store: Store,
     runtime: RuntimeHandle,
     pending: Arc<Semaphore>,
+    hydrator: Option<crate::sync::Hydrator>,
 }
 
 impl Intake {
@@ -39,6 +40,41 @@ impl Intake {
             store,
             runtime,
             pending: Arc::new(Semaphore::new(MAX_PENDING_DELIVERIES)),
+            hydrator: None,
+        }
+    }
+
+    /// Notifications that carry only an id are fetched through `h` before
+    /// they are applied.
+    pub fn with_hydrator(mut self, h: crate::sync::Hydrator) -> Intake {
+        self.hydrator = Some(h);
+        self
+    }
+
+    /// Hands a stored event to its order (through the hydrator when it
+    /// needs fetching).
+    async fn dispatch(
+        runtime: RuntimeHandle,
+        hydrator: Option<crate::sync::Hydrator>,
+        seq: u64,
+        event: OrderEvent,
+    ) {
+        let order_id = event.order_id.clone();
+        if let (Some(h), super::event::EventKind::Refresh { .. }) = (&hydrator, &event.kind) {
+            h.hydrate_and_deliver(&runtime, seq, event).await;
+            return;
+        }
+        if let Err(e) = runtime
+            .deliver(
+                &order_id,
+                Msg::Event {
+                    inbox_seq: Some(seq),
+                    event,
+                },
+            )
+            .await
+        {
+            tracing::warn!(order_id = %order_id, error = %e, "Event stored but not yet applied; it is redelivered on recovery");
         }
     }
 
@@ -84,20 +120,9 @@ impl Intake {
             .await
             .map_err(|_| Error::ShuttingDown)?;
         let runtime = self.runtime.clone();
+        let hydrator = self.hydrator.clone();
         actix::spawn(async move {
-            let order_id = event.order_id.clone();
-            if let Err(e) = runtime
-                .deliver(
-                    &order_id,
-                    Msg::Event {
-                        inbox_seq: Some(seq),
-                        event,
-                    },
-                )
-                .await
-            {
-                tracing::warn!(order_id = %order_id, error = %e, "Event stored but not yet applied; it is redelivered on recovery");
-            }
+            Intake::dispatch(runtime, hydrator, seq, event).await;
             drop(permit);
         });
         Ok(Submitted { duplicate: false })
@@ -116,17 +141,9 @@ impl Intake {
                 .await
                 .map_err(|_| Error::ShuttingDown)?;
             let runtime = self.runtime.clone();
+            let hydrator = self.hydrator.clone();
             tasks.push(actix::spawn(async move {
-                let order_id = e.event.order_id.clone();
-                let _ = runtime
-                    .deliver(
-                        &order_id,
-                        Msg::Event {
-                            inbox_seq: Some(e.seq),
-                            event: e.event,
-                        },
-                    )
-                    .await;
+                Intake::dispatch(runtime, hydrator, e.seq, e.event).await;
                 drop(permit);
             }));
         }

@@ -100,7 +100,11 @@ fn serve(conn: TcpStream, seen: Arc<Mutex<Recorded>>) {
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
             resp.len()
         );
-        if out.write_all(head.as_bytes()).and_then(|_| out.write_all(resp)).is_err() {
+        if out
+            .write_all(head.as_bytes())
+            .and_then(|_| out.write_all(resp))
+            .is_err()
+        {
             return;
         }
     }
@@ -138,7 +142,7 @@ impl Daemon {
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().unwrap();
+        let mut child = cmd.spawn().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let text = std::fs::read_to_string(log).unwrap_or_default();
@@ -155,7 +159,11 @@ impl Daemon {
                     log: log.to_path_buf(),
                 };
             }
-            assert!(Instant::now() < deadline, "daemon did not start:\n{tail}");
+            if Instant::now() >= deadline || child.try_wait().ok().flatten().is_some() {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("daemon did not start:\n{tail}");
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -172,7 +180,10 @@ impl Daemon {
 }
 
 fn unsafe_sigterm(pid: u32) {
-    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
 }
 
 pub async fn wait_ready(client: &reqwest::Client, base: &str) {

@@ -1,0 +1,115 @@
+//! Order sync with TikTok Shop, both ways in: signed webhooks
+//! ([`webhook`]) and polling as the backup ([`poll`]), with webhook
+//! notifications hydrated into full orders through the gateway's batched
+//! order detail ([`Hydrator`]).
+//!
+//! Webhooks carry only ids and statuses, arrive late, twice, out of order or
+//! not at all. So a webhook is stored (inbox) and acknowledged, then the
+//! order is fetched — 50 ids per detail call when many arrive together —
+//! and applied as a snapshot; the order actor ignores anything older than
+//! what it has (by `update_time`). Polling by `update_time` from a durable
+//! cursor catches whatever webhooks missed, so every order converges.
+
+pub mod poll;
+pub mod webhook;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::actors::RuntimeHandle;
+use crate::config::Dur;
+use crate::runtime::core::Msg;
+use crate::runtime::event::{EventKind, OrderEvent};
+use crate::tiktok::{GatewayHandle, Priority};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyncConfig {
+    /// How often each shop is polled for orders updated since its cursor.
+    pub poll_interval: Dur,
+    /// How far before the cursor each poll starts again (late writes on
+    /// TikTok's side).
+    pub poll_overlap: Dur,
+    /// Where polling starts for a shop with no cursor yet.
+    pub initial_lookback: Dur,
+    /// Largest webhook body accepted (bytes); larger gets 413.
+    pub webhook_max_bytes: usize,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            poll_interval: Dur(Duration::from_secs(60)),
+            poll_overlap: Dur(Duration::from_secs(300)),
+            initial_lookback: Dur(Duration::from_secs(86_400)),
+            webhook_max_bytes: 256 * 1024,
+        }
+    }
+}
+
+impl SyncConfig {
+    pub fn validate(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.poll_interval.0 < Duration::from_millis(100) {
+            p.push("sync.poll_interval must be at least 100ms".into());
+        }
+        if self.webhook_max_bytes < 1024 {
+            p.push("sync.webhook_max_bytes must be at least 1024".into());
+        }
+        p
+    }
+}
+
+/// Fetches full orders for notifications that carry only an id, then
+/// applies them. Lookups go through the gateway, which coalesces up to 50
+/// ids per Order Detail call.
+#[derive(Clone)]
+pub struct Hydrator {
+    pub gateway: GatewayHandle,
+}
+
+impl Hydrator {
+    /// Fetches the order and delivers it as a snapshot, consuming the inbox
+    /// entry `seq` when applied. On failure the entry stays in the inbox:
+    /// it is retried a few times here, redelivered on the next start, and
+    /// polling converges the order meanwhile.
+    pub async fn hydrate_and_deliver(&self, runtime: &RuntimeHandle, seq: u64, event: OrderEvent) {
+        let mut delay = Duration::from_millis(200);
+        for attempt in 1..=5 {
+            match self
+                .gateway
+                .order_detail(&event.shop_id, &event.order_id, Priority::sync(None))
+                .await
+            {
+                Ok(order) => {
+                    let snap = OrderEvent {
+                        kind: EventKind::Snapshot(Box::new(order)),
+                        ..event.clone()
+                    };
+                    if let Err(e) = runtime
+                        .deliver(
+                            &event.order_id,
+                            Msg::Event {
+                                inbox_seq: Some(seq),
+                                event: snap,
+                            },
+                        )
+                        .await
+                    {
+                        tracing::warn!(order_id = %event.order_id, error = %e, "Hydrated order not applied; redelivered on recovery");
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(order_id = %event.order_id, attempt, error = %e, "Fetching an order for a webhook failed");
+                    if e.is_fatal() {
+                        return;
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+            }
+        }
+    }
+}
