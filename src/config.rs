@@ -90,6 +90,9 @@ pub struct ServerConfig {
     pub listen: String,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Bearer token for the admin API and the CLI. Required when `listen`
+    /// is not a loopback address. Never printed.
+    pub admin_token: Option<crate::tiktok::Secret>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -122,6 +125,9 @@ pub struct RuntimeConfig {
     pub arbiters: usize,
     /// On SIGTERM/SIGINT, how long in-flight steps get to reach a checkpoint.
     pub shutdown_grace: Dur,
+    /// An unshipped order with less than this before its ship-by deadline
+    /// is "at risk".
+    pub at_risk_margin: Dur,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -137,6 +143,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: "127.0.0.1:8080".into(),
             max_body_bytes: 1 << 20,
+            admin_token: None,
         }
     }
 }
@@ -166,6 +173,7 @@ impl Default for RuntimeConfig {
             mailbox: 64,
             arbiters: 2,
             shutdown_grace: Dur(Duration::from_secs(10)),
+            at_risk_margin: Dur(Duration::from_secs(6 * 3600)),
         }
     }
 }
@@ -273,6 +281,22 @@ impl Config {
                 "server.listen: `{}` is not an address like 127.0.0.1:8080",
                 self.server.listen
             ));
+        }
+        if let Some(addr) = self.listen_addr() {
+            let token = self
+                .server
+                .admin_token
+                .as_ref()
+                .map(|t| t.expose().len())
+                .unwrap_or(0);
+            if !addr.ip().is_loopback() && token == 0 {
+                problems.push(format!(
+                    "server.admin_token is required when listening on {addr}, which is not a loopback address (set ORDERFLOW_SERVER__ADMIN_TOKEN)"
+                ));
+            }
+            if token > 0 && token < 16 {
+                problems.push("server.admin_token must be at least 16 characters".into());
+            }
         }
         if self.server.max_body_bytes < 1024 || self.server.max_body_bytes > 64 << 20 {
             problems.push("server.max_body_bytes must be between 1 KiB and 64 MiB".into());

@@ -201,10 +201,14 @@ impl Daemon {
                 max_bytes: cfg.sync.webhook_max_bytes,
             }),
             pollers: pollers.clone(),
+            admin_token: cfg.server.admin_token.clone(),
+            jobs: Default::default(),
+            at_risk_margin_s: cfg.runtime.at_risk_margin.0.as_secs() as i64,
         };
         let max_body = cfg.server.max_body_bytes;
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(http::admin::auth))
                 .app_data(web::Data::new(state.clone()))
                 .app_data(web::PayloadConfig::new(max_body))
                 .configure(http::routes)

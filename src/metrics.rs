@@ -15,6 +15,11 @@ pub const ACTORS_ACTIVE: &str = "orderflow_actors_active";
 pub const ACTOR_RESTARTS_TOTAL: &str = "orderflow_actor_restarts_total";
 pub const HTTP_REQUESTS_TOTAL: &str = "orderflow_http_requests_total";
 pub const WEBHOOKS_TOTAL: &str = "orderflow_webhooks_total";
+pub const ORDERS: &str = "orderflow_orders";
+pub const ORDERS_AT_RISK: &str = "orderflow_orders_at_risk";
+pub const ORDERS_LATE: &str = "orderflow_orders_late";
+pub const WORKFLOW_STEPS_TOTAL: &str = "orderflow_workflow_steps_total";
+pub const STEP_DURATION_SECONDS: &str = "orderflow_step_duration_seconds";
 
 /// Describes every metric (help text in the exposition).
 pub fn describe() {
@@ -58,6 +63,21 @@ pub fn describe() {
     describe_counter!(
         HTTP_REQUESTS_TOTAL,
         "HTTP requests served, by route and status class."
+    );
+    describe_gauge!(ORDERS, "Orders per lifecycle state (refreshed every 15 s).");
+    describe_gauge!(
+        ORDERS_AT_RISK,
+        "Unshipped orders with less than runtime.at_risk_margin before their ship-by deadline."
+    );
+    describe_gauge!(ORDERS_LATE, "Unshipped orders past their ship-by deadline.");
+    describe_counter!(
+        WORKFLOW_STEPS_TOTAL,
+        "Call steps finished, by workflow, step and outcome (ok or error kind)."
+    );
+    describe_histogram!(
+        STEP_DURATION_SECONDS,
+        Unit::Seconds,
+        "From a call step's effect starting to its result, by workflow and step."
     );
     crate::tiktok::metrics::describe();
 }

@@ -43,6 +43,7 @@ fn start(store: &Store, registry: &Arc<Registry>, clock: Clock, passivate: Durat
         mailbox: 16,
         arbiters: 0,
         shutdown_grace: Dur(Duration::from_secs(1)),
+        ..RuntimeConfig::default()
     };
     let handle = RuntimeHandle::start(
         store.clone(),

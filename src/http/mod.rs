@@ -12,6 +12,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+pub mod admin;
+
 use actix_web::{web, HttpResponse, Responder};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
@@ -41,6 +43,9 @@ pub struct AppState {
     pub webhook_auth: Option<WebhookAuth>,
     /// Per-shop pollers, for operator resyncs.
     pub pollers: Vec<crate::sync::poll::Poller>,
+    pub admin_token: Option<crate::tiktok::Secret>,
+    pub jobs: admin::Jobs,
+    pub at_risk_margin_s: i64,
 }
 
 #[derive(Clone)]
@@ -68,10 +73,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/api/v1/workflows", web::get().to(list_workflows))
         .route("/api/v1/workflows/reload", web::post().to(reload_workflows))
-        .route("/api/v1/stats/lifecycle", web::get().to(lifecycle_counts));
+        .route("/api/v1/stats/lifecycle", web::get().to(lifecycle_counts))
+        .configure(admin::routes);
 }
 
-fn error(status: actix_web::http::StatusCode, message: impl Into<String>) -> HttpResponse {
+pub(crate) fn error(
+    status: actix_web::http::StatusCode,
+    message: impl Into<String>,
+) -> HttpResponse {
     HttpResponse::build(status).json(json!({ "error": message.into() }))
 }
 
@@ -273,6 +282,7 @@ pub fn check_intervention(rec: &OrderRecord, action: &OperatorAction) -> Result<
         OperatorAction::Hold { .. } => !rec.lifecycle.is_terminal() && rec.held_from.is_none(),
         OperatorAction::Release => rec.held_from.is_some(),
         OperatorAction::Cancel { .. } => !rec.lifecycle.is_terminal(),
+        OperatorAction::Note { .. } => true,
     };
     if ok {
         Ok(())
@@ -302,49 +312,19 @@ async fn post_action(
             Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed body: {e}")),
         }
     };
-    let by = b.by.clone().unwrap_or_else(|| "operator".into());
-    let note = b.note.clone().unwrap_or_default();
-    let action = match name.as_str() {
-        "resume" | "retry" => OperatorAction::Resume,
-        "skip" => OperatorAction::Skip,
-        "approve" => OperatorAction::Approve { by, note },
-        "reject" => OperatorAction::Reject { by, note },
-        "hold" => OperatorAction::Hold {
-            reason: b.reason.unwrap_or_else(|| "held by an operator".into()),
-        },
-        "release" => OperatorAction::Release,
-        "cancel" => OperatorAction::Cancel {
-            reason: b
-                .reason
-                .unwrap_or_else(|| "cancelled by an operator".into()),
-        },
-        "run_from" => match b.step {
-            Some(step) => OperatorAction::RunFrom { step },
-            None => return error(StatusCode::BAD_REQUEST, "run_from needs \"step\""),
-        },
-        other => return error(StatusCode::NOT_FOUND, format!("unknown action {other}")),
+    let action = match admin::parse_action(&name, b.by, b.note, b.reason, b.step) {
+        Ok(a) => a,
+        Err(m) if m.starts_with("unknown action") => return error(StatusCode::NOT_FOUND, m),
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
-    let rec = match s.store.load_order(&id) {
-        Ok(Some(r)) => r,
-        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no order {id}")),
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    };
-    if let Err(why) = check_intervention(&rec, &action) {
-        return error(StatusCode::CONFLICT, why);
-    }
-    let ev = OrderEvent {
-        id: format!("op-{}-{}", id, s.store.next_id().unwrap_or_default()),
-        order_id: id.clone(),
-        shop_id: rec.shop_id.clone(),
-        source: Source::Operator,
-        received_ms: s.runtime.shared.clock.now_ms(),
-        kind: EventKind::Operator(action),
-    };
-    match s.intake.submit(ev).await {
-        Ok(_) => {
+    match admin::intervene(&s, &id, action).await {
+        Ok(()) => {
             HttpResponse::Accepted().json(json!({"accepted": true, "order_id": id, "action": name}))
         }
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err((code, m)) => error(
+            StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            m,
+        ),
     }
 }
 

@@ -438,6 +438,7 @@ impl W<'_> {
                 format!("{} by {by} {note}", a.name())
             }
             OperatorAction::RunFrom { step } => format!("run from {step}"),
+            OperatorAction::Note { text } => format!("note: {text}"),
             _ => a.name().to_string(),
         };
         self.audit("operator", "intervention", detail);
@@ -480,6 +481,9 @@ impl W<'_> {
                     self.sync_lifecycle();
                 }
             }
+            OperatorAction::Note { text } => {
+                self.rec.note = Some(text.clone());
+            }
             OperatorAction::Cancel { reason } => {
                 if self.instance_running() {
                     self.drive(Input::Cancel {
@@ -506,8 +510,17 @@ impl W<'_> {
             Ok(_) => "ok".to_string(),
             Err(e) => e.kind.clone(),
         };
-        metrics::counter!(crate::metrics::EFFECTS_TOTAL, "action" => started.action.clone(), "outcome" => outcome)
+        let workflow = self
+            .def
+            .as_ref()
+            .map(|d| d.name.clone())
+            .unwrap_or_default();
+        metrics::counter!(crate::metrics::EFFECTS_TOTAL, "action" => started.action.clone(), "outcome" => outcome.clone())
             .increment(1);
+        metrics::counter!(crate::metrics::WORKFLOW_STEPS_TOTAL, "workflow" => workflow.clone(), "step" => effect.step.clone(), "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!(crate::metrics::STEP_DURATION_SECONDS, "workflow" => workflow, "step" => effect.step.clone())
+            .record((self.env.now_ms - started.started_ms).max(0) as f64 / 1000.0);
         if let Ok(v) = codec::encode(result) {
             self.ops.push(Op::Put {
                 tree: Tree::Effects,

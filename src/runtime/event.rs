@@ -85,6 +85,10 @@ pub enum OperatorAction {
     RunFrom {
         step: String,
     },
+    /// A note on the order (e.g. about the recipient address).
+    Note {
+        text: String,
+    },
 }
 
 impl OperatorAction {
@@ -98,6 +102,7 @@ impl OperatorAction {
             OperatorAction::Release => "release",
             OperatorAction::Cancel { .. } => "cancel",
             OperatorAction::RunFrom { .. } => "run_from",
+            OperatorAction::Note { .. } => "note",
         }
     }
 }

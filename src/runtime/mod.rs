@@ -18,6 +18,7 @@ pub mod core;
 pub mod effects;
 pub mod event;
 pub mod intake;
+pub mod report;
 pub mod timers;
 
 use std::collections::HashMap;

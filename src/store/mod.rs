@@ -136,6 +136,8 @@ pub struct OrderRecord {
     pub last_error: Option<String>,
     /// Lifecycle to return to when an operator releases a hold.
     pub held_from: Option<Lifecycle>,
+    /// The operator's note on the order (e.g. about the address).
+    pub note: Option<String>,
     /// Recent event ids, so a redelivered event is applied once.
     pub recent_events: Vec<String>,
     /// Workflow inputs that arrived while an operator held the order,
@@ -160,6 +162,7 @@ impl OrderRecord {
             fulfillment_ms: None,
             last_error: None,
             held_from: None,
+            note: None,
             recent_events: Vec::new(),
             deferred: Vec::new(),
         }

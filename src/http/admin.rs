@@ -1,0 +1,412 @@
+//! The admin API beyond single orders: search with stable pagination, bulk
+//! interventions as background jobs, stats, workflow validation, and the
+//! bearer-token check in front of all of `/api/`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpResponse};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use super::{check_intervention, error, AppState};
+use crate::runtime::event::{EventKind, OperatorAction, OrderEvent, Source};
+use crate::runtime::report;
+use crate::store::OrderRecord;
+
+/// Requires `Authorization: Bearer <token>` on `/api/` when a token is
+/// configured, compared in constant time. Health, metrics and webhooks
+/// (which have their own HMAC) are outside it.
+pub async fn auth(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let needs = req.path().starts_with("/api/");
+    let token = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|s| s.admin_token.clone());
+    if let (true, Some(expected)) = (needs, token) {
+        let given = req
+            .headers()
+            .get("Authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let ok: bool = given.as_bytes().ct_eq(expected.expose().as_bytes()).into();
+        if !ok {
+            let resp = HttpResponse::Unauthorized()
+                .json(json!({"error": "missing or wrong bearer token"}));
+            return Ok(req.into_response(resp).map_into_right_body());
+        }
+    }
+    next.call(req).await.map(|r| r.map_into_left_body())
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/orders", web::get().to(list_orders))
+        .route("/api/v1/bulk", web::post().to(start_bulk))
+        .route("/api/v1/bulk/{id}", web::get().to(get_bulk))
+        .route("/api/v1/stats", web::get().to(stats))
+        .route(
+            "/api/v1/workflows/validate",
+            web::post().to(validate_workflow),
+        );
+}
+
+/// Filters shared by listing and bulk.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Filter {
+    pub state: Option<String>,
+    pub tiktok_status: Option<String>,
+    pub shop: Option<String>,
+    pub sku: Option<String>,
+    /// Received at or after (Unix ms).
+    pub created_from: Option<i64>,
+    pub created_to: Option<i64>,
+    pub updated_from: Option<i64>,
+    pub updated_to: Option<i64>,
+    pub at_risk: Option<bool>,
+    /// Substring of the order id or the buyer's user id / email.
+    pub q: Option<String>,
+}
+
+impl Filter {
+    pub fn matches(&self, r: &OrderRecord, now_ms: i64, margin_s: i64) -> bool {
+        if let Some(s) = &self.state {
+            if r.lifecycle.as_str() != s {
+                return false;
+            }
+        }
+        if let Some(t) = &self.tiktok_status {
+            if r.order.as_ref().map(|o| o.status.as_str()) != Some(t.as_str()) {
+                return false;
+            }
+        }
+        if let Some(shop) = &self.shop {
+            if &r.shop_id != shop {
+                return false;
+            }
+        }
+        if let Some(sku) = &self.sku {
+            if !r
+                .order
+                .as_ref()
+                .is_some_and(|o| o.line_items.iter().any(|l| &l.sku_id == sku))
+            {
+                return false;
+            }
+        }
+        let within = |v: i64, from: Option<i64>, to: Option<i64>| {
+            from.is_none_or(|f| v >= f) && to.is_none_or(|t| v < t)
+        };
+        if !within(r.received_ms, self.created_from, self.created_to)
+            || !within(r.updated_ms, self.updated_from, self.updated_to)
+        {
+            return false;
+        }
+        if let Some(risk) = self.at_risk {
+            if report::is_at_risk(r, now_ms, margin_s) != risk {
+                return false;
+            }
+        }
+        if let Some(q) = &self.q {
+            let q = q.to_ascii_lowercase();
+            let buyer = r
+                .order
+                .as_ref()
+                .map(|o| format!("{} {}", o.buyer_user_id, o.buyer_email).to_ascii_lowercase())
+                .unwrap_or_default();
+            if !r.order_id.to_ascii_lowercase().contains(&q) && !buyer.contains(&q) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    #[serde(flatten)]
+    pub filter: Filter,
+    pub limit: Option<usize>,
+    /// The `next` of the previous page: pages are in order-id order, so a
+    /// page boundary never moves when orders change.
+    pub after: Option<String>,
+}
+
+pub fn summary(r: &OrderRecord, now_ms: i64) -> serde_json::Value {
+    json!({
+        "order_id": r.order_id,
+        "shop_id": r.shop_id,
+        "lifecycle": r.lifecycle.as_str(),
+        "tiktok_status": r.order.as_ref().map(|o| o.status.as_str()),
+        "workflow": r.workflow,
+        "last_error": r.last_error,
+        "received_ms": r.received_ms,
+        "updated_ms": r.updated_ms,
+        "ship_by": r.order.as_ref().and_then(|o| o.deadlines.ship_by()),
+        "time_left_s": report::time_left_s(r, now_ms),
+        "total": r.order.as_ref().map(|o| o.payment.total_amount.as_f64()),
+        "items": r.order.as_ref().map(|o| o.line_items.len()),
+    })
+}
+
+async fn list_orders(s: web::Data<AppState>, q: web::Query<ListQuery>) -> HttpResponse {
+    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    let now = s.runtime.shared.clock.now_ms();
+    let start = match &q.after {
+        Some(a) => {
+            let mut k = a.as_bytes().to_vec();
+            k.push(0);
+            k
+        }
+        None => Vec::new(),
+    };
+    let mut out = Vec::new();
+    let mut next = None;
+    for item in s.store.trees.orders.range(start..) {
+        let Ok((_, v)) = item else { continue };
+        let Ok(r) = crate::store::codec::decode::<OrderRecord>(&v) else {
+            continue;
+        };
+        if !q.filter.matches(&r, now, s.at_risk_margin_s) {
+            continue;
+        }
+        if out.len() == limit {
+            next = out
+                .last()
+                .and_then(|v: &serde_json::Value| v["order_id"].as_str().map(str::to_string));
+            break;
+        }
+        out.push(summary(&r, now));
+    }
+    HttpResponse::Ok().json(json!({ "orders": out, "next": next }))
+}
+
+/// A bulk intervention running in the background.
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    pub id: String,
+    pub action: String,
+    pub state: &'static str,
+    pub total: usize,
+    pub done: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub results: Vec<JobResult>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JobResult {
+    pub order_id: String,
+    pub ok: bool,
+    pub message: String,
+}
+
+pub type Jobs = Arc<Mutex<HashMap<String, Job>>>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkRequest {
+    pub action: String,
+    #[serde(default)]
+    pub ids: Option<Vec<String>>,
+    #[serde(default)]
+    pub filter: Option<Filter>,
+    #[serde(default)]
+    pub by: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub step: Option<String>,
+}
+
+/// Builds the operator action an endpoint name stands for.
+pub fn parse_action(
+    name: &str,
+    by: Option<String>,
+    note: Option<String>,
+    reason: Option<String>,
+    step: Option<String>,
+) -> Result<OperatorAction, String> {
+    let by = by.unwrap_or_else(|| "operator".into());
+    let note = note.unwrap_or_default();
+    Ok(match name {
+        "resume" | "retry" => OperatorAction::Resume,
+        "skip" => OperatorAction::Skip,
+        "approve" => OperatorAction::Approve { by, note },
+        "reject" => OperatorAction::Reject { by, note },
+        "hold" => OperatorAction::Hold {
+            reason: reason.unwrap_or_else(|| "held by an operator".into()),
+        },
+        "release" => OperatorAction::Release,
+        "cancel" => OperatorAction::Cancel {
+            reason: reason.unwrap_or_else(|| "cancelled by an operator".into()),
+        },
+        "run_from" => OperatorAction::RunFrom {
+            step: step.ok_or("run_from needs \"step\"")?,
+        },
+        "note" => OperatorAction::Note {
+            text: note_or(reason, &note)?,
+        },
+        other => return Err(format!("unknown action {other}")),
+    })
+}
+
+fn note_or(reason: Option<String>, note: &str) -> Result<String, String> {
+    let t = if note.is_empty() {
+        reason.unwrap_or_default()
+    } else {
+        note.to_string()
+    };
+    if t.is_empty() {
+        Err("note needs \"note\"".into())
+    } else {
+        Ok(t)
+    }
+}
+
+/// Checks and submits one intervention for one order.
+pub async fn intervene(
+    s: &AppState,
+    order_id: &str,
+    action: OperatorAction,
+) -> Result<(), (u16, String)> {
+    let rec = match s.store.load_order(order_id) {
+        Ok(Some(r)) => r,
+        Ok(None) => return Err((404, format!("no order {order_id}"))),
+        Err(e) => return Err((500, e.to_string())),
+    };
+    check_intervention(&rec, &action).map_err(|m| (409, m))?;
+    let ev = OrderEvent {
+        id: format!("op-{order_id}-{}", s.store.next_id().unwrap_or_default()),
+        order_id: order_id.to_string(),
+        shop_id: rec.shop_id.clone(),
+        source: Source::Operator,
+        received_ms: s.runtime.shared.clock.now_ms(),
+        kind: EventKind::Operator(action),
+    };
+    s.intake
+        .submit(ev)
+        .await
+        .map(|_| ())
+        .map_err(|e| (503, e.to_string()))
+}
+
+async fn start_bulk(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    let req: BulkRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed body: {e}")),
+    };
+    let action = match parse_action(
+        &req.action,
+        req.by.clone(),
+        None,
+        req.reason.clone(),
+        req.step.clone(),
+    ) {
+        Ok(a) => a,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    let now = s.runtime.shared.clock.now_ms();
+    let ids: Vec<String> = match (&req.ids, &req.filter) {
+        (Some(ids), None) => ids.clone(),
+        (None, Some(f)) => s
+            .store
+            .orders()
+            .flatten()
+            .filter(|r| f.matches(r, now, s.at_risk_margin_s))
+            .map(|r| r.order_id)
+            .collect(),
+        _ => return error(StatusCode::BAD_REQUEST, "give exactly one of ids or filter"),
+    };
+    let id = format!("job-{}", s.store.next_id().unwrap_or_default());
+    let job = Job {
+        id: id.clone(),
+        action: req.action.clone(),
+        state: "running",
+        total: ids.len(),
+        done: 0,
+        succeeded: 0,
+        failed: 0,
+        results: Vec::new(),
+    };
+    s.jobs.lock().insert(id.clone(), job);
+    let state = s.get_ref().clone();
+    let job_id = id.clone();
+    actix::spawn(async move {
+        for order_id in ids {
+            let r = intervene(&state, &order_id, action.clone()).await;
+            let mut jobs = state.jobs.lock();
+            if let Some(j) = jobs.get_mut(&job_id) {
+                j.done += 1;
+                match r {
+                    Ok(()) => {
+                        j.succeeded += 1;
+                        j.results.push(JobResult {
+                            order_id,
+                            ok: true,
+                            message: "accepted".into(),
+                        });
+                    }
+                    Err((_, m)) => {
+                        j.failed += 1;
+                        j.results.push(JobResult {
+                            order_id,
+                            ok: false,
+                            message: m,
+                        });
+                    }
+                }
+            }
+        }
+        if let Some(j) = state.jobs.lock().get_mut(&job_id) {
+            j.state = "finished";
+        }
+    });
+    HttpResponse::Accepted().json(json!({ "job": id }))
+}
+
+async fn get_bulk(s: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
+    match s.jobs.lock().get(path.as_str()) {
+        Some(j) => HttpResponse::Ok().json(j),
+        None => error(
+            actix_web::http::StatusCode::NOT_FOUND,
+            format!("no job {}", path.as_str()),
+        ),
+    }
+}
+
+async fn stats(s: web::Data<AppState>) -> HttpResponse {
+    let now = s.runtime.shared.clock.now_ms();
+    let sum = report::summarize(&s.store, now, s.at_risk_margin_s);
+    HttpResponse::Ok().json(sum)
+}
+
+/// `POST /api/v1/workflows/validate`: a candidate YAML in the body; every
+/// problem with its line and column.
+async fn validate_workflow(body: web::Bytes) -> HttpResponse {
+    let text = match std::str::from_utf8(&body) {
+        Ok(t) => t,
+        Err(_) => {
+            return error(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                "the workflow is not UTF-8",
+            )
+        }
+    };
+    match crate::workflow::parse_workflow("candidate.yaml", text) {
+        Ok(d) => HttpResponse::Ok().json(json!({"valid": true, "name": d.name, "version": d.version, "steps": d.steps.len()})),
+        Err(r) => HttpResponse::Ok().json(json!({
+            "valid": false,
+            "diagnostics": r.diagnostics.iter().map(|d| json!({"line": d.pos.line, "col": d.pos.col, "message": d.message})).collect::<Vec<_>>(),
+        })),
+    }
+}
