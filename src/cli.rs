@@ -17,6 +17,81 @@ use crate::workflow::{self, dryrun};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// The daemon's URL (for the client commands).
+    #[arg(long, global = true, env = "ORDERFLOW_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// The admin bearer token (the daemon's server.admin_token).
+    #[arg(long, global = true, env = "ORDERFLOW_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print JSON instead of tables (client commands).
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrdersCmd {
+    /// List orders, with filters.
+    List {
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        shop: Option<String>,
+        #[arg(long)]
+        sku: Option<String>,
+        /// Only orders at risk of missing their ship-by deadline.
+        #[arg(long)]
+        at_risk: bool,
+        /// Text match on order id or buyer.
+        #[arg(long)]
+        q: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Continue after this order id (the previous page's `next`).
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// One order: lifecycle, workflow step, what it waits for, last error.
+    Show { id: String },
+    /// The order's audit trail.
+    History { id: String },
+    /// Re-run the failed step.
+    Resume { id: String },
+    /// Skip the current step.
+    Skip { id: String },
+    /// Approve a waiting approval.
+    Approve {
+        id: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Reject a waiting approval.
+    Reject {
+        id: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Put the order on hold.
+    Hold {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Release a hold.
+    Release { id: String },
+    /// Cancel: stop the workflow and run its compensations.
+    Cancel {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkflowsCmd {
+    /// Versions known to the daemon.
+    List,
+    /// Re-read the workflows folder (a broken file is rejected).
+    Reload,
 }
 
 #[derive(Debug, Subcommand)]
@@ -41,6 +116,33 @@ pub enum Command {
     },
     /// Run the TikTok Shop simulator (and label API) as its own server.
     Simulator(crate::simulator::SimulatorArgs),
+    /// Orders on a running daemon.
+    #[command(subcommand)]
+    Orders(OrdersCmd),
+    /// Apply an intervention to many orders as a background job, and follow
+    /// it: by ids, or by filter (e.g. every order in exception for a shop).
+    Bulk {
+        /// resume, skip, approve, reject, hold, release, cancel.
+        action: String,
+        /// Comma-separated order ids.
+        #[arg(long, value_delimiter = ',')]
+        ids: Vec<String>,
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        shop: Option<String>,
+        /// Only orders updated since (Unix ms).
+        #[arg(long)]
+        since: Option<i64>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Workflows on a running daemon.
+    #[command(subcommand)]
+    Workflows(WorkflowsCmd),
+    /// The creator's figures: orders per day, fulfilment time, late
+    /// dispatches, exceptions, top SKUs.
+    Stats,
     /// Check workflow files: exit 0 when all are valid, 1 with every error
     /// printed as `file:line:col: message` otherwise.
     Validate {
@@ -76,7 +178,20 @@ pub enum Approval {
 
 /// Runs a parsed command line; the exit code is the command's verdict.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let client = crate::client::Client::new(&cli.url, cli.token.clone());
+    let json_out = cli.json;
     match cli.command {
+        Command::Orders(c) => remote(orders(&client, c, json_out)),
+        Command::Bulk {
+            action,
+            ids,
+            state,
+            shop,
+            since,
+            reason,
+        } => remote(bulk(&client, action, ids, state, shop, since, reason, json_out)),
+        Command::Workflows(c) => remote(workflows(&client, c, json_out)),
+        Command::Stats => remote(stats(&client, json_out)),
         Command::Run {
             config,
             listen,
@@ -216,4 +331,192 @@ fn dry_run(
         println!("{l}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a client command on a small runtime; errors are printed plainly.
+fn remote(f: impl std::future::Future<Output = Result<(), crate::client::Error>>) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    match rt.block_on(f) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn print_json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+async fn orders(c: &crate::client::Client, cmd: OrdersCmd, json_out: bool) -> Result<(), crate::client::Error> {
+    use crate::client::{cell, table};
+    use serde_json::json;
+    let act = |id: &str, name: &str| format!("/api/v1/orders/{id}/actions/{name}");
+    let done = |v: serde_json::Value| {
+        if json_out {
+            print_json(&v);
+        } else {
+            println!("{} {}: accepted", cell(&v["action"]), cell(&v["order_id"]));
+        }
+    };
+    match cmd {
+        OrdersCmd::List { state, shop, sku, at_risk, q, limit, after } => {
+            let mut qs = vec![format!("limit={limit}")];
+            for (k, v) in [("state", state), ("shop", shop), ("sku", sku), ("q", q), ("after", after)] {
+                if let Some(v) = v {
+                    qs.push(format!("{k}={}", urlencode(&v)));
+                }
+            }
+            if at_risk {
+                qs.push("at_risk=true".into());
+            }
+            let v = c.get(&format!("/api/v1/orders?{}", qs.join("&"))).await?;
+            if json_out {
+                print_json(&v);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = v["orders"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|o| {
+                            vec![
+                                cell(&o["order_id"]),
+                                cell(&o["shop_id"]),
+                                cell(&o["lifecycle"]),
+                                cell(&o["tiktok_status"]),
+                                cell(&o["time_left_s"]),
+                                cell(&o["last_error"]),
+                            ]
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            println!("{}", table(&["order", "shop", "state", "tiktok", "left_s", "error"], &rows));
+            if let Some(n) = v["next"].as_str() {
+                println!("(more: --after {n})");
+            }
+        }
+        OrdersCmd::Show { id } => {
+            let v = c.get(&format!("/api/v1/orders/{id}")).await?;
+            if json_out {
+                print_json(&v);
+            } else {
+                for k in ["order_id", "shop_id", "lifecycle", "tiktok_status", "workflow", "instance_state", "step", "waiting", "last_error", "in_flight"] {
+                    println!("{k:>15}: {}", cell(&v[k]));
+                }
+            }
+        }
+        OrdersCmd::History { id } => {
+            let v = c.get(&format!("/api/v1/orders/{id}/audit")).await?;
+            if json_out {
+                print_json(&v);
+            } else {
+                let rows: Vec<Vec<String>> = v
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|e| vec![cell(&e["seq"]), cell(&e["at_ms"]), cell(&e["source"]), cell(&e["kind"]), cell(&e["detail"])])
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                println!("{}", table(&["seq", "at_ms", "source", "kind", "detail"], &rows));
+            }
+        }
+        OrdersCmd::Resume { id } => done(c.post(&act(&id, "resume"), json!({})).await?),
+        OrdersCmd::Skip { id } => done(c.post(&act(&id, "skip"), json!({})).await?),
+        OrdersCmd::Approve { id, note } => done(c.post(&act(&id, "approve"), json!({"note": note, "by": "cli"})).await?),
+        OrdersCmd::Reject { id, note } => done(c.post(&act(&id, "reject"), json!({"note": note, "by": "cli"})).await?),
+        OrdersCmd::Hold { id, reason } => done(c.post(&act(&id, "hold"), json!({"reason": reason})).await?),
+        OrdersCmd::Release { id } => done(c.post(&act(&id, "release"), json!({})).await?),
+        OrdersCmd::Cancel { id, reason } => done(c.post(&act(&id, "cancel"), json!({"reason": reason})).await?),
+    }
+    Ok(())
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn bulk(
+    c: &crate::client::Client,
+    action: String,
+    ids: Vec<String>,
+    state: Option<String>,
+    shop: Option<String>,
+    since: Option<i64>,
+    reason: Option<String>,
+    json_out: bool,
+) -> Result<(), crate::client::Error> {
+    use serde_json::json;
+    let body = if ids.is_empty() {
+        json!({"action": action, "reason": reason, "filter": {"state": state, "shop": shop, "updated_from": since}})
+    } else {
+        json!({"action": action, "reason": reason, "ids": ids})
+    };
+    let job = c.post("/api/v1/bulk", body).await?;
+    let id = job["job"].as_str().unwrap_or_default().to_string();
+    loop {
+        let v = c.get(&format!("/api/v1/bulk/{id}")).await?;
+        if v["state"] == "finished" {
+            if json_out {
+                print_json(&v);
+            } else {
+                println!("{id}: {} of {} succeeded, {} failed", v["succeeded"], v["total"], v["failed"]);
+                for r in v["results"].as_array().into_iter().flatten().filter(|r| r["ok"] == false) {
+                    println!("  {}: {}", crate::client::cell(&r["order_id"]), crate::client::cell(&r["message"]));
+                }
+            }
+            return Ok(());
+        }
+        if !json_out {
+            eprintln!("{id}: {}/{}", v["done"], v["total"]);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+async fn workflows(c: &crate::client::Client, cmd: WorkflowsCmd, json_out: bool) -> Result<(), crate::client::Error> {
+    use crate::client::{cell, table};
+    let v = match cmd {
+        WorkflowsCmd::List => c.get("/api/v1/workflows").await?,
+        WorkflowsCmd::Reload => c.post("/api/v1/workflows/reload", serde_json::json!({})).await?,
+    };
+    if json_out {
+        print_json(&v);
+    } else if let Some(a) = v.as_array() {
+        let rows: Vec<Vec<String>> = a
+            .iter()
+            .map(|w| vec![cell(&w["name"]), cell(&w["version"]), cell(&w["current"]), cell(&w["orders"]), cell(&w["path"])])
+            .collect();
+        println!("{}", table(&["name", "version", "current", "orders", "path"], &rows));
+    } else {
+        println!("reloaded: {}", cell(&v["loaded"]));
+    }
+    Ok(())
+}
+
+async fn stats(c: &crate::client::Client, json_out: bool) -> Result<(), crate::client::Error> {
+    use crate::client::cell;
+    let v = c.get("/api/v1/stats").await?;
+    if json_out {
+        print_json(&v);
+        return Ok(());
+    }
+    println!("orders:              {}", cell(&v["total"]));
+    println!("by state:            {}", cell(&v["by_lifecycle"]));
+    println!("at risk / late:      {} / {}", cell(&v["at_risk"]), cell(&v["late"]));
+    println!("exceptions open:     {}", cell(&v["exceptions_open"]));
+    println!("fulfilment p50/p95:  {} s / {} s", cell(&v["fulfillment_p50_s"]), cell(&v["fulfillment_p95_s"]));
+    println!("late-dispatch rate:  {}", cell(&v["late_dispatch_rate"]));
+    println!("orders per day:      {}", cell(&v["orders_per_day"]));
+    println!("top SKUs:            {}", cell(&v["top_skus"]));
+    Ok(())
 }

@@ -30,8 +30,10 @@
 //! - [`metrics`]: every metric name, described once.
 //! - [`daemon`]: wiring, recovery, graceful shutdown.
 //! - [`cli`]: the command line; `main.rs` only parses it and calls in here.
+//! - [`client`]: the CLI's client for a running daemon's admin API.
 pub mod actors;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod http;

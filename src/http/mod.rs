@@ -330,6 +330,14 @@ async fn post_action(
 
 async fn list_workflows(s: web::Data<AppState>) -> HttpResponse {
     let current = s.registry.current();
+    let mut running: std::collections::HashMap<String, u64> = Default::default();
+    for r in s.store.orders().flatten() {
+        if let (Some(k), Some(i)) = (&r.workflow, &r.instance) {
+            if !i.is_terminal() {
+                *running.entry(k.clone()).or_default() += 1;
+            }
+        }
+    }
     let list: Vec<_> = s
         .registry
         .versions()
@@ -338,6 +346,7 @@ async fn list_workflows(s: web::Data<AppState>) -> HttpResponse {
             json!({
                 "name": d.name, "version": d.version, "key": d.key(), "path": d.path,
                 "current": current.get(&d.name).is_some_and(|c| c.version == d.version),
+                "orders": running.get(&d.key()).copied().unwrap_or(0),
             })
         })
         .collect();
