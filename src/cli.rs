@@ -18,7 +18,12 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// The daemon's URL (for the client commands).
-    #[arg(long, global = true, env = "ORDERFLOW_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "ORDERFLOW_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub url: String,
     /// The admin bearer token (the daemon's server.admin_token).
     #[arg(long, global = true, env = "ORDERFLOW_TOKEN", hide_env_values = true)]
@@ -189,7 +194,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             shop,
             since,
             reason,
-        } => remote(bulk(&client, action, ids, state, shop, since, reason, json_out)),
+        } => remote(bulk(
+            &client, action, ids, state, shop, since, reason, json_out,
+        )),
         Command::Workflows(c) => remote(workflows(&client, c, json_out)),
         Command::Stats => remote(stats(&client, json_out)),
         Command::Run {
@@ -334,8 +341,12 @@ fn dry_run(
 }
 
 /// Runs a client command on a small runtime; errors are printed plainly.
-fn remote(f: impl std::future::Future<Output = Result<(), crate::client::Error>>) -> anyhow::Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+fn remote(
+    f: impl std::future::Future<Output = Result<(), crate::client::Error>>,
+) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     match rt.block_on(f) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {
@@ -349,7 +360,11 @@ fn print_json(v: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
-async fn orders(c: &crate::client::Client, cmd: OrdersCmd, json_out: bool) -> Result<(), crate::client::Error> {
+async fn orders(
+    c: &crate::client::Client,
+    cmd: OrdersCmd,
+    json_out: bool,
+) -> Result<(), crate::client::Error> {
     use crate::client::{cell, table};
     use serde_json::json;
     let act = |id: &str, name: &str| format!("/api/v1/orders/{id}/actions/{name}");
@@ -361,9 +376,23 @@ async fn orders(c: &crate::client::Client, cmd: OrdersCmd, json_out: bool) -> Re
         }
     };
     match cmd {
-        OrdersCmd::List { state, shop, sku, at_risk, q, limit, after } => {
+        OrdersCmd::List {
+            state,
+            shop,
+            sku,
+            at_risk,
+            q,
+            limit,
+            after,
+        } => {
             let mut qs = vec![format!("limit={limit}")];
-            for (k, v) in [("state", state), ("shop", shop), ("sku", sku), ("q", q), ("after", after)] {
+            for (k, v) in [
+                ("state", state),
+                ("shop", shop),
+                ("sku", sku),
+                ("q", q),
+                ("after", after),
+            ] {
                 if let Some(v) = v {
                     qs.push(format!("{k}={}", urlencode(&v)));
                 }
@@ -393,7 +422,13 @@ async fn orders(c: &crate::client::Client, cmd: OrdersCmd, json_out: bool) -> Re
                         .collect()
                 })
                 .unwrap_or_default();
-            println!("{}", table(&["order", "shop", "state", "tiktok", "left_s", "error"], &rows));
+            println!(
+                "{}",
+                table(
+                    &["order", "shop", "state", "tiktok", "left_s", "error"],
+                    &rows
+                )
+            );
             if let Some(n) = v["next"].as_str() {
                 println!("(more: --after {n})");
             }
@@ -403,7 +438,18 @@ async fn orders(c: &crate::client::Client, cmd: OrdersCmd, json_out: bool) -> Re
             if json_out {
                 print_json(&v);
             } else {
-                for k in ["order_id", "shop_id", "lifecycle", "tiktok_status", "workflow", "instance_state", "step", "waiting", "last_error", "in_flight"] {
+                for k in [
+                    "order_id",
+                    "shop_id",
+                    "lifecycle",
+                    "tiktok_status",
+                    "workflow",
+                    "instance_state",
+                    "step",
+                    "waiting",
+                    "last_error",
+                    "in_flight",
+                ] {
                     println!("{k:>15}: {}", cell(&v[k]));
                 }
             }
@@ -417,20 +463,42 @@ async fn orders(c: &crate::client::Client, cmd: OrdersCmd, json_out: bool) -> Re
                     .as_array()
                     .map(|a| {
                         a.iter()
-                            .map(|e| vec![cell(&e["seq"]), cell(&e["at_ms"]), cell(&e["source"]), cell(&e["kind"]), cell(&e["detail"])])
+                            .map(|e| {
+                                vec![
+                                    cell(&e["seq"]),
+                                    cell(&e["at_ms"]),
+                                    cell(&e["source"]),
+                                    cell(&e["kind"]),
+                                    cell(&e["detail"]),
+                                ]
+                            })
                             .collect()
                     })
                     .unwrap_or_default();
-                println!("{}", table(&["seq", "at_ms", "source", "kind", "detail"], &rows));
+                println!(
+                    "{}",
+                    table(&["seq", "at_ms", "source", "kind", "detail"], &rows)
+                );
             }
         }
         OrdersCmd::Resume { id } => done(c.post(&act(&id, "resume"), json!({})).await?),
         OrdersCmd::Skip { id } => done(c.post(&act(&id, "skip"), json!({})).await?),
-        OrdersCmd::Approve { id, note } => done(c.post(&act(&id, "approve"), json!({"note": note, "by": "cli"})).await?),
-        OrdersCmd::Reject { id, note } => done(c.post(&act(&id, "reject"), json!({"note": note, "by": "cli"})).await?),
-        OrdersCmd::Hold { id, reason } => done(c.post(&act(&id, "hold"), json!({"reason": reason})).await?),
+        OrdersCmd::Approve { id, note } => done(
+            c.post(&act(&id, "approve"), json!({"note": note, "by": "cli"}))
+                .await?,
+        ),
+        OrdersCmd::Reject { id, note } => done(
+            c.post(&act(&id, "reject"), json!({"note": note, "by": "cli"}))
+                .await?,
+        ),
+        OrdersCmd::Hold { id, reason } => {
+            done(c.post(&act(&id, "hold"), json!({"reason": reason})).await?)
+        }
         OrdersCmd::Release { id } => done(c.post(&act(&id, "release"), json!({})).await?),
-        OrdersCmd::Cancel { id, reason } => done(c.post(&act(&id, "cancel"), json!({"reason": reason})).await?),
+        OrdersCmd::Cancel { id, reason } => done(
+            c.post(&act(&id, "cancel"), json!({"reason": reason}))
+                .await?,
+        ),
     }
     Ok(())
 }
@@ -438,7 +506,9 @@ async fn orders(c: &crate::client::Client, cmd: OrdersCmd, json_out: bool) -> Re
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -469,9 +539,21 @@ async fn bulk(
             if json_out {
                 print_json(&v);
             } else {
-                println!("{id}: {} of {} succeeded, {} failed", v["succeeded"], v["total"], v["failed"]);
-                for r in v["results"].as_array().into_iter().flatten().filter(|r| r["ok"] == false) {
-                    println!("  {}: {}", crate::client::cell(&r["order_id"]), crate::client::cell(&r["message"]));
+                println!(
+                    "{id}: {} of {} succeeded, {} failed",
+                    v["succeeded"], v["total"], v["failed"]
+                );
+                for r in v["results"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|r| r["ok"] == false)
+                {
+                    println!(
+                        "  {}: {}",
+                        crate::client::cell(&r["order_id"]),
+                        crate::client::cell(&r["message"])
+                    );
                 }
             }
             return Ok(());
@@ -483,20 +565,38 @@ async fn bulk(
     }
 }
 
-async fn workflows(c: &crate::client::Client, cmd: WorkflowsCmd, json_out: bool) -> Result<(), crate::client::Error> {
+async fn workflows(
+    c: &crate::client::Client,
+    cmd: WorkflowsCmd,
+    json_out: bool,
+) -> Result<(), crate::client::Error> {
     use crate::client::{cell, table};
     let v = match cmd {
         WorkflowsCmd::List => c.get("/api/v1/workflows").await?,
-        WorkflowsCmd::Reload => c.post("/api/v1/workflows/reload", serde_json::json!({})).await?,
+        WorkflowsCmd::Reload => {
+            c.post("/api/v1/workflows/reload", serde_json::json!({}))
+                .await?
+        }
     };
     if json_out {
         print_json(&v);
     } else if let Some(a) = v.as_array() {
         let rows: Vec<Vec<String>> = a
             .iter()
-            .map(|w| vec![cell(&w["name"]), cell(&w["version"]), cell(&w["current"]), cell(&w["orders"]), cell(&w["path"])])
+            .map(|w| {
+                vec![
+                    cell(&w["name"]),
+                    cell(&w["version"]),
+                    cell(&w["current"]),
+                    cell(&w["orders"]),
+                    cell(&w["path"]),
+                ]
+            })
             .collect();
-        println!("{}", table(&["name", "version", "current", "orders", "path"], &rows));
+        println!(
+            "{}",
+            table(&["name", "version", "current", "orders", "path"], &rows)
+        );
     } else {
         println!("reloaded: {}", cell(&v["loaded"]));
     }
@@ -512,9 +612,17 @@ async fn stats(c: &crate::client::Client, json_out: bool) -> Result<(), crate::c
     }
     println!("orders:              {}", cell(&v["total"]));
     println!("by state:            {}", cell(&v["by_lifecycle"]));
-    println!("at risk / late:      {} / {}", cell(&v["at_risk"]), cell(&v["late"]));
+    println!(
+        "at risk / late:      {} / {}",
+        cell(&v["at_risk"]),
+        cell(&v["late"])
+    );
     println!("exceptions open:     {}", cell(&v["exceptions_open"]));
-    println!("fulfilment p50/p95:  {} s / {} s", cell(&v["fulfillment_p50_s"]), cell(&v["fulfillment_p95_s"]));
+    println!(
+        "fulfilment p50/p95:  {} s / {} s",
+        cell(&v["fulfillment_p50_s"]),
+        cell(&v["fulfillment_p95_s"])
+    );
     println!("late-dispatch rate:  {}", cell(&v["late_dispatch_rate"]));
     println!("orders per day:      {}", cell(&v["orders_per_day"]));
     println!("top SKUs:            {}", cell(&v["top_skus"]));

@@ -37,7 +37,12 @@ impl Client {
         }
     }
 
-    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, Error> {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, Error> {
         let url = format!("{}{}", self.base, path);
         let mut req = self.http.request(method, &url);
         if let Some(t) = &self.token {
@@ -51,13 +56,19 @@ impl Client {
             message: e.without_url().to_string(),
         })?;
         let status = resp.status().as_u16();
-        let text = resp.text().await.map_err(|e| Error::Decode(e.to_string()))?;
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| Error::Decode(e.to_string()))?;
         if status == 401 {
             return Err(Error::Unauthorized);
         }
         let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         if status >= 400 {
-            let message = v["error"].as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+            let message = v["error"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
             return Err(Error::Api { status, message });
         }
         Ok(v)

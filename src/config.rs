@@ -380,10 +380,30 @@ fn scalar(s: &str) -> toml::Value {
 fn set_path(tree: &mut toml::Value, path: &[String], v: toml::Value) -> Result<(), String> {
     let mut cur = tree;
     for (i, key) in path.iter().enumerate() {
+        let last = i + 1 == path.len();
+        // A numeric segment indexes an array of tables: shops are
+        // `ORDERFLOW_TIKTOK__SHOPS__0__ACCESS_TOKEN`.
+        if let toml::Value::Array(items) = cur {
+            let idx: usize = key
+                .parse()
+                .map_err(|_| format!("{} is a list: use an index", path[..i].join(".")))?;
+            let len = items.len();
+            cur = items.get_mut(idx).ok_or_else(|| {
+                format!(
+                    "{} has {len} entries, no [{idx}] (define it in the file)",
+                    path[..i].join(".")
+                )
+            })?;
+            if last {
+                *cur = v;
+                return Ok(());
+            }
+            continue;
+        }
         let toml::Value::Table(t) = cur else {
             return Err(format!("{} is not a section", path[..i].join(".")));
         };
-        if i + 1 == path.len() {
+        if last {
             // Keep strings for keys whose default is a string ("8080" stays text).
             let v = match (t.get(key), v) {
                 (Some(toml::Value::String(_)), toml::Value::Integer(n)) => {
@@ -394,6 +414,11 @@ fn set_path(tree: &mut toml::Value, path: &[String], v: toml::Value) -> Result<(
                 }
                 (Some(toml::Value::String(_)), toml::Value::Boolean(b)) => {
                     toml::Value::String(b.to_string())
+                }
+                (None, toml::Value::Integer(n))
+                    if key.ends_with("token") || key.ends_with("secret") =>
+                {
+                    toml::Value::String(n.to_string())
                 }
                 (_, v) => v,
             };
@@ -455,5 +480,67 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("mailbxo"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    fn keys(v: &toml::Value, prefix: &str, out: &mut Vec<String>) {
+        if let toml::Value::Table(t) = v {
+            for (k, v) in t {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                match v {
+                    toml::Value::Table(_) => keys(v, &path, out),
+                    _ => out.push(path),
+                }
+            }
+        }
+    }
+
+    /// The documented example stays true: it loads, and it mentions every
+    /// key the daemon knows.
+    #[test]
+    fn example_config_documents_every_key() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/orderflow.example.toml");
+        Config::load(Some(&path), Vec::new(), &Overrides::default()).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut all = Vec::new();
+        keys(
+            &toml::Value::try_from(Config::default()).unwrap(),
+            "",
+            &mut all,
+        );
+        for k in all {
+            let leaf = k.rsplit('.').next().unwrap();
+            let documented = text.contains(&format!("{leaf} ="))
+                || text.contains(&format!("[[{k}]]"))
+                || text.contains(&format!("# [[{k}]]"));
+            assert!(documented, "example config lacks {k}");
+        }
+        // Shop tokens come from the environment by index.
+        let env = vec![(
+            "ORDERFLOW_TIKTOK__SHOPS__0__ACCESS_TOKEN".to_string(),
+            "tok".to_string(),
+        )];
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "[tiktok]\napp_key = \"k\"\napp_secret = \"s\"\n[[tiktok.shops]]\nid = \"1\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f), env, &Overrides::default()).unwrap();
+        assert_eq!(c.tiktok.shops[0].access_token.expose(), "tok");
+        assert!(
+            !format!("{c:?}").contains("tok\""),
+            "secrets are not printed"
+        );
     }
 }
