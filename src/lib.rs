@@ -15,9 +15,22 @@
 //!   rate-limited gateway actor, webhook verification, its config.
 //! - [`simulator`]: a TikTok Shop simulator speaking the same wire protocol,
 //!   with faults, a ledger and control endpoints for tests.
+//! - [`inventory`]: stock per SKU and warehouse in sled, all-or-nothing
+//!   idempotent reservations that never oversell, the debounced push of
+//!   available quantities to TikTok and the drift reconcile.
+//! - [`shipping`]: carrier selection by rules (CEL, region, weight, value,
+//!   deadline), label providers (TikTok shipping, a label API) and the error
+//!   kinds their failures map to.
+//! - [`notify`]: Slack-compatible JSON notifications and system alerts to
+//!   named channels, with bounded retries.
+//! - [`payment`]: is the order paid, and do its amounts add up.
 //! - [`cli`]: the command line; `main.rs` only parses it and calls in here.
 pub mod cli;
+pub mod inventory;
+pub mod notify;
 pub mod order;
+pub mod payment;
+pub mod shipping;
 pub mod simulator;
 pub mod tiktok;
 pub mod workflow;

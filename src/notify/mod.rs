@@ -1,0 +1,1 @@
+//! Notifications (placeholder while the module is written).

@@ -1,0 +1,2 @@
+//! Shipping (placeholder while the module is written).
+pub mod kind;
