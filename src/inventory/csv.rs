@@ -6,7 +6,13 @@
 
 use std::collections::HashSet;
 
-use super::check_id;
+/// The id rule of the inventory, as a message without the error prefix.
+fn check_id(what: &str, s: &str) -> Result<(), String> {
+    super::check_id(what, s).map_err(|e| match e {
+        super::Error::Invalid(m) => m,
+        other => other.to_string(),
+    })
+}
 
 /// One valid data row.
 #[derive(Debug, Clone, PartialEq)]

@@ -169,7 +169,7 @@ impl InventoryHandle {
     ) -> Vec<(String, u32)> {
         let mut by_product: BTreeMap<String, Vec<(SkuInventory, u32)>> = BTreeMap::new();
         for (sku, attempts) in due {
-            let rec = match self.record(&sku) {
+            let rec = match self.record(&sku).await {
                 Ok(Some(r)) => r,
                 Ok(None) => continue,
                 Err(e) => {
@@ -248,7 +248,7 @@ impl InventoryHandle {
         let mut report = DriftReport::default();
         let mut ours: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
         for s in self.list().await? {
-            let Some(rec) = self.record(&s.sku)? else {
+            let Some(rec) = self.record(&s.sku).await? else {
                 continue;
             };
             if self.product_of(&s.sku, &rec).is_none() {
