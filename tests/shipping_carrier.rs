@@ -2,9 +2,7 @@
 //! conditions, first match wins, the default otherwise.
 
 use orderflow::order::Order;
-use orderflow::shipping::{
-    select_carrier, CarrierRouter, CarrierRule, ErrorKind, ShippingConfig,
-};
+use orderflow::shipping::{select_carrier, CarrierRouter, CarrierRule, ErrorKind, ShippingConfig};
 use orderflow::tiktok::dto::WireOrder;
 use serde_json::json;
 
@@ -122,32 +120,61 @@ fn config_rules_by_region_weight_value_and_deadline() {
     let router = CarrierRouter::new(&cfg).unwrap();
 
     // Due in 6 h: express, whatever else holds; its own provider id.
-    let s = router.select(&order(9, "500.00", 6 * 3600, "Texas"), NOW).unwrap();
+    let s = router
+        .select(&order(9, "500.00", 6 * 3600, "Texas"), NOW)
+        .unwrap();
     assert_eq!(
-        (s.carrier.as_str(), s.service.as_deref(), s.shipping_provider_id.as_deref()),
+        (
+            s.carrier.as_str(),
+            s.service.as_deref(),
+            s.shipping_provider_id.as_deref()
+        ),
         ("FedEx", Some("Express"), Some("6617675021119438851"))
     );
     // Region by district name, case-insensitive.
-    let s = router.select(&order(1, "10.00", 86_400, "Alaska"), NOW).unwrap();
-    assert_eq!((s.carrier.as_str(), s.service.as_deref()), ("USPS", Some("Priority")));
-    // 5 × 400 g = 2000 g: weight rule (min inclusive); provider id from the map.
-    let s = router.select(&order(5, "50.00", 86_400, "Texas"), NOW).unwrap();
+    let s = router
+        .select(&order(1, "10.00", 86_400, "Alaska"), NOW)
+        .unwrap();
     assert_eq!(
-        (s.carrier.as_str(), s.rule, s.shipping_provider_id.as_deref()),
+        (s.carrier.as_str(), s.service.as_deref()),
+        ("USPS", Some("Priority"))
+    );
+    // 5 × 400 g = 2000 g: weight rule (min inclusive); provider id from the map.
+    let s = router
+        .select(&order(5, "50.00", 86_400, "Texas"), NOW)
+        .unwrap();
+    assert_eq!(
+        (
+            s.carrier.as_str(),
+            s.rule,
+            s.shipping_provider_id.as_deref()
+        ),
         ("UPS", Some(2), Some("6617675021119438850"))
     );
-    assert_eq!(router.weight_grams(&order(5, "50.00", 86_400, "Texas")), 2000);
+    assert_eq!(
+        router.weight_grams(&order(5, "50.00", 86_400, "Texas")),
+        2000
+    );
     // Value window and postal prefix.
-    let s = router.select(&order(2, "250.00", 86_400, "Texas"), NOW).unwrap();
-    assert_eq!((s.carrier.as_str(), s.service.as_deref()), ("UPS", Some("2ndDayAir")));
-    let s = router.select(&order(2, "1000.00", 86_400, "Texas"), NOW).unwrap();
+    let s = router
+        .select(&order(2, "250.00", 86_400, "Texas"), NOW)
+        .unwrap();
+    assert_eq!(
+        (s.carrier.as_str(), s.service.as_deref()),
+        ("UPS", Some("2ndDayAir"))
+    );
+    let s = router
+        .select(&order(2, "1000.00", 86_400, "Texas"), NOW)
+        .unwrap();
     assert_eq!(s.rule, None, "above max_value, 800 g: no rule");
     assert_eq!(
         (s.carrier.as_str(), s.service.as_deref()),
         ("USPS", Some("GroundAdvantage"))
     );
     // The CEL rule sees the computed weight.
-    let s = router.select(&order(1, "10.00", 86_400, "Texas"), NOW).unwrap();
+    let s = router
+        .select(&order(1, "10.00", 86_400, "Texas"), NOW)
+        .unwrap();
     assert_eq!(s.rule, Some(4));
 
     // Workflow rules go first; a workflow default replaces the configured one.
@@ -162,8 +189,13 @@ fn config_rules_by_region_weight_value_and_deadline() {
         .unwrap();
     let mut vip = order(1, "10.00", 86_400, "Texas");
     vip.tags.push("vip".into());
-    assert_eq!(wf.select(&vip, NOW).unwrap().service.as_deref(), Some("NextDayAir"));
-    let s = wf.select(&order(2, "1000.00", 86_400, "Texas"), NOW).unwrap();
+    assert_eq!(
+        wf.select(&vip, NOW).unwrap().service.as_deref(),
+        Some("NextDayAir")
+    );
+    let s = wf
+        .select(&order(2, "1000.00", 86_400, "Texas"), NOW)
+        .unwrap();
     assert_eq!((s.carrier.as_str(), s.service), ("DHL", None));
 }
 

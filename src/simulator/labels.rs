@@ -96,8 +96,15 @@ struct Shipment {
 /// What an idempotency key was first used for.
 #[derive(Clone, PartialEq)]
 enum Keyed {
-    Shipment { body: String, id: String },
-    Buy { shipment: String, rate: String, label: String },
+    Shipment {
+        body: String,
+        id: String,
+    },
+    Buy {
+        shipment: String,
+        rate: String,
+        label: String,
+    },
 }
 
 struct World {
@@ -232,11 +239,7 @@ const SERVICES: [(&str, &str, i64, i64, u32); 6] = [
     ("FedEx", "Express", 2450, 80, 1),
 ];
 
-async fn create_shipment(
-    sim: Data<LabelSim>,
-    req: HttpRequest,
-    body: web::Bytes,
-) -> HttpResponse {
+async fn create_shipment(sim: Data<LabelSim>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let latency = match gate(&sim, &req) {
         Ok(l) => l,
         Err(r) => return r,
@@ -503,7 +506,10 @@ async fn void(sim: Data<LabelSim>, req: HttpRequest, id: Path<String>) -> HttpRe
             Some(l) if l.tracking_status != "pre_transit" => error(
                 StatusCode::CONFLICT,
                 "not_voidable",
-                format!("label is {}; only unshipped labels can be voided", l.tracking_status),
+                format!(
+                    "label is {}; only unshipped labels can be voided",
+                    l.tracking_status
+                ),
             ),
             Some(mut l) => {
                 l.status = "voided".into();
@@ -559,7 +565,8 @@ async fn scan(sim: Data<LabelSim>, body: Json<Scan>) -> HttpResponse {
         .find(|l| l.tracking_number == body.tracking_number)
         .map(|l| l.id.clone())
     else {
-        return HttpResponse::NotFound().json(json!({ "error": "no label with that tracking number" }));
+        return HttpResponse::NotFound()
+            .json(json!({ "error": "no label with that tracking number" }));
     };
     let Some(l) = w.labels.get_mut(&id) else {
         return HttpResponse::NotFound().json(json!({ "error": "no such label" }));
