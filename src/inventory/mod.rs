@@ -431,7 +431,7 @@ fn tx_get<T: serde::de::DeserializeOwned>(
 ) -> TxResult<Option<T>> {
     match t.get(key.as_bytes())? {
         None => Ok(None),
-        Some(v) => decode(tree, &v).map(Some).or_else(|e| abort(e)),
+        Some(v) => decode(tree, &v).map(Some).or_else(abort),
     }
 }
 
@@ -441,7 +441,7 @@ fn tx_put<T: Serialize>(
     key: &str,
     v: &T,
 ) -> TxResult<()> {
-    let bytes = encode(tree, v).or_else(|e| abort(e))?;
+    let bytes = encode(tree, v).or_else(abort)?;
     t.insert(key.as_bytes(), bytes)?;
     Ok(())
 }

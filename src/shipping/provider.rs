@@ -58,7 +58,7 @@ pub struct Label {
 pub enum LabelProvider {
     LabelApi {
         client: LabelApiClient,
-        ship_from: LabelAddress,
+        ship_from: Box<LabelAddress>,
     },
     Tiktok {
         gateway: GatewayHandle,
@@ -81,7 +81,7 @@ impl LabelProvider {
                 cfg.label_api_key.clone(),
                 cfg.label_api_timeout,
             )?,
-            ship_from: cfg.ship_from.clone(),
+            ship_from: Box::new(cfg.ship_from.clone()),
         })
     }
 

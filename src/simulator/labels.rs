@@ -179,7 +179,7 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> HttpResp
 }
 
 /// Authorization, then injected failures. `Err` is the answer to send.
-fn gate(sim: &LabelSim, req: &HttpRequest) -> Result<Duration, HttpResponse> {
+fn gate(sim: &LabelSim, req: &HttpRequest) -> Result<Duration, Box<HttpResponse>> {
     if let Some(k) = &sim.api_key {
         let ok = req
             .headers()
@@ -188,11 +188,11 @@ fn gate(sim: &LabelSim, req: &HttpRequest) -> Result<Duration, HttpResponse> {
             .and_then(|v| v.strip_prefix("Bearer "))
             .is_some_and(|v| v == k);
         if !ok {
-            return Err(error(
+            return Err(Box::new(error(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "missing or wrong API key",
-            ));
+            )));
         }
     }
     let mut w = sim.world.lock();
@@ -201,15 +201,19 @@ fn gate(sim: &LabelSim, req: &HttpRequest) -> Result<Duration, HttpResponse> {
         w.faults.fail_next -= 1;
         let s = w.faults.fail_status.unwrap_or(503);
         let status = StatusCode::from_u16(s).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-        return Err(error(status, "injected", format!("injected failure ({s})")));
+        return Err(Box::new(error(
+            status,
+            "injected",
+            format!("injected failure ({s})"),
+        )));
     }
     let rate = w.faults.error_rate;
     if rate > 0.0 && w.rng.random_bool(rate) {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
             "injected transient failure",
-        ));
+        )));
     }
     Ok(latency)
 }
@@ -242,7 +246,7 @@ const SERVICES: [(&str, &str, i64, i64, u32); 6] = [
 async fn create_shipment(sim: Data<LabelSim>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let latency = match gate(&sim, &req) {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let b: CreateShipment = match serde_json::from_slice(&body) {
         Ok(b) => b,
@@ -360,7 +364,7 @@ async fn buy(
 ) -> HttpResponse {
     let latency = match gate(&sim, &req) {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let b: BuyRequest = match serde_json::from_slice(&body) {
         Ok(b) => b,
@@ -481,7 +485,7 @@ fn buy_inner(
 async fn get_label(sim: Data<LabelSim>, req: HttpRequest, id: Path<String>) -> HttpResponse {
     let latency = match gate(&sim, &req) {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let r = match sim.world.lock().labels.get(id.as_str()) {
         Some(l) => HttpResponse::Ok().json(l),
@@ -493,7 +497,7 @@ async fn get_label(sim: Data<LabelSim>, req: HttpRequest, id: Path<String>) -> H
 async fn void(sim: Data<LabelSim>, req: HttpRequest, id: Path<String>) -> HttpResponse {
     let latency = match gate(&sim, &req) {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let r = {
         let mut w = sim.world.lock();
