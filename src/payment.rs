@@ -47,6 +47,16 @@ impl Error {
     }
 }
 
+/// A tolerance given in currency units (the `order.validate` action's
+/// `tolerance: 0.01`) as exact hundredths, rounded half away from zero.
+/// None for a negative, non-finite or absurd value.
+pub fn tolerance_from_units(units: f64) -> Option<Money> {
+    if !units.is_finite() || !(0.0..=1_000_000.0).contains(&units) {
+        return None;
+    }
+    Some(Money((units * 100.0).round() as i64))
+}
+
 /// Checks that `order` is paid and its amounts add up within `tolerance`.
 pub fn validate(order: &Order, tolerance: Money) -> Result<(), Error> {
     let id = || order.id.clone();
@@ -206,6 +216,15 @@ mod tests {
         o.paid_time = None;
         let e = validate(&o, Money(1)).unwrap_err();
         assert!(e.to_string().contains("paid_time is not set"), "{e}");
+    }
+
+    #[test]
+    fn tolerance_in_units_is_exact_hundredths() {
+        assert_eq!(tolerance_from_units(0.01), Some(Money(1)));
+        assert_eq!(tolerance_from_units(0.0), Some(Money(0)));
+        assert_eq!(tolerance_from_units(0.105), Some(Money(11)));
+        assert_eq!(tolerance_from_units(-0.01), None);
+        assert_eq!(tolerance_from_units(f64::NAN), None);
     }
 
     #[test]

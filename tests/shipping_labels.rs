@@ -96,7 +96,9 @@ async fn one_idempotency_key_buys_one_label_and_void_is_idempotent() {
         ("UPS", Some("Ground"))
     );
     assert!(a.tracking_number.starts_with("1Z"), "{a:?}");
-    assert!(a.label_url.as_deref().unwrap().ends_with("/label.pdf"));
+    let pdf = reqwest::get(a.label_url.as_deref().unwrap()).await.unwrap();
+    assert_eq!(pdf.status(), 200);
+    assert!(pdf.text().await.unwrap().contains(&a.tracking_number));
     // 2 units × 500 g = 1000 g: 6.99 + 10 × 0.30.
     assert_eq!(a.cost.map(|m| m.to_string()).as_deref(), Some("9.99"));
     assert_eq!(

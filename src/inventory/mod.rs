@@ -478,7 +478,9 @@ struct Inner {
     skus: sled::Tree,
     reservations: sled::Tree,
     cfg: InventoryConfig,
-    push_tx: RwLock<Option<mpsc::UnboundedSender<String>>>,
+    /// The running pusher's channel, with a generation so a replaced
+    /// pusher cannot remove its successor's.
+    push_tx: RwLock<Option<(u64, mpsc::UnboundedSender<String>)>>,
     low_stock: RwLock<Option<LowStockCallback>>,
     /// Writes committed so far (a sequence for the group commit).
     committed: std::sync::atomic::AtomicU64,
@@ -562,8 +564,12 @@ impl InventoryHandle {
                     TransactionError::Abort(e) => e,
                     TransactionError::Storage(e) => Error::Storage(e),
                 })?;
+        // Also when this call changed nothing: a replay may be returning a
+        // reservation a concurrent call committed and is still flushing, and
+        // the caller must not see it before it is durable. The group commit
+        // makes this cheap.
+        self.durable().await?;
         if !changes.is_empty() {
-            self.durable().await?;
             self.after_changes(&changes);
         }
         Ok(out)
@@ -597,7 +603,7 @@ impl InventoryHandle {
         // An empty SKU marks a write that touched no stock (a reservation
         // of no units): durable, but nothing to push or report.
         let changes: Vec<&Change> = changes.iter().filter(|c| !c.sku.is_empty()).collect();
-        if let Some(tx) = self.inner.push_tx.read().as_ref() {
+        if let Some((_, tx)) = self.inner.push_tx.read().as_ref() {
             for c in &changes {
                 // The pusher only stops at shutdown; a lost push then is fine.
                 let _ = tx.send(c.sku.clone());
@@ -631,8 +637,20 @@ impl InventoryHandle {
         *self.inner.low_stock.write() = Some(cb);
     }
 
-    pub(crate) fn set_push_sender(&self, tx: Option<mpsc::UnboundedSender<String>>) {
-        *self.inner.push_tx.write() = tx;
+    /// Installs the pusher's sender; returns its generation.
+    pub(crate) fn set_push_sender(&self, tx: mpsc::UnboundedSender<String>) -> u64 {
+        let mut g = self.inner.push_tx.write();
+        let generation = g.as_ref().map_or(0, |(n, _)| n + 1);
+        *g = Some((generation, tx));
+        generation
+    }
+
+    /// Removes the sender, unless a newer pusher replaced it.
+    pub(crate) fn clear_push_sender(&self, generation: u64) {
+        let mut g = self.inner.push_tx.write();
+        if g.as_ref().is_some_and(|(n, _)| *n == generation) {
+            *g = None;
+        }
     }
 
     /// Reserves every unit of an order, all or nothing. Idempotent: an
@@ -662,6 +680,10 @@ impl InventoryHandle {
             .write(move |s, r| {
                 if let Some(existing) = tx_get::<Reservation>(r, RESERVATIONS_TREE, &order_id)? {
                     if existing.state != ReservationState::Released {
+                        let asked: BTreeMap<String, u32> = units.iter().cloned().collect();
+                        if existing.units() != asked {
+                            tracing::warn!(order_id = %order_id, "Reserve replayed with different units; returning the existing reservation unchanged");
+                        }
                         return Ok(((existing, true), Vec::new()));
                     }
                 }

@@ -90,8 +90,10 @@ impl InventoryHandle {
     }
 
     /// Starts the debounced push to `shop_id` through `gateway`. Runs until
-    /// `cancel` fires; stock changes made before the call are not pushed
-    /// (run [`InventoryHandle::reconcile`] or touch the SKU).
+    /// `cancel` fires (or another `start_push` replaces it); stock changes
+    /// made before the call are not pushed (run
+    /// [`InventoryHandle::reconcile`] or touch the SKU). Spawns on the
+    /// current tokio runtime.
     pub fn start_push(
         &self,
         gateway: GatewayHandle,
@@ -99,12 +101,12 @@ impl InventoryHandle {
         cancel: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.set_push_sender(Some(tx));
+        let generation = self.set_push_sender(tx);
         let me = self.clone();
         let shop = shop_id.into();
         tokio::spawn(async move {
             me.push_loop(gateway, shop, rx, cancel).await;
-            me.set_push_sender(None);
+            me.clear_push_sender(generation);
         })
     }
 

@@ -206,3 +206,54 @@ impl ShippingConfig {
         p
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_defaults_are_valid_and_the_key_is_redacted() {
+        assert!(ShippingConfig::default().validate().is_empty());
+        let cfg: ShippingConfig = toml::from_str(
+            "label_api_key = \"sk_live_topsecret\"\nprovider = \"tiktok\"\nlabel_api_timeout = \"3s\"",
+        )
+        .unwrap();
+        assert_eq!(cfg.provider, ProviderKind::Tiktok);
+        assert_eq!(cfg.label_api_timeout, Duration::from_secs(3));
+        assert_eq!(cfg.label_api_key.expose(), "sk_live_topsecret");
+        let dumped = format!("{cfg:?} {}", serde_json::to_string(&cfg).unwrap());
+        assert!(!dumped.contains("topsecret"), "{dumped}");
+        let client = LabelApiClient::new(
+            &cfg.label_api_url,
+            cfg.label_api_key.clone(),
+            cfg.label_api_timeout,
+        )
+        .unwrap();
+        assert!(!format!("{client:?}").contains("topsecret"));
+        assert!(toml::from_str::<ShippingConfig>("carrier = \"x\"").is_err());
+        let bad = ShippingConfig {
+            default_carrier: " ".into(),
+            label_api_url: "ftp://x".into(),
+            label_api_timeout: Duration::ZERO,
+            default_item_weight_grams: 0,
+            ..ShippingConfig::default()
+        };
+        assert_eq!(bad.validate().len(), 4, "{:?}", bad.validate());
+    }
+
+    #[test]
+    fn http_statuses_map_to_kinds() {
+        for (s, k) in [
+            (400, ErrorKind::Invalid),
+            (401, ErrorKind::Rejected),
+            (404, ErrorKind::NotFound),
+            (408, ErrorKind::Timeout),
+            (409, ErrorKind::Rejected),
+            (422, ErrorKind::Invalid),
+            (429, ErrorKind::RateLimited),
+            (502, ErrorKind::Transient),
+        ] {
+            assert_eq!(ErrorKind::from_status(s), k, "{s}");
+        }
+    }
+}

@@ -16,6 +16,7 @@
 //! | `POST /labels/v1/shipments` | `CreateShipment` | `ShipmentData` (rates of USPS, UPS, FedEx) |
 //! | `POST /labels/v1/shipments/{id}/buy` | `{rate_id}`, header `Idempotency-Key` | `LabelData` |
 //! | `GET /labels/v1/labels/{id}` | | `LabelData` |
+//! | `GET /labels/v1/labels/{id}/label.pdf` | | a stand-in PDF (the `label_url`) |
 //! | `POST /labels/v1/labels/{id}/void` | | `LabelData` (`voided`); 409 once in transit |
 //! | `GET /sim/labels/ledger` | | `{entries:[LabelLedgerEntry], bought, voided}` |
 //! | `GET`/`POST /sim/labels/faults` | [`LabelFaults`] (replaces all) | [`LabelFaults`] |
@@ -162,6 +163,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig, sim: Data<LabelSim>) {
                 .route("/shipments", web::post().to(create_shipment))
                 .route("/shipments/{id}/buy", web::post().to(buy))
                 .route("/labels/{id}", web::get().to(get_label))
+                .route("/labels/{id}/label.pdf", web::get().to(label_pdf))
                 .route("/labels/{id}/void", web::post().to(void)),
         )
         .service(
@@ -492,6 +494,20 @@ async fn get_label(sim: Data<LabelSim>, req: HttpRequest, id: Path<String>) -> H
         None => error(StatusCode::NOT_FOUND, "not_found", "no such label"),
     };
     answer(latency, r).await
+}
+
+/// The printable label: a tiny stand-in PDF naming the label.
+async fn label_pdf(sim: Data<LabelSim>, id: Path<String>) -> HttpResponse {
+    let w = sim.world.lock();
+    match w.labels.get(id.as_str()) {
+        Some(l) => HttpResponse::Ok()
+            .content_type("application/pdf")
+            .body(format!(
+                "%PDF-1.4\n% orderflow simulated label {} {} {} {}\n%%EOF\n",
+                l.id, l.carrier, l.service, l.tracking_number
+            )),
+        None => error(StatusCode::NOT_FOUND, "not_found", "no such label"),
+    }
 }
 
 async fn void(sim: Data<LabelSim>, req: HttpRequest, id: Path<String>) -> HttpResponse {
