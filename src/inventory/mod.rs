@@ -373,6 +373,22 @@ impl Reservation {
     pub fn total_units(&self) -> u64 {
         self.lines.iter().map(|l| u64::from(l.units)).sum()
     }
+
+    /// The `inventory.reserve` action's output (`steps.<id>.*`):
+    /// `reservation_id` (the order id: one reservation per order), `units`
+    /// (total), plus `state` and the per-SKU `by_sku`.
+    pub fn output(&self) -> serde_json::Value {
+        serde_json::json!({
+            "reservation_id": self.order_id,
+            "units": self.total_units(),
+            "state": match self.state {
+                ReservationState::Held => "held",
+                ReservationState::Committed => "committed",
+                ReservationState::Released => "released",
+            },
+            "by_sku": self.units(),
+        })
+    }
 }
 
 /// What a CSV import did.
