@@ -179,7 +179,7 @@ async fn a_dead_receiver_is_a_recorded_failure_within_the_budget() {
         d.error.as_deref().unwrap().starts_with("timed out"),
         "{d:?}"
     );
-    assert!(took <= n.budget() + Duration::from_millis(200), "{took:?}");
+    assert!(took <= n.budget() + Duration::from_millis(500), "{took:?}");
 
     // Nothing listening at all: transport errors, retried, recorded.
     let mut cfg = config(&r);

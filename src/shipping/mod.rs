@@ -29,7 +29,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use carrier::{select_carrier, CarrierRouter, CarrierRule, Selection};
 pub use kind::{tiktok_kind, ErrorKind};
 pub use labels::{LabelAddress, LabelApiClient};
-pub use provider::{Label, LabelProvider, LabelRequest};
+pub use provider::{Label, LabelProvider, LabelRequest, Providers};
 
 use crate::tiktok::Secret;
 

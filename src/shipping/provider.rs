@@ -20,7 +20,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::labels::{CreateShipment, LabelAddress, LabelApiClient, Parcel};
-use super::{Error, ErrorKind, Selection, ShippingConfig, LABELS_TOTAL, VOIDS_TOTAL};
+use super::{Error, ErrorKind, ProviderKind, Selection, ShippingConfig, LABELS_TOTAL, VOIDS_TOTAL};
 use crate::order::{Money, Order};
 use crate::tiktok::dto::ShipPackageRequest;
 use crate::tiktok::gateway::Class;
@@ -266,4 +266,64 @@ async fn ship_via_tiktok(gateway: &GatewayHandle, req: &LabelRequest<'_>) -> Res
             .or_else(|| req.selection.shipping_provider_id.clone()),
         cost: None,
     })
+}
+
+/// Both providers as configured, for the `shipping.buy_label` action's
+/// `provider` argument (`label_api`, `tiktok`, or none: the configured
+/// default).
+#[derive(Debug, Clone)]
+pub struct Providers {
+    default: ProviderKind,
+    label_api: LabelProvider,
+    tiktok: Option<LabelProvider>,
+}
+
+impl Providers {
+    /// TikTok shipping is available only with a gateway.
+    pub fn new(cfg: &ShippingConfig, gateway: Option<GatewayHandle>) -> Result<Providers, Error> {
+        Ok(Providers {
+            default: cfg.provider,
+            label_api: LabelProvider::label_api(cfg)?,
+            tiktok: gateway.map(LabelProvider::tiktok),
+        })
+    }
+
+    /// The provider a step names (None: the configured default).
+    pub fn get(&self, name: Option<&str>) -> Result<&LabelProvider, Error> {
+        let kind = match name {
+            None => self.default,
+            Some("label_api") => ProviderKind::LabelApi,
+            Some("tiktok") => ProviderKind::Tiktok,
+            Some(other) => {
+                return Err(Error::Invalid(format!(
+                    "unknown label provider {other:?} (label_api or tiktok)"
+                )))
+            }
+        };
+        match kind {
+            ProviderKind::LabelApi => Ok(&self.label_api),
+            ProviderKind::Tiktok => self.tiktok.as_ref().ok_or_else(|| {
+                Error::Unsupported(
+                    "TikTok shipping needs the TikTok gateway, which is not configured".into(),
+                )
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn providers_by_name() {
+        let p = Providers::new(&ShippingConfig::default(), None).unwrap();
+        assert_eq!(p.get(None).unwrap().name(), "label_api");
+        assert_eq!(p.get(Some("label_api")).unwrap().name(), "label_api");
+        assert_eq!(
+            p.get(Some("tiktok")).unwrap_err().kind(),
+            ErrorKind::Rejected
+        );
+        assert_eq!(p.get(Some("ups")).unwrap_err().kind(), ErrorKind::Invalid);
+    }
 }
