@@ -29,6 +29,15 @@
 //! - [`config`]: layered configuration with one `validate()`.
 //! - [`metrics`]: every metric name, described once.
 //! - [`daemon`]: wiring, recovery, graceful shutdown.
+//! - [`inventory`]: stock per SKU and warehouse in sled, all-or-nothing
+//!   idempotent reservations that never oversell, the debounced push of
+//!   available quantities to TikTok and the drift reconcile.
+//! - [`shipping`]: carrier selection by rules (CEL, region, weight, value,
+//!   deadline), label providers (TikTok shipping, a label API) and the error
+//!   kinds their failures map to.
+//! - [`notify`]: Slack-compatible JSON notifications and system alerts to
+//!   named channels, with bounded retries.
+//! - [`payment`]: is the order paid, and do its amounts add up.
 //! - [`cli`]: the command line; `main.rs` only parses it and calls in here.
 //! - [`client`]: the CLI's client for a running daemon's admin API.
 pub mod actors;
@@ -37,10 +46,15 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod http;
+pub mod inventory;
 pub mod lifecycle;
 pub mod metrics;
+pub mod notify;
 pub mod order;
+pub mod order;
+pub mod payment;
 pub mod runtime;
+pub mod shipping;
 pub mod simulator;
 pub mod store;
 pub mod sync;

@@ -8,12 +8,15 @@
 //! - [`api`]: the TikTok endpoints and their checks.
 //! - [`control`]: `/sim/...` endpoints tests use to drive and inspect it.
 //! - [`push`]: signed webhook delivery with TikTok's retry schedule.
+//! - [`labels`]: a label API (EasyPost/Shippo style) on the same server,
+//!   with an idempotent purchase ledger and its own faults.
 //!
 //! Entry points: [`start`] (tests; returns a [`SimulatorHandle`]) and
 //! [`run`] (the `orderflow simulator` command; runs until cancelled).
 
 pub mod api;
 pub mod control;
+pub mod labels;
 pub mod push;
 pub mod state;
 
@@ -122,6 +125,16 @@ pub struct SimulatorArgs {
     /// HTTP worker threads.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
+    /// Label API: the bearer token `/labels/v1` requires (none: any).
+    #[arg(long, env = "ORDERFLOW_SIM_LABEL_API_KEY")]
+    pub label_api_key: Option<String>,
+    /// Label API fault: fraction of calls answered 503 without effect.
+    #[arg(long, default_value_t = 0.0)]
+    pub label_error_rate: f64,
+    /// Label API fault: delay added to every answer, after the work is done
+    /// (a client timing out still gets its label bought).
+    #[arg(long, default_value_t = 0)]
+    pub label_latency_ms: u64,
 }
 
 impl Default for SimulatorArgs {
@@ -150,6 +163,9 @@ impl Default for SimulatorArgs {
             webhook_duplicate_rate: 0.0,
             webhook_reorder_rate: 0.0,
             workers: 2,
+            label_api_key: None,
+            label_error_rate: 0.0,
+            label_latency_ms: 0,
         }
     }
 }
@@ -220,6 +236,9 @@ fn validate(args: &SimulatorArgs) -> Result<(), Error> {
     let f = initial_faults(args);
     if let Err(e) = f.validate() {
         p.push(e);
+    }
+    if let Err(e) = labels::validate_args(args) {
+        p.push(format!("label API: {e}"));
     }
     if p.is_empty() {
         Ok(())
@@ -318,11 +337,13 @@ pub async fn start(args: SimulatorArgs) -> Result<SimulatorHandle, Error> {
         push_tx,
     });
     let data = web::Data::new(shared.clone());
+    let label_sim = web::Data::new(labels::LabelSim::new(&args));
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
             .app_data(web::PayloadConfig::new(4 << 20))
             .app_data(web::JsonConfig::default().limit(4 << 20))
+            .configure(|c| labels::routes(c, label_sim.clone()))
             .configure(control::routes)
             .default_service(web::to(api::handle))
     })

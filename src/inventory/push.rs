@@ -1,0 +1,308 @@
+//! Keeping TikTok's numbers in step with ours.
+//!
+//! - The **debounced push**: every stock change sends its SKU to one
+//!   background task. A SKU's quantity goes out `push_debounce` after its
+//!   first unpushed change (later changes in the window ride along), as the
+//!   *current* available units of every warehouse of the SKU — TikTok's
+//!   Update Inventory wants the full list. Due SKUs of one product share a
+//!   call. Calls go through the gateway at background priority, so ships
+//!   and cancels are never starved by stock sync. A failed push is retried
+//!   with doubling delays up to `push_max_attempts`, then dropped until the
+//!   next change (the reconcile catches anything lost).
+//! - **Reconcile**: compare our available units with TikTok's Inventory
+//!   Search and report the drift, without changing anything.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{Error, InventoryHandle, SkuRecord, PUSHES_TOTAL};
+use crate::tiktok::dto::{
+    InventorySearchRequest, SkuInventory, UpdateInventoryRequest, WarehouseQuantity,
+};
+use crate::tiktok::{GatewayHandle, Priority};
+
+/// TikTok's largest accepted quantity (Update Inventory).
+pub const MAX_TIKTOK_QUANTITY: u32 = 99_999;
+
+/// Passed to the low-stock callback.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LowStock {
+    pub sku: String,
+    pub available: u64,
+    pub threshold: u64,
+}
+
+/// One (SKU, warehouse) whose numbers differ.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Drift {
+    pub sku: String,
+    /// TikTok's warehouse id.
+    pub warehouse_id: String,
+    pub ours: u64,
+    /// None: TikTok lists no quantity for this warehouse.
+    pub theirs: Option<i64>,
+}
+
+/// What [`InventoryHandle::reconcile`] found.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DriftReport {
+    /// SKUs compared (those with a product id).
+    pub checked: usize,
+    pub drifts: Vec<Drift>,
+    /// Our SKUs TikTok's search did not return.
+    pub missing_on_tiktok: Vec<String>,
+    /// Our SKUs with no product id, which cannot be looked up or pushed.
+    pub without_product: Vec<String>,
+}
+
+impl InventoryHandle {
+    /// The product id a SKU is pushed under: configuration first, then the
+    /// id stored with the SKU.
+    fn product_of(&self, sku: &str, rec: &SkuRecord) -> Option<String> {
+        self.config()
+            .products
+            .get(sku)
+            .cloned()
+            .or_else(|| rec.product_id.clone())
+    }
+
+    /// The quantities to send for a SKU: every warehouse, the unnamed one
+    /// under `default_warehouse` (skipped without it), capped at 99,999.
+    fn tiktok_quantities(&self, rec: &SkuRecord) -> BTreeMap<String, u64> {
+        let mut out: BTreeMap<String, u64> = BTreeMap::new();
+        for (w, c) in &rec.warehouses {
+            let id = if w.is_empty() {
+                match &self.config().default_warehouse {
+                    Some(d) => d.clone(),
+                    None => continue,
+                }
+            } else {
+                w.clone()
+            };
+            *out.entry(id).or_insert(0) += u64::from(c.available());
+        }
+        out
+    }
+
+    /// Starts the debounced push to `shop_id` through `gateway`. Runs until
+    /// `cancel` fires (or another `start_push` replaces it); stock changes
+    /// made before the call are not pushed (run
+    /// [`InventoryHandle::reconcile`] or touch the SKU). Spawns on the
+    /// current tokio runtime.
+    pub fn start_push(
+        &self,
+        gateway: GatewayHandle,
+        shop_id: impl Into<String>,
+        cancel: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let generation = self.set_push_sender(tx);
+        let me = self.clone();
+        let shop = shop_id.into();
+        tokio::spawn(async move {
+            me.push_loop(gateway, shop, rx, cancel).await;
+            me.clear_push_sender(generation);
+        })
+    }
+
+    async fn push_loop(
+        &self,
+        gateway: GatewayHandle,
+        shop: String,
+        mut rx: mpsc::UnboundedReceiver<String>,
+        cancel: CancellationToken,
+    ) {
+        let window = self.config().push_debounce;
+        let max_attempts = self.config().push_max_attempts.max(1);
+        // SKU → (when due, failed attempts so far).
+        let mut pending: HashMap<String, (Instant, u32)> = HashMap::new();
+        loop {
+            let next = pending.values().map(|(at, _)| *at).min();
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                msg = rx.recv() => match msg {
+                    None => return,
+                    Some(sku) => {
+                        pending.entry(sku).or_insert((Instant::now() + window, 0));
+                    }
+                },
+                _ = async {
+                    match next {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    let now = Instant::now();
+                    let due: Vec<(String, u32)> = pending
+                        .iter()
+                        .filter(|(_, (at, _))| *at <= now)
+                        .map(|(s, (_, n))| (s.clone(), *n))
+                        .collect();
+                    for (s, _) in &due {
+                        pending.remove(s);
+                    }
+                    for (sku, attempts) in self.push_now(&gateway, &shop, due).await {
+                        if attempts >= max_attempts {
+                            tracing::warn!(sku = %sku, attempts, "Giving up pushing inventory to TikTok until the next change");
+                            metrics::counter!(PUSHES_TOTAL, "outcome" => "failed").increment(1);
+                            continue;
+                        }
+                        let delay = window.max(Duration::from_millis(100)) * 2u32.saturating_pow(attempts.min(10));
+                        // A change that arrived meanwhile keeps its earlier slot.
+                        pending.entry(sku).or_insert((Instant::now() + delay, attempts));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Pushes `due` SKUs grouped by product; returns those to retry with
+    /// their attempt counts.
+    async fn push_now(
+        &self,
+        gateway: &GatewayHandle,
+        shop: &str,
+        due: Vec<(String, u32)>,
+    ) -> Vec<(String, u32)> {
+        let mut by_product: BTreeMap<String, Vec<(SkuInventory, u32)>> = BTreeMap::new();
+        for (sku, attempts) in due {
+            let rec = match self.record(&sku).await {
+                Ok(Some(r)) => r,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::error!(sku = %sku, error = %e, "Cannot read the SKU to push it");
+                    continue;
+                }
+            };
+            let Some(product) = self.product_of(&sku, &rec) else {
+                tracing::warn!(sku = %sku, "SKU has no TikTok product id; not pushed");
+                metrics::counter!(PUSHES_TOTAL, "outcome" => "skipped").increment(1);
+                continue;
+            };
+            let inventory: Vec<WarehouseQuantity> = self
+                .tiktok_quantities(&rec)
+                .into_iter()
+                .map(|(warehouse_id, q)| WarehouseQuantity {
+                    warehouse_id,
+                    quantity: q.min(u64::from(MAX_TIKTOK_QUANTITY)) as u32,
+                })
+                .collect();
+            if inventory.is_empty() {
+                tracing::warn!(sku = %sku, "SKU has no warehouse TikTok knows (set inventory.default_warehouse); not pushed");
+                metrics::counter!(PUSHES_TOTAL, "outcome" => "skipped").increment(1);
+                continue;
+            }
+            by_product
+                .entry(product)
+                .or_default()
+                .push((SkuInventory { id: sku, inventory }, attempts));
+        }
+        let mut retry = Vec::new();
+        for (product, skus) in by_product {
+            let attempts: HashMap<String, u32> =
+                skus.iter().map(|(s, n)| (s.id.clone(), *n)).collect();
+            let body = UpdateInventoryRequest {
+                skus: skus.into_iter().map(|(s, _)| s).collect(),
+            };
+            match gateway
+                .update_inventory(shop, &product, body, Priority::background())
+                .await
+            {
+                Ok(data) => {
+                    let failed: Vec<String> = data
+                        .errors
+                        .iter()
+                        .filter_map(|e| {
+                            tracing::warn!(product = %product, code = e.code, error = %e.message, "TikTok refused a SKU's inventory");
+                            e.detail["sku_id"].as_str().map(str::to_string)
+                        })
+                        .collect();
+                    for (sku, n) in attempts {
+                        if failed.contains(&sku) {
+                            retry.push((sku, n + 1));
+                        } else {
+                            metrics::counter!(PUSHES_TOTAL, "outcome" => "ok").increment(1);
+                            tracing::debug!(sku = %sku, product = %product, "Inventory pushed to TikTok");
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(product = %product, error = %e, "Inventory push failed");
+                    retry.extend(attempts.into_iter().map(|(s, n)| (s, n + 1)));
+                }
+            }
+        }
+        retry
+    }
+
+    /// Compares our available units with TikTok's Inventory Search for
+    /// `shop_id`. Read-only on both sides.
+    pub async fn reconcile(
+        &self,
+        gateway: &GatewayHandle,
+        shop_id: &str,
+    ) -> Result<DriftReport, Error> {
+        let mut report = DriftReport::default();
+        let mut ours: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        for s in self.list().await? {
+            let Some(rec) = self.record(&s.sku).await? else {
+                continue;
+            };
+            if self.product_of(&s.sku, &rec).is_none() {
+                report.without_product.push(s.sku.clone());
+                continue;
+            }
+            ours.insert(s.sku.clone(), self.tiktok_quantities(&rec));
+        }
+        report.checked = ours.len();
+        let skus: Vec<String> = ours.keys().cloned().collect();
+        let mut theirs: HashMap<String, HashMap<String, i64>> = HashMap::new();
+        for chunk in skus.chunks(600) {
+            let data = gateway
+                .inventory_search(
+                    shop_id,
+                    InventorySearchRequest {
+                        product_ids: Vec::new(),
+                        sku_ids: chunk.to_vec(),
+                    },
+                    Priority::background(),
+                )
+                .await?;
+            for p in data.inventory {
+                for s in p.skus {
+                    theirs.insert(
+                        s.id,
+                        s.warehouse_inventory
+                            .into_iter()
+                            .map(|w| (w.warehouse_id, w.available_quantity))
+                            .collect(),
+                    );
+                }
+            }
+        }
+        for (sku, warehouses) in ours {
+            let Some(t) = theirs.get(&sku) else {
+                report.missing_on_tiktok.push(sku);
+                continue;
+            };
+            for (w, q) in warehouses {
+                let expect = q.min(u64::from(MAX_TIKTOK_QUANTITY));
+                let got = t.get(&w).copied();
+                if got != i64::try_from(expect).ok() {
+                    report.drifts.push(Drift {
+                        sku: sku.clone(),
+                        warehouse_id: w,
+                        ours: q,
+                        theirs: got,
+                    });
+                }
+            }
+        }
+        Ok(report)
+    }
+}
