@@ -51,7 +51,6 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod notify;
 pub mod order;
-pub mod order;
 pub mod payment;
 pub mod runtime;
 pub mod shipping;
