@@ -53,6 +53,9 @@ pub struct Config {
     /// built-in simulator with a demo order stream.
     pub tiktok: crate::tiktok::TiktokConfig,
     pub sync: crate::sync::SyncConfig,
+    pub inventory: crate::inventory::InventoryConfig,
+    pub shipping: crate::shipping::ShippingConfig,
+    pub notify: crate::notify::NotifyConfig,
     pub demo: DemoConfig,
 }
 
@@ -325,6 +328,9 @@ impl Config {
             );
         }
         problems.extend(self.sync.validate());
+        problems.extend(self.inventory.validate());
+        problems.extend(self.shipping.validate());
+        problems.extend(self.notify.validate());
         if !(self.demo.orders_per_second >= 0.0 && self.demo.orders_per_second <= 10_000.0) {
             problems.push("demo.orders_per_second must be between 0 and 10000".into());
         }

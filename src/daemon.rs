@@ -38,6 +38,8 @@ pub enum Error {
     Runtime(#[from] crate::runtime::Error),
     #[error("starting the built-in simulator: {0}")]
     Simulator(#[from] crate::simulator::Error),
+    #[error("fulfilment services: {0}")]
+    Fulfilment(String),
     #[error("starting the TikTok gateway: {0}")]
     Gateway(#[from] crate::tiktok::Error),
     #[error("listening on {addr}: {source}")]
@@ -161,7 +163,40 @@ impl Daemon {
                 Arc::new(StoreTokens(store.clone())),
             )?)
         };
-        let mut executor = Executor::new(cfg.actions.http_timeout.0);
+        if let Some(sim) = &simulator {
+            cfg.shipping.label_api_url = format!("{}/labels/v1", sim.base_url());
+        }
+        let inventory = crate::inventory::Inventory::open(&store.db, cfg.inventory.clone())
+            .map_err(|e| Error::Fulfilment(e.to_string()))?;
+        inventory.use_flusher(store.committer.clone());
+        if simulator.is_some() {
+            seed_demo_stock(&inventory, &cfg.tiktok.base_url).await;
+        }
+        let notifier = crate::notify::Notifier::new(cfg.notify.clone())
+            .map_err(|e| Error::Fulfilment(e.to_string()))?;
+        {
+            let n = notifier.clone();
+            inventory.on_low_stock(Arc::new(move |low: crate::inventory::LowStock| {
+                let n = n.clone();
+                actix::spawn(async move {
+                    let text = format!("Low stock: {} has {} left", low.sku, low.available);
+                    n.alert(
+                        &text,
+                        serde_json::json!({"sku": low.sku, "available": low.available}),
+                    )
+                    .await;
+                });
+            }));
+        }
+        let fulfil = std::sync::Arc::new(crate::runtime::effects::Fulfilment {
+            inventory: inventory.clone(),
+            router: crate::shipping::CarrierRouter::new(&cfg.shipping)
+                .map_err(|e| Error::Fulfilment(e.to_string()))?,
+            providers: crate::shipping::Providers::new(&cfg.shipping, gateway.clone())
+                .map_err(|e| Error::Fulfilment(e.to_string()))?,
+            notifier,
+        });
+        let mut executor = Executor::new(cfg.actions.http_timeout.0).with_fulfilment(fulfil);
         if let Some(g) = &gateway {
             executor = executor.with_gateway(g.clone());
         }
@@ -327,4 +362,27 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
     }
     daemon.shutdown().await;
     Ok(())
+}
+
+/// Demo mode: give every simulated SKU stock (and its product id) so demo
+/// orders can be reserved.
+async fn seed_demo_stock(inventory: &crate::inventory::InventoryHandle, sim_base: &str) {
+    let skus = match reqwest::get(format!("{sim_base}/sim/shops")).await {
+        Ok(r) => r.json::<serde_json::Value>().await.unwrap_or_default(),
+        Err(e) => {
+            tracing::warn!(error = %e, "Could not read the simulator's SKUs");
+            return;
+        }
+    };
+    for s in skus["skus"].as_array().into_iter().flatten() {
+        let (Some(id), Some(product)) = (s["id"].as_str(), s["product_id"].as_str()) else {
+            continue;
+        };
+        if inventory.get(id).await.ok().flatten().is_some() {
+            continue;
+        }
+        let _ = inventory.set(id, None, 500).await;
+        let _ = inventory.set_product_id(id, product).await;
+    }
+    tracing::info!("Demo stock: 500 units of every simulated SKU");
 }

@@ -80,6 +80,9 @@ pub fn describe() {
         "From a call step's effect starting to its result, by workflow and step."
     );
     crate::tiktok::metrics::describe();
+    crate::inventory::describe_metrics();
+    crate::shipping::describe_metrics();
+    crate::notify::describe_metrics();
 }
 
 /// Installs the global recorder once; later calls return the same handle.

@@ -502,6 +502,9 @@ struct Inner {
     committed: std::sync::atomic::AtomicU64,
     /// The `committed` value the last completed flush covered.
     flushed: tokio::sync::Mutex<u64>,
+    /// The daemon's group-commit writer: when set, durability comes from
+    /// its flush, so the whole database has one flusher (see `durable`).
+    flusher: std::sync::OnceLock<crate::store::Committer>,
 }
 
 /// Opens the inventory.
@@ -524,6 +527,7 @@ impl Inventory {
                 low_stock: RwLock::new(None),
                 committed: std::sync::atomic::AtomicU64::new(0),
                 flushed: tokio::sync::Mutex::new(0),
+                flusher: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -558,6 +562,12 @@ fn wh_opt(k: &str) -> Option<String> {
 }
 
 impl InventoryHandle {
+    /// Makes the daemon's group-commit writer the one flusher of the
+    /// database this inventory shares with the store.
+    pub fn use_flusher(&self, c: crate::store::Committer) {
+        let _ = self.inner.flusher.set(c);
+    }
+
     pub fn config(&self) -> &InventoryConfig {
         &self.inner.cfg
     }
@@ -600,6 +610,14 @@ impl InventoryHandle {
     /// every write committed before it started.
     async fn durable(&self) -> Result<()> {
         use std::sync::atomic::Ordering::SeqCst;
+        if let Some(c) = self.inner.flusher.get() {
+            // An empty request: the writer flushes after taking it, so the
+            // flush covers this transaction, and it is the only flusher.
+            return c
+                .commit(Vec::new())
+                .await
+                .map_err(|e| Error::Task(e.to_string()));
+        }
         let mine = self.inner.committed.fetch_add(1, SeqCst) + 1;
         let mut flushed = self.inner.flushed.lock().await;
         if *flushed >= mine {

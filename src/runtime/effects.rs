@@ -29,6 +29,15 @@ pub struct Executor {
     http: reqwest::Client,
     default_timeout: Duration,
     gateway: Option<crate::tiktok::GatewayHandle>,
+    fulfil: Option<Arc<Fulfilment>>,
+}
+
+/// The fulfilment services behind inventory, shipping and notify actions.
+pub struct Fulfilment {
+    pub inventory: crate::inventory::InventoryHandle,
+    pub router: crate::shipping::CarrierRouter,
+    pub providers: crate::shipping::Providers,
+    pub notifier: crate::notify::Notifier,
 }
 
 /// TikTok's answers as error kinds a workflow can retry on or catch.
@@ -55,7 +64,14 @@ impl Executor {
             http,
             default_timeout,
             gateway: None,
+            fulfil: None,
         }
+    }
+
+    /// Inventory, shipping and notification actions use these.
+    pub fn with_fulfilment(mut self, f: Arc<Fulfilment>) -> Executor {
+        self.fulfil = Some(f);
+        self
     }
 
     /// TikTok actions go through this gateway (rate limits, priorities).
@@ -81,6 +97,33 @@ impl Executor {
                 e.args.get("tags").cloned().unwrap_or(Data::List(vec![])),
             )])),
             "order.hold" => Ok(Data::map([("held", Data::Bool(true))])),
+            "order.validate" => {
+                let order =
+                    order.ok_or_else(|| err("invalid", "the order has not been fetched yet"))?;
+                let tol = e
+                    .args
+                    .get("tolerance")
+                    .and_then(Data::as_f64)
+                    .and_then(crate::payment::tolerance_from_units)
+                    .unwrap_or(crate::order::Money(1));
+                match crate::payment::validate(&order, tol) {
+                    Ok(()) => Ok(Data::map([("ok", Data::Bool(true))])),
+                    Err(x) => Err(err("payment_mismatch", x.to_string())),
+                }
+            }
+            a if a.starts_with("inventory.")
+                || a.starts_with("shipping.")
+                || a == "notify.send"
+                || a == "tiktok.update_inventory" =>
+            {
+                let f = self.fulfil.clone().ok_or_else(|| {
+                    err(
+                        "invalid",
+                        format!("action {a} is not configured in this daemon"),
+                    )
+                })?;
+                self.fulfilment(&f, order, e).await
+            }
             "tiktok.mark_shipped" | "tiktok.ship_package" | "tiktok.cancel_order" => {
                 let order =
                     order.ok_or_else(|| err("invalid", "the order has not been fetched yet"))?;
@@ -90,6 +133,174 @@ impl Executor {
                 "invalid",
                 format!("action {other} is not configured in this daemon"),
             )),
+        }
+    }
+
+    async fn fulfilment(
+        &self,
+        f: &Fulfilment,
+        order: Option<Arc<Order>>,
+        e: &StartedEffect,
+    ) -> Result<Data, ActionError> {
+        let arg = |k: &str| e.args.get(k).and_then(Data::as_str).map(str::to_string);
+        let need = || {
+            order
+                .clone()
+                .ok_or_else(|| err("invalid", "the order has not been fetched yet"))
+        };
+        let inv = |x: crate::inventory::Error| err(x.kind(), x.to_string());
+        let ship = |x: crate::shipping::Error| err(x.kind().as_str(), x.to_string());
+        match e.action.as_str() {
+            "inventory.reserve" => {
+                let o = need()?;
+                let wh = arg("warehouse_id").or_else(|| o.warehouse_id.clone());
+                let r = f
+                    .inventory
+                    .reserve(&o.id, &o.units_by_sku(), wh.as_deref())
+                    .await
+                    .map_err(inv)?;
+                Ok(Data::from_json(&r.output()))
+            }
+            "inventory.release" => {
+                let o = need()?;
+                let released = f.inventory.release(&o.id).await.map_err(inv)?;
+                Ok(Data::map([("released", Data::Bool(released))]))
+            }
+            "inventory.commit" => {
+                let o = need()?;
+                let committed = f.inventory.commit(&o.id).await.map_err(inv)?;
+                Ok(Data::map([("committed", Data::Bool(committed))]))
+            }
+            "tiktok.update_inventory" => {
+                let g = self
+                    .gateway
+                    .as_ref()
+                    .ok_or_else(|| err("invalid", "no TikTok gateway is configured"))?;
+                let o = need()?;
+                let sku = arg("sku_id").unwrap_or_default();
+                let stock = f
+                    .inventory
+                    .get(&sku)
+                    .await
+                    .map_err(inv)?
+                    .ok_or_else(|| err("not_found", format!("unknown SKU {sku}")))?;
+                let product = stock
+                    .product_id
+                    .clone()
+                    .ok_or_else(|| err("invalid", format!("SKU {sku} has no product id")))?;
+                let qty = e
+                    .args
+                    .get("quantity")
+                    .and_then(Data::as_f64)
+                    .unwrap_or(0.0)
+                    .max(0.0) as u32;
+                let req = crate::tiktok::dto::UpdateInventoryRequest {
+                    skus: vec![crate::tiktok::dto::SkuInventory {
+                        id: sku.clone(),
+                        inventory: stock
+                            .warehouses
+                            .iter()
+                            .map(|w| crate::tiktok::dto::WarehouseQuantity {
+                                warehouse_id: w
+                                    .warehouse
+                                    .clone()
+                                    .or_else(|| f.inventory.config().default_warehouse.clone())
+                                    .unwrap_or_default(),
+                                quantity: qty,
+                            })
+                            .collect(),
+                    }],
+                };
+                g.update_inventory(
+                    &o.shop_id,
+                    &product,
+                    req,
+                    crate::tiktok::Priority::background(),
+                )
+                .await
+                .map_err(tiktok_error)?;
+                Ok(Data::map([
+                    ("sku_id", Data::from(sku)),
+                    ("quantity", Data::Int(i64::from(qty))),
+                ]))
+            }
+            "shipping.select_carrier" => {
+                let o = need()?;
+                let rules: Vec<crate::shipping::CarrierRule> = match e.args.get("rules") {
+                    Some(r) => serde_json::from_value(r.to_json())
+                        .map_err(|x| err("invalid", format!("rules: {x}")))?,
+                    None => Vec::new(),
+                };
+                let router = f
+                    .router
+                    .with_workflow_rules(&rules, arg("default").as_deref())
+                    .map_err(ship)?;
+                let now = chrono::Utc::now().timestamp();
+                let sel = router.select(&o, now).map_err(ship)?;
+                Ok(Data::map([
+                    ("carrier", Data::from(sel.carrier)),
+                    ("service", sel.service.map_or(Data::Null, Data::from)),
+                    (
+                        "shipping_provider_id",
+                        sel.shipping_provider_id.map_or(Data::Null, Data::from),
+                    ),
+                ]))
+            }
+            "shipping.buy_label" => {
+                let o = need()?;
+                let selection = crate::shipping::Selection {
+                    carrier: arg("carrier").unwrap_or_default(),
+                    service: arg("service"),
+                    shipping_provider_id: arg("shipping_provider_id"),
+                    rule: None,
+                };
+                let provider = f.providers.get(arg("provider").as_deref()).map_err(ship)?;
+                let req = crate::shipping::LabelRequest {
+                    order: &o,
+                    selection: &selection,
+                    idempotency_key: &e.key,
+                    weight_grams: f.router.weight_grams(&o),
+                };
+                let l = provider.buy_label(&req).await.map_err(ship)?;
+                Ok(Data::map([
+                    ("label_id", Data::from(l.label_id)),
+                    ("tracking_number", Data::from(l.tracking_number)),
+                    ("label_url", l.label_url.map_or(Data::Null, Data::from)),
+                    (
+                        "shipping_provider_id",
+                        l.shipping_provider_id.map_or(Data::Null, Data::from),
+                    ),
+                ]))
+            }
+            "shipping.void_label" => {
+                let label =
+                    arg("label_id").ok_or_else(|| err("invalid", "void_label needs label_id"))?;
+                let provider = f.providers.get(arg("provider").as_deref()).map_err(ship)?;
+                let voided = provider.void_label(&label).await.map_err(ship)?;
+                Ok(Data::map([("voided", Data::Bool(voided))]))
+            }
+            _ => {
+                // notify.send: the failure is recorded, never blocking the order.
+                let mut ev = crate::notify::Event::new("workflow", arg("text").unwrap_or_default());
+                ev.order_id = order.as_ref().map(|o| o.id.clone());
+                ev.data = e
+                    .args
+                    .get("data")
+                    .map_or(serde_json::Value::Null, Data::to_json);
+                match f.notifier.send(arg("channel").as_deref(), &ev).await {
+                    Ok(d) => Ok(Data::map([
+                        ("delivered", Data::Bool(d.delivered)),
+                        ("attempts", Data::Int(i64::from(d.attempts))),
+                    ])),
+                    Err(x) => {
+                        tracing::warn!(error = %x, "Notification not sent");
+                        Ok(Data::map([
+                            ("delivered", Data::Bool(false)),
+                            ("error", Data::from(x.to_string())),
+                        ]))
+                    }
+                }
+            }
         }
     }
 
