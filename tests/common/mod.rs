@@ -214,3 +214,108 @@ pub fn wire_order(id: &str, update_time: i64) -> serde_json::Value {
         "line_items": [{"id": format!("{id}-1"), "sku_id": "SKU-1", "sale_price": "20.00", "original_price": "20.00"}],
     })
 }
+
+// ---------------------------------------------------------------------
+// Sync tests: an in-process daemon talking to a real simulator.
+// ---------------------------------------------------------------------
+
+/// Configuration of a daemon that treats `sim` as TikTok Shop: every
+/// simulated shop configured with its cipher and the simulator's access
+/// token, `qps` per shop; data in `data`, workflows from `workflows`,
+/// listening on 127.0.0.1:0.
+pub fn sim_config(
+    sim: &orderflow::simulator::SimulatorHandle,
+    app_key: &str,
+    app_secret: &str,
+    access_token: &str,
+    qps: f64,
+    data: &Path,
+    workflows: &Path,
+) -> orderflow::config::Config {
+    let mut cfg = orderflow::config::Config::default();
+    cfg.server.listen = "127.0.0.1:0".into();
+    cfg.store.data_dir = data.to_path_buf();
+    cfg.workflows.dir = workflows.to_path_buf();
+    cfg.tiktok.base_url = sim.base_url();
+    cfg.tiktok.auth_url = sim.base_url();
+    cfg.tiktok.app_key = app_key.into();
+    cfg.tiktok.app_secret = orderflow::tiktok::Secret::new(app_secret);
+    cfg.tiktok.shops = sim
+        .shops()
+        .iter()
+        .map(|(id, cipher)| orderflow::tiktok::ShopConfig {
+            id: id.clone(),
+            cipher: Some(cipher.clone()),
+            access_token: orderflow::tiktok::Secret::new(access_token),
+            refresh_token: orderflow::tiktok::Secret::new("sim-refresh-token"),
+            qps,
+        })
+        .collect();
+    cfg
+}
+
+/// The value of one sample in the daemon's `/metrics` (0 when absent):
+/// `name` with exactly the given label text, e.g. `result="duplicate"`.
+pub async fn metric(client: &reqwest::Client, base: &str, name: &str, labels: &str) -> f64 {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let want = if labels.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name}{{{labels}}}")
+    };
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            (k == want).then(|| v.parse::<f64>().ok()).flatten()
+        })
+        .unwrap_or(0.0)
+}
+
+/// GET a JSON document; panics on transport errors, returns the status and
+/// the body (Null when not JSON).
+pub async fn get_json(client: &reqwest::Client, url: &str) -> (u16, serde_json::Value) {
+    let r = client.get(url).send().await.unwrap();
+    let status = r.status().as_u16();
+    let v = r.json().await.unwrap_or(serde_json::Value::Null);
+    (status, v)
+}
+
+/// POST a JSON document and return the status and JSON answer.
+pub async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let r = client.post(url).json(body).send().await.unwrap();
+    let status = r.status().as_u16();
+    let v = r.json().await.unwrap_or(serde_json::Value::Null);
+    (status, v)
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or panics with
+/// `what` after `deadline` (generous: the machine may be busy).
+pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let until = Instant::now() + deadline;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < until,
+            "gave up after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
