@@ -124,6 +124,19 @@ pub fn bin() -> &'static str {
 impl Daemon {
     /// Starts the daemon on 127.0.0.1:0 and waits until it listens.
     pub fn start(data: &Path, workflows: &Path, log: &Path, extra_env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_with("127.0.0.1:0", None, data, workflows, log, extra_env)
+    }
+
+    /// Starts the daemon listening on `listen`, with `config` as its config
+    /// file when given, and waits until it listens.
+    pub fn start_with(
+        listen: &str,
+        config: Option<&Path>,
+        data: &Path,
+        workflows: &Path,
+        log: &Path,
+        extra_env: &[(&str, &str)],
+    ) -> Daemon {
         let logf = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -131,8 +144,11 @@ impl Daemon {
             .unwrap();
         let start_len = std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
         let mut cmd = Command::new(bin());
-        cmd.args(["run", "--listen", "127.0.0.1:0"])
-            .arg("--data-dir")
+        cmd.args(["run", "--listen", listen]);
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        cmd.arg("--data-dir")
             .arg(data)
             .arg("--workflows")
             .arg(workflows)
@@ -176,6 +192,16 @@ impl Daemon {
     pub fn terminate(mut self) -> std::process::ExitStatus {
         unsafe_sigterm(self.child.id());
         self.child.wait().unwrap()
+    }
+}
+
+/// A test that fails does not leave its daemon running.
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
