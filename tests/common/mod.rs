@@ -21,6 +21,10 @@ pub struct Recorded {
     /// Requests that repeated a key already applied.
     pub duplicates: u64,
     pub requests: u64,
+    /// (order, step) of every request, in arrival order.
+    pub arrivals: Vec<(String, String)>,
+    /// (order, step) of every request answered, in answer order.
+    pub answered: Vec<(String, String)>,
 }
 
 /// A real HTTP server on 127.0.0.1:0 that applies each idempotency key once,
@@ -28,6 +32,9 @@ pub struct Recorded {
 pub struct Recorder {
     pub addr: String,
     pub seen: Arc<Mutex<Recorded>>,
+    /// Steps whose requests are held (recorded but not answered) until
+    /// released.
+    pub held: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Recorder {
@@ -35,14 +42,36 @@ impl Recorder {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let seen = Arc::new(Mutex::new(Recorded::default()));
-        let s = seen.clone();
+        let held = Arc::new(Mutex::new(HashSet::new()));
+        let (s, h) = (seen.clone(), held.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let s = s.clone();
-                std::thread::spawn(move || serve(conn, s));
+                let (s, h) = (s.clone(), h.clone());
+                std::thread::spawn(move || serve(conn, s, h));
             }
         });
-        Recorder { addr, seen }
+        Recorder { addr, seen, held }
+    }
+
+    /// Requests for `step` wait, unanswered, until [`Recorder::release`].
+    pub fn hold(&self, step: &str) {
+        self.held.lock().unwrap().insert(step.to_string());
+    }
+
+    pub fn release(&self, step: &str) {
+        self.held.lock().unwrap().remove(step);
+    }
+
+    /// The steps that reached the recorder for `order`, in arrival order.
+    pub fn arrivals(&self, order: &str) -> Vec<String> {
+        self.seen
+            .lock()
+            .unwrap()
+            .arrivals
+            .iter()
+            .filter(|(o, _)| o == order)
+            .map(|(_, s)| s.clone())
+            .collect()
     }
 
     pub fn url(&self) -> String {
@@ -50,7 +79,7 @@ impl Recorder {
     }
 }
 
-fn serve(conn: TcpStream, seen: Arc<Mutex<Recorded>>) {
+fn serve(conn: TcpStream, seen: Arc<Mutex<Recorded>>, held: Arc<Mutex<HashSet<String>>>) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut out = conn;
     loop {
@@ -87,7 +116,11 @@ fn serve(conn: TcpStream, seen: Arc<Mutex<Recorded>>) {
         {
             let mut r = seen.lock().unwrap();
             r.requests += 1;
-            r.keys.entry((order, step)).or_default().insert(key.clone());
+            r.arrivals.push((order.clone(), step.clone()));
+            r.keys
+                .entry((order.clone(), step.clone()))
+                .or_default()
+                .insert(key.clone());
             let n = r.applied.entry(key).or_insert(0);
             if *n == 0 {
                 *n = 1;
@@ -95,6 +128,10 @@ fn serve(conn: TcpStream, seen: Arc<Mutex<Recorded>>) {
                 r.duplicates += 1;
             }
         }
+        while held.lock().unwrap().contains(&step) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        seen.lock().unwrap().answered.push((order, step));
         let resp = b"{\"ok\":true}";
         let head = format!(
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
