@@ -1,5 +1,8 @@
 //! Shared test utilities: a recording HTTP server that dedupes by
-//! idempotency key, and a handle on a real `orderflow` process.
+//! idempotency key (and can hold a step's requests in flight), a handle on
+//! a real `orderflow` process, and for the sync tests the configuration of
+//! a daemon whose TikTok is a simulator, `/metrics` samples and bounded
+//! waits.
 
 #![allow(dead_code)]
 
