@@ -38,6 +38,10 @@ const MALFORMED_SIG: &str = "30120053bd272bd5dfe4e121bd5dd0b836347a9e2ec9c10f7ea
 const UNKNOWN_SHAPE: &str = r#"{"type":1,"tts_notification_id":"7327112393057371912","shop_id":"7494000000000000001","timestamp":1764070000,"data":{"unexpected":true}}"#;
 const UNKNOWN_SHAPE_SIG: &str = "a72e356e4855954931cd7cd5db4c4cae60ac2c5af0bddbd9bd8e82ceb24f442c";
 
+/// The next notification for `ORDER` (the buyer cancelled).
+const NEXT: &str = r#"{"type":1,"tts_notification_id":"7327112393057371913","shop_id":"7494000000000000001","timestamp":1764070100,"data":{"order_id":"5769000000000000001","order_status":"CANCELLED","is_on_hold_order":false,"update_time":1764070100}}"#;
+const NEXT_SIG: &str = "765984a28eaf0250d8ff6ac361a33f0e9b452bc2bbe4dc72f48b1af5cae54e38";
+
 const W: &str = "orderflow_webhooks_total";
 
 async fn push(
@@ -243,6 +247,39 @@ async fn signed_webhooks_are_verified_stored_once_and_hydrated() {
         v["endpoints"]["order_detail"]["total"], 1,
         "one order detail lookup for one notification: {v}"
     );
+
+    // The next notification, delivered eight times at the same moment (as
+    // TikTok's duplicate deliveries come): all acknowledged, one stored,
+    // one hydration bringing CANCELLED.
+    let copies = futures::future::join_all(
+        (0..8).map(|_| push(&client, &url, NEXT.as_bytes(), Some(NEXT_SIG))),
+    )
+    .await;
+    assert!(
+        copies.iter().all(|(st, b)| *st == 200 && b.is_empty()),
+        "{copies:?}"
+    );
+    assert_eq!(metric(&client, &base, W, r#"result="accepted""#).await, 2.0);
+    assert_eq!(
+        metric(&client, &base, W, r#"result="duplicate""#).await,
+        8.0
+    );
+    assert_eq!(daemon.store.trees.dedupe.len(), 2, "one stored copy");
+    eventually(Duration::from_secs(30), "the cancellation applied", || {
+        let (c, b) = (client.clone(), base.clone());
+        async move {
+            let (_, v) = get_json(&c, &format!("{b}/api/v1/orders/{ORDER}")).await;
+            (v["tiktok_status"] == "CANCELLED").then_some(())
+        }
+    })
+    .await;
+    eventually(Duration::from_secs(30), "the inbox to drain", || {
+        let n = daemon.store.inbox().unwrap().len();
+        async move { (n == 0).then_some(()) }
+    })
+    .await;
+    let (_, v) = get_json(&client, &sim_stats).await;
+    assert_eq!(v["endpoints"]["order_detail"]["total"], 2, "{v}");
 
     daemon.shutdown().await;
     sim.stop().await;
