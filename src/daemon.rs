@@ -264,6 +264,13 @@ impl Daemon {
             }
         });
         let stop = CancellationToken::new();
+        // One poller task per configured shop: the backup that makes sync
+        // converge when webhooks are lost.
+        if let Some(p) = pollers.first() {
+            for shop in &cfg.tiktok.shops {
+                actix::spawn(p.clone().run(shop.id.clone(), stop.clone()));
+            }
+        }
         actix::spawn(timers::run(
             store.clone(),
             runtime.clone(),

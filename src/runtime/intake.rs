@@ -21,6 +21,10 @@ use crate::store::{codec, InboxEvent, Op, Store, Tree};
 /// (backpressure to whoever is sending).
 const MAX_PENDING_DELIVERIES: usize = 20_000;
 
+/// Stripes of the lock that makes "is it a duplicate? then store it" one
+/// step per dedupe key.
+const DEDUPE_STRIPES: usize = 256;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Submitted {
     pub duplicate: bool,
@@ -32,6 +36,10 @@ pub struct Intake {
     runtime: RuntimeHandle,
     pending: Arc<Semaphore>,
     hydrator: Option<crate::sync::Hydrator>,
+    /// Held from the duplicate check until the event is stored, by stripe
+    /// of its dedupe key: TikTok delivers a duplicated webhook twice at
+    /// the same moment, and without it both copies pass the check.
+    dedupe_locks: Arc<[tokio::sync::Mutex<()>]>,
 }
 
 impl Intake {
@@ -41,6 +49,9 @@ impl Intake {
             runtime,
             pending: Arc::new(Semaphore::new(MAX_PENDING_DELIVERIES)),
             hydrator: None,
+            dedupe_locks: (0..DEDUPE_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         }
     }
 
@@ -82,6 +93,13 @@ impl Intake {
     /// to its order. Returns once it is safe to acknowledge.
     pub async fn submit(&self, event: OrderEvent) -> Result<Submitted, Error> {
         let dedupe_key = format!("{}\u{0}{}", event.shop_id, event.id);
+        let stripe = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            dedupe_key.hash(&mut h);
+            (h.finish() % DEDUPE_STRIPES as u64) as usize
+        };
+        let guard = self.dedupe_locks[stripe].lock().await;
         if self
             .store
             .trees
@@ -110,6 +128,7 @@ impl Intake {
             },
         ];
         self.store.commit(ops).await?;
+        drop(guard);
         metrics::counter!(crate::metrics::EVENTS_TOTAL, "result" => "accepted").increment(1);
         metrics::counter!(crate::metrics::ORDERS_RECEIVED_TOTAL, "source" => event.source.as_str())
             .increment(1);

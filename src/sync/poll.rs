@@ -117,12 +117,15 @@ impl Poller {
     /// One poll of a shop from its cursor; advances the cursor durably.
     pub async fn poll_once(&self, shop: &str) -> Result<usize, Error> {
         let now_s = self.clock.now_ms() / 1000;
-        let cursor = self
-            .cursor(shop)?
-            .unwrap_or(now_s - self.config.initial_lookback.0.as_secs() as i64);
+        let stored = self.cursor(shop)?;
+        let cursor = stored.unwrap_or(now_s - self.config.initial_lookback.0.as_secs() as i64);
         let from = cursor - self.config.poll_overlap.0.as_secs() as i64;
         let (fresh, latest) = self.poll_range(shop, from.max(0), None).await?;
-        if latest > cursor {
+        // The first poll anchors the cursor even when it finds nothing, so
+        // that after a restart polling resumes from here rather than from
+        // "now minus the lookback" again.
+        if latest > cursor || stored.is_none() {
+            let latest = latest.max(cursor);
             self.store
                 .commit(vec![Op::Put {
                     tree: Tree::Cursors,

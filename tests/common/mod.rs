@@ -1,5 +1,8 @@
 //! Shared test utilities: a recording HTTP server that dedupes by
-//! idempotency key, and a handle on a real `orderflow` process.
+//! idempotency key (and can hold a step's requests in flight), a handle on
+//! a real `orderflow` process, and for the sync tests the configuration of
+//! a daemon whose TikTok is a simulator, `/metrics` samples and bounded
+//! waits.
 
 #![allow(dead_code)]
 
@@ -21,6 +24,10 @@ pub struct Recorded {
     /// Requests that repeated a key already applied.
     pub duplicates: u64,
     pub requests: u64,
+    /// (order, step) of every request, in arrival order.
+    pub arrivals: Vec<(String, String)>,
+    /// (order, step) of every request answered, in answer order.
+    pub answered: Vec<(String, String)>,
 }
 
 /// A real HTTP server on 127.0.0.1:0 that applies each idempotency key once,
@@ -28,6 +35,9 @@ pub struct Recorded {
 pub struct Recorder {
     pub addr: String,
     pub seen: Arc<Mutex<Recorded>>,
+    /// Steps whose requests are held (recorded but not answered) until
+    /// released.
+    pub held: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Recorder {
@@ -35,14 +45,36 @@ impl Recorder {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let seen = Arc::new(Mutex::new(Recorded::default()));
-        let s = seen.clone();
+        let held = Arc::new(Mutex::new(HashSet::new()));
+        let (s, h) = (seen.clone(), held.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let s = s.clone();
-                std::thread::spawn(move || serve(conn, s));
+                let (s, h) = (s.clone(), h.clone());
+                std::thread::spawn(move || serve(conn, s, h));
             }
         });
-        Recorder { addr, seen }
+        Recorder { addr, seen, held }
+    }
+
+    /// Requests for `step` wait, unanswered, until [`Recorder::release`].
+    pub fn hold(&self, step: &str) {
+        self.held.lock().unwrap().insert(step.to_string());
+    }
+
+    pub fn release(&self, step: &str) {
+        self.held.lock().unwrap().remove(step);
+    }
+
+    /// The steps that reached the recorder for `order`, in arrival order.
+    pub fn arrivals(&self, order: &str) -> Vec<String> {
+        self.seen
+            .lock()
+            .unwrap()
+            .arrivals
+            .iter()
+            .filter(|(o, _)| o == order)
+            .map(|(_, s)| s.clone())
+            .collect()
     }
 
     pub fn url(&self) -> String {
@@ -50,7 +82,7 @@ impl Recorder {
     }
 }
 
-fn serve(conn: TcpStream, seen: Arc<Mutex<Recorded>>) {
+fn serve(conn: TcpStream, seen: Arc<Mutex<Recorded>>, held: Arc<Mutex<HashSet<String>>>) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut out = conn;
     loop {
@@ -87,7 +119,11 @@ fn serve(conn: TcpStream, seen: Arc<Mutex<Recorded>>) {
         {
             let mut r = seen.lock().unwrap();
             r.requests += 1;
-            r.keys.entry((order, step)).or_default().insert(key.clone());
+            r.arrivals.push((order.clone(), step.clone()));
+            r.keys
+                .entry((order.clone(), step.clone()))
+                .or_default()
+                .insert(key.clone());
             let n = r.applied.entry(key).or_insert(0);
             if *n == 0 {
                 *n = 1;
@@ -95,6 +131,10 @@ fn serve(conn: TcpStream, seen: Arc<Mutex<Recorded>>) {
                 r.duplicates += 1;
             }
         }
+        while held.lock().unwrap().contains(&step) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        seen.lock().unwrap().answered.push((order, step));
         let resp = b"{\"ok\":true}";
         let head = format!(
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
@@ -124,6 +164,19 @@ pub fn bin() -> &'static str {
 impl Daemon {
     /// Starts the daemon on 127.0.0.1:0 and waits until it listens.
     pub fn start(data: &Path, workflows: &Path, log: &Path, extra_env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_with("127.0.0.1:0", None, data, workflows, log, extra_env)
+    }
+
+    /// Starts the daemon listening on `listen`, with `config` as its config
+    /// file when given, and waits until it listens.
+    pub fn start_with(
+        listen: &str,
+        config: Option<&Path>,
+        data: &Path,
+        workflows: &Path,
+        log: &Path,
+        extra_env: &[(&str, &str)],
+    ) -> Daemon {
         let logf = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -131,8 +184,11 @@ impl Daemon {
             .unwrap();
         let start_len = std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
         let mut cmd = Command::new(bin());
-        cmd.args(["run", "--listen", "127.0.0.1:0"])
-            .arg("--data-dir")
+        cmd.args(["run", "--listen", listen]);
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        cmd.arg("--data-dir")
             .arg(data)
             .arg("--workflows")
             .arg(workflows)
@@ -179,6 +235,16 @@ impl Daemon {
     }
 }
 
+/// A test that fails does not leave its daemon running.
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 fn unsafe_sigterm(pid: u32) {
     let _ = Command::new("kill")
         .arg("-TERM")
@@ -213,4 +279,109 @@ pub fn wire_order(id: &str, update_time: i64) -> serde_json::Value {
                     "shipping_fee": "0.00", "tax": "0.00", "total_amount": "20.00"},
         "line_items": [{"id": format!("{id}-1"), "sku_id": "SKU-1", "sale_price": "20.00", "original_price": "20.00"}],
     })
+}
+
+// ---------------------------------------------------------------------
+// Sync tests: an in-process daemon talking to a real simulator.
+// ---------------------------------------------------------------------
+
+/// Configuration of a daemon that treats `sim` as TikTok Shop: every
+/// simulated shop configured with its cipher and the simulator's access
+/// token, `qps` per shop; data in `data`, workflows from `workflows`,
+/// listening on 127.0.0.1:0.
+pub fn sim_config(
+    sim: &orderflow::simulator::SimulatorHandle,
+    app_key: &str,
+    app_secret: &str,
+    access_token: &str,
+    qps: f64,
+    data: &Path,
+    workflows: &Path,
+) -> orderflow::config::Config {
+    let mut cfg = orderflow::config::Config::default();
+    cfg.server.listen = "127.0.0.1:0".into();
+    cfg.store.data_dir = data.to_path_buf();
+    cfg.workflows.dir = workflows.to_path_buf();
+    cfg.tiktok.base_url = sim.base_url();
+    cfg.tiktok.auth_url = sim.base_url();
+    cfg.tiktok.app_key = app_key.into();
+    cfg.tiktok.app_secret = orderflow::tiktok::Secret::new(app_secret);
+    cfg.tiktok.shops = sim
+        .shops()
+        .iter()
+        .map(|(id, cipher)| orderflow::tiktok::ShopConfig {
+            id: id.clone(),
+            cipher: Some(cipher.clone()),
+            access_token: orderflow::tiktok::Secret::new(access_token),
+            refresh_token: orderflow::tiktok::Secret::new("sim-refresh-token"),
+            qps,
+        })
+        .collect();
+    cfg
+}
+
+/// The value of one sample in the daemon's `/metrics` (0 when absent):
+/// `name` with exactly the given label text, e.g. `result="duplicate"`.
+pub async fn metric(client: &reqwest::Client, base: &str, name: &str, labels: &str) -> f64 {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let want = if labels.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name}{{{labels}}}")
+    };
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            (k == want).then(|| v.parse::<f64>().ok()).flatten()
+        })
+        .unwrap_or(0.0)
+}
+
+/// GET a JSON document; panics on transport errors, returns the status and
+/// the body (Null when not JSON).
+pub async fn get_json(client: &reqwest::Client, url: &str) -> (u16, serde_json::Value) {
+    let r = client.get(url).send().await.unwrap();
+    let status = r.status().as_u16();
+    let v = r.json().await.unwrap_or(serde_json::Value::Null);
+    (status, v)
+}
+
+/// POST a JSON document and return the status and JSON answer.
+pub async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let r = client.post(url).json(body).send().await.unwrap();
+    let status = r.status().as_u16();
+    let v = r.json().await.unwrap_or(serde_json::Value::Null);
+    (status, v)
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or panics with
+/// `what` after `deadline` (generous: the machine may be busy).
+pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let until = Instant::now() + deadline;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < until,
+            "gave up after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
