@@ -128,6 +128,7 @@ impl Daemon {
                 webhook_url: Some(format!("http://{addr}/webhooks/tiktok")),
                 orders_per_second: cfg.demo.orders_per_second,
                 time_scale: cfg.demo.time_scale,
+                shops: 1,
                 ..Default::default()
             };
             let sim = crate::simulator::start(args).await?;
@@ -165,6 +166,17 @@ impl Daemon {
         };
         if let Some(sim) = &simulator {
             cfg.shipping.label_api_url = format!("{}/labels/v1", sim.base_url());
+            // The simulator's TikTok ids for the carriers its label API sells.
+            for (carrier, id) in [
+                ("USPS", "6617675021119438849"),
+                ("UPS", "6617675021119438850"),
+                ("FedEx", "6617675021119438851"),
+            ] {
+                cfg.shipping
+                    .provider_ids
+                    .entry(carrier.into())
+                    .or_insert_with(|| id.into());
+            }
         }
         let inventory = crate::inventory::Inventory::open(&store.db, cfg.inventory.clone())
             .map_err(|e| Error::Fulfilment(e.to_string()))?;
@@ -195,6 +207,7 @@ impl Daemon {
             providers: crate::shipping::Providers::new(&cfg.shipping, gateway.clone())
                 .map_err(|e| Error::Fulfilment(e.to_string()))?,
             notifier,
+            provider_ids: cfg.shipping.provider_ids.clone(),
         });
         let mut executor = Executor::new(cfg.actions.http_timeout.0).with_fulfilment(fulfil);
         if let Some(g) = &gateway {
@@ -270,6 +283,37 @@ impl Daemon {
             for shop in &cfg.tiktok.shops {
                 actix::spawn(p.clone().run(shop.id.clone(), stop.clone()));
             }
+        }
+        if let Some(g) = &gateway {
+            for shop in &cfg.tiktok.shops {
+                let _ = inventory.start_push(g.clone(), shop.id.clone(), stop.clone());
+            }
+        }
+        // Lifecycle and at-risk gauges, from a periodic pass over the orders.
+        {
+            let (store, clock, stop, margin) = (
+                store.clone(),
+                clock.clone(),
+                stop.clone(),
+                cfg.runtime.at_risk_margin.0.as_secs() as i64,
+            );
+            actix::spawn(async move {
+                loop {
+                    let s2 = store.clone();
+                    let now = clock.now_ms();
+                    if let Ok(sum) = tokio::task::spawn_blocking(move || {
+                        crate::runtime::report::summarize(&s2, now, margin)
+                    })
+                    .await
+                    {
+                        crate::runtime::report::publish(&sum);
+                    }
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(15)) => {}
+                    }
+                }
+            });
         }
         actix::spawn(timers::run(
             store.clone(),
@@ -381,6 +425,19 @@ async fn seed_demo_stock(inventory: &crate::inventory::InventoryHandle, sim_base
             return;
         }
     };
+    let warehouses: Vec<Option<String>> = {
+        let w: Vec<Option<String>> = skus["shops"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["warehouse_id"].as_str().map(|w| Some(w.to_string())))
+            .collect();
+        if w.is_empty() {
+            vec![None]
+        } else {
+            w
+        }
+    };
     for s in skus["skus"].as_array().into_iter().flatten() {
         let (Some(id), Some(product)) = (s["id"].as_str(), s["product_id"].as_str()) else {
             continue;
@@ -388,8 +445,10 @@ async fn seed_demo_stock(inventory: &crate::inventory::InventoryHandle, sim_base
         if inventory.get(id).await.ok().flatten().is_some() {
             continue;
         }
-        let _ = inventory.set(id, None, 500).await;
+        for w in &warehouses {
+            let _ = inventory.set(id, w.as_deref(), 500).await;
+        }
         let _ = inventory.set_product_id(id, product).await;
     }
-    tracing::info!("Demo stock: 500 units of every simulated SKU");
+    tracing::info!("Demo stock: 500 units of every simulated SKU in every warehouse");
 }

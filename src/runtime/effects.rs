@@ -38,6 +38,17 @@ pub struct Fulfilment {
     pub router: crate::shipping::CarrierRouter,
     pub providers: crate::shipping::Providers,
     pub notifier: crate::notify::Notifier,
+    /// Carrier name → TikTok's shipping provider id (`shipping.provider_ids`).
+    pub provider_ids: std::collections::BTreeMap<String, String>,
+}
+
+impl Fulfilment {
+    fn provider_id(&self, carrier: &str) -> Option<String> {
+        self.provider_ids
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(carrier))
+            .map(|(_, v)| v.clone())
+    }
 }
 
 /// TikTok's answers as error kinds a workflow can retry on or catch.
@@ -248,10 +259,12 @@ impl Executor {
             }
             "shipping.buy_label" => {
                 let o = need()?;
+                let carrier = arg("carrier").unwrap_or_default();
                 let selection = crate::shipping::Selection {
-                    carrier: arg("carrier").unwrap_or_default(),
+                    shipping_provider_id: arg("shipping_provider_id")
+                        .or_else(|| f.provider_id(&carrier)),
+                    carrier,
                     service: arg("service"),
-                    shipping_provider_id: arg("shipping_provider_id"),
                     rule: None,
                 };
                 let provider = f.providers.get(arg("provider").as_deref()).map_err(ship)?;
