@@ -286,7 +286,7 @@ impl Daemon {
         }
         if let Some(g) = &gateway {
             for shop in &cfg.tiktok.shops {
-                let _ = inventory.start_push(g.clone(), shop.id.clone(), stop.clone());
+                drop(inventory.start_push(g.clone(), shop.id.clone(), stop.clone()));
             }
         }
         // Lifecycle and at-risk gauges, from a periodic pass over the orders.
