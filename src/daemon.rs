@@ -297,6 +297,7 @@ impl Daemon {
                 stop.clone(),
                 cfg.runtime.at_risk_margin.0.as_secs() as i64,
             );
+            let gauge_every = cfg.runtime.gauge_interval.0.max(Duration::from_millis(100));
             actix::spawn(async move {
                 loop {
                     let s2 = store.clone();
@@ -310,7 +311,7 @@ impl Daemon {
                     }
                     tokio::select! {
                         _ = stop.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(15)) => {}
+                        _ = tokio::time::sleep(gauge_every) => {}
                     }
                 }
             });

@@ -102,6 +102,14 @@ pub fn install() -> PrometheusHandle {
                 tracing::warn!("A metrics recorder was already installed");
             }
             describe();
+            // Counters and gauges without labels exist from the start, so a
+            // dashboard shows 0 rather than "no data" before the first event.
+            metrics::counter!(crate::tiktok::metrics::THROTTLED_TOTAL).absolute(0);
+            metrics::counter!(ACTOR_RESTARTS_TOTAL).absolute(0);
+            metrics::gauge!(ACTORS_ACTIVE).increment(0.0);
+            metrics::gauge!(crate::tiktok::metrics::QUEUE_DEPTH).increment(0.0);
+            metrics::gauge!(ORDERS_AT_RISK).set(0.0);
+            metrics::gauge!(ORDERS_LATE).set(0.0);
             handle
         })
         .clone()
