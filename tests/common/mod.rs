@@ -193,6 +193,8 @@ impl Daemon {
             .arg("--workflows")
             .arg(workflows)
             .env("RUST_LOG", "info")
+            // No demo order stream: tests feed exactly the orders they count.
+            .env("ORDERFLOW_DEMO__ORDERS_PER_SECOND", "0")
             .stdout(Stdio::null())
             .stderr(logf);
         for (k, v) in extra_env {
