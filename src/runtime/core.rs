@@ -26,6 +26,10 @@ use crate::workflow::interpreter::{
 use crate::workflow::value::Data;
 use crate::workflow::{expr, Definition};
 
+/// The pseudo-step of an operator's cancellation on TikTok (not a workflow
+/// step: its result is recorded, not fed to the instance).
+pub const OPERATOR_CANCEL: &str = "_operator_cancel";
+
 /// How many recent event ids a checkpoint remembers, to drop redeliveries.
 const RECENT_EVENTS: usize = 64;
 
@@ -485,6 +489,32 @@ impl W<'_> {
                 self.rec.note = Some(text.clone());
             }
             OperatorAction::Cancel { reason } => {
+                // Cancel on TikTok too (a seller cancellation), unless TikTok
+                // already has the order cancelled or past shipping.
+                let cancellable = self.rec.order.as_ref().is_some_and(|o| {
+                    o.status.rank() <= TiktokStatus::AwaitingCollection.rank()
+                        && o.status != TiktokStatus::Cancelled
+                });
+                if cancellable {
+                    let visit = self.rec.audit_seq as u32;
+                    let effect = EffectId {
+                        step: OPERATOR_CANCEL.into(),
+                        visit,
+                        compensation: false,
+                    };
+                    let started = StartedEffect {
+                        key: format!("{}:operator-cancel:{visit}", self.rec.order_id),
+                        effect,
+                        action: "tiktok.cancel_order".into(),
+                        args: Data::map([("reason", Data::from("seller_cancel_reason_other"))]),
+                        attempt: 1,
+                        timeout_ms: None,
+                        started_ms: self.env.now_ms,
+                    };
+                    self.rec.in_flight.push(started.clone());
+                    self.start.push(started);
+                    self.audit("operator", "tiktok", "asking TikTok to cancel the order");
+                }
                 if self.instance_running() {
                     self.drive(Input::Cancel {
                         reason: reason.clone(),
@@ -562,6 +592,17 @@ impl W<'_> {
             let _ = out;
         }
         self.changed = true;
+        if effect.step == OPERATOR_CANCEL {
+            let detail = match result {
+                Ok(_) => "TikTok accepted the cancellation".to_string(),
+                Err(e) => format!(
+                    "TikTok refused the cancellation ({}): {}",
+                    e.kind, e.message
+                ),
+            };
+            self.audit("operator", "tiktok", detail);
+            return Ok(());
+        }
         self.drive(Input::EffectResult {
             effect: effect.clone(),
             result: result.clone(),
