@@ -135,7 +135,7 @@ impl Default for TiktokConfig {
             shops: Vec::new(),
             safety_margin: 0.9,
             max_concurrency: 8,
-            batch_window: Duration::from_millis(5),
+            batch_window: Duration::from_millis(500),
             request_timeout: Duration::from_secs(10),
             max_attempts: 8,
             backoff_base: Duration::from_millis(100),

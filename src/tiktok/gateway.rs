@@ -129,10 +129,22 @@ struct Batch {
     opened: Instant,
 }
 
+/// A detail call that is queued (waiting for the rate limiter) but not yet
+/// sent: ids arriving meanwhile ride along, up to 50, so a backlog of
+/// webhooks costs one call per 50 orders rather than one per window.
+#[derive(Default)]
+struct Pending {
+    ids: Vec<String>,
+    waiters: HashMap<String, Vec<DetailReply>>,
+    dispatched: bool,
+}
+
 struct Gateway {
     client: Client,
     queues: HashMap<String, BinaryHeap<Reverse<Queued>>>,
     batches: HashMap<String, Batch>,
+    /// Per shop, the newest queued detail call still open for more ids.
+    queued_details: HashMap<String, Arc<parking_lot::Mutex<Pending>>>,
     in_flight: usize,
     max_concurrency: usize,
     batch_window: Duration,
@@ -256,12 +268,24 @@ impl Gateway {
         let shop_id = shop.to_string();
         let Batch {
             ids,
-            mut waiters,
+            waiters,
             priority,
             opened,
             ..
         } = batch;
+        let pending = Arc::new(parking_lot::Mutex::new(Pending {
+            ids,
+            waiters,
+            dispatched: false,
+        }));
+        self.queued_details.insert(shop_id.clone(), pending.clone());
         let job: Job = Box::new(move |client: Client| {
+            // Bound at dispatch time: everything that joined while queued.
+            let (ids, mut waiters) = {
+                let mut p = pending.lock();
+                p.dispatched = true;
+                (std::mem::take(&mut p.ids), std::mem::take(&mut p.waiters))
+            };
             async move {
                 match client.order_detail(&shop_id, &ids).await {
                     Ok(orders) => {
@@ -323,6 +347,19 @@ impl Message for Detail {
 impl Handler<Detail> for Gateway {
     type Result = ();
     fn handle(&mut self, msg: Detail, ctx: &mut Context<Self>) {
+        // Join a queued call that has not gone out yet, while it has room.
+        if let Some(p) = self.queued_details.get(&msg.shop) {
+            let mut guard = p.lock();
+            let p = &mut *guard;
+            if !p.dispatched && (p.ids.len() < 50 || p.waiters.contains_key(&msg.order_id)) {
+                let waiters = p.waiters.entry(msg.order_id.clone()).or_default();
+                if waiters.is_empty() {
+                    p.ids.push(msg.order_id);
+                }
+                waiters.push(msg.reply);
+                return;
+            }
+        }
         self.seq += 1;
         let gen = self.seq;
         let batch = self
@@ -407,6 +444,7 @@ impl GatewayHandle {
             client: client.clone(),
             queues: HashMap::new(),
             batches: HashMap::new(),
+            queued_details: HashMap::new(),
             in_flight: 0,
             max_concurrency: max_concurrency.max(1),
             batch_window,
