@@ -22,6 +22,23 @@ pub enum Error {
     Invalid(Vec<String>),
 }
 
+/// `#[serde(with = "crate::config::human")]` for a `Duration` field written
+/// as text (`"2s"`, `"500ms"`): every config section uses it.
+pub mod human {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 /// A duration written as text (`"30s"`, `"5m"`) in files and environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dur(pub Duration);

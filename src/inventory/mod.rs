@@ -60,7 +60,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::RwLock;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use sled::transaction::{abort, ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
 use tokio::sync::mpsc;
@@ -169,18 +169,6 @@ impl Error {
 
 type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Durations as humantime strings (`"2s"`).
-mod human {
-    use super::*;
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
-    }
-}
-
 /// The `[inventory]` section.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -188,7 +176,7 @@ pub struct InventoryConfig {
     /// How long after a SKU's first unpushed change its quantity goes to
     /// TikTok. Changes inside the window ride along, so a burst of orders
     /// costs one call, and no change waits longer than this.
-    #[serde(with = "human")]
+    #[serde(with = "crate::config::human")]
     pub push_debounce: Duration,
     /// Attempts per push before it is dropped until the next change.
     pub push_max_attempts: u32,

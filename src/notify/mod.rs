@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use rand::Rng;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 pub use crate::tiktok::Secret;
 
@@ -67,17 +67,6 @@ pub enum Error {
     Client(String),
 }
 
-mod human {
-    use super::*;
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
-    }
-}
-
 /// The `[notify]` section.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -91,13 +80,13 @@ pub struct NotifyConfig {
     /// Attempts per notification, the first included.
     pub max_attempts: u32,
     /// First back-off step; doubles per retry, with jitter.
-    #[serde(with = "human")]
+    #[serde(with = "crate::config::human")]
     pub backoff_base: Duration,
     /// Cap of one back-off step.
-    #[serde(with = "human")]
+    #[serde(with = "crate::config::human")]
     pub backoff_max: Duration,
     /// Timeout of one HTTP attempt.
-    #[serde(with = "human")]
+    #[serde(with = "crate::config::human")]
     pub timeout: Duration,
 }
 

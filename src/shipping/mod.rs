@@ -24,7 +24,7 @@ pub mod provider;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 pub use carrier::{select_carrier, CarrierRouter, CarrierRule, Selection};
 pub use kind::{tiktok_kind, ErrorKind};
@@ -107,17 +107,6 @@ impl Error {
     }
 }
 
-mod human {
-    use super::*;
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
-    }
-}
-
 /// Which provider buys labels when a step does not say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -153,7 +142,7 @@ pub struct ShippingConfig {
     /// Bearer token of the label API (redacted in logs and dumps).
     pub label_api_key: Secret,
     /// Timeout of one label API request.
-    #[serde(with = "human")]
+    #[serde(with = "crate::config::human")]
     pub label_api_timeout: Duration,
     /// The return address printed on labels.
     pub ship_from: LabelAddress,

@@ -51,20 +51,6 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
-/// Durations as humantime strings (`"5ms"`, `"10s"`).
-mod human {
-    use super::*;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
-    }
-}
-
 /// One authorized shop.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -110,18 +96,18 @@ pub struct TiktokConfig {
     /// Most HTTP calls in flight at once, across shops.
     pub max_concurrency: usize,
     /// How long an order-detail lookup waits for others to share its call.
-    #[serde(with = "human")]
+    #[serde(with = "crate::config::human")]
     pub batch_window: Duration,
     /// Timeout of one HTTP attempt.
-    #[serde(with = "human")]
+    #[serde(with = "crate::config::human")]
     pub request_timeout: Duration,
     /// Attempts per call, the first included (the retry budget).
     pub max_attempts: u32,
     /// First back-off step; doubles per retry, with full jitter.
-    #[serde(with = "human")]
+    #[serde(with = "crate::config::human")]
     pub backoff_base: Duration,
     /// Cap of one back-off step.
-    #[serde(with = "human")]
+    #[serde(with = "crate::config::human")]
     pub backoff_max: Duration,
 }
 
