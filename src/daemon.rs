@@ -252,6 +252,7 @@ impl Daemon {
             admin_token: cfg.server.admin_token.clone(),
             jobs: Default::default(),
             at_risk_margin_s: cfg.runtime.at_risk_margin.0.as_secs() as i64,
+            inventory: Some(inventory.clone()),
         };
         let max_body = cfg.server.max_body_bytes;
         let server = HttpServer::new(move || {
