@@ -235,8 +235,7 @@ async fn a_thousand_orders_for_a_hundred_units_ship_exactly_a_hundred() {
             let last = l["entries"]
                 .as_array()?
                 .iter()
-                .filter(|e| e["sku_id"] == sku.as_str() && e["ok"] == true)
-                .next_back()?
+                .rfind(|e| e["sku_id"] == sku.as_str() && e["ok"] == true)?
                 .clone();
             (last["detail"] == "quantity 0").then_some(())
         }

@@ -24,13 +24,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/inventory/{sku}", web::post().to(update));
 }
 
-fn inventory(s: &AppState) -> Result<&InventoryHandle, HttpResponse> {
-    s.inventory.as_ref().ok_or_else(|| {
-        error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "inventory is not running in this daemon",
-        )
-    })
+fn unavailable() -> HttpResponse {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "inventory is not running in this daemon",
+    )
+}
+
+fn inventory(s: &AppState) -> Option<&InventoryHandle> {
+    s.inventory.as_ref()
 }
 
 fn failed(e: Error) -> HttpResponse {
@@ -43,9 +45,8 @@ fn failed(e: Error) -> HttpResponse {
 }
 
 async fn list(s: web::Data<AppState>) -> HttpResponse {
-    let inv = match inventory(&s) {
-        Ok(i) => i,
-        Err(r) => return r,
+    let Some(inv) = inventory(&s) else {
+        return unavailable();
     };
     match inv.list().await {
         Ok(all) => HttpResponse::Ok().json(serde_json::json!({ "skus": all })),
@@ -54,9 +55,8 @@ async fn list(s: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn get(s: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
-    let inv = match inventory(&s) {
-        Ok(i) => i,
-        Err(r) => return r,
+    let Some(inv) = inventory(&s) else {
+        return unavailable();
     };
     match inv.get(&path).await {
         Ok(Some(stock)) => HttpResponse::Ok().json(stock),
@@ -74,9 +74,8 @@ struct Update {
 }
 
 async fn update(s: web::Data<AppState>, path: web::Path<String>, body: web::Bytes) -> HttpResponse {
-    let inv = match inventory(&s) {
-        Ok(i) => i,
-        Err(r) => return r,
+    let Some(inv) = inventory(&s) else {
+        return unavailable();
     };
     let u: Update = match serde_json::from_slice(&body) {
         Ok(u) => u,
@@ -100,9 +99,8 @@ async fn update(s: web::Data<AppState>, path: web::Path<String>, body: web::Byte
 }
 
 async fn import(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
-    let inv = match inventory(&s) {
-        Ok(i) => i,
-        Err(r) => return r,
+    let Some(inv) = inventory(&s) else {
+        return unavailable();
     };
     let Ok(text) = std::str::from_utf8(&body) else {
         return error(StatusCode::BAD_REQUEST, "the CSV is not UTF-8");
