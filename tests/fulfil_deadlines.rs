@@ -109,7 +109,7 @@ async fn an_order_nearing_its_ship_by_deadline_is_warned_about_once() {
         .unwrap()
         .as_millis() as i64;
     let (clock, control) = Clock::manual(now);
-    let daemon = Daemon::start(cfg, clock).await.unwrap();
+    let daemon = Daemon::start(cfg.clone(), clock.clone()).await.unwrap();
     let base = format!("http://{}", daemon.addr);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -174,6 +174,18 @@ async fn an_order_nearing_its_ship_by_deadline_is_warned_about_once() {
         .map(|(w, _)| w["event"]["data"]["order_id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(warned, [a.clone(), b.clone()]);
+
+    // A new watcher over the same store (what a restart starts) warns
+    // nobody again: the warnings are remembered in the store.
+    let watcher = orderflow::runtime::deadlines::DeadlineWatcher {
+        store: daemon.store.clone(),
+        clock: clock.clone(),
+        notifier: orderflow::notify::Notifier::new(cfg.notify.clone()).unwrap(),
+        margin_s: 6 * 3600,
+        interval: Duration::from_secs(1),
+    };
+    assert_eq!(watcher.pass().await, []);
+    assert_eq!(inbox.attempts().len(), 2, "{:#?}", inbox.attempts());
 
     daemon.shutdown().await;
     sim.stop().await;
