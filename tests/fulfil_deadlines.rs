@@ -1,7 +1,8 @@
 //! Ship-by deadlines: an unshipped order with less than
 //! `runtime.at_risk_margin` left before its ship-by deadline raises the
 //! `orderflow_orders_at_risk` gauge and sends exactly one warning to the
-//! alerts channel, before the deadline passes. Time is a manual clock the
+//! alerts channel (tried again on the next pass when the channel fails),
+//! before the deadline passes. Time is a manual clock the
 //! test moves forward; the orders come from the simulator (its ship-by is
 //! real time plus what the test asks for).
 
@@ -102,6 +103,9 @@ async fn an_order_nearing_its_ship_by_deadline_is_warned_about_once() {
         .insert("ops".into(), orderflow::notify::Secret::new(inbox.url()));
     cfg.notify.default_channel = "ops".into();
     cfg.notify.alerts_channel = Some("ops".into());
+    cfg.notify.max_attempts = 2;
+    cfg.notify.backoff_base = Duration::from_millis(10);
+    cfg.notify.backoff_max = Duration::from_millis(20);
     cfg.runtime.at_risk_margin = orderflow::config::Dur(Duration::from_secs(6 * 3600));
     cfg.runtime.deadline_check = orderflow::config::Dur(Duration::from_millis(200));
     let now = std::time::SystemTime::now()
@@ -157,7 +161,9 @@ async fn an_order_nearing_its_ship_by_deadline_is_warned_about_once() {
     assert_eq!(inbox.attempts().len(), 1, "{:#?}", inbox.attempts());
 
     // Three hours on, the second order is at risk too: one more warning,
-    // for it.
+    // for it. The channel fails both attempts of the first try; the next
+    // pass tries again.
+    inbox.fail_next(2);
     control.advance(Duration::from_secs(3 * 3600));
     eventually(Duration::from_secs(30), "the second warning", || {
         let (c, b, n) = (client.clone(), base.clone(), inbox.delivered().len());
@@ -168,12 +174,25 @@ async fn an_order_nearing_its_ship_by_deadline_is_warned_about_once() {
     // third order.
     let c3 = create(&client, &sim_url, 30 * 3600).await;
     parked(&client, &base, &c3, 3.0).await;
-    let warned: Vec<String> = inbox
+    let warned: Vec<(String, u16)> = inbox
         .attempts()
         .iter()
-        .map(|(w, _)| w["event"]["data"]["order_id"].as_str().unwrap().to_string())
+        .map(|(w, s)| {
+            (
+                w["event"]["data"]["order_id"].as_str().unwrap().to_string(),
+                *s,
+            )
+        })
         .collect();
-    assert_eq!(warned, [a.clone(), b.clone()]);
+    assert_eq!(
+        warned,
+        [
+            (a.clone(), 200),
+            (b.clone(), 500),
+            (b.clone(), 500),
+            (b.clone(), 200)
+        ]
+    );
 
     // A new watcher over the same store (what a restart starts) warns
     // nobody again: the warnings are remembered in the store.
@@ -185,7 +204,7 @@ async fn an_order_nearing_its_ship_by_deadline_is_warned_about_once() {
         interval: Duration::from_secs(1),
     };
     assert_eq!(watcher.pass().await, []);
-    assert_eq!(inbox.attempts().len(), 2, "{:#?}", inbox.attempts());
+    assert_eq!(inbox.attempts().len(), 4, "{:#?}", inbox.attempts());
 
     daemon.shutdown().await;
     sim.stop().await;

@@ -15,6 +15,7 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::notify::Notifier;
@@ -26,6 +27,9 @@ use crate::store::Store;
 fn marker(order_id: &str) -> String {
     format!("deadline_alert:{order_id}")
 }
+
+/// Warnings sent at the same time by one pass.
+const WARNINGS_IN_PARALLEL: usize = 16;
 
 /// An order that needs a warning now.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +63,54 @@ impl DeadlineWatcher {
                 _ = tokio::time::sleep(self.interval) => {}
             }
         }
+    }
+
+    /// Sends one warning; records it unless it should be tried again.
+    /// Returns the order when the warning was delivered.
+    async fn warn(&self, o: AtRisk) -> Option<AtRisk> {
+        let text = if o.time_left_s < 0 {
+            format!(
+                "Order {} missed its ship-by deadline {} min ago and is not shipped",
+                o.order_id,
+                -o.time_left_s / 60
+            )
+        } else {
+            format!(
+                "Order {} must ship within {} h {} min (ship-by deadline) and is not shipped yet",
+                o.order_id,
+                o.time_left_s / 3600,
+                (o.time_left_s % 3600) / 60
+            )
+        };
+        let d = self
+            .notifier
+            .alert(
+                &text,
+                serde_json::json!({
+                    "kind": "ship_by_at_risk",
+                    "order_id": o.order_id,
+                    "shop_id": o.shop_id,
+                    "ship_by": o.ship_by,
+                    "time_left_s": o.time_left_s,
+                }),
+            )
+            .await;
+        // No channel configured at all: the alert is logged, and retrying
+        // cannot help.
+        let unroutable = d.attempts == 0;
+        if !(d.delivered || unroutable) {
+            tracing::warn!(order_id = %o.order_id, error = ?d.error, "Deadline warning not delivered; retrying on the next pass");
+            return None;
+        }
+        if let Err(e) = self
+            .store
+            .trees
+            .cursors
+            .insert(marker(&o.order_id).as_bytes(), &b"1"[..])
+        {
+            tracing::error!(order_id = %o.order_id, error = %e, "Could not record the deadline warning");
+        }
+        d.delivered.then_some(o)
     }
 
     /// One pass: publish the gauges, warn about orders newly at risk.
@@ -102,54 +154,14 @@ impl DeadlineWatcher {
             }
         };
         report::publish(&sum);
-        let mut warned = Vec::new();
-        for o in due {
-            let text = if o.time_left_s < 0 {
-                format!(
-                    "Order {} missed its ship-by deadline {} min ago and is not shipped",
-                    o.order_id,
-                    -o.time_left_s / 60
-                )
-            } else {
-                format!(
-                    "Order {} must ship within {} h {} min (ship-by deadline) and is not shipped yet",
-                    o.order_id,
-                    o.time_left_s / 3600,
-                    (o.time_left_s % 3600) / 60
-                )
-            };
-            let d = self
-                .notifier
-                .alert(
-                    &text,
-                    serde_json::json!({
-                        "kind": "ship_by_at_risk",
-                        "order_id": o.order_id,
-                        "shop_id": o.shop_id,
-                        "ship_by": o.ship_by,
-                        "time_left_s": o.time_left_s,
-                    }),
-                )
-                .await;
-            // No channel configured at all: the alert is logged, and
-            // retrying cannot help.
-            let unroutable = d.attempts == 0;
-            if d.delivered || unroutable {
-                if let Err(e) = self
-                    .store
-                    .trees
-                    .cursors
-                    .insert(marker(&o.order_id).as_bytes(), &b"1"[..])
-                {
-                    tracing::error!(order_id = %o.order_id, error = %e, "Could not record the deadline warning");
-                }
-                if d.delivered {
-                    warned.push(o);
-                }
-            } else {
-                tracing::warn!(order_id = %o.order_id, error = ?d.error, "Deadline warning not delivered; retrying on the next pass");
-            }
-        }
+        // Several at once, so a slow or dead channel costs one notifier
+        // budget per batch, not per order.
+        let results: Vec<Option<AtRisk>> = futures::stream::iter(due)
+            .map(|o| self.warn(o))
+            .buffer_unordered(WARNINGS_IN_PARALLEL)
+            .collect()
+            .await;
+        let warned: Vec<AtRisk> = results.into_iter().flatten().collect();
         if !warned.is_empty() {
             let _ = self.store.db.flush_async().await;
         }
