@@ -5,7 +5,7 @@
 //! The restarted daemon re-issues the purchase with the same idempotency
 //! key: the label simulator's ledger shows exactly one `buy` per order
 //! (repeats appear as `buy_replayed`), and every order ships with the
-//! tracking number of its one label.
+//! tracking number of its one label, its one unit of stock committed.
 
 mod common;
 
@@ -213,6 +213,13 @@ poll_interval = "1s"
         tracked.insert(tn);
     }
     assert_eq!(tracked, buys);
+    // Nor was stock taken twice: each order's one unit is committed.
+    let (_, stock) = get_json(&client, &format!("{base}/api/v1/inventory/{sku}")).await;
+    assert_eq!(
+        (stock["on_hand"].as_u64(), stock["reserved"].as_u64()),
+        (Some(100 - ORDERS as u64), Some(0)),
+        "{stock}"
+    );
     println!(
         "{} buys, {} replays over {KILLS} kills",
         count("buy"),
