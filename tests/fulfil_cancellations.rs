@@ -201,6 +201,21 @@ async fn cancellations_release_stock_and_void_labels_and_stock_adds_up() {
     // Every order holds its stock and waits for the hold to end.
     wait_all(&client, &base, &ids, "wait_release").await;
     check_stock(&client, &base, &skus, &ids, &[]).await;
+    // Nobody can take on hand below what orders hold.
+    for body in [
+        serde_json::json!({"warehouse_id": warehouse, "on_hand": 0}),
+        // 600 on hand, 500 held: 101 fewer would leave 499.
+        serde_json::json!({"warehouse_id": warehouse, "delta": -101}),
+    ] {
+        let (st, v) = post_json(
+            &client,
+            &format!("{base}/api/v1/inventory/{}", skus[0].0),
+            &body,
+        )
+        .await;
+        assert_eq!(st, 422, "{body} -> {v}");
+    }
+    check_stock(&client, &base, &skus, &ids, &[]).await;
 
     // The buyer cancels every twentieth order during the hold.
     let by_buyer: Vec<(String, usize)> = ids.iter().step_by(20).cloned().collect();
