@@ -124,11 +124,12 @@ poll_interval = "1s"
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
 
-    // Every label API answer comes 1.5 s after the work is done.
+    // Every label API answer comes 3 s after the work is done (room for a
+    // busy machine to notice a purchase and kill in between).
     let (st, v) = post_json(
         &client,
         &format!("{sim_url}/sim/labels/faults"),
-        &serde_json::json!({"latency_ms": 1500}),
+        &serde_json::json!({"latency_ms": 3000}),
     )
     .await;
     assert_eq!(st, 200, "{v}");
@@ -154,7 +155,7 @@ poll_interval = "1s"
                 .iter()
                 .map(|o| o["order_id"].as_str().unwrap().to_string()),
         );
-        // A purchase just landed; its answer is still 1.5 s away.
+        // A purchase just landed; its answer is still 3 s away.
         seen = eventually(Duration::from_secs(40), "a label purchase", || {
             let (c, s) = (client.clone(), sim_url.clone());
             async move {
