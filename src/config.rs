@@ -148,8 +148,9 @@ pub struct RuntimeConfig {
     /// An unshipped order with less than this before its ship-by deadline
     /// is "at risk".
     pub at_risk_margin: Dur,
-    /// How often the order gauges (per state, at risk, late) are refreshed.
-    pub gauge_interval: Dur,
+    /// How often the deadline watcher looks for orders at risk (and
+    /// refreshes the lifecycle and at-risk gauges).
+    pub deadline_check: Dur,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -196,7 +197,7 @@ impl Default for RuntimeConfig {
             arbiters: 2,
             shutdown_grace: Dur(Duration::from_secs(10)),
             at_risk_margin: Dur(Duration::from_secs(6 * 3600)),
-            gauge_interval: Dur(Duration::from_secs(15)),
+            deadline_check: Dur(Duration::from_secs(15)),
         }
     }
 }

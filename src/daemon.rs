@@ -206,7 +206,7 @@ impl Daemon {
                 .map_err(|e| Error::Fulfilment(e.to_string()))?,
             providers: crate::shipping::Providers::new(&cfg.shipping, gateway.clone())
                 .map_err(|e| Error::Fulfilment(e.to_string()))?,
-            notifier,
+            notifier: notifier.clone(),
             provider_ids: cfg.shipping.provider_ids.clone(),
         });
         let mut executor = Executor::new(cfg.actions.http_timeout.0).with_fulfilment(fulfil);
@@ -252,6 +252,7 @@ impl Daemon {
             admin_token: cfg.server.admin_token.clone(),
             jobs: Default::default(),
             at_risk_margin_s: cfg.runtime.at_risk_margin.0.as_secs() as i64,
+            inventory: Some(inventory.clone()),
         };
         let max_body = cfg.server.max_body_bytes;
         let server = HttpServer::new(move || {
@@ -289,33 +290,18 @@ impl Daemon {
                 drop(inventory.start_push(g.clone(), shop.id.clone(), stop.clone()));
             }
         }
-        // Lifecycle and at-risk gauges, from a periodic pass over the orders.
-        {
-            let (store, clock, stop, margin) = (
-                store.clone(),
-                clock.clone(),
-                stop.clone(),
-                cfg.runtime.at_risk_margin.0.as_secs() as i64,
-            );
-            let gauge_every = cfg.runtime.gauge_interval.0.max(Duration::from_millis(100));
-            actix::spawn(async move {
-                loop {
-                    let s2 = store.clone();
-                    let now = clock.now_ms();
-                    if let Ok(sum) = tokio::task::spawn_blocking(move || {
-                        crate::runtime::report::summarize(&s2, now, margin)
-                    })
-                    .await
-                    {
-                        crate::runtime::report::publish(&sum);
-                    }
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        _ = tokio::time::sleep(gauge_every) => {}
-                    }
-                }
-            });
-        }
+        // Lifecycle and at-risk gauges, and one warning per order about to
+        // miss its ship-by deadline, from a periodic pass over the orders.
+        actix::spawn(
+            crate::runtime::deadlines::DeadlineWatcher {
+                store: store.clone(),
+                clock: clock.clone(),
+                notifier: notifier.clone(),
+                margin_s: cfg.runtime.at_risk_margin.0.as_secs() as i64,
+                interval: cfg.runtime.deadline_check.0,
+            }
+            .run(stop.clone()),
+        );
         actix::spawn(timers::run(
             store.clone(),
             runtime.clone(),

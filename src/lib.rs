@@ -20,12 +20,14 @@
 //!   cancelled).
 //! - [`store`]: sled trees, versioned envelopes, group commit.
 //! - [`runtime`]: one order's step ([`runtime::core`]), effects, intake,
-//!   timers, the workflow registry and the clock.
+//!   timers, the ship-by deadline watcher, the workflow registry and the
+//!   clock.
 //! - [`actors`]: the supervisor and one actix actor per order, behind
 //!   [`actors::RuntimeHandle`].
 //! - [`sync`]: TikTok order sync: signed webhooks, hydration through the
 //!   gateway's batched order detail, polling from a durable cursor.
-//! - [`http`]: health, metrics, intake and the admin API over handles.
+//! - [`http`]: health, metrics, intake, the admin API and stock over
+//!   handles.
 //! - [`config`]: layered configuration with one `validate()`.
 //! - [`metrics`]: every metric name, described once.
 //! - [`daemon`]: wiring, recovery, graceful shutdown.

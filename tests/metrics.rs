@@ -73,7 +73,7 @@ async fn metrics_after_a_run_of_orders() {
     cfg.demo.orders_per_second = 20.0;
     // An hour of buyer-cancel hold passes in a second.
     cfg.demo.time_scale = 3600.0;
-    cfg.runtime.gauge_interval = Dur(Duration::from_millis(200));
+    cfg.runtime.deadline_check = Dur(Duration::from_millis(200));
     cfg.runtime.at_risk_margin = Dur(Duration::from_secs(10 * 86_400));
     let daemon = Daemon::start(cfg, Clock::system()).await.unwrap();
     let base = format!("http://{}", daemon.addr);

@@ -7,12 +7,14 @@
 //! - `GET /api/v1/orders/{id}`, `GET /api/v1/orders/{id}/audit`;
 //! - `POST /api/v1/orders/{id}/actions/{action}`: operator interventions;
 //! - `POST /api/v1/workflows/reload`, `GET /api/v1/workflows`;
-//! - `GET /api/v1/stats/lifecycle`: orders per lifecycle state.
+//! - `GET /api/v1/stats/lifecycle`: orders per lifecycle state;
+//! - `/api/v1/inventory…`: stock ([`inventory`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 pub mod admin;
+pub mod inventory;
 
 use actix_web::{web, HttpResponse, Responder};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -46,6 +48,9 @@ pub struct AppState {
     pub admin_token: Option<crate::tiktok::Secret>,
     pub jobs: admin::Jobs,
     pub at_risk_margin_s: i64,
+    /// Stock, for the inventory endpoints; `None` in daemons built without
+    /// it.
+    pub inventory: Option<crate::inventory::InventoryHandle>,
 }
 
 #[derive(Clone)]
@@ -74,7 +79,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/workflows", web::get().to(list_workflows))
         .route("/api/v1/workflows/reload", web::post().to(reload_workflows))
         .route("/api/v1/stats/lifecycle", web::get().to(lifecycle_counts))
-        .configure(admin::routes);
+        .configure(admin::routes)
+        .configure(inventory::routes);
 }
 
 pub(crate) fn error(

@@ -10,11 +10,14 @@
 //!   idempotency key of the effect.
 //! - [`intake`]: durable acceptance of events (the path webhooks use).
 //! - [`timers`]: fires due timers from the on-disk timer index.
+//! - [`deadlines`]: warns before an order misses its ship-by deadline and
+//!   keeps the at-risk gauge current.
 //! - [`Registry`]: the workflow definitions in force and every older version
 //!   an instance may still run on.
 //! - [`Clock`]: the one source of time (tokio's clock, so tests can pause it).
 
 pub mod core;
+pub mod deadlines;
 pub mod effects;
 pub mod event;
 pub mod intake;

@@ -387,3 +387,144 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+// ---------------------------------------------------------------------
+// Fulfilment tests: a notification receiver.
+// ---------------------------------------------------------------------
+
+/// What an [`Inbox`] saw: every POST body, in arrival order, with the HTTP
+/// status it was answered with.
+#[derive(Default, Debug)]
+pub struct InboxLog {
+    pub attempts: Vec<(serde_json::Value, u16)>,
+}
+
+/// A notification receiver on 127.0.0.1:0: records every POSTed JSON body
+/// and answers 200, or 500 while told to fail.
+#[derive(Clone)]
+pub struct Inbox {
+    pub addr: String,
+    pub log: Arc<Mutex<InboxLog>>,
+    /// Answer 500 to this many more requests (u32::MAX: always).
+    pub fail: Arc<Mutex<u32>>,
+}
+
+impl Inbox {
+    pub fn start() -> Inbox {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let inbox = Inbox {
+            addr,
+            log: Default::default(),
+            fail: Default::default(),
+        };
+        let i = inbox.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let i = i.clone();
+                std::thread::spawn(move || i.serve(conn));
+            }
+        });
+        inbox
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/notify", self.addr)
+    }
+
+    pub fn fail_next(&self, n: u32) {
+        *self.fail.lock().unwrap() = n;
+    }
+
+    /// Bodies answered 200.
+    pub fn delivered(&self) -> Vec<serde_json::Value> {
+        self.log
+            .lock()
+            .unwrap()
+            .attempts
+            .iter()
+            .filter(|(_, s)| *s == 200)
+            .map(|(b, _)| b.clone())
+            .collect()
+    }
+
+    /// Every body received, whatever the answer.
+    pub fn attempts(&self) -> Vec<(serde_json::Value, u16)> {
+        self.log.lock().unwrap().attempts.clone()
+    }
+
+    fn serve(&self, conn: TcpStream) {
+        let mut reader = BufReader::new(conn.try_clone().unwrap());
+        let mut out = conn;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let mut len = 0usize;
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                    return;
+                }
+                let h = h.trim_end();
+                if h.is_empty() {
+                    break;
+                }
+                if let Some((n, v)) = h.split_once(':') {
+                    if n.trim().eq_ignore_ascii_case("content-length") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+            }
+            let mut body = vec![0u8; len];
+            if reader.read_exact(&mut body).is_err() {
+                return;
+            }
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let status = {
+                let mut f = self.fail.lock().unwrap();
+                if *f > 0 {
+                    if *f != u32::MAX {
+                        *f -= 1;
+                    }
+                    500
+                } else {
+                    200
+                }
+            };
+            self.log.lock().unwrap().attempts.push((v, status));
+            let resp = b"ok";
+            let head =
+                format!(
+                "HTTP/1.1 {status} {}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n",
+                if status == 200 { "OK" } else { "Internal Server Error" },
+                resp.len()
+            );
+            if out
+                .write_all(head.as_bytes())
+                .and_then(|_| out.write_all(resp))
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+}
+
+/// The sum of the `orderflow_orders{state=…}` gauges: how many orders the
+/// last report pass counted.
+pub async fn orders_counted(client: &reqwest::Client, base: &str) -> f64 {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("orderflow_orders{state="))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}

@@ -1,0 +1,112 @@
+//! Stock over HTTP: read a SKU's counts, set or adjust on hand, import a
+//! CSV. A thin layer over [`InventoryHandle`]; every write goes through
+//! the inventory's own transactions (and so its invariants and its push to
+//! TikTok).
+//!
+//! - `GET /api/v1/inventory`: every SKU;
+//! - `GET /api/v1/inventory/{sku}`: one SKU (404 when unknown);
+//! - `POST /api/v1/inventory/{sku}`: `{warehouse_id?, on_hand}` sets,
+//!   `{warehouse_id?, delta}` adjusts;
+//! - `POST /api/v1/inventory/import`: a CSV body
+//!   (`sku_id,warehouse_id,on_hand[,product_id]`), all or nothing.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use super::{error, AppState};
+use crate::inventory::{Error, InventoryHandle};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/inventory", web::get().to(list))
+        .route("/api/v1/inventory/import", web::post().to(import))
+        .route("/api/v1/inventory/{sku}", web::get().to(get))
+        .route("/api/v1/inventory/{sku}", web::post().to(update));
+}
+
+fn unavailable() -> HttpResponse {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "inventory is not running in this daemon",
+    )
+}
+
+fn inventory(s: &AppState) -> Option<&InventoryHandle> {
+    s.inventory.as_ref()
+}
+
+fn failed(e: Error) -> HttpResponse {
+    let status = match e.kind() {
+        "invalid" | "out_of_stock" => StatusCode::UNPROCESSABLE_ENTITY,
+        "not_found" => StatusCode::NOT_FOUND,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error(status, e.to_string())
+}
+
+async fn list(s: web::Data<AppState>) -> HttpResponse {
+    let Some(inv) = inventory(&s) else {
+        return unavailable();
+    };
+    match inv.list().await {
+        Ok(all) => HttpResponse::Ok().json(serde_json::json!({ "skus": all })),
+        Err(e) => failed(e),
+    }
+}
+
+async fn get(s: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
+    let Some(inv) = inventory(&s) else {
+        return unavailable();
+    };
+    match inv.get(&path).await {
+        Ok(Some(stock)) => HttpResponse::Ok().json(stock),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no SKU {}", path.as_str())),
+        Err(e) => failed(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Update {
+    warehouse_id: Option<String>,
+    on_hand: Option<u32>,
+    delta: Option<i64>,
+}
+
+async fn update(s: web::Data<AppState>, path: web::Path<String>, body: web::Bytes) -> HttpResponse {
+    let Some(inv) = inventory(&s) else {
+        return unavailable();
+    };
+    let u: Update = match serde_json::from_slice(&body) {
+        Ok(u) => u,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid body: {e}")),
+    };
+    let w = u.warehouse_id.as_deref();
+    let r = match (u.on_hand, u.delta) {
+        (Some(n), None) => inv.set(&path, w, n).await,
+        (None, Some(d)) => inv.adjust(&path, w, d).await,
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "give exactly one of on_hand and delta",
+            )
+        }
+    };
+    match r {
+        Ok(stock) => HttpResponse::Ok().json(stock),
+        Err(e) => failed(e),
+    }
+}
+
+async fn import(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+    let Some(inv) = inventory(&s) else {
+        return unavailable();
+    };
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return error(StatusCode::BAD_REQUEST, "the CSV is not UTF-8");
+    };
+    match inv.import_csv(text).await {
+        Ok(report) => HttpResponse::Ok().json(report),
+        Err(e) => failed(e),
+    }
+}

@@ -1,0 +1,170 @@
+//! The ship-by deadline watcher: warns a person before an order misses its
+//! ship-by deadline, and keeps the lifecycle and at-risk gauges current.
+//!
+//! Every `runtime.deadline_check` it makes one pass over the orders
+//! ([`report::summarize`] for the gauges, [`report::is_at_risk`] for the
+//! warnings). Each unshipped order with less than `runtime.at_risk_margin`
+//! left gets **one** notification through [`Notifier::alert`] (the alerts
+//! channel, else the default channel). That an order was warned about is
+//! kept in the store (`cursors`, key `deadline_alert:{order}`), so a
+//! restart does not warn again; a delivery that failed after all the
+//! notifier's retries is tried again on the next pass, because the warning
+//! is only useful if somebody reads it.
+//!
+//! Time comes from the runtime's [`Clock`], so tests move it by hand.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::notify::Notifier;
+use crate::runtime::report;
+use crate::runtime::Clock;
+use crate::store::Store;
+
+/// Store key (in `cursors`) recording that `order_id` was warned about.
+fn marker(order_id: &str) -> String {
+    format!("deadline_alert:{order_id}")
+}
+
+/// Warnings sent at the same time by one pass.
+const WARNINGS_IN_PARALLEL: usize = 16;
+
+/// An order that needs a warning now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AtRisk {
+    pub order_id: String,
+    pub shop_id: String,
+    /// Unix seconds.
+    pub ship_by: i64,
+    pub time_left_s: i64,
+}
+
+/// Everything the watcher needs; `run` is its whole life.
+#[derive(Clone)]
+pub struct DeadlineWatcher {
+    pub store: Store,
+    pub clock: Clock,
+    pub notifier: Notifier,
+    /// `runtime.at_risk_margin`, seconds.
+    pub margin_s: i64,
+    /// `runtime.deadline_check`: time between passes.
+    pub interval: Duration,
+}
+
+impl DeadlineWatcher {
+    /// Passes until `stop` is cancelled.
+    pub async fn run(self, stop: CancellationToken) {
+        loop {
+            self.pass().await;
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(self.interval) => {}
+            }
+        }
+    }
+
+    /// Sends one warning; records it unless it should be tried again.
+    /// Returns the order when the warning was delivered.
+    async fn warn(&self, o: AtRisk) -> Option<AtRisk> {
+        let text = if o.time_left_s < 0 {
+            format!(
+                "Order {} missed its ship-by deadline {} min ago and is not shipped",
+                o.order_id,
+                -o.time_left_s / 60
+            )
+        } else {
+            format!(
+                "Order {} must ship within {} h {} min (ship-by deadline) and is not shipped yet",
+                o.order_id,
+                o.time_left_s / 3600,
+                (o.time_left_s % 3600) / 60
+            )
+        };
+        let d = self
+            .notifier
+            .alert(
+                &text,
+                serde_json::json!({
+                    "kind": "ship_by_at_risk",
+                    "order_id": o.order_id,
+                    "shop_id": o.shop_id,
+                    "ship_by": o.ship_by,
+                    "time_left_s": o.time_left_s,
+                }),
+            )
+            .await;
+        // No channel configured at all: the alert is logged, and retrying
+        // cannot help.
+        let unroutable = d.attempts == 0;
+        if !(d.delivered || unroutable) {
+            tracing::warn!(order_id = %o.order_id, error = ?d.error, "Deadline warning not delivered; retrying on the next pass");
+            return None;
+        }
+        if let Err(e) = self
+            .store
+            .trees
+            .cursors
+            .insert(marker(&o.order_id).as_bytes(), &b"1"[..])
+        {
+            tracing::error!(order_id = %o.order_id, error = %e, "Could not record the deadline warning");
+        }
+        d.delivered.then_some(o)
+    }
+
+    /// One pass: publish the gauges, warn about orders newly at risk.
+    /// Returns the orders warned about (delivered) in this pass.
+    pub async fn pass(&self) -> Vec<AtRisk> {
+        let store = self.store.clone();
+        let now = self.clock.now_ms();
+        let margin = self.margin_s;
+        let scanned = tokio::task::spawn_blocking(move || {
+            let sum = report::summarize(&store, now, margin);
+            let due: Vec<AtRisk> = store
+                .orders()
+                .flatten()
+                .filter(|r| report::is_at_risk(r, now, margin))
+                .filter(|r| {
+                    !matches!(
+                        store
+                            .trees
+                            .cursors
+                            .contains_key(marker(&r.order_id).as_bytes()),
+                        Ok(true)
+                    )
+                })
+                .filter_map(|r| {
+                    Some(AtRisk {
+                        ship_by: r.order.as_ref()?.deadlines.ship_by()?,
+                        time_left_s: report::time_left_s(&r, now)?,
+                        order_id: r.order_id,
+                        shop_id: r.shop_id,
+                    })
+                })
+                .collect();
+            (sum, due)
+        })
+        .await;
+        let (sum, due) = match scanned {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %e, "Deadline pass failed");
+                return Vec::new();
+            }
+        };
+        report::publish(&sum);
+        // Several at once, so a slow or dead channel costs one notifier
+        // budget per batch, not per order.
+        let results: Vec<Option<AtRisk>> = futures::stream::iter(due)
+            .map(|o| self.warn(o))
+            .buffer_unordered(WARNINGS_IN_PARALLEL)
+            .collect()
+            .await;
+        let warned: Vec<AtRisk> = results.into_iter().flatten().collect();
+        if !warned.is_empty() {
+            let _ = self.store.db.flush_async().await;
+        }
+        warned
+    }
+}
