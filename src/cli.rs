@@ -92,6 +92,31 @@ pub enum OrdersCmd {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum InventoryCmd {
+    /// Stock of every SKU: on hand, reserved, available.
+    List,
+    /// One SKU, per warehouse.
+    Show { sku: String },
+    /// Set a SKU's on-hand units (never below what is reserved).
+    Set {
+        sku: String,
+        on_hand: u32,
+        #[arg(long)]
+        warehouse: Option<String>,
+    },
+    /// Add to (or, negative, take from) a SKU's on-hand units.
+    Adjust {
+        sku: String,
+        #[arg(allow_hyphen_values = true)]
+        delta: i64,
+        #[arg(long)]
+        warehouse: Option<String>,
+    },
+    /// Import stock from CSV: sku_id,warehouse_id,on_hand[,product_id].
+    Import { file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum WorkflowsCmd {
     /// Versions known to the daemon.
     List,
@@ -145,6 +170,9 @@ pub enum Command {
     /// Workflows on a running daemon.
     #[command(subcommand)]
     Workflows(WorkflowsCmd),
+    /// Stock on a running daemon.
+    #[command(subcommand)]
+    Inventory(InventoryCmd),
     /// The creator's figures: orders per day, fulfilment time, late
     /// dispatches, exceptions, top SKUs.
     Stats,
@@ -198,6 +226,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             &client, action, ids, state, shop, since, reason, json_out,
         )),
         Command::Workflows(c) => remote(workflows(&client, c, json_out)),
+        Command::Inventory(c) => remote(inventory(&client, c, json_out)),
         Command::Stats => remote(stats(&client, json_out)),
         Command::Run {
             config,
@@ -626,5 +655,82 @@ async fn stats(c: &crate::client::Client, json_out: bool) -> Result<(), crate::c
     println!("late-dispatch rate:  {}", cell(&v["late_dispatch_rate"]));
     println!("orders per day:      {}", cell(&v["orders_per_day"]));
     println!("top SKUs:            {}", cell(&v["top_skus"]));
+    Ok(())
+}
+
+async fn inventory(
+    c: &crate::client::Client,
+    cmd: InventoryCmd,
+    json_out: bool,
+) -> Result<(), crate::client::Error> {
+    use crate::client::{cell, table};
+    use serde_json::json;
+    let v = match cmd {
+        InventoryCmd::List => c.get("/api/v1/inventory").await?,
+        InventoryCmd::Show { sku } => {
+            c.get(&format!("/api/v1/inventory/{}", urlencode(&sku)))
+                .await?
+        }
+        InventoryCmd::Set {
+            sku,
+            on_hand,
+            warehouse,
+        } => {
+            c.post(
+                &format!("/api/v1/inventory/{}", urlencode(&sku)),
+                json!({"on_hand": on_hand, "warehouse_id": warehouse}),
+            )
+            .await?
+        }
+        InventoryCmd::Adjust {
+            sku,
+            delta,
+            warehouse,
+        } => {
+            c.post(
+                &format!("/api/v1/inventory/{}", urlencode(&sku)),
+                json!({"delta": delta, "warehouse_id": warehouse}),
+            )
+            .await?
+        }
+        InventoryCmd::Import { file } => {
+            let text = std::fs::read_to_string(&file).map_err(|e| crate::client::Error::Api {
+                status: 0,
+                message: format!("{}: {e}", file.display()),
+            })?;
+            c.post_text("/api/v1/inventory/import", text).await?
+        }
+    };
+    if json_out {
+        print_json(&v);
+        return Ok(());
+    }
+    let skus: Vec<serde_json::Value> = match v.get("skus").and_then(|s| s.as_array()) {
+        Some(a) => a.clone(),
+        None if v.get("sku").is_some() => vec![v.clone()],
+        None => {
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            return Ok(());
+        }
+    };
+    let rows: Vec<Vec<String>> = skus
+        .iter()
+        .map(|s| {
+            vec![
+                cell(&s["sku"]),
+                cell(&s["product_id"]),
+                cell(&s["on_hand"]),
+                cell(&s["reserved"]),
+                cell(&s["available"]),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        table(
+            &["sku", "product", "on_hand", "reserved", "available"],
+            &rows
+        )
+    );
     Ok(())
 }

@@ -81,6 +81,40 @@ impl Client {
     pub async fn post(&self, path: &str, body: Value) -> Result<Value, Error> {
         self.call(reqwest::Method::POST, path, Some(body)).await
     }
+
+    /// POST a text body (a CSV import).
+    pub async fn post_text(&self, path: &str, text: String) -> Result<Value, Error> {
+        let url = format!("{}{}", self.base, path);
+        let mut req = self
+            .http
+            .post(&url)
+            .header("Content-Type", "text/csv")
+            .body(text);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.map_err(|e| Error::Unreachable {
+            url: self.base.clone(),
+            message: e.without_url().to_string(),
+        })?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| Error::Decode(e.to_string()))?;
+        if status == 401 {
+            return Err(Error::Unauthorized);
+        }
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if status >= 400 {
+            let message = v["error"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
+            return Err(Error::Api { status, message });
+        }
+        Ok(v)
+    }
 }
 
 /// Renders rows as an aligned text table.

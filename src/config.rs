@@ -91,7 +91,7 @@ impl Default for DemoConfig {
     fn default() -> Self {
         DemoConfig {
             orders_per_second: 0.5,
-            time_scale: 60.0,
+            time_scale: 3600.0,
         }
     }
 }

@@ -342,6 +342,42 @@ async fn admin_api_end_to_end() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("409"));
 
+    // Inventory through the CLI: set, adjust, show, import (and a bad CSV).
+    let cli = |args: &[&str]| {
+        let mut c = Command::new(bin());
+        c.args(["--url", &api.base, "--token", TOKEN]).args(args);
+        c.output().unwrap()
+    };
+    assert!(cli(&["inventory", "set", "CLI-SKU", "10"]).status.success());
+    assert!(cli(&["inventory", "adjust", "CLI-SKU", "-3"])
+        .status
+        .success());
+    let out = cli(&["--json", "inventory", "show", "CLI-SKU"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["on_hand"].as_u64(), v["available"].as_u64()),
+        (Some(7), Some(7)),
+        "{v}"
+    );
+    let csv = dir.path().join("stock.csv");
+    std::fs::write(&csv, "sku_id,warehouse_id,on_hand\nCSV-SKU,,25\n").unwrap();
+    assert!(cli(&["inventory", "import", csv.to_str().unwrap()])
+        .status
+        .success());
+    let out = cli(&["inventory", "list"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("CSV-SKU") && text.contains("25"), "{text}");
+    std::fs::write(&csv, "sku_id,warehouse_id,on_hand\nBAD,,lots\n").unwrap();
+    let out = cli(&["inventory", "import", csv.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("line 2"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&["inventory", "adjust", "CLI-SKU", "-100"]);
+    assert_eq!(out.status.code(), Some(1), "on hand never goes negative");
+
     let status = daemon.terminate();
     assert!(status.success());
 }
