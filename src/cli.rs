@@ -114,6 +114,11 @@ pub enum InventoryCmd {
     },
     /// Import stock from CSV: sku_id,warehouse_id,on_hand[,product_id].
     Import { file: PathBuf },
+    /// Compare our stock with TikTok's inventory search and report drift.
+    Reconcile {
+        #[arg(long)]
+        shop: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -692,6 +697,43 @@ async fn inventory(
                 json!({"delta": delta, "warehouse_id": warehouse}),
             )
             .await?
+        }
+        InventoryCmd::Reconcile { shop } => {
+            let q = shop
+                .map(|s| format!("?shop={}", urlencode(&s)))
+                .unwrap_or_default();
+            let v = c.get(&format!("/api/v1/inventory/reconcile{q}")).await?;
+            if json_out {
+                print_json(&v);
+            } else {
+                println!(
+                    "checked {} SKUs, {} drifts",
+                    cell(&v["checked"]),
+                    v["drifts"].as_array().map_or(0, |a| a.len())
+                );
+                let rows: Vec<Vec<String>> = v["drifts"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|d| {
+                        vec![
+                            cell(&d["sku"]),
+                            cell(&d["warehouse_id"]),
+                            cell(&d["ours"]),
+                            cell(&d["theirs"]),
+                        ]
+                    })
+                    .collect();
+                if !rows.is_empty() {
+                    println!("{}", table(&["sku", "warehouse", "ours", "tiktok"], &rows));
+                }
+                for k in ["missing_on_tiktok", "without_product"] {
+                    if v[k].as_array().is_some_and(|a| !a.is_empty()) {
+                        println!("{k}: {}", cell(&v[k]));
+                    }
+                }
+            }
+            return Ok(());
         }
         InventoryCmd::Import { file } => {
             let text = std::fs::read_to_string(&file).map_err(|e| crate::client::Error::Api {

@@ -229,6 +229,7 @@ impl Daemon {
             None => Vec::new(),
             Some(g) => vec![crate::sync::poll::Poller {
                 gateway: g.clone(),
+                shop_ids: cfg.tiktok.shops.iter().map(|s| s.id.clone()).collect(),
                 intake: intake.clone(),
                 store: store.clone(),
                 config: cfg.sync.clone(),

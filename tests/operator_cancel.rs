@@ -88,8 +88,10 @@ async fn operator_cancel_cancels_on_tiktok_and_compensates() {
             let (c, u) = (client.clone(), format!("{base}/api/v1/orders/{id}"));
             async move {
                 let o = get_json(&c, &u).await.1;
-                (o["lifecycle"] == "cancelled" && o["in_flight"].as_array()?.is_empty())
-                    .then_some(o)
+                (o["lifecycle"] == "cancelled"
+                    && o["tiktok_status"] == "CANCELLED"
+                    && o["in_flight"].as_array()?.is_empty())
+                .then_some(o)
             }
         },
     )
@@ -112,6 +114,11 @@ async fn operator_cancel_cancels_on_tiktok_and_compensates() {
     )
     .await;
     assert_eq!(s, 409);
+    // The reconcile command's endpoint answers with a drift report (the
+    // comparison itself is tested in tests/inventory_push.rs).
+    let (s, r) = get_json(&client, &format!("{base}/api/v1/inventory/reconcile")).await;
+    assert_eq!(s, 200, "{r}");
+    assert!(r["checked"].is_u64() && r["drifts"].is_array(), "{r}");
     daemon.shutdown().await;
     sim.stop().await;
 }

@@ -19,6 +19,7 @@ use crate::inventory::{Error, InventoryHandle};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/inventory", web::get().to(list))
+        .route("/api/v1/inventory/reconcile", web::get().to(reconcile))
         .route("/api/v1/inventory/import", web::post().to(import))
         .route("/api/v1/inventory/{sku}", web::get().to(get))
         .route("/api/v1/inventory/{sku}", web::post().to(update));
@@ -106,6 +107,30 @@ async fn import(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
         return error(StatusCode::BAD_REQUEST, "the CSV is not UTF-8");
     };
     match inv.import_csv(text).await {
+        Ok(report) => HttpResponse::Ok().json(report),
+        Err(e) => failed(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ReconcileQuery {
+    shop: Option<String>,
+}
+
+/// `GET /api/v1/inventory/reconcile?shop=ID`: our numbers against TikTok's
+/// inventory search, SKU by SKU and warehouse by warehouse.
+async fn reconcile(s: web::Data<AppState>, q: web::Query<ReconcileQuery>) -> HttpResponse {
+    let Some(inv) = inventory(&s) else {
+        return unavailable();
+    };
+    let Some(p) = s.pollers.first() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "TikTok is not configured");
+    };
+    let shop = match q.shop.clone().or_else(|| p.shop_ids.first().cloned()) {
+        Some(shop) => shop,
+        None => return error(StatusCode::BAD_REQUEST, "give ?shop="),
+    };
+    match inv.reconcile(&p.gateway, &shop).await {
         Ok(report) => HttpResponse::Ok().json(report),
         Err(e) => failed(e),
     }

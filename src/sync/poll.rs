@@ -32,6 +32,8 @@ pub enum Error {
 #[derive(Clone)]
 pub struct Poller {
     pub gateway: GatewayHandle,
+    /// The configured shops (for operator tools that need a default).
+    pub shop_ids: Vec<String>,
     pub intake: Intake,
     pub store: Store,
     pub config: SyncConfig,
