@@ -42,6 +42,9 @@ pub struct Shared {
     /// Idempotency keys of effects running in this process right now.
     pub in_process: Mutex<HashSet<String>>,
     handle: OnceLock<RuntimeHandle>,
+    /// Told the id of every order whose workflow finishes (load tools and
+    /// benchmarks measure start → completion with it).
+    pub on_finished: OnceLock<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 impl Shared {
@@ -84,6 +87,7 @@ impl RuntimeHandle {
             config,
             in_process: Mutex::new(HashSet::new()),
             handle: OnceLock::new(),
+            on_finished: OnceLock::new(),
         });
         let arbs: Vec<ArbiterHandle> = (0..arbiters).map(|_| Arbiter::new().handle()).collect();
         let supervisor = Supervisor::new(shared.clone(), arbs).start();

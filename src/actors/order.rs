@@ -178,6 +178,17 @@ impl Handler<Process> for OrderActor {
                 .into_actor(self)
                 .map(move |res, act, ctx| match res {
                     Ok(()) => {
+                        let was_done = act
+                            .rec
+                            .as_ref()
+                            .and_then(|r| r.instance.as_ref())
+                            .is_some_and(|i| i.is_terminal());
+                        let done = record.instance.as_ref().is_some_and(|i| i.is_terminal());
+                        if done && !was_done {
+                            if let Some(tx) = act.shared.on_finished.get() {
+                                let _ = tx.send(act.id.clone());
+                            }
+                        }
                         act.rec = Some(record);
                         act.last_active = Instant::now();
                         act.start_effects(start);
