@@ -73,17 +73,22 @@ fn main() {
                         }))
                         .unwrap();
                         started.lock().insert(id.clone(), Instant::now());
-                        intake
-                            .submit(OrderEvent {
-                                id: format!("e-{id}"),
-                                order_id: id,
-                                shop_id: "shop".into(),
-                                source: Source::Api,
-                                received_ms: 0,
-                                kind: EventKind::Snapshot(Box::new(Order::from_wire("shop", &w).unwrap())),
-                            })
-                            .await
-                            .unwrap();
+                        // Each start is its own task: starts overlap, as
+                        // concurrent clients' would.
+                        let intake = intake.clone();
+                        actix::spawn(async move {
+                            intake
+                                .submit(OrderEvent {
+                                    id: format!("e-{id}"),
+                                    order_id: id,
+                                    shop_id: "shop".into(),
+                                    source: Source::Api,
+                                    received_ms: 0,
+                                    kind: EventKind::Snapshot(Box::new(Order::from_wire("shop", &w).unwrap())),
+                                })
+                                .await
+                                .unwrap();
+                        });
                     }
                 })
             };
