@@ -62,6 +62,10 @@ fn main() {
     };
     let (calling_inst, calling_effect, calling_action) = last_call.unwrap();
 
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     let t = Instant::now();
     {
         // Plain sled (no commit thread holding the database open after).
@@ -80,7 +84,8 @@ fn main() {
             if i < waiting {
                 let mut w = inst.clone();
                 w.order_id = id.clone();
-                let due = 1_764_072_000_000 + 14 * 86_400_000;
+                // Due in 14 days from now: waiting, not late.
+                let due = now_ms + 14 * 86_400_000;
                 rec.timers.push(orderflow::store::ArmedTimer {
                     timer: timer.clone(),
                     due_ms: due,
