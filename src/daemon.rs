@@ -156,6 +156,23 @@ impl Daemon {
         } else {
             None
         };
+        // Tokens refreshed by an earlier run win over the configured ones
+        // (TikTok may have rotated the refresh token since).
+        for shop in cfg.tiktok.shops.iter_mut() {
+            if let Ok(Some(v)) = store.trees.cursors.get(format!("tokens:{}", shop.id)) {
+                if let Ok(text) = crate::store::codec::decode::<String>(&v) {
+                    if let Ok(t) = serde_json::from_str::<serde_json::Value>(&text) {
+                        if let (Some(a), Some(r)) =
+                            (t["access_token"].as_str(), t["refresh_token"].as_str())
+                        {
+                            shop.access_token = crate::tiktok::Secret::new(a);
+                            shop.refresh_token = crate::tiktok::Secret::new(r);
+                            tracing::info!(shop_id = %shop.id, "Using the tokens refreshed by an earlier run");
+                        }
+                    }
+                }
+            }
+        }
         let gateway = if cfg.tiktok.shops.is_empty() {
             None
         } else {

@@ -69,11 +69,17 @@ async fn admin_api_end_to_end() {
     let wf = dir.path().join("wf");
     std::fs::create_dir_all(&wf).unwrap();
     std::fs::write(wf.join("fragile.yaml"), workflow()).unwrap();
+    // System alerts (an order needs an operator) go to the default channel.
+    let alerts = common::Recorder::start();
+    let alerts_url = alerts.url();
     let daemon = Daemon::start(
         &dir.path().join("data"),
         &wf,
         &dir.path().join("log"),
-        &[("ORDERFLOW_SERVER__ADMIN_TOKEN", TOKEN)],
+        &[
+            ("ORDERFLOW_SERVER__ADMIN_TOKEN", TOKEN),
+            ("ORDERFLOW_NOTIFY__CHANNELS__DEFAULT", alerts_url.as_str()),
+        ],
     );
     let api = Api {
         http: reqwest::Client::new(),
@@ -125,6 +131,16 @@ async fn admin_api_end_to_end() {
         t.await.unwrap();
     }
     api.wait_state("exception", N as u64).await;
+    // Every order that needs an operator raised one alert.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while alerts.seen.lock().unwrap().requests < N as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "alerts: {}",
+            alerts.seen.lock().unwrap().requests
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Listing: filters and stable pages that cover everything once.
     let mut seen = Vec::new();
@@ -164,6 +180,27 @@ async fn admin_api_end_to_end() {
         o["last_error"].as_str().unwrap().contains("call_partner"),
         "{o}"
     );
+
+    // The audit trail as JSON lines.
+    let text = api
+        .http
+        .get(format!("{}/api/v1/audit/export?order_id=o0007", api.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 3);
+    assert!(lines
+        .iter()
+        .enumerate()
+        .all(|(i, l)| l["seq"] == i as u64 + 1 && l["order_id"] == "o0007"));
 
     // Error cases.
     let (s, v) = api.get("/api/v1/orders/nope").await;

@@ -184,6 +184,21 @@ impl Handler<Process> for OrderActor {
                             .and_then(|r| r.instance.as_ref())
                             .is_some_and(|i| i.is_terminal());
                         let done = record.instance.as_ref().is_some_and(|i| i.is_terminal());
+                        let was_exception = act
+                            .rec
+                            .as_ref()
+                            .is_some_and(|r| r.lifecycle == crate::lifecycle::Lifecycle::Exception);
+                        if record.lifecycle == crate::lifecycle::Lifecycle::Exception && !was_exception {
+                            // An order needs an operator: a system alert.
+                            act.shared.executor.alert(
+                                format!(
+                                    "Order {} needs an operator: {}",
+                                    act.id,
+                                    record.last_error.clone().unwrap_or_default()
+                                ),
+                                serde_json::json!({"order_id": act.id, "error": record.last_error}),
+                            );
+                        }
                         if done && !was_done {
                             if let Some(tx) = act.shared.on_finished.get() {
                                 let _ = tx.send(act.id.clone());

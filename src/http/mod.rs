@@ -72,6 +72,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/sync/resync", web::post().to(resync))
         .route("/api/v1/orders/{id}", web::get().to(get_order))
         .route("/api/v1/orders/{id}/audit", web::get().to(get_audit))
+        .route("/api/v1/audit/export", web::get().to(export_audit))
         .route(
             "/api/v1/orders/{id}/actions/{action}",
             web::post().to(post_action),
@@ -414,4 +415,41 @@ async fn resync(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
         }
         Err(e) => error(StatusCode::BAD_GATEWAY, e.to_string()),
     }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ExportQuery {
+    /// One order; every order when absent.
+    pub order_id: Option<String>,
+    /// Only entries at or after (Unix ms).
+    pub since: Option<i64>,
+}
+
+/// `GET /api/v1/audit/export`: the audit trail as JSON lines
+/// (`application/x-ndjson`), one entry per line with its order id.
+async fn export_audit(s: web::Data<AppState>, q: web::Query<ExportQuery>) -> HttpResponse {
+    let ids: Vec<String> = match &q.order_id {
+        Some(id) => vec![id.clone()],
+        None => s.store.orders().flatten().map(|r| r.order_id).collect(),
+    };
+    let mut out = String::new();
+    for id in ids {
+        let Ok(Some(rec)) = s.store.load_order(&id) else {
+            continue;
+        };
+        let Ok(entries) = s.store.audit(&id) else {
+            continue;
+        };
+        for e in entries.into_iter().filter(|e| e.seq <= rec.audit_seq) {
+            if q.since.is_some_and(|t| e.at_ms < t) {
+                continue;
+            }
+            let line = json!({"order_id": id, "seq": e.seq, "at_ms": e.at_ms, "source": e.source, "kind": e.kind, "detail": e.detail});
+            out.push_str(&line.to_string());
+            out.push('\n');
+        }
+    }
+    HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .body(out)
 }

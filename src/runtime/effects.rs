@@ -79,6 +79,17 @@ impl Executor {
         }
     }
 
+    /// Sends a system alert (to `notify.alerts_channel`) in the background:
+    /// a failure is recorded by the notifier, never blocking the caller.
+    pub fn alert(&self, text: String, data: serde_json::Value) {
+        if let Some(f) = &self.fulfil {
+            let n = f.notifier.clone();
+            actix::spawn(async move {
+                n.alert(&text, data).await;
+            });
+        }
+    }
+
     /// Inventory, shipping and notification actions use these.
     pub fn with_fulfilment(mut self, f: Arc<Fulfilment>) -> Executor {
         self.fulfil = Some(f);
