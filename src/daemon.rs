@@ -323,9 +323,30 @@ impl Daemon {
         actix::spawn(timers::run(
             store.clone(),
             runtime.clone(),
-            clock,
+            clock.clone(),
             stop.clone(),
         ));
+        // The inbox sweep: events stored but still not applied after a
+        // minute are delivered again.
+        {
+            let (intake, clock, stop) = (intake.clone(), clock.clone(), stop.clone());
+            actix::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                    }
+                    match intake.redeliver_stale(clock.now_ms(), 60_000).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(
+                            events = n,
+                            "Redelivered events stored but not yet applied"
+                        ),
+                        Err(e) => tracing::warn!(error = %e, "Inbox sweep failed"),
+                    }
+                }
+            });
+        }
         // Recovery: orders with effects in flight get their actor back (it
         // re-issues them with the same keys); stored events not yet applied
         // are delivered; timers are simply due.

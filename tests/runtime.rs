@@ -459,3 +459,69 @@ async fn reload_keeps_running_instances_on_their_version_and_rejects_broken_file
     let fresh = Registry::load(wfdir, store.clone()).await.unwrap();
     assert_eq!(fresh.get(&old_key).unwrap().key(), old_key);
 }
+
+#[actix_rt::test]
+async fn events_stored_but_never_applied_are_swept_and_applied_once() {
+    let (_dir, store, wfdir) = setup(SLEEPY);
+    let registry = Arc::new(Registry::load(wfdir, store.clone()).await.unwrap());
+    let rt = start(
+        &store,
+        &registry,
+        Clock::starting_at(T0),
+        Duration::from_secs(3600),
+    );
+    // An event in the inbox whose delivery was lost (as if the process had
+    // died right after acknowledging it).
+    let ev = order_event("lost", 0);
+    let inbox = orderflow::store::InboxEvent {
+        seq: 7,
+        event: ev.clone(),
+    };
+    store
+        .commit(vec![orderflow::store::Op::Put {
+            tree: orderflow::store::Tree::Inbox,
+            key: 7u64.to_be_bytes().to_vec(),
+            value: orderflow::store::codec::encode(&inbox).unwrap(),
+        }])
+        .await
+        .unwrap();
+    // Too recent: left alone.
+    assert_eq!(
+        rt.intake
+            .redeliver_stale(T0 + 30_000, 60_000)
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(store.load_order("lost").unwrap().is_none());
+    // Old enough: delivered, applied once, and gone from the inbox. A second
+    // sweep racing the first changes nothing.
+    assert_eq!(
+        rt.intake
+            .redeliver_stale(T0 + 120_000, 60_000)
+            .await
+            .unwrap(),
+        1
+    );
+    let _ = rt
+        .intake
+        .redeliver_stale(T0 + 120_000, 60_000)
+        .await
+        .unwrap();
+    let r = until(&store, "lost", "applied", |r| r.timers.len() == 1).await;
+    assert_eq!(r.recent_events, vec![ev.id.clone()]);
+    for _ in 0..50 {
+        if store.inbox().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(store.inbox().unwrap().is_empty());
+    let starts = store
+        .audit("lost")
+        .unwrap()
+        .iter()
+        .filter(|e| e.kind == "start")
+        .count();
+    assert_eq!(starts, 1, "the workflow started once");
+}

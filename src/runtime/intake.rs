@@ -147,6 +147,26 @@ impl Intake {
         Ok(Submitted { duplicate: false })
     }
 
+    /// Delivers again the stored events older than `older_than_ms` that are
+    /// still not applied (a hydration that failed, an actor that died):
+    /// the periodic sweep that makes "stored" imply "eventually applied"
+    /// without waiting for a restart. Redelivery is harmless: an order
+    /// applies an event id once.
+    pub async fn redeliver_stale(&self, now_ms: i64, older_than_ms: i64) -> Result<usize, Error> {
+        let stale: Vec<InboxEvent> = self
+            .store
+            .inbox()?
+            .into_iter()
+            .filter(|e| now_ms - e.event.received_ms > older_than_ms)
+            .collect();
+        let n = stale.len();
+        for e in stale {
+            let (runtime, hydrator) = (self.runtime.clone(), self.hydrator.clone());
+            actix::spawn(Intake::dispatch(runtime, hydrator, e.seq, e.event));
+        }
+        Ok(n)
+    }
+
     /// Delivers every stored event not yet applied (recovery), in order.
     pub async fn redeliver_inbox(&self) -> Result<usize, Error> {
         let events = self.store.inbox()?;
