@@ -37,41 +37,18 @@ impl Client {
         }
     }
 
+    /// A JSON call (`body` serialised as JSON when given).
     pub async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, Error> {
-        let url = format!("{}{}", self.base, path);
-        let mut req = self.http.request(method, &url);
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.map_err(|e| Error::Unreachable {
-            url: self.base.clone(),
-            message: e.without_url().to_string(),
-        })?;
-        let status = resp.status().as_u16();
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| Error::Decode(e.to_string()))?;
-        if status == 401 {
-            return Err(Error::Unauthorized);
-        }
-        let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        if status >= 400 {
-            let message = v["error"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| v.to_string());
-            return Err(Error::Api { status, message });
-        }
-        Ok(v)
+        self.send(req).await
     }
 
     pub async fn get(&self, path: &str) -> Result<Value, Error> {
@@ -84,12 +61,17 @@ impl Client {
 
     /// POST a text body (a CSV import).
     pub async fn post_text(&self, path: &str, text: String) -> Result<Value, Error> {
-        let url = format!("{}{}", self.base, path);
-        let mut req = self
+        let req = self
             .http
-            .post(&url)
+            .post(format!("{}{}", self.base, path))
             .header("Content-Type", "text/csv")
             .body(text);
+        self.send(req).await
+    }
+
+    /// Adds the token, sends, and turns the answer into a value or one of
+    /// the errors the CLI explains (unreachable, 401, an API error).
+    async fn send(&self, mut req: reqwest::RequestBuilder) -> Result<Value, Error> {
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
