@@ -15,6 +15,8 @@
 
 mod common;
 
+use common::free_addr;
+
 use std::time::Duration;
 
 use common::{eventually, get_json, post_json, sim_config, wait_ready, Inbox};
@@ -72,11 +74,6 @@ steps:
   - id: done
     end: fulfilled
 "#;
-
-fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
 
 async fn stock(client: &reqwest::Client, base: &str, sku: &str) -> (u64, u64, u64) {
     let (st, v) = get_json(client, &format!("{base}/api/v1/inventory/{sku}")).await;

@@ -10,17 +10,14 @@
 
 mod common;
 
+use common::free_addr;
+
 use std::time::Duration;
 
 use common::{eventually, get_json, post_json, sim_config, wait_ready, Inbox};
 use orderflow::daemon::Daemon;
 use orderflow::runtime::Clock;
 use orderflow::simulator::{self, SimulatorArgs};
-
-pub fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
 
 /// The stock of `sku`, checked for consistency: available is on hand less
 /// reserved, nothing is reserved that is not on hand, and on hand never

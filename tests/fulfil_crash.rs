@@ -9,6 +9,8 @@
 
 mod common;
 
+use common::free_addr;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -18,11 +20,6 @@ use orderflow::simulator::{self, SimulatorArgs};
 const PER_ROUND: usize = 3;
 const KILLS: usize = 3;
 const ORDERS: usize = PER_ROUND * KILLS;
-
-fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
 
 /// The simulator in its own thread and actix system, so it outlives the
 /// daemons and the test's blocking waits never stall it.

@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::free_addr;
+
 use std::time::Duration;
 
 use common::{
@@ -32,11 +34,6 @@ steps:
 "#;
 
 const AT_RISK: &str = "orderflow_orders_at_risk";
-
-fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
 
 async fn create(client: &reqwest::Client, sim: &str, ship_by_in_secs: i64) -> String {
     let (st, v) = post_json(

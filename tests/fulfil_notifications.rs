@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::free_addr;
+
 use std::time::Duration;
 
 use common::{eventually, get_json, metric, post_json, sim_config, wait_ready, Inbox};
@@ -36,11 +38,6 @@ steps:
   - id: untold
     end: not_notified
 "#;
-
-fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
 
 #[actix_rt::test]
 async fn workflow_notifications_arrive_are_retried_and_never_block_the_order() {

@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::free_addr;
+
 use std::time::Duration;
 
 use common::{eventually, get_json, post_json, sim_config, wait_ready, Recorder};
@@ -54,11 +56,6 @@ steps:
         call("notify"),
         comp("unnotify"),
     )
-}
-
-fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
 }
 
 async fn order(client: &reqwest::Client, base: &str, id: &str) -> serde_json::Value {

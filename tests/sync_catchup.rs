@@ -9,6 +9,8 @@
 
 mod common;
 
+use common::free_addr;
+
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -33,11 +35,6 @@ steps:
   - id: done
     end: shipped
 "#;
-
-fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
 
 async fn create(
     client: &reqwest::Client,

@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::free_addr;
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -34,13 +36,6 @@ steps:
   - id: done
     end: shipped
 "#;
-
-/// A free port on 127.0.0.1 for the daemon: the simulator needs the
-/// webhook address before the daemon starts.
-fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
 
 #[actix_rt::test]
 async fn lossy_webhooks_and_polling_converge_with_one_ship_per_order() {

@@ -528,3 +528,11 @@ pub async fn orders_counted(client: &reqwest::Client, base: &str) -> f64 {
         .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
         .sum()
 }
+
+/// A free port on 127.0.0.1, for a daemon whose address must be known
+/// before it starts (the simulator's webhook URL). Another process could
+/// take it in between; on loopback in a test that is unlikely.
+pub fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
