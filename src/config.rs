@@ -74,6 +74,7 @@ pub struct Config {
     pub shipping: crate::shipping::ShippingConfig,
     pub notify: crate::notify::NotifyConfig,
     pub demo: DemoConfig,
+    pub console: crate::http::console::ConsoleConfig,
 }
 
 /// The demo the daemon runs when no TikTok credentials are configured.

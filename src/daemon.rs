@@ -57,6 +57,8 @@ pub struct Daemon {
     pub registry: Arc<Registry>,
     pub ready: Arc<AtomicBool>,
     stop: CancellationToken,
+    /// Ends long-lived HTTP streams first, so the server can drain.
+    closing: CancellationToken,
     server: actix_web::dev::ServerHandle,
     grace: Duration,
     simulator: Option<crate::simulator::SimulatorHandle>,
@@ -254,6 +256,7 @@ impl Daemon {
             }],
         };
         let ready = Arc::new(AtomicBool::new(false));
+        let closing = CancellationToken::new();
         let state = AppState {
             intake: intake.clone(),
             runtime: runtime.clone(),
@@ -271,11 +274,14 @@ impl Daemon {
             jobs: Default::default(),
             at_risk_margin_s: cfg.runtime.at_risk_margin.0.as_secs() as i64,
             inventory: Some(inventory.clone()),
+            sessions: Arc::new(http::auth::Sessions::new(cfg.console.session_ttl.0)),
+            console: Arc::new(cfg.console.clone()),
+            closing: closing.clone(),
         };
         let max_body = cfg.server.max_body_bytes;
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(actix_web::middleware::from_fn(http::admin::auth))
+                .wrap(actix_web::middleware::from_fn(http::auth::gate))
                 .app_data(web::Data::new(state.clone()))
                 .app_data(web::PayloadConfig::new(max_body))
                 .configure(http::routes)
@@ -376,6 +382,7 @@ impl Daemon {
             registry,
             ready,
             stop,
+            closing,
             server: server_handle,
             grace: cfg.runtime.shutdown_grace.0,
             simulator,
@@ -386,6 +393,7 @@ impl Daemon {
     /// reach a checkpoint, flushes.
     pub async fn shutdown(self) {
         tracing::info!("Shutting down: intake stopped, letting in-flight steps finish");
+        self.closing.cancel();
         self.server.stop(true).await;
         let deadline = tokio::time::Instant::now() + self.grace;
         while self.runtime.effects_in_process() > 0 && tokio::time::Instant::now() < deadline {

@@ -20,6 +20,8 @@ pub const ORDERS_AT_RISK: &str = "orderflow_orders_at_risk";
 pub const ORDERS_LATE: &str = "orderflow_orders_late";
 pub const WORKFLOW_STEPS_TOTAL: &str = "orderflow_workflow_steps_total";
 pub const STEP_DURATION_SECONDS: &str = "orderflow_step_duration_seconds";
+pub const HTTP_REFUSED_TOTAL: &str = "orderflow_http_refused_total";
+pub const CONSOLE_LOGINS_TOTAL: &str = "orderflow_console_logins_total";
 
 /// Describes every metric (help text in the exposition).
 pub fn describe() {
@@ -78,6 +80,14 @@ pub fn describe() {
         STEP_DURATION_SECONDS,
         Unit::Seconds,
         "From a call step's effect starting to its result, by workflow and step."
+    );
+    describe_counter!(
+        HTTP_REFUSED_TOTAL,
+        "Requests refused at the gate, by reason (unauthorized, csrf, cross_site)."
+    );
+    describe_counter!(
+        CONSOLE_LOGINS_TOTAL,
+        "Console logins, by result (ok, refused)."
     );
     crate::tiktok::metrics::describe();
     crate::inventory::describe_metrics();

@@ -45,11 +45,22 @@ pub struct Shared {
     /// Told the id of every order whose workflow finishes (load tools and
     /// benchmarks measure start → completion with it).
     pub on_finished: OnceLock<tokio::sync::mpsc::UnboundedSender<String>>,
+    /// The id of every order whose checkpoint just landed, for live views
+    /// (the console's server-sent events). Sent only while someone listens;
+    /// a slow listener lags and skips, it never slows an order.
+    pub changes: tokio::sync::broadcast::Sender<String>,
 }
 
 impl Shared {
     pub fn handle(&self) -> Option<RuntimeHandle> {
         self.handle.get().cloned()
+    }
+
+    /// Tells live views that `order_id`'s checkpoint changed.
+    pub fn publish_change(&self, order_id: &str) {
+        if self.changes.receiver_count() > 0 {
+            let _ = self.changes.send(order_id.to_string());
+        }
     }
 
     fn supervisor_signal(&self, p: Passivated) {
@@ -88,6 +99,7 @@ impl RuntimeHandle {
             in_process: Mutex::new(HashSet::new()),
             handle: OnceLock::new(),
             on_finished: OnceLock::new(),
+            changes: tokio::sync::broadcast::channel(4096).0,
         });
         let arbs: Vec<ArbiterHandle> = (0..arbiters).map(|_| Arbiter::new().handle()).collect();
         let supervisor = Supervisor::new(shared.clone(), arbs).start();

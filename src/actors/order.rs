@@ -205,6 +205,7 @@ impl Handler<Process> for OrderActor {
                             }
                         }
                         act.rec = Some(record);
+                        act.shared.publish_change(&act.id);
                         act.last_active = Instant::now();
                         act.start_effects(start);
                         Ok(())

@@ -1,61 +1,24 @@
 //! The admin API beyond single orders: search with stable pagination, bulk
-//! interventions as background jobs, stats, workflow validation, and the
-//! bearer-token check in front of all of `/api/`.
+//! interventions as background jobs, and stats.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use subtle::ConstantTimeEq;
 
 use super::{check_intervention, error, AppState};
 use crate::runtime::event::{EventKind, OperatorAction, OrderEvent, Source};
 use crate::runtime::report;
 use crate::store::OrderRecord;
 
-/// Requires `Authorization: Bearer <token>` on `/api/` when a token is
-/// configured, compared in constant time. Health, metrics and webhooks
-/// (which have their own HMAC) are outside it.
-pub async fn auth(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let needs = req.path().starts_with("/api/");
-    let token = req
-        .app_data::<web::Data<AppState>>()
-        .and_then(|s| s.admin_token.clone());
-    if let (true, Some(expected)) = (needs, token) {
-        let given = req
-            .headers()
-            .get("Authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        let ok: bool = given.as_bytes().ct_eq(expected.expose().as_bytes()).into();
-        if !ok {
-            let resp = HttpResponse::Unauthorized()
-                .json(json!({"error": "missing or wrong bearer token"}));
-            return Ok(req.into_response(resp).map_into_right_body());
-        }
-    }
-    next.call(req).await.map(|r| r.map_into_left_body())
-}
-
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/orders", web::get().to(list_orders))
         .route("/api/v1/bulk", web::post().to(start_bulk))
         .route("/api/v1/bulk/{id}", web::get().to(get_bulk))
-        .route("/api/v1/stats", web::get().to(stats))
-        .route(
-            "/api/v1/workflows/validate",
-            web::post().to(validate_workflow),
-        );
+        .route("/api/v1/stats", web::get().to(stats));
 }
 
 /// Filters shared by listing and bulk.
@@ -388,25 +351,4 @@ async fn stats(s: web::Data<AppState>) -> HttpResponse {
     let now = s.runtime.shared.clock.now_ms();
     let sum = report::summarize(&s.store, now, s.at_risk_margin_s);
     HttpResponse::Ok().json(sum)
-}
-
-/// `POST /api/v1/workflows/validate`: a candidate YAML in the body; every
-/// problem with its line and column.
-async fn validate_workflow(body: web::Bytes) -> HttpResponse {
-    let text = match std::str::from_utf8(&body) {
-        Ok(t) => t,
-        Err(_) => {
-            return error(
-                actix_web::http::StatusCode::BAD_REQUEST,
-                "the workflow is not UTF-8",
-            )
-        }
-    };
-    match crate::workflow::parse_workflow("candidate.yaml", text) {
-        Ok(d) => HttpResponse::Ok().json(json!({"valid": true, "name": d.name, "version": d.version, "steps": d.steps.len()})),
-        Err(r) => HttpResponse::Ok().json(json!({
-            "valid": false,
-            "diagnostics": r.diagnostics.iter().map(|d| json!({"line": d.pos.line, "col": d.pos.col, "message": d.message})).collect::<Vec<_>>(),
-        })),
-    }
 }

@@ -6,7 +6,10 @@
 //!   path webhooks use: stored, then acknowledged;
 //! - `GET /api/v1/orders/{id}`, `GET /api/v1/orders/{id}/audit`;
 //! - `POST /api/v1/orders/{id}/actions/{action}`: operator interventions;
-//! - `POST /api/v1/workflows/reload`, `GET /api/v1/workflows`;
+//! - `/api/v1/workflows…`: versions, validate, dry-run, save, reload
+//!   ([`workflows`]);
+//! - the web console at `/` and its live events ([`console`]), behind the
+//!   gate in [`auth`] (bearer token, or session cookie plus CSRF token);
 //! - `GET /api/v1/stats/lifecycle`: orders per lifecycle state;
 //! - `/api/v1/inventory…`: stock ([`inventory`]).
 
@@ -14,7 +17,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 pub mod admin;
+pub mod auth;
+pub mod console;
 pub mod inventory;
+pub mod workflows;
 
 use actix_web::{web, HttpResponse, Responder};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -51,6 +57,12 @@ pub struct AppState {
     /// Stock, for the inventory endpoints; `None` in daemons built without
     /// it.
     pub inventory: Option<crate::inventory::InventoryHandle>,
+    /// Console logins.
+    pub sessions: Arc<auth::Sessions>,
+    pub console: Arc<console::ConsoleConfig>,
+    /// Cancelled first at shutdown, so long-lived streams (live events) end
+    /// and the server can drain.
+    pub closing: tokio_util::sync::CancellationToken,
 }
 
 #[derive(Clone)]
@@ -77,10 +89,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/api/v1/orders/{id}/actions/{action}",
             web::post().to(post_action),
         )
-        .route("/api/v1/workflows", web::get().to(list_workflows))
-        .route("/api/v1/workflows/reload", web::post().to(reload_workflows))
         .route("/api/v1/stats/lifecycle", web::get().to(lifecycle_counts))
         .configure(admin::routes)
+        .configure(workflows::routes)
+        .configure(console::routes)
         .configure(inventory::routes);
 }
 
@@ -208,12 +220,33 @@ pub fn order_view(rec: &OrderRecord, registry: &Registry) -> serde_json::Value {
             (name, waiting)
         }
     };
+    // The workflow drawn as a path: every step in order, done (entered and
+    // left), current, or pending.
+    let path = match (inst, &def) {
+        (Some(i), Some(d)) => d
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(n, st)| {
+                let status = if !i.is_terminal() && n == i.pc as usize {
+                    "current"
+                } else if i.visits.get(&st.id).is_some_and(|v| *v > 0) {
+                    "done"
+                } else {
+                    "pending"
+                };
+                json!({"step": st.id, "kind": st.kind.name(), "status": status})
+            })
+            .collect::<Vec<_>>(),
+        _ => Vec::new(),
+    };
     json!({
         "order_id": rec.order_id,
         "shop_id": rec.shop_id,
         "lifecycle": rec.lifecycle.as_str(),
         "tiktok_status": rec.order.as_ref().map(|o| o.status.as_str()),
         "workflow": rec.workflow,
+        "path": path,
         "instance_state": state,
         "step": step,
         "waiting": waiting,
@@ -332,44 +365,6 @@ async fn post_action(
             StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             m,
         ),
-    }
-}
-
-async fn list_workflows(s: web::Data<AppState>) -> HttpResponse {
-    let current = s.registry.current();
-    let mut running: std::collections::HashMap<String, u64> = Default::default();
-    for r in s.store.orders().flatten() {
-        if let (Some(k), Some(i)) = (&r.workflow, &r.instance) {
-            if !i.is_terminal() {
-                *running.entry(k.clone()).or_default() += 1;
-            }
-        }
-    }
-    let list: Vec<_> = s
-        .registry
-        .versions()
-        .iter()
-        .map(|d| {
-            json!({
-                "name": d.name, "version": d.version, "key": d.key(), "path": d.path,
-                "current": current.get(&d.name).is_some_and(|c| c.version == d.version),
-                "orders": running.get(&d.key()).copied().unwrap_or(0),
-            })
-        })
-        .collect();
-    HttpResponse::Ok().json(list)
-}
-
-async fn reload_workflows(s: web::Data<AppState>) -> HttpResponse {
-    match s.registry.reload().await {
-        Ok(keys) => HttpResponse::Ok().json(json!({ "loaded": keys })),
-        Err(e) => {
-            tracing::warn!(error = %e, "Workflow reload rejected; the previous versions keep running");
-            error(
-                actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
-                e.to_string(),
-            )
-        }
     }
 }
 

@@ -162,6 +162,11 @@ impl Registry {
         Ok(keys)
     }
 
+    /// The folder the workflows are read from.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     pub fn current(&self) -> Arc<Catalog> {
         self.current.read().clone()
     }

@@ -1,0 +1,309 @@
+//! The web console: one page at `/` for creators and ops staff, on a phone
+//! as on a desk.
+//!
+//! - **No build step, one binary.** The files in `assets/` are plain HTML,
+//!   CSS and JavaScript, compiled in with `include_bytes!`; nothing is
+//!   fetched from another host (the pages carry a CSP that forbids it).
+//!   `[console] dev_dir` serves them from a folder instead, for working on
+//!   them without rebuilding.
+//! - **Login** (`GET`/`POST /login`, `POST /logout`) turns the admin token
+//!   into a session cookie; [`super::auth`] explains the cookie, the CSRF
+//!   token (`GET /api/v1/console/session` hands it to the page) and the
+//!   cross-site guard.
+//! - **Live** (`GET /api/v1/live`): server-sent events, one `order` event
+//!   with the order's summary each time its checkpoint lands. Changes are
+//!   gathered for a fifth of a second and each order is sent once per
+//!   gathering, so a burst of steps costs one read per order, not one per
+//!   step. The page does everything else through the admin API.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::auth::{self, COOKIE};
+use super::AppState;
+use crate::config::Dur;
+
+/// `[console]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// How long a login lasts.
+    pub session_ttl: Dur,
+    /// Mark the session cookie `Secure` (behind a TLS proxy).
+    pub secure_cookie: bool,
+    /// Serve the console's files from this folder instead of the compiled-in
+    /// copies.
+    pub dev_dir: Option<PathBuf>,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            session_ttl: Dur(Duration::from_secs(12 * 3600)),
+            secure_cookie: false,
+            dev_dir: None,
+        }
+    }
+}
+
+/// What the pages may load: only this daemon, no inline code.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+connect-src 'self'; font-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+struct Asset {
+    name: &'static str,
+    mime: &'static str,
+    bytes: &'static [u8],
+}
+
+macro_rules! asset {
+    ($name:literal, $mime:literal) => {
+        Asset {
+            name: $name,
+            mime: $mime,
+            bytes: include_bytes!(concat!("assets/", $name)),
+        }
+    };
+}
+
+/// Every file the console serves.
+const ASSETS: &[Asset] = &[
+    asset!("index.html", "text/html; charset=utf-8"),
+    asset!("login.html", "text/html; charset=utf-8"),
+    asset!("app.css", "text/css; charset=utf-8"),
+    asset!("app.js", "text/javascript; charset=utf-8"),
+];
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(index))
+        .route("/index.html", web::get().to(index))
+        .route("/login", web::get().to(login_page))
+        .route("/login", web::post().to(login))
+        .route("/logout", web::post().to(logout))
+        .route("/console/{file}", web::get().to(file))
+        .route("/api/v1/console/session", web::get().to(session))
+        .route("/api/v1/live", web::get().to(live));
+}
+
+/// An asset's bytes: from `dev_dir` when set and the file is there, else
+/// the compiled-in copy.
+fn load(s: &AppState, name: &str) -> Option<(Vec<u8>, &'static str)> {
+    let asset = ASSETS.iter().find(|a| a.name == name)?;
+    if let Some(dir) = &s.console.dev_dir {
+        if let Ok(b) = std::fs::read(dir.join(asset.name)) {
+            return Some((b, asset.mime));
+        }
+    }
+    Some((asset.bytes.to_vec(), asset.mime))
+}
+
+fn page(status: StatusCode, body: Vec<u8>, mime: &'static str) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type(mime)
+        .insert_header(("Content-Security-Policy", CSP))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Referrer-Policy", "no-referrer"))
+        .insert_header(("X-Frame-Options", "DENY"))
+        .insert_header(("Cache-Control", "no-store"))
+        .body(body)
+}
+
+async fn index(s: web::Data<AppState>) -> HttpResponse {
+    match load(&s, "index.html") {
+        Some((b, mime)) => page(StatusCode::OK, b, mime),
+        None => HttpResponse::NotFound().finish(),
+    }
+}
+
+async fn file(s: web::Data<AppState>, name: web::Path<String>) -> HttpResponse {
+    if name.ends_with(".html") {
+        return HttpResponse::NotFound().finish();
+    }
+    match load(&s, &name) {
+        Some((b, mime)) => HttpResponse::Ok()
+            .content_type(mime)
+            .insert_header(("X-Content-Type-Options", "nosniff"))
+            // Revalidate every time: an upgraded daemon serves new files.
+            .insert_header(("Cache-Control", "no-cache"))
+            .body(b),
+        None => HttpResponse::NotFound().finish(),
+    }
+}
+
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn login_form(s: &AppState, status: StatusCode, error: Option<&str>) -> HttpResponse {
+    let Some((b, mime)) = load(s, "login.html") else {
+        return HttpResponse::NotFound().finish();
+    };
+    let html = String::from_utf8_lossy(&b);
+    let html = match error {
+        Some(e) => html.replace(
+            "<!--error-->",
+            &format!(
+                "<p id=\"login-error\" class=\"error\" role=\"alert\">{}</p>",
+                escape_html(e)
+            ),
+        ),
+        None => html.into_owned(),
+    };
+    page(status, html.into_bytes(), mime)
+}
+
+fn see_other(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header(("Location", to))
+        .finish()
+}
+
+async fn login_page(s: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let logged_in = auth::session_of(&req, &s.sessions).is_some();
+    if s.admin_token.is_none() || logged_in {
+        return see_other("/");
+    }
+    login_form(&s, StatusCode::OK, None)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    pub token: String,
+}
+
+fn cookie(s: &AppState, value: &str, max_age_s: u64) -> String {
+    format!(
+        "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}{}",
+        if s.console.secure_cookie {
+            "; Secure"
+        } else {
+            ""
+        }
+    )
+}
+
+async fn login(s: web::Data<AppState>, form: web::Form<LoginForm>) -> HttpResponse {
+    let Some(expected) = &s.admin_token else {
+        return see_other("/");
+    };
+    let ok: bool =
+        subtle::ConstantTimeEq::ct_eq(form.token.as_bytes(), expected.expose().as_bytes()).into();
+    if !ok {
+        metrics::counter!(crate::metrics::CONSOLE_LOGINS_TOTAL, "result" => "refused").increment(1);
+        tracing::warn!("Console login refused: wrong admin token");
+        // A pause per wrong guess; the token's length does the rest.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        return login_form(
+            &s,
+            StatusCode::UNAUTHORIZED,
+            Some("That token is not right."),
+        );
+    }
+    metrics::counter!(crate::metrics::CONSOLE_LOGINS_TOTAL, "result" => "ok").increment(1);
+    let (id, _) = s.sessions.create();
+    HttpResponse::SeeOther()
+        .insert_header(("Location", "/"))
+        .insert_header(("Set-Cookie", cookie(&s, &id, s.sessions.ttl().as_secs())))
+        .insert_header(("Cache-Control", "no-store"))
+        .finish()
+}
+
+async fn logout(s: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    if let Some(id) = auth::session_id(req.headers()) {
+        s.sessions.remove(&id);
+    }
+    HttpResponse::NoContent()
+        .insert_header(("Set-Cookie", cookie(&s, "", 0)))
+        .finish()
+}
+
+/// `GET /api/v1/console/session`: the page's CSRF token.
+async fn session(s: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let csrf = auth::session_of(&req, &s.sessions).map(|x| x.csrf);
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(json!({"csrf": csrf.unwrap_or_default(), "auth": s.admin_token.is_some()}))
+}
+
+/// How long changes are gathered before they are sent.
+const GATHER: Duration = Duration::from_millis(200);
+/// A comment line this often keeps proxies from closing an idle stream.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+struct Live {
+    rx: tokio::sync::broadcast::Receiver<String>,
+    state: web::Data<AppState>,
+    queue: std::collections::VecDeque<web::Bytes>,
+}
+
+impl Live {
+    /// The next chunk of the stream, or `None` when the daemon shuts down.
+    async fn next(&mut self) -> Option<web::Bytes> {
+        loop {
+            if let Some(b) = self.queue.pop_front() {
+                return Some(b);
+            }
+            let first = tokio::select! {
+                _ = self.state.closing.cancelled() => return None,
+                r = tokio::time::timeout(KEEPALIVE, self.rx.recv()) => r,
+            };
+            let mut ids = BTreeSet::new();
+            match first {
+                Err(_) => return Some(web::Bytes::from_static(b": keepalive\n\n")),
+                Ok(Ok(id)) => {
+                    ids.insert(id);
+                }
+                Ok(Err(RecvError::Lagged(n))) => {
+                    tracing::debug!(skipped = n, "A live view fell behind");
+                }
+                Ok(Err(RecvError::Closed)) => return None,
+            }
+            tokio::time::sleep(GATHER).await;
+            loop {
+                match self.rx.try_recv() {
+                    Ok(id) => {
+                        ids.insert(id);
+                    }
+                    Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => continue,
+                    Err(_) => break,
+                }
+            }
+            let now = self.state.runtime.shared.clock.now_ms();
+            for id in ids {
+                if let Ok(Some(rec)) = self.state.store.load_order(&id) {
+                    let data = super::admin::summary(&rec, now);
+                    self.queue
+                        .push_back(web::Bytes::from(format!("event: order\ndata: {data}\n\n")));
+                }
+            }
+        }
+    }
+}
+
+/// `GET /api/v1/live`: server-sent events (see the module doc).
+async fn live(s: web::Data<AppState>) -> HttpResponse {
+    let live = Live {
+        rx: s.runtime.shared.changes.subscribe(),
+        state: s.clone(),
+        queue: [web::Bytes::from_static(b"event: hello\ndata: {}\n\n")].into(),
+    };
+    let stream = futures::stream::unfold(live, |mut l| async move {
+        l.next().await.map(|b| (Ok::<_, actix_web::Error>(b), l))
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-store"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(stream)
+}

@@ -1,0 +1,251 @@
+//! Workflows over HTTP: versions with their running orders, validation of
+//! a candidate, a dry-run of a candidate against a real order, saving a
+//! changed file, and reload.
+//!
+//! Saving (`PUT /api/v1/workflows/{name}`) is the console's "upload": the
+//! text is validated first and nothing touches the folder unless it is
+//! valid; it then replaces the file that defines that workflow (or becomes
+//! `{name}.yaml`), written to a temporary file and renamed, and the folder
+//! is reloaded. If the reload fails anyway (another file in the folder is
+//! broken), the previous text is put back, so the folder on disk always
+//! matches what runs. Orders already running keep their version.
+
+use std::path::PathBuf;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{error, AppState};
+use crate::workflow::dryrun::{self, ApprovalChoice};
+use crate::workflow::Report;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/workflows", web::get().to(list_workflows))
+        .route("/api/v1/workflows/reload", web::post().to(reload_workflows))
+        .route(
+            "/api/v1/workflows/validate",
+            web::post().to(validate_workflow),
+        )
+        .route("/api/v1/workflows/dry-run", web::post().to(dry_run))
+        .route("/api/v1/workflows/{name}", web::put().to(save_workflow));
+}
+
+fn diagnostics(r: &Report) -> serde_json::Value {
+    json!(r
+        .diagnostics
+        .iter()
+        .map(|d| json!({"line": d.pos.line, "col": d.pos.col, "message": d.message}))
+        .collect::<Vec<_>>())
+}
+
+fn utf8(body: &[u8]) -> Result<&str, Box<HttpResponse>> {
+    std::str::from_utf8(body)
+        .map_err(|_| Box::new(error(StatusCode::BAD_REQUEST, "the workflow is not UTF-8")))
+}
+
+async fn list_workflows(s: web::Data<AppState>) -> HttpResponse {
+    let current = s.registry.current();
+    let mut running: std::collections::HashMap<String, u64> = Default::default();
+    for r in s.store.orders().flatten() {
+        if let (Some(k), Some(i)) = (&r.workflow, &r.instance) {
+            if !i.is_terminal() {
+                *running.entry(k.clone()).or_default() += 1;
+            }
+        }
+    }
+    let list: Vec<_> = s
+        .registry
+        .versions()
+        .iter()
+        .map(|d| {
+            json!({
+                "name": d.name, "version": d.version, "key": d.key(), "path": d.path,
+                "current": current.get(&d.name).is_some_and(|c| c.version == d.version),
+                "orders": running.get(&d.key()).copied().unwrap_or(0),
+            })
+        })
+        .collect();
+    HttpResponse::Ok().json(list)
+}
+
+async fn reload_workflows(s: web::Data<AppState>) -> HttpResponse {
+    match s.registry.reload().await {
+        Ok(keys) => HttpResponse::Ok().json(json!({ "loaded": keys })),
+        Err(e) => {
+            tracing::warn!(error = %e, "Workflow reload rejected; the previous versions keep running");
+            error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+        }
+    }
+}
+
+/// `POST /api/v1/workflows/validate`: a candidate YAML in the body; every
+/// problem with its line and column.
+async fn validate_workflow(body: web::Bytes) -> HttpResponse {
+    let text = match utf8(&body) {
+        Ok(t) => t,
+        Err(resp) => return *resp,
+    };
+    match crate::workflow::parse_workflow("candidate.yaml", text) {
+        Ok(d) => HttpResponse::Ok().json(
+            json!({"valid": true, "name": d.name, "version": d.version, "steps": d.steps.len()}),
+        ),
+        Err(r) => HttpResponse::Ok().json(json!({
+            "valid": false,
+            "diagnostics": diagnostics(&r),
+        })),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DryRunRequest {
+    pub yaml: String,
+    pub order_id: String,
+    /// `approve`, `reject`, or absent (the approval times out).
+    #[serde(default)]
+    pub approval: Option<String>,
+}
+
+/// `POST /api/v1/workflows/dry-run`: a candidate walked against a real
+/// order's details, with stubbed effects (see [`dryrun`]).
+async fn dry_run(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+    let req: DryRunRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed body: {e}")),
+    };
+    let approval = match req.approval.as_deref() {
+        None | Some("") | Some("none") => ApprovalChoice::Timeout,
+        Some("approve") => ApprovalChoice::Approve,
+        Some("reject") => ApprovalChoice::Reject,
+        Some(other) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("approval must be approve, reject or absent, not {other}"),
+            )
+        }
+    };
+    let def = match crate::workflow::parse_workflow("candidate.yaml", &req.yaml) {
+        Ok(d) => d,
+        Err(r) => {
+            return HttpResponse::Ok().json(json!({"valid": false, "diagnostics": diagnostics(&r)}))
+        }
+    };
+    let order = match s.store.load_order(&req.order_id) {
+        Ok(Some(rec)) => match rec.order {
+            Some(o) => o,
+            None => {
+                return error(
+                    StatusCode::CONFLICT,
+                    format!("order {} has no details yet", req.order_id),
+                )
+            }
+        },
+        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no order {}", req.order_id)),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let run = dryrun::run(&def, &order, &[], approval);
+    let effects: Vec<&str> = run
+        .lines
+        .iter()
+        .filter_map(|l| l.trim_start().strip_prefix("-> "))
+        .collect();
+    HttpResponse::Ok().json(json!({
+        "valid": true,
+        "workflow": def.key(),
+        "trace": run.lines.iter().map(|l| json!({"step": "", "what": l.trim_start()})).collect::<Vec<_>>(),
+        "effects": effects,
+        "outcome": crate::workflow::interpreter::state_name(&run.instance.state),
+    }))
+}
+
+/// Workflow names that can be file names.
+fn file_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        && !name.starts_with('-')
+}
+
+/// One save at a time: two saves racing on the same file would leave
+/// either text with the other's reload.
+static SAVING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// `PUT /api/v1/workflows/{name}` (see the module doc).
+async fn save_workflow(
+    s: web::Data<AppState>,
+    name: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let name = name.into_inner();
+    if !file_name_ok(&name) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "a workflow name is 1-64 of a-z, 0-9, _ and -",
+        );
+    }
+    let text = match utf8(&body) {
+        Ok(t) => t,
+        Err(resp) => return *resp,
+    };
+    let def = match crate::workflow::parse_workflow(&format!("{name}.yaml"), text) {
+        Ok(d) => d,
+        Err(r) => {
+            return HttpResponse::UnprocessableEntity()
+                .json(json!({"valid": false, "diagnostics": diagnostics(&r)}))
+        }
+    };
+    if def.name != name {
+        return HttpResponse::UnprocessableEntity().json(json!({"valid": false, "diagnostics": [{
+            "line": 1, "col": 1,
+            "message": format!("the file defines workflow \"{}\" but is saved as \"{name}\"", def.name),
+        }]}));
+    }
+    let _one = SAVING.lock().await;
+    let path = s
+        .registry
+        .current()
+        .get(&name)
+        .map(|d| PathBuf::from(&d.path))
+        .unwrap_or_else(|| s.registry.dir().join(format!("{name}.yaml")));
+    let previous = std::fs::read(&path).ok();
+    if let Err(e) = write_atomically(&path, text.as_bytes()) {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("could not write {}: {e}", path.display()),
+        );
+    }
+    match s.registry.reload().await {
+        Ok(keys) => {
+            tracing::info!(workflow = %def.key(), path = %path.display(), "Workflow saved and reloaded");
+            HttpResponse::Ok().json(json!({
+                "valid": true, "name": def.name, "version": def.version, "key": def.key(), "loaded": keys,
+            }))
+        }
+        Err(e) => {
+            let restored = match previous {
+                Some(old) => write_atomically(&path, &old),
+                None => std::fs::remove_file(&path),
+            };
+            if let Err(r) = restored {
+                tracing::error!(path = %path.display(), error = %r, "Could not restore a workflow file after a failed reload");
+            }
+            error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+        }
+    }
+}
+
+/// Write beside, fsync, rename: a crash leaves the old file or the new one.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("yaml.saving");
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
