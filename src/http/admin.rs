@@ -30,10 +30,15 @@ pub struct Filter {
     pub shop: Option<String>,
     pub sku: Option<String>,
     /// Received at or after (Unix ms).
+    #[serde(deserialize_with = "lenient::opt")]
     pub created_from: Option<i64>,
+    #[serde(deserialize_with = "lenient::opt")]
     pub created_to: Option<i64>,
+    #[serde(deserialize_with = "lenient::opt")]
     pub updated_from: Option<i64>,
+    #[serde(deserialize_with = "lenient::opt")]
     pub updated_to: Option<i64>,
+    #[serde(deserialize_with = "lenient::opt")]
     pub at_risk: Option<bool>,
     /// Substring of the order id or the buyer's user id / email.
     pub q: Option<String>,
@@ -93,10 +98,42 @@ impl Filter {
     }
 }
 
+/// Numbers and booleans as JSON gives them or as query strings do. A
+/// query string's values are all text, and `#[serde(flatten)]` (which
+/// [`ListQuery`] needs) hands them on as text: without this,
+/// `?at_risk=true` would be refused.
+mod lenient {
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either<T> {
+        Native(T),
+        Text(String),
+    }
+
+    pub fn opt<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de> + std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        match Option::<Either<T>>::deserialize(d)? {
+            None => Ok(None),
+            Some(Either::Native(v)) => Ok(Some(v)),
+            Some(Either::Text(s)) => s
+                .parse()
+                .map(Some)
+                .map_err(|e| serde::de::Error::custom(format!("`{s}`: {e}"))),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     #[serde(flatten)]
     pub filter: Filter,
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub limit: Option<usize>,
     /// The `next` of the previous page: pages are in order-id order, so a
     /// page boundary never moves when orders change.
@@ -351,4 +388,24 @@ async fn stats(s: web::Data<AppState>) -> HttpResponse {
     let now = s.runtime.shared.clock.now_ms();
     let sum = report::summarize(&s.store, now, s.at_risk_margin_s);
     HttpResponse::Ok().json(sum)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_carry_booleans_and_numbers() {
+        let q = web::Query::<ListQuery>::from_query(
+            "at_risk=true&created_from=1764000000000&limit=5&state=exception",
+        )
+        .unwrap();
+        assert_eq!(q.filter.at_risk, Some(true));
+        assert_eq!(q.filter.created_from, Some(1_764_000_000_000));
+        assert_eq!(q.limit, Some(5));
+        assert_eq!(q.filter.state.as_deref(), Some("exception"));
+        assert!(web::Query::<ListQuery>::from_query("at_risk=perhaps").is_err());
+        let f: Filter = serde_json::from_str(r#"{"at_risk": false, "updated_to": 5}"#).unwrap();
+        assert_eq!((f.at_risk, f.updated_to), (Some(false), Some(5)));
+    }
 }

@@ -141,10 +141,13 @@ fn eq(a: &str, b: &str) -> bool {
 /// Does the request come from a page on another site?
 pub fn cross_site(headers: &HeaderMap) -> bool {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(site) = text("sec-fetch-site") {
-        if site == "cross-site" || site == "same-site" {
-            return true;
-        }
+    // Browsers that send Fetch Metadata say it outright; believe them
+    // (a same-origin form post may carry `Origin: null` under a strict
+    // referrer policy).
+    match text("sec-fetch-site") {
+        Some("cross-site" | "same-site") => return true,
+        Some("same-origin" | "none") => return false,
+        _ => {}
     }
     match text("origin") {
         None => false,
@@ -291,6 +294,12 @@ mod tests {
         ])));
         assert!(!cross_site(&headers(&[
             ("host", "127.0.0.1:8080"),
+            ("sec-fetch-site", "same-origin")
+        ])));
+        // A same-origin form post under a strict referrer policy.
+        assert!(!cross_site(&headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "null"),
             ("sec-fetch-site", "same-origin")
         ])));
     }

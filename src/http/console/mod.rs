@@ -109,7 +109,7 @@ fn page(status: StatusCode, body: Vec<u8>, mime: &'static str) -> HttpResponse {
         .content_type(mime)
         .insert_header(("Content-Security-Policy", CSP))
         .insert_header(("X-Content-Type-Options", "nosniff"))
-        .insert_header(("Referrer-Policy", "no-referrer"))
+        .insert_header(("Referrer-Policy", "same-origin"))
         .insert_header(("X-Frame-Options", "DENY"))
         .insert_header(("Cache-Control", "no-store"))
         .body(body)

@@ -53,6 +53,11 @@ function el(tag, attrs, ...children) {
   return e;
 }
 
+/** replaceChildren without the null/false holes conditional children leave. */
+function setKids(node, ...kids) {
+  node.replaceChildren(...kids.flat().filter((k) => k !== null && k !== undefined && k !== false));
+}
+
 const $ = (sel, root = document) => root.querySelector(sel);
 const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
 
@@ -283,8 +288,9 @@ function rowActions(summary) {
   if (TERMINAL.has(lc)) return [];
   switch (lc) {
     case 'exception': return ['resume', 'skip', 'hold', 'cancel'];
-    // on_hold is either an operator hold or a pending approval: offer both.
-    case 'on_hold': return ['release', 'approve', 'reject', 'cancel'];
+    // on_hold is an operator hold or a pending approval; the summary cannot
+    // tell, so offer both unless an error says it was held out of trouble.
+    case 'on_hold': return summary.last_error ? ['release', 'cancel'] : ['release', 'approve', 'reject', 'cancel'];
     default: return ['hold', 'cancel'];
   }
 }
@@ -378,6 +384,31 @@ function errorBox(message) {
   return el('div', { class: 'panel error-panel', role: 'alert' }, el('strong', { text: 'Could not load: ' }), message);
 }
 
+/**
+ * Remembers which order row's control has focus inside `root`, so a
+ * re-render (live updates) can put keyboard focus back; returns the restorer.
+ */
+function rememberFocus(root) {
+  const a = document.activeElement;
+  if (!a || !root.contains(a) || a === root) return () => {};
+  const row = a.closest('[data-order-id]');
+  const table = a.closest('[id]');
+  if (!row) return () => {};
+  const id = row.dataset.orderId;
+  const action = a.dataset.action;
+  const isLink = a.matches('a.order-link');
+  const scope = table ? table.id : '';
+  return () => {
+    if (document.activeElement && document.activeElement !== document.body && document.activeElement !== root) return;
+    const sel = `[data-order-id="${CSS.escape(id)}"]`;
+    const within = (scope && document.getElementById(scope)) || root;
+    const r = within.querySelector(sel) || root.querySelector(sel);
+    if (!r) return;
+    const target = action ? r.querySelector(`[data-action="${CSS.escape(action)}"]`) : (isLink ? r.querySelector('a.order-link') : null);
+    if (target) target.focus();
+  };
+}
+
 /** Calls fn at most once per `ms`, always running a trailing call. */
 function throttle(fn, ms = 1000) {
   let last = 0;
@@ -434,6 +465,7 @@ async function viewOverview() {
     ]);
     if (!stillCurrent(token)) return;
     const errors = [];
+    const restore = rememberFocus(root);
     if (stats.status === 'fulfilled') {
       renderCounts(counts, stats.value.by_lifecycle || {}, stats.value.total);
       renderThroughput(thr, stats.value);
@@ -443,6 +475,7 @@ async function viewOverview() {
     if (excs.status === 'fulfilled') renderExceptions($('#exceptions-wrap'), excs.value.orders || [], refreshSoon);
     else errors.push(`exceptions: ${excs.reason.message}`);
     errSlot.replaceChildren(...errors.filter((m) => !/not signed in/.test(m)).map((m) => errorBox(m)));
+    restore();
     setReady(true);
   };
   const refreshSoon = throttle(refresh, 1000);
@@ -476,16 +509,19 @@ function renderCounts(box, byLc, total) {
 
 function renderAtRisk(wrap, orders, after) {
   const list = orders.slice().sort((a, b) => (a.time_left_s ?? Infinity) - (b.time_left_s ?? Infinity));
-  const t = table('at-risk', ['Order', 'Time left', 'State', 'Ship by', 'Shop', '']);
+  const t = table('at-risk', ['Order', 'Time left', 'State', 'Ship by', el('th', { scope: 'col' }, el('span', { class: 'sr-only', text: 'Actions' }))]);
   const tb = t.tBodies[0];
   for (const o of list.slice(0, 50)) {
+    const acts = o.lifecycle === 'on_hold' ? [actionButton(o.order_id, 'release', after)] : [];
+    const actCell = td('Actions', el('div', { class: 'btn-row' }, acts), acts.length ? 'actions' : 'actions empty-cell');
     tb.append(el('tr', { 'data-order-id': o.order_id },
-      td('Order', el('a', { class: 'order-link mono', href: `#/orders/${enc(o.order_id)}`, text: o.order_id })),
+      td('Order', el('div', { class: 'order-cell' },
+        el('a', { class: 'order-link mono', href: `#/orders/${enc(o.order_id)}`, text: o.order_id }),
+        el('span', { class: 'muted small mono', text: o.shop_id || '' }))),
       td('Time left', timeLeftChip(o.time_left_s), 'time-left'),
       td('State', lifecycleChip(o.lifecycle), 'lifecycle'),
-      td('Ship by', o.ship_by ? timeEl(o.ship_by * 1000) : '—'),
-      td('Shop', mono(o.shop_id || '')),
-      td('Actions', el('div', { class: 'btn-row' }, o.lifecycle === 'on_hold' ? actionButton(o.order_id, 'release', after) : null), 'actions'),
+      td('Ship by', o.ship_by ? timeEl(o.ship_by * 1000) : '—', 'nowrap'),
+      actCell,
     ));
   }
   wrap.replaceChildren(list.length ? t : emptyState('No order is at risk. Nice.'));
@@ -657,7 +693,7 @@ async function viewOrders(query) {
       syncBulk();
     });
     const tr = el('tr', { 'data-order-id': s.order_id, 'data-lifecycle': s.lifecycle, class: selected.has(s.order_id) ? 'selected' : '' },
-      el('td', { class: 'col-select', 'data-label': 'Select' }, box),
+      el('td', { class: 'col-select', 'data-label': 'Select' }, el('label', { class: 'select-hit' }, box)),
       td('Order', el('div', { class: 'order-cell' },
         el('a', { class: 'order-link mono', href: `#/orders/${enc(s.order_id)}`, text: s.order_id }),
         el('span', { class: 'muted small' }, mono(s.shop_id || ''), s.items != null ? ` · ${s.items} item${s.items === 1 ? '' : 's'}` : '', s.total != null ? ` · ${money(s.total)}` : '')), 'order'),
@@ -819,13 +855,14 @@ async function viewOrders(query) {
         el('ul', null, failures.slice(0, 200).map((r) => el('li', null, mono(r.order_id), ': ', r.message))))
       : null;
     bulkProgress.classList.toggle('error', j.state === 'finished' && j.failed > 0);
-    bulkProgress.replaceChildren(el('div', { class: 'bulk-line' }, el('strong', { text: `${ACTION_LABELS[j.action] || j.action} · ${pct}%` }), text), bar, details);
+    setKids(bulkProgress, el('div', { class: 'bulk-line' }, el('strong', { text: `${ACTION_LABELS[j.action] || j.action} · ${pct}%` }), text), bar, details);
   }
 
   current.onOrder = (s) => {
     if (rows.has(s.order_id)) upsert({ ...rows.get(s.order_id), ...s });
-    else if (!next && matches(s, active)) upsert(s, { isNew: true });
-    else if (matches(s, active) && rows.size < 50) upsert(s, { isNew: true });
+    // A new order goes to the top when it visibly matches the filters (ids
+    // already shown are updated in place, so a later page never duplicates it).
+    else if (matches(s, active)) upsert(s, { isNew: true });
     syncBulk();
   };
 
@@ -993,7 +1030,7 @@ function noteForm(orderId, after) {
 async function viewWorkflows() {
   const token = beginView('workflows', 'Workflows');
   const root = viewRoot();
-  const t = table('workflows', ['Workflow', 'Versions', 'Running orders', '']);
+  const t = table('workflows', ['Workflow', 'Versions', el('th', { scope: 'col', class: 'num', text: 'Running' })]);
   const listPanel = el('section', { class: 'panel', 'aria-labelledby': 'wf-list-h' },
     el('div', { class: 'panel-head' }, el('h2', { id: 'wf-list-h', text: 'Loaded workflows' }),
       el('button', { id: 'wf-reload', type: 'button', class: 'btn btn-sm', text: 'Reload from disk' })),
@@ -1179,14 +1216,13 @@ async function viewWorkflows() {
         versions.sort((a, b) => (b.current ? 1 : 0) - (a.current ? 1 : 0) || String(b.version).localeCompare(String(a.version)));
         const total = versions.reduce((s, v) => s + (v.orders || 0), 0);
         const cur = versions.find((v) => v.current);
-        const pick = el('button', { type: 'button', class: 'btn btn-sm', text: 'Edit', 'aria-label': `Edit workflow ${n}` });
+        const pick = el('button', { type: 'button', class: 'linklike mono wf-pick', text: n, title: `Edit ${n}${cur && cur.path ? ` (${cur.path})` : ''}` });
         const tr = el('tr', { 'data-workflow': n, class: 'clickable' },
-          td('Workflow', el('div', null, mono(n, 'wf-name'), cur && cur.path ? el('div', { class: 'muted small mono', text: cur.path }) : null)),
+          td('Workflow', pick, 'wf-cell'),
           td('Versions', el('ul', { class: 'versions' }, versions.map((v) => el('li', { 'data-version': v.version, class: v.current ? 'current' : '' },
             el('span', { class: 'mono', title: v.key || String(v.version), text: shortVersion(v.version) }), v.current ? el('span', { class: 'badge', text: 'current' }) : null,
-            el('span', { class: 'muted', text: `${v.orders || 0} running` }))))),
-          td('Running orders', el('span', { class: 'num-big', text: String(total) }), 'orders'),
-          td('', pick, 'actions'));
+            el('span', { class: 'muted nowrap', text: `${v.orders || 0} running` }))))),
+          td('Running', el('span', { class: 'num-big', text: String(total) }), 'orders num'));
         const choose = () => {
           name.value = n;
           ok.hidden = true;
@@ -1200,7 +1236,7 @@ async function viewWorkflows() {
         tr.addEventListener('click', choose);
         tb.append(tr);
       }
-      if (!byName.size) tb.append(el('tr', null, el('td', { colspan: '4', class: 'empty', text: 'No workflows loaded.' })));
+      if (!byName.size) tb.append(el('tr', null, el('td', { colspan: '3', class: 'empty', text: 'No workflows loaded.' })));
     } catch (e) {
       if (!stillCurrent(token) || e.status === 401) return;
       listPanel.append(errorBox(e.message));
@@ -1219,7 +1255,7 @@ function shortVersion(v) {
 function renderDryRun(box, d) {
   const trace = Array.isArray(d.trace) ? d.trace : [];
   const effects = Array.isArray(d.effects) ? d.effects : [];
-  box.replaceChildren(
+  setKids(box,
     el('p', { class: 'dry-outcome' }, el('span', { text: 'Outcome: ' }), el('strong', { class: 'outcome', text: String(d.outcome ?? '—') })),
     el('ol', { class: 'trace' }, trace.map((t) => el('li', { 'data-step': t.step ?? '' },
       t.step ? mono(t.step, 'trace-step') : null, t.step ? ' ' : null, el('span', { class: 'trace-what', text: t.what ?? JSON.stringify(t) })))),

@@ -1,0 +1,598 @@
+//! The web console end to end: the real daemon (as a process, with its
+//! built-in TikTok Shop simulator) driven by headless Chromium through
+//! WebDriver. Each step acts on the page and then checks the page and the
+//! admin API.
+//!
+//! - log in (a wrong token is refused; the session cookie is HttpOnly and
+//!   SameSite=Strict and invisible to scripts);
+//! - an order arrives and appears in the list without a reload;
+//! - hold and release it from the list in one tap;
+//! - resume an order in exception from its page;
+//! - approve a high-value order;
+//! - a bulk retry over three orders in exception, with its progress;
+//! - upload a broken workflow and see its `line:col` error; nothing changes;
+//! - screenshots of the overview and an order page at 375 and 1280 px
+//!   (`docs/screenshots/`, shown in the README), and no sideways scrolling
+//!   on a phone.
+//!
+//! And without the browser: with no session every page and API call is
+//! refused, and a forged cross-site POST from another origin's page is
+//! refused even though the browser is logged in.
+//!
+//! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian's
+//! `chromium` and `chromium-driver`; `scripts/test` installs them).
+
+#[path = "common/browser.rs"]
+mod browser;
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use browser::Browser;
+use common::{wire_order, Daemon, Inbox};
+use serde_json::{json, Value};
+
+const TOKEN: &str = "console-e2e-token-0123456789";
+
+/// Orders call a partner (the test's inbox, which fails when told to: no
+/// retries, so the order parks in exception), then wait for delivery so
+/// they stay open for hold and release. Orders of 100 or more need an
+/// approval first.
+fn workflow(partner: &str) -> String {
+    format!(
+        r#"name: console
+trigger:
+  on: AWAITING_SHIPMENT
+steps:
+  - id: route
+    switch:
+      - when: "order.payment.total_amount >= 100.0"
+        goto: approve
+      - default: call_partner
+  - id: approve
+    approval:
+      message: "Order ${{{{ order.id }}}} totals ${{{{ order.payment.total_amount }}}}: approve?"
+      timeout: 24h
+      default: reject
+  - id: call_partner
+    call: http.request
+    with: {{ url: "{partner}" }}
+  - id: wait_delivery
+    wait:
+      until: "event.type == 'status' && event.status == 'DELIVERED'"
+      timeout: 14d
+  - id: delivered
+    end: delivered
+"#
+    )
+}
+
+struct Env {
+    daemon: Daemon,
+    inbox: Inbox,
+    http: reqwest::Client,
+    workflows: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    async fn start() -> Env {
+        browser::require_chromium();
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = Inbox::start();
+        let workflows = dir.path().join("workflows");
+        std::fs::create_dir_all(&workflows).unwrap();
+        std::fs::write(workflows.join("console.yaml"), workflow(&inbox.url())).unwrap();
+        let daemon = Daemon::start(
+            &dir.path().join("data"),
+            &workflows,
+            &dir.path().join("daemon.log"),
+            &[("ORDERFLOW_SERVER__ADMIN_TOKEN", TOKEN)],
+        );
+        let http = reqwest::Client::new();
+        common::wait_ready(&http, &daemon.base).await;
+        Env {
+            daemon,
+            inbox,
+            http,
+            workflows,
+            dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.daemon.base)
+    }
+
+    async fn api(&self, path: &str) -> Value {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// An order as TikTok would send it, through the durable intake, due
+    /// to ship within `ship_in_h` hours.
+    async fn submit(&self, id: &str, total: &str, ship_in_h: i64) {
+        let now_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let mut o = wire_order(id, now_s);
+        o["rts_sla_time"] = json!(now_s + ship_in_h * 3600);
+        for k in ["original_total_product_price", "sub_total", "total_amount"] {
+            o["payment"][k] = json!(total);
+        }
+        o["line_items"][0]["sale_price"] = json!(total);
+        o["line_items"][0]["original_price"] = json!(total);
+        let r = self
+            .http
+            .post(self.url("/api/v1/events"))
+            .bearer_auth(TOKEN)
+            .json(&json!({"id": format!("ev-{id}"), "shop_id": "shop-1", "order": o}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "event for {id}");
+    }
+
+    async fn order(&self, id: &str) -> Value {
+        self.api(&format!("/api/v1/orders/{id}")).await
+    }
+
+    /// Waits until the API shows `id` satisfying `ok`.
+    async fn wait_order(&self, id: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let o = self.order(id).await;
+            if ok(&o) {
+                return o;
+            }
+            assert!(Instant::now() < deadline, "order {id} never {what}: {o}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn wait_lifecycle(&self, id: &str, lifecycle: &str) -> Value {
+        self.wait_order(id, lifecycle, |o| o["lifecycle"] == lifecycle)
+            .await
+    }
+}
+
+/// Where the README's screenshots come from.
+fn shots() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots")
+}
+
+/// A JS expression: the normalised text of the first element `css`
+/// selects ("On hold", "on_hold" and "ON HOLD" all become "onhold").
+fn text_of(css: &str) -> String {
+    format!(
+        "((document.querySelector({css:?}) || {{}}).innerText || '').toLowerCase().replace(/[^a-z]/g, '')"
+    )
+}
+
+async fn wait_view(b: &Browser, view: &str) {
+    b.wait_for(&format!("#view[data-view='{view}'][data-ready='true']"))
+        .await;
+}
+
+/// Asserts the page does not scroll sideways (what a phone would show).
+async fn assert_fits(b: &Browser, what: &str) {
+    let v = b
+        .js(
+            "return [document.documentElement.scrollWidth, window.innerWidth]",
+            json!([]),
+        )
+        .await;
+    let (content, viewport) = (v[0].as_i64().unwrap(), v[1].as_i64().unwrap());
+    assert!(
+        content <= viewport,
+        "{what} is {content} px wide in a {viewport} px window"
+    );
+}
+
+/// Screenshots of the current page at phone and desk widths.
+async fn shoot(b: &Browser, name: &str, view: &str) {
+    b.wait_until(
+        "no toast covers the page",
+        "!document.querySelector('#toast.show')",
+    )
+    .await;
+    b.resize(375, 812).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_view(b, view).await;
+    assert_fits(b, &format!("the {name} page at 375 px")).await;
+    b.screenshot(&shots().join(format!("{name}-375.png"))).await;
+    b.resize(1280, 900).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_view(b, view).await;
+    b.screenshot(&shots().join(format!("{name}-1280.png")))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_end_to_end() {
+    let env = Env::start().await;
+    let b = Browser::start(1280, 900).await;
+
+    // --- Log in. Without a session, `/` sends the browser to the login page.
+    b.goto(&env.url("/")).await;
+    b.wait_for("form#login").await;
+    assert!(b.url().await.ends_with("/login"), "at {}", b.url().await);
+    b.type_into("#token", "not-the-token-at-all").await;
+    b.click("form#login [type=submit]").await;
+    let refused = b.text("#login-error").await;
+    assert!(!refused.is_empty(), "a wrong token says so");
+    b.type_into("#token", TOKEN).await;
+    b.click("form#login [type=submit]").await;
+    wait_view(&b, "overview").await;
+    let cookies = b.cookies().await;
+    let session = cookies
+        .iter()
+        .find(|c| c["name"] == "orderflow_session")
+        .unwrap_or_else(|| panic!("no session cookie in {cookies:?}"));
+    assert_eq!(session["httpOnly"], true, "{session}");
+    assert_eq!(session["sameSite"], "Strict", "{session}");
+    assert_eq!(
+        b.js("return document.cookie", json!([])).await,
+        json!(""),
+        "scripts cannot read the session"
+    );
+    b.wait_for("#live[data-connected='true']").await;
+
+    // --- An order arrives while the list is open: it appears, no reload.
+    b.goto(&env.url("/#/orders")).await;
+    wait_view(&b, "orders").await;
+    b.js("window.__sameDocument = 'yes'", json!([])).await;
+    env.submit("e2e-live-1", "20.00", 3).await;
+    b.wait_for("tr[data-order-id='e2e-live-1']").await;
+    assert_eq!(
+        b.js("return window.__sameDocument", json!([])).await,
+        json!("yes"),
+        "the row arrived without a reload"
+    );
+    env.wait_order("e2e-live-1", "waiting for delivery", |o| {
+        o["step"] == "wait_delivery"
+    })
+    .await;
+
+    // --- Hold and release, one tap each, from the list.
+    b.click("tr[data-order-id='e2e-live-1'] button[data-action='hold']")
+        .await;
+    env.wait_lifecycle("e2e-live-1", "on_hold").await;
+    b.wait_until(
+        "the row shows on hold",
+        &format!(
+            "{} == 'onhold'",
+            text_of("tr[data-order-id='e2e-live-1'] td.lifecycle")
+        ),
+    )
+    .await;
+    b.click("tr[data-order-id='e2e-live-1'] button[data-action='release']")
+        .await;
+    let o = env
+        .wait_order("e2e-live-1", "released", |o| o["lifecycle"] != "on_hold")
+        .await;
+    assert_eq!(o["step"], "wait_delivery", "released where it was: {o}");
+    b.wait_until(
+        "the row no longer shows on hold",
+        &format!(
+            "{} != 'onhold'",
+            text_of("tr[data-order-id='e2e-live-1'] td.lifecycle")
+        ),
+    )
+    .await;
+
+    // --- Resume an order in exception from its page.
+    env.inbox.fail_next(1);
+    env.submit("e2e-exc-1", "20.00", 30).await;
+    let o = env.wait_lifecycle("e2e-exc-1", "exception").await;
+    assert!(o["last_error"].is_string(), "{o}");
+    b.goto(&env.url("/#/orders/e2e-exc-1")).await;
+    wait_view(&b, "order").await;
+    b.wait_for("#order[data-order-id='e2e-exc-1']").await;
+    b.wait_until(
+        "the page shows the exception",
+        &format!("{} == 'exception'", text_of("#order-lifecycle")),
+    )
+    .await;
+    assert!(
+        !b.text("#order-error").await.is_empty(),
+        "the error is shown"
+    );
+    b.wait_for("#path li[data-step='call_partner'][data-status='current']")
+        .await;
+    b.wait_for("#path li[data-step='route'][data-status='done']")
+        .await;
+    shoot(&b, "order", "order").await;
+    let delivered_before = env.inbox.delivered().len();
+    b.click("#actions button[data-action='resume']").await;
+    let o = env
+        .wait_order("e2e-exc-1", "resumed", |o| o["step"] == "wait_delivery")
+        .await;
+    assert_ne!(o["lifecycle"], "exception", "{o}");
+    assert_eq!(
+        env.inbox.delivered().len(),
+        delivered_before + 1,
+        "the partner call ran again, once"
+    );
+    b.wait_until(
+        "the page leaves exception",
+        &format!("{} != 'exception'", text_of("#order-lifecycle")),
+    )
+    .await;
+    b.wait_for("#path li[data-step='call_partner'][data-status='done']")
+        .await;
+
+    // --- Approve a high-value order.
+    env.submit("e2e-hv-1", "250.00", 40).await;
+    env.wait_order("e2e-hv-1", "awaiting approval", |o| {
+        o["waiting"]["approval"].is_string()
+    })
+    .await;
+    b.goto(&env.url("/#/orders/e2e-hv-1")).await;
+    wait_view(&b, "order").await;
+    b.wait_for("#order[data-order-id='e2e-hv-1']").await;
+    b.click("#actions button[data-action='approve']").await;
+    env.wait_order("e2e-hv-1", "approved and on its way", |o| {
+        o["step"] == "wait_delivery"
+    })
+    .await;
+    b.wait_for("#path li[data-step='approve'][data-status='done']")
+        .await;
+    let audit = env.api("/api/v1/orders/e2e-hv-1/audit").await;
+    assert!(
+        audit.to_string().contains("approv"),
+        "the approval is in the audit trail: {audit}"
+    );
+
+    // --- Bulk retry over three orders in exception.
+    env.inbox.fail_next(3);
+    let bulk = ["e2e-bulk-1", "e2e-bulk-2", "e2e-bulk-3"];
+    for id in bulk {
+        env.submit(id, "30.00", 48).await;
+        env.wait_lifecycle(id, "exception").await;
+    }
+    // The overview now has something in every section: the screenshots.
+    b.goto(&env.url("/#/")).await;
+    wait_view(&b, "overview").await;
+    b.wait_for("#exceptions [data-order-id='e2e-bulk-3']").await;
+    b.wait_for("#at-risk tr[data-order-id='e2e-live-1']").await;
+    shoot(&b, "overview", "overview").await;
+
+    b.goto(&env.url("/#/orders")).await;
+    wait_view(&b, "orders").await;
+    for id in bulk {
+        b.click(&format!("tr[data-order-id='{id}'] input.select"))
+            .await;
+    }
+    b.wait_for("#bulk").await;
+    b.click("select#bulk-action option[value='retry']").await;
+    b.click("#bulk-run").await;
+    b.wait_for("#bulk-progress[data-state='finished']").await;
+    let progress = b.text("#bulk-progress").await;
+    assert!(progress.contains("3/3"), "progress says {progress:?}");
+    for id in bulk {
+        env.wait_order(id, "retried", |o| o["step"] == "wait_delivery")
+            .await;
+    }
+
+    // --- Upload a broken workflow: the error has its line and column, and
+    // nothing changes.
+    let before = env.api("/api/v1/workflows").await;
+    let on_disk = std::fs::read_to_string(env.workflows.join("console.yaml")).unwrap();
+    let broken = env.dir.path().join("console-broken.yaml");
+    std::fs::write(
+        &broken,
+        "name: console\ntrigger:\n  on: AWAITING_SHIPMENT\nsteps:\n  - id: label\n    call: shipping.buy_lable\n",
+    )
+    .unwrap();
+    b.goto(&env.url("/#/workflows")).await;
+    wait_view(&b, "workflows").await;
+    b.wait_for("tr[data-workflow='console']").await;
+    b.type_into("#wf-name", "console").await;
+    b.type_into("#wf-file", broken.to_str().unwrap()).await;
+    b.wait_until(
+        "the file is loaded into the editor",
+        "document.querySelector('#wf-yaml').value.includes('buy_lable')",
+    )
+    .await;
+    b.click("#wf-validate").await;
+    b.wait_for("#wf-errors li").await;
+    let errors = b.texts("#wf-errors li").await;
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("6:11:") && e.contains("buy_lable")),
+        "errors: {errors:?}"
+    );
+    b.click("#wf-save").await;
+    b.wait_until(
+        "saving shows the error too",
+        "Array.from(document.querySelectorAll('#wf-errors li')).some(e => e.innerText.startsWith('6:11:'))",
+    )
+    .await;
+    assert_eq!(env.api("/api/v1/workflows").await, before, "no new version");
+    assert_eq!(
+        std::fs::read_to_string(env.workflows.join("console.yaml")).unwrap(),
+        on_disk,
+        "the file is untouched"
+    );
+}
+
+#[tokio::test]
+async fn without_a_session_everything_is_refused() {
+    let env = Env::start().await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http.get(env.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/login");
+    for path in [
+        "/api/v1/orders",
+        "/api/v1/stats",
+        "/api/v1/live",
+        "/api/v1/console/session",
+        "/api/v1/workflows",
+        "/api/v1/inventory",
+    ] {
+        let r = http.get(env.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 401, "GET {path}");
+    }
+    let forged_cookie = "orderflow_session=00112233445566778899aabbccddeeff";
+    let r = http
+        .post(env.url("/api/v1/workflows/reload"))
+        .header("Cookie", forged_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "an invented session is no session");
+    // The login page and the console's files are public; they hold no data.
+    assert_eq!(
+        http.get(env.url("/login")).send().await.unwrap().status(),
+        200
+    );
+    let js = http.get(env.url("/console/app.js")).send().await.unwrap();
+    assert_eq!(js.status(), 200);
+
+    // A real session: without its CSRF token a POST is refused, with it
+    // the POST goes through.
+    let r = http
+        .post(env.url("/login"))
+        .form(&[("token", TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(attr), "{set}");
+    }
+    let cookie = set.split(';').next().unwrap().to_string();
+    let session: Value = http
+        .get(env.url("/api/v1/console/session"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let csrf = session["csrf"].as_str().unwrap().to_string();
+    assert_eq!(csrf.len(), 64);
+    let reload = |csrf: Option<&str>, origin: Option<&str>| {
+        let mut r = http
+            .post(env.url("/api/v1/workflows/reload"))
+            .header("Cookie", &cookie);
+        if let Some(c) = csrf {
+            r = r.header("X-CSRF-Token", c);
+        }
+        if let Some(o) = origin {
+            r = r.header("Origin", o);
+        }
+        r.send()
+    };
+    assert_eq!(reload(None, None).await.unwrap().status(), 403);
+    assert_eq!(reload(Some("0"), None).await.unwrap().status(), 403);
+    assert_eq!(
+        reload(Some(&csrf), Some("http://evil.example"))
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(reload(Some(&csrf), None).await.unwrap().status(), 200);
+    // Logging out ends the session.
+    let r = http
+        .post(env.url("/logout"))
+        .header("Cookie", &cookie)
+        .header("X-CSRF-Token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = http
+        .get(env.url("/api/v1/orders"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let refused = common::metric(
+        &env.http,
+        &env.daemon.base,
+        "orderflow_http_refused_total",
+        "reason=\"csrf\"",
+    )
+    .await;
+    assert_eq!(refused, 2.0);
+}
+
+/// A page on another origin, logged-in browser: its auto-submitting form
+/// must not hold the order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_cross_site_post_is_refused() {
+    let env = Env::start().await;
+    env.submit("e2e-target", "20.00", 48).await;
+    env.wait_order("e2e-target", "waiting for delivery", |o| {
+        o["step"] == "wait_delivery"
+    })
+    .await;
+    let b = Browser::start(1280, 900).await;
+    b.goto(&env.url("/login")).await;
+    b.type_into("#token", TOKEN).await;
+    b.click("form#login [type=submit]").await;
+    wait_view(&b, "overview").await;
+
+    // The attacker's page, on another port of the same host: same site, so
+    // even SameSite=Strict sends the cookie. The Origin check must stop it.
+    let target = env.url("/api/v1/orders/e2e-target/actions/hold");
+    let page = format!(
+        "<!doctype html><form method=post action=\"{target}\"></form>\
+         <script>document.forms[0].submit()</script>"
+    );
+    let evil = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let evil_url = format!("http://{}/", evil.local_addr().unwrap());
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut conn in evil.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}",
+                page.len()
+            );
+        }
+    });
+    b.goto(&evil_url).await;
+    b.wait_until(
+        "the forged form was posted",
+        &format!("location.href == {target:?}"),
+    )
+    .await;
+    let shown = b.js("return document.body.innerText", json!([])).await;
+    assert!(
+        shown.as_str().unwrap_or_default().contains("cross-site"),
+        "the daemon refused it: {shown}"
+    );
+    let o = env.order("e2e-target").await;
+    assert_ne!(o["lifecycle"], "on_hold", "{o}");
+    let refused = common::metric(
+        &env.http,
+        &env.daemon.base,
+        "orderflow_http_refused_total",
+        "reason=\"cross_site\"",
+    )
+    .await;
+    assert_eq!(refused, 1.0);
+}
