@@ -27,7 +27,9 @@
 //! - [`sync`]: TikTok order sync: signed webhooks, hydration through the
 //!   gateway's batched order detail, polling from a durable cursor.
 //! - [`http`]: health, metrics, intake, the admin API and stock over
-//!   handles.
+//!   handles; the gate in front of them ([`http::auth`]: bearer token, or a
+//!   console session with its CSRF token); the web console
+//!   ([`http::console`]: compiled-in pages, login, live events).
 //! - [`config`]: layered configuration with one `validate()`.
 //! - [`metrics`]: every metric name, described once.
 //! - [`daemon`]: wiring, recovery, graceful shutdown.
