@@ -10,6 +10,8 @@
 //! - resume an order in exception from its page;
 //! - approve a high-value order;
 //! - a bulk retry over three orders in exception, with its progress;
+//! - dry-run the workflow against a real order (nothing changes);
+//! - import stock as CSV and edit one SKU in place;
 //! - upload a broken workflow and see its `line:col` error; nothing changes;
 //! - screenshots of the overview and an order page at 375 and 1280 px
 //!   (`docs/screenshots/`, shown in the README), and no sideways scrolling
@@ -382,6 +384,54 @@ async fn console_end_to_end() {
     for id in bulk {
         env.wait_order(id, "retried", |o| o["step"] == "wait_delivery")
             .await;
+    }
+
+    // --- Dry-run the workflow in force against the high-value order,
+    // rejecting its approval: the trace says so, and nothing changes.
+    let console_yaml = std::fs::read_to_string(env.workflows.join("console.yaml")).unwrap();
+    b.goto(&env.url("/#/workflows")).await;
+    wait_view(&b, "workflows").await;
+    b.js(
+        "const t = document.querySelector('#wf-yaml'); t.value = arguments[0]; \
+         t.dispatchEvent(new Event('input', {bubbles: true}));",
+        json!([console_yaml]),
+    )
+    .await;
+    b.type_into("#wf-order", "e2e-hv-1").await;
+    b.click("select#wf-approval option[value='reject']").await;
+    b.click("#wf-dryrun").await;
+    b.wait_until(
+        "the dry-run shows the rejected approval",
+        "(document.querySelector('#wf-dryrun-result').innerText || '').toLowerCase().includes('reject')",
+    )
+    .await;
+    let o = env.order("e2e-hv-1").await;
+    assert_eq!(o["step"], "wait_delivery", "a dry-run touches nothing: {o}");
+
+    // --- Inventory: import a CSV, then edit one SKU's stock in place.
+    b.goto(&env.url("/#/inventory")).await;
+    wait_view(&b, "inventory").await;
+    b.type_into("#inv-csv", "sku_id,warehouse_id,on_hand\nSKU-E2E,WH-1,25\n")
+        .await;
+    b.click("#inv-import").await;
+    b.wait_for("tr[data-sku='SKU-E2E']").await;
+    b.wait_until(
+        "the imported stock is shown",
+        "(document.querySelector(\"tr[data-sku='SKU-E2E'] td.on-hand\") || {innerText: ''}).innerText.includes('25')",
+    )
+    .await;
+    b.click("tr[data-sku='SKU-E2E'] button.edit").await;
+    b.type_into("tr[data-sku='SKU-E2E'] input.edit-on-hand", "40")
+        .await;
+    b.click("tr[data-sku='SKU-E2E'] button.save").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = env.api("/api/v1/inventory/SKU-E2E").await;
+        if v["on_hand"] == 40 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "stock never 40: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
     // --- Upload a broken workflow: the error has its line and column, and
