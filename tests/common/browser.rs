@@ -202,14 +202,31 @@ impl Browser {
         }
     }
 
-    /// Waits for `css`, then clicks it.
+    /// Waits for `css`, then clicks it. A live page re-renders rows as
+    /// orders change, so an element can go stale (or sit under a toast for
+    /// a moment) between finding and clicking: those are retried, anything
+    /// else fails.
     pub async fn click(&self, css: &str) {
-        let e = self.wait_for(css).await;
-        let r = self.post(&format!("/element/{e}/click"), json!({})).await;
-        assert!(
-            r.is_null() || r.get("error").is_none(),
-            "click {css} failed: {r}"
-        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let e = self.wait_for(css).await;
+            let r = self.post(&format!("/element/{e}/click"), json!({})).await;
+            let error = r.get("error").and_then(Value::as_str).unwrap_or("");
+            if error.is_empty() {
+                return;
+            }
+            let transient = matches!(
+                error,
+                "stale element reference"
+                    | "element click intercepted"
+                    | "element not interactable"
+            );
+            assert!(
+                transient && Instant::now() < deadline,
+                "click {css} failed: {r}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Waits for `css`, clears it and types `text`.

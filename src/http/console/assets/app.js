@@ -743,6 +743,7 @@ async function viewOrders(query) {
 
   let active = filters;
   async function load(append) {
+    if (!stillCurrent(token)) return;
     const f = append ? active : currentFilters();
     active = f;
     const p = new URLSearchParams({ ...f, limit: '50' });
@@ -878,6 +879,9 @@ async function viewOrder(id) {
   root.append(el('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, el('a', { href: '#/orders', text: 'Orders' }), el('span', { 'aria-hidden': 'true', text: ' / ' }), mono(id)), box);
 
   const refresh = async (markBusy) => {
+    // A refresh scheduled by an action can fire after the user has moved
+    // on: it must not touch another view's readiness.
+    if (!stillCurrent(token)) return;
     if (markBusy) setReady(false);
     try {
       const [o, audit] = await Promise.all([apiOk(`/api/v1/orders/${enc(id)}`), apiOk(`/api/v1/orders/${enc(id)}/audit`)]);
