@@ -36,28 +36,6 @@ steps:
     end: shipped
 "#;
 
-async fn create(
-    client: &reqwest::Client,
-    sim: &str,
-    shop: &str,
-    status: &str,
-    count: usize,
-) -> Vec<String> {
-    let (st, v) = post_json(
-        client,
-        &format!("{sim}/sim/orders"),
-        &serde_json::json!({"shop_id": shop, "status": status, "count": count}),
-    )
-    .await;
-    assert_eq!(st, 200, "{v}");
-    v["orders"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["order_id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 async fn ships(client: &reqwest::Client, sim: &str) -> usize {
     let (_, v) = get_json(client, &format!("{sim}/sim/ledger?action=mark_shipped")).await;
     v["entries"]
@@ -134,9 +112,10 @@ async fn a_stopped_daemon_catches_up_from_its_polling_cursor() {
     // polling.
     let daemon = Daemon::start_with(&listen, Some(&config), &data, &wf, &log, &[]);
     common::wait_ready(&client, &daemon.base).await;
-    let on_hold = create(&client, &sim_url, &shops[0], "ON_HOLD", 60).await;
-    let mut to_ship = create(&client, &sim_url, &shops[0], "AWAITING_SHIPMENT", 50).await;
-    to_ship.extend(create(&client, &sim_url, &shops[1], "AWAITING_SHIPMENT", 50).await);
+    let on_hold = common::sim_orders(&client, &sim_url, &shops[0], "ON_HOLD", 60).await;
+    let mut to_ship =
+        common::sim_orders(&client, &sim_url, &shops[0], "AWAITING_SHIPMENT", 50).await;
+    to_ship.extend(common::sim_orders(&client, &sim_url, &shops[1], "AWAITING_SHIPMENT", 50).await);
     let mut all: Vec<String> = on_hold.iter().chain(&to_ship).cloned().collect();
     eventually(Duration::from_secs(180), "the first orders in sync", || {
         let (c, s, b, ids) = (
@@ -190,7 +169,7 @@ async fn a_stopped_daemon_catches_up_from_its_polling_cursor() {
         to_ship.len(),
         "{v}"
     );
-    let fresh = create(&client, &sim_url, &shops[1], "AWAITING_SHIPMENT", 40).await;
+    let fresh = common::sim_orders(&client, &sim_url, &shops[1], "AWAITING_SHIPMENT", 40).await;
     all.extend(fresh.iter().cloned());
     // Every push of the downtime fails (nothing listens).
     let changed = cancelled.len() + to_ship.len() + fresh.len();

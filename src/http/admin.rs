@@ -301,7 +301,7 @@ pub async fn intervene(
 
 async fn start_bulk(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
     use actix_web::http::StatusCode;
-    let req: BulkRequest = match serde_json::from_slice(&body) {
+    let req: BulkRequest = match super::json_body(&body) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed body: {e}")),
     };

@@ -78,7 +78,7 @@ async fn update(s: web::Data<AppState>, path: web::Path<String>, body: web::Byte
     let Some(inv) = inventory(&s) else {
         return unavailable();
     };
-    let u: Update = match serde_json::from_slice(&body) {
+    let u: Update = match super::json_body(&body) {
         Ok(u) => u,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid body: {e}")),
     };

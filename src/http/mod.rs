@@ -103,6 +103,16 @@ pub(crate) fn error(
     HttpResponse::build(status).json(json!({ "error": message.into() }))
 }
 
+/// Reads a JSON request body into `T`. Only an object is a request: serde
+/// would also read an array as a struct's fields in order, so `["ops"]`
+/// posted to an intervention would mean `{"by": "ops"}`.
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err("the body must be a JSON object".into());
+    }
+    serde_json::from_slice(body).map_err(|e| e.to_string())
+}
+
 async fn healthz() -> impl Responder {
     HttpResponse::Ok().body("ok")
 }
@@ -139,7 +149,7 @@ pub struct EventRequest {
 
 async fn post_event(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
     use actix_web::http::StatusCode;
-    let req: EventRequest = match serde_json::from_slice(&body) {
+    let req: EventRequest = match json_body(&body) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed event: {e}")),
     };
@@ -347,7 +357,7 @@ async fn post_action(
     let b: ActionBody = if body.is_empty() {
         ActionBody::default()
     } else {
-        match serde_json::from_slice(&body) {
+        match json_body(&body) {
             Ok(b) => b,
             Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed body: {e}")),
         }
@@ -394,7 +404,7 @@ pub struct ResyncRequest {
 /// again and apply what changed.
 async fn resync(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
     use actix_web::http::StatusCode;
-    let req: ResyncRequest = match serde_json::from_slice(&body) {
+    let req: ResyncRequest = match json_body(&body) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed body: {e}")),
     };

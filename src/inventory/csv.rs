@@ -16,7 +16,7 @@ fn check_id(what: &str, s: &str) -> Result<(), String> {
 
 /// One valid data row.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Row {
+pub struct Row {
     pub line: usize,
     pub sku: String,
     pub warehouse: Option<String>,
@@ -67,7 +67,7 @@ fn split(line: &str) -> Result<Vec<String>, String> {
 }
 
 /// Parses the whole file; `Err` lists every problem.
-pub(crate) fn parse(text: &str) -> Result<Vec<Row>, Vec<String>> {
+pub fn parse(text: &str) -> Result<Vec<Row>, Vec<String>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text
         .lines()

@@ -52,7 +52,7 @@
 //! - Re-reserving an order whose reservation is held or committed returns
 //!   it unchanged; after a release, `reserve` reserves afresh.
 
-mod csv;
+pub mod csv;
 pub mod push;
 
 use std::collections::BTreeMap;

@@ -139,13 +139,22 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-/// How one attempt ended.
-enum Attempt {
-    Done(serde_json::Value),
+/// What one TikTok response means, read from its HTTP status and body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome<T> {
+    /// Code 0 with a 2xx status: the decoded `data` (an empty object when
+    /// absent).
+    Done(T),
+    /// Code 36009002 or HTTP 429: retry after a back-off.
     Throttled(String),
+    /// An internal error, a 5xx or an unreadable body with a 5xx: retry.
     Transient(String),
+    /// Code 105002: refresh the access token, then retry.
     TokenExpired(String),
 }
+
+/// How one attempt ended, before `data` is decoded into the endpoint's type.
+type Attempt = Outcome<serde_json::Value>;
 
 /// One request, before signing.
 struct Req<'a> {
@@ -311,7 +320,7 @@ impl Client {
                 let transient = e.is_timeout() || e.is_connect() || e.is_request() || e.is_body();
                 let msg = e.without_url().to_string();
                 if transient {
-                    Ok(Attempt::Transient(msg))
+                    Ok(Outcome::Transient(msg))
                 } else {
                     Err(Error::Transport {
                         endpoint: req.endpoint,
@@ -322,18 +331,18 @@ impl Client {
             Ok(resp) => {
                 let status = resp.status();
                 match resp.bytes().await {
-                    Err(e) => Ok(Attempt::Transient(e.without_url().to_string())),
-                    Ok(bytes) => self.classify(req.endpoint, status, &bytes),
+                    Err(e) => Ok(Outcome::Transient(e.without_url().to_string())),
+                    Ok(bytes) => classify(req.endpoint, status, &bytes),
                 }
             }
         };
         metrics::histogram!(m::REQUEST_DURATION_SECONDS, "endpoint" => req.endpoint)
             .record(started.elapsed().as_secs_f64());
         let label = match &outcome {
-            Ok(Attempt::Done(_)) => "ok",
-            Ok(Attempt::Throttled(_)) => "throttled",
-            Ok(Attempt::Transient(_)) => "transient",
-            Ok(Attempt::TokenExpired(_)) => "token_expired",
+            Ok(Outcome::Done(_)) => "ok",
+            Ok(Outcome::Throttled(_)) => "throttled",
+            Ok(Outcome::Transient(_)) => "transient",
+            Ok(Outcome::TokenExpired(_)) => "token_expired",
             Err(Error::Config { .. }) => "fatal",
             Err(Error::Api { code, .. }) if codes::ALREADY_SHIPPED.contains(code) => {
                 "already_shipped"
@@ -344,72 +353,6 @@ impl Client {
         metrics::counter!(m::REQUESTS_TOTAL, "endpoint" => req.endpoint, "outcome" => label)
             .increment(1);
         outcome
-    }
-
-    fn classify(
-        &self,
-        endpoint: &'static str,
-        status: StatusCode,
-        bytes: &[u8],
-    ) -> Result<Attempt, Error> {
-        let env: Envelope<serde_json::Value> = match serde_json::from_slice(bytes) {
-            Ok(env) => env,
-            Err(e) => {
-                return if status == StatusCode::TOO_MANY_REQUESTS {
-                    Ok(Attempt::Throttled(format!("HTTP {status}")))
-                } else if status.is_server_error() {
-                    Ok(Attempt::Transient(format!("HTTP {status}")))
-                } else {
-                    Err(Error::Decode {
-                        endpoint,
-                        message: format!("HTTP {status}: {e}"),
-                    })
-                };
-            }
-        };
-        let code = env.code;
-        match code {
-            codes::OK if status.is_success() => {
-                Ok(Attempt::Done(env.data.unwrap_or_else(|| {
-                    serde_json::Value::Object(Default::default())
-                })))
-            }
-            codes::TOO_MANY_REQUESTS => Ok(Attempt::Throttled(env.message)),
-            codes::TOKEN_EXPIRED => Ok(Attempt::TokenExpired(env.message)),
-            codes::INVALID_SIGN
-            | codes::INVALID_REQUEST
-            | codes::SCOPE_MISSING
-            | codes::TOKEN_WRONG_SHOP
-            | codes::CIPHER_MISSING => {
-                tracing::error!(
-                    endpoint,
-                    code,
-                    message = %env.message,
-                    request_id = %env.request_id,
-                    "TikTok rejected orderflow's credentials or signature; fix the [tiktok] configuration"
-                );
-                Err(Error::Config {
-                    endpoint,
-                    code,
-                    message: env.message,
-                })
-            }
-            codes::INTERNAL_ERROR => {
-                Ok(Attempt::Transient(format!("code {code}: {}", env.message)))
-            }
-            _ if status == StatusCode::TOO_MANY_REQUESTS => Ok(Attempt::Throttled(env.message)),
-            _ if status.is_server_error() => Ok(Attempt::Transient(format!(
-                "HTTP {status}, code {code}: {}",
-                env.message
-            ))),
-            codes::OK => Ok(Attempt::Transient(format!("HTTP {status} with code 0"))),
-            _ => Err(Error::Api {
-                endpoint,
-                code,
-                message: env.message,
-                request_id: env.request_id,
-            }),
-        }
     }
 
     /// Runs one call through the retry loop and decodes `data`.
@@ -426,13 +369,8 @@ impl Client {
             self.permit(req.shop).await;
             let token = req.shop.tokens.read().access_token.clone();
             let last = match self.attempt(&req, cipher.as_deref(), &token).await? {
-                Attempt::Done(data) => {
-                    return serde_json::from_value(data).map_err(|e| Error::Decode {
-                        endpoint: req.endpoint,
-                        message: e.to_string(),
-                    })
-                }
-                Attempt::TokenExpired(message) => {
+                Outcome::Done(data) => return decode_data(req.endpoint, data),
+                Outcome::TokenExpired(message) => {
                     if refreshed {
                         tracing::error!(shop_id = %req.shop.id, endpoint = req.endpoint,
                             "TikTok still reports the access token expired right after a refresh");
@@ -448,11 +386,11 @@ impl Client {
                     attempts -= 1;
                     continue;
                 }
-                Attempt::Throttled(msg) => {
+                Outcome::Throttled(msg) => {
                     metrics::counter!(m::THROTTLED_TOTAL).increment(1);
                     format!("throttled: {msg}")
                 }
-                Attempt::Transient(msg) => msg,
+                Outcome::Transient(msg) => msg,
             };
             if attempts >= self.inner.max_attempts {
                 tracing::warn!(endpoint = req.endpoint, shop_id = %req.shop.id, attempts, error = %last,
@@ -965,6 +903,95 @@ impl Client {
         let _: serde_json::Value = self.call(r).await?;
         Ok(())
     }
+}
+
+/// Reads a response's envelope: error mapping is by envelope `code`, not
+/// HTTP status (reference §3). `data` stays raw JSON here.
+fn classify(endpoint: &'static str, status: StatusCode, bytes: &[u8]) -> Result<Attempt, Error> {
+    let env: Envelope<serde_json::Value> = match serde_json::from_slice(bytes) {
+        Ok(env) => env,
+        Err(e) => {
+            return if status == StatusCode::TOO_MANY_REQUESTS {
+                Ok(Outcome::Throttled(format!("HTTP {status}")))
+            } else if status.is_server_error() {
+                Ok(Outcome::Transient(format!("HTTP {status}")))
+            } else {
+                Err(Error::Decode {
+                    endpoint,
+                    message: format!("HTTP {status}: {e}"),
+                })
+            };
+        }
+    };
+    let code = env.code;
+    match code {
+        codes::OK if status.is_success() => {
+            Ok(Outcome::Done(env.data.unwrap_or_else(|| {
+                serde_json::Value::Object(Default::default())
+            })))
+        }
+        codes::TOO_MANY_REQUESTS => Ok(Outcome::Throttled(env.message)),
+        codes::TOKEN_EXPIRED => Ok(Outcome::TokenExpired(env.message)),
+        codes::INVALID_SIGN
+        | codes::INVALID_REQUEST
+        | codes::SCOPE_MISSING
+        | codes::TOKEN_WRONG_SHOP
+        | codes::CIPHER_MISSING => {
+            tracing::error!(
+                endpoint,
+                code,
+                message = %env.message,
+                request_id = %env.request_id,
+                "TikTok rejected orderflow's credentials or signature; fix the [tiktok] configuration"
+            );
+            Err(Error::Config {
+                endpoint,
+                code,
+                message: env.message,
+            })
+        }
+        codes::INTERNAL_ERROR => Ok(Outcome::Transient(format!("code {code}: {}", env.message))),
+        _ if status == StatusCode::TOO_MANY_REQUESTS => Ok(Outcome::Throttled(env.message)),
+        _ if status.is_server_error() => Ok(Outcome::Transient(format!(
+            "HTTP {status}, code {code}: {}",
+            env.message
+        ))),
+        codes::OK => Ok(Outcome::Transient(format!("HTTP {status} with code 0"))),
+        _ => Err(Error::Api {
+            endpoint,
+            code,
+            message: env.message,
+            request_id: env.request_id,
+        }),
+    }
+}
+
+/// Decodes a successful call's `data` into the endpoint's type.
+fn decode_data<T: DeserializeOwned>(
+    endpoint: &'static str,
+    data: serde_json::Value,
+) -> Result<T, Error> {
+    serde_json::from_value(data).map_err(|e| Error::Decode {
+        endpoint,
+        message: e.to_string(),
+    })
+}
+
+/// What the client makes of one raw response: the envelope read and
+/// classified, and on success `data` decoded as `T` — the same two steps
+/// every call goes through, without the HTTP. A body that is not an
+/// envelope is `Err(Error::Decode)` unless the status says to retry.
+pub fn decode<T: DeserializeOwned>(
+    endpoint: &'static str,
+    status: StatusCode,
+    bytes: &[u8],
+) -> Result<Outcome<T>, Error> {
+    Ok(match classify(endpoint, status, bytes)? {
+        Outcome::Done(data) => Outcome::Done(decode_data(endpoint, data)?),
+        Outcome::Throttled(m) => Outcome::Throttled(m),
+        Outcome::Transient(m) => Outcome::Transient(m),
+        Outcome::TokenExpired(m) => Outcome::TokenExpired(m),
+    })
 }
 
 /// An id placed in a path must not be able to change the path.

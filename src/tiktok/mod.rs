@@ -22,7 +22,7 @@ pub mod metrics;
 pub mod sign;
 pub mod webhook;
 
-pub use client::{Client, DiscardTokens, Shipment, TokenSink, Tokens};
+pub use client::{Client, DiscardTokens, Outcome, Shipment, TokenSink, Tokens};
 pub use config::{Secret, ShopConfig, TiktokConfig};
 pub use error::{codes, Error};
 pub use gateway::{GatewayHandle, Priority};

@@ -347,6 +347,30 @@ pub async fn metric(client: &reqwest::Client, base: &str, name: &str, labels: &s
         .unwrap_or(0.0)
 }
 
+/// Creates `count` orders in `status` on the simulator at `sim` (its base
+/// URL) for `shop`; their ids.
+pub async fn sim_orders(
+    client: &reqwest::Client,
+    sim: &str,
+    shop: &str,
+    status: &str,
+    count: usize,
+) -> Vec<String> {
+    let (st, v) = post_json(
+        client,
+        &format!("{sim}/sim/orders"),
+        &serde_json::json!({"shop_id": shop, "status": status, "count": count}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    v["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["order_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// GET a JSON document; panics on transport errors, returns the status and
 /// the body (Null when not JSON).
 pub async fn get_json(client: &reqwest::Client, url: &str) -> (u16, serde_json::Value) {
