@@ -14,8 +14,9 @@
 //! - import stock as CSV and edit one SKU in place;
 //! - upload a broken workflow and see its `line:col` error; nothing changes;
 //! - screenshots of the overview and an order page at 375 and 1280 px
-//!   (`docs/screenshots/`, shown in the README), and no sideways scrolling
-//!   on a phone.
+//!   (`target/console-screenshots/`; `UPDATE_SCREENSHOTS=1` writes
+//!   the README's `docs/screenshots/` instead), and no sideways scrolling on
+//!   a phone.
 //!
 //! And without the browser: with no session every page and API call is
 //! refused, and a forged cross-site POST from another origin's page is
@@ -167,9 +168,16 @@ impl Env {
     }
 }
 
-/// Where the README's screenshots come from.
+/// Where the screenshots go: `target/console-screenshots/`, or with
+/// `UPDATE_SCREENSHOTS=1` the README's own `docs/screenshots/`
+/// (so an ordinary test run leaves the tree as it was).
 fn shots() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots")
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
+        root.join("docs/screenshots")
+    } else {
+        root.join("target/console-screenshots")
+    }
 }
 
 /// A JS expression: the normalised text of the first element `css`
