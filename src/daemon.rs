@@ -48,6 +48,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// sled failed a write (a full disk, an I/O error): it takes no more
+    /// until reopened, so the daemon stops to be restarted.
+    #[error("the store failed a write; restart to recover what was flushed")]
+    StoreFailed,
 }
 
 pub struct Daemon {
@@ -99,10 +103,11 @@ impl Daemon {
             path: cfg.store.data_dir.display().to_string(),
             source,
         })?;
-        let store = Store::open(
+        let store = Store::open_guarded(
             &cfg.store.data_dir,
             cfg.store.cache_bytes,
             cfg.store.max_batch,
+            cfg.store.min_free_bytes,
         )?;
         let registry = Arc::new(Registry::load(cfg.workflows.dir.clone(), store.clone()).await?);
         for d in registry.current().definitions.iter() {
@@ -413,6 +418,7 @@ impl Daemon {
 pub async fn run(cfg: Config) -> Result<(), Error> {
     use tokio::signal::unix::{signal, SignalKind};
     let daemon = Daemon::start(cfg, Clock::system()).await?;
+    let guard = daemon.store.guard.clone();
     let (mut term, mut int, mut hup) = match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
@@ -427,6 +433,10 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
     };
     loop {
         tokio::select! {
+            _ = guard.failed() => {
+                daemon.shutdown().await;
+                return Err(Error::StoreFailed);
+            }
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {

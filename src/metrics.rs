@@ -20,6 +20,8 @@ pub const ORDERS_AT_RISK: &str = "orderflow_orders_at_risk";
 pub const ORDERS_LATE: &str = "orderflow_orders_late";
 pub const WORKFLOW_STEPS_TOTAL: &str = "orderflow_workflow_steps_total";
 pub const STEP_DURATION_SECONDS: &str = "orderflow_step_duration_seconds";
+pub const STORE_WRITABLE: &str = "orderflow_store_writable";
+pub const STORE_FREE_BYTES: &str = "orderflow_store_free_bytes";
 
 /// Describes every metric (help text in the exposition).
 pub fn describe() {
@@ -78,6 +80,15 @@ pub fn describe() {
         STEP_DURATION_SECONDS,
         Unit::Seconds,
         "From a call step's effect starting to its result, by workflow and step."
+    );
+    describe_gauge!(
+        STORE_WRITABLE,
+        "1 while the store takes writes; 0 while the disk has less than store.min_free_bytes free (webhooks get 503); -1 after sled failed a write (the daemon restarts)."
+    );
+    describe_gauge!(
+        STORE_FREE_BYTES,
+        Unit::Bytes,
+        "Free space of the data directory's file system, as the store last measured it."
     );
     crate::tiktok::metrics::describe();
     crate::inventory::describe_metrics();
