@@ -43,19 +43,12 @@ async fn create(
     status: &str,
     count: usize,
 ) -> Vec<String> {
-    let (st, v) = post_json(
+    common::sim_create(
         client,
-        &format!("{sim}/sim/orders"),
-        &serde_json::json!({"shop_id": shop, "status": status, "count": count}),
+        sim,
+        serde_json::json!({"shop_id": shop, "status": status, "count": count}),
     )
-    .await;
-    assert_eq!(st, 200, "{v}");
-    v["orders"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["order_id"].as_str().unwrap().to_string())
-        .collect()
+    .await
 }
 
 async fn ships(client: &reqwest::Client, sim: &str) -> usize {

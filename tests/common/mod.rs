@@ -536,3 +536,137 @@ pub fn free_addr() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().to_string()
 }
+
+// ---------------------------------------------------------------------
+// Crash and fault tests: the real binary against a simulator that
+// outlives it.
+// ---------------------------------------------------------------------
+
+/// The simulator in its own thread and actix system, so it outlives the
+/// daemons a test kills and restarts, and the test's blocking waits never
+/// stall it. Returns its base URL and `(shop id, cipher)` of every shop.
+pub fn start_simulator_thread(
+    args: orderflow::simulator::SimulatorArgs,
+) -> (String, Vec<(String, String)>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let sim = orderflow::simulator::start(args).await.unwrap();
+            tx.send((sim.base_url(), sim.shops().to_vec())).unwrap();
+            std::future::pending::<()>().await;
+        })
+    });
+    rx.recv().unwrap()
+}
+
+/// The simulator's first shop's warehouse and first SKU: `(warehouse,
+/// sku, product)`.
+pub async fn sim_first_sku(client: &reqwest::Client, sim_url: &str) -> (String, String, String) {
+    let (_, v) = get_json(client, &format!("{sim_url}/sim/shops")).await;
+    let s = |v: &serde_json::Value| v.as_str().unwrap().to_string();
+    (
+        s(&v["shops"][0]["warehouse_id"]),
+        s(&v["skus"][0]["id"]),
+        s(&v["skus"][0]["product_id"]),
+    )
+}
+
+/// A config file for `orderflow run` whose TikTok is the simulator at
+/// `sim_url` (its first shop, `credentials` = app key, app secret, access
+/// token) and whose label API is the simulator's, with the three carriers'
+/// provider ids; `extra` TOML is appended.
+pub fn sim_daemon_toml(
+    sim_url: &str,
+    (shop, cipher): &(String, String),
+    (app_key, app_secret, access_token): (&str, &str, &str),
+    extra: &str,
+) -> String {
+    format!(
+        r#"
+[tiktok]
+base_url = "{sim_url}"
+auth_url = "{sim_url}"
+app_key = "{app_key}"
+app_secret = "{app_secret}"
+
+[[tiktok.shops]]
+id = "{shop}"
+cipher = "{cipher}"
+access_token = "{access_token}"
+refresh_token = "sim-refresh-token"
+qps = 1000.0
+
+[shipping]
+label_api_url = "{sim_url}/labels/v1"
+
+[shipping.provider_ids]
+USPS = "6617675021119438849"
+UPS = "6617675021119438850"
+FedEx = "6617675021119438851"
+{extra}
+"#
+    )
+}
+
+/// `dir/workflows` holding a copy of the bundled standard workflow.
+pub fn standard_workflows(dir: &Path) -> PathBuf {
+    let wf = dir.join("workflows");
+    std::fs::create_dir_all(&wf).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/standard.yaml"),
+        wf.join("standard.yaml"),
+    )
+    .unwrap();
+    wf
+}
+
+/// Sets `units` of `sku` in `warehouse` through the inventory import.
+pub async fn import_stock(
+    client: &reqwest::Client,
+    base: &str,
+    (warehouse, sku, product): &(String, String, String),
+    units: u64,
+) {
+    let r = client
+        .post(format!("{base}/api/v1/inventory/import"))
+        .body(format!(
+            "sku_id,warehouse_id,on_hand,product_id\n{sku},{warehouse},{units},{product}\n"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{:?}", r.text().await);
+}
+
+/// Creates orders in the simulator (`body` as `POST /sim/orders` takes it)
+/// and returns their ids.
+pub async fn sim_create(
+    client: &reqwest::Client,
+    sim_url: &str,
+    body: serde_json::Value,
+) -> Vec<String> {
+    let (st, v) = post_json(client, &format!("{sim_url}/sim/orders"), &body).await;
+    assert_eq!(st, 200, "{v}");
+    v["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["order_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Creates `count` orders awaiting shipment in the simulator, one unit of
+/// `sku` each, and returns their ids.
+pub async fn sim_orders(
+    client: &reqwest::Client,
+    sim_url: &str,
+    sku: &str,
+    count: usize,
+) -> Vec<String> {
+    sim_create(
+        client,
+        sim_url,
+        serde_json::json!({"items": [{"sku_id": sku, "quantity": 1}], "count": count, "status": "AWAITING_SHIPMENT"}),
+    )
+    .await
+}
