@@ -17,13 +17,13 @@
 
 mod common;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{
-    eventually, free_addr, get_json, import_stock, metric, post_json, sim_daemon_toml,
+    eventually, free_addr, get_json, import_stock, metric, post_json, sim_daemon_config,
     sim_first_sku, sim_orders, standard_workflows, start_simulator_thread, wait_ready, Daemon,
 };
 use orderflow::simulator::SimulatorArgs;
@@ -125,22 +125,18 @@ fn setup(prefix: &str, min_free: u64) -> Setup {
     let disk = Tmpfs::mount(&dir.path().join("mnt"), "48m");
     let mnt = disk.0.clone();
     let wf = standard_workflows(dir.path());
-    let config = dir.path().join("orderflow.toml");
     let (k, s, t) = (
         format!("{prefix}-app-key"),
         format!("{prefix}-app-secret"),
         format!("{prefix}-access-token"),
     );
-    std::fs::write(
-        &config,
-        sim_daemon_toml(
-            &sim_url,
-            &shops[0],
-            (&k, &s, &t),
-            &format!("[sync]\npoll_interval = \"1s\"\n\n[store]\nmin_free_bytes = {min_free}\n"),
-        ),
-    )
-    .unwrap();
+    let config = sim_daemon_config(
+        dir.path(),
+        &sim_url,
+        &shops[0],
+        (&k, &s, &t),
+        &format!("[sync]\npoll_interval = \"1s\"\n\n[store]\nmin_free_bytes = {min_free}\n"),
+    );
     let data = mnt.join("data");
     let log = dir.path().join("daemon.log");
     let client = reqwest::Client::builder()
@@ -181,19 +177,7 @@ async fn all_ship_once(s: &Setup, base: &str, ids: &[String]) {
         .map(|e| e["tracking_number"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(bought.len(), ids.len(), "one label per order: {labels:#}");
-    let (_, ledger) = get_json(
-        &s.client,
-        &format!("{}/sim/ledger?action=mark_shipped", s.sim_url),
-    )
-    .await;
-    let mut ships: HashMap<String, usize> = HashMap::new();
-    for e in ledger["entries"].as_array().unwrap() {
-        if e["ok"] == true {
-            *ships
-                .entry(e["order_id"].as_str().unwrap().to_string())
-                .or_default() += 1;
-        }
-    }
+    let ships = common::ships_per_order(&s.client, &s.sim_url).await;
     for id in ids {
         assert_eq!(ships.get(id), Some(&1), "{id}: one successful ship");
         let (_, o) = get_json(&s.client, &format!("{}/sim/orders/{id}", s.sim_url)).await;

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::{
-    eventually, get_json, import_stock, post_json, sim_daemon_toml, sim_first_sku, sim_orders,
+    eventually, get_json, import_stock, post_json, sim_daemon_config, sim_first_sku, sim_orders,
     standard_workflows, start_simulator_thread, wait_ready, Daemon,
 };
 use orderflow::simulator::SimulatorArgs;
@@ -47,17 +47,13 @@ async fn a_label_bought_before_a_crash_is_never_bought_again() {
 
     let dir = tempfile::tempdir().unwrap();
     let wf = standard_workflows(dir.path());
-    let config = dir.path().join("orderflow.toml");
-    std::fs::write(
-        &config,
-        sim_daemon_toml(
-            &sim_url,
-            &shops[0],
-            ("cr-app-key", "cr-app-secret", "cr-access-token"),
-            "[sync]\npoll_interval = \"1s\"",
-        ),
-    )
-    .unwrap();
+    let config = sim_daemon_config(
+        dir.path(),
+        &sim_url,
+        &shops[0],
+        ("cr-app-key", "cr-app-secret", "cr-access-token"),
+        "[sync]\npoll_interval = \"1s\"",
+    );
     let data = dir.path().join("data");
     let log = dir.path().join("daemon.log");
     let start = || Daemon::start_with(&listen, Some(&config), &data, &wf, &log, &[]);

@@ -571,17 +571,19 @@ pub async fn sim_first_sku(client: &reqwest::Client, sim_url: &str) -> (String, 
     )
 }
 
-/// A config file for `orderflow run` whose TikTok is the simulator at
-/// `sim_url` (its first shop, `credentials` = app key, app secret, access
-/// token) and whose label API is the simulator's, with the three carriers'
-/// provider ids; `extra` TOML is appended.
-pub fn sim_daemon_toml(
+/// Writes `dir/orderflow.toml` for `orderflow run` and returns its path:
+/// TikTok is the simulator at `sim_url` (`shop`, with the app key, app
+/// secret and access token given), the label API is the simulator's, with
+/// the three carriers' provider ids; `extra` TOML is appended.
+pub fn sim_daemon_config(
+    dir: &Path,
     sim_url: &str,
     (shop, cipher): &(String, String),
     (app_key, app_secret, access_token): (&str, &str, &str),
     extra: &str,
-) -> String {
-    format!(
+) -> PathBuf {
+    let path = dir.join("orderflow.toml");
+    let text = format!(
         r#"
 [tiktok]
 base_url = "{sim_url}"
@@ -605,7 +607,9 @@ UPS = "6617675021119438850"
 FedEx = "6617675021119438851"
 {extra}
 "#
-    )
+    );
+    std::fs::write(&path, text).unwrap();
+    path
 }
 
 /// `dir/workflows` holding a copy of the bundled standard workflow.
@@ -669,4 +673,63 @@ pub async fn sim_orders(
         serde_json::json!({"items": [{"sku_id": sku, "quantity": 1}], "count": count, "status": "AWAITING_SHIPMENT"}),
     )
     .await
+}
+
+/// The simulator's webhook deliveries counted by outcome (`delivered`,
+/// `failed`, `dropped`, `duplicated`, …).
+pub async fn webhook_outcomes(client: &reqwest::Client, sim_url: &str) -> HashMap<String, usize> {
+    let (_, hooks) = get_json(client, &format!("{sim_url}/sim/webhooks")).await;
+    let mut outcomes: HashMap<String, usize> = HashMap::new();
+    for d in hooks["deliveries"].as_array().unwrap() {
+        *outcomes
+            .entry(d["outcome"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    outcomes
+}
+
+/// Successful ship / mark-shipped calls per order, from TikTok's ledger.
+pub async fn ships_per_order(client: &reqwest::Client, sim_url: &str) -> HashMap<String, usize> {
+    let (_, ledger) = get_json(client, &format!("{sim_url}/sim/ledger")).await;
+    let mut ships: HashMap<String, usize> = HashMap::new();
+    for e in ledger["entries"].as_array().unwrap() {
+        if matches!(e["action"].as_str(), Some("ship" | "mark_shipped")) && e["ok"] == true {
+            *ships
+                .entry(e["order_id"].as_str().unwrap_or_default().to_string())
+                .or_default() += 1;
+        }
+    }
+    ships
+}
+
+/// The simulated carrier delivers `ids` (`POST /sim/carrier`, 100 at a
+/// time); every one must advance.
+pub async fn sim_deliver<S: AsRef<str> + serde::Serialize>(
+    client: &reqwest::Client,
+    sim_url: &str,
+    ids: &[S],
+) {
+    for chunk in ids.chunks(100) {
+        let (st, v) = post_json(
+            client,
+            &format!("{sim_url}/sim/carrier"),
+            &serde_json::json!({"order_ids": chunk, "to": "DELIVERED"}),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+        assert!(v["skipped"].as_array().unwrap().is_empty(), "{v}");
+    }
+}
+
+/// A seeded random generator for a test that injects faults at random: the
+/// seed comes from the environment variable `var` when set, else at
+/// random, and is printed as `var=seed` so a failure can be replayed.
+pub fn seeded_rng(var: &str) -> (u64, rand::rngs::StdRng) {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::rng().random());
+    println!("{var}={seed}");
+    (seed, rand::rngs::StdRng::seed_from_u64(seed))
 }
