@@ -352,6 +352,33 @@ impl Daemon {
                 }
             });
         }
+        // After a full disk: orders whose checkpoint was refused stopped
+        // their actor; those with an effect in flight get it back, as in
+        // recovery below.
+        {
+            let (guard, store, runtime, stop) = (
+                store.guard.clone(),
+                store.clone(),
+                runtime.clone(),
+                stop.clone(),
+            );
+            actix::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = guard.recovered() => {}
+                    }
+                    let running = store.running().unwrap_or_default();
+                    tracing::info!(
+                        orders = running.len(),
+                        "Resuming orders with effects in flight after the full disk"
+                    );
+                    for id in &running {
+                        let _ = runtime.wake(id).await;
+                    }
+                }
+            });
+        }
         // Recovery: orders with effects in flight get their actor back (it
         // re-issues them with the same keys); stored events not yet applied
         // are delivered; timers are simply due.

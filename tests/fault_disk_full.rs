@@ -4,9 +4,11 @@
 //! while a filler file takes the space.
 //!
 //! - Nearly full (less than `store.min_free_bytes` free), then full to the
-//!   last byte: webhooks are answered 503, never 200; the daemon stays up;
-//!   `/readyz` says "degraded" and `orderflow_store_writable` is 0. With
-//!   the filler deleted it takes webhooks again, by itself, and every order
+//!   last byte, with orders mid-workflow (their label answers come back to
+//!   a full disk): webhooks are answered 503, never 200; the daemon stays
+//!   up; `/readyz` says "degraded" and `orderflow_store_writable` is 0.
+//!   With the filler deleted it takes webhooks again, by itself, resumes
+//!   the orders whose checkpoints were refused, and every order
 //!   (acknowledged or redelivered) ships once.
 //! - The free-space check off (`min_free_bytes = 0`): sled itself hits
 //!   ENOSPC, which it cannot recover from in-process; the daemon answers
@@ -230,7 +232,30 @@ async fn a_full_disk_gets_503s_never_200s_and_recovers_in_place() {
     let (s, mut daemon, mut ids) = started("df", MIN_FREE).await;
     let base = daemon.base.clone();
 
-    // Nearly full: less than min_free_bytes left.
+    // Nearly full (less than min_free_bytes left) while 10 acknowledged
+    // orders are on their way through the workflow: their labels are
+    // bought, the answers (2 s late) come back to a full disk.
+    let (st, v) = post_json(
+        &s.client,
+        &format!("{}/sim/labels/faults", s.sim_url),
+        &serde_json::json!({"latency_ms": 2000}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let midflight = sim_orders(&s.client, &s.sim_url, &s.stock.1, 10).await;
+    eventually(Duration::from_secs(30), "the new orders stored", || {
+        let (c, b, m) = (s.client.clone(), base.clone(), midflight.clone());
+        async move {
+            for id in &m {
+                let (st, _) = get_json(&c, &format!("{b}/api/v1/orders/{id}")).await;
+                if st != 200 {
+                    return None;
+                }
+            }
+            Some(())
+        }
+    })
+    .await;
     let filler = s.mnt.join("filler");
     let t = Instant::now();
     let filled = fill(&filler, MIN_FREE / 2);
@@ -294,6 +319,20 @@ async fn a_full_disk_gets_503s_never_200s_and_recovers_in_place() {
         during.len()
     );
 
+    let log = std::fs::read_to_string(&daemon.log).unwrap();
+    let refused_checkpoints = log.matches("Checkpoint failed").count();
+    println!("{refused_checkpoints} checkpoints refused while full");
+    assert!(
+        refused_checkpoints > 0,
+        "no order was mid-flight when the disk filled"
+    );
+    post_json(
+        &s.client,
+        &format!("{}/sim/labels/faults", s.sim_url),
+        &serde_json::json!({}),
+    )
+    .await;
+
     // Space returns: the daemon takes writes again by itself.
     std::fs::remove_file(&filler).unwrap();
     let t = Instant::now();
@@ -305,6 +344,7 @@ async fn a_full_disk_gets_503s_never_200s_and_recovers_in_place() {
         }
     })
     .await;
+    ids.extend(midflight);
     ids.extend(refused);
     ids.extend(refused2);
     all_ship_once(&s, &base, &ids).await;

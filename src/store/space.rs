@@ -14,7 +14,10 @@
 //! microseconds): below `store.min_free_bytes` the batch is refused with
 //! [`Error::DiskFull`] *without touching sled*, the writers are not
 //! acknowledged (a webhook gets 503), `/readyz` says "degraded", and the
-//! next batch after space returns goes through as usual: nothing to repair.
+//! next batch after space returns goes through as usual. Orders whose
+//! checkpoint was refused meanwhile stopped their actor; the daemon wakes
+//! every order with an effect in flight when space returns
+//! ([`DiskGuard::recovered`]), as recovery does after a restart.
 //!
 //! If sled fails anyway (another process took the last bytes between the
 //! check and the write, or an I/O error of any other kind), the guard turns
@@ -58,6 +61,7 @@ pub struct DiskGuard {
     state: AtomicU8,
     free: AtomicU64,
     failed: Notify,
+    recovered: Notify,
 }
 
 impl DiskGuard {
@@ -71,6 +75,7 @@ impl DiskGuard {
             state: AtomicU8::new(WRITABLE),
             free: AtomicU64::new(u64::MAX),
             failed: Notify::new(),
+            recovered: Notify::new(),
         }
     }
 
@@ -121,6 +126,7 @@ impl DiskGuard {
                     free_bytes = free,
                     "Disk space is back: accepting writes again"
                 );
+                self.recovered.notify_waiters();
             }
             metrics::gauge!(m::STORE_WRITABLE).set(if full { 0.0 } else { 1.0 });
         }
@@ -153,6 +159,11 @@ impl DiskGuard {
             metrics::gauge!(m::STORE_WRITABLE).set(-1.0);
             self.failed.notify_waiters();
         }
+    }
+
+    /// Resolves the next time writes are accepted again after a full disk.
+    pub async fn recovered(&self) {
+        self.recovered.notified().await;
     }
 
     /// Resolves once the store has failed.
