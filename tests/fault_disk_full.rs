@@ -371,6 +371,12 @@ async fn sled_hitting_enospc_stops_the_daemon_and_a_restart_recovers() {
     fill(&filler, 0);
     let full_since = now_ms();
     let until = Instant::now() + Duration::from_secs(60);
+    // Besides the simulator's orders (which polling would find again even
+    // if one were acknowledged and lost), events for orders only this test
+    // knows, on the same intake path: each one answered 200 must exist
+    // after the restart.
+    let mut acked = Vec::new();
+    let mut refused = 0;
     let status = loop {
         if let Some(st) = daemon.child.try_wait().unwrap() {
             break st;
@@ -380,6 +386,24 @@ async fn sled_hitting_enospc_stops_the_daemon_and_a_restart_recovers() {
             "sled never failed a write on a full disk"
         );
         ids.extend(sim_orders(&s.client, &s.sim_url, &s.stock.1, 3).await);
+        for _ in 0..3 {
+            let id = format!("only-here-{}", acked.len() + refused);
+            let body = serde_json::json!({"id": id, "shop_id": "x", "order": common::wire_order(&id, 1_764_000_000)});
+            match s
+                .client
+                .post(format!("{}/api/v1/events", daemon.base))
+                .json(&body)
+                .send()
+                .await
+            {
+                Ok(r) if r.status().as_u16() == 200 => acked.push(id),
+                Ok(r) => {
+                    assert_eq!(r.status().as_u16(), 503);
+                    refused += 1
+                }
+                Err(_) => refused += 1,
+            }
+        }
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
     assert_eq!(status.code(), Some(75), "{status:?}");
@@ -400,7 +424,15 @@ async fn sled_hitting_enospc_stops_the_daemon_and_a_restart_recovers() {
     let daemon = (s.start)();
     wait_ready(&s.client, &daemon.base).await;
     all_ship_once(&s, &daemon.base, &ids).await;
-    println!("restarted: all {} orders shipped once", ids.len());
+    for id in &acked {
+        let (st, o) = get_json(&s.client, &format!("{}/api/v1/orders/{id}", daemon.base)).await;
+        assert_eq!(st, 200, "{id} was acknowledged but is not stored: {o}");
+    }
+    println!(
+        "restarted: all {} orders shipped once; {} events acknowledged on the full disk (sled still had room in its pages) all stored, {refused} refused",
+        ids.len(),
+        acked.len()
+    );
     let status = daemon.terminate();
     assert!(status.success(), "{status:?}");
 }
