@@ -296,6 +296,11 @@ fn run_daemon(
     let system = actix_rt::System::new();
     match system.block_on(crate::daemon::run(cfg)) {
         Ok(()) => Ok(ExitCode::SUCCESS),
+        // EX_TEMPFAIL: the service manager restarts the daemon.
+        Err(e @ crate::daemon::Error::StoreFailed) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(75))
+        }
         Err(e) => {
             eprintln!("error: {e}");
             Ok(ExitCode::from(1))

@@ -125,6 +125,10 @@ pub struct StoreConfig {
     pub max_batch: usize,
     /// sled's page cache, in bytes.
     pub cache_bytes: u64,
+    /// Writes (and so webhooks, with 503) are refused while the data
+    /// directory's file system has less free space than this; 0 turns the
+    /// check off.
+    pub min_free_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -178,6 +182,7 @@ impl Default for StoreConfig {
             data_dir: PathBuf::from("./data"),
             max_batch: 4096,
             cache_bytes: 256 << 20,
+            min_free_bytes: 64 << 20,
         }
     }
 }

@@ -48,6 +48,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// sled failed a write (a full disk, an I/O error): it takes no more
+    /// until reopened, so the daemon stops to be restarted.
+    #[error("the store failed a write; restart to recover what was flushed")]
+    StoreFailed,
 }
 
 pub struct Daemon {
@@ -101,10 +105,11 @@ impl Daemon {
             path: cfg.store.data_dir.display().to_string(),
             source,
         })?;
-        let store = Store::open(
+        let store = Store::open_guarded(
             &cfg.store.data_dir,
             cfg.store.cache_bytes,
             cfg.store.max_batch,
+            cfg.store.min_free_bytes,
         )?;
         let registry = Arc::new(Registry::load(cfg.workflows.dir.clone(), store.clone()).await?);
         for d in registry.current().definitions.iter() {
@@ -353,6 +358,33 @@ impl Daemon {
                 }
             });
         }
+        // After a full disk: orders whose checkpoint was refused stopped
+        // their actor; those with an effect in flight get it back, as in
+        // recovery below.
+        {
+            let (guard, store, runtime, stop) = (
+                store.guard.clone(),
+                store.clone(),
+                runtime.clone(),
+                stop.clone(),
+            );
+            actix::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = guard.recovered() => {}
+                    }
+                    let running = store.running().unwrap_or_default();
+                    tracing::info!(
+                        orders = running.len(),
+                        "Resuming orders with effects in flight after the full disk"
+                    );
+                    for id in &running {
+                        let _ = runtime.wake(id).await;
+                    }
+                }
+            });
+        }
         // Recovery: orders with effects in flight get their actor back (it
         // re-issues them with the same keys); stored events not yet applied
         // are delivered; timers are simply due.
@@ -421,6 +453,7 @@ impl Daemon {
 pub async fn run(cfg: Config) -> Result<(), Error> {
     use tokio::signal::unix::{signal, SignalKind};
     let daemon = Daemon::start(cfg, Clock::system()).await?;
+    let guard = daemon.store.guard.clone();
     let (mut term, mut int, mut hup) = match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
@@ -435,6 +468,10 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
     };
     loop {
         tokio::select! {
+            _ = guard.failed() => {
+                daemon.shutdown().await;
+                return Err(Error::StoreFailed);
+            }
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {

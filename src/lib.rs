@@ -18,7 +18,8 @@
 //! - [`lifecycle`]: the order lifecycle state machine (pending → processing
 //!   → fulfilled → delivered → completed, with on_hold, exception,
 //!   cancelled).
-//! - [`store`]: sled trees, versioned envelopes, group commit.
+//! - [`store`]: sled trees, versioned envelopes, group commit, and the
+//!   disk guard that refuses writes on a nearly full disk.
 //! - [`runtime`]: one order's step ([`runtime::core`]), effects, intake,
 //!   timers, the ship-by deadline watcher, the workflow registry and the
 //!   clock.

@@ -22,6 +22,8 @@ pub const WORKFLOW_STEPS_TOTAL: &str = "orderflow_workflow_steps_total";
 pub const STEP_DURATION_SECONDS: &str = "orderflow_step_duration_seconds";
 pub const HTTP_REFUSED_TOTAL: &str = "orderflow_http_refused_total";
 pub const CONSOLE_LOGINS_TOTAL: &str = "orderflow_console_logins_total";
+pub const STORE_WRITABLE: &str = "orderflow_store_writable";
+pub const STORE_FREE_BYTES: &str = "orderflow_store_free_bytes";
 
 /// Describes every metric (help text in the exposition).
 pub fn describe() {
@@ -88,6 +90,15 @@ pub fn describe() {
     describe_counter!(
         CONSOLE_LOGINS_TOTAL,
         "Console logins, by result (ok, refused)."
+    );
+    describe_gauge!(
+        STORE_WRITABLE,
+        "1 while the store takes writes; 0 while the disk has less than store.min_free_bytes free (webhooks get 503); -1 after sled failed a write (the daemon restarts)."
+    );
+    describe_gauge!(
+        STORE_FREE_BYTES,
+        Unit::Bytes,
+        "Free space of the data directory's file system, as the store last measured it."
     );
     crate::tiktok::metrics::describe();
     crate::inventory::describe_metrics();

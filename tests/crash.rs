@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use common::{wait_ready, wire_order, Daemon, Recorder};
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 
 const ORDERS: usize = 300;
 const KILLS: usize = 6;
@@ -52,12 +52,7 @@ steps:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_moments_loses_and_repeats_nothing() {
-    let seed: u64 = std::env::var("CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand::rng().random());
-    println!("CRASH_SEED={seed}");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (_, mut rng) = common::seeded_rng("CRASH_SEED");
     let recorder = Recorder::start();
     let dir = tempfile::tempdir().unwrap();
     let wf = dir.path().join("workflows");

@@ -14,31 +14,20 @@ use common::free_addr;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{eventually, get_json, post_json, wait_ready, Daemon};
-use orderflow::simulator::{self, SimulatorArgs};
+use common::{
+    eventually, get_json, import_stock, post_json, sim_daemon_config, sim_first_sku, sim_orders,
+    standard_workflows, start_simulator_thread, wait_ready, Daemon,
+};
+use orderflow::simulator::SimulatorArgs;
 
 const PER_ROUND: usize = 3;
 const KILLS: usize = 3;
 const ORDERS: usize = PER_ROUND * KILLS;
 
-/// The simulator in its own thread and actix system, so it outlives the
-/// daemons and the test's blocking waits never stall it.
-fn start_simulator(args: SimulatorArgs) -> (String, Vec<(String, String)>) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        actix_rt::System::new().block_on(async move {
-            let sim = simulator::start(args).await.unwrap();
-            tx.send((sim.base_url(), sim.shops().to_vec())).unwrap();
-            std::future::pending::<()>().await;
-        })
-    });
-    rx.recv().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_label_bought_before_a_crash_is_never_bought_again() {
     let listen = free_addr();
-    let (sim_url, shops) = start_simulator(SimulatorArgs {
+    let (sim_url, shops) = start_simulator_thread(SimulatorArgs {
         app_key: "cr-app-key".into(),
         app_secret: "cr-app-secret".into(),
         access_token: "cr-access-token".into(),
@@ -53,73 +42,25 @@ async fn a_label_bought_before_a_crash_is_never_bought_again() {
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let (_, sim_shops) = get_json(&client, &format!("{sim_url}/sim/shops")).await;
-    let warehouse = sim_shops["shops"][0]["warehouse_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let sku = sim_shops["skus"][0]["id"].as_str().unwrap().to_string();
-    let product = sim_shops["skus"][0]["product_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let stock = sim_first_sku(&client, &sim_url).await;
+    let sku = stock.1.clone();
 
     let dir = tempfile::tempdir().unwrap();
-    let wf = dir.path().join("workflows");
-    std::fs::create_dir_all(&wf).unwrap();
-    std::fs::copy(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/standard.yaml"),
-        wf.join("standard.yaml"),
-    )
-    .unwrap();
-    let (shop, cipher) = &shops[0];
-    let config = dir.path().join("orderflow.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[tiktok]
-base_url = "{sim_url}"
-auth_url = "{sim_url}"
-app_key = "cr-app-key"
-app_secret = "cr-app-secret"
-
-[[tiktok.shops]]
-id = "{shop}"
-cipher = "{cipher}"
-access_token = "cr-access-token"
-refresh_token = "sim-refresh-token"
-qps = 1000.0
-
-[shipping]
-label_api_url = "{sim_url}/labels/v1"
-
-[shipping.provider_ids]
-USPS = "6617675021119438849"
-UPS = "6617675021119438850"
-FedEx = "6617675021119438851"
-
-[sync]
-poll_interval = "1s"
-"#
-        ),
-    )
-    .unwrap();
+    let wf = standard_workflows(dir.path());
+    let config = sim_daemon_config(
+        dir.path(),
+        &sim_url,
+        &shops[0],
+        ("cr-app-key", "cr-app-secret", "cr-access-token"),
+        "[sync]\npoll_interval = \"1s\"",
+    );
     let data = dir.path().join("data");
     let log = dir.path().join("daemon.log");
     let start = || Daemon::start_with(&listen, Some(&config), &data, &wf, &log, &[]);
 
     let mut daemon = start();
     wait_ready(&client, &daemon.base).await;
-    let r = client
-        .post(format!("{}/api/v1/inventory/import", daemon.base))
-        .body(format!(
-            "sku_id,warehouse_id,on_hand,product_id\n{sku},{warehouse},100,{product}\n"
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    import_stock(&client, &daemon.base, &stock, 100).await;
 
     // Every label API answer comes 3 s after the work is done (room for a
     // busy machine to notice a purchase and kill in between).
@@ -138,20 +79,7 @@ poll_interval = "1s"
     let mut ids: Vec<String> = Vec::new();
     for kill in 0..KILLS {
         // A few new orders each round.
-        let (st, v) = post_json(
-            &client,
-            &format!("{sim_url}/sim/orders"),
-            &serde_json::json!({"items": [{"sku_id": sku, "quantity": 1}], "count": PER_ROUND, "status": "AWAITING_SHIPMENT"}),
-        )
-        .await;
-        assert_eq!(st, 200, "{v}");
-        ids.extend(
-            v["orders"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|o| o["order_id"].as_str().unwrap().to_string()),
-        );
+        ids.extend(sim_orders(&client, &sim_url, &sku, PER_ROUND).await);
         // A purchase just landed; its answer is still 3 s away.
         seen = eventually(Duration::from_secs(40), "a label purchase", || {
             let (c, s) = (client.clone(), sim_url.clone());

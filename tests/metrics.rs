@@ -93,7 +93,18 @@ async fn metrics_after_a_run_of_orders() {
             .get("orderflow_order_fulfillment_seconds_count")
             .map(|v| v.iter().map(|(_, x)| x).sum::<f64>())
             .unwrap_or(0.0);
-        if fulfilled >= 20.0 {
+        // A fulfilment counts once the ship call is issued, its step's
+        // duration once the answer is back: wait for both.
+        let shipped_steps = m
+            .get("orderflow_step_duration_seconds_count")
+            .map(|v| {
+                v.iter()
+                    .filter(|(l, _)| l.contains("step=\"mark_shipped\""))
+                    .map(|(_, x)| x)
+                    .sum::<f64>()
+            })
+            .unwrap_or(0.0);
+        if fulfilled >= 20.0 && shipped_steps >= 20.0 {
             break m;
         }
         assert!(Instant::now() < deadline, "no fulfilments yet:\n{text}");

@@ -271,9 +271,10 @@ fn other_topic_bodies() -> Vec<Vec<u8>> {
 async fn real_webhook_bodies(http: &reqwest::Client) -> Vec<Vec<u8>> {
     let inbox = Inbox::start();
     let sim = start_sim(Some(inbox.url())).await;
-    let mut ids = common::sim_orders(http, &sim.base_url(), &sim.shops()[0].0, "UNPAID", 2).await;
+    let mut ids =
+        common::sim_orders_in(http, &sim.base_url(), &sim.shops()[0].0, "UNPAID", 2).await;
     ids.extend(
-        common::sim_orders(
+        common::sim_orders_in(
             http,
             &sim.base_url(),
             &sim.shops()[0].0,
@@ -282,7 +283,7 @@ async fn real_webhook_bodies(http: &reqwest::Client) -> Vec<Vec<u8>> {
         )
         .await,
     );
-    ids.extend(common::sim_orders(http, &sim.base_url(), &sim.shops()[0].0, "ON_HOLD", 1).await);
+    ids.extend(common::sim_orders_in(http, &sim.base_url(), &sim.shops()[0].0, "ON_HOLD", 1).await);
     let (st, v) = post_json(
         http,
         &format!("{}/sim/orders/{}/buyer_cancel", sim.base_url(), ids[4]),
@@ -515,7 +516,7 @@ async fn tiktok_responses_decode_or_fail_cleanly() {
     use reqwest::Method;
     let http = reqwest::Client::new();
     let sim = start_sim(None).await;
-    let ids = common::sim_orders(
+    let ids = common::sim_orders_in(
         &http,
         &sim.base_url(),
         &sim.shops()[0].0,

@@ -112,10 +112,11 @@ async fn a_stopped_daemon_catches_up_from_its_polling_cursor() {
     // polling.
     let daemon = Daemon::start_with(&listen, Some(&config), &data, &wf, &log, &[]);
     common::wait_ready(&client, &daemon.base).await;
-    let on_hold = common::sim_orders(&client, &sim_url, &shops[0], "ON_HOLD", 60).await;
+    let on_hold = common::sim_orders_in(&client, &sim_url, &shops[0], "ON_HOLD", 60).await;
     let mut to_ship =
-        common::sim_orders(&client, &sim_url, &shops[0], "AWAITING_SHIPMENT", 50).await;
-    to_ship.extend(common::sim_orders(&client, &sim_url, &shops[1], "AWAITING_SHIPMENT", 50).await);
+        common::sim_orders_in(&client, &sim_url, &shops[0], "AWAITING_SHIPMENT", 50).await;
+    to_ship
+        .extend(common::sim_orders_in(&client, &sim_url, &shops[1], "AWAITING_SHIPMENT", 50).await);
     let mut all: Vec<String> = on_hold.iter().chain(&to_ship).cloned().collect();
     eventually(Duration::from_secs(180), "the first orders in sync", || {
         let (c, s, b, ids) = (
@@ -169,7 +170,7 @@ async fn a_stopped_daemon_catches_up_from_its_polling_cursor() {
         to_ship.len(),
         "{v}"
     );
-    let fresh = common::sim_orders(&client, &sim_url, &shops[1], "AWAITING_SHIPMENT", 40).await;
+    let fresh = common::sim_orders_in(&client, &sim_url, &shops[1], "AWAITING_SHIPMENT", 40).await;
     all.extend(fresh.iter().cloned());
     // Every push of the downtime fails (nothing listens).
     let changed = cancelled.len() + to_ship.len() + fresh.len();

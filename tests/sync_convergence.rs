@@ -125,16 +125,7 @@ async fn lossy_webhooks_and_polling_converge_with_one_ship_per_order() {
     // The carrier moves half of them on (more webhooks, lossy as ever);
     // then nothing changes any more: the simulator has settled.
     let moved: Vec<&String> = ids.iter().step_by(2).collect();
-    for chunk in moved.chunks(100) {
-        let (st, v) = post_json(
-            &client,
-            &format!("{sim_url}/sim/carrier"),
-            &serde_json::json!({"order_ids": chunk, "to": "DELIVERED"}),
-        )
-        .await;
-        assert_eq!(st, 200, "{v}");
-        assert!(v["skipped"].as_array().unwrap().is_empty(), "{v}");
-    }
+    common::sim_deliver(&client, &sim_url, &moved).await;
     let settled = Instant::now();
     let mut truth: HashMap<String, String> = HashMap::new();
     for id in &ids {
@@ -196,13 +187,8 @@ async fn lossy_webhooks_and_polling_converge_with_one_ship_per_order() {
         let (_, o) = get_json(&client, &format!("{base}/api/v1/orders/{id}")).await;
         assert_eq!(o["instance_state"], "completed:shipped", "{o}");
     }
+    let outcomes = common::webhook_outcomes(&client, &sim_url).await;
     let (_, hooks) = get_json(&client, &format!("{sim_url}/sim/webhooks")).await;
-    let mut outcomes: HashMap<String, usize> = HashMap::new();
-    for d in hooks["deliveries"].as_array().unwrap() {
-        *outcomes
-            .entry(d["outcome"].as_str().unwrap().to_string())
-            .or_default() += 1;
-    }
     assert!(
         outcomes.get("dropped").copied().unwrap_or(0) > 0,
         "the simulator dropped no webhook: {outcomes:?}"

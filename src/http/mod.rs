@@ -1,6 +1,7 @@
 //! The HTTP surface: a thin layer over handles.
 //!
-//! - `GET /healthz` (the process lives), `GET /readyz` (recovery finished),
+//! - `GET /healthz` (the process lives), `GET /readyz` (recovery finished
+//!   and the store takes writes),
 //!   `GET /metrics` (Prometheus exposition);
 //! - `POST /api/v1/events`: intake of an order event — the same durable
 //!   path webhooks use: stored, then acknowledged;
@@ -117,11 +118,15 @@ async fn healthz() -> impl Responder {
     HttpResponse::Ok().body("ok")
 }
 
+/// Ready once recovery finished and while the store takes writes: a full
+/// disk or a failed store makes it 503 "degraded: …".
 async fn readyz(s: web::Data<AppState>) -> impl Responder {
-    if s.ready.load(Ordering::Acquire) {
-        HttpResponse::Ok().body("ready")
-    } else {
-        HttpResponse::ServiceUnavailable().body("recovering")
+    if !s.ready.load(Ordering::Acquire) {
+        return HttpResponse::ServiceUnavailable().body("recovering");
+    }
+    match s.store.writable() {
+        Ok(()) => HttpResponse::Ok().body("ready"),
+        Err(e) => HttpResponse::ServiceUnavailable().body(format!("degraded: {e}")),
     }
 }
 

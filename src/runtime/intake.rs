@@ -100,6 +100,9 @@ impl Intake {
             (h.finish() % DEDUPE_STRIPES as u64) as usize
         };
         let guard = self.dedupe_locks[stripe].lock().await;
+        // A store that cannot write may hold, in memory, a dedupe key whose
+        // write never landed: refuse before answering from it.
+        self.store.writable()?;
         if self
             .store
             .trees

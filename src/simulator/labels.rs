@@ -6,7 +6,8 @@
 //! the same shipment or label, and the ledger records a replay, never a
 //! second purchase), refuses a key reused for a different request (422), and
 //! injects faults: a fraction of failing requests, a fixed number of
-//! upcoming failures with a chosen status, and latency. Latency is added
+//! upcoming failures with a chosen status, latency, and a fraction of
+//! answers held long enough for the client to time out. Latency is added
 //! *after* the work is done, as with a real provider whose answer is lost
 //! to a client timeout: the label is bought, and only a retry with the same
 //! key gets it.
@@ -55,6 +56,12 @@ pub struct LabelFaults {
     pub fail_status: Option<u16>,
     /// Delay added to every API answer, after the work is done.
     pub latency_ms: u64,
+    /// Fraction of API calls whose answer is held `timeout_ms` after the
+    /// work is done: a carrier that times out sometimes (the client gives
+    /// up; the label is bought all the same).
+    pub timeout_rate: f64,
+    /// How long such an answer is held (default 30 s).
+    pub timeout_ms: Option<u64>,
 }
 
 impl LabelFaults {
@@ -63,6 +70,12 @@ impl LabelFaults {
             return Err(format!(
                 "error_rate must be within [0, 1], got {}",
                 self.error_rate
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.timeout_rate) {
+            return Err(format!(
+                "timeout_rate must be within [0, 1], got {}",
+                self.timeout_rate
             ));
         }
         if let Some(s) = self.fail_status {
@@ -198,7 +211,11 @@ fn gate(sim: &LabelSim, req: &HttpRequest) -> Result<Duration, Box<HttpResponse>
         }
     }
     let mut w = sim.world.lock();
-    let latency = Duration::from_millis(w.faults.latency_ms);
+    let mut latency = Duration::from_millis(w.faults.latency_ms);
+    let timeout_rate = w.faults.timeout_rate;
+    if timeout_rate > 0.0 && w.rng.random_bool(timeout_rate) {
+        latency = latency.max(Duration::from_millis(w.faults.timeout_ms.unwrap_or(30_000)));
+    }
     if w.faults.fail_next > 0 {
         w.faults.fail_next -= 1;
         let s = w.faults.fail_status.unwrap_or(503);

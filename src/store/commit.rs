@@ -15,6 +15,10 @@
 //! gone while the checkpoint that consumed it is not. Recovery tidies what
 //! a torn batch may leave behind (audit entries past the checkpoint).
 //!
+//! Before a batch is applied the disk guard ([`super::space`]) is asked:
+//! on a nearly full disk, or after sled has failed a write, the batch is
+//! refused untouched and its writers get the error, never an "ok".
+//!
 //! The writer is a plain thread: a blocking flush must never run on an
 //! actix arbiter or a tokio worker.
 
@@ -24,6 +28,7 @@ use std::time::Instant;
 
 use tokio::sync::oneshot;
 
+use super::space::DiskGuard;
 use super::{Error, Tree};
 use crate::metrics as m;
 
@@ -62,13 +67,18 @@ pub struct Committer {
 }
 
 impl Committer {
-    pub(super) fn start(db: sled::Db, trees: Arc<super::Trees>, max_batch: usize) -> Committer {
+    pub(super) fn start(
+        db: sled::Db,
+        trees: Arc<super::Trees>,
+        max_batch: usize,
+        guard: Arc<DiskGuard>,
+    ) -> Committer {
         let (tx, rx) = mpsc::channel::<Request>();
         let stats = Arc::new(CommitStats::default());
         let s = stats.clone();
         let spawned = std::thread::Builder::new()
             .name("orderflow-commit".into())
-            .spawn(move || writer(db, trees, rx, max_batch.max(1), s));
+            .spawn(move || writer(db, trees, rx, max_batch.max(1), s, guard));
         if let Err(e) = spawned {
             tracing::error!(error = %e, "Could not start the commit thread");
         }
@@ -100,6 +110,7 @@ fn writer(
     rx: mpsc::Receiver<Request>,
     max_batch: usize,
     stats: Arc<CommitStats>,
+    guard: Arc<DiskGuard>,
 ) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -108,6 +119,12 @@ fn writer(
                 Ok(r) => batch.push(r),
                 Err(_) => break,
             }
+        }
+        if let Err(e) = guard.admit() {
+            for r in batch {
+                let _ = r.done.send(Err(e.clone()));
+            }
+            continue;
         }
         let started = Instant::now();
         let n_ops: usize = batch.iter().map(|r| r.ops.len()).sum();
@@ -126,6 +143,7 @@ fn writer(
         metrics::histogram!(m::CHECKPOINT_FLUSH_SECONDS).record(took.as_secs_f64());
         if let Err(e) = &result {
             tracing::error!(error = %e, requests = batch.len(), "Group commit failed");
+            guard.fail(e);
         }
         for r in batch {
             let _ = r.done.send(result.clone());

@@ -16,9 +16,21 @@
 //! | `definitions` | `name@version` | the workflow's YAML |
 //! | `effects` | idempotency key | the effect's result |
 //! | `cursors` | name | polling cursors and other small state |
+//!
+//! # A full disk
+//!
+//! Writes are refused, not lost: below `store.min_free_bytes` of free
+//! space the commit writer refuses every batch untouched
+//! ([`Error::DiskFull`]), intake answers 503, `/readyz` says "degraded" and
+//! `orderflow_store_writable` is 0; the first batch after space returns is
+//! written as usual. If sled hits ENOSPC (or any I/O error) itself, its
+//! database refuses all writes until it is reopened, so the store turns
+//! failed ([`Error::Failed`]) and the daemon exits with status 75 to be
+//! restarted. Details in [`space`].
 
 pub mod codec;
 pub mod commit;
+pub mod space;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -40,6 +52,10 @@ pub enum Error {
     Codec(#[from] std::sync::Arc<codec::Error>),
     #[error("the commit thread has stopped")]
     Closed,
+    #[error("disk nearly full: {free} bytes free, writes need at least {min}")]
+    DiskFull { free: u64, min: u64 },
+    #[error("the store failed a write and takes no more until the daemon restarts")]
+    Failed,
 }
 
 impl From<sled::Error> for Error {
@@ -199,6 +215,8 @@ pub struct Store {
     pub db: sled::Db,
     pub trees: Arc<Trees>,
     pub committer: Committer,
+    /// Whether writes can be taken (free space, sled's health).
+    pub guard: Arc<space::DiskGuard>,
 }
 
 pub fn timer_key(order_id: &str, t: &TimerId, due_ms: i64) -> Vec<u8> {
@@ -217,7 +235,19 @@ pub fn audit_key(order_id: &str, seq: u64) -> Vec<u8> {
 }
 
 impl Store {
+    /// Opens the store with the free-space check off (benches, tools).
     pub fn open(dir: &Path, cache_bytes: u64, max_batch: usize) -> Result<Store, Error> {
+        Store::open_guarded(dir, cache_bytes, max_batch, 0)
+    }
+
+    /// Opens the store; writes are refused while the file system holding
+    /// `dir` has less than `min_free_bytes` free (0: never).
+    pub fn open_guarded(
+        dir: &Path,
+        cache_bytes: u64,
+        max_batch: usize,
+        min_free_bytes: u64,
+    ) -> Result<Store, Error> {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
@@ -234,12 +264,26 @@ impl Store {
             effects: db.open_tree("effects")?,
             cursors: db.open_tree("cursors")?,
         });
-        let committer = Committer::start(db.clone(), trees.clone(), max_batch);
+        let guard = Arc::new(space::DiskGuard::new(dir.to_path_buf(), min_free_bytes));
+        let committer = Committer::start(db.clone(), trees.clone(), max_batch, guard.clone());
         Ok(Store {
             db,
             trees,
             committer,
+            guard,
         })
+    }
+
+    /// Whether a write would be taken now (measures the free space again unless
+    /// the last look found it fine): callers
+    /// that would answer from what is stored (intake's duplicate check) ask
+    /// first, so a failed store never answers from a write that did not
+    /// land.
+    pub fn writable(&self) -> Result<(), Error> {
+        match self.guard.status() {
+            space::Status::Writable => Ok(()),
+            _ => self.guard.admit(),
+        }
     }
 
     pub async fn commit(&self, ops: Vec<Op>) -> Result<(), Error> {

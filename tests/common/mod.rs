@@ -349,26 +349,19 @@ pub async fn metric(client: &reqwest::Client, base: &str, name: &str, labels: &s
 
 /// Creates `count` orders in `status` on the simulator at `sim` (its base
 /// URL) for `shop`; their ids.
-pub async fn sim_orders(
+pub async fn sim_orders_in(
     client: &reqwest::Client,
     sim: &str,
     shop: &str,
     status: &str,
     count: usize,
 ) -> Vec<String> {
-    let (st, v) = post_json(
+    sim_create(
         client,
-        &format!("{sim}/sim/orders"),
-        &serde_json::json!({"shop_id": shop, "status": status, "count": count}),
+        sim,
+        serde_json::json!({"shop_id": shop, "status": status, "count": count}),
     )
-    .await;
-    assert_eq!(st, 200, "{v}");
-    v["orders"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["order_id"].as_str().unwrap().to_string())
-        .collect()
+    .await
 }
 
 /// GET a JSON document; panics on transport errors, returns the status and
@@ -559,4 +552,201 @@ pub async fn orders_counted(client: &reqwest::Client, base: &str) -> f64 {
 pub fn free_addr() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().to_string()
+}
+
+// ---------------------------------------------------------------------
+// Crash and fault tests: the real binary against a simulator that
+// outlives it.
+// ---------------------------------------------------------------------
+
+/// The simulator in its own thread and actix system, so it outlives the
+/// daemons a test kills and restarts, and the test's blocking waits never
+/// stall it. Returns its base URL and `(shop id, cipher)` of every shop.
+pub fn start_simulator_thread(
+    args: orderflow::simulator::SimulatorArgs,
+) -> (String, Vec<(String, String)>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let sim = orderflow::simulator::start(args).await.unwrap();
+            tx.send((sim.base_url(), sim.shops().to_vec())).unwrap();
+            std::future::pending::<()>().await;
+        })
+    });
+    rx.recv().unwrap()
+}
+
+/// The simulator's first shop's warehouse and first SKU: `(warehouse,
+/// sku, product)`.
+pub async fn sim_first_sku(client: &reqwest::Client, sim_url: &str) -> (String, String, String) {
+    let (_, v) = get_json(client, &format!("{sim_url}/sim/shops")).await;
+    let s = |v: &serde_json::Value| v.as_str().unwrap().to_string();
+    (
+        s(&v["shops"][0]["warehouse_id"]),
+        s(&v["skus"][0]["id"]),
+        s(&v["skus"][0]["product_id"]),
+    )
+}
+
+/// Writes `dir/orderflow.toml` for `orderflow run` and returns its path:
+/// TikTok is the simulator at `sim_url` (`shop`, with the app key, app
+/// secret and access token given), the label API is the simulator's, with
+/// the three carriers' provider ids; `extra` TOML is appended.
+pub fn sim_daemon_config(
+    dir: &Path,
+    sim_url: &str,
+    (shop, cipher): &(String, String),
+    (app_key, app_secret, access_token): (&str, &str, &str),
+    extra: &str,
+) -> PathBuf {
+    let path = dir.join("orderflow.toml");
+    let text = format!(
+        r#"
+[tiktok]
+base_url = "{sim_url}"
+auth_url = "{sim_url}"
+app_key = "{app_key}"
+app_secret = "{app_secret}"
+
+[[tiktok.shops]]
+id = "{shop}"
+cipher = "{cipher}"
+access_token = "{access_token}"
+refresh_token = "sim-refresh-token"
+qps = 1000.0
+
+[shipping]
+label_api_url = "{sim_url}/labels/v1"
+
+[shipping.provider_ids]
+USPS = "6617675021119438849"
+UPS = "6617675021119438850"
+FedEx = "6617675021119438851"
+{extra}
+"#
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `dir/workflows` holding a copy of the bundled standard workflow.
+pub fn standard_workflows(dir: &Path) -> PathBuf {
+    let wf = dir.join("workflows");
+    std::fs::create_dir_all(&wf).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/standard.yaml"),
+        wf.join("standard.yaml"),
+    )
+    .unwrap();
+    wf
+}
+
+/// Sets `units` of `sku` in `warehouse` through the inventory import.
+pub async fn import_stock(
+    client: &reqwest::Client,
+    base: &str,
+    (warehouse, sku, product): &(String, String, String),
+    units: u64,
+) {
+    let r = client
+        .post(format!("{base}/api/v1/inventory/import"))
+        .body(format!(
+            "sku_id,warehouse_id,on_hand,product_id\n{sku},{warehouse},{units},{product}\n"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{:?}", r.text().await);
+}
+
+/// Creates orders in the simulator (`body` as `POST /sim/orders` takes it)
+/// and returns their ids.
+pub async fn sim_create(
+    client: &reqwest::Client,
+    sim_url: &str,
+    body: serde_json::Value,
+) -> Vec<String> {
+    let (st, v) = post_json(client, &format!("{sim_url}/sim/orders"), &body).await;
+    assert_eq!(st, 200, "{v}");
+    v["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["order_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Creates `count` orders awaiting shipment in the simulator, one unit of
+/// `sku` each, and returns their ids.
+pub async fn sim_orders(
+    client: &reqwest::Client,
+    sim_url: &str,
+    sku: &str,
+    count: usize,
+) -> Vec<String> {
+    sim_create(
+        client,
+        sim_url,
+        serde_json::json!({"items": [{"sku_id": sku, "quantity": 1}], "count": count, "status": "AWAITING_SHIPMENT"}),
+    )
+    .await
+}
+
+/// The simulator's webhook deliveries counted by outcome (`delivered`,
+/// `failed`, `dropped`, `duplicated`, …).
+pub async fn webhook_outcomes(client: &reqwest::Client, sim_url: &str) -> HashMap<String, usize> {
+    let (_, hooks) = get_json(client, &format!("{sim_url}/sim/webhooks")).await;
+    let mut outcomes: HashMap<String, usize> = HashMap::new();
+    for d in hooks["deliveries"].as_array().unwrap() {
+        *outcomes
+            .entry(d["outcome"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    outcomes
+}
+
+/// Successful ship / mark-shipped calls per order, from TikTok's ledger.
+pub async fn ships_per_order(client: &reqwest::Client, sim_url: &str) -> HashMap<String, usize> {
+    let (_, ledger) = get_json(client, &format!("{sim_url}/sim/ledger")).await;
+    let mut ships: HashMap<String, usize> = HashMap::new();
+    for e in ledger["entries"].as_array().unwrap() {
+        if matches!(e["action"].as_str(), Some("ship" | "mark_shipped")) && e["ok"] == true {
+            *ships
+                .entry(e["order_id"].as_str().unwrap_or_default().to_string())
+                .or_default() += 1;
+        }
+    }
+    ships
+}
+
+/// The simulated carrier delivers `ids` (`POST /sim/carrier`, 100 at a
+/// time); every one must advance.
+pub async fn sim_deliver<S: AsRef<str> + serde::Serialize>(
+    client: &reqwest::Client,
+    sim_url: &str,
+    ids: &[S],
+) {
+    for chunk in ids.chunks(100) {
+        let (st, v) = post_json(
+            client,
+            &format!("{sim_url}/sim/carrier"),
+            &serde_json::json!({"order_ids": chunk, "to": "DELIVERED"}),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+        assert!(v["skipped"].as_array().unwrap().is_empty(), "{v}");
+    }
+}
+
+/// A seeded random generator for a test that injects faults at random: the
+/// seed comes from the environment variable `var` when set, else at
+/// random, and is printed as `var=seed` so a failure can be replayed.
+pub fn seeded_rng(var: &str) -> (u64, rand::rngs::StdRng) {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::rng().random());
+    println!("{var}={seed}");
+    (seed, rand::rngs::StdRng::seed_from_u64(seed))
 }
