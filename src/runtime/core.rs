@@ -179,8 +179,15 @@ impl W<'_> {
             );
             return;
         }
+        // Converting the order for CEL is the largest cost of a step; a
+        // workflow whose expressions never mention `order` does without.
+        let order = if def.reads_order {
+            self.order_val()
+        } else {
+            expr::null()
+        };
         let ctx = Ctx {
-            order: self.order_val(),
+            order,
             now_ms: self.env.now_ms,
         };
         let out = advance(&def, inst, &input, &ctx);
@@ -303,9 +310,9 @@ impl W<'_> {
         }
         let Some(order) = &self.rec.order else { return };
         let status = order.status;
-        let order_val = self.order_val();
         let cat = self.env.registry.current();
-        let Some(def) = cat.select(status.as_str(), &order_val, self.env.now_ms) else {
+        let now_ms = self.env.now_ms;
+        let Some(def) = cat.select_with(status.as_str(), || self.order_val(), now_ms) else {
             return;
         };
         self.rec.workflow = Some(def.key());
