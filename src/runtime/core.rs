@@ -62,6 +62,11 @@ pub struct Plan {
 pub struct Env<'a> {
     pub registry: &'a Registry,
     pub now_ms: i64,
+    /// Whether the order's `running` marker is durably present (`Some`)
+    /// as of the record being processed, when the caller knows it; `None`
+    /// (a record just loaded or created) writes the marker either way,
+    /// which also clears a marker a torn batch left behind.
+    pub running_marker: Option<bool>,
 }
 
 struct W<'a> {
@@ -651,17 +656,25 @@ impl W<'_> {
         }
         self.rec.updated_ms = self.env.now_ms;
         let id = self.rec.order_id.clone().into_bytes();
-        if self.rec.in_flight.is_empty() {
-            self.ops.push(Op::Del {
-                tree: Tree::Running,
-                key: id.clone(),
-            });
-        } else {
-            self.ops.push(Op::Put {
-                tree: Tree::Running,
-                key: id.clone(),
-                value: Vec::new(),
-            });
+        // The `running` marker changes only when the order gains its first
+        // effect in flight or loses its last: the record we started from is
+        // durable, and so is the marker written with it, so writing it
+        // again at every step would only cost a sled write (see
+        // `Env::running_marker`).
+        let running = !self.rec.in_flight.is_empty();
+        if self.env.running_marker != Some(running) {
+            if running {
+                self.ops.push(Op::Put {
+                    tree: Tree::Running,
+                    key: id.clone(),
+                    value: Vec::new(),
+                });
+            } else {
+                self.ops.push(Op::Del {
+                    tree: Tree::Running,
+                    key: id.clone(),
+                });
+            }
         }
         self.ops.push(Op::Put {
             tree: Tree::Orders,
