@@ -17,8 +17,8 @@ use super::{Error, Registry};
 use crate::lifecycle::Lifecycle;
 use crate::order::{Order, TiktokStatus};
 use crate::store::{
-    audit_key, codec, timer_key, ArmedTimer, AuditEntry, Op, OrderRecord, StartedEffect,
-    TimerEntry, Tree,
+    audit_key, codec, encode_audit_group, timer_key, ArmedTimer, AuditEntry, Op, OrderRecord,
+    StartedEffect, TimerEntry, Tree,
 };
 use crate::workflow::interpreter::{
     advance, ActionError, Ctx, Effect, EffectId, Input, Instance, State, Terminal, TimerId,
@@ -77,6 +77,8 @@ struct W<'a> {
     def: Option<Arc<Definition>>,
     order_val: Option<expr::Val>,
     changed: bool,
+    /// Audit entries of this step, written as one value in `finish`.
+    audit_entries: Vec<AuditEntry>,
 }
 
 /// Runs one message against a record (a fresh record for a new order).
@@ -93,6 +95,7 @@ pub fn process(rec: OrderRecord, msg: &Msg, env: &Env) -> Result<Plan, Error> {
         def,
         order_val: None,
         changed: false,
+        audit_entries: Vec::new(),
     };
     match msg {
         Msg::Event { inbox_seq, event } => {
@@ -131,13 +134,7 @@ impl W<'_> {
             kind: kind.into(),
             detail: detail.into(),
         };
-        if let Ok(v) = codec::encode(&entry) {
-            self.ops.push(Op::Put {
-                tree: Tree::Audit,
-                key: audit_key(&self.rec.order_id, entry.seq),
-                value: v,
-            });
-        }
+        self.audit_entries.push(entry);
         self.changed = true;
     }
 
@@ -655,6 +652,15 @@ impl W<'_> {
             });
         }
         self.rec.updated_ms = self.env.now_ms;
+        if let Some(first) = self.audit_entries.first() {
+            if let Ok(v) = encode_audit_group(&self.audit_entries) {
+                self.ops.push(Op::Put {
+                    tree: Tree::Audit,
+                    key: audit_key(&self.rec.order_id, first.seq),
+                    value: v,
+                });
+            }
+        }
         let id = self.rec.order_id.clone().into_bytes();
         // The `running` marker changes only when the order gains its first
         // effect in flight or loses its last: the record we started from is
