@@ -38,6 +38,9 @@ pub struct OrderActor {
     /// The actor could not load its checkpoint: it refuses work and stops.
     broken: Option<String>,
     notify_supervisor: bool,
+    /// The `running` marker as this actor last committed it (`None` until
+    /// its first commit): lets a step skip rewriting an unchanged marker.
+    running_marker: Option<bool>,
 }
 
 impl OrderActor {
@@ -49,13 +52,19 @@ impl OrderActor {
             last_active: Instant::now(),
             broken: None,
             notify_supervisor: true,
+            running_marker: None,
         }
     }
 
     /// Starts the effects a committed checkpoint decided, unless this
     /// process already runs them (an actor rebuilt while its effect task
     /// still runs must not issue it twice).
-    fn start_effects(&self, effects: Vec<StartedEffect>) {
+    ///
+    /// The result goes straight back to this actor's own address: asking
+    /// the supervisor first would add a round trip through its arbiter to
+    /// every step. Only if this actor has stopped meanwhile (passivated or
+    /// died) does the result take the supervisor's way, which rebuilds it.
+    fn start_effects(&self, effects: Vec<StartedEffect>, me: Addr<OrderActor>) {
         for e in effects {
             if !self.shared.in_process.lock().insert(e.key.clone()) {
                 continue;
@@ -67,13 +76,22 @@ impl OrderActor {
                 .and_then(|r| r.order.clone())
                 .map(Arc::new);
             let order_id = self.id.clone();
+            let me = me.clone();
             actix::spawn(async move {
                 let result = shared.executor.run(order, &e).await;
                 let msg = Msg::EffectDone {
                     effect: e.effect.clone(),
                     result,
                 };
-                if let Some(h) = shared.handle() {
+                let msg = match me.send(Process(msg.clone())).await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(err)) => {
+                        tracing::warn!(order_id = %order_id, error = %err, "Could not deliver an effect result; it is re-issued on recovery");
+                        None
+                    }
+                    Err(_) => Some(msg),
+                };
+                if let (Some(msg), Some(h)) = (msg, shared.handle()) {
                     if let Err(err) = h.deliver(&order_id, msg).await {
                         tracing::warn!(order_id = %order_id, error = %err, "Could not deliver an effect result; it is re-issued on recovery");
                     }
@@ -115,7 +133,7 @@ impl Actor for OrderActor {
             if !pending.is_empty() {
                 tracing::info!(order_id = %self.id, effects = pending.len(), "Re-issuing effects started before a restart");
             }
-            self.start_effects(pending);
+            self.start_effects(pending, ctx.address());
         }
         let every = (self.shared.config.passivate_after.0 / 2).max(Duration::from_millis(5));
         ctx.run_interval(every, |act, ctx| {
@@ -152,42 +170,62 @@ impl Handler<Process> for OrderActor {
             _ => String::new(),
         };
         let now_ms = self.shared.clock.now_ms();
+        // The record is moved into `process`, not cloned (a deep copy per
+        // step). Whatever happens next, `self.rec` ends up as before or as
+        // the committed record: put back below when nothing changed,
+        // reloaded from its (identical) durable copy if processing fails,
+        // replaced once the commit lands, and unused after a failed commit
+        // (the actor stops). While the commit is in flight the actor
+        // handles nothing else (`AtomicResponse`).
+        let had_record = self.rec.is_some();
+        let was_done = self
+            .rec
+            .as_ref()
+            .and_then(|r| r.instance.as_ref())
+            .is_some_and(|i| i.is_terminal());
+        let was_exception = self
+            .rec
+            .as_ref()
+            .is_some_and(|r| r.lifecycle == crate::lifecycle::Lifecycle::Exception);
         let rec = self
             .rec
-            .clone()
+            .take()
             .unwrap_or_else(|| OrderRecord::new(&self.id, &shop, now_ms));
         let env = core::Env {
             registry: &self.shared.registry,
             now_ms,
+            running_marker: self.running_marker,
         };
         let plan = match core::process(rec, &msg.0, &env) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(order_id = %self.id, error = %e, "Could not process a message");
+                if had_record {
+                    match self.shared.store.load_order(&self.id) {
+                        Ok(rec) => self.rec = rec,
+                        Err(le) => {
+                            tracing::error!(order_id = %self.id, error = %le, "Could not reload the checkpoint; stopping the actor");
+                            ctx.stop();
+                        }
+                    }
+                }
                 return AtomicResponse::new(Box::pin(fut::ready(Err(e.to_string()))));
             }
         };
         if plan.ops.is_empty() {
+            if had_record {
+                self.rec = Some(plan.record);
+            }
             return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
         }
         let store = self.shared.store.clone();
         let (ops, record, start) = (plan.ops, plan.record, plan.start);
-        let _ = ctx;
         AtomicResponse::new(Box::pin(
             async move { store.commit(ops).await }
                 .into_actor(self)
                 .map(move |res, act, ctx| match res {
                     Ok(()) => {
-                        let was_done = act
-                            .rec
-                            .as_ref()
-                            .and_then(|r| r.instance.as_ref())
-                            .is_some_and(|i| i.is_terminal());
                         let done = record.instance.as_ref().is_some_and(|i| i.is_terminal());
-                        let was_exception = act
-                            .rec
-                            .as_ref()
-                            .is_some_and(|r| r.lifecycle == crate::lifecycle::Lifecycle::Exception);
                         if record.lifecycle == crate::lifecycle::Lifecycle::Exception && !was_exception {
                             // An order needs an operator: a system alert.
                             act.shared.executor.alert(
@@ -204,10 +242,11 @@ impl Handler<Process> for OrderActor {
                                 let _ = tx.send(act.id.clone());
                             }
                         }
+                        act.running_marker = Some(!record.in_flight.is_empty());
                         act.rec = Some(record);
                         act.shared.publish_change(&act.id);
                         act.last_active = Instant::now();
-                        act.start_effects(start);
+                        act.start_effects(start, ctx.address());
                         Ok(())
                     }
                     Err(e) => {

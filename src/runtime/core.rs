@@ -17,8 +17,8 @@ use super::{Error, Registry};
 use crate::lifecycle::Lifecycle;
 use crate::order::{Order, TiktokStatus};
 use crate::store::{
-    audit_key, codec, timer_key, ArmedTimer, AuditEntry, Op, OrderRecord, StartedEffect,
-    TimerEntry, Tree,
+    audit_key, codec, encode_audit_group, timer_key, ArmedTimer, AuditEntry, Op, OrderRecord,
+    StartedEffect, TimerEntry, Tree,
 };
 use crate::workflow::interpreter::{
     advance, ActionError, Ctx, Effect, EffectId, Input, Instance, State, Terminal, TimerId,
@@ -62,6 +62,11 @@ pub struct Plan {
 pub struct Env<'a> {
     pub registry: &'a Registry,
     pub now_ms: i64,
+    /// Whether the order's `running` marker is durably present (`Some`)
+    /// as of the record being processed, when the caller knows it; `None`
+    /// (a record just loaded or created) writes the marker either way,
+    /// which also clears a marker a torn batch left behind.
+    pub running_marker: Option<bool>,
 }
 
 struct W<'a> {
@@ -72,6 +77,8 @@ struct W<'a> {
     def: Option<Arc<Definition>>,
     order_val: Option<expr::Val>,
     changed: bool,
+    /// Audit entries of this step, written as one value in `finish`.
+    audit_entries: Vec<AuditEntry>,
 }
 
 /// Runs one message against a record (a fresh record for a new order).
@@ -88,6 +95,7 @@ pub fn process(rec: OrderRecord, msg: &Msg, env: &Env) -> Result<Plan, Error> {
         def,
         order_val: None,
         changed: false,
+        audit_entries: Vec::new(),
     };
     match msg {
         Msg::Event { inbox_seq, event } => {
@@ -126,13 +134,7 @@ impl W<'_> {
             kind: kind.into(),
             detail: detail.into(),
         };
-        if let Ok(v) = codec::encode(&entry) {
-            self.ops.push(Op::Put {
-                tree: Tree::Audit,
-                key: audit_key(&self.rec.order_id, entry.seq),
-                value: v,
-            });
-        }
+        self.audit_entries.push(entry);
         self.changed = true;
     }
 
@@ -179,8 +181,15 @@ impl W<'_> {
             );
             return;
         }
+        // Converting the order for CEL is the largest cost of a step; a
+        // workflow whose expressions never mention `order` does without.
+        let order = if def.reads_order {
+            self.order_val()
+        } else {
+            expr::null()
+        };
         let ctx = Ctx {
-            order: self.order_val(),
+            order,
             now_ms: self.env.now_ms,
         };
         let out = advance(&def, inst, &input, &ctx);
@@ -303,9 +312,9 @@ impl W<'_> {
         }
         let Some(order) = &self.rec.order else { return };
         let status = order.status;
-        let order_val = self.order_val();
         let cat = self.env.registry.current();
-        let Some(def) = cat.select(status.as_str(), &order_val, self.env.now_ms) else {
+        let now_ms = self.env.now_ms;
+        let Some(def) = cat.select_with(status.as_str(), || self.order_val(), now_ms) else {
             return;
         };
         self.rec.workflow = Some(def.key());
@@ -643,18 +652,35 @@ impl W<'_> {
             });
         }
         self.rec.updated_ms = self.env.now_ms;
+        if let Some(first) = self.audit_entries.first() {
+            if let Ok(v) = encode_audit_group(&self.audit_entries) {
+                self.ops.push(Op::Put {
+                    tree: Tree::Audit,
+                    key: audit_key(&self.rec.order_id, first.seq),
+                    value: v,
+                });
+            }
+        }
         let id = self.rec.order_id.clone().into_bytes();
-        if self.rec.in_flight.is_empty() {
-            self.ops.push(Op::Del {
-                tree: Tree::Running,
-                key: id.clone(),
-            });
-        } else {
-            self.ops.push(Op::Put {
-                tree: Tree::Running,
-                key: id.clone(),
-                value: Vec::new(),
-            });
+        // The `running` marker changes only when the order gains its first
+        // effect in flight or loses its last: the record we started from is
+        // durable, and so is the marker written with it, so writing it
+        // again at every step would only cost a sled write (see
+        // `Env::running_marker`).
+        let running = !self.rec.in_flight.is_empty();
+        if self.env.running_marker != Some(running) {
+            if running {
+                self.ops.push(Op::Put {
+                    tree: Tree::Running,
+                    key: id.clone(),
+                    value: Vec::new(),
+                });
+            } else {
+                self.ops.push(Op::Del {
+                    tree: Tree::Running,
+                    key: id.clone(),
+                });
+            }
         }
         self.ops.push(Op::Put {
             tree: Tree::Orders,

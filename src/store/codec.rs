@@ -9,6 +9,12 @@ use serde::{de::DeserializeOwned, Serialize};
 /// The current format of every stored value.
 pub const FORMAT_V1: u8 = 1;
 
+/// The audit tree's values from version 2 on: a list of entries, every
+/// entry one checkpoint wrote, under the key of the first (one sled write
+/// per checkpoint instead of one per entry). The body is bincode as in V1;
+/// no other tree uses it, and a V1 audit value still reads as one entry.
+pub const FORMAT_V2_AUDIT_GROUP: u8 = 2;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("encode: {0}")]
@@ -22,7 +28,12 @@ pub enum Error {
 }
 
 pub fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, Error> {
-    let mut out = vec![FORMAT_V1];
+    encode_version(FORMAT_V1, v)
+}
+
+/// [`encode`] under another version byte (see [`FORMAT_V2_AUDIT_GROUP`]).
+pub fn encode_version<T: Serialize>(version: u8, v: &T) -> Result<Vec<u8>, Error> {
+    let mut out = vec![version];
     let body = bincode::serde::encode_to_vec(v, bincode::config::standard())
         .map_err(|e| Error::Encode(e.to_string()))?;
     out.extend_from_slice(&body);
@@ -32,13 +43,16 @@ pub fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, Error> {
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     match bytes.split_first() {
         None => Err(Error::Empty),
-        Some((&FORMAT_V1, body)) => {
-            let (v, _) = bincode::serde::decode_from_slice(body, bincode::config::standard())
-                .map_err(|e| Error::Decode(e.to_string()))?;
-            Ok(v)
-        }
+        Some((&FORMAT_V1, body)) => decode_body(body),
         Some((&v, _)) => Err(Error::UnknownVersion(v)),
     }
+}
+
+/// The bincode body after the version byte.
+pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
+    let (v, _) = bincode::serde::decode_from_slice(body, bincode::config::standard())
+        .map_err(|e| Error::Decode(e.to_string()))?;
+    Ok(v)
 }
 
 #[cfg(test)]

@@ -12,8 +12,11 @@
 //! (the `orders` tree), then deletions. sled recovers a prefix of its log,
 //! so after a crash a checkpoint implies the audit entries, timers and
 //! inbox records written with it, and an inbox record or timer is never
-//! gone while the checkpoint that consumed it is not. Recovery tidies what
-//! a torn batch may leave behind (audit entries past the checkpoint).
+//! gone while the checkpoint that consumed it is not. A torn batch may
+//! leave one audit group past an order's checkpoint; the next of the
+//! order's checkpoints with audit entries writes its group under the same
+//! key (the first entry's sequence, which follows the durable
+//! `audit_seq`) and so replaces it.
 //!
 //! Before a batch is applied the disk guard ([`super::space`]) is asked:
 //! on a nearly full disk, or after sled has failed a write, the batch is

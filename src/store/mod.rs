@@ -12,7 +12,7 @@
 //! | `dedupe` | event id | sequence: duplicates are answered, not stored |
 //! | `timers` | due ms (u64 BE) + order id + 0 + timer | [`TimerEntry`] |
 //! | `running` | order id | empty: orders with work to resume after a crash |
-//! | `audit` | order id + 0 + seq (u64 BE) | [`AuditEntry`] |
+//! | `audit` | order id + 0 + seq (u64 BE) | the [`AuditEntry`]s one checkpoint wrote, from `seq` on ([`encode_audit_group`]) |
 //! | `definitions` | `name@version` | the workflow's YAML |
 //! | `effects` | idempotency key | the effect's result |
 //! | `cursors` | name | polling cursors and other small state |
@@ -227,6 +227,23 @@ pub fn timer_key(order_id: &str, t: &TimerId, due_ms: i64) -> Vec<u8> {
     k
 }
 
+/// The audit value of one checkpoint's entries: one sled write per
+/// checkpoint, not one per entry (about a third of a step's writes). Keyed
+/// by the first entry's `seq`, so a retry after a torn batch (which starts
+/// from the same durable `audit_seq`) overwrites what the torn one left.
+pub fn encode_audit_group(entries: &[AuditEntry]) -> Result<Vec<u8>, codec::Error> {
+    codec::encode_version(codec::FORMAT_V2_AUDIT_GROUP, &entries)
+}
+
+/// The entries of one audit value: a group, or a single entry written
+/// before groups existed.
+pub fn decode_audit(bytes: &[u8]) -> Result<Vec<AuditEntry>, codec::Error> {
+    match bytes.split_first() {
+        Some((&codec::FORMAT_V2_AUDIT_GROUP, body)) => codec::decode_body(body),
+        _ => Ok(vec![codec::decode(bytes)?]),
+    }
+}
+
 pub fn audit_key(order_id: &str, seq: u64) -> Vec<u8> {
     let mut k = order_id.as_bytes().to_vec();
     k.push(0);
@@ -316,7 +333,7 @@ impl Store {
         let mut out = Vec::new();
         for r in self.trees.audit.scan_prefix(&prefix) {
             let (_, v) = r?;
-            out.push(codec::decode(&v)?);
+            out.extend(decode_audit(&v)?);
         }
         Ok(out)
     }
@@ -368,5 +385,52 @@ impl Store {
 
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: u64) -> AuditEntry {
+        AuditEntry {
+            seq,
+            at_ms: 7,
+            source: "workflow".into(),
+            kind: "step".into(),
+            detail: format!("entry {seq}"),
+        }
+    }
+
+    #[test]
+    fn audit_reads_groups_and_single_entries_written_before_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20, 16).unwrap();
+        store
+            .committer
+            .commit_blocking(vec![
+                // As a daemon before audit groups wrote it.
+                Op::Put {
+                    tree: Tree::Audit,
+                    key: audit_key("o1", 1),
+                    value: codec::encode(&entry(1)).unwrap(),
+                },
+                Op::Put {
+                    tree: Tree::Audit,
+                    key: audit_key("o1", 2),
+                    value: encode_audit_group(&[entry(2), entry(3)]).unwrap(),
+                },
+                Op::Put {
+                    tree: Tree::Audit,
+                    key: audit_key("o10", 1),
+                    value: encode_audit_group(&[entry(1)]).unwrap(),
+                },
+            ])
+            .unwrap();
+        let seqs: Vec<u64> = store.audit("o1").unwrap().iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, vec![1, 2, 3]);
+        assert_eq!(store.audit("o1").unwrap()[2], entry(3));
+        assert_eq!(store.audit("o10").unwrap().len(), 1);
+        assert!(decode_audit(&[codec::FORMAT_V2_AUDIT_GROUP, 0xff]).is_err());
     }
 }

@@ -146,14 +146,20 @@ impl Catalog {
     /// The workflow an order reaching `status` should run: triggers on that
     /// status whose `when` holds; the highest priority wins, then the name.
     pub fn select(&self, status: &str, order: &expr::Val, now_ms: i64) -> Option<Arc<Definition>> {
-        let scope = expr::Scope {
-            order: order.clone(),
-            steps: expr::null(),
-            vars: expr::null(),
-            event: expr::null(),
-            error: expr::null(),
-            now: now_ms.div_euclid(1000),
-        };
+        self.select_with(status, || order.clone(), now_ms)
+    }
+
+    /// [`Catalog::select`] with `order` built only if a matching trigger
+    /// has a `when` to evaluate: converting an order for CEL costs more
+    /// than the rest of a workflow start.
+    pub fn select_with(
+        &self,
+        status: &str,
+        order: impl FnOnce() -> expr::Val,
+        now_ms: i64,
+    ) -> Option<Arc<Definition>> {
+        let mut order = Some(order);
+        let mut scope: Option<expr::Scope> = None;
         let mut best: Option<&Arc<Definition>> = None;
         for d in &self.definitions {
             let matches_status = d.trigger.on.iter().any(|s| {
@@ -163,7 +169,15 @@ impl Catalog {
                 continue;
             }
             if let Some(w) = &d.trigger.when {
-                if !w.eval_bool(&scope).unwrap_or(false) {
+                let scope = scope.get_or_insert_with(|| expr::Scope {
+                    order: order.take().map_or_else(expr::null, |f| f()),
+                    steps: expr::null(),
+                    vars: expr::null(),
+                    event: expr::null(),
+                    error: expr::null(),
+                    now: now_ms.div_euclid(1000),
+                });
+                if !w.eval_bool(scope).unwrap_or(false) {
                     continue;
                 }
             }

@@ -25,9 +25,49 @@ pub struct Definition {
     pub trigger: Trigger,
     pub vars: BTreeMap<String, Template>,
     pub steps: Vec<Step>,
+    /// Whether any expression the interpreter evaluates may read `order`
+    /// (see [`Definition::exprs_mention`]). Building `order` for CEL is a
+    /// deep conversion of the whole order, the largest cost of a step; a
+    /// workflow that never reads it skips it.
+    pub reads_order: bool,
 }
 
 impl Definition {
+    /// Whether any expression the interpreter evaluates (variables, guards,
+    /// step bodies, compensations; not the trigger, which is evaluated
+    /// before an instance exists) has `name` anywhere in its source text.
+    /// Conservative on purpose: a mention inside a string literal or a
+    /// longer identifier counts too, so a `false` is always safe to act on.
+    pub fn exprs_mention(&self, name: &str) -> bool {
+        let mut hit = false;
+        let mut see = |e: &Expr| hit |= e.source.contains(name);
+        let mut see_t = |t: &Template| t.exprs().into_iter().for_each(&mut see);
+        self.vars.values().for_each(&mut see_t);
+        for s in &self.steps {
+            if let Some(g) = &s.guard {
+                see_t(&Template::Expr(g.clone()));
+            }
+            if let Some(c) = &s.compensate {
+                c.args.values().for_each(&mut see_t);
+            }
+            match &s.kind {
+                StepKind::Call { args, .. } | StepKind::Set(args) => {
+                    args.values().for_each(&mut see_t)
+                }
+                StepKind::Wait { until, .. } => see_t(&Template::Expr(until.clone())),
+                StepKind::Sleep(SleepSpec::Until(t)) | StepKind::Fail { reason: t } => see_t(t),
+                StepKind::Sleep(SleepSpec::For(_)) | StepKind::End { .. } => {}
+                StepKind::Approval { message, .. } => message.iter().for_each(&mut see_t),
+                StepKind::Switch { cases, .. } => {
+                    for (e, _) in cases {
+                        see_t(&Template::Expr(e.clone()));
+                    }
+                }
+            }
+        }
+        hit
+    }
+
     pub fn step_index(&self, id: &str) -> Option<usize> {
         self.steps.iter().position(|s| s.id == id)
     }
@@ -167,5 +207,30 @@ impl RetryPolicy {
             capped
         };
         Duration::from_secs_f64(secs.max(0.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::workflow::parse_workflow;
+
+    fn flow(step: &str) -> String {
+        format!("name: t\ntrigger:\n  on: AWAITING_SHIPMENT\n  when: order.total > 1\nsteps:\n{step}  - id: done\n    end: fulfilled\n")
+    }
+
+    #[test]
+    fn reads_order_only_when_an_evaluated_expression_mentions_it() {
+        // The action's name and the trigger mention `order`, no step does.
+        let plain = flow("  - id: s1\n    call: order.tag\n    with: { tags: [a] }\n");
+        assert!(!parse_workflow("t.yaml", &plain).unwrap().reads_order);
+        for step in [
+            "  - id: s1\n    if: order.total > 5\n    call: order.tag\n    with: { tags: [a] }\n",
+            "  - id: s1\n    call: order.tag\n    with: { tags: [\"${{ order.id }}\"] }\n",
+            "  - id: s1\n    set: { x: \"id ${{ order.id }}\" }\n",
+            "  - id: s1\n    if: false\n    fail: \"${{ order.id }}\"\n",
+        ] {
+            let def = parse_workflow("t.yaml", &flow(step)).unwrap();
+            assert!(def.reads_order, "{step}");
+        }
     }
 }

@@ -412,7 +412,7 @@ impl Validator {
         let mut hasher = Sha256::new();
         hasher.update(text.as_bytes());
         let version = hex::encode(&hasher.finalize()[..8]);
-        Some(Definition {
+        let mut def = Definition {
             name: name?,
             description,
             version,
@@ -421,7 +421,10 @@ impl Validator {
             trigger: trigger?,
             vars,
             steps,
-        })
+            reads_order: true,
+        };
+        def.reads_order = def.exprs_mention("order");
+        Some(def)
     }
 
     fn trigger(&mut self, t: &Node) -> Option<Trigger> {
