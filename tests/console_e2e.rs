@@ -6,7 +6,8 @@
 //! - log in (a wrong token is refused; the session cookie is HttpOnly and
 //!   SameSite=Strict and invisible to scripts);
 //! - an order arrives and appears in the list without a reload;
-//! - hold and release it from the list in one tap;
+//! - hold and release it from the list in one tap (the release from the
+//!   keyboard);
 //! - resume an order in exception from its page;
 //! - approve a high-value order;
 //! - a bulk retry over three orders in exception, with its progress;
@@ -285,7 +286,8 @@ async fn console_end_to_end() {
         ),
     )
     .await;
-    b.click("tr[data-order-id='e2e-live-1'] button[data-action='release']")
+    // Release from the keyboard: focus the button, press Enter.
+    b.press_enter("tr[data-order-id='e2e-live-1'] button[data-action='release']")
         .await;
     let o = env
         .wait_order("e2e-live-1", "released", |o| o["lifecycle"] != "on_hold")

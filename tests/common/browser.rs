@@ -229,6 +229,15 @@ impl Browser {
         }
     }
 
+    /// Focuses the element `css` selects and presses Enter on it, as a
+    /// keyboard user would.
+    pub async fn press_enter(&self, css: &str) {
+        let e = self.wait_for(css).await;
+        self.js("arguments[0].focus()", json!([{ELEMENT: e}])).await;
+        self.post(&format!("/element/{e}/value"), json!({"text": "\u{E007}"}))
+            .await;
+    }
+
     /// Waits for `css`, clears it and types `text`.
     pub async fn type_into(&self, css: &str, text: &str) {
         let e = self.wait_for(css).await;
