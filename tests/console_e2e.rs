@@ -516,13 +516,14 @@ async fn without_a_session_everything_is_refused() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401, "an invented session is no session");
-    // The login page and the console's files are public; they hold no data.
-    assert_eq!(
-        http.get(env.url("/login")).send().await.unwrap().status(),
-        200
-    );
+    // The console's code is not served to strangers; the login page and
+    // its stylesheet are (they hold nothing).
     let js = http.get(env.url("/console/app.js")).send().await.unwrap();
-    assert_eq!(js.status(), 200);
+    assert_eq!(js.status(), 303);
+    for open in ["/login", "/console/app.css"] {
+        let r = http.get(env.url(open)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{open}");
+    }
 
     // A real session: without its CSRF token a POST is refused, with it
     // the POST goes through.

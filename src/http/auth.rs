@@ -18,9 +18,9 @@
 //! on loopback without a token. Webhooks are exempt (TikTok is a server,
 //! and the HMAC is their proof).
 //!
-//! Health, readiness, metrics, the login page and the console's static
-//! files are open; `/` and everything under `/api/` need a proof when an
-//! admin token is configured. With no token (loopback only, enforced by
+//! Health, readiness, metrics, the login page and its stylesheet are open;
+//! `/`, the console's script and everything under `/api/` need a proof
+//! when an admin token is configured. With no token (loopback only, enforced by
 //! `config::validate`) everything is open, as before.
 
 use std::collections::HashMap;
@@ -178,6 +178,10 @@ fn guard(path: &str) -> Guard {
     if path.starts_with("/api/") || path == "/logout" {
         Guard::Api
     } else if path == "/" || path == "/index.html" {
+        Guard::Page
+    } else if path.starts_with("/console/") && path != "/console/app.css" {
+        // The console's code too: only the login page's stylesheet is
+        // served to strangers.
         Guard::Page
     } else {
         Guard::Open
