@@ -151,6 +151,9 @@ pub enum Command {
     },
     /// Run the TikTok Shop simulator (and label API) as its own server.
     Simulator(crate::simulator::SimulatorArgs),
+    /// Measure: the daemon as a child process against the simulator, or the
+    /// engine alone; prints one table per scenario.
+    Loadtest(crate::loadtest::LoadtestArgs),
     /// Orders on a running daemon.
     #[command(subcommand)]
     Orders(OrdersCmd),
@@ -251,6 +254,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 });
                 crate::simulator::run(args, stop).await
             })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Loadtest(args) => {
+            init_tracing();
+            crate::loadtest::run(&args)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate { paths } => validate(&paths),
