@@ -257,7 +257,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Loadtest(args) => {
-            init_tracing();
+            // The tables are the output; the simulator's chatter is not.
+            init_tracing_or("warn");
             crate::loadtest::run(&args)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -273,8 +274,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// Logs to stderr; `RUST_LOG` filters (default `info`).
 pub fn init_tracing() {
+    init_tracing_or("info");
+}
+
+/// Logs to stderr; `RUST_LOG` filters (default `default`).
+fn init_tracing_or(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -184,13 +184,7 @@ pub fn run(args: &LoadtestArgs) -> Result<()> {
     std::fs::write(&config, cfg).map_err(io("writing the daemon config"))?;
     let system = actix_rt::System::new();
     let out = system.block_on(async {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|source| Error::Http {
-                url: "(client)".into(),
-                source,
-            })?;
+        let http = super::client()?;
         let started = Instant::now();
         let mut d = DaemonProcess::spawn(
             &exe,
@@ -209,12 +203,7 @@ pub fn run(args: &LoadtestArgs) -> Result<()> {
         });
         let sent = Instant::now();
         let url = format!("{}/api/v1/events", d.base);
-        http.post(&url)
-            .json(&signal)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|source| Error::Http { url, source })?;
+        super::json(http.post(&url).json(&signal), &url).await?;
         let url = format!("{}/api/v1/orders/{id}", d.base);
         loop {
             let v: serde_json::Value = match http.get(&url).send().await {
@@ -225,9 +214,7 @@ pub fn run(args: &LoadtestArgs) -> Result<()> {
                 break;
             }
             if sent.elapsed() > Duration::from_secs(120) {
-                return Err(Error::Failed(format!(
-                    "{id} not resumed after 120 s: {v}"
-                )));
+                return Err(Error::Failed(format!("{id} not resumed after 120 s: {v}")));
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }

@@ -51,7 +51,10 @@ impl DaemonProcess {
         loop {
             let text = std::fs::read_to_string(log).unwrap_or_default();
             if let Some(line) = text.lines().find(|l| l.contains("orderflow listening")) {
-                if let Some(addr) = line.split_whitespace().find_map(|w| w.strip_prefix("addr=")) {
+                if let Some(addr) = line
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("addr="))
+                {
                     d.base = format!("http://{addr}");
                     return Ok(d);
                 }
@@ -107,18 +110,7 @@ impl DaemonProcess {
     /// A snapshot of `/metrics`.
     pub async fn metrics(&self, http: &reqwest::Client) -> Result<Metrics> {
         let url = format!("{}/metrics", self.base);
-        let text = http
-            .get(&url)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|source| Error::Http {
-                url: url.clone(),
-                source,
-            })?
-            .text()
-            .await
-            .map_err(|source| Error::Http { url, source })?;
+        let text = super::text(http.get(&url), &url).await?;
         Ok(Metrics { text })
     }
 }

@@ -128,39 +128,16 @@ impl Run {
 }
 
 async fn get_json(http: &reqwest::Client, url: &str) -> Result<Value> {
-    http.get(url)
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .map_err(|source| Error::Http {
-            url: url.into(),
-            source,
-        })?
-        .json()
-        .await
-        .map_err(|source| Error::Http {
-            url: url.into(),
-            source,
-        })
+    super::json(http.get(url), url).await
 }
 
-async fn post(http: &reqwest::Client, url: &str, body: reqwest::Body, ctype: &str) -> Result<Value> {
-    http.post(url)
-        .header("Content-Type", ctype)
-        .body(body)
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .map_err(|source| Error::Http {
-            url: url.into(),
-            source,
-        })?
-        .json()
-        .await
-        .map_err(|source| Error::Http {
-            url: url.into(),
-            source,
-        })
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    body: reqwest::Body,
+    ctype: &str,
+) -> Result<Value> {
+    super::json(http.post(url).header("Content-Type", ctype).body(body), url).await
 }
 
 fn answer(url: &str, detail: impl Into<String>) -> Error {
@@ -177,7 +154,11 @@ async fn tiktok_calls(http: &reqwest::Client, sim: &str) -> Result<(u64, u64, u6
     let sum = |f: &str| ep.values().map(|e| e[f].as_u64().unwrap_or(0)).sum::<u64>();
     let ships = ["mark_package_shipped", "ship_package", "batch_ship"]
         .iter()
-        .map(|n| ep.get(*n).map(|e| e["ok"].as_u64().unwrap_or(0)).unwrap_or(0))
+        .map(|n| {
+            ep.get(*n)
+                .map(|e| e["ok"].as_u64().unwrap_or(0))
+                .unwrap_or(0)
+        })
         .sum();
     Ok((sum("total"), sum("throttled"), ships))
 }
@@ -244,14 +225,7 @@ impl Rig {
         }
         let config = dir.path().join("orderflow.toml");
         std::fs::write(&config, cfg).map_err(io("writing the daemon config"))?;
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(1024)
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|source| Error::Http {
-                url: "(client)".into(),
-                source,
-            })?;
+        let http = super::client()?;
         let mut daemon = DaemonProcess::spawn(
             &o.exe,
             &config,
@@ -285,7 +259,13 @@ impl Rig {
                 let count = want.min(5_000);
                 let body = json!({"shop_id": shop, "count": count, "status": "AWAITING_SHIPMENT",
                                   "items": [{"sku_id": self.sku, "quantity": 1}]});
-                let v = post(&self.http, &url, body.to_string().into(), "application/json").await?;
+                let v = post(
+                    &self.http,
+                    &url,
+                    body.to_string().into(),
+                    "application/json",
+                )
+                .await?;
                 let got = v["orders"]
                     .as_array()
                     .ok_or_else(|| answer(&url, "no orders"))?;
@@ -313,7 +293,12 @@ impl Rig {
     /// Sends one webhook per order, `rate` a second, then waits until every
     /// order's ship call reached TikTok (or nothing moved for `stall`), and
     /// measures.
-    pub async fn run(&mut self, orders: &[(String, String)], rate: f64, stall: Duration) -> Result<Run> {
+    pub async fn run(
+        &mut self,
+        orders: &[(String, String)],
+        rate: f64,
+        stall: Duration,
+    ) -> Result<Run> {
         let sim_url = self.sim.base_url();
         let before = self.daemon.metrics(&self.http).await?.checkpoints();
         let (calls0, throttled0, ships0) = tiktok_calls(&self.http, &sim_url).await?;
@@ -452,7 +437,10 @@ async fn stock(http: &reqwest::Client, sim: &str, daemon: &str) -> Result<String
         for w in &warehouses {
             csv.push_str(&format!("{id},{w},{STOCK},{product}\n"));
         }
-        let price: f64 = s["price"].as_str().and_then(|p| p.parse().ok()).unwrap_or(f64::MAX);
+        let price: f64 = s["price"]
+            .as_str()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(f64::MAX);
         if cheapest.as_ref().is_none_or(|(p, _)| price < *p) {
             cheapest = Some((price, id.to_string()));
         }

@@ -44,7 +44,10 @@ pub async fn run(args: &LoadtestArgs) -> Result<()> {
             "\nHighest completed rate with p99 receipt→fulfilment under {:?}: {b:.0} orders/s",
             args.p99_limit
         ),
-        None => println!("\nNo step met p99 receipt→fulfilment under {:?}", args.p99_limit),
+        None => println!(
+            "\nNo step met p99 receipt→fulfilment under {:?}",
+            args.p99_limit
+        ),
     }
     rig.stop().await;
     Ok(())

@@ -93,6 +93,43 @@ pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Erro
     move |source| Error::Io { what, source }
 }
 
+/// An HTTP client for the load generator: many connections, generous
+/// timeouts (a busy machine is the point).
+pub(crate) fn client() -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .map_err(|source| Error::Http {
+            url: "(client)".into(),
+            source,
+        })
+}
+
+/// Sends `req` and reads a 2xx answer's body as JSON.
+pub(crate) async fn json(req: reqwest::RequestBuilder, url: &str) -> Result<serde_json::Value> {
+    answer(req, url).await?.json().await.map_err(http(url))
+}
+
+/// Sends `req` and reads a 2xx answer's body as text.
+pub(crate) async fn text(req: reqwest::RequestBuilder, url: &str) -> Result<String> {
+    answer(req, url).await?.text().await.map_err(http(url))
+}
+
+async fn answer(req: reqwest::RequestBuilder, url: &str) -> Result<reqwest::Response> {
+    req.send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(http(url))
+}
+
+fn http(url: &str) -> impl Fn(reqwest::Error) -> Error + '_ {
+    move |source| Error::Http {
+        url: url.into(),
+        source,
+    }
+}
+
 /// Which scenario `orderflow loadtest` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
@@ -242,7 +279,11 @@ impl Table {
     /// Prints one row (cells beyond the header are dropped, missing ones
     /// left empty).
     pub fn row(&self, cells: &[String]) {
-        let mut c: Vec<&str> = cells.iter().map(String::as_str).take(self.columns).collect();
+        let mut c: Vec<&str> = cells
+            .iter()
+            .map(String::as_str)
+            .take(self.columns)
+            .collect();
         c.resize(self.columns, "");
         println!("| {} |", c.join(" | "));
         use std::io::Write;
