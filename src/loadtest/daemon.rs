@@ -107,6 +107,17 @@ impl DaemonProcess {
         Some(kb * 1024)
     }
 
+    /// CPU time the daemon has used so far (user + system), in seconds.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
+        // Fields after the command (which may hold spaces): utime, stime
+        // are the 12th and 13th, in clock ticks (100 a second on Linux).
+        let rest = stat.rsplit_once(')')?.1;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+        Some(ticks / 100.0)
+    }
+
     /// A snapshot of `/metrics`.
     pub async fn metrics(&self, http: &reqwest::Client) -> Result<Metrics> {
         let url = format!("{}/metrics", self.base);
@@ -154,6 +165,7 @@ impl Metrics {
             batches: self.value(&format!("{CHECKPOINT_BATCH_SIZE}_count")),
             writers: self.value(&format!("{CHECKPOINT_BATCH_SIZE}_sum")),
             flushes: self.value(&format!("{CHECKPOINT_FLUSH_SECONDS}_count")),
+            flush_seconds: self.value(&format!("{CHECKPOINT_FLUSH_SECONDS}_sum")),
         }
     }
 }
@@ -164,6 +176,8 @@ pub struct Checkpoints {
     pub batches: f64,
     pub writers: f64,
     pub flushes: f64,
+    /// Time spent applying and flushing.
+    pub flush_seconds: f64,
 }
 
 impl Checkpoints {
@@ -173,6 +187,16 @@ impl Checkpoints {
             batches: self.batches - before.batches,
             writers: self.writers - before.writers,
             flushes: self.flushes - before.flushes,
+            flush_seconds: self.flush_seconds - before.flush_seconds,
+        }
+    }
+
+    /// Mean time one group commit took, in ms.
+    pub fn mean_flush_ms(&self) -> f64 {
+        if self.flushes > 0.0 {
+            self.flush_seconds * 1000.0 / self.flushes
+        } else {
+            0.0
         }
     }
 

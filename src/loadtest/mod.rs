@@ -33,6 +33,9 @@
 //! - *checkpoint batches, mean batch size, flushes*: the daemon's
 //!   `orderflow_checkpoint_batch_size` and `orderflow_checkpoint_flush_seconds`
 //!   histograms ([`crate::metrics`]), differenced over the run;
+//!   also the mean time one group commit took to apply and flush;
+//! - *daemon CPU per order*: its user + system time over the run
+//!   (`/proc/<pid>/stat`), over the orders;
 //! - *peak RSS*: the daemon's `VmHWM`.
 //!
 //! Speed figures are printed, never asserted: `tests/loadtest.rs` runs each
