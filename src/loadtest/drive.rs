@@ -352,12 +352,18 @@ impl Rig {
         }
         let mut ack = Vec::with_capacity(orders.len());
         let mut non_200 = 0;
+        let mut failures: std::collections::BTreeMap<u16, usize> = Default::default();
         for t in tasks {
             let (ms, status) = t.await.unwrap_or((0.0, 0));
             if status != 200 {
                 non_200 += 1;
+                *failures.entry(status).or_default() += 1;
             }
             ack.push(ms);
+        }
+        if !failures.is_empty() {
+            // Not retried (TikTok would): those orders never ship.
+            eprintln!("(webhooks not answered 200, by status, 0 = no answer: {failures:?})");
         }
         ack.sort_by(f64::total_cmp);
         // Wait for the ships.
