@@ -151,6 +151,9 @@ pub enum Command {
     },
     /// Run the TikTok Shop simulator (and label API) as its own server.
     Simulator(crate::simulator::SimulatorArgs),
+    /// Measure: the daemon as a child process against the simulator, or the
+    /// engine alone; prints one table per scenario.
+    Loadtest(crate::loadtest::LoadtestArgs),
     /// Orders on a running daemon.
     #[command(subcommand)]
     Orders(OrdersCmd),
@@ -253,6 +256,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Loadtest(args) => {
+            // The tables are the output; the simulator's chatter is not.
+            init_tracing_or("warn");
+            crate::loadtest::run(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Validate { paths } => validate(&paths),
         Command::DryRun {
             workflow,
@@ -265,8 +274,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// Logs to stderr; `RUST_LOG` filters (default `info`).
 pub fn init_tracing() {
+    init_tracing_or("info");
+}
+
+/// Logs to stderr; `RUST_LOG` filters (default `default`).
+fn init_tracing_or(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

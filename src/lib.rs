@@ -45,6 +45,9 @@
 //! - [`payment`]: is the order paid, and do its amounts add up.
 //! - [`cli`]: the command line; `main.rs` only parses it and calls in here.
 //! - [`client`]: the CLI's client for a running daemon's admin API.
+//! - [`loadtest`]: `orderflow loadtest`: the daemon as a child process
+//!   against the simulator (steady rate, spike, backlog, max rate) and the
+//!   engine alone, one table of figures per scenario.
 pub mod actors;
 pub mod cli;
 pub mod client;
@@ -53,6 +56,7 @@ pub mod daemon;
 pub mod http;
 pub mod inventory;
 pub mod lifecycle;
+pub mod loadtest;
 pub mod metrics;
 pub mod notify;
 pub mod order;

@@ -1,0 +1,139 @@
+//! `orderflow loadtest` at tiny sizes, through the real binary: each
+//! scenario starts its real daemon process and simulator, and prints its
+//! table with every order accounted for. Speed is printed, not asserted.
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::Command;
+
+/// Runs `orderflow loadtest ARGS` and returns its table's rows, each a map
+/// from column to cell.
+fn loadtest(args: &[&str]) -> Vec<HashMap<String, String>> {
+    let out = Command::new(common::bin())
+        .arg("loadtest")
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{args:?}: {stdout}\n{stderr}");
+    let split = |l: &str| -> Vec<String> {
+        l.trim()
+            .trim_matches('|')
+            .split('|')
+            .map(|c| c.trim().to_string())
+            .collect()
+    };
+    let mut lines = stdout.lines().filter(|l| l.starts_with('|'));
+    let header = split(lines.next().unwrap_or_else(|| panic!("no table: {stdout}")));
+    assert!(lines.next().unwrap().starts_with("|---"), "{stdout}");
+    let rows: Vec<HashMap<String, String>> = lines
+        .map(|l| header.iter().cloned().zip(split(l)).collect())
+        .collect();
+    assert!(!rows.is_empty(), "no rows: {stdout}");
+    println!("{stdout}");
+    rows
+}
+
+/// A cell's leading number ("12.5 ms" → 12.5).
+fn num(row: &HashMap<String, String>, col: &str) -> f64 {
+    let cell = row
+        .get(col)
+        .unwrap_or_else(|| panic!("no column {col:?} in {row:?}"));
+    cell.split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{col:?} = {cell:?} is not a number"))
+}
+
+/// What every order scenario's row must show: every order acknowledged
+/// and shipped, at least one ship call per order, latencies and group
+/// commits measured, the daemon's RSS read.
+fn every_order_shipped(row: &HashMap<String, String>, orders: f64) {
+    assert_eq!(num(row, "Orders"), orders, "{row:?}");
+    assert_eq!(num(row, "Completed"), orders, "{row:?}");
+    assert_eq!(num(row, "Non-200"), 0.0, "{row:?}");
+    assert!(num(row, "Completed/s") > 0.0, "{row:?}");
+    assert!(num(row, "Ack p50") > 0.0, "{row:?}");
+    assert!(num(row, "p99") >= num(row, "Receipt→fulfil p50"), "{row:?}");
+    assert!(num(row, "Receipt→fulfil p50") > 0.0, "{row:?}");
+    assert!(num(row, "TikTok calls/order") >= 1.0, "{row:?}");
+    assert!(num(row, "Batches/s") > 0.0, "{row:?}");
+    assert!(num(row, "Mean batch") >= 1.0, "{row:?}");
+    assert!(num(row, "Flushes/s") > 0.0, "{row:?}");
+    assert!(num(row, "Daemon peak RSS") > 10.0, "{row:?}");
+}
+
+#[test]
+fn steady_ships_every_order() {
+    let rows = loadtest(&["--scenario", "steady", "--orders", "150", "--rate", "100"]);
+    assert_eq!(rows.len(), 1);
+    every_order_shipped(&rows[0], 150.0);
+}
+
+#[test]
+fn spike_drains_within_the_rate_limit() {
+    let rows = loadtest(&["--scenario", "spike", "--orders", "100", "--duration", "1s"]);
+    let row = &rows[0];
+    every_order_shipped(row, 100.0);
+    // 100 ships and 2 detail calls at 50 QPS.
+    assert_eq!(num(row, "Bound (calls ÷ QPS)"), 2.0, "{row:?}");
+    assert!(num(row, "Drain") > 1.0, "{row:?}");
+    assert!(num(row, "Drain ÷ bound") > 0.0, "{row:?}");
+}
+
+#[test]
+fn max_steps_until_the_limit() {
+    let rows = loadtest(&[
+        "--scenario",
+        "max",
+        "--rate",
+        "50",
+        "--max-rate",
+        "50",
+        "--duration",
+        "1s",
+    ]);
+    assert_eq!(rows.len(), 1, "one step: {rows:?}");
+    every_order_shipped(&rows[0], 50.0);
+}
+
+#[test]
+fn backlog_resumes_a_waiting_order() {
+    let rows = loadtest(&[
+        "--scenario",
+        "backlog",
+        "--orders",
+        "1000",
+        "--settle",
+        "0s",
+    ]);
+    let row = &rows[0];
+    assert_eq!(num(row, "Orders waiting"), 1000.0, "{row:?}");
+    assert!(num(row, "Disk") > 0.0, "{row:?}");
+    let ready = num(row, "Start → /readyz");
+    assert!(ready > 0.0, "{row:?}");
+    assert!(num(row, "Start → first order resumed") >= ready, "{row:?}");
+    assert!(num(row, "Daemon peak RSS") > 10.0, "{row:?}");
+}
+
+#[test]
+fn engine_finishes_every_flow() {
+    let rows = loadtest(&[
+        "--scenario",
+        "engine",
+        "--flows",
+        "60",
+        "--in-flight",
+        "10,30",
+    ]);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for (row, in_flight) in rows.iter().zip([10.0, 30.0]) {
+        assert_eq!(num(row, "In flight"), in_flight, "{row:?}");
+        assert_eq!(num(row, "Flows"), 60.0, "{row:?}");
+        assert!(num(row, "Steps/s") >= num(row, "Flows/s"), "{row:?}");
+        assert!(num(row, "Mean checkpoint batch") >= 1.0, "{row:?}");
+    }
+}
