@@ -3,7 +3,8 @@
 //! actions do nothing but return a small value, started with 50 and then
 //! 200 in flight, each start awaited to completion. Every step is
 //! checkpointed and flushed twice (effect started, effect finished).
-//! Prints flows/s, steps/s and start→completion latency.
+//! Prints flows/s, steps/s, start→completion latency and sled writes per
+//! flow (intake, inbox, checkpoints, audit, markers).
 //! `cargo bench --bench engine` (`-- --flows N`).
 
 use std::collections::HashMap;
@@ -33,8 +34,8 @@ fn main() {
         .nth(1)
         .and_then(|v| v.parse().ok())
         .unwrap_or(if quick { 200 } else { 2_000 });
-    println!("| In flight | Flows | Flows/s | Steps/s | p50 | p95 | p99 | Mean checkpoint batch |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| In flight | Flows | Flows/s | Steps/s | p50 | p95 | p99 | Mean checkpoint batch | Sled writes/flow |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for in_flight in [50usize, 200] {
         let dir = tempfile::tempdir().unwrap();
         let wf = dir.path().join("wf");
@@ -59,6 +60,7 @@ fn main() {
             let slots = Arc::new(Semaphore::new(in_flight));
             let batches0 = store.committer.stats.batches.load(std::sync::atomic::Ordering::Relaxed);
             let reqs0 = store.committer.stats.requests.load(std::sync::atomic::Ordering::Relaxed);
+            let ops0 = store.committer.stats.ops.load(std::sync::atomic::Ordering::Relaxed);
             let t0 = Instant::now();
             let feeder = {
                 let (intake, started, slots) = (intake.clone(), started.clone(), slots.clone());
@@ -104,15 +106,17 @@ fn main() {
             let _ = feeder.await;
             let batches = store.committer.stats.batches.load(std::sync::atomic::Ordering::Relaxed) - batches0;
             let reqs = store.committer.stats.requests.load(std::sync::atomic::Ordering::Relaxed) - reqs0;
+            let ops = store.committer.stats.ops.load(std::sync::atomic::Ordering::Relaxed) - ops0;
             lat.sort_by(|a, b| a.total_cmp(b));
             println!(
-                "| {in_flight} | {flows} | {:.0} | {:.0} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} |",
+                "| {in_flight} | {flows} | {:.0} | {:.0} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} | {:.1} |",
                 flows as f64 / secs,
                 (flows * 5) as f64 / secs,
                 pct(&lat, 0.5),
                 pct(&lat, 0.95),
                 pct(&lat, 0.99),
-                reqs as f64 / batches.max(1) as f64
+                reqs as f64 / batches.max(1) as f64,
+                ops as f64 / flows as f64
             );
         });
     }
