@@ -560,13 +560,9 @@ impl W<'_> {
             .increment(1);
         metrics::histogram!(crate::metrics::STEP_DURATION_SECONDS, "workflow" => workflow, "step" => effect.step.clone())
             .record((self.env.now_ms - started.started_ms).max(0) as f64 / 1000.0);
-        if let Ok(v) = codec::encode(result) {
-            self.ops.push(Op::Put {
-                tree: Tree::Effects,
-                key: started.key.clone().into_bytes(),
-                value: v,
-            });
-        }
+        // The result needs no write of its own: this checkpoint drops the
+        // effect from `in_flight` and feeds the result to the instance, and
+        // nothing else ever reads it (see the `effects` tree in `store`).
         if let Ok(out) = result {
             match started.action.as_str() {
                 "order.tag" => {
