@@ -5,7 +5,8 @@
 //! checkpointed and flushed twice (effect started, effect finished).
 //! Prints flows/s, steps/s, start→completion latency and sled writes per
 //! flow (intake, inbox, checkpoints, audit, markers).
-//! `cargo bench --bench engine` (`-- --flows N`).
+//! `cargo bench --bench engine` (`-- --flows N`; `-- --reads-order` for
+//! steps whose arguments read `order`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +24,10 @@ use tokio::sync::Semaphore;
 
 const WORKFLOW: &str = "name: five\ntrigger:\n  on: AWAITING_SHIPMENT\nsteps:\n  - id: s1\n    call: order.tag\n    with: { tags: [a] }\n  - id: s2\n    call: order.tag\n    with: { tags: [b] }\n  - id: s3\n    call: order.tag\n    with: { tags: [c] }\n  - id: s4\n    call: order.tag\n    with: { tags: [d] }\n  - id: s5\n    call: order.tag\n    with: { tags: [e] }\n  - id: done\n    end: fulfilled\n";
 
+/// The same five steps, each tagging the order with its status: a
+/// workflow that reads `order`, as real ones do (`--reads-order`).
+const WORKFLOW_READS_ORDER: &str = "name: five\ntrigger:\n  on: AWAITING_SHIPMENT\nsteps:\n  - id: s1\n    call: order.tag\n    with: { tags: [\"${{ order.status }}\"] }\n  - id: s2\n    call: order.tag\n    with: { tags: [\"${{ order.status }}\"] }\n  - id: s3\n    call: order.tag\n    with: { tags: [\"${{ order.status }}\"] }\n  - id: s4\n    call: order.tag\n    with: { tags: [\"${{ order.status }}\"] }\n  - id: s5\n    call: order.tag\n    with: { tags: [\"${{ order.status }}\"] }\n  - id: done\n    end: fulfilled\n";
+
 fn pct(v: &[f64], p: f64) -> f64 {
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -34,13 +39,18 @@ fn main() {
         .nth(1)
         .and_then(|v| v.parse().ok())
         .unwrap_or(if quick { 200 } else { 2_000 });
+    let workflow = if std::env::args().any(|a| a == "--reads-order") {
+        WORKFLOW_READS_ORDER
+    } else {
+        WORKFLOW
+    };
     println!("| In flight | Flows | Flows/s | Steps/s | p50 | p95 | p99 | Mean checkpoint batch | Sled writes/flow |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for in_flight in [50usize, 200] {
         let dir = tempfile::tempdir().unwrap();
         let wf = dir.path().join("wf");
         std::fs::create_dir_all(&wf).unwrap();
-        std::fs::write(wf.join("five.yaml"), WORKFLOW).unwrap();
+        std::fs::write(wf.join("five.yaml"), workflow).unwrap();
         let system = actix_rt::System::new();
         system.block_on(async {
             let store = Store::open(&dir.path().join("data"), 256 << 20, 4096).unwrap();
