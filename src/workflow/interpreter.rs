@@ -888,16 +888,28 @@ impl<'a> Machine<'a> {
         let StepKind::Call { action, args } = &step.kind else {
             return;
         };
-        let scope = self.scope(None);
-        let mut rendered = BTreeMap::new();
-        for (k, t) in args {
-            match t.render(&scope) {
-                Ok(v) => {
-                    rendered.insert(k.clone(), v);
+        // Arguments without expressions need no scope (building one
+        // converts the instance's outputs and variables for CEL).
+        let literal: Option<BTreeMap<String, Data>> = args
+            .iter()
+            .map(|(k, t)| Some((k.clone(), t.literal_value()?)))
+            .collect();
+        let rendered = match literal {
+            Some(r) => r,
+            None => {
+                let scope = self.scope(None);
+                let mut rendered = BTreeMap::new();
+                for (k, t) in args {
+                    match t.render(&scope) {
+                        Ok(v) => {
+                            rendered.insert(k.clone(), v);
+                        }
+                        Err(e) => return self.exception("expression", e),
+                    }
                 }
-                Err(e) => return self.exception("expression", e),
+                rendered
             }
-        }
+        };
         let effect = EffectId {
             step: step.id.clone(),
             visit: self.visit(),
