@@ -525,3 +525,46 @@ async fn events_stored_but_never_applied_are_swept_and_applied_once() {
         .count();
     assert_eq!(starts, 1, "the workflow started once");
 }
+
+const READS_ORDER: &str = "name: reads\ntrigger:\n  on: AWAITING_SHIPMENT\nsteps:\n  - id: first\n    call: order.tag\n    with: { tags: [\"${{ order.status }}\"] }\n  - id: again\n    call: order.tag\n    with: { tags: [\"n${{ size(order.tags) }}\"] }\n  - id: wait_scan\n    wait:\n      until: \"event.type == 'scan'\"\n      timeout: 1d\n  - id: note\n    call: order.tag\n    with: { tags: [\"${{ order.buyer.message }}\", \"n${{ size(order.tags) }}\"] }\n  - id: done\n    end: fulfilled\n";
+
+#[actix_rt::test]
+async fn steps_see_the_order_as_it_is_now_across_messages() {
+    // The actor keeps the order's CEL value between messages; a tag or a
+    // new snapshot must show in the next expression all the same.
+    let (_dir, store, wfdir) = setup(READS_ORDER);
+    let registry = Arc::new(Registry::load(wfdir, store.clone()).await.unwrap());
+    let rt = start(
+        &store,
+        &registry,
+        Clock::starting_at(T0),
+        Duration::from_secs(60),
+    );
+    rt.intake.submit(order_event("r1", 0)).await.unwrap();
+    until(&store, "r1", "waiting for the scan", |r| {
+        matches!(
+            r.instance.as_ref().map(|i| &i.state),
+            Some(State::Waiting { .. })
+        )
+    })
+    .await;
+    let mut later = order_event("r1", 1);
+    if let EventKind::Snapshot(o) = &mut later.kind {
+        o.update_time += 10;
+        o.buyer_message = "leave at the door".into();
+    }
+    rt.intake.submit(later).await.unwrap();
+    rt.intake
+        .submit(signal("r1", 2, serde_json::json!({"type": "scan"})))
+        .await
+        .unwrap();
+    let r = until(&store, "r1", "fulfilled", |r| {
+        r.lifecycle == Lifecycle::Fulfilled
+    })
+    .await;
+    assert_eq!(
+        r.order.unwrap().tags,
+        ["AWAITING_SHIPMENT", "n1", "leave at the door", "n2"]
+    );
+    rt.stop.cancel();
+}

@@ -18,6 +18,7 @@ use actix::prelude::*;
 use super::{Passivated, Shared};
 use crate::runtime::core::{self, Msg};
 use crate::store::{OrderRecord, StartedEffect};
+use crate::workflow::expr;
 
 /// Process one message; answered once its checkpoint is durable.
 #[derive(Message)]
@@ -41,6 +42,10 @@ pub struct OrderActor {
     /// The `running` marker as this actor last committed it (`None` until
     /// its first commit): lets a step skip rewriting an unchanged marker.
     running_marker: Option<bool>,
+    /// `rec`'s order as CEL sees it, kept from the step that built it
+    /// (see `core::Env::order_val`); `None` whenever `rec` is replaced
+    /// from elsewhere.
+    order_val: Option<expr::Val>,
 }
 
 impl OrderActor {
@@ -53,6 +58,7 @@ impl OrderActor {
             broken: None,
             notify_supervisor: true,
             running_marker: None,
+            order_val: None,
         }
     }
 
@@ -195,12 +201,14 @@ impl Handler<Process> for OrderActor {
             registry: &self.shared.registry,
             now_ms,
             running_marker: self.running_marker,
+            order_val: self.order_val.take(),
         };
         let plan = match core::process(rec, &msg.0, &env) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(order_id = %self.id, error = %e, "Could not process a message");
                 if had_record {
+                    // `order_val` was taken above: rebuilt when needed.
                     match self.shared.store.load_order(&self.id) {
                         Ok(rec) => self.rec = rec,
                         Err(le) => {
@@ -215,11 +223,12 @@ impl Handler<Process> for OrderActor {
         if plan.ops.is_empty() {
             if had_record {
                 self.rec = Some(plan.record);
+                self.order_val = plan.order_val;
             }
             return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
         }
         let store = self.shared.store.clone();
-        let (ops, record, start) = (plan.ops, plan.record, plan.start);
+        let (ops, record, start, order_val) = (plan.ops, plan.record, plan.start, plan.order_val);
         AtomicResponse::new(Box::pin(
             async move { store.commit(ops).await }
                 .into_actor(self)
@@ -244,6 +253,7 @@ impl Handler<Process> for OrderActor {
                         }
                         act.running_marker = Some(!record.in_flight.is_empty());
                         act.rec = Some(record);
+                        act.order_val = order_val;
                         act.shared.publish_change(&act.id);
                         act.last_active = Instant::now();
                         act.start_effects(start, ctx.address());

@@ -27,6 +27,10 @@ use crate::tiktok::dto::WireOrder;
 
 const WORKFLOW: &str = "name: five\ntrigger:\n  on: AWAITING_SHIPMENT\nsteps:\n  - id: s1\n    call: order.tag\n    with: { tags: [a] }\n  - id: s2\n    call: order.tag\n    with: { tags: [b] }\n  - id: s3\n    call: order.tag\n    with: { tags: [c] }\n  - id: s4\n    call: order.tag\n    with: { tags: [d] }\n  - id: s5\n    call: order.tag\n    with: { tags: [e] }\n  - id: done\n    end: fulfilled\n";
 
+/// The same five steps, each tagging the order with its status: a
+/// workflow that reads `order`, as real ones do (`--reads-order`).
+const WORKFLOW_READS_ORDER: &str = "name: five\ntrigger:\n  on: AWAITING_SHIPMENT\nsteps:\n  - id: s1\n    call: order.tag\n    with: { tags: [\"${{ order.status }}\"] }\n  - id: s2\n    call: order.tag\n    with: { tags: [\"${{ order.status }}\"] }\n  - id: s3\n    call: order.tag\n    with: { tags: [\"${{ order.status }}\"] }\n  - id: s4\n    call: order.tag\n    with: { tags: [\"${{ order.status }}\"] }\n  - id: s5\n    call: order.tag\n    with: { tags: [\"${{ order.status }}\"] }\n  - id: done\n    end: fulfilled\n";
+
 /// Durable steps per flow.
 pub const STEPS: usize = 5;
 
@@ -39,15 +43,24 @@ pub struct EngineRun {
     /// Start → completion, sorted, ms.
     pub latency: Vec<f64>,
     pub mean_batch: f64,
+    /// sled writes (inserts and removes) the committer applied, per flow.
+    pub writes_per_flow: f64,
 }
 
 /// Runs `flows` flows with `in_flight` at a time, in a fresh store and a
 /// fresh actix system (call it outside any runtime).
-pub fn run(in_flight: usize, flows: usize) -> Result<EngineRun> {
+/// `reads_order`: steps whose arguments read `order` (the case the actor's
+/// cached CEL value of the order is for).
+pub fn run(in_flight: usize, flows: usize, reads_order: bool) -> Result<EngineRun> {
     let dir = tempfile::tempdir().map_err(io("creating a temp dir"))?;
     let wf = dir.path().join("wf");
     std::fs::create_dir_all(&wf).map_err(io("creating the workflows folder"))?;
-    std::fs::write(wf.join("five.yaml"), WORKFLOW).map_err(io("writing the workflow"))?;
+    let workflow = if reads_order {
+        WORKFLOW_READS_ORDER
+    } else {
+        WORKFLOW
+    };
+    std::fs::write(wf.join("five.yaml"), workflow).map_err(io("writing the workflow"))?;
     let system = actix_rt::System::new();
     system.block_on(async {
         let store = Store::open(&dir.path().join("data"), 256 << 20, 4096)?;
@@ -68,6 +81,7 @@ pub fn run(in_flight: usize, flows: usize) -> Result<EngineRun> {
         let stats = store.committer.stats.clone();
         let batches0 = stats.batches.load(Ordering::Relaxed);
         let reqs0 = stats.requests.load(Ordering::Relaxed);
+        let ops0 = stats.ops.load(Ordering::Relaxed);
         let t0 = Instant::now();
         let feeder = {
             let (intake, started, slots) = (intake.clone(), started.clone(), slots.clone());
@@ -135,6 +149,7 @@ pub fn run(in_flight: usize, flows: usize) -> Result<EngineRun> {
         let _ = feeder.await;
         let batches = stats.batches.load(Ordering::Relaxed) - batches0;
         let reqs = stats.requests.load(Ordering::Relaxed) - reqs0;
+        let ops = stats.ops.load(Ordering::Relaxed) - ops0;
         latency.sort_by(f64::total_cmp);
         Ok(EngineRun {
             in_flight,
@@ -142,12 +157,13 @@ pub fn run(in_flight: usize, flows: usize) -> Result<EngineRun> {
             elapsed,
             latency,
             mean_batch: reqs as f64 / batches.max(1) as f64,
+            writes_per_flow: ops as f64 / flows.max(1) as f64,
         })
     })
 }
 
 /// Runs each in-flight level and prints one table.
-pub fn print(levels: &[usize], flows: usize) -> Result<()> {
+pub fn print(levels: &[usize], flows: usize, reads_order: bool) -> Result<()> {
     let t = Table::start(&[
         "In flight",
         "Flows",
@@ -157,9 +173,10 @@ pub fn print(levels: &[usize], flows: usize) -> Result<()> {
         "p95",
         "p99",
         "Mean checkpoint batch",
+        "Sled writes/flow",
     ]);
     for &in_flight in levels {
-        let r = run(in_flight, flows)?;
+        let r = run(in_flight, flows, reads_order)?;
         let secs = r.elapsed.as_secs_f64().max(1e-9);
         t.row(&[
             r.in_flight.to_string(),
@@ -170,6 +187,7 @@ pub fn print(levels: &[usize], flows: usize) -> Result<()> {
             ms(pct(&r.latency, 0.95)),
             ms(pct(&r.latency, 0.99)),
             format!("{:.1}", r.mean_batch),
+            format!("{:.1}", r.writes_per_flow),
         ]);
     }
     Ok(())

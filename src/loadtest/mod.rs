@@ -205,6 +205,10 @@ pub struct LoadtestArgs {
     /// engine: flows in flight, one run each (comma-separated).
     #[arg(long, value_delimiter = ',', default_values_t = [50usize, 200])]
     pub in_flight: Vec<usize>,
+    /// engine: steps whose arguments read `order` (as real workflows do),
+    /// instead of constant arguments.
+    #[arg(long)]
+    pub reads_order: bool,
     /// backlog: how long the daemon idles after the first order resumed
     /// before its peak RSS is read (covers a deadline-watcher pass over
     /// every order).
@@ -240,7 +244,7 @@ pub fn run(args: &LoadtestArgs) -> Result<()> {
                     "--flows and --in-flight must be at least 1".into(),
                 ));
             }
-            engine::print(&args.in_flight, args.flows)
+            engine::print(&args.in_flight, args.flows, args.reads_order)
         }
         Scenario::Backlog => backlog::run(args),
         Scenario::Steady | Scenario::Spike | Scenario::Max => {

@@ -57,6 +57,9 @@ pub struct Plan {
     pub ops: Vec<Op>,
     /// Effects to perform once `ops` are durable.
     pub start: Vec<StartedEffect>,
+    /// `record`'s order as CEL sees it, if this step built it (or was
+    /// given it): hand it to the next step as [`Env::order_val`].
+    pub order_val: Option<expr::Val>,
 }
 
 pub struct Env<'a> {
@@ -67,6 +70,12 @@ pub struct Env<'a> {
     /// (a record just loaded or created) writes the marker either way,
     /// which also clears a marker a torn batch left behind.
     pub running_marker: Option<bool>,
+    /// The record's order as CEL sees it, from the [`Plan`] that produced
+    /// the record (`None`: built when first needed). Converting the order
+    /// is the largest cost of a step in a workflow that reads it, and the
+    /// order changes at a few messages only; a step that changes it drops
+    /// the value.
+    pub order_val: Option<expr::Val>,
 }
 
 struct W<'a> {
@@ -75,6 +84,8 @@ struct W<'a> {
     start: Vec<StartedEffect>,
     env: &'a Env<'a>,
     def: Option<Arc<Definition>>,
+    /// `None`, or `rec`'s order as CEL sees it: whatever changes
+    /// `rec.order` (or the shop id a stand-in order shows) drops it.
     order_val: Option<expr::Val>,
     changed: bool,
     /// Audit entries of this step, written as one value in `finish`.
@@ -93,7 +104,7 @@ pub fn process(rec: OrderRecord, msg: &Msg, env: &Env) -> Result<Plan, Error> {
         start: Vec::new(),
         env,
         def,
-        order_val: None,
+        order_val: env.order_val.clone(),
         changed: false,
         audit_entries: Vec::new(),
     };
@@ -340,6 +351,8 @@ impl W<'_> {
         let src = ev.source.as_str();
         if self.rec.shop_id.is_empty() {
             self.rec.shop_id = ev.shop_id.clone();
+            // The stand-in order (no details yet) carries the shop id.
+            self.order_val = None;
         }
         match &ev.kind {
             EventKind::Snapshot(order) => self.on_snapshot(order, src),
@@ -560,13 +573,9 @@ impl W<'_> {
             .increment(1);
         metrics::histogram!(crate::metrics::STEP_DURATION_SECONDS, "workflow" => workflow, "step" => effect.step.clone())
             .record((self.env.now_ms - started.started_ms).max(0) as f64 / 1000.0);
-        if let Ok(v) = codec::encode(result) {
-            self.ops.push(Op::Put {
-                tree: Tree::Effects,
-                key: started.key.clone().into_bytes(),
-                value: v,
-            });
-        }
+        // The result needs no write of its own: this checkpoint drops the
+        // effect from `in_flight` and feeds the result to the instance, and
+        // nothing else ever reads it (see the `effects` tree in `store`).
         if let Ok(out) = result {
             match started.action.as_str() {
                 "order.tag" => {
@@ -576,9 +585,9 @@ impl W<'_> {
                         for t in tags.iter().filter_map(Data::as_str) {
                             if !o.tags.iter().any(|x| x == t) {
                                 o.tags.push(t.to_string());
+                                self.order_val = None;
                             }
                         }
-                        self.order_val = None;
                     }
                 }
                 "order.hold" => {
@@ -649,6 +658,7 @@ impl W<'_> {
                 record: self.rec,
                 ops: Vec::new(),
                 start: Vec::new(),
+                order_val: self.order_val,
             });
         }
         self.rec.updated_ms = self.env.now_ms;
@@ -691,6 +701,7 @@ impl W<'_> {
             record: self.rec,
             ops: self.ops,
             start: self.start,
+            order_val: self.order_val,
         })
     }
 }

@@ -33,11 +33,28 @@ pub fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, Error> {
 
 /// [`encode`] under another version byte (see [`FORMAT_V2_AUDIT_GROUP`]).
 pub fn encode_version<T: Serialize>(version: u8, v: &T) -> Result<Vec<u8>, Error> {
-    let mut out = vec![version];
-    let body = bincode::serde::encode_to_vec(v, bincode::config::standard())
+    let mut out = Envelope(Vec::with_capacity(ENVELOPE_CAPACITY));
+    out.0.push(version);
+    bincode::serde::encode_into_writer(v, &mut out, bincode::config::standard())
         .map_err(|e| Error::Encode(e.to_string()))?;
-    out.extend_from_slice(&body);
-    Ok(out)
+    Ok(out.0)
+}
+
+/// Room reserved up front for an encoded value: a small order's checkpoint
+/// fits without the buffer growing.
+const ENVELOPE_CAPACITY: usize = 512;
+
+/// Bincode writes straight into the envelope after its version byte
+/// (`encode_to_vec` grew a second buffer from empty, which was then copied:
+/// once per checkpoint, a few percent of a step).
+struct Envelope(Vec<u8>);
+
+impl bincode::enc::write::Writer for Envelope {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
 }
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {

@@ -14,8 +14,18 @@
 //! | `running` | order id | empty: orders with work to resume after a crash |
 //! | `audit` | order id + 0 + seq (u64 BE) | the [`AuditEntry`]s one checkpoint wrote, from `seq` on ([`encode_audit_group`]) |
 //! | `definitions` | `name@version` | the workflow's YAML |
-//! | `effects` | idempotency key | the effect's result |
+//! | `effects` | idempotency key | no longer written (see below) |
 //! | `cursors` | name | polling cursors and other small state |
+//!
+//! # The `effects` tree
+//!
+//! Earlier versions wrote every effect's result here, keyed by its
+//! idempotency key, in the checkpoint that finished it. Nothing ever read
+//! it: recovery re-issues what a checkpoint's `in_flight` still lists (the
+//! same key, so the far side deduplicates), and a finished effect's result
+//! lives on in the instance it was fed to. The write was a fifth of a
+//! flow's sled writes, so it is gone; the tree is still opened, and data an
+//! older version left in it is kept and ignored.
 //!
 //! # A full disk
 //!
@@ -79,6 +89,8 @@ pub enum Tree {
     Running,
     Audit,
     Definitions,
+    /// Not written any more (see the module doc); opened so old data stays
+    /// where it was.
     Effects,
     Cursors,
 }

@@ -343,6 +343,25 @@ impl Template {
         }
     }
 
+    /// The value of a template without expressions (`None` if it has any):
+    /// rendering it needs no scope, which is costly to build.
+    pub fn literal_value(&self) -> Option<Data> {
+        match self {
+            Template::Literal(d) => Some(d.clone()),
+            Template::List(l) => l
+                .iter()
+                .map(Template::literal_value)
+                .collect::<Option<_>>()
+                .map(Data::List),
+            Template::Map(m) => m
+                .iter()
+                .map(|(k, t)| Some((k.clone(), t.literal_value()?)))
+                .collect::<Option<_>>()
+                .map(Data::Map),
+            Template::Expr(_) | Template::Interpolated(_) => None,
+        }
+    }
+
     pub fn render(&self, scope: &Scope) -> Result<Data, String> {
         Ok(match self {
             Template::Literal(d) => d.clone(),

@@ -25,7 +25,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::actions;
-use super::expr::Scope;
+use super::expr::{Scope, Template};
 use super::model::*;
 use super::value::Data;
 
@@ -801,16 +801,10 @@ impl<'a> Machine<'a> {
                 };
             }
             StepKind::Set(vars) => {
-                let scope = self.scope(None);
-                let mut out = BTreeMap::new();
-                for (k, t) in vars {
-                    match t.render(&scope) {
-                        Ok(v) => {
-                            out.insert(k.clone(), v);
-                        }
-                        Err(e) => return self.exception("expression", e),
-                    }
-                }
+                let out = match self.render_all(vars) {
+                    Ok(out) => out,
+                    Err(e) => return self.exception("expression", e),
+                };
                 self.trace.push(format!(
                     "{id}: set {}",
                     out.iter()
@@ -883,21 +877,36 @@ impl<'a> Machine<'a> {
         }
     }
 
+    /// Renders named templates (a call's arguments, a `set`'s values).
+    /// Templates without expressions need no scope, whose building converts
+    /// the instance's outputs and variables for CEL.
+    fn render_all(
+        &mut self,
+        templates: &BTreeMap<String, Template>,
+    ) -> Result<BTreeMap<String, Data>, String> {
+        let literal: Option<BTreeMap<String, Data>> = templates
+            .iter()
+            .map(|(k, t)| Some((k.clone(), t.literal_value()?)))
+            .collect();
+        if let Some(out) = literal {
+            return Ok(out);
+        }
+        let scope = self.scope(None);
+        templates
+            .iter()
+            .map(|(k, t)| Ok((k.clone(), t.render(&scope)?)))
+            .collect()
+    }
+
     fn issue_call(&mut self) {
         let step = self.step();
         let StepKind::Call { action, args } = &step.kind else {
             return;
         };
-        let scope = self.scope(None);
-        let mut rendered = BTreeMap::new();
-        for (k, t) in args {
-            match t.render(&scope) {
-                Ok(v) => {
-                    rendered.insert(k.clone(), v);
-                }
-                Err(e) => return self.exception("expression", e),
-            }
-        }
+        let rendered = match self.render_all(args) {
+            Ok(r) => r,
+            Err(e) => return self.exception("expression", e),
+        };
         let effect = EffectId {
             step: step.id.clone(),
             visit: self.visit(),
