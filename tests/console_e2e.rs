@@ -146,6 +146,18 @@ impl Env {
         assert_eq!(r.status(), 200, "event for {id}");
     }
 
+    /// `orderflow_http_refused_total{reason=…}`.
+    async fn refused(&self, reason: &str) -> f64 {
+        let labels = format!("reason=\"{reason}\"");
+        common::metric(
+            &self.http,
+            &self.daemon.base,
+            "orderflow_http_refused_total",
+            &labels,
+        )
+        .await
+    }
+
     async fn order(&self, id: &str) -> Value {
         self.api(&format!("/api/v1/orders/{id}")).await
     }
@@ -588,14 +600,7 @@ async fn without_a_session_everything_is_refused() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    let refused = common::metric(
-        &env.http,
-        &env.daemon.base,
-        "orderflow_http_refused_total",
-        "reason=\"csrf\"",
-    )
-    .await;
-    assert_eq!(refused, 2.0);
+    assert_eq!(env.refused("csrf").await, 2.0);
 }
 
 /// A page on another origin, logged-in browser: its auto-submitting form
@@ -648,12 +653,5 @@ async fn a_forged_cross_site_post_is_refused() {
     );
     let o = env.order("e2e-target").await;
     assert_ne!(o["lifecycle"], "on_hold", "{o}");
-    let refused = common::metric(
-        &env.http,
-        &env.daemon.base,
-        "orderflow_http_refused_total",
-        "reason=\"cross_site\"",
-    )
-    .await;
-    assert_eq!(refused, 1.0);
+    assert_eq!(env.refused("cross_site").await, 1.0);
 }
