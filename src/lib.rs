@@ -48,6 +48,12 @@
 //! - [`loadtest`]: `orderflow loadtest`: the daemon as a child process
 //!   against the simulator (steady rate, spike, backlog, max rate) and the
 //!   engine alone, one table of figures per scenario.
+/// mimalloc for every binary that links the crate (the daemon, tests,
+/// benches): per-thread free lists suit a daemon whose actors, HTTP workers
+/// and commit thread allocate and free small records all the time.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod actors;
 pub mod cli;
 pub mod client;
