@@ -8,16 +8,14 @@
 
 mod common;
 
-use common::free_addr;
+use common::{sim_rig, SimRig};
 
 use std::time::Duration;
 
-use common::{
-    eventually, get_json, metric, orders_counted, post_json, sim_config, wait_ready, Inbox,
-};
+use common::{eventually, get_json, metric, orders_counted, post_json, wait_ready, Inbox};
 use orderflow::daemon::Daemon;
 use orderflow::runtime::Clock;
-use orderflow::simulator::{self, SimulatorArgs};
+use orderflow::simulator::SimulatorArgs;
 
 /// Orders wait (unshipped) for an event that never comes.
 const WORKFLOW: &str = r#"
@@ -67,34 +65,19 @@ async fn parked(client: &reqwest::Client, base: &str, id: &str, n: f64) {
 #[actix_rt::test]
 async fn an_order_nearing_its_ship_by_deadline_is_warned_about_once() {
     let inbox = Inbox::start();
-    let listen = free_addr();
-    let sim = simulator::start(SimulatorArgs {
-        app_key: "dl-app-key".into(),
-        app_secret: "dl-app-secret".into(),
-        access_token: "dl-access-token".into(),
-        webhook_url: Some(format!("http://{listen}/webhooks/tiktok")),
-        buyer_cancel_rate: 0.0,
-        manual_carrier: true,
-        shops: 1,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let sim_url = sim.base_url();
-    let dir = tempfile::tempdir().unwrap();
-    let wf = dir.path().join("workflows");
-    std::fs::create_dir_all(&wf).unwrap();
-    std::fs::write(wf.join("parked.yaml"), WORKFLOW).unwrap();
-    let mut cfg = sim_config(
-        &sim,
-        "dl-app-key",
-        "dl-app-secret",
-        "dl-access-token",
+    let SimRig { sim, dir: _dir, mut cfg } = sim_rig(
+        "dl",
+        SimulatorArgs {
+            buyer_cancel_rate: 0.0,
+            manual_carrier: true,
+            shops: 1,
+            ..Default::default()
+        },
         50.0,
-        &dir.path().join("data"),
-        &wf,
-    );
-    cfg.server.listen = listen;
+        ("parked.yaml", WORKFLOW),
+    )
+    .await;
+    let sim_url = sim.base_url();
     cfg.notify
         .channels
         .insert("ops".into(), orderflow::notify::Secret::new(inbox.url()));

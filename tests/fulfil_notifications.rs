@@ -6,14 +6,14 @@
 
 mod common;
 
-use common::free_addr;
+use common::{sim_rig, SimRig};
 
 use std::time::Duration;
 
-use common::{eventually, get_json, metric, post_json, sim_config, wait_ready, Inbox};
+use common::{eventually, get_json, metric, post_json, wait_ready, Inbox};
 use orderflow::daemon::Daemon;
 use orderflow::runtime::Clock;
-use orderflow::simulator::{self, SimulatorArgs};
+use orderflow::simulator::SimulatorArgs;
 
 const WORKFLOW: &str = r#"
 name: tell_ops
@@ -42,34 +42,19 @@ steps:
 #[actix_rt::test]
 async fn workflow_notifications_arrive_are_retried_and_never_block_the_order() {
     let inbox = Inbox::start();
-    let listen = free_addr();
-    let sim = simulator::start(SimulatorArgs {
-        app_key: "nt-app-key".into(),
-        app_secret: "nt-app-secret".into(),
-        access_token: "nt-access-token".into(),
-        webhook_url: Some(format!("http://{listen}/webhooks/tiktok")),
-        buyer_cancel_rate: 0.0,
-        manual_carrier: true,
-        shops: 1,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let sim_url = sim.base_url();
-    let dir = tempfile::tempdir().unwrap();
-    let wf = dir.path().join("workflows");
-    std::fs::create_dir_all(&wf).unwrap();
-    std::fs::write(wf.join("tell.yaml"), WORKFLOW).unwrap();
-    let mut cfg = sim_config(
-        &sim,
-        "nt-app-key",
-        "nt-app-secret",
-        "nt-access-token",
+    let SimRig { sim, dir: _dir, mut cfg } = sim_rig(
+        "nt",
+        SimulatorArgs {
+            buyer_cancel_rate: 0.0,
+            manual_carrier: true,
+            shops: 1,
+            ..Default::default()
+        },
         50.0,
-        &dir.path().join("data"),
-        &wf,
-    );
-    cfg.server.listen = listen;
+        ("tell.yaml", WORKFLOW),
+    )
+    .await;
+    let sim_url = sim.base_url();
     cfg.notify
         .channels
         .insert("ops".into(), orderflow::notify::Secret::new(inbox.url()));

@@ -7,14 +7,14 @@
 
 mod common;
 
-use common::free_addr;
+use common::{sim_rig, SimRig};
 
 use std::time::Duration;
 
-use common::{eventually, get_json, post_json, sim_config, wait_ready, Recorder};
+use common::{eventually, get_json, post_json, wait_ready, Recorder};
 use orderflow::daemon::Daemon;
 use orderflow::runtime::Clock;
-use orderflow::simulator::{self, SimulatorArgs};
+use orderflow::simulator::SimulatorArgs;
 
 fn workflow(url: &str) -> String {
     let call = |step: &str| {
@@ -67,33 +67,18 @@ async fn order(client: &reqwest::Client, base: &str, id: &str) -> serde_json::Va
 #[actix_rt::test]
 async fn a_buyer_cancellation_compensates_done_steps_in_reverse_once_each() {
     let recorder = Recorder::start();
-    let listen = free_addr();
-    let sim = simulator::start(SimulatorArgs {
-        app_key: "cancel-app-key".into(),
-        app_secret: "cancel-app-secret".into(),
-        access_token: "cancel-access-token".into(),
-        webhook_url: Some(format!("http://{listen}/webhooks/tiktok")),
-        buyer_cancel_rate: 0.0,
-        manual_carrier: true,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let sim_url = sim.base_url();
-    let dir = tempfile::tempdir().unwrap();
-    let wf = dir.path().join("workflows");
-    std::fs::create_dir_all(&wf).unwrap();
-    std::fs::write(wf.join("saga.yaml"), workflow(&recorder.url())).unwrap();
-    let mut cfg = sim_config(
-        &sim,
-        "cancel-app-key",
-        "cancel-app-secret",
-        "cancel-access-token",
+    let SimRig { sim, dir: _dir, mut cfg } = sim_rig(
+        "cancel",
+        SimulatorArgs {
+            buyer_cancel_rate: 0.0,
+            manual_carrier: true,
+            ..Default::default()
+        },
         50.0,
-        &dir.path().join("data"),
-        &wf,
-    );
-    cfg.server.listen = listen;
+        ("saga.yaml", &workflow(&recorder.url())),
+    )
+    .await;
+    let sim_url = sim.base_url();
     // A held call must outlast the cancellation, not time out.
     cfg.actions.http_timeout = orderflow::config::Dur(Duration::from_secs(120));
     let daemon = Daemon::start(cfg, Clock::system()).await.unwrap();

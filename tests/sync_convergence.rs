@@ -7,16 +7,16 @@
 
 mod common;
 
-use common::free_addr;
+use common::{sim_rig, SimRig};
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{eventually, get_json, post_json, sim_config, wait_ready};
+use common::{eventually, get_json, post_json, wait_ready};
 use orderflow::config::Dur;
 use orderflow::daemon::Daemon;
 use orderflow::runtime::Clock;
-use orderflow::simulator::{self, SimulatorArgs};
+use orderflow::simulator::SimulatorArgs;
 
 const ORDERS_PER_SHOP: usize = 500;
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
@@ -39,37 +39,22 @@ steps:
 
 #[actix_rt::test]
 async fn lossy_webhooks_and_polling_converge_with_one_ship_per_order() {
-    let listen = free_addr();
-    let sim = simulator::start(SimulatorArgs {
-        app_key: "conv-app-key".into(),
-        app_secret: "conv-app-secret".into(),
-        access_token: "conv-access-token".into(),
-        webhook_url: Some(format!("http://{listen}/webhooks/tiktok")),
-        qps: QPS,
-        manual_carrier: true,
-        webhook_drop_rate: 0.3,
-        webhook_duplicate_rate: 0.2,
-        webhook_reorder_rate: 1.0,
-        workers: 2,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let sim_url = sim.base_url();
-    let dir = tempfile::tempdir().unwrap();
-    let wf = dir.path().join("workflows");
-    std::fs::create_dir_all(&wf).unwrap();
-    std::fs::write(wf.join("ship_once.yaml"), WORKFLOW).unwrap();
-    let mut cfg = sim_config(
-        &sim,
-        "conv-app-key",
-        "conv-app-secret",
-        "conv-access-token",
+    let SimRig { sim, dir: _dir, mut cfg } = sim_rig(
+        "conv",
+        SimulatorArgs {
+            qps: QPS,
+            manual_carrier: true,
+            webhook_drop_rate: 0.3,
+            webhook_duplicate_rate: 0.2,
+            webhook_reorder_rate: 1.0,
+            workers: 2,
+            ..Default::default()
+        },
         f64::from(QPS),
-        &dir.path().join("data"),
-        &wf,
-    );
-    cfg.server.listen = listen;
+        ("ship_once.yaml", WORKFLOW),
+    )
+    .await;
+    let sim_url = sim.base_url();
     cfg.sync.poll_interval = Dur(POLL_INTERVAL);
     let daemon = Daemon::start(cfg, Clock::system()).await.unwrap();
     let base = format!("http://{}", daemon.addr);

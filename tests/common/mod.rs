@@ -322,6 +322,56 @@ pub fn sim_config(
     cfg
 }
 
+/// What most sync and fulfilment tests start from: an in-process simulator
+/// whose webhooks go to a free address, a temp dir whose `workflows/` holds
+/// one workflow file, and the config of a daemon that will listen on that
+/// address with the simulator as TikTok Shop (`qps` per shop). The app key,
+/// secret and access token are `{tag}-app-key`, `{tag}-app-secret` and
+/// `{tag}-access-token`; `args` gives the rest of the simulator's settings.
+pub struct SimRig {
+    pub sim: orderflow::simulator::SimulatorHandle,
+    pub dir: tempfile::TempDir,
+    pub cfg: orderflow::config::Config,
+}
+
+pub async fn sim_rig(
+    tag: &str,
+    args: orderflow::simulator::SimulatorArgs,
+    qps: f64,
+    (file, yaml): (&str, &str),
+) -> SimRig {
+    let listen = free_addr();
+    let (key, secret, token) = (
+        format!("{tag}-app-key"),
+        format!("{tag}-app-secret"),
+        format!("{tag}-access-token"),
+    );
+    let sim = orderflow::simulator::start(orderflow::simulator::SimulatorArgs {
+        app_key: key.clone(),
+        app_secret: secret.clone(),
+        access_token: token.clone(),
+        webhook_url: Some(format!("http://{listen}/webhooks/tiktok")),
+        ..args
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wf = dir.path().join("workflows");
+    std::fs::create_dir_all(&wf).unwrap();
+    std::fs::write(wf.join(file), yaml).unwrap();
+    let mut cfg = sim_config(
+        &sim,
+        &key,
+        &secret,
+        &token,
+        qps,
+        &dir.path().join("data"),
+        &wf,
+    );
+    cfg.server.listen = listen;
+    SimRig { sim, dir, cfg }
+}
+
 /// The value of one sample in the daemon's `/metrics` (0 when absent):
 /// `name` with exactly the given label text, e.g. `result="duplicate"`.
 pub async fn metric(client: &reqwest::Client, base: &str, name: &str, labels: &str) -> f64 {
