@@ -65,7 +65,11 @@ async fn parked(client: &reqwest::Client, base: &str, id: &str, n: f64) {
 #[actix_rt::test]
 async fn an_order_nearing_its_ship_by_deadline_is_warned_about_once() {
     let inbox = Inbox::start();
-    let SimRig { sim, dir: _dir, mut cfg } = sim_rig(
+    let SimRig {
+        sim,
+        dir: _dir,
+        mut cfg,
+    } = sim_rig(
         "dl",
         SimulatorArgs {
             buyer_cancel_rate: 0.0,

@@ -42,7 +42,11 @@ steps:
 #[actix_rt::test]
 async fn workflow_notifications_arrive_are_retried_and_never_block_the_order() {
     let inbox = Inbox::start();
-    let SimRig { sim, dir: _dir, mut cfg } = sim_rig(
+    let SimRig {
+        sim,
+        dir: _dir,
+        mut cfg,
+    } = sim_rig(
         "nt",
         SimulatorArgs {
             buyer_cancel_rate: 0.0,

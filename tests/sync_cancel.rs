@@ -67,7 +67,11 @@ async fn order(client: &reqwest::Client, base: &str, id: &str) -> serde_json::Va
 #[actix_rt::test]
 async fn a_buyer_cancellation_compensates_done_steps_in_reverse_once_each() {
     let recorder = Recorder::start();
-    let SimRig { sim, dir: _dir, mut cfg } = sim_rig(
+    let SimRig {
+        sim,
+        dir: _dir,
+        mut cfg,
+    } = sim_rig(
         "cancel",
         SimulatorArgs {
             buyer_cancel_rate: 0.0,

@@ -39,7 +39,11 @@ steps:
 
 #[actix_rt::test]
 async fn lossy_webhooks_and_polling_converge_with_one_ship_per_order() {
-    let SimRig { sim, dir: _dir, mut cfg } = sim_rig(
+    let SimRig {
+        sim,
+        dir: _dir,
+        mut cfg,
+    } = sim_rig(
         "conv",
         SimulatorArgs {
             qps: QPS,
