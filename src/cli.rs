@@ -208,6 +208,16 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Approval::Approve)]
         approval: Approval,
     },
+    /// Admin tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Print a new random admin token (256 bits from a cryptographic generator, as
+    /// 64 hex digits) for `server.admin_token`.
+    New,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -269,7 +279,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             events,
             approval,
         } => dry_run(&workflow, &order, &events, approval),
+        Command::Token(TokenCmd::New) => {
+            println!("{}", new_token());
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// 32 bytes from rand's cryptographic generator (seeded by the OS), hex-encoded.
+pub fn new_token() -> String {
+    let mut b = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
+    hex::encode(b)
 }
 
 /// Logs to stderr; `RUST_LOG` filters (default `info`).

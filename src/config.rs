@@ -112,8 +112,26 @@ pub struct ServerConfig {
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     /// Bearer token for the admin API and the CLI. Required when `listen`
-    /// is not a loopback address. Never printed.
+    /// is not a loopback address. Never printed. `orderflow token new`
+    /// makes one with 256 bits of entropy.
     pub admin_token: Option<crate::tiktok::Secret>,
+    /// The names (`Host`) the admin API and console answer to, besides
+    /// `localhost`, 127.0.0.1, [::1] and the listen address; any other name
+    /// gets 403 (DNS rebinding). Empty with a wildcard `listen`: any name
+    /// (a token is required there).
+    pub allowed_hosts: Vec<String>,
+    /// A request's head and body must each arrive within this; a slower
+    /// client is cut off.
+    pub read_timeout: Dur,
+    /// Connections open at once (over both HTTP workers); beyond it new
+    /// ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// The listen socket's backlog: connections the kernel holds until the
+    /// daemon accepts them.
+    pub backlog: u32,
+    /// Memory for request bodies beyond each request's first 32 KiB,
+    /// shared by all requests; a request that finds it spent gets 503.
+    pub body_memory_bytes: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -175,6 +193,11 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".into(),
             max_body_bytes: 1 << 20,
             admin_token: None,
+            allowed_hosts: Vec::new(),
+            read_timeout: Dur(Duration::from_secs(10)),
+            max_connections: 8192,
+            backlog: 2048,
+            body_memory_bytes: 64 << 20,
         }
     }
 }
@@ -316,19 +339,39 @@ impl Config {
             ));
         }
         if let Some(addr) = self.listen_addr() {
-            let token = self
-                .server
-                .admin_token
-                .as_ref()
-                .map(|t| t.expose().len())
-                .unwrap_or(0);
-            if !addr.ip().is_loopback() && token == 0 {
+            let token = self.server.admin_token.as_ref().map(|t| t.expose());
+            if !addr.ip().is_loopback() && token.is_none_or(str::is_empty) {
                 problems.push(format!(
                     "server.admin_token is required when listening on {addr}, which is not a loopback address (set ORDERFLOW_SERVER__ADMIN_TOKEN)"
                 ));
             }
-            if token > 0 && token < 16 {
-                problems.push("server.admin_token must be at least 16 characters".into());
+            if let Some(t) = token.filter(|t| !t.is_empty()) {
+                if let Err(why) = token_strength(t) {
+                    problems.push(format!(
+                        "server.admin_token {why} (`orderflow token new` makes a good one)"
+                    ));
+                }
+            }
+        }
+        if self.server.read_timeout.0 < Duration::from_secs(1)
+            || self.server.read_timeout.0 > Duration::from_secs(300)
+        {
+            problems.push("server.read_timeout must be between 1s and 5m".into());
+        }
+        if self.server.max_connections < 16 || self.server.max_connections > 1_000_000 {
+            problems.push("server.max_connections must be between 16 and 1000000".into());
+        }
+        if self.server.backlog == 0 || self.server.backlog > 65_535 {
+            problems.push("server.backlog must be between 1 and 65535".into());
+        }
+        if self.server.body_memory_bytes < 1 << 20 || self.server.body_memory_bytes > 4 << 30 {
+            problems.push("server.body_memory_bytes must be between 1 MiB and 4 GiB".into());
+        }
+        for h in &self.server.allowed_hosts {
+            if h.trim().is_empty() || h.contains(['/', ' ', '@']) {
+                problems.push(format!(
+                    "server.allowed_hosts: `{h}` is not a host name (like orders.example.com)"
+                ));
             }
         }
         if self.server.max_body_bytes < 1024 || self.server.max_body_bytes > 64 << 20 {
@@ -468,9 +511,41 @@ fn set_path(tree: &mut toml::Value, path: &[String], v: toml::Value) -> Result<(
     Ok(())
 }
 
+/// Is `token` hard enough to guess? At least 16 characters, no white
+/// space or control characters, and not a run of a few repeated ones
+/// (at least 8 distinct characters): a generated token (`orderflow token
+/// new`, 64 hex digits) passes easily, `"                "` and
+/// `"aaaaaaaaaaaaaaaa"` do not.
+pub fn token_strength(token: &str) -> Result<(), &'static str> {
+    if token.chars().count() < 16 {
+        return Err("must be at least 16 characters");
+    }
+    if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not contain spaces or control characters");
+    }
+    let distinct: std::collections::BTreeSet<char> = token.chars().collect();
+    if distinct.len() < 8 {
+        return Err("is too easy to guess: use at least 8 different characters");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weak_admin_tokens_are_refused() {
+        assert!(token_strength("                ").is_err());
+        assert!(token_strength("aaaaaaaaaaaaaaaa").is_err());
+        assert!(token_strength("short-token").is_err());
+        assert!(token_strength("correct horse battery").is_err());
+        assert!(token_strength("0123456789abcdef").is_ok());
+        let mut c = Config::default();
+        c.server.admin_token = Some(crate::tiktok::Secret::new("                "));
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("server.admin_token"), "{err}");
+    }
 
     #[test]
     fn layers_apply_in_order_and_validation_reports_everything() {

@@ -24,6 +24,54 @@ use crate::runtime::intake::Intake;
 use crate::runtime::{timers, Clock, Registry};
 use crate::store::Store;
 
+/// The data directory holds buyers' names and addresses and shop tokens:
+/// only the daemon's user may read it, whatever the umask it was started
+/// with. Sets the process umask to 077 (so everything sled and the daemon
+/// create later is 0600/0700), creates the directory, and tightens what an
+/// older version left readable.
+pub fn private_data_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: umask only swaps the process's file-creation mask; it
+    // cannot fail and touches no memory.
+    unsafe {
+        libc::umask(0o077);
+    }
+    std::fs::create_dir_all(dir)?;
+    fn tighten(p: &std::path::Path, depth: usize) -> std::io::Result<()> {
+        let meta = std::fs::symlink_metadata(p)?;
+        if meta.file_type().is_symlink() {
+            return Ok(());
+        }
+        let mode = if meta.is_dir() { 0o700 } else { 0o600 };
+        if meta.permissions().mode() & 0o777 != mode {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))?;
+        }
+        if meta.is_dir() && depth < 4 {
+            for e in std::fs::read_dir(p)? {
+                tighten(&e?.path(), depth + 1)?;
+            }
+        }
+        Ok(())
+    }
+    tighten(dir, 0)
+}
+
+/// Binds the listen socket with `backlog` (std's `bind` fixes it at 128).
+fn bind(addr: &str, backlog: u32) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let addr: std::net::SocketAddr = addr.parse().map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not an address like 127.0.0.1:8080",
+        )
+    })?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog.min(i32::MAX as u32) as i32)?;
+    Ok(socket.into())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("data directory {path}: {source}")]
@@ -101,7 +149,7 @@ impl Daemon {
         if cfg.is_demo() {
             tracing::warn!("No TikTok credentials configured: starting in DEMO MODE with the built-in TikTok Shop simulator");
         }
-        std::fs::create_dir_all(&cfg.store.data_dir).map_err(|source| Error::DataDir {
+        private_data_dir(&cfg.store.data_dir).map_err(|source| Error::DataDir {
             path: cfg.store.data_dir.display().to_string(),
             source,
         })?;
@@ -117,7 +165,7 @@ impl Daemon {
         }
         // Bind first: the demo simulator needs our address for its webhooks.
         let listen = cfg.server.listen.clone();
-        let listener = std::net::TcpListener::bind(&listen).map_err(|source| Error::Listen {
+        let listener = bind(&listen, cfg.server.backlog).map_err(|source| Error::Listen {
             addr: listen.clone(),
             source,
         })?;
@@ -280,18 +328,34 @@ impl Daemon {
             at_risk_margin_s: cfg.runtime.at_risk_margin.0.as_secs() as i64,
             inventory: Some(inventory.clone()),
             sessions: Arc::new(http::auth::Sessions::new(cfg.console.session_ttl.0)),
+            logins: Arc::new(http::auth::LoginLimiter::new()),
+            hosts: Arc::new(http::auth::AllowedHosts::new(
+                &cfg.server.allowed_hosts,
+                cfg.listen_addr(),
+            )),
+            limits: http::limits::Limits {
+                max_body: cfg.server.max_body_bytes,
+                read_timeout: cfg.server.read_timeout.0,
+                budget: Arc::new(http::limits::BodyBudget::new(cfg.server.body_memory_bytes)),
+            },
+            live_slots: Arc::new(tokio::sync::Semaphore::new(cfg.console.max_live_clients)),
             console: Arc::new(cfg.console.clone()),
             closing: closing.clone(),
         };
         let max_body = cfg.server.max_body_bytes;
+        let webhook_max = cfg.sync.webhook_max_bytes.min(max_body);
+        const HTTP_WORKERS: usize = 2;
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(actix_web::middleware::from_fn(http::auth::gate))
+                .wrap(actix_web::middleware::from_fn(http::limits::bound_body))
                 .app_data(web::Data::new(state.clone()))
                 .app_data(web::PayloadConfig::new(max_body))
-                .configure(http::routes)
+                .configure(http::routes(webhook_max))
         })
-        .workers(2)
+        .workers(HTTP_WORKERS)
+        .max_connections((cfg.server.max_connections / HTTP_WORKERS).max(1))
+        .backlog(cfg.server.backlog)
+        .client_request_timeout(cfg.server.read_timeout.0)
         .shutdown_timeout(cfg.runtime.shutdown_grace.0.as_secs().max(1))
         .disable_signals()
         .listen(listener)

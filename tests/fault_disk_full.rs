@@ -423,6 +423,26 @@ async fn sled_hitting_enospc_stops_the_daemon_and_a_restart_recovers() {
     std::fs::remove_file(&filler).unwrap();
     let daemon = (s.start)();
     wait_ready(&s.client, &daemon.base).await;
+    // A resync of everything TikTok has: an order whose event never landed
+    // must be taken now, never skipped as a "duplicate" of a dedupe key
+    // that outlived its event.
+    let (_, shops) = get_json(&s.client, &format!("{}/sim/shops", s.sim_url)).await;
+    let shop = shops["shops"][0]["id"].as_str().unwrap().to_string();
+    let (st, r) = post_json(
+        &s.client,
+        &format!("{}/api/v1/sync/resync", daemon.base),
+        &serde_json::json!({"shop_id": shop, "from": 0}),
+    )
+    .await;
+    assert_eq!(st, 200, "{r}");
+    println!("resync after the restart: {r}");
+    for id in ids.iter().chain(&acked) {
+        let (st, o) = get_json(&s.client, &format!("{}/api/v1/orders/{id}", daemon.base)).await;
+        assert_eq!(
+            st, 200,
+            "{id} is at TikTok or was acknowledged, but is not stored: {o}"
+        );
+    }
     all_ship_once(&s, &daemon.base, &ids).await;
     for id in &acked {
         let (st, o) = get_json(&s.client, &format!("{}/api/v1/orders/{id}", daemon.base)).await;

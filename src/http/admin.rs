@@ -14,11 +14,12 @@ use crate::runtime::event::{EventKind, OperatorAction, OrderEvent, Source};
 use crate::runtime::report;
 use crate::store::OrderRecord;
 
+/// Mounted under `/api/v1`, behind [`super::auth::gate_api`].
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/orders", web::get().to(list_orders))
-        .route("/api/v1/bulk", web::post().to(start_bulk))
-        .route("/api/v1/bulk/{id}", web::get().to(get_bulk))
-        .route("/api/v1/stats", web::get().to(stats));
+    cfg.route("/orders", web::get().to(list_orders))
+        .route("/bulk", web::post().to(start_bulk))
+        .route("/bulk/{id}", web::get().to(get_bulk))
+        .route("/stats", web::get().to(stats));
 }
 
 /// Filters shared by listing and bulk.

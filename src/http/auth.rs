@@ -12,16 +12,28 @@
 //!   rides on it must also carry the session's CSRF token in
 //!   `X-CSRF-Token`.
 //!
-//! Before either, every state-changing request that names another site in
-//! `Origin` or `Sec-Fetch-Site` is refused with 403, token or not: a page
-//! elsewhere cannot make a browser act on this daemon, even one listening
-//! on loopback without a token. Webhooks are exempt (TikTok is a server,
-//! and the HMAC is their proof).
+//! Before either, two checks that hold with or without a token:
 //!
-//! Health, readiness, metrics, the login page and its stylesheet are open;
-//! `/`, the console's script and everything under `/api/` need a proof
-//! when an admin token is configured. With no token (loopback only, enforced by
-//! `config::validate`) everything is open, as before.
+//! - **Host:** a request whose `Host` is not one of the daemon's names
+//!   ([`AllowedHosts`]: `[server] allowed_hosts`, the listen address and the
+//!   loopback names) is refused with 403, so a page that rebinds its own
+//!   DNS name to 127.0.0.1 cannot drive a token-less loopback daemon.
+//! - **Cross-site:** every state-changing request that names another site
+//!   in `Origin` or `Sec-Fetch-Site` is refused with 403, token or not.
+//!
+//! **Where the gate sits.** Each check is middleware on the route scopes
+//! themselves ([`gate_api`] on `/api/v1` and `/logout`, [`gate_page`] on
+//! the console's pages, [`gate_open`] on the login form), never on the app
+//! in front of the router: the router matches the percent-decoded path, so
+//! a gate that read the raw path could be walked around with `/%61pi/…`.
+//! Whatever the spelling, a request reaches a handler only through its
+//! scope, and so through its gate. Webhooks (TikTok is a server, the HMAC
+//! is its proof), health, readiness and metrics have no gate.
+//!
+//! Logins are rate limited ([`LoginLimiter`]): per source address with a
+//! growing wait, and a lock of the login after a run of wrong guesses from
+//! anywhere. With no token (loopback only, enforced by `config::validate`)
+//! only the host and cross-site checks apply.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -118,6 +130,127 @@ impl Sessions {
     }
 }
 
+/// Wrong logins a source may make before each further try must wait.
+const SOURCE_FREE_FAILURES: u32 = 5;
+/// The longest wait between tries, for a source and for the account.
+const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
+/// Wrong logins in a row, from anywhere, that lock the login for
+/// [`MAX_BACKOFF`]. The bearer token keeps working for the CLI and scripts.
+const ACCOUNT_LOCK_FAILURES: u32 = 20;
+/// Sources remembered at once; the stalest go first beyond it.
+const MAX_SOURCES: usize = 10_000;
+
+#[derive(Debug, Clone, Copy)]
+struct Strikes {
+    failures: u32,
+    /// No try is taken before this.
+    until: Option<Instant>,
+    last: Instant,
+}
+
+/// Why a login was not even tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throttled {
+    /// `source` (this address is backing off) or `account` (the login is
+    /// locked).
+    pub reason: &'static str,
+    pub retry_after: Duration,
+}
+
+/// Login attempts, per source address and for the account: a guess costs
+/// an exponentially growing wait after the first few, and a run of wrong
+/// guesses from anywhere locks the login for a while. In memory: a restart
+/// forgets, which costs an attacker a restart per few guesses.
+#[derive(Default)]
+pub struct LoginLimiter {
+    state: Mutex<LimiterState>,
+}
+
+#[derive(Default)]
+struct LimiterState {
+    sources: HashMap<std::net::IpAddr, Strikes>,
+    account: Option<Strikes>,
+}
+
+fn backoff(failures: u32, free: u32) -> Option<Duration> {
+    let over = failures.checked_sub(free.saturating_add(1))?;
+    let secs = 1u64.checked_shl(over.min(20)).unwrap_or(u64::MAX);
+    Some(Duration::from_secs(secs).min(MAX_BACKOFF))
+}
+
+impl LoginLimiter {
+    pub fn new() -> LoginLimiter {
+        LoginLimiter::default()
+    }
+
+    /// May `source` try now?
+    pub fn check(&self, source: std::net::IpAddr, now: Instant) -> Result<(), Throttled> {
+        let st = self.state.lock();
+        let wait = |s: Option<&Strikes>| {
+            s.and_then(|s| s.until)
+                .and_then(|u| u.checked_duration_since(now))
+                .filter(|d| !d.is_zero())
+        };
+        if let Some(d) = wait(st.account.as_ref()) {
+            return Err(Throttled {
+                reason: "account",
+                retry_after: d,
+            });
+        }
+        if let Some(d) = wait(st.sources.get(&source)) {
+            return Err(Throttled {
+                reason: "source",
+                retry_after: d,
+            });
+        }
+        Ok(())
+    }
+
+    /// A wrong guess from `source`: returns whether this one started a
+    /// lockout (worth one log line; the rest are only counted).
+    pub fn failed(&self, source: std::net::IpAddr, now: Instant) -> bool {
+        let mut st = self.state.lock();
+        if st.sources.len() >= MAX_SOURCES && !st.sources.contains_key(&source) {
+            let stale = st
+                .sources
+                .iter()
+                .min_by_key(|(_, s)| s.last)
+                .map(|(k, _)| *k);
+            if let Some(k) = stale {
+                st.sources.remove(&k);
+            }
+        }
+        let s = st.sources.entry(source).or_insert(Strikes {
+            failures: 0,
+            until: None,
+            last: now,
+        });
+        s.failures = s.failures.saturating_add(1);
+        s.last = now;
+        s.until = backoff(s.failures, SOURCE_FREE_FAILURES).map(|d| now + d);
+        let source_started = s.failures == SOURCE_FREE_FAILURES + 1;
+        let a = st.account.get_or_insert(Strikes {
+            failures: 0,
+            until: None,
+            last: now,
+        });
+        a.failures = a.failures.saturating_add(1);
+        a.last = now;
+        let locked = a.failures >= ACCOUNT_LOCK_FAILURES;
+        if locked {
+            a.until = Some(now + MAX_BACKOFF);
+        }
+        source_started || a.failures == ACCOUNT_LOCK_FAILURES
+    }
+
+    /// A right login from `source`: its strikes and the account's go.
+    pub fn succeeded(&self, source: std::net::IpAddr) {
+        let mut st = self.state.lock();
+        st.sources.remove(&source);
+        st.account = None;
+    }
+}
+
 /// The session cookie's value, from the `Cookie` header.
 pub fn session_id(headers: &HeaderMap) -> Option<String> {
     headers
@@ -167,24 +300,76 @@ fn is_safe(m: &Method) -> bool {
     matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// What a path needs: nothing, a page login, or an API proof.
-enum Guard {
+/// What a scope needs: a page login, an API proof, or (the login form)
+/// only the host and cross-site checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
     Open,
     Page,
     Api,
 }
 
-fn guard(path: &str) -> Guard {
-    if path.starts_with("/api/") || path == "/logout" {
-        Guard::Api
-    } else if path == "/" || path == "/index.html" {
-        Guard::Page
-    } else if path.starts_with("/console/") && path != "/console/app.css" {
-        // The console's code too: only the login page's stylesheet is
-        // served to strangers.
-        Guard::Page
+/// The names this daemon answers to (`Host`), lower case, without port.
+/// A browser tricked by DNS rebinding sends the attacker's name, so a
+/// request for any other name is refused before it reaches a handler.
+#[derive(Debug, Clone, Default)]
+pub struct AllowedHosts {
+    names: Vec<String>,
+    /// Listening on every address without a configured list: any name is
+    /// taken (a token is required there, and a rebinding page cannot send
+    /// it).
+    any: bool,
+}
+
+/// The host part of a `Host` header or an authority: `Example.COM:8080`
+/// → `example.com`, `[::1]:80` → `[::1]`.
+pub fn host_name(authority: &str) -> String {
+    let a = authority.trim();
+    let name = if let Some(rest) = a.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((inner, _)) => format!("[{inner}]"),
+            None => a.to_string(),
+        }
     } else {
-        Guard::Open
+        a.rsplit_once(':').map_or(a, |(h, _)| h).to_string()
+    };
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+impl AllowedHosts {
+    /// `configured` (`[server] allowed_hosts`) plus the loopback names and
+    /// the listen address. With no list and a wildcard listen address,
+    /// every name.
+    pub fn new(configured: &[String], listen: Option<std::net::SocketAddr>) -> AllowedHosts {
+        let mut names: Vec<String> = ["localhost", "127.0.0.1", "[::1]"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut any = false;
+        if let Some(addr) = listen {
+            if addr.ip().is_unspecified() {
+                any = configured.is_empty();
+            } else {
+                names.push(host_name(&addr.to_string()));
+            }
+        }
+        names.extend(configured.iter().map(|h| host_name(h)));
+        names.sort();
+        names.dedup();
+        AllowedHosts { names, any }
+    }
+
+    /// Is `host` (a `Host` header value) one of ours? A request without a
+    /// `Host` does not come from a browser.
+    pub fn allows(&self, host: Option<&str>) -> bool {
+        match host {
+            None => true,
+            Some(_) if self.any => true,
+            Some(h) => {
+                let name = host_name(h);
+                self.names.iter().any(|n| *n == name)
+            }
+        }
     }
 }
 
@@ -192,31 +377,78 @@ fn deny<B>(req: ServiceRequest, resp: HttpResponse) -> ServiceResponse<EitherBod
     req.into_response(resp).map_into_right_body()
 }
 
-/// The middleware: see the module doc.
-pub async fn gate<B: MessageBody + 'static>(
+/// The `Host` a request names: the header, else the URI's authority
+/// (HTTP/2).
+fn host_of(req: &ServiceRequest) -> Option<String> {
+    req.headers()
+        .get(actix_web::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+}
+
+/// The API scope's middleware (`/api/v1/…`, `/logout`): see the module
+/// doc. Wrapping the scope, not the app, means no spelling of a path
+/// (percent-encoded letters, trailing slashes) reaches one of its handlers
+/// without passing here: the router decodes before it matches.
+pub async fn gate_api<B: MessageBody + 'static>(
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    gate(req, next, Guard::Api).await
+}
+
+/// The console pages' middleware: `/`, `/index.html`, `/console/…`.
+pub async fn gate_page<B: MessageBody + 'static>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    gate(req, next, Guard::Page).await
+}
+
+/// The login form's middleware: host and cross-site checks only.
+pub async fn gate_open<B: MessageBody + 'static>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    gate(req, next, Guard::Open).await
+}
+
+fn refused(reason: &'static str) {
+    metrics::counter!(crate::metrics::HTTP_REFUSED_TOTAL, "reason" => reason).increment(1);
+}
+
+async fn gate<B: MessageBody + 'static>(
+    req: ServiceRequest,
+    next: Next<B>,
+    guard: Guard,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return next.call(req).await.map(|r| r.map_into_left_body());
+        // Only a daemon built without state gets here; refuse rather than
+        // serve unguarded.
+        let resp = HttpResponse::InternalServerError().finish();
+        return Ok(deny(req, resp));
     };
+    if !state.hosts.allows(host_of(&req).as_deref()) {
+        refused("host");
+        let resp = HttpResponse::Forbidden()
+            .json(json!({"error": "this daemon does not answer to that Host name"}));
+        return Ok(deny(req, resp));
+    }
     let unsafe_method = !is_safe(req.method());
-    if unsafe_method && !req.path().starts_with("/webhooks/") && cross_site(req.headers()) {
-        metrics::counter!(crate::metrics::HTTP_REFUSED_TOTAL, "reason" => "cross_site")
-            .increment(1);
+    if unsafe_method && cross_site(req.headers()) {
+        refused("cross_site");
         let resp = HttpResponse::Forbidden().json(json!({"error": "cross-site request refused"}));
         return Ok(deny(req, resp));
     }
     let Some(expected) = state.admin_token.clone() else {
         return next.call(req).await.map(|r| r.map_into_left_body());
     };
-    let guard = guard(req.path());
-    if matches!(guard, Guard::Open) {
+    if guard == Guard::Open {
         return next.call(req).await.map(|r| r.map_into_left_body());
     }
     let unauthorized = || {
-        metrics::counter!(crate::metrics::HTTP_REFUSED_TOTAL, "reason" => "unauthorized")
-            .increment(1);
+        refused("unauthorized");
         HttpResponse::Unauthorized().json(json!({"error": "missing or wrong bearer token"}))
     };
     if let Some(h) = req.headers().get("Authorization") {
@@ -240,8 +472,7 @@ pub async fn gate<B: MessageBody + 'static>(
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("");
                 if !eq(given, &session.csrf) {
-                    metrics::counter!(crate::metrics::HTTP_REFUSED_TOTAL, "reason" => "csrf")
-                        .increment(1);
+                    refused("csrf");
                     let resp = HttpResponse::Forbidden()
                         .json(json!({"error": "missing or wrong CSRF token"}));
                     return Ok(deny(req, resp));
@@ -313,6 +544,63 @@ mod tests {
         let h = headers(&[("cookie", "a=1; orderflow_session=abc; b=2")]);
         assert_eq!(session_id(&h).as_deref(), Some("abc"));
         assert_eq!(session_id(&headers(&[("cookie", "a=1")])), None);
+    }
+
+    #[test]
+    fn logins_back_off_per_source_and_lock_the_account() {
+        let l = LoginLimiter::new();
+        let a: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+        let b: std::net::IpAddr = "10.0.0.2".parse().unwrap();
+        let t0 = Instant::now();
+        for _ in 0..SOURCE_FREE_FAILURES {
+            assert!(l.check(a, t0).is_ok());
+            l.failed(a, t0);
+        }
+        // The sixth wrong guess starts a wait of a second, then two, …
+        assert!(l.check(a, t0).is_ok());
+        assert!(l.failed(a, t0), "the first backoff is worth a log line");
+        let t = l.check(a, t0).unwrap_err();
+        assert_eq!(t.reason, "source");
+        assert_eq!(t.retry_after, Duration::from_secs(1));
+        assert!(l.check(b, t0).is_ok(), "another source is not slowed");
+        assert!(l.check(a, t0 + Duration::from_secs(2)).is_ok());
+        l.failed(a, t0);
+        assert_eq!(
+            l.check(a, t0).unwrap_err().retry_after,
+            Duration::from_secs(2)
+        );
+        // A run of wrong guesses from many sources locks the account.
+        for i in 0..ACCOUNT_LOCK_FAILURES {
+            let ip = std::net::IpAddr::from([10, 1, 0, i as u8]);
+            l.failed(ip, t0);
+        }
+        let c: std::net::IpAddr = "10.9.9.9".parse().unwrap();
+        let t = l.check(c, t0).unwrap_err();
+        assert_eq!(t.reason, "account");
+        assert!(l
+            .check(c, t0 + MAX_BACKOFF + Duration::from_secs(1))
+            .is_ok());
+        l.succeeded(a);
+        assert!(l.check(a, t0).is_ok(), "a right login clears the strikes");
+    }
+
+    #[test]
+    fn host_names_are_compared_without_port_or_case() {
+        let h = AllowedHosts::new(
+            &["Orders.Example.com".into()],
+            "127.0.0.1:8080".parse().ok(),
+        );
+        assert!(h.allows(Some("127.0.0.1:8080")));
+        assert!(h.allows(Some("localhost:8080")));
+        assert!(h.allows(Some("[::1]:8080")));
+        assert!(h.allows(Some("orders.example.com")));
+        assert!(h.allows(None));
+        assert!(!h.allows(Some("evil.example:8080")));
+        assert!(!h.allows(Some("127.0.0.1.evil.example")));
+        let any = AllowedHosts::new(&[], "0.0.0.0:8080".parse().ok());
+        assert!(any.allows(Some("whatever.example")));
+        let listed = AllowedHosts::new(&["a.example".into()], "0.0.0.0:8080".parse().ok());
+        assert!(!listed.allows(Some("b.example")));
     }
 
     #[test]

@@ -17,12 +17,13 @@ use serde::Deserialize;
 use super::{error, AppState};
 use crate::inventory::{Error, InventoryHandle};
 
+/// Mounted under `/api/v1`, behind [`super::auth::gate_api`].
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/inventory", web::get().to(list))
-        .route("/api/v1/inventory/reconcile", web::get().to(reconcile))
-        .route("/api/v1/inventory/import", web::post().to(import))
-        .route("/api/v1/inventory/{sku}", web::get().to(get))
-        .route("/api/v1/inventory/{sku}", web::post().to(update));
+    cfg.route("/inventory", web::get().to(list))
+        .route("/inventory/reconcile", web::get().to(reconcile))
+        .route("/inventory/import", web::post().to(import))
+        .route("/inventory/{sku}", web::get().to(get))
+        .route("/inventory/{sku}", web::post().to(update));
 }
 
 fn unavailable() -> HttpResponse {

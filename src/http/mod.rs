@@ -21,6 +21,7 @@ pub mod admin;
 pub mod auth;
 pub mod console;
 pub mod inventory;
+pub mod limits;
 pub mod workflows;
 
 use actix_web::{web, HttpResponse, Responder};
@@ -60,6 +61,14 @@ pub struct AppState {
     pub inventory: Option<crate::inventory::InventoryHandle>,
     /// Console logins.
     pub sessions: Arc<auth::Sessions>,
+    /// Wrong logins, per source and for the account.
+    pub logins: Arc<auth::LoginLimiter>,
+    /// The names this daemon answers to.
+    pub hosts: Arc<auth::AllowedHosts>,
+    /// Request body bounds ([`limits`]).
+    pub limits: limits::Limits,
+    /// Places for live-event streams; a client beyond them gets 503.
+    pub live_slots: Arc<tokio::sync::Semaphore>,
     pub console: Arc<console::ConsoleConfig>,
     /// Cancelled first at shutdown, so long-lived streams (live events) end
     /// and the server can drain.
@@ -73,28 +82,42 @@ pub struct WebhookAuth {
     pub max_bytes: usize,
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics_page))
-        .route("/api/v1/events", web::post().to(post_event))
-        .route(
-            "/webhooks/tiktok",
-            web::post().to(crate::sync::webhook::receive),
-        )
-        .route("/api/v1/sync/resync", web::post().to(resync))
-        .route("/api/v1/orders/{id}", web::get().to(get_order))
-        .route("/api/v1/orders/{id}/audit", web::get().to(get_audit))
-        .route("/api/v1/audit/export", web::get().to(export_audit))
-        .route(
-            "/api/v1/orders/{id}/actions/{action}",
-            web::post().to(post_action),
-        )
-        .route("/api/v1/stats/lifecycle", web::get().to(lifecycle_counts))
-        .configure(admin::routes)
-        .configure(workflows::routes)
-        .configure(console::routes)
-        .configure(inventory::routes);
+/// Every route, each behind the gate of its scope (see [`auth`]): open
+/// health, readiness, metrics and webhooks (whose body limit is the
+/// webhook's own, applied while it streams); the API under `/api/v1`
+/// behind [`auth::gate_api`]; the console's pages (see [`console`]).
+pub fn routes(webhook_max_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.route("/healthz", web::get().to(healthz))
+            .route("/readyz", web::get().to(readyz))
+            .route("/metrics", web::get().to(metrics_page))
+            .service(
+                web::resource("/webhooks/tiktok")
+                    .app_data(web::PayloadConfig::new(webhook_max_bytes))
+                    .route(web::post().to(crate::sync::webhook::receive)),
+            )
+            .service(
+                web::scope("/api/v1")
+                    .wrap(actix_web::middleware::from_fn(auth::gate_api))
+                    .configure(api_routes)
+                    .configure(admin::routes)
+                    .configure(workflows::routes)
+                    .configure(console::api_routes)
+                    .configure(inventory::routes),
+            )
+            .configure(console::routes);
+    }
+}
+
+/// This module's part of the API, mounted under `/api/v1`.
+fn api_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/events", web::post().to(post_event))
+        .route("/sync/resync", web::post().to(resync))
+        .route("/orders/{id}", web::get().to(get_order))
+        .route("/orders/{id}/audit", web::get().to(get_audit))
+        .route("/audit/export", web::get().to(export_audit))
+        .route("/orders/{id}/actions/{action}", web::post().to(post_action))
+        .route("/stats/lifecycle", web::get().to(lifecycle_counts));
 }
 
 pub(crate) fn error(
@@ -435,31 +458,58 @@ pub struct ExportQuery {
     pub since: Option<i64>,
 }
 
+/// Lines gathered before a chunk of the export is handed to the client.
+const EXPORT_CHUNK_BYTES: usize = 64 << 10;
+
 /// `GET /api/v1/audit/export`: the audit trail as JSON lines
 /// (`application/x-ndjson`), one entry per line with its order id.
+///
+/// Streamed: a blocking task walks the orders and hands chunks of about
+/// 64 KiB through a channel of four, so the export of any store costs a
+/// few chunks of memory and no HTTP worker waits on the walk; a client
+/// that stops reading stops the walk.
 async fn export_audit(s: web::Data<AppState>, q: web::Query<ExportQuery>) -> HttpResponse {
-    let ids: Vec<String> = match &q.order_id {
-        Some(id) => vec![id.clone()],
-        None => s.store.orders().flatten().map(|r| r.order_id).collect(),
-    };
-    let mut out = String::new();
-    for id in ids {
-        let Ok(Some(rec)) = s.store.load_order(&id) else {
-            continue;
+    let (tx, rx) = tokio::sync::mpsc::channel::<web::Bytes>(4);
+    let store = s.store.clone();
+    let q = q.into_inner();
+    tokio::task::spawn_blocking(move || {
+        let mut out = String::new();
+        let send = |out: &mut String| -> bool {
+            let chunk = web::Bytes::from(std::mem::take(out));
+            tx.blocking_send(chunk).is_ok()
         };
-        let Ok(entries) = s.store.audit(&id) else {
-            continue;
+        let one = q.order_id.clone();
+        let ids: Box<dyn Iterator<Item = String>> = match one {
+            Some(id) => Box::new(std::iter::once(id)),
+            None => Box::new(store.order_ids()),
         };
-        for e in entries.into_iter().filter(|e| e.seq <= rec.audit_seq) {
-            if q.since.is_some_and(|t| e.at_ms < t) {
+        for id in ids {
+            let Ok(Some(rec)) = store.load_order(&id) else {
                 continue;
+            };
+            let Ok(entries) = store.audit(&id) else {
+                continue;
+            };
+            for e in entries.into_iter().filter(|e| e.seq <= rec.audit_seq) {
+                if q.since.is_some_and(|t| e.at_ms < t) {
+                    continue;
+                }
+                let line = json!({"order_id": id, "seq": e.seq, "at_ms": e.at_ms, "source": e.source, "kind": e.kind, "detail": e.detail});
+                out.push_str(&line.to_string());
+                out.push('\n');
             }
-            let line = json!({"order_id": id, "seq": e.seq, "at_ms": e.at_ms, "source": e.source, "kind": e.kind, "detail": e.detail});
-            out.push_str(&line.to_string());
-            out.push('\n');
+            if out.len() >= EXPORT_CHUNK_BYTES && !send(&mut out) {
+                return;
+            }
         }
-    }
+        if !out.is_empty() {
+            send(&mut out);
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, actix_web::Error>(b), rx))
+    });
     HttpResponse::Ok()
         .content_type("application/x-ndjson")
-        .body(out)
+        .streaming(stream)
 }

@@ -21,15 +21,13 @@ use super::{error, AppState};
 use crate::workflow::dryrun::{self, ApprovalChoice};
 use crate::workflow::Report;
 
+/// Mounted under `/api/v1`, behind [`super::auth::gate_api`].
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/workflows", web::get().to(list_workflows))
-        .route("/api/v1/workflows/reload", web::post().to(reload_workflows))
-        .route(
-            "/api/v1/workflows/validate",
-            web::post().to(validate_workflow),
-        )
-        .route("/api/v1/workflows/dry-run", web::post().to(dry_run))
-        .route("/api/v1/workflows/{name}", web::put().to(save_workflow));
+    cfg.route("/workflows", web::get().to(list_workflows))
+        .route("/workflows/reload", web::post().to(reload_workflows))
+        .route("/workflows/validate", web::post().to(validate_workflow))
+        .route("/workflows/dry-run", web::post().to(dry_run))
+        .route("/workflows/{name}", web::put().to(save_workflow));
 }
 
 fn diagnostics(r: &Report) -> serde_json::Value {

@@ -103,15 +103,25 @@ impl Intake {
         // A store that cannot write may hold, in memory, a dedupe key whose
         // write never landed: refuse before answering from it.
         self.store.writable()?;
-        if self
+        if let Some(seen) = self
             .store
             .trees
             .dedupe
-            .contains_key(dedupe_key.as_bytes())
+            .get(dedupe_key.as_bytes())
             .map_err(crate::store::Error::from)?
         {
-            metrics::counter!(crate::metrics::EVENTS_TOTAL, "result" => "duplicate").increment(1);
-            return Ok(Submitted { duplicate: true });
+            if self.stands_for_something(&seen, &event.order_id)? {
+                metrics::counter!(crate::metrics::EVENTS_TOTAL, "result" => "duplicate")
+                    .increment(1);
+                return Ok(Submitted { duplicate: true });
+            }
+            // A key whose event is neither waiting in the inbox nor applied
+            // to a stored order: its event never landed (a failed write
+            // before the dedupe key was ordered last). Taking the event now
+            // is the only way it is ever stored.
+            metrics::counter!(crate::metrics::EVENTS_TOTAL, "result" => "stale_dedupe")
+                .increment(1);
+            tracing::warn!(order_id = %event.order_id, event_id = %event.id, "A dedupe key without its event: storing the event again");
         }
         let seq = self.store.next_id()?;
         let inbox = InboxEvent {
@@ -148,6 +158,25 @@ impl Intake {
             drop(permit);
         });
         Ok(Submitted { duplicate: false })
+    }
+
+    /// Does a dedupe key (whose value is its event's inbox sequence) stand
+    /// for an event that is stored: still in the inbox, or applied to an
+    /// order that is stored?
+    fn stands_for_something(&self, seen: &[u8], order_id: &str) -> Result<bool, Error> {
+        let trees = &self.store.trees;
+        if seen.len() == 8
+            && trees
+                .inbox
+                .contains_key(seen)
+                .map_err(crate::store::Error::from)?
+        {
+            return Ok(true);
+        }
+        Ok(trees
+            .orders
+            .contains_key(order_id.as_bytes())
+            .map_err(crate::store::Error::from)?)
     }
 
     /// Delivers again the stored events older than `older_than_ms` that are

@@ -9,10 +9,15 @@
 //! before their bytes are on disk.
 //!
 //! Within a batch the writer applies additions first, then checkpoints
-//! (the `orders` tree), then deletions. sled recovers a prefix of its log,
-//! so after a crash a checkpoint implies the audit entries, timers and
-//! inbox records written with it, and an inbox record or timer is never
-//! gone while the checkpoint that consumed it is not. A torn batch may
+//! (the `orders` tree), then deletions, and the dedupe keys last. sled
+//! recovers a prefix of its log, so after a crash a checkpoint implies the
+//! audit entries, timers and inbox records written with it, an inbox
+//! record or timer is never gone while the checkpoint that consumed it is
+//! not, and a dedupe key implies the event it deduplicates. The last holds
+//! on a failed write too: sled fails the tree's batch whole, and the
+//! writer stops at the first failure, so an event whose inbox record
+//! failed never leaves its dedupe key behind (a full disk made TikTok's
+//! retry of an unstored webhook look like a duplicate). A torn batch may
 //! leave one audit group past an order's checkpoint; the next of the
 //! order's checkpoints with audit entries writes its group under the same
 //! key (the first entry's sequence, which follows the durable
@@ -154,12 +159,15 @@ fn writer(
     }
 }
 
-/// Applies a group in three phases: additions, checkpoints, deletions.
+/// Applies a group in four phases: additions, checkpoints, deletions, and
+/// last the dedupe keys, so a dedupe key is never visible (or recovered)
+/// without the inbox record it stands for.
 fn apply(trees: &super::Trees, batch: &[Request]) -> Result<(), Error> {
-    for phase in 0..3 {
+    for phase in 0..4 {
         let mut per_tree: Vec<(Tree, sled::Batch)> = Vec::new();
         for op in batch.iter().flat_map(|r| r.ops.iter()) {
             let (tree, this_phase) = match op {
+                Op::Put { tree, .. } if *tree == Tree::Dedupe => (*tree, 3),
                 Op::Put { tree, .. } if *tree == Tree::Orders => (*tree, 1),
                 Op::Del { tree, .. } if *tree == Tree::Orders => (*tree, 1),
                 Op::Put { tree, .. } => (*tree, 0),

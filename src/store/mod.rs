@@ -339,6 +339,18 @@ impl Store {
         })
     }
 
+    /// Every order id, in key order, without decoding a checkpoint; a key
+    /// that cannot be read is skipped. Owns its iterator, so a blocking
+    /// task can walk it.
+    pub fn order_ids(&self) -> impl Iterator<Item = String> + Send + 'static {
+        self.trees
+            .orders
+            .iter()
+            .keys()
+            .filter_map(|k| k.ok())
+            .filter_map(|k| String::from_utf8(k.to_vec()).ok())
+    }
+
     pub fn audit(&self, order_id: &str) -> Result<Vec<AuditEntry>, Error> {
         let mut prefix = order_id.as_bytes().to_vec();
         prefix.push(0);

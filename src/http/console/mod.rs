@@ -41,6 +41,9 @@ pub struct ConsoleConfig {
     /// Serve the console's files from this folder instead of the compiled-in
     /// copies.
     pub dev_dir: Option<PathBuf>,
+    /// Live-event streams (`/api/v1/live`) open at once; one more gets 503.
+    /// Each holds a bounded buffer (it skips ahead when it falls behind).
+    pub max_live_clients: usize,
 }
 
 impl Default for ConsoleConfig {
@@ -49,6 +52,7 @@ impl Default for ConsoleConfig {
             session_ttl: Dur(Duration::from_secs(12 * 3600)),
             secure_cookie: false,
             dev_dir: None,
+            max_live_clients: 32,
         }
     }
 }
@@ -81,15 +85,40 @@ const ASSETS: &[Asset] = &[
     asset!("app.js", "text/javascript; charset=utf-8"),
 ];
 
+/// The pages and the login, each resource behind its own gate (see
+/// [`super::auth`]): the login form and its stylesheet are open, `/logout`
+/// needs a proof as the API does, everything else a session.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(index))
-        .route("/index.html", web::get().to(index))
-        .route("/login", web::get().to(login_page))
-        .route("/login", web::post().to(login))
-        .route("/logout", web::post().to(logout))
-        .route("/console/{file}", web::get().to(file))
-        .route("/api/v1/console/session", web::get().to(session))
-        .route("/api/v1/live", web::get().to(live));
+    use actix_web::middleware::from_fn;
+    cfg.service(
+        web::resource("/login")
+            .wrap(from_fn(auth::gate_open))
+            .route(web::get().to(login_page))
+            .route(web::post().to(login)),
+    )
+    .service(
+        web::resource("/logout")
+            .wrap(from_fn(auth::gate_api))
+            .route(web::post().to(logout)),
+    )
+    .route("/console/app.css", web::get().to(stylesheet))
+    .service(
+        web::resource(["/", "/index.html"])
+            .wrap(from_fn(auth::gate_page))
+            .route(web::get().to(index)),
+    )
+    .service(
+        web::resource("/console/{file}")
+            .wrap(from_fn(auth::gate_page))
+            .route(web::get().to(file)),
+    );
+}
+
+/// The console's API, mounted under `/api/v1` behind
+/// [`super::auth::gate_api`].
+pub fn api_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/console/session", web::get().to(session))
+        .route("/live", web::get().to(live));
 }
 
 /// An asset's bytes: from `dev_dir` when set and the file is there, else
@@ -122,11 +151,21 @@ async fn index(s: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// `GET /console/app.css`: the one file served to strangers (the login
+/// page needs it).
+async fn stylesheet(s: web::Data<AppState>) -> HttpResponse {
+    asset(&s, "app.css")
+}
+
 async fn file(s: web::Data<AppState>, name: web::Path<String>) -> HttpResponse {
     if name.ends_with(".html") {
         return HttpResponse::NotFound().finish();
     }
-    match load(&s, &name) {
+    asset(&s, &name)
+}
+
+fn asset(s: &AppState, name: &str) -> HttpResponse {
+    match load(s, name) {
         Some((b, mime)) => HttpResponse::Ok()
             .content_type(mime)
             .insert_header(("X-Content-Type-Options", "nosniff"))
@@ -193,15 +232,48 @@ fn cookie(s: &AppState, value: &str, max_age_s: u64) -> String {
     )
 }
 
-async fn login(s: web::Data<AppState>, form: web::Form<LoginForm>) -> HttpResponse {
+async fn login(
+    s: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<LoginForm>,
+) -> HttpResponse {
     let Some(expected) = &s.admin_token else {
         return see_other("/");
     };
+    let source = req
+        .peer_addr()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+    let now = std::time::Instant::now();
+    // Throttled tries are not even compared: a locked login cannot be
+    // guessed, only waited out.
+    if let Err(t) = s.logins.check(source, now) {
+        metrics::counter!(crate::metrics::CONSOLE_LOGINS_TOTAL, "result" => "throttled", "reason" => t.reason)
+            .increment(1);
+        let mut resp = login_form(
+            &s,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(&format!(
+                "Too many wrong tries. Wait {} s and try again.",
+                t.retry_after.as_secs().max(1)
+            )),
+        );
+        if let Ok(v) = actix_web::http::header::HeaderValue::from_str(
+            &t.retry_after.as_secs().max(1).to_string(),
+        ) {
+            resp.headers_mut()
+                .insert(actix_web::http::header::RETRY_AFTER, v);
+        }
+        return resp;
+    }
     let ok: bool =
         subtle::ConstantTimeEq::ct_eq(form.token.as_bytes(), expected.expose().as_bytes()).into();
     if !ok {
         metrics::counter!(crate::metrics::CONSOLE_LOGINS_TOTAL, "result" => "refused").increment(1);
-        tracing::warn!("Console login refused: wrong admin token");
+        if s.logins.failed(source, now) {
+            tracing::warn!(source = %source, "Console logins refused repeatedly: backing off this source (and locking the login after more)");
+        } else {
+            tracing::debug!(source = %source, "Console login refused: wrong admin token");
+        }
         // A pause per wrong guess; the token's length does the rest.
         tokio::time::sleep(Duration::from_millis(300)).await;
         return login_form(
@@ -210,6 +282,7 @@ async fn login(s: web::Data<AppState>, form: web::Form<LoginForm>) -> HttpRespon
             Some("That token is not right."),
         );
     }
+    s.logins.succeeded(source);
     metrics::counter!(crate::metrics::CONSOLE_LOGINS_TOTAL, "result" => "ok").increment(1);
     let (id, _) = s.sessions.create();
     HttpResponse::SeeOther()
@@ -242,6 +315,8 @@ const GATHER: Duration = Duration::from_millis(200);
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
 struct Live {
+    /// Held for the stream's life: `[console] max_live_clients`.
+    _slot: tokio::sync::OwnedSemaphorePermit,
     rx: tokio::sync::broadcast::Receiver<String>,
     state: web::Data<AppState>,
     queue: std::collections::VecDeque<web::Bytes>,
@@ -293,7 +368,15 @@ impl Live {
 
 /// `GET /api/v1/live`: server-sent events (see the module doc).
 async fn live(s: web::Data<AppState>) -> HttpResponse {
+    // A bounded number of streams: each costs a read per changed order.
+    let Ok(slot) = s.live_slots.clone().try_acquire_owned() else {
+        metrics::counter!(crate::metrics::HTTP_REFUSED_TOTAL, "reason" => "live_full").increment(1);
+        return HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "10"))
+            .json(json!({"error": "too many live views are open; close one or retry later"}));
+    };
     let live = Live {
+        _slot: slot,
         rx: s.runtime.shared.changes.subscribe(),
         state: s.clone(),
         queue: [web::Bytes::from_static(b"event: hello\ndata: {}\n\n")].into(),
