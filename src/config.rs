@@ -129,7 +129,12 @@ pub struct ServerConfig {
     /// The listen socket's backlog: connections the kernel holds until the
     /// daemon accepts them.
     pub backlog: u32,
-    /// Memory for request bodies beyond each request's first 32 KiB,
+    /// Each connection's kernel receive buffer (SO_RCVBUF; Linux doubles
+    /// it); 0 leaves the kernel's autotuning. Small, so a crowd of clients
+    /// pushing bodies nobody reads yet costs kernel buffers of this size
+    /// rather than the HTTP layer's read-ahead.
+    pub recv_buffer_bytes: usize,
+    /// Memory for request bodies beyond each request's first 16 KiB,
     /// shared by all requests; a request that finds it spent gets 503.
     pub body_memory_bytes: usize,
 }
@@ -197,7 +202,8 @@ impl Default for ServerConfig {
             read_timeout: Dur(Duration::from_secs(10)),
             max_connections: 8192,
             backlog: 2048,
-            body_memory_bytes: 64 << 20,
+            recv_buffer_bytes: 16 << 10,
+            body_memory_bytes: 16 << 20,
         }
     }
 }

@@ -56,8 +56,12 @@ pub fn private_data_dir(dir: &std::path::Path) -> std::io::Result<()> {
     tighten(dir, 0)
 }
 
-/// Binds the listen socket with `backlog` (std's `bind` fixes it at 128).
-fn bind(addr: &str, backlog: u32) -> std::io::Result<std::net::TcpListener> {
+/// Binds the listen socket with `backlog` (std's `bind` fixes it at 128)
+/// and a receive buffer of `recv_buffer` bytes, which accepted connections
+/// inherit: what a client can push ahead of the daemon reading it is what
+/// the kernel holds, not what the HTTP layer buffers for it (it reads all
+/// the kernel has, up to 128 KiB a connection).
+fn bind(addr: &str, backlog: u32, recv_buffer: usize) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let addr: std::net::SocketAddr = addr.parse().map_err(|_| {
         std::io::Error::new(
@@ -67,6 +71,9 @@ fn bind(addr: &str, backlog: u32) -> std::io::Result<std::net::TcpListener> {
     })?;
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
+    if recv_buffer > 0 {
+        socket.set_recv_buffer_size(recv_buffer)?;
+    }
     socket.bind(&addr.into())?;
     socket.listen(backlog.min(i32::MAX as u32) as i32)?;
     Ok(socket.into())
@@ -165,10 +172,13 @@ impl Daemon {
         }
         // Bind first: the demo simulator needs our address for its webhooks.
         let listen = cfg.server.listen.clone();
-        let listener = bind(&listen, cfg.server.backlog).map_err(|source| Error::Listen {
-            addr: listen.clone(),
-            source,
-        })?;
+        let listener =
+            bind(&listen, cfg.server.backlog, cfg.server.recv_buffer_bytes).map_err(|source| {
+                Error::Listen {
+                    addr: listen.clone(),
+                    source,
+                }
+            })?;
         let addr = listener.local_addr().map_err(|source| Error::Listen {
             addr: listen.clone(),
             source,

@@ -44,7 +44,7 @@ use serde_json::json;
 use super::AppState;
 
 /// What a request may buffer without drawing on the shared pool.
-pub const FREE_BYTES: usize = 32 << 10;
+pub const FREE_BYTES: usize = 16 << 10;
 
 /// The shared pool of body memory.
 #[derive(Debug)]
