@@ -367,7 +367,7 @@ impl AllowedHosts {
             Some(_) if self.any => true,
             Some(h) => {
                 let name = host_name(h);
-                self.names.iter().any(|n| *n == name)
+                self.names.contains(&name)
             }
         }
     }
