@@ -421,17 +421,35 @@ impl Estimator {
             let cond = self.node(&c.loop_cond);
             let g = guard.map(|g| self.node(g));
             let it = self.node(items);
+            // An element appended as the loop variable itself (`filter`'s
+            // `[x]`) is a different element of the range each time: all of
+            // them together are no bigger than the range, not n times the
+            // biggest. Each is copied twice (into `[x]`, then appended).
+            let value_var = c.iter_var2.as_ref().unwrap_or(&c.iter_var);
+            let direct = match &items.expr {
+                Ast::List(l) => l
+                    .elements
+                    .iter()
+                    .filter(|x| matches!(&x.expr, Ast::Ident(v) if v == value_var))
+                    .count() as u64,
+                _ => 0,
+            };
+            let direct_each = mul(direct, elem.total);
+            let direct_all = mul(direct, range.shape.total);
             let per = add(
                 add(cond.cost, g.map_or(0, |g| g.cost)),
-                add(it.cost, it.shape.total),
+                add(it.cost, it.shape.total).saturating_sub(mul(2, direct_each)),
             );
             let shape = Shape {
                 items: mul(n, it.shape.items),
                 chars: 0,
-                total: add(1, mul(n, it.shape.total)),
+                total: add(
+                    add(1, mul(n, it.shape.total.saturating_sub(direct_each))),
+                    direct_all,
+                ),
                 elem: it.shape.elem.clone(),
             };
-            est(add(base, mul(n, per)), shape)
+            est(add(add(base, mul(n, per)), mul(2, direct_all)), shape)
         } else {
             // Subexpressions that do not read the accumulator are the same
             // at every iteration: estimated once, not once per pass.
@@ -877,7 +895,7 @@ mod tests {
             "order.line_items.map(i, [i.sku_id, i.sku_id + '-x'])",
             "order.tags + order.tags + ['c']",
             "order.buyer.message + order.buyer.message",
-            "vars.xs.map(x, x + 1)",
+            "vars.xs.filter(x, x > 0)",
             "[1, 2, 3].map(a, [a, a] + [a])",
             "{'a': order.id, 'b': order.tags}",
             "string(order.line_items.exists_one(i, i.sale_price > 50.0))",
