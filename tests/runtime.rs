@@ -455,7 +455,10 @@ async fn reload_keeps_running_instances_on_their_version_and_rejects_broken_file
     // After a restart, the old version is loaded back from the store. The
     // broken file is skipped at start (the daemon starts without it).
     let fresh = Registry::load(wfdir.clone(), store.clone()).await.unwrap();
-    assert!(fresh.current().get("waiter").is_none(), "the broken file is skipped");
+    assert!(
+        fresh.current().get("waiter").is_none(),
+        "the broken file is skipped"
+    );
     assert_eq!(fresh.get(&old_key).unwrap().key(), old_key);
     write(&wfdir, "w.yaml", &v2);
     let fresh = Registry::load(wfdir, store.clone()).await.unwrap();
@@ -615,7 +618,11 @@ async fn an_order_on_a_stored_version_that_no_longer_loads_goes_to_exception() {
 
     // "Restart" with a newer version in the folder: the old one is read
     // back from the store, and refused.
-    write(&wfdir, "w.yaml", &WAITER.replace("timeout: 1d", "timeout: 2d"));
+    write(
+        &wfdir,
+        "w.yaml",
+        &WAITER.replace("timeout: 1d", "timeout: 2d"),
+    );
     let registry = Arc::new(Registry::load(wfdir, store.clone()).await.unwrap());
     let rt = start(
         &store,

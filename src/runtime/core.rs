@@ -123,7 +123,11 @@ pub fn process(rec: OrderRecord, msg: &Msg, env: &Env) -> Result<Plan, Error> {
             tracing::error!(order_id = %w.rec.order_id, "{why}");
             w.rec.last_error = Some(why);
             w.changed = true;
-            w.set_lifecycle(Lifecycle::Exception, "system", "its workflow can no longer be loaded");
+            w.set_lifecycle(
+                Lifecycle::Exception,
+                "system",
+                "its workflow can no longer be loaded",
+            );
         }
     }
     match msg {

@@ -594,7 +594,10 @@ mod tests {
         )
         .await;
         let out = run(&url, Duration::from_secs(10)).await.unwrap();
-        assert_eq!(out.get("body").and_then(|b| b.get("ok")), Some(&Data::Bool(true)));
+        assert_eq!(
+            out.get("body").and_then(|b| b.get("ok")),
+            Some(&Data::Bool(true))
+        );
     }
 
     #[tokio::test]
@@ -607,7 +610,11 @@ mod tests {
         .await;
         let e = run(&url, Duration::from_secs(30)).await.unwrap_err();
         assert_eq!(e.kind, "invalid");
-        assert!(e.message.contains("larger than 1048576 bytes"), "{}", e.message);
+        assert!(
+            e.message.contains("larger than 1048576 bytes"),
+            "{}",
+            e.message
+        );
     }
 
     #[tokio::test]

@@ -293,10 +293,7 @@ pub fn input(name: &str) -> Option<Shape> {
         m.insert(
             "steps",
             Shape::levels(
-                &[
-                    (STEPS_MAX, 0, UNBOUNDED),
-                    json_level(STEP_OUTPUT_MAX_BYTES),
-                ],
+                &[(STEPS_MAX, 0, UNBOUNDED), json_level(STEP_OUTPUT_MAX_BYTES)],
                 true,
             ),
         );
@@ -668,9 +665,7 @@ fn call(name: &str, target: Option<Estimate>, args: Vec<Estimate>) -> Estimate {
             let each = add(1, x.total.min(c.elem().total));
             scalar(mul(c.items.max(1), each))
         }
-        operators::INDEX | operators::OPT_INDEX => {
-            est(add(sub, shape(1).total), shape(0).elem())
-        }
+        operators::INDEX | operators::OPT_INDEX => est(add(sub, shape(1).total), shape(0).elem()),
         operators::OPT_SELECT => est(sub, shape(0).elem()),
         "size" => scalar(shape(0).total),
         "contains" | "startsWith" | "endsWith" => {
@@ -783,7 +778,10 @@ mod tests {
     fn an_accumulator_growing_with_itself_is_unbounded() {
         // What `map` would be if a step could read the accumulator twice.
         let range = Ast::List(cel::common::ast::ListExpr::new(vec![
-            IdedExpr { id: 2, expr: Ast::Literal(LiteralValue::Int(1.into())) };
+            IdedExpr {
+                id: 2,
+                expr: Ast::Literal(LiteralValue::Int(1.into()))
+            };
             3
         ]));
         let accu = |id| IdedExpr {
@@ -821,7 +819,10 @@ mod tests {
             expr: Ast::Comprehension(Box::new(c)),
         };
         assert_eq!(estimate(&e).cost, UNBOUNDED);
-        assert!(check(&e).unwrap_err().to_string().contains("unboundedly many"));
+        assert!(check(&e)
+            .unwrap_err()
+            .to_string()
+            .contains("unboundedly many"));
     }
 
     #[test]
@@ -875,7 +876,9 @@ mod tests {
         use crate::workflow::expr::{null, val, Scope};
         use crate::workflow::value::Data;
         let items: Vec<serde_json::Value> = (0..40)
-            .map(|i| serde_json::json!({"sku_id": format!("SKU-{i}"), "sale_price": i as f64 * 1.5}))
+            .map(
+                |i| serde_json::json!({"sku_id": format!("SKU-{i}"), "sale_price": i as f64 * 1.5}),
+            )
             .collect();
         let order = serde_json::json!({
             "id": "576", "tags": ["a", "b"], "line_items": items,
@@ -905,7 +908,10 @@ mod tests {
             let est = estimate(cel::Program::compile(src).unwrap().expression());
             let got = expr.eval(&scope).unwrap();
             assert!(est.cost <= MAX_COST, "{src}");
-            assert!(data_cells(&got) <= est.shape.total, "{src}: {got:?} vs {est:?}");
+            assert!(
+                data_cells(&got) <= est.shape.total,
+                "{src}: {got:?} vs {est:?}"
+            );
             match &got {
                 Data::List(l) => assert!(l.len() as u64 <= est.shape.items, "{src}"),
                 Data::Map(m) => assert!(m.len() as u64 <= est.shape.items, "{src}"),
@@ -945,9 +951,23 @@ mod tests {
             "order.line_items.map(i, i.sku_id + order.buyer.message).exists(s, s == 'x')".into(),
         ];
         for n in [10usize, 20, 30, 40, 60, 100] {
-            cases.push(format!("{}.exists(a, {}.exists(b, {}.exists(c, a + b + c == 1)))", list(n), list(n), list(n)));
-            cases.push(format!("{}.map(a, {}.map(b, {}.map(c, 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx')))", list(n), list(n), list(n)));
-            cases.push(format!("{}.map(a, {}.map(b, order.buyer.message))", list(n), list(n)));
+            cases.push(format!(
+                "{}.exists(a, {}.exists(b, {}.exists(c, a + b + c == 1)))",
+                list(n),
+                list(n),
+                list(n)
+            ));
+            cases.push(format!(
+                "{}.map(a, {}.map(b, {}.map(c, 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx')))",
+                list(n),
+                list(n),
+                list(n)
+            ));
+            cases.push(format!(
+                "{}.map(a, {}.map(b, order.buyer.message))",
+                list(n),
+                list(n)
+            ));
         }
         for src in cases {
             let p = cel::Program::compile(&src).unwrap();
