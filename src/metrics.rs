@@ -24,6 +24,7 @@ pub const HTTP_REFUSED_TOTAL: &str = "orderflow_http_refused_total";
 pub const CONSOLE_LOGINS_TOTAL: &str = "orderflow_console_logins_total";
 pub const STORE_WRITABLE: &str = "orderflow_store_writable";
 pub const STORE_FREE_BYTES: &str = "orderflow_store_free_bytes";
+pub const WORKFLOWS_INVALID: &str = "orderflow_workflows_invalid";
 
 /// Describes every metric (help text in the exposition).
 pub fn describe() {
@@ -94,6 +95,10 @@ pub fn describe() {
     describe_gauge!(
         STORE_WRITABLE,
         "1 while the store takes writes; 0 while the disk has less than store.min_free_bytes free (webhooks get 503); -1 after sled failed a write (the daemon restarts)."
+    );
+    describe_gauge!(
+        WORKFLOWS_INVALID,
+        "Workflow files skipped at start because they are invalid (the log has each problem); 0 after a successful reload."
     );
     describe_gauge!(
         STORE_FREE_BYTES,

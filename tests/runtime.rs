@@ -452,9 +452,14 @@ async fn reload_keeps_running_instances_on_their_version_and_rejects_broken_file
     })
     .await;
 
-    // After a restart, the old version is loaded back from the store.
-    let fresh = Registry::load(wfdir.clone(), store.clone()).await;
-    assert!(fresh.is_err(), "the folder is still broken");
+    // After a restart, the old version is loaded back from the store. The
+    // broken file is skipped at start (the daemon starts without it).
+    let fresh = Registry::load(wfdir.clone(), store.clone()).await.unwrap();
+    assert!(
+        fresh.current().get("waiter").is_none(),
+        "the broken file is skipped"
+    );
+    assert_eq!(fresh.get(&old_key).unwrap().key(), old_key);
     write(&wfdir, "w.yaml", &v2);
     let fresh = Registry::load(wfdir, store.clone()).await.unwrap();
     assert_eq!(fresh.get(&old_key).unwrap().key(), old_key);
@@ -565,6 +570,80 @@ async fn steps_see_the_order_as_it_is_now_across_messages() {
     assert_eq!(
         r.order.unwrap().tags,
         ["AWAITING_SHIPMENT", "n1", "leave at the door", "n2"]
+    );
+    rt.stop.cancel();
+}
+
+/// A version stored by an older daemon that fails validation now (here an
+/// expression over the cost limit) stops only its orders, in exception with
+/// the reason; nothing panics and other orders run.
+#[actix_rt::test]
+async fn an_order_on_a_stored_version_that_no_longer_loads_goes_to_exception() {
+    use orderflow::store::{codec, Op, Tree};
+    let (_dir, store, wfdir) = setup(WAITER);
+    let registry = Arc::new(Registry::load(wfdir.clone(), store.clone()).await.unwrap());
+    let rt = start(
+        &store,
+        &registry,
+        Clock::starting_at(T0),
+        Duration::from_secs(3600),
+    );
+    rt.intake.submit(order_event("old", 0)).await.unwrap();
+    let r = until(&store, "old", "waiting", |r| {
+        matches!(
+            r.instance.as_ref().map(|i| &i.state),
+            Some(State::Waiting { .. })
+        )
+    })
+    .await;
+    let key = r.workflow.unwrap();
+    rt.stop.cancel();
+    drop(rt);
+
+    // The stored text of that version now holds a too-costly expression.
+    let digits = "[0,1,2,3,4,5,6,7,8,9]";
+    let mut bomb = "a + b + c + d + e + f + g + h".to_string();
+    for v in ["h", "g", "f", "e", "d", "c", "b", "a"] {
+        bomb = format!("{digits}.map({v}, {bomb})");
+    }
+    let source = WAITER.replace("event.type == 'scan'", &format!("size({bomb}) > 0"));
+    store
+        .commit(vec![Op::Put {
+            tree: Tree::Definitions,
+            key: key.clone().into_bytes(),
+            value: codec::encode(&source).unwrap(),
+        }])
+        .await
+        .unwrap();
+
+    // "Restart" with a newer version in the folder: the old one is read
+    // back from the store, and refused.
+    write(
+        &wfdir,
+        "w.yaml",
+        &WAITER.replace("timeout: 1d", "timeout: 2d"),
+    );
+    let registry = Arc::new(Registry::load(wfdir, store.clone()).await.unwrap());
+    let rt = start(
+        &store,
+        &registry,
+        Clock::starting_at(T0),
+        Duration::from_secs(3600),
+    );
+    rt.intake
+        .submit(signal("old", 1, serde_json::json!({"type": "scan"})))
+        .await
+        .unwrap();
+    let r = until(&store, "old", "exception", |r| {
+        r.lifecycle == Lifecycle::Exception
+    })
+    .await;
+    let why = r.last_error.unwrap();
+    assert!(why.contains("can no longer be loaded"), "{why}");
+    assert!(why.contains("expression is too expensive"), "{why}");
+    assert!(
+        matches!(r.instance.map(|i| i.state), Some(State::Waiting { .. })),
+        "the instance is kept as it was"
     );
     rt.stop.cancel();
 }

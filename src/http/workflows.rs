@@ -106,8 +106,17 @@ pub struct DryRunRequest {
     pub approval: Option<String>,
 }
 
+/// Dry-runs in progress at once (the rest get 429).
+static DRY_RUNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// How long a dry-run may take before its answer is 503 (the walk itself
+/// cannot be interrupted; it ends on its own, bounded by the interpreter's
+/// step limit and the expression cost limit).
+pub const DRY_RUN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// `POST /api/v1/workflows/dry-run`: a candidate walked against a real
-/// order's details, with stubbed effects (see [`dryrun`]).
+/// order's details, with stubbed effects (see [`dryrun`]), on the blocking
+/// pool, one at a time, within [`DRY_RUN_DEADLINE`].
 async fn dry_run(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
     let req: DryRunRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
@@ -143,7 +152,38 @@ async fn dry_run(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
         Ok(None) => return error(StatusCode::NOT_FOUND, format!("no order {}", req.order_id)),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
-    let run = dryrun::run(&def, &order, &[], approval);
+    // Off the HTTP worker (there are only as many as cores), one at a
+    // time, and within a deadline: a costly candidate must not stall
+    // webhooks and health checks. The permit goes with the blocking task,
+    // so an abandoned walk still counts until it really ends.
+    let Ok(permit) = DRY_RUNS.try_acquire() else {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "another dry-run is running; try again when it has finished",
+        );
+    };
+    let key = def.key();
+    let walk = tokio::task::spawn_blocking(move || {
+        let _one = permit;
+        dryrun::run(&def, &order, &[], approval)
+    });
+    let run = match tokio::time::timeout(DRY_RUN_DEADLINE, walk).await {
+        Ok(Ok(run)) => run,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "A dry-run failed");
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "the dry-run failed");
+        }
+        Err(_) => {
+            tracing::warn!(workflow = %key, "A dry-run missed its deadline and was abandoned");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the dry-run did not finish within {} s; simplify the workflow's expressions or loops",
+                    DRY_RUN_DEADLINE.as_secs()
+                ),
+            );
+        }
+    };
     let effects: Vec<&str> = run
         .lines
         .iter()
@@ -151,7 +191,7 @@ async fn dry_run(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
         .collect();
     HttpResponse::Ok().json(json!({
         "valid": true,
-        "workflow": def.key(),
+        "workflow": key,
         "trace": run.lines.iter().map(|l| json!({"step": "", "what": l.trim_start()})).collect::<Vec<_>>(),
         "effects": effects,
         "outcome": crate::workflow::interpreter::state_name(&run.instance.state),

@@ -94,8 +94,18 @@ struct W<'a> {
 
 /// Runs one message against a record (a fresh record for a new order).
 pub fn process(rec: OrderRecord, msg: &Msg, env: &Env) -> Result<Plan, Error> {
+    // A stored version that no longer loads (it fails validation now, e.g.
+    // the expression cost limit) stops only this order, with the reason.
+    let mut unusable = None;
     let def = match &rec.workflow {
-        Some(k) => Some(env.registry.get(k)?),
+        Some(k) => match env.registry.get(k) {
+            Ok(d) => Some(d),
+            Err(Error::Workflow(e)) => {
+                unusable = Some(format!("workflow {k} can no longer be loaded: {e}"));
+                None
+            }
+            Err(e) => return Err(e),
+        },
         None => None,
     };
     let mut w = W {
@@ -108,6 +118,18 @@ pub fn process(rec: OrderRecord, msg: &Msg, env: &Env) -> Result<Plan, Error> {
         changed: false,
         audit_entries: Vec::new(),
     };
+    if let Some(why) = unusable {
+        if w.rec.last_error.as_deref() != Some(why.as_str()) {
+            tracing::error!(order_id = %w.rec.order_id, "{why}");
+            w.rec.last_error = Some(why);
+            w.changed = true;
+            w.set_lifecycle(
+                Lifecycle::Exception,
+                "system",
+                "its workflow can no longer be loaded",
+            );
+        }
+    }
     match msg {
         Msg::Event { inbox_seq, event } => {
             if w.rec.recent_events.iter().any(|e| e == &event.id) {
@@ -179,7 +201,11 @@ impl W<'_> {
 
     /// Feeds the instance one input (or defers it while held).
     fn drive(&mut self, input: Input) {
-        let (Some(def), Some(inst)) = (self.def.clone(), self.rec.instance.take()) else {
+        // Without a definition the instance stays as it is.
+        let Some(def) = self.def.clone() else {
+            return;
+        };
+        let Some(inst) = self.rec.instance.take() else {
             return;
         };
         if self.held() && !matches!(input, Input::Cancel { .. }) {

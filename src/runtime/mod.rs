@@ -124,7 +124,12 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Loads `dir`; fails with every problem if any file is invalid.
+    /// Loads `dir` at start. A file that is invalid (a workflow that no
+    /// longer passes validation, say after the expression cost limit came
+    /// in) is logged with every problem, counted in
+    /// `orderflow_workflows_invalid` and skipped: one bad file must not
+    /// keep the daemon, and every valid workflow, from starting. Fails only
+    /// if the folder cannot be read or the store refuses the versions.
     pub async fn load(dir: PathBuf, store: Store) -> Result<Registry, Error> {
         let r = Registry {
             dir,
@@ -132,7 +137,16 @@ impl Registry {
             current: RwLock::new(Arc::new(Catalog::default())),
             versions: RwLock::new(HashMap::new()),
         };
-        r.reload().await?;
+        let (cat, invalid) = Catalog::load_valid(std::slice::from_ref(&r.dir))?;
+        for report in &invalid {
+            tracing::error!(
+                path = %report.path,
+                problems = report.diagnostics.len(),
+                "Workflow file is invalid and was skipped:\n{report}"
+            );
+        }
+        metrics::gauge!(crate::metrics::WORKFLOWS_INVALID).set(invalid.len() as f64);
+        r.install(cat).await?;
         Ok(r)
     }
 
@@ -141,6 +155,13 @@ impl Registry {
     /// version loaded is stored, so instances on it survive later edits.
     pub async fn reload(&self) -> Result<Vec<String>, Error> {
         let cat = Catalog::load(std::slice::from_ref(&self.dir))?;
+        let keys = self.install(cat).await?;
+        metrics::gauge!(crate::metrics::WORKFLOWS_INVALID).set(0.0);
+        Ok(keys)
+    }
+
+    /// Stores every version of `cat` and puts it in force.
+    async fn install(&self, cat: Catalog) -> Result<Vec<String>, Error> {
         let mut ops = Vec::new();
         let mut keys = Vec::new();
         for d in &cat.definitions {
@@ -172,6 +193,9 @@ impl Registry {
     }
 
     /// A definition by `name@version`: from memory, else from the store.
+    /// A stored version that no longer passes validation is an
+    /// [`Error::Workflow`]: the orders on it stop with that reason (see
+    /// `core::process`), nothing else does.
     pub fn get(&self, key: &str) -> Result<Arc<Definition>, Error> {
         if let Some(d) = self.versions.read().get(key) {
             return Ok(d.clone());

@@ -12,6 +12,9 @@
 //! The names in scope: `order`, `steps` (each finished step's output),
 //! `vars`, `event` (only inside `wait`), `error` (the last caught error,
 //! `{kind, message, step}`) and `now` (Unix seconds, an int).
+//!
+//! An expression whose estimated cost exceeds [`super::cost::MAX_COST`] does
+//! not compile, so a workflow holding one never loads.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
@@ -111,6 +114,13 @@ impl Expr {
                 ),
             }
         })?;
+        // Refused before anything runs it: see `cost` for why and how.
+        if let Err(e) = super::cost::check(program.expression()) {
+            return Err(CompileError {
+                offset: 0,
+                message: e.to_string(),
+            });
+        }
         let mut step_refs = BTreeSet::new();
         let mut idents = BTreeSet::new();
         let mut bound = BTreeSet::new();

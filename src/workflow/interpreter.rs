@@ -404,9 +404,13 @@ impl<'a> Machine<'a> {
                 let scope = self.scope(None);
                 for (k, t) in &self.def.vars {
                     match t.render(&scope) {
-                        Ok(v) => {
-                            self.set_var(k.clone(), v);
-                        }
+                        Ok(v) => match var_too_big(k, &v) {
+                            None => self.set_var(k.clone(), v),
+                            Some(e) => {
+                                self.trace.push(format!("{e}; set to null"));
+                                self.set_var(k.clone(), Data::Null);
+                            }
+                        },
                         Err(e) => {
                             self.trace.push(format!("vars.{k}: {e}; set to null"));
                             self.set_var(k.clone(), Data::Null);
@@ -805,6 +809,9 @@ impl<'a> Machine<'a> {
                     Ok(out) => out,
                     Err(e) => return self.exception("expression", e),
                 };
+                if let Some(e) = out.iter().find_map(|(k, v)| var_too_big(k, v)) {
+                    return self.exception("expression", e);
+                }
                 self.trace.push(format!(
                     "{id}: set {}",
                     out.iter()
@@ -1157,4 +1164,16 @@ pub fn stub_result(action: &str, order_id: &str) -> Result<Data, ActionError> {
             message: format!("unknown action {action}"),
         }),
     }
+}
+
+/// A variable bigger than expressions are costed for (see
+/// [`super::cost::VAR_MAX_CELLS`]): the message, or `None` if it fits.
+fn var_too_big(name: &str, v: &Data) -> Option<String> {
+    let cells = super::cost::data_cells(v);
+    (cells > super::cost::VAR_MAX_CELLS).then(|| {
+        format!(
+            "vars.{name} would hold {cells} cells; a variable holds at most {} (a cell is one value or 16 bytes of text)",
+            super::cost::VAR_MAX_CELLS
+        )
+    })
 }

@@ -7,6 +7,7 @@
 //! is asked to load. `workflows/README.md` documents the language.
 
 pub mod actions;
+pub mod cost;
 pub mod dryrun;
 pub mod expr;
 pub mod interpreter;
@@ -108,6 +109,18 @@ impl Catalog {
     /// Loads every file; any invalid file (or two files with one name)
     /// fails the whole load, with every problem of every file.
     pub fn load(paths: &[PathBuf]) -> Result<Catalog, Error> {
+        let (cat, reports) = Catalog::load_valid(paths)?;
+        if reports.is_empty() {
+            Ok(cat)
+        } else {
+            Err(Error::Invalid(reports))
+        }
+    }
+
+    /// Loads every valid file, and reports the invalid ones (a second file
+    /// with a name already used is invalid). Fails only when the paths
+    /// cannot be read.
+    pub fn load_valid(paths: &[PathBuf]) -> Result<(Catalog, Vec<Report>), Error> {
         let mut defs: Vec<Arc<Definition>> = Vec::new();
         let mut reports = Vec::new();
         for f in collect_files(paths)? {
@@ -132,11 +145,7 @@ impl Catalog {
                 Err(e) => return Err(e),
             }
         }
-        if reports.is_empty() {
-            Ok(Catalog { definitions: defs })
-        } else {
-            Err(Error::Invalid(reports))
-        }
+        Ok((Catalog { definitions: defs }, reports))
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<Definition>> {
