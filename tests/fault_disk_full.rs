@@ -456,3 +456,57 @@ async fn sled_hitting_enospc_stops_the_daemon_and_a_restart_recovers() {
     let status = daemon.terminate();
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_started_on_a_nearly_full_disk_serves_degraded_and_recovers() {
+    let s = setup("dstart", MIN_FREE);
+    // Start once so the store exists, then fill the disk below the floor
+    // and start again: it must come up and answer 503, not exit.
+    let daemon = (s.start)();
+    wait_ready(&s.client, &daemon.base).await;
+    let status = daemon.terminate();
+    assert!(status.success(), "{status:?}");
+    let filler = s.mnt.join("filler");
+    fill(&filler, MIN_FREE / 2);
+    let mut daemon = (s.start)();
+    let (st, _) = get_json(&s.client, &format!("{}/healthz", daemon.base)).await;
+    assert_eq!(st, 200, "alive on a full disk");
+    let r = s
+        .client
+        .get(format!("{}/readyz", daemon.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("degraded"), "{text}");
+    let event = |id: &str| serde_json::json!({"id": format!("ev-{id}"), "shop_id": "x", "order": common::wire_order(id, 1_764_000_000)});
+    let (st, _) = post_json(
+        &s.client,
+        &format!("{}/api/v1/events", daemon.base),
+        &event("full-1"),
+    )
+    .await;
+    assert_eq!(st, 503, "nothing is acknowledged that cannot be stored");
+    assert!(daemon.child.try_wait().unwrap().is_none(), "still running");
+    // Space returns: ready, and events are stored again.
+    std::fs::remove_file(&filler).unwrap();
+    wait_ready(&s.client, &daemon.base).await;
+    let (st, _) = post_json(
+        &s.client,
+        &format!("{}/api/v1/events", daemon.base),
+        &event("full-2"),
+    )
+    .await;
+    assert_eq!(st, 200);
+    eventually(Duration::from_secs(30), "the order to be stored", || {
+        let (c, b) = (s.client.clone(), daemon.base.clone());
+        async move {
+            let (st, _) = get_json(&c, &format!("{b}/api/v1/orders/full-2")).await;
+            (st == 200).then_some(())
+        }
+    })
+    .await;
+    let status = daemon.terminate();
+    assert!(status.success(), "{status:?}");
+}

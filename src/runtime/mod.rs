@@ -146,8 +146,58 @@ impl Registry {
             );
         }
         metrics::gauge!(crate::metrics::WORKFLOWS_INVALID).set(invalid.len() as f64);
-        r.install(cat).await?;
+        match r.install(cat.clone()).await {
+            Ok(_) => {}
+            // A disk below the free-space floor at start: the daemon starts
+            // degraded (writes refused, `/readyz` 503, webhooks 503) rather
+            // than exits, with the workflows in force from memory; their
+            // versions are stored as soon as the disk takes writes again,
+            // before any instance on them can checkpoint much (every
+            // checkpoint is refused meanwhile too).
+            Err(Error::Store(crate::store::Error::DiskFull { free, min })) => {
+                tracing::error!(
+                    free_bytes = free,
+                    min_free_bytes = min,
+                    "Disk nearly full at start: serving degraded (writes refused) until space returns"
+                );
+                let ops = r.put_in_force(&cat)?;
+                *r.current.write() = Arc::new(cat);
+                let store = r.store.clone();
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                        match store.commit(ops.clone()).await {
+                            Ok(()) => {
+                                tracing::info!("Workflow versions stored now that the disk takes writes");
+                                return;
+                            }
+                            Err(crate::store::Error::DiskFull { .. }) => continue,
+                            Err(e) => {
+                                tracing::error!(error = %e, "Could not store the workflow versions");
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+            Err(e) => return Err(e),
+        }
         Ok(r)
+    }
+
+    /// The versions of `cat` in memory, and the writes that store them.
+    fn put_in_force(&self, cat: &Catalog) -> Result<Vec<Op>, Error> {
+        let mut ops = Vec::new();
+        let mut v = self.versions.write();
+        for d in &cat.definitions {
+            v.insert(d.key(), d.clone());
+            ops.push(Op::Put {
+                tree: Tree::Definitions,
+                key: d.key().into_bytes(),
+                value: crate::store::codec::encode(&d.source).map_err(crate::store::Error::from)?,
+            });
+        }
+        Ok(ops)
     }
 
     /// Re-reads the folder. A folder with any invalid file is rejected with
