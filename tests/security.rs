@@ -818,3 +818,178 @@ async fn live_streams_are_capped_the_export_streams_and_the_data_is_private() {
     walk(&data, &mut bad);
     assert!(bad.is_empty(), "{bad:?}");
 }
+
+/// A server that answers every request with an endless body: chunked, or
+/// announcing 20 GB. Returns its address and the bytes it managed to send.
+async fn endless_server(announce: bool) -> (String, Arc<AtomicUsize>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let s2 = sent.clone();
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = l.accept().await {
+            let sent = s2.clone();
+            tokio::spawn(async move {
+                let mut head = [0u8; 4096];
+                let _ = c.read(&mut head).await;
+                let h = if announce {
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 20000000000\r\n\r\n"
+                } else {
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                };
+                if c.write_all(h.as_bytes()).await.is_err() {
+                    return;
+                }
+                let piece = vec![b'7'; 64 << 10];
+                let chunk = if announce {
+                    piece
+                } else {
+                    [
+                        format!("{:x}\r\n", piece.len()).into_bytes(),
+                        piece,
+                        b"\r\n".to_vec(),
+                    ]
+                    .concat()
+                };
+                // At most 20 GB, as the attack did; the client hangs up long before.
+                for _ in 0..(20_000_000_000usize / chunk.len()) {
+                    if c.write_all(&chunk).await.is_err() {
+                        return;
+                    }
+                    sent.fetch_add(chunk.len(), Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    (addr, sent)
+}
+
+/// The shape of the expression found to crash-loop the daemon (448 bytes
+/// there, about 350 here): `.map` over generated lists, nested until the
+/// result has 10^8 elements.
+fn map_bomb() -> String {
+    let digits = "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]";
+    let mut body = "a + b + c + d + e + f + g + h".to_string();
+    for v in ["h", "g", "f", "e", "d", "c", "b", "a"] {
+        body = format!("{digits}.map({v}, {body})");
+    }
+    format!("size({body}) > 0")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expressions_and_replies_have_a_budget() {
+    let bomb = map_bomb();
+    println!("the expression: {} bytes", bomb.len());
+    let (chunked, sent_chunked) = endless_server(false).await;
+    let (announced, sent_announced) = endless_server(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let wf = dir.path().join("workflows");
+    std::fs::create_dir_all(&wf).unwrap();
+    // Two workflows that call the endless servers.
+    for (name, tag, addr) in [
+        ("endless", "endless", &chunked),
+        ("huge", "huge", &announced),
+    ] {
+        std::fs::write(
+            wf.join(format!("{name}.yaml")),
+            format!(
+                "name: {name}\ntrigger:\n  on: AWAITING_SHIPMENT\n  when: \"order.id.startsWith('{tag}')\"\nsteps:\n  - id: fetch\n    call: http.request\n    with: {{ url: \"http://{addr}/\", method: GET }}\n  - id: done\n    end: fulfilled\n"
+            ),
+        )
+        .unwrap();
+    }
+    let d = Daemon::start(
+        &dir.path().join("data"),
+        &wf,
+        &dir.path().join("daemon.log"),
+        &[],
+    );
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    wait_ready(&client, &d.base).await;
+
+    // Saving a workflow with the expression is refused, and says why.
+    let yaml = format!(
+        "name: bomb\ntrigger:\n  on: AWAITING_SHIPMENT\n  when: \"{bomb}\"\nsteps:\n  - id: done\n    end: fulfilled\n"
+    );
+    let r = client
+        .put(format!("{}/api/v1/workflows/bomb", d.base))
+        .body(yaml.clone())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    assert!(!(200..300).contains(&status), "saved: {status} {text}");
+    assert!(text.contains("too expensive"), "{text}");
+    assert!(!wf.join("bomb.yaml").exists());
+    // A dry-run of a 10^8-step expression is refused at validation, at once.
+    let order = serde_json::json!({"id": "b-ev-1", "shop_id": "s", "order": common::wire_order("b-1", 1_764_000_000)});
+    assert_eq!(
+        common::post_json(&client, &format!("{}/api/v1/events", d.base), &order)
+            .await
+            .0,
+        200
+    );
+    common::eventually(Duration::from_secs(30), "the order to be stored", || {
+        let (c, b) = (client.clone(), d.base.clone());
+        async move { (get_json(&c, &format!("{b}/api/v1/orders/b-1")).await.0 == 200).then_some(()) }
+    })
+    .await;
+    let steps = "[0,1,2,3,4,5,6,7,8,9]";
+    // Eight nested `all` over ten elements: 10^8 steps, a few bytes each.
+    let dry = format!(
+        "name: slow\ntrigger:\n  on: AWAITING_SHIPMENT\n  when: \"{}\"\nsteps:\n  - id: done\n    end: fulfilled\n",
+        format!("{steps}.all(a, {steps}.all(b, {steps}.all(c, {steps}.all(d, {steps}.all(e, {steps}.all(f, {steps}.all(g, {steps}.all(h, a + b + c + d + e + f + g + h >= 0))))))))")
+    );
+    let t = Instant::now();
+    let (st, v) = common::post_json(
+        &client,
+        &format!("{}/api/v1/workflows/dry-run", d.base),
+        &serde_json::json!({"yaml": dry, "order_id": "b-1"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["valid"], false, "{v}");
+    assert!(v.to_string().contains("too expensive"), "{v}");
+    println!("the 10^8-step dry-run refused in {:?}", t.elapsed());
+
+    // Replies without end: the step fails, the daemon stays small.
+    for id in ["endless-1", "huge-1"] {
+        let w = common::wire_order(id, 1_764_000_000);
+        let body = serde_json::json!({"id": format!("ev-{id}"), "shop_id": "s", "order": w});
+        assert_eq!(
+            common::post_json(&client, &format!("{}/api/v1/events", d.base), &body)
+                .await
+                .0,
+            200
+        );
+        let o = common::eventually(Duration::from_secs(60), "the step to fail", || {
+            let (c, b) = (client.clone(), d.base.clone());
+            async move {
+                let (_, o) = get_json(&c, &format!("{b}/api/v1/orders/{id}")).await;
+                o["last_error"]
+                    .as_str()
+                    .is_some_and(|e| !e.is_empty())
+                    .then_some(o)
+            }
+        })
+        .await;
+        let err = o["last_error"].as_str().unwrap();
+        assert!(
+            err.contains("1048576") || err.contains("MiB") || err.contains("larger"),
+            "{id}: {err}"
+        );
+    }
+    let rss = peak_rss_mib(d.child.id());
+    println!(
+        "endless replies: {} and {} bytes sent before the daemon hung up; peak RSS {rss:.0} MiB",
+        sent_chunked.load(Ordering::Relaxed),
+        sent_announced.load(Ordering::Relaxed)
+    );
+    assert!(rss < 512.0, "peak RSS {rss:.0} MiB");
+    let (st, _) = get_json(&client, &format!("{}/healthz", d.base)).await;
+    assert_eq!(st, 200);
+}

@@ -168,7 +168,9 @@ impl Registry {
                         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
                         match store.commit(ops.clone()).await {
                             Ok(()) => {
-                                tracing::info!("Workflow versions stored now that the disk takes writes");
+                                tracing::info!(
+                                    "Workflow versions stored now that the disk takes writes"
+                                );
                                 return;
                             }
                             Err(crate::store::Error::DiskFull { .. }) => continue,
