@@ -940,9 +940,9 @@ async fn expressions_and_replies_have_a_budget() {
     .await;
     let steps = "[0,1,2,3,4,5,6,7,8,9]";
     // Eight nested `all` over ten elements: 10^8 steps, a few bytes each.
+    let cond = format!("{steps}.all(a, {steps}.all(b, {steps}.all(c, {steps}.all(d, {steps}.all(e, {steps}.all(f, {steps}.all(g, {steps}.all(h, a + b + c + d + e + f + g + h >= 0))))))))");
     let dry = format!(
-        "name: slow\ntrigger:\n  on: AWAITING_SHIPMENT\n  when: \"{}\"\nsteps:\n  - id: done\n    end: fulfilled\n",
-        format!("{steps}.all(a, {steps}.all(b, {steps}.all(c, {steps}.all(d, {steps}.all(e, {steps}.all(f, {steps}.all(g, {steps}.all(h, a + b + c + d + e + f + g + h >= 0))))))))")
+        "name: slow\ntrigger:\n  on: AWAITING_SHIPMENT\n  when: \"{cond}\"\nsteps:\n  - id: done\n    end: fulfilled\n"
     );
     let t = Instant::now();
     let (st, v) = common::post_json(
