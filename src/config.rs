@@ -116,7 +116,7 @@ pub struct ServerConfig {
     /// makes one with 256 bits of entropy.
     pub admin_token: Option<crate::tiktok::Secret>,
     /// The names (`Host`) the admin API and console answer to, besides
-    /// `localhost`, 127.0.0.1, [::1] and the listen address; any other name
+    /// `localhost`, `127.0.0.1`, `[::1]` and the listen address; any other name
     /// gets 403 (DNS rebinding). Empty with a wildcard `listen`: any name
     /// (a token is required there).
     pub allowed_hosts: Vec<String>,

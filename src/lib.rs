@@ -7,7 +7,7 @@
 //! - [`workflow`]: the workflow language. YAML parsed with spans
 //!   ([`workflow::node`]), checked by the validator ([`workflow::validate`])
 //!   into a definition ([`workflow::model`]), CEL expressions
-//!   ([`workflow::expr`]), the built-in action catalogue
+//!   ([`workflow::expr`]) with their cost bound ([`workflow::cost`]), the built-in action catalogue
 //!   ([`workflow::actions`]) and the pure interpreter
 //!   ([`workflow::interpreter`]): `advance(instance, input) -> (instance',
 //!   effects)`. Nothing in it does I/O.
@@ -28,8 +28,10 @@
 //! - [`sync`]: TikTok order sync: signed webhooks, hydration through the
 //!   gateway's batched order detail, polling from a durable cursor.
 //! - [`http`]: health, metrics, intake, the admin API and stock over
-//!   handles; the gate in front of them ([`http::auth`]: bearer token, or a
-//!   console session with its CSRF token); the web console
+//!   handles; the gate on each route scope ([`http::auth`]: Host check,
+//!   cross-site check, bearer token or a console session with its CSRF
+//!   token, login rate limits); request bounds ([`http::limits`]: body
+//!   size, read deadline, shared body memory); the web console
 //!   ([`http::console`]: compiled-in pages, login, live events).
 //! - [`config`]: layered configuration with one `validate()`.
 //! - [`metrics`]: every metric name, described once.
