@@ -38,7 +38,13 @@ pub fn private_data_dir(dir: &std::path::Path) -> std::io::Result<()> {
     }
     std::fs::create_dir_all(dir)?;
     fn tighten(p: &std::path::Path, depth: usize) -> std::io::Result<()> {
-        let meta = std::fs::symlink_metadata(p)?;
+        // The directory itself may be a link (to a bigger disk); what it
+        // holds is walked without following links.
+        let meta = if depth == 0 {
+            std::fs::metadata(p)?
+        } else {
+            std::fs::symlink_metadata(p)?
+        };
         if meta.file_type().is_symlink() {
             return Ok(());
         }
@@ -333,7 +339,12 @@ impl Daemon {
                 max_bytes: cfg.sync.webhook_max_bytes,
             }),
             pollers: pollers.clone(),
-            admin_token: cfg.server.admin_token.clone(),
+            // An empty token is no token (an empty environment variable).
+            admin_token: cfg
+                .server
+                .admin_token
+                .clone()
+                .filter(|t| !t.expose().is_empty()),
             jobs: Default::default(),
             at_risk_margin_s: cfg.runtime.at_risk_margin.0.as_secs() as i64,
             inventory: Some(inventory.clone()),
@@ -353,15 +364,18 @@ impl Daemon {
             closing: closing.clone(),
         };
         let max_body = cfg.server.max_body_bytes;
-        let webhook_max = cfg.sync.webhook_max_bytes.min(max_body);
         const HTTP_WORKERS: usize = 2;
+        let connections = http::conn::Connections::new(cfg.server.read_timeout.0);
+        let on_connect = connections.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(actix_web::middleware::from_fn(http::limits::bound_body))
                 .app_data(web::Data::new(state.clone()))
                 .app_data(web::PayloadConfig::new(max_body))
-                .configure(http::routes(webhook_max))
+                .configure(http::routes())
         })
+        .on_connect(move |io, ext| on_connect.on_connect(io, ext))
+        .keep_alive(http::conn::KEEP_ALIVE)
         .workers(HTTP_WORKERS)
         .max_connections((cfg.server.max_connections / HTTP_WORKERS).max(1))
         .backlog(cfg.server.backlog)
@@ -381,6 +395,8 @@ impl Daemon {
             }
         });
         let stop = CancellationToken::new();
+        // Connections idle between requests past the read deadline are shut.
+        actix::spawn(connections.clone().watch(stop.clone()));
         // One poller task per configured shop: the backup that makes sync
         // converge when webhooks are lost.
         if let Some(p) = pollers.first() {

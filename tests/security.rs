@@ -202,6 +202,7 @@ fn refused_before_a_handler(r: &Raw) -> bool {
     });
     match r.status {
         401 => r.body.contains("missing or wrong bearer token"),
+        429 => r.body.contains("too many wrong tokens"),
         403 => true,
         303 => location_login,
         // The router's own answers have no body; a handler's 404 says
@@ -321,7 +322,15 @@ async fn no_spelling_of_a_guarded_path_reaches_a_handler() {
                     let body = if method == "GET" { "" } else { "{}" };
                     let extra: Vec<(&str, &str)> =
                         auth.map(|a| ("Authorization", a)).into_iter().collect();
-                    let r = raw(&addr, &request(&method, &spelled, &addr, &extra, body)).await;
+                    // From an address of its own: wrong tokens make their
+                    // source wait, and the checks below use the right one.
+                    let from = std::net::IpAddr::from([127, 0, 0, 9]);
+                    let r = raw_from(
+                        &addr,
+                        Some(from),
+                        &request(&method, &spelled, &addr, &extra, body),
+                    )
+                    .await;
                     (method, spelled, auth, r)
                 }
             })
@@ -990,6 +999,85 @@ async fn expressions_and_replies_have_a_budget() {
         sent_announced.load(Ordering::Relaxed)
     );
     assert!(rss < 512.0, "peak RSS {rss:.0} MiB");
+    let (st, _) = get_json(&client, &format!("{}/healthz", d.base)).await;
+    assert_eq!(st, 200);
+}
+
+/// Sends `head`, then one byte of `drip` a second; returns how long until
+/// the daemon closed the connection (None: still open after `within`).
+async fn closes_within(
+    addr: &str,
+    head: &[u8],
+    drip: &'static [u8],
+    within: Duration,
+) -> Option<Duration> {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let started = Instant::now();
+    s.write_all(head).await.unwrap();
+    let (mut r, mut w) = s.into_split();
+    let dripper = tokio::spawn(async move {
+        for b in drip.iter().cycle() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if w.write_all(&[*b]).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut buf = vec![0u8; 64 << 10];
+    let out = loop {
+        match tokio::time::timeout(within.saturating_sub(started.elapsed()), r.read(&mut buf)).await
+        {
+            Err(_) => break None,
+            Ok(Ok(0)) | Ok(Err(_)) => break Some(started.elapsed()),
+            Ok(Ok(_)) => continue,
+        }
+    };
+    dripper.abort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_never_finish_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = standard_workflows(dir.path());
+    let d = Daemon::start(
+        &dir.path().join("data"),
+        &wf,
+        &dir.path().join("daemon.log"),
+        &[("ORDERFLOW_SERVER__READ_TIMEOUT", "2s")],
+    );
+    let client = reqwest::Client::new();
+    wait_ready(&client, &d.base).await;
+    let addr = wire_addr(&d.base);
+    // read_timeout 2 s, keep-alive 5 s, the watcher's second, slack.
+    let within = Duration::from_secs(12);
+    let cases: [(&str, String, &'static [u8]); 4] = [
+        (
+            "a chunked body to a route that does not read it",
+            format!("POST /nope HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            b"1\r\nx\r\n",
+        ),
+        (
+            "a chunked webhook body that trickles",
+            format!("POST /webhooks/tiktok HTTP/1.1\r\nHost: {addr}\r\nAuthorization: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{{\r\n"),
+            b"1\r\nx\r\n",
+        ),
+        (
+            "a webhook body shorter than announced",
+            format!("POST /webhooks/tiktok HTTP/1.1\r\nHost: {addr}\r\nAuthorization: x\r\nContent-Length: 100000\r\n\r\n{{"),
+            b"x",
+        ),
+        (
+            "a second request whose head trickles",
+            format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n"),
+            b"GET /healthz HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ),
+    ];
+    for (what, head, drip) in cases {
+        let took = closes_within(&addr, head.as_bytes(), drip, within).await;
+        println!("{what}: closed after {took:?}");
+        assert!(took.is_some(), "{what}: still open after {within:?}");
+    }
     let (st, _) = get_json(&client, &format!("{}/healthz", d.base)).await;
     assert_eq!(st, 200);
 }

@@ -32,7 +32,8 @@
 //!
 //! Logins are rate limited ([`LoginLimiter`]): per source address with a
 //! growing wait, and a lock of the login after a run of wrong guesses from
-//! anywhere. With no token (loopback only, enforced by `config::validate`)
+//! anywhere. Wrong bearer tokens count against their source too (not the
+//! account, so a guesser cannot lock the CLI out). With no token (loopback only, enforced by `config::validate`)
 //! only the host and cross-site checks apply.
 
 use std::collections::HashMap;
@@ -206,9 +207,39 @@ impl LoginLimiter {
         Ok(())
     }
 
-    /// A wrong guess from `source`: returns whether this one started a
-    /// lockout (worth one log line; the rest are only counted).
+    /// A wrong console login from `source`: counted for the source and
+    /// the account. Returns whether this one started a wait or a lock
+    /// (worth one log line; the rest are only counted).
     pub fn failed(&self, source: std::net::IpAddr, now: Instant) -> bool {
+        self.strike(source, now, true)
+    }
+
+    /// A wrong bearer token from `source`: counted for the source only, so
+    /// a guesser slows itself down without locking the CLI out.
+    pub fn failed_bearer(&self, source: std::net::IpAddr, now: Instant) -> bool {
+        self.strike(source, now, false)
+    }
+
+    /// May `source` present a bearer token now? Only its own strikes
+    /// count.
+    pub fn check_bearer(&self, source: std::net::IpAddr, now: Instant) -> Result<(), Throttled> {
+        let st = self.state.lock();
+        match st
+            .sources
+            .get(&source)
+            .and_then(|s| s.until)
+            .and_then(|u| u.checked_duration_since(now))
+            .filter(|d| !d.is_zero())
+        {
+            Some(d) => Err(Throttled {
+                reason: "source",
+                retry_after: d,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn strike(&self, source: std::net::IpAddr, now: Instant, account: bool) -> bool {
         let mut st = self.state.lock();
         if st.sources.len() >= MAX_SOURCES && !st.sources.contains_key(&source) {
             let stale = st
@@ -220,27 +251,44 @@ impl LoginLimiter {
                 st.sources.remove(&k);
             }
         }
-        let s = st.sources.entry(source).or_insert(Strikes {
+        let fresh = Strikes {
             failures: 0,
             until: None,
             last: now,
-        });
+        };
+        let s = st.sources.entry(source).or_insert(fresh);
+        // Strikes older than the longest wait are forgiven.
+        if now.saturating_duration_since(s.last) > MAX_BACKOFF {
+            *s = fresh;
+        }
         s.failures = s.failures.saturating_add(1);
         s.last = now;
         s.until = backoff(s.failures, SOURCE_FREE_FAILURES).map(|d| now + d);
         let source_started = s.failures == SOURCE_FREE_FAILURES + 1;
-        let a = st.account.get_or_insert(Strikes {
-            failures: 0,
-            until: None,
-            last: now,
-        });
+        if !account {
+            return source_started;
+        }
+        let a = st.account.get_or_insert(fresh);
+        if now.saturating_duration_since(a.last) > MAX_BACKOFF {
+            *a = fresh;
+        }
         a.failures = a.failures.saturating_add(1);
         a.last = now;
-        let locked = a.failures >= ACCOUNT_LOCK_FAILURES;
-        if locked {
+        if a.failures >= ACCOUNT_LOCK_FAILURES {
+            // Locked for a while; after it, another full run is needed.
             a.until = Some(now + MAX_BACKOFF);
+            a.failures = 0;
+            return true;
         }
-        source_started || a.failures == ACCOUNT_LOCK_FAILURES
+        source_started
+    }
+
+    /// A right bearer token from `source`: its strikes go.
+    pub fn succeeded_bearer(&self, source: std::net::IpAddr) {
+        let mut st = self.state.lock();
+        if st.sources.contains_key(&source) {
+            st.sources.remove(&source);
+        }
     }
 
     /// A right login from `source`: its strikes and the account's go.
@@ -452,13 +500,30 @@ async fn gate<B: MessageBody + 'static>(
         HttpResponse::Unauthorized().json(json!({"error": "missing or wrong bearer token"}))
     };
     if let Some(h) = req.headers().get("Authorization") {
+        let source = req
+            .peer_addr()
+            .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+        let now = Instant::now();
+        // A source that guessed wrong too often waits before its next
+        // token is even compared.
+        if let Err(t) = state.logins.check_bearer(source, now) {
+            refused("throttled");
+            let resp = HttpResponse::TooManyRequests()
+                .insert_header(("Retry-After", t.retry_after.as_secs().max(1).to_string()))
+                .json(json!({"error": "too many wrong tokens from this address; wait and retry"}));
+            return Ok(deny(req, resp));
+        }
         let given = h
             .to_str()
             .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
         if eq(given, expected.expose()) {
+            state.logins.succeeded_bearer(source);
             return next.call(req).await.map(|r| r.map_into_left_body());
+        }
+        if state.logins.failed_bearer(source, now) {
+            tracing::warn!(source = %source, "Wrong bearer tokens from this address: backing off");
         }
         let resp = unauthorized();
         return Ok(deny(req, resp));

@@ -21,6 +21,11 @@
 //!   cost at most connections × [`FREE_BYTES`] + the pool, never a
 //!   request's full limit each.
 //!
+//! A body that was not read to its end (a refusal, a 404, a handler that
+//! did not need it) closes its connection after the answer, rather than
+//! being read and discarded for as long as the client keeps sending. A
+//! connection between requests has a deadline too ([`super::conn`]).
+//!
 //! The connection count itself is capped by `[server] max_connections`
 //! (actix stops accepting beyond it; the kernel's listen backlog, `[server]
 //! backlog`, holds the rest).
@@ -101,6 +106,8 @@ struct Bounded {
     charged: usize,
     budget: Arc<BodyBudget>,
     outcome: Arc<AtomicU8>,
+    /// Set once the client's body has ended.
+    finished: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Stream for Bounded {
@@ -130,6 +137,10 @@ impl Stream for Bounded {
                     this.charged += need;
                 }
                 Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(None) => {
+                this.finished.store(true, Ordering::Release);
+                Poll::Ready(None)
             }
             other => other,
         }
@@ -163,11 +174,20 @@ pub async fn bound_body<B: MessageBody + 'static>(
     if content_length(&req).is_some_and(|n| n > limits.max_body as u64) {
         metrics::counter!(crate::metrics::HTTP_REFUSED_TOTAL, "reason" => "too_large").increment(1);
         let resp = HttpResponse::PayloadTooLarge()
-            .insert_header(("Connection", "close"))
+            .force_close()
             .json(json!({"error": format!("the body is larger than {} bytes", limits.max_body)}));
         return Ok(req.into_response(resp).map_into_right_body());
     }
+    // The connection is busy for the request's life (see [`super::conn`]).
+    let _busy = req
+        .conn_data::<super::conn::ConnGuard>()
+        .map(super::conn::ConnGuard::busy);
+    let has_body = content_length(&req).is_some_and(|n| n > 0)
+        || req
+            .headers()
+            .contains_key(actix_web::http::header::TRANSFER_ENCODING);
     let outcome = Arc::new(AtomicU8::new(READING));
+    let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let bounded = Bounded {
         inner: req.take_payload(),
         deadline: Box::pin(tokio::time::sleep(limits.read_timeout)),
@@ -175,18 +195,19 @@ pub async fn bound_body<B: MessageBody + 'static>(
         charged: 0,
         budget: limits.budget.clone(),
         outcome: outcome.clone(),
+        finished: finished.clone(),
     };
     req.set_payload(Payload::Stream {
         payload: Box::pin(bounded),
     });
-    let res = next.call(req).await?;
+    let mut res = next.call(req).await?;
     let replace = match outcome.load(Ordering::Acquire) {
         TIMED_OUT => {
             metrics::counter!(crate::metrics::HTTP_REFUSED_TOTAL, "reason" => "slow_body")
                 .increment(1);
             Some(
                 HttpResponse::RequestTimeout()
-                    .insert_header(("Connection", "close"))
+                    .force_close()
                     .json(json!({"error": "the request body did not arrive in time"})),
             )
         }
@@ -196,7 +217,7 @@ pub async fn bound_body<B: MessageBody + 'static>(
             Some(
                 HttpResponse::ServiceUnavailable()
                     .insert_header(("Retry-After", "1"))
-                    .insert_header(("Connection", "close"))
+                    .force_close()
                     .json(json!({"error": "too many large requests at once; retry"})),
             )
         }
@@ -207,8 +228,56 @@ pub async fn bound_body<B: MessageBody + 'static>(
             let (req, _) = res.into_parts();
             ServiceResponse::new(req, resp).map_into_right_body()
         }
-        None => res.map_into_left_body(),
+        None => {
+            // A body nobody read to its end (a refusal, a 404, a handler
+            // that did not need it): close the connection after the
+            // answer rather than read the rest, which may never end.
+            if has_body && !finished.load(Ordering::Acquire) {
+                res.response_mut()
+                    .head_mut()
+                    .set_connection_type(actix_web::http::ConnectionType::Close);
+            }
+            res.map_into_left_body()
+        }
     })
+}
+
+/// Why [`read_limited`] gave no body.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("reading the body: {0}")]
+    Read(#[from] PayloadError),
+}
+
+/// Reads a request body of at most `limit` bytes: refused from its
+/// `Content-Length` before a byte is read, or as soon as the streamed
+/// bytes pass the limit; the buffer starts at the announced size (or
+/// small) rather than growing by doubling.
+pub async fn read_limited(
+    req: &actix_web::HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, Error> {
+    use futures::StreamExt;
+    let announced = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return Err(Error::TooLarge { limit });
+    }
+    let mut buf = web::BytesMut::with_capacity(announced.map_or(4096, |n| n as usize));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk?;
+        if buf.len() + chunk.len() > limit {
+            return Err(Error::TooLarge { limit });
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
 }
 
 #[cfg(test)]

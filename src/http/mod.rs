@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 pub mod admin;
 pub mod auth;
+pub mod conn;
 pub mod console;
 pub mod inventory;
 pub mod limits;
@@ -83,18 +84,17 @@ pub struct WebhookAuth {
 }
 
 /// Every route, each behind the gate of its scope (see [`auth`]): open
-/// health, readiness, metrics and webhooks (whose body limit is the
-/// webhook's own, applied while it streams); the API under `/api/v1`
+/// health, readiness, metrics and webhooks (which read their body
+/// themselves, to the webhook's own limit); the API under `/api/v1`
 /// behind [`auth::gate_api`]; the console's pages (see [`console`]).
-pub fn routes(webhook_max_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) {
+pub fn routes() -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
         cfg.route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics_page))
-            .service(
-                web::resource("/webhooks/tiktok")
-                    .app_data(web::PayloadConfig::new(webhook_max_bytes))
-                    .route(web::post().to(crate::sync::webhook::receive)),
+            .route(
+                "/webhooks/tiktok",
+                web::post().to(crate::sync::webhook::receive),
             )
             .service(
                 web::scope("/api/v1")
@@ -468,7 +468,15 @@ const EXPORT_CHUNK_BYTES: usize = 64 << 10;
 /// 64 KiB through a channel of four, so the export of any store costs a
 /// few chunks of memory and no HTTP worker waits on the walk; a client
 /// that stops reading stops the walk.
-async fn export_audit(s: web::Data<AppState>, q: web::Query<ExportQuery>) -> HttpResponse {
+async fn export_audit(
+    s: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+    q: web::Query<ExportQuery>,
+) -> HttpResponse {
+    // Busy while the stream lasts (see [`conn`]).
+    let busy = req
+        .conn_data::<conn::ConnGuard>()
+        .map(conn::ConnGuard::busy);
     let (tx, rx) = tokio::sync::mpsc::channel::<web::Bytes>(4);
     let store = s.store.clone();
     let q = q.into_inner();
@@ -506,8 +514,10 @@ async fn export_audit(s: web::Data<AppState>, q: web::Query<ExportQuery>) -> Htt
             send(&mut out);
         }
     });
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, actix_web::Error>(b), rx))
+    let stream = futures::stream::unfold((rx, busy), |(mut rx, busy)| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, actix_web::Error>(b), (rx, busy)))
     });
     HttpResponse::Ok()
         .content_type("application/x-ndjson")

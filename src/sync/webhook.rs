@@ -25,14 +25,28 @@ fn count(result: &'static str) {
     metrics::counter!(WEBHOOKS_TOTAL, "result" => result).increment(1);
 }
 
-pub async fn receive(s: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+pub async fn receive(
+    s: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
     let Some(auth) = &s.webhook_auth else {
         return HttpResponse::ServiceUnavailable().finish();
     };
-    if body.len() > auth.max_bytes {
-        count("too_large");
-        return HttpResponse::PayloadTooLarge().finish();
-    }
+    // Refused from its Content-Length, or while it streams, before more
+    // than the limit is buffered.
+    let body = match crate::http::limits::read_limited(&req, payload, auth.max_bytes).await {
+        Ok(b) => b,
+        Err(crate::http::limits::Error::TooLarge { .. }) => {
+            count("too_large");
+            return HttpResponse::PayloadTooLarge().finish();
+        }
+        Err(crate::http::limits::Error::Read(e)) => {
+            count("unreadable");
+            tracing::debug!(error = %e, "A webhook's body could not be read");
+            return HttpResponse::BadRequest().finish();
+        }
+    };
     let signature = req
         .headers()
         .get("Authorization")
@@ -42,7 +56,8 @@ pub async fn receive(s: web::Data<AppState>, req: HttpRequest, body: web::Bytes)
         || !webhook::verify_signature(&auth.app_key, auth.app_secret.expose(), &body, signature)
     {
         count("bad_signature");
-        tracing::warn!("Webhook with a bad or missing signature refused");
+        // Counted, not logged at warn: anyone can send these.
+        tracing::debug!("Webhook with a bad or missing signature refused");
         return HttpResponse::Unauthorized().finish();
     }
     let event = match webhook::parse(&body) {

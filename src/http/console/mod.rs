@@ -317,6 +317,8 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
 struct Live {
     /// Held for the stream's life: `[console] max_live_clients`.
     _slot: tokio::sync::OwnedSemaphorePermit,
+    /// Keeps the connection busy while the stream lasts.
+    _busy: Option<super::conn::Busy>,
     rx: tokio::sync::broadcast::Receiver<String>,
     state: web::Data<AppState>,
     queue: std::collections::VecDeque<web::Bytes>,
@@ -367,7 +369,7 @@ impl Live {
 }
 
 /// `GET /api/v1/live`: server-sent events (see the module doc).
-async fn live(s: web::Data<AppState>) -> HttpResponse {
+async fn live(s: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     // A bounded number of streams: each costs a read per changed order.
     let Ok(slot) = s.live_slots.clone().try_acquire_owned() else {
         metrics::counter!(crate::metrics::HTTP_REFUSED_TOTAL, "reason" => "live_full").increment(1);
@@ -377,6 +379,9 @@ async fn live(s: web::Data<AppState>) -> HttpResponse {
     };
     let live = Live {
         _slot: slot,
+        _busy: req
+            .conn_data::<super::conn::ConnGuard>()
+            .map(super::conn::ConnGuard::busy),
         rx: s.runtime.shared.changes.subscribe(),
         state: s.clone(),
         queue: [web::Bytes::from_static(b"event: hello\ndata: {}\n\n")].into(),
