@@ -642,9 +642,21 @@ mod tests {
         let c: std::net::IpAddr = "10.9.9.9".parse().unwrap();
         let t = l.check(c, t0).unwrap_err();
         assert_eq!(t.reason, "account");
-        assert!(l
-            .check(c, t0 + MAX_BACKOFF + Duration::from_secs(1))
-            .is_ok());
+        let later = t0 + MAX_BACKOFF + Duration::from_secs(1);
+        assert!(l.check(c, later).is_ok());
+        // After the lock, one more wrong guess does not lock it again.
+        l.failed(std::net::IpAddr::from([10, 2, 0, 1]), later);
+        assert!(l.check(c, later).is_ok());
+        // Wrong bearer tokens slow their source only.
+        let d: std::net::IpAddr = "10.7.7.7".parse().unwrap();
+        for _ in 0..=SOURCE_FREE_FAILURES {
+            l.failed_bearer(d, later);
+        }
+        assert!(l.check_bearer(d, later).is_err());
+        assert!(
+            l.check(c, later).is_ok(),
+            "the account is not locked by bearer guesses"
+        );
         l.succeeded(a);
         assert!(l.check(a, t0).is_ok(), "a right login clears the strikes");
     }
