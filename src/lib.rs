@@ -31,7 +31,8 @@
 //!   handles; the gate on each route scope ([`http::auth`]: Host check,
 //!   cross-site check, bearer token or a console session with its CSRF
 //!   token, login rate limits); request bounds ([`http::limits`]: body
-//!   size, read deadline, shared body memory); the web console
+//!   size, read deadline, shared body memory) and connections
+//!   ([`http::conn`]: idle connections shut); the web console
 //!   ([`http::console`]: compiled-in pages, login, live events).
 //! - [`config`]: layered configuration with one `validate()`.
 //! - [`metrics`]: every metric name, described once.
