@@ -244,6 +244,22 @@ fn wire_addr(base: &str) -> String {
         .replace("0.0.0.0", "127.0.0.1")
 }
 
+/// The bundled workflows, a daemon on them in a fresh folder with `env`,
+/// ready; the folder lives as long as the returned guard.
+async fn started(env: &[(&str, &str)]) -> (tempfile::TempDir, Daemon, reqwest::Client) {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = standard_workflows(dir.path());
+    let d = Daemon::start(
+        &dir.path().join("data"),
+        &wf,
+        &dir.path().join("daemon.log"),
+        env,
+    );
+    let client = reqwest::Client::new();
+    wait_ready(&client, &d.base).await;
+    (dir, d, client)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_spelling_of_a_guarded_path_reaches_a_handler() {
     let client = reqwest::Client::new();
@@ -543,16 +559,7 @@ async fn a_slow_flood_of_large_bodies_leaves_webhooks_answered_and_memory_bounde
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_host_or_origin_is_refused_on_a_tokenless_loopback_daemon() {
-    let dir = tempfile::tempdir().unwrap();
-    let wf = standard_workflows(dir.path());
-    let d = Daemon::start(
-        &dir.path().join("data"),
-        &wf,
-        &dir.path().join("daemon.log"),
-        &[],
-    );
-    let client = reqwest::Client::new();
-    wait_ready(&client, &d.base).await;
+    let (_dir, d, client) = started(&[]).await;
     let addr = wire_addr(&d.base);
     let port = addr.rsplit(':').next().unwrap().to_string();
     let ev = r#"{"id":"h-1","shop_id":"s","order":null,"order_id":"h-1","signal":{"x":1}}"#;
@@ -629,16 +636,7 @@ async fn login(addr: &str, from: std::net::IpAddr, token: &str) -> Raw {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logins_back_off_per_source_and_lock_after_a_run_of_wrong_guesses() {
-    let dir = tempfile::tempdir().unwrap();
-    let wf = standard_workflows(dir.path());
-    let d = Daemon::start(
-        &dir.path().join("data"),
-        &wf,
-        &dir.path().join("daemon.log"),
-        &[("ORDERFLOW_SERVER__ADMIN_TOKEN", TOKEN)],
-    );
-    let client = reqwest::Client::new();
-    wait_ready(&client, &d.base).await;
+    let (_dir, d, client) = started(&[("ORDERFLOW_SERVER__ADMIN_TOKEN", TOKEN)]).await;
     let addr = wire_addr(&d.base);
     let one: std::net::IpAddr = "127.0.0.2".parse().unwrap();
     let mut statuses = Vec::new();
@@ -721,17 +719,8 @@ fn a_weak_admin_token_is_refused_at_start() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_streams_are_capped_the_export_streams_and_the_data_is_private() {
-    let dir = tempfile::tempdir().unwrap();
-    let wf = standard_workflows(dir.path());
+    let (dir, d, client) = started(&[("ORDERFLOW_CONSOLE__MAX_LIVE_CLIENTS", "4")]).await;
     let data = dir.path().join("data");
-    let d = Daemon::start(
-        &data,
-        &wf,
-        &dir.path().join("daemon.log"),
-        &[("ORDERFLOW_CONSOLE__MAX_LIVE_CLIENTS", "4")],
-    );
-    let client = reqwest::Client::new();
-    wait_ready(&client, &d.base).await;
     let mut streams = Vec::new();
     for _ in 0..4 {
         let r = client
@@ -1038,16 +1027,7 @@ async fn closes_within(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_that_never_finish_are_closed() {
-    let dir = tempfile::tempdir().unwrap();
-    let wf = standard_workflows(dir.path());
-    let d = Daemon::start(
-        &dir.path().join("data"),
-        &wf,
-        &dir.path().join("daemon.log"),
-        &[("ORDERFLOW_SERVER__READ_TIMEOUT", "2s")],
-    );
-    let client = reqwest::Client::new();
-    wait_ready(&client, &d.base).await;
+    let (_dir, d, client) = started(&[("ORDERFLOW_SERVER__READ_TIMEOUT", "2s")]).await;
     let addr = wire_addr(&d.base);
     // read_timeout 2 s, keep-alive 5 s, the watcher's second, slack.
     let within = Duration::from_secs(12);
