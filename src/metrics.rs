@@ -15,6 +15,7 @@ pub const ACTORS_ACTIVE: &str = "orderflow_actors_active";
 pub const ACTOR_RESTARTS_TOTAL: &str = "orderflow_actor_restarts_total";
 pub const HTTP_REQUESTS_TOTAL: &str = "orderflow_http_requests_total";
 pub const WEBHOOKS_TOTAL: &str = "orderflow_webhooks_total";
+pub const WEBHOOKS_QUARANTINED_TOTAL: &str = "orderflow_webhooks_quarantined_total";
 pub const ORDERS: &str = "orderflow_orders";
 pub const ORDERS_AT_RISK: &str = "orderflow_orders_at_risk";
 pub const ORDERS_LATE: &str = "orderflow_orders_late";
@@ -29,6 +30,10 @@ pub const WORKFLOWS_INVALID: &str = "orderflow_workflows_invalid";
 /// Describes every metric (help text in the exposition).
 pub fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        WEBHOOKS_QUARANTINED_TOTAL,
+        "Signed webhooks stored as received and not acted on, by reason (malformed, unreadable, unknown_topic, unhandled); see GET /api/v1/webhooks/quarantine."
+    );
     describe_counter!(
         ORDERS_RECEIVED_TOTAL,
         "Order events accepted into the inbox, by source."

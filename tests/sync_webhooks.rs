@@ -118,31 +118,74 @@ async fn signed_webhooks_are_verified_stored_once_and_hydrated() {
     assert_eq!(created["orders"][0]["order_id"], ORDER);
     assert_eq!(created["orders"][0]["shop_id"], SHOP);
 
-    let stored = |d: &Daemon| (d.store.trees.dedupe.len(), d.store.inbox().unwrap().len());
+    // Order events' dedupe keys (not the quarantine's) and the inbox.
+    let stored = |d: &Daemon| {
+        let events = d
+            .store
+            .trees
+            .dedupe
+            .iter()
+            .keys()
+            .filter(|k| !k.as_ref().unwrap().starts_with(b"quarantine\0"))
+            .count();
+        (events, d.store.inbox().unwrap().len())
+    };
 
     // Malformed JSON and an unknown shape of a known topic, both correctly
-    // signed: 400, nothing stored, no order.
-    let (st, _) = push(&client, &url, MALFORMED.as_bytes(), Some(MALFORMED_SIG)).await;
-    assert_eq!(st, 400, "malformed JSON");
-    let (st, _) = push(
-        &client,
-        &url,
-        UNKNOWN_SHAPE.as_bytes(),
-        Some(UNKNOWN_SHAPE_SIG),
-    )
-    .await;
-    assert_eq!(st, 400, "unknown shape of topic 1");
+    // signed: 200 with an empty body (TikTok accepts only 200 or 401 and
+    // retries anything else for hours), stored as received in the
+    // quarantine, once each, and no order.
+    for _ in 0..2 {
+        let (st, body) = push(&client, &url, MALFORMED.as_bytes(), Some(MALFORMED_SIG)).await;
+        assert_eq!((st, body.len()), (200, 0), "malformed JSON");
+        let (st, body) = push(
+            &client,
+            &url,
+            UNKNOWN_SHAPE.as_bytes(),
+            Some(UNKNOWN_SHAPE_SIG),
+        )
+        .await;
+        assert_eq!((st, body.len()), (200, 0), "unknown shape of topic 1");
+    }
     assert_eq!(
-        metric(&client, &base, W, r#"result="malformed""#).await,
-        2.0
+        metric(
+            &client,
+            &base,
+            "orderflow_webhooks_quarantined_total",
+            r#"reason="malformed""#
+        )
+        .await,
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &client,
+            &base,
+            "orderflow_webhooks_quarantined_total",
+            r#"reason="unreadable""#
+        )
+        .await,
+        1.0
+    );
+    let (_, q) = get_json(&client, &format!("{base}/api/v1/webhooks/quarantine")).await;
+    let kept: Vec<&str> = q["webhooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kept,
+        vec![UNKNOWN_SHAPE, MALFORMED],
+        "stored as received, newest first"
     );
     assert_eq!(
         stored(&daemon),
         (0, 0),
-        "a refused webhook stored something"
+        "a webhook we cannot read became an order event"
     );
     let (st, _) = get_json(&client, &format!("{base}/api/v1/orders/{ORDER}")).await;
-    assert_eq!(st, 404, "a refused webhook created the order");
+    assert_eq!(st, 404, "a webhook we cannot read created the order");
 
     // One byte changed under the original signature; no signature at all;
     // a signature over the right body with a different key.
@@ -264,7 +307,7 @@ async fn signed_webhooks_are_verified_stored_once_and_hydrated() {
         metric(&client, &base, W, r#"result="duplicate""#).await,
         8.0
     );
-    assert_eq!(daemon.store.trees.dedupe.len(), 2, "one stored copy");
+    assert_eq!(stored(&daemon).0, 2, "one stored copy");
     eventually(Duration::from_secs(30), "the cancellation applied", || {
         let (c, b) = (client.clone(), base.clone());
         async move {

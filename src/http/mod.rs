@@ -117,7 +117,27 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
         .route("/orders/{id}/audit", web::get().to(get_audit))
         .route("/audit/export", web::get().to(export_audit))
         .route("/orders/{id}/actions/{action}", web::post().to(post_action))
-        .route("/stats/lifecycle", web::get().to(lifecycle_counts));
+        .route("/stats/lifecycle", web::get().to(lifecycle_counts))
+        .route("/webhooks/quarantine", web::get().to(quarantined_webhooks));
+}
+
+#[derive(Debug, Deserialize)]
+pub struct QuarantineQuery {
+    /// At most this many, newest first (default 50, at most 500).
+    pub limit: Option<usize>,
+}
+
+/// `GET /api/v1/webhooks/quarantine`: signed webhooks stored as received
+/// and not acted on (see [`crate::sync::webhook`]), newest first.
+async fn quarantined_webhooks(
+    s: web::Data<AppState>,
+    q: web::Query<QuarantineQuery>,
+) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    match s.store.quarantined(q.limit.unwrap_or(50).min(500)) {
+        Ok(list) => HttpResponse::Ok().json(json!({ "webhooks": list })),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }
 
 pub(crate) fn error(

@@ -93,6 +93,9 @@ pub enum Tree {
     /// where it was.
     Effects,
     Cursors,
+    /// Signed webhooks stored as received because orderflow could not act
+    /// on them (a shape it cannot read, a topic it does not handle).
+    Quarantine,
 }
 
 pub struct Trees {
@@ -105,6 +108,7 @@ pub struct Trees {
     pub definitions: sled::Tree,
     pub effects: sled::Tree,
     pub cursors: sled::Tree,
+    pub quarantine: sled::Tree,
 }
 
 impl Trees {
@@ -119,6 +123,7 @@ impl Trees {
             Tree::Definitions => &self.definitions,
             Tree::Effects => &self.effects,
             Tree::Cursors => &self.cursors,
+            Tree::Quarantine => &self.quarantine,
         }
     }
 }
@@ -214,6 +219,22 @@ pub struct TimerEntry {
     pub due_ms: i64,
 }
 
+/// A signed webhook kept as it came: TikTok accepts only 200 or 401, so
+/// what orderflow cannot act on is stored for an operator, never refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuarantinedWebhook {
+    pub received_ms: i64,
+    /// Why it is here: `malformed` (not a webhook envelope), `unreadable`
+    /// (a known topic whose data does not fit), `unknown_topic`,
+    /// `unhandled` (a topic orderflow reads but does not act on yet).
+    pub reason: String,
+    pub kind: Option<i64>,
+    pub shop_id: Option<String>,
+    pub notification_id: Option<String>,
+    /// The body as received (lossless for UTF-8; TikTok sends JSON).
+    pub body: String,
+}
+
 /// A received event, stored before it is acknowledged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InboxEvent {
@@ -292,6 +313,7 @@ impl Store {
             definitions: db.open_tree("definitions")?,
             effects: db.open_tree("effects")?,
             cursors: db.open_tree("cursors")?,
+            quarantine: db.open_tree("quarantine")?,
         });
         let guard = Arc::new(space::DiskGuard::new(dir.to_path_buf(), min_free_bytes));
         let committer = Committer::start(db.clone(), trees.clone(), max_batch, guard.clone());
@@ -337,6 +359,16 @@ impl Store {
             let (_, v) = r?;
             Ok(codec::decode(&v)?)
         })
+    }
+
+    /// The newest `limit` quarantined webhooks, newest first.
+    pub fn quarantined(&self, limit: usize) -> Result<Vec<QuarantinedWebhook>, Error> {
+        let mut out = Vec::new();
+        for r in self.trees.quarantine.iter().rev().take(limit) {
+            let (_, v) = r?;
+            out.push(codec::decode(&v)?);
+        }
+        Ok(out)
     }
 
     /// Every order id, in key order, without decoding a checkpoint; a key

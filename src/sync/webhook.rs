@@ -2,8 +2,11 @@
 //!
 //! Verified first (`Authorization` = hex HMAC-SHA256(app_secret, app_key +
 //! raw body), constant time): a bad or missing signature gets 401 with an
-//! empty body and is counted. A malformed body or an unknown shape of a
-//! known topic gets 400 and touches nothing. Then the notification is
+//! empty body and is counted. TikTok accepts only 200 or 401, so every
+//! correctly signed body that can be stored gets 200: a malformed body, a
+//! known topic whose data we cannot read, an unknown topic and a topic we
+//! read but do not act on yet are stored as received in the quarantine
+//! (once per notification, counted, alerted on). Order notifications are
 //! stored in the inbox — deduplicated on (shop, `tts_notification_id`), or
 //! (order, status, update time) where the id is absent — and only then
 //! answered 200 with an empty body. If it cannot be stored, 503: TikTok
@@ -60,25 +63,26 @@ pub async fn receive(
         tracing::debug!("Webhook with a bad or missing signature refused");
         return HttpResponse::Unauthorized().finish();
     }
+    let now = s.runtime.shared.clock.now_ms();
     let event = match webhook::parse(&body) {
         Ok(e) => e,
         Err(e) => {
-            count("malformed");
-            tracing::warn!(error = %e, "Malformed webhook refused");
-            return HttpResponse::BadRequest().finish();
+            tracing::warn!(error = %e, "A signed webhook that is not a webhook envelope: stored in the quarantine");
+            return quarantine(&s, &body, "malformed", None, now).await;
         }
     };
     if let Topic::Other { kind, .. } = &event.topic {
-        if KNOWN.contains(kind) {
-            count("malformed");
+        let reason = if KNOWN.contains(kind) {
             tracing::warn!(
                 kind,
-                "Webhook of a known topic with an unreadable shape refused"
+                "A signed webhook of a known topic with a shape we cannot read: stored in the quarantine"
             );
-            return HttpResponse::BadRequest().finish();
-        }
+            "unreadable"
+        } else {
+            "unknown_topic"
+        };
+        return quarantine(&s, &body, reason, Some(&event), now).await;
     }
-    let now = s.runtime.shared.clock.now_ms();
     let shop = event.shop_id.clone();
     let mk = |order_id: &str, key: String, reason: String| OrderEvent {
         id: event.notification_id.clone().unwrap_or(key),
@@ -133,17 +137,17 @@ pub async fn receive(
         Topic::SellerDeauthorization(n) => {
             count("deauthorized");
             tracing::error!(shop_id = %shop, message = %n.message, "TikTok says the seller deauthorized this app: the shop's calls will fail until it is authorized again");
-            vec![]
+            return quarantine(&s, &body, "unhandled", Some(&event), now).await;
         }
         Topic::UpcomingAuthorizationExpiration(n) => {
             count("authorization_expiring");
             tracing::warn!(shop_id = %shop, message = %n.message, expiration_time = ?n.expiration_time, "The shop's authorization expires soon; renew it in Seller Center");
-            vec![]
+            return quarantine(&s, &body, "unhandled", Some(&event), now).await;
         }
         Topic::ProductStatusChange(_) | Topic::Other { .. } => {
             count("ignored");
-            tracing::debug!(shop_id = %shop, "Webhook recorded and ignored");
-            vec![]
+            tracing::debug!(shop_id = %shop, "Webhook kept and not acted on");
+            return quarantine(&s, &body, "unhandled", Some(&event), now).await;
         }
     };
     for e in events {
@@ -157,4 +161,101 @@ pub async fn receive(
         }
     }
     HttpResponse::Ok().finish()
+}
+
+/// Stores a signed webhook orderflow does not act on, as it came, once per
+/// notification (TikTok's `tts_notification_id`), and answers 200: TikTok
+/// accepts only 200 or 401 and retries anything else for about 15 hours,
+/// so refusing a correctly signed body helps nobody. Counted in
+/// `orderflow_webhooks_quarantined_total{reason}` (alerted on in
+/// `deploy/alerts.yml`) and listed by `GET /api/v1/webhooks/quarantine`.
+/// 503 when it cannot be stored, so TikTok retries.
+async fn quarantine(
+    s: &AppState,
+    body: &[u8],
+    reason: &'static str,
+    event: Option<&webhook::WebhookEvent>,
+    now: i64,
+) -> HttpResponse {
+    use crate::store::{codec, Op, QuarantinedWebhook, Tree};
+    // What a malformed body still says about itself, loosely.
+    let loose: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let field = |k: &str| {
+        loose.as_ref().and_then(|v| match &v[k] {
+            serde_json::Value::String(x) => Some(x.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+    };
+    let shop_id = event
+        .map(|e| e.shop_id.clone())
+        .or_else(|| field("shop_id"));
+    let notification_id = event
+        .and_then(|e| e.notification_id.clone())
+        .or_else(|| field("tts_notification_id"));
+    let kind = loose.as_ref().and_then(|v| v["type"].as_i64());
+    // Once per notification; a body without a readable id, once per body.
+    let once = Some(
+        match &notification_id {
+            Some(n) => format!(
+                "quarantine\u{0}{}\u{0}{n}",
+                shop_id.as_deref().unwrap_or_default()
+            ),
+            None => {
+                use sha2::Digest;
+                format!(
+                    "quarantine\u{0}sha256\u{0}{}",
+                    hex::encode(sha2::Sha256::digest(body))
+                )
+            }
+        }
+        .into_bytes(),
+    );
+    let stored = async {
+        s.store.writable()?;
+        if let Some(k) = &once {
+            if s.store.trees.dedupe.contains_key(k)? {
+                return Ok::<bool, crate::store::Error>(false);
+            }
+        }
+        let seq = s.store.next_id()?;
+        let entry = QuarantinedWebhook {
+            received_ms: now,
+            reason: reason.to_string(),
+            kind,
+            shop_id: shop_id.clone(),
+            notification_id: notification_id.clone(),
+            body: String::from_utf8_lossy(body).into_owned(),
+        };
+        let mut ops = vec![Op::Put {
+            tree: Tree::Quarantine,
+            key: seq.to_be_bytes().to_vec(),
+            value: codec::encode(&entry)?,
+        }];
+        if let Some(k) = once.clone() {
+            ops.push(Op::Put {
+                tree: Tree::Dedupe,
+                key: k,
+                value: seq.to_be_bytes().to_vec(),
+            });
+        }
+        s.store.commit(ops).await?;
+        Ok(true)
+    };
+    match stored.await {
+        Ok(fresh) => {
+            if fresh {
+                count("quarantined");
+                metrics::counter!(crate::metrics::WEBHOOKS_QUARANTINED_TOTAL, "reason" => reason)
+                    .increment(1);
+            } else {
+                count("quarantined_duplicate");
+            }
+            HttpResponse::Ok().finish()
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "Could not store a webhook; answering 503 so TikTok retries");
+            HttpResponse::ServiceUnavailable().finish()
+        }
+    }
 }
