@@ -41,6 +41,23 @@ fn id_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     })
 }
 
+/// A number TikTok may send as a number, a string of digits or null (the
+/// official type-7 example sends `expiration_time` as a string): 0 when
+/// absent, null or unreadable, never an error that would refuse the push.
+fn lenient_i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    Ok(lenient_opt_i64(d)?.unwrap_or(0))
+}
+
+/// The same, keeping "absent" apart.
+fn lenient_opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    Ok(match v {
+        serde_json::Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    })
+}
+
 /// The envelope of every push, as sent on the wire.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WebhookEnvelope {
@@ -49,9 +66,11 @@ pub struct WebhookEnvelope {
     /// Dedupe key; some older samples omit it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tts_notification_id: Option<String>,
-    #[serde(deserialize_with = "id_string")]
+    /// Empty for pushes about a creator or a seller account rather than a
+    /// shop (they carry `creator_open_id` or `seller_open_id` instead).
+    #[serde(default, deserialize_with = "id_string")]
     pub shop_id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_i64")]
     pub timestamp: i64,
     #[serde(default)]
     pub data: serde_json::Value,
@@ -65,7 +84,7 @@ pub struct OrderStatusChange {
     pub order_status: String,
     #[serde(default)]
     pub is_on_hold_order: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_i64")]
     pub update_time: i64,
 }
 
@@ -81,7 +100,7 @@ impl OrderStatusChange {
 pub struct RecipientAddressUpdate {
     #[serde(deserialize_with = "id_string")]
     pub order_id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_i64")]
     pub update_time: i64,
 }
 
@@ -94,12 +113,13 @@ pub struct PackageUpdate {
     pub role_type: Option<String>,
     #[serde(default)]
     pub package_list: Vec<PackageUpdateItem>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_i64")]
     pub update_time: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PackageUpdateItem {
+    #[serde(deserialize_with = "id_string")]
     pub package_id: String,
     #[serde(default)]
     pub order_id_list: Vec<String>,
@@ -114,7 +134,7 @@ pub struct ProductStatusChange {
     pub status: String,
     #[serde(default)]
     pub suspended_reason: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_i64")]
     pub update_time: i64,
 }
 
@@ -123,7 +143,7 @@ pub struct ProductStatusChange {
 pub struct AuthorizationNotice {
     #[serde(default)]
     pub message: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_opt_i64")]
     pub expiration_time: Option<i64>,
 }
 
@@ -137,7 +157,7 @@ pub struct CancellationStatusChange {
     pub cancel_status: String,
     #[serde(default)]
     pub cancel_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_i64")]
     pub create_time: i64,
 }
 
@@ -153,9 +173,9 @@ pub struct ReturnStatusChange {
     pub return_status: String,
     #[serde(default)]
     pub return_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_i64")]
     pub create_time: i64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_i64")]
     pub update_time: i64,
 }
 
