@@ -16,6 +16,7 @@ pub const ACTOR_RESTARTS_TOTAL: &str = "orderflow_actor_restarts_total";
 pub const HTTP_REQUESTS_TOTAL: &str = "orderflow_http_requests_total";
 pub const WEBHOOKS_TOTAL: &str = "orderflow_webhooks_total";
 pub const WEBHOOKS_QUARANTINED_TOTAL: &str = "orderflow_webhooks_quarantined_total";
+pub const ORDERS_UNDECODABLE_TOTAL: &str = "orderflow_orders_undecodable_total";
 pub const ORDERS: &str = "orderflow_orders";
 pub const ORDERS_AT_RISK: &str = "orderflow_orders_at_risk";
 pub const ORDERS_LATE: &str = "orderflow_orders_late";
@@ -30,6 +31,10 @@ pub const WORKFLOWS_INVALID: &str = "orderflow_workflows_invalid";
 /// Describes every metric (help text in the exposition).
 pub fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        ORDERS_UNDECODABLE_TOTAL,
+        "Orders TikTok's API returned that could not be read (unknown status, a field of the wrong kind): kept in the quarantine with their raw JSON while the rest of the batch goes on."
+    );
     describe_counter!(
         WEBHOOKS_QUARANTINED_TOTAL,
         "Signed webhooks stored as received and not acted on, by reason (malformed, unreadable, unknown_topic, unhandled); see GET /api/v1/webhooks/quarantine."

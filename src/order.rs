@@ -20,6 +20,8 @@ use crate::tiktok::dto::{WireAddress, WireOrder};
 pub enum Error {
     #[error("order has no id")]
     MissingId,
+    #[error("order {order_id:?} could not be read: {error}")]
+    Undecodable { order_id: String, error: String },
     #[error("order {order_id}: unknown status {status:?}")]
     UnknownStatus { order_id: String, status: String },
     #[error("order {order_id}: field {field} is not a decimal amount: {value:?}")]
@@ -296,6 +298,12 @@ impl Order {
     /// Converts TikTok's wire order. `shop_id` comes from the call's context
     /// (the order body does not carry it).
     pub fn from_wire(shop_id: &str, w: &WireOrder) -> Result<Order, Error> {
+        if let Some(u) = &w.undecodable {
+            return Err(Error::Undecodable {
+                order_id: w.id.clone(),
+                error: u.error.clone(),
+            });
+        }
         if w.id.is_empty() {
             return Err(Error::MissingId);
         }

@@ -93,8 +93,8 @@ pub enum Tree {
     /// where it was.
     Effects,
     Cursors,
-    /// Signed webhooks stored as received because orderflow could not act
-    /// on them (a shape it cannot read, a topic it does not handle).
+    /// What TikTok sent that orderflow could not act on, as received
+    /// ([`Quarantined`]).
     Quarantine,
 }
 
@@ -219,14 +219,18 @@ pub struct TimerEntry {
     pub due_ms: i64,
 }
 
-/// A signed webhook kept as it came: TikTok accepts only 200 or 401, so
-/// what orderflow cannot act on is stored for an operator, never refused.
+/// What TikTok sent that orderflow could not act on, kept as it came for
+/// an operator: a signed webhook (TikTok accepts only 200 or 401, so it is
+/// stored, never refused) or an order of a batch that did not decode (the
+/// rest of the batch and the poll cursor move on without it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct QuarantinedWebhook {
+pub struct Quarantined {
     pub received_ms: i64,
     /// Why it is here: `malformed` (not a webhook envelope), `unreadable`
     /// (a known topic whose data does not fit), `unknown_topic`,
-    /// `unhandled` (a topic orderflow reads but does not act on yet).
+    /// `unhandled` (a topic orderflow reads but does not act on yet),
+    /// `undecodable_order` (an order TikTok's API returned that could not
+    /// be read).
     pub reason: String,
     pub kind: Option<i64>,
     pub shop_id: Option<String>,
@@ -362,7 +366,7 @@ impl Store {
     }
 
     /// The newest `limit` quarantined webhooks, newest first.
-    pub fn quarantined(&self, limit: usize) -> Result<Vec<QuarantinedWebhook>, Error> {
+    pub fn quarantined(&self, limit: usize) -> Result<Vec<Quarantined>, Error> {
         let mut out = Vec::new();
         for r in self.trees.quarantine.iter().rev().take(limit) {
             let (_, v) = r?;

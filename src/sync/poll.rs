@@ -91,7 +91,8 @@ impl Poller {
                 let order = match Order::from_wire(shop, w) {
                     Ok(o) => o,
                     Err(e) => {
-                        tracing::warn!(shop_id = %shop, error = %e, "Skipping an order TikTok sent that we cannot read");
+                        tracing::warn!(shop_id = %shop, error = %e, "An order TikTok sent that we cannot read: kept in the quarantine, the rest of the page goes on");
+                        self.quarantine(shop, w, &e).await?;
                         continue;
                     }
                 };
@@ -114,6 +115,60 @@ impl Poller {
             page.page_token = Some(data.next_page_token);
         }
         Ok((fresh, latest))
+    }
+
+    /// Keeps an order that could not be read as TikTok sent it, once per
+    /// order and content, counted in `orderflow_orders_undecodable_total`.
+    async fn quarantine(
+        &self,
+        shop: &str,
+        w: &crate::tiktok::dto::WireOrder,
+        e: &crate::order::Error,
+    ) -> Result<(), Error> {
+        use sha2::Digest;
+        let raw = match &w.undecodable {
+            Some(u) => u.raw.clone(),
+            None => serde_json::to_string(w).unwrap_or_default(),
+        };
+        let once = format!(
+            "quarantine\u{0}order\u{0}{shop}\u{0}{}",
+            hex::encode(sha2::Sha256::digest(raw.as_bytes()))
+        )
+        .into_bytes();
+        if self
+            .store
+            .trees
+            .dedupe
+            .contains_key(&once)
+            .map_err(crate::store::Error::from)?
+        {
+            return Ok(());
+        }
+        let seq = self.store.next_id()?;
+        let entry = crate::store::Quarantined {
+            received_ms: self.clock.now_ms(),
+            reason: "undecodable_order".into(),
+            kind: None,
+            shop_id: Some(shop.to_string()),
+            notification_id: (!w.id.is_empty()).then(|| w.id.clone()),
+            body: format!("{raw}\n{e}"),
+        };
+        self.store
+            .commit(vec![
+                Op::Put {
+                    tree: Tree::Quarantine,
+                    key: seq.to_be_bytes().to_vec(),
+                    value: codec::encode(&entry).map_err(crate::store::Error::from)?,
+                },
+                Op::Put {
+                    tree: Tree::Dedupe,
+                    key: once,
+                    value: seq.to_be_bytes().to_vec(),
+                },
+            ])
+            .await?;
+        metrics::counter!(crate::metrics::ORDERS_UNDECODABLE_TOTAL).increment(1);
+        Ok(())
     }
 
     /// One poll of a shop from its cursor; advances the cursor durably.

@@ -177,7 +177,7 @@ async fn quarantine(
     event: Option<&webhook::WebhookEvent>,
     now: i64,
 ) -> HttpResponse {
-    use crate::store::{codec, Op, QuarantinedWebhook, Tree};
+    use crate::store::{codec, Op, Quarantined, Tree};
     // What a malformed body still says about itself, loosely.
     let loose: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     let field = |k: &str| {
@@ -219,7 +219,7 @@ async fn quarantine(
             }
         }
         let seq = s.store.next_id()?;
-        let entry = QuarantinedWebhook {
+        let entry = Quarantined {
             received_ms: now,
             reason: reason.to_string(),
             kind,

@@ -28,54 +28,222 @@ pub struct Envelope<T> {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct WireOrder {
+    #[serde(deserialize_with = "lenient::string")]
     pub id: String,
+    #[serde(deserialize_with = "lenient::string")]
     pub status: String,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub order_type: Option<String>,
+    #[serde(deserialize_with = "lenient::i64")]
     pub create_time: i64,
+    #[serde(deserialize_with = "lenient::i64")]
     pub update_time: i64,
+    #[serde(deserialize_with = "lenient::opt_i64")]
     pub paid_time: Option<i64>,
+    #[serde(deserialize_with = "lenient::opt_i64")]
     pub rts_time: Option<i64>,
+    #[serde(deserialize_with = "lenient::opt_i64")]
     pub collection_time: Option<i64>,
+    #[serde(deserialize_with = "lenient::opt_i64")]
     pub delivery_time: Option<i64>,
+    #[serde(deserialize_with = "lenient::opt_i64")]
     pub cancel_time: Option<i64>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub user_id: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub buyer_email: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub buyer_message: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub seller_note: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub fulfillment_type: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub shipping_type: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub delivery_type: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub delivery_option_id: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub delivery_option_name: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub shipping_provider: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub shipping_provider_id: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub tracking_number: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub warehouse_id: Option<String>,
+    #[serde(deserialize_with = "lenient::vec")]
     pub packages: Vec<WirePackageRef>,
+    #[serde(deserialize_with = "lenient::opt_bool")]
     pub is_on_hold_order: Option<bool>,
+    #[serde(deserialize_with = "lenient::opt_bool")]
     pub is_cod: Option<bool>,
+    #[serde(deserialize_with = "lenient::opt_bool")]
     pub is_sample_order: Option<bool>,
+    #[serde(deserialize_with = "lenient::opt_bool")]
     pub is_replacement_order: Option<bool>,
+    #[serde(deserialize_with = "lenient::opt_bool")]
     pub has_updated_recipient_address: Option<bool>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub cancel_reason: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub cancellation_initiator: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_bool")]
     pub is_buyer_request_cancel: Option<bool>,
+    #[serde(deserialize_with = "lenient::opt_i64")]
     pub request_cancel_time: Option<i64>,
+    #[serde(deserialize_with = "lenient::opt_i64")]
     pub rts_sla_time: Option<i64>,
+    #[serde(deserialize_with = "lenient::opt_i64")]
     pub tts_sla_time: Option<i64>,
+    #[serde(deserialize_with = "lenient::opt_i64")]
     pub cancel_order_sla_time: Option<i64>,
+    #[serde(deserialize_with = "lenient::opt_i64")]
     pub shipping_due_time: Option<i64>,
+    #[serde(deserialize_with = "lenient::opt_i64")]
     pub collection_due_time: Option<i64>,
+    #[serde(deserialize_with = "lenient::opt_i64")]
     pub delivery_due_time: Option<i64>,
+    #[serde(deserialize_with = "lenient::opt_i64")]
     pub delivery_sla_time: Option<i64>,
     pub payment: Option<WirePayment>,
     pub recipient_address: Option<WireAddress>,
+    #[serde(deserialize_with = "lenient::vec")]
     pub line_items: Vec<WireLineItem>,
+    /// Set when this order of a batch could not be read at all: its raw
+    /// JSON and why, so it is quarantined while the rest of the batch (and
+    /// the poll cursor) moves on. Never on the wire.
+    #[serde(skip)]
+    pub undecodable: Option<Undecodable>,
+}
+
+/// An order of a batch that did not decode, kept as TikTok sent it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Undecodable {
+    pub raw: String,
+    pub error: String,
+}
+
+/// Decoding that bends where TikTok's documents and answers vary, and no
+/// further: a `null` where a value was expected reads as the default, a
+/// number sent as a string (or a string id sent as a number) reads either
+/// way; any other wrong shape is an error. Each order of a batch decodes
+/// on its own, so an order with a wrong shape is kept aside with its raw
+/// JSON while the rest of the batch goes on.
+pub mod lenient {
+    use serde::de::DeserializeOwned;
+    use serde::{Deserialize, Deserializer};
+    use serde_json::Value;
+
+    use serde::de::Error as _;
+
+    /// `null` is `None`; a number, or a string of one, is read; anything
+    /// else is a wrong shape and an error (its order is quarantined).
+    fn num<E: serde::de::Error>(v: &Value) -> Result<Option<i64>, E> {
+        match v {
+            Value::Null => Ok(None),
+            Value::Number(n) => n
+                .as_i64()
+                .or_else(|| n.as_f64().map(|f| f as i64))
+                .map(Some)
+                .ok_or_else(|| E::custom(format!("{n} is not an integer"))),
+            Value::String(s) if s.trim().is_empty() => Ok(None),
+            Value::String(s) => s
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| E::custom(format!("{s:?} is not an integer"))),
+            other => Err(E::custom(format!("expected an integer, found {other}"))),
+        }
+    }
+
+    fn text<E: serde::de::Error>(v: Value) -> Result<Option<String>, E> {
+        match v {
+            Value::Null => Ok(None),
+            Value::String(s) => Ok(Some(s)),
+            Value::Number(n) => Ok(Some(n.to_string())),
+            other => Err(E::custom(format!("expected a string, found {other}"))),
+        }
+    }
+
+    pub fn i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        Ok(num::<D::Error>(&Value::deserialize(d)?)?.unwrap_or(0))
+    }
+
+    pub fn opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        num(&Value::deserialize(d)?)
+    }
+
+    pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        Ok(text::<D::Error>(Value::deserialize(d)?)?.unwrap_or_default())
+    }
+
+    pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        text(Value::deserialize(d)?)
+    }
+
+    pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Null => Ok(None),
+            Value::Bool(b) => Ok(Some(b)),
+            Value::String(s) if s == "true" => Ok(Some(true)),
+            Value::String(s) if s == "false" => Ok(Some(false)),
+            other => Err(D::Error::custom(format!(
+                "expected true or false, found {other}"
+            ))),
+        }
+    }
+
+    /// A list; `null` (or anything not a list) is empty. An element that
+    /// does not decode fails the list, and so its order (a line item
+    /// silently dropped would ship an order short).
+    pub fn vec<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Null => Ok(Vec::new()),
+            Value::Array(items) => items
+                .into_iter()
+                .map(|v| serde_json::from_value(v).map_err(D::Error::custom))
+                .collect(),
+            other => Err(D::Error::custom(format!("expected a list, found {other}"))),
+        }
+    }
+
+    /// A batch of orders, each decoded on its own: one that does not
+    /// decode is kept with its raw JSON and error (and its id, when it has
+    /// one) instead of failing the batch.
+    pub fn each_order<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<super::WireOrder>, D::Error> {
+        let Value::Array(items) = Value::deserialize(d)? else {
+            return Ok(Vec::new());
+        };
+        Ok(items
+            .into_iter()
+            .map(
+                |v| match serde_json::from_value::<super::WireOrder>(v.clone()) {
+                    Ok(o) => o,
+                    Err(e) => super::WireOrder {
+                        id: v
+                            .get("id")
+                            .cloned()
+                            .and_then(|id| text::<serde_json::Error>(id).ok().flatten())
+                            .unwrap_or_default(),
+                        undecodable: Some(super::Undecodable {
+                            raw: v.to_string(),
+                            error: e.to_string(),
+                        }),
+                        ..Default::default()
+                    },
+                },
+            )
+            .collect())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct WirePackageRef {
+    #[serde(deserialize_with = "lenient::string")]
     pub id: String,
 }
 
@@ -83,45 +251,75 @@ pub struct WirePackageRef {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct WirePayment {
+    #[serde(deserialize_with = "lenient::string")]
     pub currency: String,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub sub_total: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub shipping_fee: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub seller_discount: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub platform_discount: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub total_amount: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub original_total_product_price: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub original_shipping_fee: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub shipping_fee_seller_discount: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub shipping_fee_platform_discount: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub tax: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub product_tax: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub shipping_fee_tax: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub retail_delivery_fee: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct WireAddress {
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub name: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub first_name: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub last_name: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub phone_number: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub full_address: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub address_detail: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub address_line1: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub address_line2: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub address_line3: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub address_line4: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub postal_code: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub region_code: Option<String>,
+    #[serde(deserialize_with = "lenient::vec")]
     pub district_info: Vec<WireDistrict>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct WireDistrict {
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub address_level_name: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub address_name: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub address_level: Option<String>,
 }
 
@@ -130,22 +328,39 @@ pub struct WireDistrict {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct WireLineItem {
+    #[serde(deserialize_with = "lenient::string")]
     pub id: String,
+    #[serde(deserialize_with = "lenient::string")]
     pub sku_id: String,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub product_id: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub product_name: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub sku_name: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub seller_sku: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub original_price: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub sale_price: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub platform_discount: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub seller_discount: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub currency: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub display_status: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub package_id: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub package_status: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub tracking_number: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub shipping_provider_id: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_bool")]
     pub is_gift: Option<bool>,
 }
 
@@ -153,6 +368,7 @@ pub struct WireLineItem {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct OrderDetailData {
+    #[serde(deserialize_with = "lenient::each_order")]
     pub orders: Vec<WireOrder>,
 }
 
@@ -228,8 +444,11 @@ impl Default for SearchOrdersPage {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SearchOrdersData {
+    #[serde(deserialize_with = "lenient::string")]
     pub next_page_token: String,
+    #[serde(deserialize_with = "lenient::i64")]
     pub total_count: i64,
+    #[serde(deserialize_with = "lenient::each_order")]
     pub orders: Vec<WireOrder>,
 }
 
@@ -486,5 +705,48 @@ impl std::fmt::Debug for TokenData {
             .field("user_type", &self.user_type)
             .field("granted_scopes", &self.granted_scopes)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod lenient_tests {
+    use super::*;
+
+    #[test]
+    fn one_odd_order_does_not_fail_its_batch() {
+        let page = r#"{"next_page_token":"","total_count":"3","orders":[
+            {"id":"1","status":"AWAITING_SHIPMENT","create_time":1764000000,"update_time":1764000100,
+             "line_items":[{"id":"1-1","sku_id":"S1","sale_price":"9.90"}]},
+            {"id":2,"status":"AWAITING_SHIPMENT","create_time":"1764000000","update_time":null,
+             "paid_time":"1764000050","buyer_email":null,"is_cod":"false","packages":null,
+             "recipient_address":null,"payment":{"currency":"USD","total_amount":12.5},
+             "line_items":[{"id":"2-1","sku_id":7001,"sale_price":"12.50","is_gift":null}]},
+            {"id":"3","status":"AWAITING_SHIPMENT","line_items":["not an item"]}
+        ]}"#;
+        let data: SearchOrdersData = serde_json::from_str(page).unwrap();
+        assert_eq!(data.total_count, 3);
+        assert_eq!(data.orders.len(), 3);
+        let (a, b, c) = (&data.orders[0], &data.orders[1], &data.orders[2]);
+        assert!(a.undecodable.is_none() && b.undecodable.is_none());
+        assert_eq!(b.id, "2");
+        assert_eq!(b.create_time, 1_764_000_000);
+        assert_eq!(b.update_time, 0);
+        assert_eq!(b.paid_time, Some(1_764_000_050));
+        assert_eq!(b.is_cod, Some(false));
+        assert!(b.packages.is_empty());
+        assert_eq!(
+            b.payment.as_ref().unwrap().total_amount.as_deref(),
+            Some("12.5")
+        );
+        assert_eq!(b.line_items[0].sku_id, "7001");
+        // The third is kept whole, with its id and why, for the quarantine.
+        let u = c.undecodable.as_ref().unwrap();
+        assert_eq!(c.id, "3");
+        assert!(u.raw.contains("not an item"), "{}", u.raw);
+        let e = crate::order::Order::from_wire("shop", c).unwrap_err();
+        assert!(e.to_string().contains("could not be read"), "{e}");
+        // The readable ones become orders.
+        assert!(crate::order::Order::from_wire("shop", a).is_ok());
+        assert!(crate::order::Order::from_wire("shop", b).is_ok());
     }
 }
