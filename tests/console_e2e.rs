@@ -94,7 +94,13 @@ impl Env {
             &dir.path().join("daemon.log"),
             &[("ORDERFLOW_SERVER__ADMIN_TOKEN", TOKEN)],
         );
-        let http = reqwest::Client::new();
+        // Idle pooled connections are dropped before the daemon's 5 s
+        // keep-alive closes them: reusing one at that moment loses the
+        // request (seen once under a loaded CI run).
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(std::time::Duration::from_secs(2))
+            .build()
+            .unwrap();
         common::wait_ready(&http, &daemon.base).await;
         Env {
             daemon,
