@@ -219,6 +219,11 @@ pub struct TimerEntry {
     pub due_ms: i64,
 }
 
+/// Key prefixes of the quarantine tree: entries by arrival, and the keys
+/// that make each arrival stored once.
+const QUARANTINE_ENTRY: &[u8] = b"e";
+const QUARANTINE_ONCE: &[u8] = b"o";
+
 /// What TikTok sent that orderflow could not act on, kept as it came for
 /// an operator: a signed webhook (TikTok accepts only 200 or 401, so it is
 /// stored, never refused) or an order of a batch that did not decode (the
@@ -365,14 +370,51 @@ impl Store {
         })
     }
 
-    /// The newest `limit` quarantined webhooks, newest first.
+    /// The newest `limit` quarantined entries, newest first.
     pub fn quarantined(&self, limit: usize) -> Result<Vec<Quarantined>, Error> {
         let mut out = Vec::new();
-        for r in self.trees.quarantine.iter().rev().take(limit) {
+        for r in self
+            .trees
+            .quarantine
+            .scan_prefix(QUARANTINE_ENTRY)
+            .rev()
+            .take(limit)
+        {
             let (_, v) = r?;
             out.push(codec::decode(&v)?);
         }
         Ok(out)
+    }
+
+    /// Keeps `entry` in the quarantine, durably, once per `once` (what
+    /// makes two arrivals the same thing: a notification id, a hash of the
+    /// raw bytes). Returns false when it was already there. The quarantine
+    /// tree holds both the entries (in arrival order) and their once-keys,
+    /// under two prefixes, so the dedupe tree stays the order events' own.
+    pub async fn quarantine(&self, entry: &Quarantined, once: &str) -> Result<bool, Error> {
+        self.writable()?;
+        let mut once_key = QUARANTINE_ONCE.to_vec();
+        once_key.extend_from_slice(once.as_bytes());
+        if self.trees.quarantine.contains_key(&once_key)? {
+            return Ok(false);
+        }
+        let seq = self.next_id()?;
+        let mut entry_key = QUARANTINE_ENTRY.to_vec();
+        entry_key.extend_from_slice(&seq.to_be_bytes());
+        self.commit(vec![
+            Op::Put {
+                tree: Tree::Quarantine,
+                key: entry_key,
+                value: codec::encode(entry)?,
+            },
+            Op::Put {
+                tree: Tree::Quarantine,
+                key: once_key,
+                value: seq.to_be_bytes().to_vec(),
+            },
+        ])
+        .await?;
+        Ok(true)
     }
 
     /// Every order id, in key order, without decoding a checkpoint; a key

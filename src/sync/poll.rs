@@ -131,20 +131,9 @@ impl Poller {
             None => serde_json::to_string(w).unwrap_or_default(),
         };
         let once = format!(
-            "quarantine\u{0}order\u{0}{shop}\u{0}{}",
+            "order\u{0}{shop}\u{0}{}",
             hex::encode(sha2::Sha256::digest(raw.as_bytes()))
-        )
-        .into_bytes();
-        if self
-            .store
-            .trees
-            .dedupe
-            .contains_key(&once)
-            .map_err(crate::store::Error::from)?
-        {
-            return Ok(());
-        }
-        let seq = self.store.next_id()?;
+        );
         let entry = crate::store::Quarantined {
             received_ms: self.clock.now_ms(),
             reason: "undecodable_order".into(),
@@ -153,20 +142,9 @@ impl Poller {
             notification_id: (!w.id.is_empty()).then(|| w.id.clone()),
             body: format!("{raw}\n{e}"),
         };
-        self.store
-            .commit(vec![
-                Op::Put {
-                    tree: Tree::Quarantine,
-                    key: seq.to_be_bytes().to_vec(),
-                    value: codec::encode(&entry).map_err(crate::store::Error::from)?,
-                },
-                Op::Put {
-                    tree: Tree::Dedupe,
-                    key: once,
-                    value: seq.to_be_bytes().to_vec(),
-                },
-            ])
-            .await?;
+        if !self.store.quarantine(&entry, &once).await? {
+            return Ok(());
+        }
         metrics::counter!(crate::metrics::ORDERS_UNDECODABLE_TOTAL).increment(1);
         Ok(())
     }

@@ -177,7 +177,6 @@ async fn quarantine(
     event: Option<&webhook::WebhookEvent>,
     now: i64,
 ) -> HttpResponse {
-    use crate::store::{codec, Op, Quarantined, Tree};
     // What a malformed body still says about itself, loosely.
     let loose: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     let field = |k: &str| {
@@ -195,53 +194,28 @@ async fn quarantine(
         .or_else(|| field("tts_notification_id"));
     let kind = loose.as_ref().and_then(|v| v["type"].as_i64());
     // Once per notification; a body without a readable id, once per body.
-    let once = Some(
-        match &notification_id {
-            Some(n) => format!(
-                "quarantine\u{0}{}\u{0}{n}",
-                shop_id.as_deref().unwrap_or_default()
-            ),
-            None => {
-                use sha2::Digest;
-                format!(
-                    "quarantine\u{0}sha256\u{0}{}",
-                    hex::encode(sha2::Sha256::digest(body))
-                )
-            }
+    let once = match &notification_id {
+        Some(n) => format!(
+            "webhook\u{0}{}\u{0}{n}",
+            shop_id.as_deref().unwrap_or_default()
+        ),
+        None => {
+            use sha2::Digest;
+            format!(
+                "webhook\u{0}sha256\u{0}{}",
+                hex::encode(sha2::Sha256::digest(body))
+            )
         }
-        .into_bytes(),
-    );
-    let stored = async {
-        s.store.writable()?;
-        if let Some(k) = &once {
-            if s.store.trees.dedupe.contains_key(k)? {
-                return Ok::<bool, crate::store::Error>(false);
-            }
-        }
-        let seq = s.store.next_id()?;
-        let entry = Quarantined {
-            received_ms: now,
-            reason: reason.to_string(),
-            kind,
-            shop_id: shop_id.clone(),
-            notification_id: notification_id.clone(),
-            body: String::from_utf8_lossy(body).into_owned(),
-        };
-        let mut ops = vec![Op::Put {
-            tree: Tree::Quarantine,
-            key: seq.to_be_bytes().to_vec(),
-            value: codec::encode(&entry)?,
-        }];
-        if let Some(k) = once.clone() {
-            ops.push(Op::Put {
-                tree: Tree::Dedupe,
-                key: k,
-                value: seq.to_be_bytes().to_vec(),
-            });
-        }
-        s.store.commit(ops).await?;
-        Ok(true)
     };
+    let entry = crate::store::Quarantined {
+        received_ms: now,
+        reason: reason.to_string(),
+        kind,
+        shop_id,
+        notification_id,
+        body: String::from_utf8_lossy(body).into_owned(),
+    };
+    let stored = s.store.quarantine(&entry, &once);
     match stored.await {
         Ok(fresh) => {
             if fresh {
