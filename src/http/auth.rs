@@ -299,6 +299,12 @@ impl LoginLimiter {
     }
 }
 
+/// The address rate limits count a request against (the TCP peer; all
+/// clients behind one proxy share it).
+pub fn source_of(peer: Option<std::net::SocketAddr>) -> std::net::IpAddr {
+    peer.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip())
+}
+
 /// The session cookie's value, from the `Cookie` header.
 pub fn session_id(headers: &HeaderMap) -> Option<String> {
     headers
@@ -500,9 +506,7 @@ async fn gate<B: MessageBody + 'static>(
         HttpResponse::Unauthorized().json(json!({"error": "missing or wrong bearer token"}))
     };
     if let Some(h) = req.headers().get("Authorization") {
-        let source = req
-            .peer_addr()
-            .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+        let source = source_of(req.peer_addr());
         let now = Instant::now();
         // A source that guessed wrong too often waits before its next
         // token is even compared.

@@ -153,8 +153,9 @@ impl Drop for Bounded {
     }
 }
 
-fn content_length(req: &ServiceRequest) -> Option<u64> {
-    req.headers()
+/// The announced body length, when there is a readable one.
+fn content_length(headers: &actix_web::http::header::HeaderMap) -> Option<u64> {
+    headers
         .get(actix_web::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok())
@@ -171,7 +172,7 @@ pub async fn bound_body<B: MessageBody + 'static>(
     else {
         return next.call(req).await.map(|r| r.map_into_left_body());
     };
-    if content_length(&req).is_some_and(|n| n > limits.max_body as u64) {
+    if content_length(req.headers()).is_some_and(|n| n > limits.max_body as u64) {
         metrics::counter!(crate::metrics::HTTP_REFUSED_TOTAL, "reason" => "too_large").increment(1);
         let resp = HttpResponse::PayloadTooLarge()
             .force_close()
@@ -182,7 +183,7 @@ pub async fn bound_body<B: MessageBody + 'static>(
     let _busy = req
         .conn_data::<super::conn::ConnGuard>()
         .map(super::conn::ConnGuard::busy);
-    let has_body = content_length(&req).is_some_and(|n| n > 0)
+    let has_body = content_length(req.headers()).is_some_and(|n| n > 0)
         || req
             .headers()
             .contains_key(actix_web::http::header::TRANSFER_ENCODING);
@@ -261,11 +262,7 @@ pub async fn read_limited(
     limit: usize,
 ) -> Result<web::Bytes, Error> {
     use futures::StreamExt;
-    let announced = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let announced = content_length(req.headers());
     if announced.is_some_and(|n| n > limit as u64) {
         return Err(Error::TooLarge { limit });
     }

@@ -115,6 +115,20 @@ impl Clock {
     }
 }
 
+/// The writes that store every version of `cat`.
+fn version_ops(cat: &Catalog) -> Result<Vec<Op>, Error> {
+    cat.definitions
+        .iter()
+        .map(|d| {
+            Ok(Op::Put {
+                tree: Tree::Definitions,
+                key: d.key().into_bytes(),
+                value: crate::store::codec::encode(&d.source).map_err(crate::store::Error::from)?,
+            })
+        })
+        .collect()
+}
+
 /// The workflows in force, and every version an instance may run on.
 pub struct Registry {
     dir: PathBuf,
@@ -146,22 +160,21 @@ impl Registry {
             );
         }
         metrics::gauge!(crate::metrics::WORKFLOWS_INVALID).set(invalid.len() as f64);
-        match r.install(cat.clone()).await {
-            Ok(_) => {}
+        let ops = version_ops(&cat)?;
+        match r.store.commit(ops.clone()).await {
+            Ok(()) => {}
             // A disk below the free-space floor at start: the daemon starts
             // degraded (writes refused, `/readyz` 503, webhooks 503) rather
             // than exits, with the workflows in force from memory; their
             // versions are stored as soon as the disk takes writes again,
             // before any instance on them can checkpoint much (every
             // checkpoint is refused meanwhile too).
-            Err(Error::Store(crate::store::Error::DiskFull { free, min })) => {
+            Err(crate::store::Error::DiskFull { free, min }) => {
                 tracing::error!(
                     free_bytes = free,
                     min_free_bytes = min,
                     "Disk nearly full at start: serving degraded (writes refused) until space returns"
                 );
-                let ops = r.put_in_force(&cat)?;
-                *r.current.write() = Arc::new(cat);
                 let store = r.store.clone();
                 tokio::spawn(async move {
                     loop {
@@ -182,24 +195,21 @@ impl Registry {
                     }
                 });
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
+        r.put_in_force(cat);
         Ok(r)
     }
 
-    /// The versions of `cat` in memory, and the writes that store them.
-    fn put_in_force(&self, cat: &Catalog) -> Result<Vec<Op>, Error> {
-        let mut ops = Vec::new();
-        let mut v = self.versions.write();
-        for d in &cat.definitions {
-            v.insert(d.key(), d.clone());
-            ops.push(Op::Put {
-                tree: Tree::Definitions,
-                key: d.key().into_bytes(),
-                value: crate::store::codec::encode(&d.source).map_err(crate::store::Error::from)?,
-            });
+    /// Makes `cat` the workflows in force, every version of it reachable.
+    fn put_in_force(&self, cat: Catalog) {
+        {
+            let mut v = self.versions.write();
+            for d in &cat.definitions {
+                v.insert(d.key(), d.clone());
+            }
         }
-        Ok(ops)
+        *self.current.write() = Arc::new(cat);
     }
 
     /// Re-reads the folder. A folder with any invalid file is rejected with
@@ -214,24 +224,9 @@ impl Registry {
 
     /// Stores every version of `cat` and puts it in force.
     async fn install(&self, cat: Catalog) -> Result<Vec<String>, Error> {
-        let mut ops = Vec::new();
-        let mut keys = Vec::new();
-        for d in &cat.definitions {
-            keys.push(d.key());
-            ops.push(Op::Put {
-                tree: Tree::Definitions,
-                key: d.key().into_bytes(),
-                value: crate::store::codec::encode(&d.source).map_err(crate::store::Error::from)?,
-            });
-        }
-        self.store.commit(ops).await?;
-        {
-            let mut v = self.versions.write();
-            for d in &cat.definitions {
-                v.insert(d.key(), d.clone());
-            }
-        }
-        *self.current.write() = Arc::new(cat);
+        self.store.commit(version_ops(&cat)?).await?;
+        let keys = cat.definitions.iter().map(|d| d.key()).collect();
+        self.put_in_force(cat);
         Ok(keys)
     }
 

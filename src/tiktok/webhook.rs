@@ -41,23 +41,6 @@ fn id_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     })
 }
 
-/// A number TikTok may send as a number, a string of digits or null (the
-/// official type-7 example sends `expiration_time` as a string): 0 when
-/// absent, null or unreadable, never an error that would refuse the push.
-fn lenient_i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-    Ok(lenient_opt_i64(d)?.unwrap_or(0))
-}
-
-/// The same, keeping "absent" apart.
-fn lenient_opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    let v = serde_json::Value::deserialize(d)?;
-    Ok(match v {
-        serde_json::Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
-        serde_json::Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    })
-}
-
 /// The envelope of every push, as sent on the wire.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WebhookEnvelope {
@@ -70,7 +53,7 @@ pub struct WebhookEnvelope {
     /// shop (they carry `creator_open_id` or `seller_open_id` instead).
     #[serde(default, deserialize_with = "id_string")]
     pub shop_id: String,
-    #[serde(default, deserialize_with = "lenient_i64")]
+    #[serde(default, deserialize_with = "super::dto::lenient::i64")]
     pub timestamp: i64,
     #[serde(default)]
     pub data: serde_json::Value,
@@ -84,7 +67,7 @@ pub struct OrderStatusChange {
     pub order_status: String,
     #[serde(default)]
     pub is_on_hold_order: Option<bool>,
-    #[serde(default, deserialize_with = "lenient_i64")]
+    #[serde(default, deserialize_with = "super::dto::lenient::i64")]
     pub update_time: i64,
 }
 
@@ -100,7 +83,7 @@ impl OrderStatusChange {
 pub struct RecipientAddressUpdate {
     #[serde(deserialize_with = "id_string")]
     pub order_id: String,
-    #[serde(default, deserialize_with = "lenient_i64")]
+    #[serde(default, deserialize_with = "super::dto::lenient::i64")]
     pub update_time: i64,
 }
 
@@ -113,7 +96,7 @@ pub struct PackageUpdate {
     pub role_type: Option<String>,
     #[serde(default)]
     pub package_list: Vec<PackageUpdateItem>,
-    #[serde(default, deserialize_with = "lenient_i64")]
+    #[serde(default, deserialize_with = "super::dto::lenient::i64")]
     pub update_time: i64,
 }
 
@@ -134,7 +117,7 @@ pub struct ProductStatusChange {
     pub status: String,
     #[serde(default)]
     pub suspended_reason: Option<String>,
-    #[serde(default, deserialize_with = "lenient_i64")]
+    #[serde(default, deserialize_with = "super::dto::lenient::i64")]
     pub update_time: i64,
 }
 
@@ -143,7 +126,7 @@ pub struct ProductStatusChange {
 pub struct AuthorizationNotice {
     #[serde(default)]
     pub message: String,
-    #[serde(default, deserialize_with = "lenient_opt_i64")]
+    #[serde(default, deserialize_with = "super::dto::lenient::opt_i64")]
     pub expiration_time: Option<i64>,
 }
 
@@ -157,7 +140,7 @@ pub struct CancellationStatusChange {
     pub cancel_status: String,
     #[serde(default)]
     pub cancel_id: Option<String>,
-    #[serde(default, deserialize_with = "lenient_i64")]
+    #[serde(default, deserialize_with = "super::dto::lenient::i64")]
     pub create_time: i64,
 }
 
@@ -173,9 +156,9 @@ pub struct ReturnStatusChange {
     pub return_status: String,
     #[serde(default)]
     pub return_id: Option<String>,
-    #[serde(default, deserialize_with = "lenient_i64")]
+    #[serde(default, deserialize_with = "super::dto::lenient::i64")]
     pub create_time: i64,
-    #[serde(default, deserialize_with = "lenient_i64")]
+    #[serde(default, deserialize_with = "super::dto::lenient::i64")]
     pub update_time: i64,
 }
 

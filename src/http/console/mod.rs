@@ -240,9 +240,7 @@ async fn login(
     let Some(expected) = &s.admin_token else {
         return see_other("/");
     };
-    let source = req
-        .peer_addr()
-        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+    let source = auth::source_of(req.peer_addr());
     let now = std::time::Instant::now();
     // Throttled tries are not even compared: a locked login cannot be
     // guessed, only waited out.
