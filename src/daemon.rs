@@ -345,6 +345,7 @@ impl Daemon {
                 .admin_token
                 .clone()
                 .filter(|t| !t.expose().is_empty()),
+            gateway: gateway.clone(),
             jobs: Default::default(),
             at_risk_margin_s: cfg.runtime.at_risk_margin.0.as_secs() as i64,
             inventory: Some(inventory.clone()),

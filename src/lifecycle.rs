@@ -82,8 +82,9 @@ impl Lifecycle {
     }
 
     /// Where a TikTok status puts an order, by itself.
-    pub fn from_tiktok(s: TiktokStatus) -> Lifecycle {
-        match s {
+    /// `None` for a status orderflow does not know.
+    pub fn from_tiktok(s: &TiktokStatus) -> Option<Lifecycle> {
+        Some(match s {
             TiktokStatus::Unpaid | TiktokStatus::OnHold => Lifecycle::Pending,
             TiktokStatus::AwaitingShipment | TiktokStatus::PartiallyShipping => {
                 Lifecycle::Processing
@@ -92,14 +93,18 @@ impl Lifecycle {
             TiktokStatus::Delivered => Lifecycle::Delivered,
             TiktokStatus::Completed => Lifecycle::Completed,
             TiktokStatus::Cancelled => Lifecycle::Cancelled,
-        }
+            TiktokStatus::Unknown(_) => return None,
+        })
     }
 
     /// The lifecycle after TikTok reports `s`: never backwards, never out
     /// of a terminal state; a hold or exception is kept until TikTok moves
     /// the order past processing (it shipped or was cancelled elsewhere).
-    pub fn on_tiktok_status(self, s: TiktokStatus) -> Lifecycle {
-        let target = Lifecycle::from_tiktok(s);
+    /// An unknown status changes nothing here (the runtime holds the order).
+    pub fn on_tiktok_status(self, s: &TiktokStatus) -> Lifecycle {
+        let Some(target) = Lifecycle::from_tiktok(s) else {
+            return self;
+        };
         if self.is_terminal() || target.rank() < self.rank() {
             return self;
         }
@@ -146,7 +151,7 @@ mod tests {
         fn tiktok_updates_never_move_backwards(seq in prop::collection::vec(0usize..9, 0..40)) {
             let mut l = Lifecycle::Pending;
             for i in seq {
-                let next = l.on_tiktok_status(TiktokStatus::ALL[i]);
+                let next = l.on_tiktok_status(&TiktokStatus::ALL[i]);
                 prop_assert!(next.rank() >= l.rank());
                 prop_assert!(l.can_move_to(next), "{l} -> {next}");
                 if l.is_terminal() { prop_assert_eq!(next, l); }
@@ -165,12 +170,12 @@ mod tests {
         assert!(!Cancelled.can_move_to(Processing));
         assert!(!Completed.can_move_to(Cancelled));
         assert_eq!(
-            OnHold.on_tiktok_status(TiktokStatus::AwaitingShipment),
+            OnHold.on_tiktok_status(&TiktokStatus::AwaitingShipment),
             OnHold
         );
-        assert_eq!(OnHold.on_tiktok_status(TiktokStatus::Cancelled), Cancelled);
+        assert_eq!(OnHold.on_tiktok_status(&TiktokStatus::Cancelled), Cancelled);
         assert_eq!(
-            Delivered.on_tiktok_status(TiktokStatus::InTransit),
+            Delivered.on_tiktok_status(&TiktokStatus::InTransit),
             Delivered
         );
     }

@@ -17,6 +17,7 @@ pub const HTTP_REQUESTS_TOTAL: &str = "orderflow_http_requests_total";
 pub const WEBHOOKS_TOTAL: &str = "orderflow_webhooks_total";
 pub const WEBHOOKS_QUARANTINED_TOTAL: &str = "orderflow_webhooks_quarantined_total";
 pub const ORDERS_UNDECODABLE_TOTAL: &str = "orderflow_orders_undecodable_total";
+pub const ORDERS_UNKNOWN_STATUS_TOTAL: &str = "orderflow_orders_unknown_status_total";
 pub const ORDERS: &str = "orderflow_orders";
 pub const ORDERS_AT_RISK: &str = "orderflow_orders_at_risk";
 pub const ORDERS_LATE: &str = "orderflow_orders_late";
@@ -33,7 +34,11 @@ pub fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(
         ORDERS_UNDECODABLE_TOTAL,
-        "Orders TikTok's API returned that could not be read (unknown status, a field of the wrong kind): kept in the quarantine with their raw JSON while the rest of the batch goes on."
+        "Orders TikTok's API returned that could not be read (a field of the wrong kind): kept in the quarantine with their raw JSON while the rest of the batch goes on."
+    );
+    describe_counter!(
+        ORDERS_UNKNOWN_STATUS_TOTAL,
+        "Orders TikTok reported in a status orderflow does not know: each is kept with its raw status and held for an operator."
     );
     describe_counter!(
         WEBHOOKS_QUARANTINED_TOTAL,

@@ -22,8 +22,6 @@ pub enum Error {
     MissingId,
     #[error("order {order_id:?} could not be read: {error}")]
     Undecodable { order_id: String, error: String },
-    #[error("order {order_id}: unknown status {status:?}")]
-    UnknownStatus { order_id: String, status: String },
     #[error("order {order_id}: field {field} is not a decimal amount: {value:?}")]
     BadAmount {
         order_id: String,
@@ -82,8 +80,10 @@ impl fmt::Display for Money {
     }
 }
 
-/// TikTok's order status (API 202309 strings).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// TikTok's order status (API 202309 strings). A value TikTok adds later
+/// is kept as [`TiktokStatus::Unknown`] with its raw text, shown as it came,
+/// and holds its order for an operator; it is never a decoding error.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum TiktokStatus {
     Unpaid,
     OnHold,
@@ -94,6 +94,8 @@ pub enum TiktokStatus {
     Delivered,
     Completed,
     Cancelled,
+    /// A status orderflow does not know, as TikTok spelled it.
+    Unknown(String),
 }
 
 impl TiktokStatus {
@@ -109,8 +111,19 @@ impl TiktokStatus {
         TiktokStatus::Cancelled,
     ];
 
-    /// Accepts both `CANCELLED` (order API) and `CANCEL` (the
-    /// ORDER_STATUS_CHANGE webhook's spelling).
+    /// Any status TikTok sends: a known one, else [`TiktokStatus::Unknown`]
+    /// with the raw text.
+    pub fn read(s: &str) -> TiktokStatus {
+        TiktokStatus::parse(s).unwrap_or_else(|| TiktokStatus::Unknown(s.to_string()))
+    }
+
+    /// Whether orderflow knows this status.
+    pub fn is_known(&self) -> bool {
+        !matches!(self, TiktokStatus::Unknown(_))
+    }
+
+    /// A known status only. Accepts both `CANCELLED` (order API) and
+    /// `CANCEL` (the ORDER_STATUS_CHANGE webhook's spelling).
     pub fn parse(s: &str) -> Option<TiktokStatus> {
         Some(match s {
             "UNPAID" => TiktokStatus::Unpaid,
@@ -126,7 +139,7 @@ impl TiktokStatus {
         })
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             TiktokStatus::Unpaid => "UNPAID",
             TiktokStatus::OnHold => "ON_HOLD",
@@ -137,13 +150,15 @@ impl TiktokStatus {
             TiktokStatus::Delivered => "DELIVERED",
             TiktokStatus::Completed => "COMPLETED",
             TiktokStatus::Cancelled => "CANCELLED",
+            TiktokStatus::Unknown(s) => s,
         }
     }
 
     /// Position in TikTok's forward lifecycle; `Cancelled` is terminal and
-    /// ranks above everything so no later update can move past it.
-    pub fn rank(self) -> u8 {
-        match self {
+    /// ranks above everything so no later update can move past it. An
+    /// unknown status has no place in it (`None`).
+    pub fn rank(&self) -> Option<u8> {
+        Some(match self {
             TiktokStatus::Unpaid => 0,
             TiktokStatus::OnHold => 1,
             TiktokStatus::AwaitingShipment => 2,
@@ -153,7 +168,8 @@ impl TiktokStatus {
             TiktokStatus::Delivered => 6,
             TiktokStatus::Completed => 7,
             TiktokStatus::Cancelled => 8,
-        }
+            TiktokStatus::Unknown(_) => return None,
+        })
     }
 }
 
@@ -308,10 +324,7 @@ impl Order {
             return Err(Error::MissingId);
         }
         let id = w.id.as_str();
-        let status = TiktokStatus::parse(&w.status).ok_or_else(|| Error::UnknownStatus {
-            order_id: w.id.clone(),
-            status: w.status.clone(),
-        })?;
+        let status = TiktokStatus::read(&w.status);
         let payment = match &w.payment {
             None => Payment::default(),
             Some(p) => Payment {

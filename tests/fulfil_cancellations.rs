@@ -260,7 +260,7 @@ async fn cancellations_release_stock_and_void_labels_and_stock_adds_up() {
         let (st, v) = post_json(
             &client,
             &format!("{base}/api/v1/orders/{id}/actions/cancel"),
-            &serde_json::json!({"reason": "customer called"}),
+            &serde_json::json!({"reason": "customer called", "cancel_reason": "buyer_requested"}),
         )
         .await;
         assert_eq!(st, 202, "{id}: {v}");

@@ -1,5 +1,7 @@
 //! An operator's cancel goes through TikTok (a seller cancellation, once)
-//! and runs the workflow's compensations.
+//! and runs the workflow's compensations. The operator picks a reason
+//! kind; TikTok gets the official key for the shop's market and the
+//! order's status (paid, unpaid, UK).
 
 mod common;
 
@@ -27,6 +29,16 @@ async fn operator_cancel_cancels_on_tiktok_and_compensates() {
     })
     .await
     .unwrap();
+    // The second shop is a UK shop: orderflow reads its market from Get
+    // Authorized Shops (the configuration does not say).
+    let uk_shop = sim.shops()[1].0.clone();
+    let (s, v) = post_json(
+        &reqwest::Client::new(),
+        &format!("{}/sim/shops/{uk_shop}", sim.base_url()),
+        &serde_json::json!({"region": "GB"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
     let dir = tempfile::tempdir().unwrap();
     let wf = dir.path().join("wf");
     std::fs::create_dir_all(&wf).unwrap();
@@ -65,10 +77,45 @@ async fn operator_cancel_cancels_on_tiktok_and_compensates() {
         async move { (get_json(&c, &u).await.1["step"] == "wait_ok").then_some(()) }
     })
     .await;
-    let (s, _) = post_json(
+    // Without a TikTok reason the cancel is refused while TikTok would take
+    // one; the reasons offered are those of a paid US order.
+    let (s, v) = post_json(
         &client,
         &format!("{base}/api/v1/orders/{id}/actions/cancel"),
         &serde_json::json!({"reason": "buyer asked by phone"}),
+    )
+    .await;
+    assert_eq!(s, 409, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("cancel_reason"),
+        "{v}"
+    );
+    let (s, offered) = get_json(
+        &client,
+        &format!("{base}/api/v1/orders/{id}/cancel-reasons"),
+    )
+    .await;
+    assert_eq!(s, 200, "{offered}");
+    let keys: Vec<&str> = offered["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "seller_cancel_reason_out_of_stock",
+            "seller_cancel_reason_wrong_price",
+            "seller_cancel_paid_reason_address_not_deliver",
+            "seller_cancel_paid_reason_buyer_requested_cancellation"
+        ],
+        "{offered}"
+    );
+    let (s, _) = post_json(
+        &client,
+        &format!("{base}/api/v1/orders/{id}/actions/cancel"),
+        &serde_json::json!({"reason": "buyer asked by phone", "cancel_reason": "buyer_requested"}),
     )
     .await;
     assert_eq!(s, 202);
@@ -105,6 +152,10 @@ async fn operator_cancel_cancels_on_tiktok_and_compensates() {
         .filter(|e| e["action"].as_str().unwrap_or("").contains("cancel") && e["ok"] == true)
         .collect();
     assert_eq!(cancels.len(), 1, "{ledger}");
+    assert_eq!(
+        cancels[0]["detail"],
+        "cancelled: seller_cancel_paid_reason_buyer_requested_cancellation"
+    );
     assert_eq!(recorder.arrivals(&id), ["reserve", "unreserve"]);
     // A second cancel is refused: the order is already cancelled.
     let (s, _) = post_json(
@@ -114,6 +165,47 @@ async fn operator_cancel_cancels_on_tiktok_and_compensates() {
     )
     .await;
     assert_eq!(s, 409);
+    // An unpaid order gets the unpaid key; a UK shop's order the _uk key.
+    let shops: Vec<String> = sim.shops().iter().map(|(s, _)| s.clone()).collect();
+    let unpaid = common::sim_orders_in(&client, &sim_url, &shops[0], "UNPAID", 1).await;
+    let uk = common::sim_orders_in(&client, &sim_url, &shops[1], "AWAITING_SHIPMENT", 1).await;
+    for (order, want) in [
+        (
+            &unpaid[0],
+            "cancelled: seller_cancel_unpaid_reason_out_of_stock",
+        ),
+        (&uk[0], "cancelled: seller_cancel_reason_out_of_stock_uk"),
+    ] {
+        eventually(Duration::from_secs(30), "the order to be fetched", || {
+            let (c, u) = (client.clone(), format!("{base}/api/v1/orders/{order}"));
+            async move {
+                get_json(&c, &u).await.1["tiktok_status"]
+                    .is_string()
+                    .then_some(())
+            }
+        })
+        .await;
+        let (s, v) = post_json(
+            &client,
+            &format!("{base}/api/v1/orders/{order}/actions/cancel"),
+            &serde_json::json!({"reason": "no stock", "cancel_reason": "out_of_stock"}),
+        )
+        .await;
+        assert_eq!(s, 202, "{v}");
+        let entry = eventually(Duration::from_secs(30), "TikTok's cancel", || {
+            let (c, u) = (
+                client.clone(),
+                format!("{sim_url}/sim/ledger?order_id={order}&action=cancel"),
+            );
+            async move {
+                let l = get_json(&c, &u).await.1;
+                l["entries"].as_array()?.first().cloned()
+            }
+        })
+        .await;
+        assert_eq!(entry["detail"], want, "{entry}");
+        assert_eq!(entry["ok"], true, "{entry}");
+    }
     // The reconcile command's endpoint answers with a drift report (the
     // comparison itself is tested in tests/inventory_push.rs).
     let (s, r) = get_json(&client, &format!("{base}/api/v1/inventory/reconcile")).await;

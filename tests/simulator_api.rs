@@ -261,7 +261,7 @@ async fn client_endpoints_round_trip_and_shipping_is_idempotent() {
     let entries = ledger["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 2);
     assert_eq!(entries.iter().filter(|e| e["ok"] == true).count(), 1);
-    assert_eq!(entries[1]["code"], 21011040);
+    assert_eq!(entries[1]["code"], 11006021);
     let truth = sim_get(&sim, &format!("/sim/orders/{oid}")).await;
     assert_eq!(truth["status"], "AWAITING_COLLECTION");
     assert_eq!(truth["order"]["tracking_number"], "1Z999");
@@ -312,6 +312,24 @@ async fn client_endpoints_round_trip_and_shipping_is_idempotent() {
         .unwrap()
         .is_already_shipped());
 
+    // Reasons as TikTok takes them: a key no market lists (the old
+    // default) is unknown (25001014); an unpaid-order key on a paid order
+    // and a UK key on a US shop do not match (25001021).
+    for (reason, code) in [
+        ("seller_cancel_reason_other", 25001014),
+        ("seller_cancel_unpaid_reason_out_of_stock", 25001021),
+        ("seller_cancel_reason_out_of_stock_uk", 25001021),
+    ] {
+        let wrong = CancelOrderRequest {
+            order_id: orders[2].0.clone(),
+            cancel_reason: reason.into(),
+            ..Default::default()
+        };
+        match client.cancel_order(&shop, &wrong).await {
+            Err(Error::Api { code: c, .. }) if c == code => {}
+            r => panic!("{reason}: {r:?}"),
+        }
+    }
     // Seller cancel, then cancelling again is a business error, not retried.
     let cancel = CancelOrderRequest {
         order_id: orders[2].0.clone(),
@@ -324,7 +342,7 @@ async fn client_endpoints_round_trip_and_shipping_is_idempotent() {
             .await
             .unwrap()
             .cancel_status,
-        "SUCCESS"
+        "CANCELLATION_REQUEST_SUCCESS"
     );
     match client.cancel_order(&shop, &cancel).await {
         Err(Error::Api { code: 25001051, .. }) => {}

@@ -224,6 +224,9 @@ pub struct BulkRequest {
     pub by: Option<String>,
     #[serde(default)]
     pub reason: Option<String>,
+    /// For `cancel`: the TikTok cancel reason (kind or official key).
+    #[serde(default)]
+    pub cancel_reason: Option<String>,
     #[serde(default)]
     pub step: Option<String>,
 }
@@ -234,6 +237,7 @@ pub fn parse_action(
     by: Option<String>,
     note: Option<String>,
     reason: Option<String>,
+    cancel_reason: Option<String>,
     step: Option<String>,
 ) -> Result<OperatorAction, String> {
     let by = by.unwrap_or_else(|| "operator".into());
@@ -247,9 +251,16 @@ pub fn parse_action(
             reason: reason.unwrap_or_else(|| "held by an operator".into()),
         },
         "release" => OperatorAction::Release,
-        "cancel" => OperatorAction::Cancel {
-            reason: reason.unwrap_or_else(|| "cancelled by an operator".into()),
-        },
+        "cancel" => {
+            let reason = reason.unwrap_or_else(|| "cancelled by an operator".into());
+            match cancel_reason.filter(|r| !r.trim().is_empty()) {
+                Some(cancel_reason) => OperatorAction::SellerCancel {
+                    reason,
+                    cancel_reason,
+                },
+                None => OperatorAction::Cancel { reason },
+            }
+        }
         "run_from" => OperatorAction::RunFrom {
             step: step.ok_or("run_from needs \"step\"")?,
         },
@@ -311,6 +322,7 @@ async fn start_bulk(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
         req.by.clone(),
         None,
         req.reason.clone(),
+        req.cancel_reason.clone(),
         req.step.clone(),
     ) {
         Ok(a) => a,

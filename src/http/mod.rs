@@ -38,6 +38,7 @@ use crate::runtime::intake::Intake;
 use crate::runtime::Registry;
 use crate::store::{OrderRecord, Store};
 use crate::tiktok::dto::WireOrder;
+use crate::tiktok::reasons::{seller_can_cancel, CancelKind};
 use crate::workflow::interpreter::State;
 use crate::workflow::value::Data;
 
@@ -55,6 +56,8 @@ pub struct AppState {
     /// Per-shop pollers, for operator resyncs.
     pub pollers: Vec<crate::sync::poll::Poller>,
     pub admin_token: Option<crate::tiktok::Secret>,
+    /// TikTok, for what the console offers (cancel reasons per market).
+    pub gateway: Option<crate::tiktok::GatewayHandle>,
     pub jobs: admin::Jobs,
     pub at_risk_margin_s: i64,
     /// Stock, for the inventory endpoints; `None` in daemons built without
@@ -115,6 +118,7 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
         .route("/sync/resync", web::post().to(resync))
         .route("/orders/{id}", web::get().to(get_order))
         .route("/orders/{id}/audit", web::get().to(get_audit))
+        .route("/orders/{id}/cancel-reasons", web::get().to(cancel_reasons))
         .route("/audit/export", web::get().to(export_audit))
         .route("/orders/{id}/actions/{action}", web::post().to(post_action))
         .route("/stats/lifecycle", web::get().to(lifecycle_counts))
@@ -356,6 +360,9 @@ pub struct ActionBody {
     pub by: Option<String>,
     pub note: Option<String>,
     pub reason: Option<String>,
+    /// For `cancel`: TikTok's cancel reason, as a kind (`out_of_stock`, ...)
+    /// or an official key (see `GET /api/v1/orders/{id}/cancel-reasons`).
+    pub cancel_reason: Option<String>,
     pub step: Option<String>,
 }
 
@@ -379,7 +386,42 @@ pub fn check_intervention(rec: &OrderRecord, action: &OperatorAction) -> Result<
         }
         OperatorAction::Hold { .. } => !rec.lifecycle.is_terminal() && rec.held_from.is_none(),
         OperatorAction::Release => rec.held_from.is_some(),
-        OperatorAction::Cancel { .. } => !rec.lifecycle.is_terminal(),
+        OperatorAction::Cancel { .. } => {
+            if rec.lifecycle.is_terminal() {
+                false
+            } else if let Some(o) = rec.order.as_ref().filter(|o| seller_can_cancel(&o.status)) {
+                return Err(format!(
+                    "order {} is {} on TikTok, where it can still be cancelled: give a cancel_reason (one of {}; GET /api/v1/orders/{}/cancel-reasons lists the ones TikTok takes for it)",
+                    rec.order_id,
+                    o.status,
+                    CancelKind::ALL.map(CancelKind::as_str).join(", "),
+                    rec.order_id
+                ));
+            } else {
+                true
+            }
+        }
+        OperatorAction::SellerCancel { .. } => {
+            if rec.lifecycle.is_terminal() {
+                false
+            } else {
+                match rec.order.as_ref() {
+                    Some(o) if seller_can_cancel(&o.status) => true,
+                    Some(o) => {
+                        return Err(format!(
+                            "TikTok takes no seller cancellation of order {} in status {}; cancel without cancel_reason to stop orderflow's work on it",
+                            rec.order_id, o.status
+                        ))
+                    }
+                    None => {
+                        return Err(format!(
+                            "order {} has not been fetched from TikTok yet",
+                            rec.order_id
+                        ))
+                    }
+                }
+            }
+        }
         OperatorAction::Note { .. } => true,
     };
     if ok {
@@ -392,6 +434,41 @@ pub fn check_intervention(rec: &OrderRecord, action: &OperatorAction) -> Result<
             rec.lifecycle,
             st.map_or("none", crate::workflow::interpreter::state_name)
         ))
+    }
+}
+
+/// The cancel reasons TikTok takes for this order now (its shop's market,
+/// its status): what the console's and CLI's cancel offers.
+async fn cancel_reasons(s: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    let rec = match s.store.load_order(&id) {
+        Ok(Some(r)) => r,
+        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no order {id}")),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let Some(order) = rec.order.as_ref() else {
+        return HttpResponse::Ok().json(json!({
+            "order_id": rec.order_id, "cancellable_on_tiktok": false, "reasons": [],
+            "why": "the order has not been fetched from TikTok yet",
+        }));
+    };
+    if !seller_can_cancel(&order.status) {
+        return HttpResponse::Ok().json(json!({
+            "order_id": rec.order_id, "status": order.status.as_str(),
+            "cancellable_on_tiktok": false, "reasons": [],
+            "why": format!("TikTok takes no seller cancellation in status {}", order.status),
+        }));
+    }
+    let Some(g) = &s.gateway else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "TikTok is not configured");
+    };
+    match g.market(&rec.shop_id).await {
+        Ok(market) => HttpResponse::Ok().json(json!({
+            "order_id": rec.order_id, "status": order.status.as_str(), "market": market,
+            "cancellable_on_tiktok": true,
+            "reasons": crate::tiktok::reasons::seller_cancel_reasons(market, &order.status),
+        })),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }
 
@@ -410,7 +487,7 @@ async fn post_action(
             Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed body: {e}")),
         }
     };
-    let action = match admin::parse_action(&name, b.by, b.note, b.reason, b.step) {
+    let action = match admin::parse_action(&name, b.by, b.note, b.reason, b.cancel_reason, b.step) {
         Ok(a) => a,
         Err(m) if m.starts_with("unknown action") => return error(StatusCode::NOT_FOUND, m),
         Err(m) => return error(StatusCode::BAD_REQUEST, m),

@@ -182,6 +182,25 @@ impl W<'_> {
             .increment(1);
     }
 
+    /// TikTok reported a status orderflow does not know: nothing is done
+    /// on a guess. The order keeps the raw status (shown as it came) and is
+    /// held for an operator, with the reason in its audit and an alert
+    /// (`orderflow_orders_unknown_status_total`).
+    fn hold_unknown_status(&mut self, status: &TiktokStatus) {
+        metrics::counter!(crate::metrics::ORDERS_UNKNOWN_STATUS_TOTAL).increment(1);
+        let reason = format!(
+            "TikTok reports status {status}, which orderflow does not know: held for an operator"
+        );
+        self.audit("tiktok", "unknown_status", reason.clone());
+        if !self.rec.lifecycle.is_terminal() && !self.held() {
+            self.rec.held_from = Some(self.rec.lifecycle);
+            self.set_lifecycle(Lifecycle::OnHold, "tiktok", &reason);
+            if self.rec.lifecycle != Lifecycle::OnHold {
+                self.rec.held_from = None;
+            }
+        }
+    }
+
     fn held(&self) -> bool {
         self.rec.lifecycle == Lifecycle::OnHold && self.rec.held_from.is_some()
     }
@@ -348,7 +367,10 @@ impl W<'_> {
             return;
         }
         let Some(order) = &self.rec.order else { return };
-        let status = order.status;
+        let status = order.status.clone();
+        if !status.is_known() {
+            return;
+        }
         let cat = self.env.registry.current();
         let now_ms = self.env.now_ms;
         let Some(def) = cat.select_with(status.as_str(), || self.order_val(), now_ms) else {
@@ -386,10 +408,7 @@ impl W<'_> {
                 status,
                 update_time,
             } => {
-                let Some(s) = TiktokStatus::parse(status) else {
-                    self.audit(src, "ignored", format!("unknown status {status}"));
-                    return Ok(());
-                };
+                let s = TiktokStatus::read(status);
                 match self.rec.order.clone() {
                     Some(mut o) => {
                         o.status = s;
@@ -432,7 +451,11 @@ impl W<'_> {
                 );
                 return;
             }
-            if p.status.rank() > order.status.rank() && p.status != TiktokStatus::Cancelled {
+            let back = match (p.status.rank(), order.status.rank()) {
+                (Some(was), Some(now)) => was > now,
+                _ => false,
+            };
+            if back && p.status != TiktokStatus::Cancelled {
                 self.audit(
                     src,
                     "stale",
@@ -441,7 +464,7 @@ impl W<'_> {
                 return;
             }
         }
-        let status_changed = prev.as_ref().map(|p| p.status) != Some(order.status);
+        let status_changed = prev.as_ref().map(|p| &p.status) != Some(&order.status);
         let mut order = order.clone();
         if let Some(p) = &prev {
             for t in &p.tags {
@@ -450,15 +473,19 @@ impl W<'_> {
                 }
             }
         }
-        let status = order.status;
+        let status = order.status.clone();
         self.rec.order = Some(order);
         self.order_val = None;
         self.changed = true;
         if status_changed {
             let from = prev.map_or("new".to_string(), |p| p.status.to_string());
             self.audit(src, "status", format!("TikTok status {from} → {status}"));
-            let next = self.rec.lifecycle.on_tiktok_status(status);
+            let next = self.rec.lifecycle.on_tiktok_status(&status);
             self.set_lifecycle(next, src, &format!("TikTok says {status}"));
+            if !status.is_known() {
+                self.hold_unknown_status(&status);
+                return;
+            }
         }
         if self.rec.instance.is_none() {
             self.maybe_start_workflow();
@@ -486,6 +513,10 @@ impl W<'_> {
             OperatorAction::Hold { reason } | OperatorAction::Cancel { reason } => {
                 format!("{}: {reason}", a.name())
             }
+            OperatorAction::SellerCancel {
+                reason,
+                cancel_reason,
+            } => format!("cancel: {reason} (TikTok reason {cancel_reason})"),
             OperatorAction::Approve { by, note } | OperatorAction::Reject { by, note } => {
                 format!("{} by {by} {note}", a.name())
             }
@@ -536,41 +567,67 @@ impl W<'_> {
             OperatorAction::Note { text } => {
                 self.rec.note = Some(text.clone());
             }
-            OperatorAction::Cancel { reason } => {
-                // Cancel on TikTok too (a seller cancellation), unless TikTok
-                // already has the order cancelled or past shipping.
-                let cancellable = self.rec.order.as_ref().is_some_and(|o| {
-                    o.status.rank() <= TiktokStatus::AwaitingCollection.rank()
-                        && o.status != TiktokStatus::Cancelled
-                });
-                if cancellable {
-                    let visit = self.rec.audit_seq as u32;
-                    let effect = EffectId {
-                        step: OPERATOR_CANCEL.into(),
-                        visit,
-                        compensation: false,
-                    };
-                    let started = StartedEffect {
-                        key: format!("{}:operator-cancel:{visit}", self.rec.order_id),
-                        effect,
-                        action: "tiktok.cancel_order".into(),
-                        args: Data::map([("reason", Data::from("seller_cancel_reason_other"))]),
-                        attempt: 1,
-                        timeout_ms: None,
-                        started_ms: self.env.now_ms,
-                    };
-                    self.rec.in_flight.push(started.clone());
-                    self.start.push(started);
-                    self.audit("operator", "tiktok", "asking TikTok to cancel the order");
-                }
-                if self.instance_running() {
-                    self.drive(Input::Cancel {
-                        reason: reason.clone(),
-                    });
-                } else {
-                    self.set_lifecycle(Lifecycle::Cancelled, "operator", reason);
-                }
+            OperatorAction::Cancel { reason } => self.operator_cancel(reason, None),
+            OperatorAction::SellerCancel {
+                reason,
+                cancel_reason,
+            } => self.operator_cancel(reason, Some(cancel_reason)),
+        }
+    }
+
+    /// Stops the order's work (compensations run) and, with a TikTok
+    /// reason, cancels it on TikTok too, unless TikTok already has it
+    /// cancelled or past the point where a seller may cancel. Without one,
+    /// TikTok is not told (the API asks for a reason while TikTok takes one).
+    fn operator_cancel(&mut self, reason: &str, cancel_reason: Option<&String>) {
+        let cancellable = self
+            .rec
+            .order
+            .as_ref()
+            .is_some_and(|o| crate::tiktok::reasons::seller_can_cancel(&o.status));
+        match cancel_reason {
+            Some(r) if cancellable => {
+                let visit = self.rec.audit_seq as u32;
+                let effect = EffectId {
+                    step: OPERATOR_CANCEL.into(),
+                    visit,
+                    compensation: false,
+                };
+                let started = StartedEffect {
+                    key: format!("{}:operator-cancel:{visit}", self.rec.order_id),
+                    effect,
+                    action: "tiktok.cancel_order".into(),
+                    args: Data::map([("reason", Data::from(r.as_str()))]),
+                    attempt: 1,
+                    timeout_ms: None,
+                    started_ms: self.env.now_ms,
+                };
+                self.rec.in_flight.push(started.clone());
+                self.start.push(started);
+                self.audit(
+                    "operator",
+                    "tiktok",
+                    format!("asking TikTok to cancel the order ({r})"),
+                );
             }
+            Some(r) => self.audit(
+                "operator",
+                "tiktok",
+                format!("not cancelled on TikTok ({r}): TikTok takes no seller cancellation in this status"),
+            ),
+            None if cancellable => self.audit(
+                "operator",
+                "tiktok",
+                "not cancelled on TikTok: no cancel reason was given",
+            ),
+            None => {}
+        }
+        if self.instance_running() {
+            self.drive(Input::Cancel {
+                reason: reason.to_string(),
+            });
+        } else {
+            self.set_lifecycle(Lifecycle::Cancelled, "operator", reason);
         }
     }
 

@@ -68,18 +68,10 @@ impl Fulfilment {
     }
 }
 
-/// TikTok's answers as error kinds a workflow can retry on or catch.
+/// TikTok's answers as error kinds a workflow can retry on or catch (one
+/// mapping, [`crate::shipping::tiktok_kind`], for every caller).
 fn tiktok_error(e: crate::tiktok::Error) -> ActionError {
-    use crate::tiktok::Error as T;
-    let kind = match &e {
-        T::Config { .. } | T::InvalidConfig(_) | T::UnknownShop(_) | T::NoCipher(_) => "invalid",
-        T::Api { code, .. } if *code == crate::tiktok::codes::TOO_MANY_REQUESTS => "rate_limited",
-        T::Api { .. } => "rejected",
-        T::OrderNotFound(_) => "not_found",
-        T::InvalidRequest(_) => "invalid",
-        _ => "transient",
-    };
-    err(kind, e.to_string())
+    err(crate::shipping::tiktok_kind(&e).as_str(), e.to_string())
 }
 
 impl Executor {
@@ -346,7 +338,7 @@ impl Executor {
     }
 
     async fn tiktok(&self, order: &Order, e: &StartedEffect) -> Result<Data, ActionError> {
-        use crate::tiktok::dto::{CancelOrderRequest, MarkShippedRequest, ShipPackageRequest};
+        use crate::tiktok::dto::{MarkShippedRequest, ShipPackageRequest};
         use crate::tiktok::{Priority, Shipment};
         let g = self
             .gateway
@@ -416,14 +408,17 @@ impl Executor {
                 ]))
             }
             _ => {
-                let req = CancelOrderRequest {
-                    order_id: order.id.clone(),
-                    cancel_reason: arg("reason")
-                        .unwrap_or_else(|| "seller_cancel_reason_other".into()),
-                    ..Default::default()
-                };
+                // A kind (`out_of_stock`) or an official key; the gateway
+                // maps it for the shop's market and the order's status and
+                // refuses one TikTok would refuse, before any call.
+                let reason = arg("reason").ok_or_else(|| {
+                    err(
+                        "invalid",
+                        "tiktok.cancel_order needs a reason (out_of_stock, pricing_error, address_undeliverable, buyer_requested, buyer_did_not_pay, potential_fraud, or an official key)",
+                    )
+                })?;
                 let d = g
-                    .cancel_order(&order.shop_id, req, prio)
+                    .seller_cancel(order, &reason, prio)
                     .await
                     .map_err(tiktok_error)?;
                 Ok(Data::map([

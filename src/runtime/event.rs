@@ -89,6 +89,15 @@ pub enum OperatorAction {
     Note {
         text: String,
     },
+    /// Cancel as [`OperatorAction::Cancel`] does, and cancel on TikTok
+    /// too with `cancel_reason`: a reason kind
+    /// ([`crate::tiktok::reasons::CancelKind`]) or an official key, mapped
+    /// to the key for the shop's market and the order's status when the
+    /// call is made. (A plain `Cancel` stops orderflow's work only.)
+    SellerCancel {
+        reason: String,
+        cancel_reason: String,
+    },
 }
 
 impl OperatorAction {
@@ -100,7 +109,7 @@ impl OperatorAction {
             OperatorAction::Reject { .. } => "reject",
             OperatorAction::Hold { .. } => "hold",
             OperatorAction::Release => "release",
-            OperatorAction::Cancel { .. } => "cancel",
+            OperatorAction::Cancel { .. } | OperatorAction::SellerCancel { .. } => "cancel",
             OperatorAction::RunFrom { .. } => "run_from",
             OperatorAction::Note { .. } => "note",
         }

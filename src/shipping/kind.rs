@@ -78,8 +78,13 @@ pub fn tiktok_kind(e: &crate::tiktok::Error) -> ErrorKind {
             _ => ErrorKind::Rejected,
         },
         T::OrderNotFound(_) => ErrorKind::NotFound,
-        T::InvalidRequest(_) | T::Order(_) | T::WebhookPayload(_) => ErrorKind::Invalid,
+        T::InvalidRequest(_)
+        | T::Order(_)
+        | T::WebhookPayload(_)
+        | T::UnknownMarket { .. }
+        | T::CancelReason { .. } => ErrorKind::Invalid,
         T::Config { .. }
+        | T::Configuration { .. }
         | T::InvalidConfig(_)
         | T::TokenRefresh { .. }
         | T::UnknownShop(_)

@@ -355,12 +355,35 @@ pub(crate) async fn handle(sim: Data<Arc<Shared>>, req: HttpRequest, body: Bytes
         let mut w = sim.world.lock();
         dispatch(&mut w, r, arg.unwrap_or(""), &shop_id, &q, &body)
     };
-    let mut w = sim.world.lock();
-    let resp = finish(&mut w, r, ans);
-    // Webhooks produced by this call go out after the answer is decided.
-    let out = std::mem::take(&mut w.outbox);
-    drop(w);
-    sim.push_all(out);
+    let (resp, hold) = {
+        let mut w = sim.world.lock();
+        // A lost reply: the call took effect, the caller hears nothing in
+        // time.
+        let lose = ans.is_ok()
+            && matches!(
+                r,
+                Route::ShipPackage | Route::MarkShipped | Route::BatchShip | Route::Cancel
+            )
+            && w.faults.lost_replies > 0;
+        let hold = if lose {
+            w.faults.lost_replies -= 1;
+            Duration::from_millis(match w.faults.lost_reply_ms {
+                0 => 30_000,
+                ms => ms,
+            })
+        } else {
+            Duration::ZERO
+        };
+        let resp = finish(&mut w, r, ans);
+        // Webhooks produced by this call go out after the answer is decided.
+        let out = std::mem::take(&mut w.outbox);
+        drop(w);
+        sim.push_all(out);
+        (resp, hold)
+    };
+    if !hold.is_zero() {
+        tokio::time::sleep(hold).await;
+    }
     resp
 }
 
@@ -433,13 +456,20 @@ fn tokens(sim: &Shared, w: &mut World, r: Route, q: &Q<'_>) -> Answer {
     serde_json::to_value(data).map_err(|e| bad(codes::INTERNAL_ERROR, e.to_string()))
 }
 
-/// The order as the API shows it: no address before the hold ends.
-fn visible(o: &WireOrder) -> WireOrder {
-    let mut o = o.clone();
-    if matches!(o.status.as_str(), "UNPAID" | "ON_HOLD") {
-        o.recipient_address = None;
+/// The order as the API shows it: no address before the hold ends, and
+/// any wire patch a test set laid over the true fields.
+fn visible(o: &super::state::SimOrder) -> serde_json::Value {
+    let mut wire = o.wire.clone();
+    if matches!(wire.status.as_str(), "UNPAID" | "ON_HOLD") {
+        wire.recipient_address = None;
     }
-    o
+    let mut v = serde_json::to_value(&wire).unwrap_or_default();
+    if let Some(m) = v.as_object_mut() {
+        for (k, x) in &o.wire_patch {
+            m.insert(k.clone(), x.clone());
+        }
+    }
+    v
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -544,16 +574,32 @@ fn ship_one(
             | TiktokStatus::InTransit
             | TiktokStatus::Delivered
             | TiktokStatus::Completed,
-        ) => (
-            codes::ALREADY_SHIPPED[0],
-            "Package has already been shipped".to_string(),
+        ) => {
+            // TikTok lists several "already shipped" codes per endpoint;
+            // which one it sends is a fault setting.
+            let endpoint = if action == "ship" {
+                "ship_package"
+            } else {
+                "mark_package_shipped"
+            };
+            let wanted = w.faults.already_shipped_code;
+            let code = codes::already_done(endpoint)
+                .find(|c| *c == wanted)
+                .or_else(|| codes::already_done(endpoint).next())
+                .unwrap_or(codes::INTERNAL_ERROR);
+            (code, codes::message(endpoint, code).to_string())
+        }
+        Some(TiktokStatus::Cancelled) if action == "ship" => (
+            21011041,
+            codes::message("ship_package", 21011041).to_string(),
         ),
-        s => (
-            sim_codes::STATUS_NOT_ALLOWED,
-            format!(
-                "Order status {} does not allow shipping",
-                s.map(|s| s.as_str()).unwrap_or("?")
-            ),
+        _ if action == "ship" => (
+            21011003,
+            codes::message("ship_package", 21011003).to_string(),
+        ),
+        _ => (
+            21042057,
+            codes::message("mark_package_shipped", 21042057).to_string(),
         ),
     };
     ledger(
@@ -594,11 +640,11 @@ fn dispatch(w: &mut World, r: Route, arg: &str, shop_id: &str, q: &Q<'_>, body: 
                     format!("ids must hold 1 to 50 order ids, got {}", ids.len()),
                 ));
             }
-            let orders: Vec<WireOrder> = ids
+            let orders: Vec<serde_json::Value> = ids
                 .iter()
                 .filter_map(|id| w.orders.get(*id))
                 .filter(|o| o.shop_id == shop_id)
-                .map(|o| visible(&o.wire))
+                .map(visible)
                 .collect();
             Ok(json!({ "orders": orders }))
         }
@@ -622,62 +668,49 @@ fn dispatch(w: &mut World, r: Route, arg: &str, shop_id: &str, q: &Q<'_>, body: 
                     .and_then(|n| n.parse().ok())
                     .ok_or_else(|| bad(sim_codes::INVALID_PARAM, "Invalid page_token"))?,
             };
-            let mut hits: Vec<&WireOrder> = w
+            let mut hits: Vec<&super::state::SimOrder> = w
                 .orders
                 .values()
-                .filter(|o| o.shop_id == shop_id)
-                .map(|o| &o.wire)
-                .filter(|o| f.order_status.as_ref().is_none_or(|s| &o.status == s))
-                .filter(|o| f.create_time_ge.is_none_or(|t| o.create_time >= t))
-                .filter(|o| f.create_time_lt.is_none_or(|t| o.create_time < t))
-                .filter(|o| f.update_time_ge.is_none_or(|t| o.update_time >= t))
-                .filter(|o| f.update_time_lt.is_none_or(|t| o.update_time < t))
-                .filter(|o| {
-                    f.shipping_type
-                        .as_ref()
-                        .is_none_or(|s| o.shipping_type.as_ref() == Some(s))
-                })
-                .filter(|o| {
-                    f.buyer_user_id
-                        .as_ref()
-                        .is_none_or(|s| o.user_id.as_ref() == Some(s))
-                })
-                .filter(|o| {
-                    f.is_buyer_request_cancel
-                        .is_none_or(|b| o.is_buyer_request_cancel.unwrap_or(false) == b)
-                })
-                .filter(|o| {
-                    f.warehouse_ids.is_empty()
-                        || o.warehouse_id
+                .filter(|so| so.shop_id == shop_id)
+                .filter(|so| {
+                    let o = &so.wire;
+                    f.order_status.as_ref().is_none_or(|s| &o.status == s)
+                        && f.create_time_ge.is_none_or(|t| o.create_time >= t)
+                        && f.create_time_lt.is_none_or(|t| o.create_time < t)
+                        && f.update_time_ge.is_none_or(|t| o.update_time >= t)
+                        && f.update_time_lt.is_none_or(|t| o.update_time < t)
+                        && f.shipping_type
                             .as_ref()
-                            .is_some_and(|x| f.warehouse_ids.contains(x))
+                            .is_none_or(|s| o.shipping_type.as_ref() == Some(s))
+                        && f.buyer_user_id
+                            .as_ref()
+                            .is_none_or(|s| o.user_id.as_ref() == Some(s))
+                        && f.is_buyer_request_cancel
+                            .is_none_or(|b| o.is_buyer_request_cancel.unwrap_or(false) == b)
+                        && (f.warehouse_ids.is_empty()
+                            || o.warehouse_id
+                                .as_ref()
+                                .is_some_and(|x| f.warehouse_ids.contains(x)))
                 })
                 .collect();
-            hits.sort_by(|a, b| {
-                let ka = (
-                    if by_update {
-                        a.update_time
-                    } else {
-                        a.create_time
-                    },
-                    &a.id,
-                );
-                let kb = (
-                    if by_update {
-                        b.update_time
-                    } else {
-                        b.create_time
-                    },
-                    &b.id,
-                );
-                if asc {
-                    ka.cmp(&kb)
+            fn key(so: &super::state::SimOrder, by_update: bool) -> (i64, &str) {
+                let o = &so.wire;
+                let t = if by_update {
+                    o.update_time
                 } else {
-                    kb.cmp(&ka)
+                    o.create_time
+                };
+                (t, o.id.as_str())
+            }
+            hits.sort_by(|a, b| {
+                if asc {
+                    key(a, by_update).cmp(&key(b, by_update))
+                } else {
+                    key(b, by_update).cmp(&key(a, by_update))
                 }
             });
             let total = hits.len();
-            let page: Vec<WireOrder> = hits
+            let page: Vec<serde_json::Value> = hits
                 .iter()
                 .skip(offset)
                 .take(page_size)
@@ -822,24 +855,36 @@ fn dispatch(w: &mut World, r: Route, arg: &str, shop_id: &str, q: &Q<'_>, body: 
                 .get(&req.order_id)
                 .filter(|o| o.shop_id == shop_id)
                 .map(|o| o.wire.status.clone());
-            let (code, msg) = match status.as_deref() {
-                None => (
-                    codes::NOT_THIS_SELLER,
-                    "Order does not belong to this seller".to_string(),
-                ),
-                Some(_) if !req.cancel_reason.starts_with("seller_cancel_reason_") => (
-                    codes::CANCEL_REASON_INVALID,
-                    format!("Cancel reason {:?} is not valid", req.cancel_reason),
-                ),
-                Some("UNPAID" | "ON_HOLD" | "AWAITING_SHIPMENT") => (0, "cancelled".to_string()),
-                Some("COMPLETED" | "CANCELLED") => (
-                    codes::ORDER_FINISHED,
-                    "Order is already completed or cancelled".to_string(),
-                ),
-                Some(s) => (
-                    codes::CANCEL_REASON_INVALID,
-                    format!("Order status {s} does not allow a seller cancel"),
-                ),
+            // As TikTok answers (Cancel Order's listed codes): a key no
+            // market lists, a key that does not fit the shop's market and
+            // the order's status, an order past shipping or finished.
+            let market = w
+                .shops
+                .iter()
+                .find(|s| s.id == shop_id)
+                .and_then(|s| crate::tiktok::reasons::Market::from_region(&s.region));
+            let listed = |code: i64| (code, codes::message("cancel_order", code).to_string());
+            let (code, msg) = match status.as_deref().map(TiktokStatus::read) {
+                None => listed(codes::NO_PERMISSION_ORDER),
+                Some(TiktokStatus::Completed | TiktokStatus::Cancelled) => {
+                    listed(codes::ORDER_FINISHED)
+                }
+                Some(s) if !crate::tiktok::reasons::seller_can_cancel(&s) => {
+                    listed(codes::ORDER_SHIPPED_NO_CANCEL)
+                }
+                Some(_)
+                    if !crate::tiktok::reasons::is_any_seller_cancel_key(&req.cancel_reason) =>
+                {
+                    listed(codes::CANCEL_REASON_UNKNOWN)
+                }
+                Some(s) => match market.map(|m| {
+                    crate::tiktok::reasons::seller_cancel_reasons(m, &s)
+                        .iter()
+                        .any(|r| r.key == req.cancel_reason)
+                }) {
+                    Some(true) => (0, format!("cancelled: {}", req.cancel_reason)),
+                    _ => listed(codes::CANCEL_REASON_STATUS),
+                },
             };
             if code == 0 {
                 w.cancel(&req.order_id, "SELLER", &req.cancel_reason);
@@ -869,7 +914,7 @@ fn dispatch(w: &mut World, r: Route, arg: &str, shop_id: &str, q: &Q<'_>, body: 
                 );
                 Ok(json!(CancelOrderData {
                     cancel_id,
-                    cancel_status: "SUCCESS".into()
+                    cancel_status: "CANCELLATION_REQUEST_SUCCESS".into()
                 }))
             } else {
                 Err(bad(code, msg))

@@ -5,9 +5,11 @@
 //! | Method & path | Body / query | Answer |
 //! |---|---|---|
 //! | `GET /sim/shops` | | `{shops:[{id,cipher,name,region,warehouse_id}], skus:[{id,product_id,name,price}]}` |
-//! | `POST /sim/orders` | `{shop_id?, items?:[{sku_id,quantity}], status?, count?, ship_by_in_secs?}` | `{orders:[{order_id,package_id,shop_id}]}` |
+//! | `POST /sim/orders` | `{shop_id?, items?:[{sku_id,quantity}], status?, count?, ship_by_in_secs?, shipping_type?, fulfillment_type?}` | `{orders:[{order_id,package_id,shop_id}]}` |
+//! | `POST /sim/shops/{id}` | `{region}` | the shop: its market (e.g. `GB`), as Get Authorized Shops reports it |
 //! | `GET /sim/orders/{id}` | | `{order_id,shop_id,status,package_id,order}` (true state, address included) |
 //! | `POST /sim/orders/{id}/buyer_cancel` | | `{status}` or 409 `{error}` |
+//! | `POST /sim/orders/{id}/wire` | `{field: value, ...}` (replaces the patch; `{}` clears it) | `{order_id, patch}`: Order Detail and Search Orders show these top-level fields in place of the true ones |
 //! | `POST /sim/carrier` | `{order_ids:[..], to?: "IN_TRANSIT"\|"DELIVERED"\|"COMPLETED"}` | `{advanced:[{order_id,status}], skipped:[{order_id,error}]}` |
 //! | `GET`/`POST /sim/clock` | `{time_scale}` | `{time_scale, now}` |
 //! | `GET`/`POST /sim/faults` | [`Faults`] (replaces all) | [`Faults`] |
@@ -31,9 +33,11 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/sim")
             .route("/shops", web::get().to(shops))
+            .route("/shops/{id}", web::post().to(set_shop))
             .route("/orders", web::post().to(create_orders))
             .route("/orders/{id}", web::get().to(get_order))
             .route("/orders/{id}/buyer_cancel", web::post().to(buyer_cancel))
+            .route("/orders/{id}/wire", web::post().to(patch_wire))
             .route("/carrier", web::post().to(carrier))
             .route("/clock", web::get().to(get_clock))
             .route("/clock", web::post().to(set_clock))
@@ -65,6 +69,37 @@ async fn shops(sim: Data<Arc<Shared>>) -> HttpResponse {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct ShopSettings {
+    region: String,
+}
+
+/// Sets a shop's region (its market: which cancel reasons TikTok takes).
+async fn set_shop(
+    sim: Data<Arc<Shared>>,
+    id: Path<String>,
+    body: Json<ShopSettings>,
+) -> HttpResponse {
+    if crate::tiktok::reasons::Market::from_region(&body.region).is_none() {
+        return err(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            format!("{:?} is not a TikTok Shop market", body.region),
+        );
+    }
+    let mut w = sim.world.lock();
+    match w.shops.iter_mut().find(|s| s.id == *id) {
+        None => err(
+            actix_web::http::StatusCode::NOT_FOUND,
+            format!("no shop {id}"),
+        ),
+        Some(s) => {
+            s.region = body.region.clone();
+            HttpResponse::Ok().json(json!({ "id": s.id, "region": s.region }))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Item {
     sku_id: String,
     #[serde(default = "one")]
@@ -83,6 +118,11 @@ struct CreateOrders {
     status: Option<String>,
     count: Option<u32>,
     ship_by_in_secs: Option<i64>,
+    /// `SELLER` (default) or `TIKTOK` (TikTok Shipping).
+    shipping_type: Option<String>,
+    /// `FULFILLMENT_BY_SELLER` (default), `FULFILLMENT_BY_TIKTOK` or
+    /// `FULFILLMENT_BY_DILAYANI_TOKOPEDIA`.
+    fulfillment_type: Option<String>,
 }
 
 async fn create_orders(sim: Data<Arc<Shared>>, body: Json<CreateOrders>) -> HttpResponse {
@@ -99,6 +139,25 @@ async fn create_orders(sim: Data<Arc<Shared>>, body: Json<CreateOrders>) -> Http
             )
         }
     };
+    if let Some(t) = b.shipping_type.as_deref() {
+        if !matches!(t, "SELLER" | "TIKTOK") {
+            return err(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                "shipping_type must be SELLER or TIKTOK",
+            );
+        }
+    }
+    if let Some(t) = b.fulfillment_type.as_deref() {
+        if !matches!(
+            t,
+            "FULFILLMENT_BY_SELLER" | "FULFILLMENT_BY_TIKTOK" | "FULFILLMENT_BY_DILAYANI_TOKOPEDIA"
+        ) {
+            return err(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                "fulfillment_type must be FULFILLMENT_BY_SELLER, FULFILLMENT_BY_TIKTOK or FULFILLMENT_BY_DILAYANI_TOKOPEDIA",
+            );
+        }
+    }
     let count = b.count.unwrap_or(1).clamp(1, 100_000);
     let mut w = sim.world.lock();
     let shop_idx = match &b.shop_id {
@@ -135,7 +194,16 @@ async fn create_orders(sim: Data<Arc<Shared>>, body: Json<CreateOrders>) -> Http
     let shop_id = w.shops[shop_idx].id.clone();
     let mut out = Vec::with_capacity(count as usize);
     for _ in 0..count {
-        let (order_id, package_id) = w.create_order(shop_idx, &items, status, b.ship_by_in_secs);
+        let (order_id, package_id) =
+            w.create_order(shop_idx, &items, status.clone(), b.ship_by_in_secs);
+        if let Some(o) = w.orders.get_mut(&order_id) {
+            if let Some(t) = &b.shipping_type {
+                o.wire.shipping_type = Some(t.clone());
+            }
+            if let Some(t) = &b.fulfillment_type {
+                o.wire.fulfillment_type = Some(t.clone());
+            }
+        }
         out.push(json!({ "order_id": order_id, "package_id": package_id, "shop_id": shop_id }));
     }
     let pushes = std::mem::take(&mut w.outbox);
@@ -152,6 +220,24 @@ async fn get_order(sim: Data<Arc<Shared>>, id: Path<String>) -> HttpResponse {
             "order_id": o.wire.id, "shop_id": o.shop_id, "status": o.wire.status,
             "package_id": o.package_id, "order": o.wire,
         })),
+    }
+}
+
+/// Lays fields over what the API shows of an order: the fault mode for
+/// values TikTok's schemas allow and a strict decoder refuses (an unknown
+/// status, `null`, numbers as strings).
+async fn patch_wire(
+    sim: Data<Arc<Shared>>,
+    id: Path<String>,
+    patch: Json<serde_json::Map<String, serde_json::Value>>,
+) -> HttpResponse {
+    let mut w = sim.world.lock();
+    match w.orders.get_mut(id.as_str()) {
+        None => err(actix_web::http::StatusCode::NOT_FOUND, "no such order"),
+        Some(o) => {
+            o.wire_patch = patch.into_inner();
+            HttpResponse::Ok().json(json!({ "order_id": id.as_str(), "patch": o.wire_patch }))
+        }
     }
 }
 
@@ -196,7 +282,7 @@ async fn carrier(sim: Data<Arc<Shared>>, body: Json<Carrier>) -> HttpResponse {
             .get(id)
             .map(|o| o.shop_id.clone())
             .unwrap_or_default();
-        match w.carrier_step(id, to) {
+        match w.carrier_step(id, to.clone()) {
             Ok(s) => {
                 w.record_simple(&shop, "carrier", id);
                 advanced.push(json!({ "order_id": id, "status": s.as_str() }));

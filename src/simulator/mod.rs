@@ -257,6 +257,7 @@ fn initial_faults(a: &SimulatorArgs) -> Faults {
         webhook_drop_rate: a.webhook_drop_rate,
         webhook_duplicate_rate: a.webhook_duplicate_rate,
         webhook_reorder_rate: a.webhook_reorder_rate,
+        ..Faults::default()
     }
 }
 

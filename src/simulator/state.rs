@@ -78,6 +78,16 @@ pub struct Faults {
     pub webhook_duplicate_rate: f64,
     /// Fraction of webhook pushes held back and sent after the next one.
     pub webhook_reorder_rate: f64,
+    /// The next this many ship, mark-shipped and cancel calls that succeed
+    /// take effect, but their reply is held back `lost_reply_ms` (the
+    /// caller times out and must re-issue). Counts down.
+    pub lost_replies: u32,
+    /// How long a lost reply is held; 0 means 30 s.
+    pub lost_reply_ms: u64,
+    /// The code a re-issued ship or mark-shipped call is answered with: one
+    /// of the "already shipped" codes TikTok lists for that endpoint (0,
+    /// or one it does not list there, means the first it lists).
+    pub already_shipped_code: i64,
 }
 
 impl Faults {
@@ -153,6 +163,10 @@ pub(crate) struct SimOrder {
     pub hold_until: Option<f64>,
     pub buyer_cancel_at: Option<f64>,
     pub next_carrier_at: Option<f64>,
+    /// Fields the API shows in place of the true ones (`POST
+    /// /sim/orders/{id}/wire`): values TikTok's schemas allow that a strict
+    /// decoder refuses (an unknown status, `null`, a number as a string).
+    pub wire_patch: serde_json::Map<String, serde_json::Value>,
 }
 
 pub(crate) struct TokenState {
@@ -541,6 +555,7 @@ impl World {
                 .then_some(paid_base as f64 + HOLD_SECS),
             buyer_cancel_at,
             next_carrier_at: None,
+            wire_patch: Default::default(),
         };
         if status == TiktokStatus::AwaitingShipment {
             attach_package(&mut o);
@@ -692,18 +707,18 @@ impl World {
             TiktokStatus::Delivered => TiktokStatus::Completed,
             s => return Err(format!("order is {s}: the carrier has nothing to do")),
         };
-        let target = to.unwrap_or(next);
+        let target = to.unwrap_or_else(|| next.clone());
         if target.rank() < next.rank() || target.rank() > TiktokStatus::Completed.rank() {
             return Err(format!("cannot move from {cur} to {target}"));
         }
-        let mut s = cur;
+        let mut s = cur.clone();
         while s != target {
             s = match s {
                 TiktokStatus::AwaitingCollection => TiktokStatus::InTransit,
                 TiktokStatus::InTransit => TiktokStatus::Delivered,
                 _ => TiktokStatus::Completed,
             };
-            self.set_status(order_id, s);
+            self.set_status(order_id, s.clone());
         }
         let now = self.clock.now();
         let auto = self.auto_carrier;
@@ -815,7 +830,7 @@ impl World {
             }
             s => Err(format!(
                 "buyers cancel freely only while UNPAID or ON_HOLD; the order is {}",
-                s.map(|s| s.as_str()).unwrap_or("?")
+                s.as_ref().map_or("?", |s| s.as_str())
             )),
         }
     }

@@ -27,9 +27,9 @@ use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::codes::{self, Class};
 use super::config::{Secret, ShopConfig, TiktokConfig};
 use super::dto::*;
-use super::error::codes;
 use super::metrics as m;
 use super::Error;
 
@@ -78,7 +78,7 @@ impl<T> Shipment<T> {
 impl ItemError {
     /// Whether this per-package error of Batch Ship means "already shipped".
     pub fn is_already_shipped(&self) -> bool {
-        codes::ALREADY_SHIPPED.contains(&self.code)
+        codes::class("batch_ship", self.code) == Class::AlreadyDone
     }
 }
 
@@ -86,6 +86,8 @@ pub(crate) struct ShopState {
     pub(crate) id: String,
     cipher: RwLock<Option<String>>,
     cipher_lock: tokio::sync::Mutex<()>,
+    /// The shop's region code: configured, or from Get Authorized Shops.
+    region: RwLock<Option<String>>,
     tokens: RwLock<Tokens>,
     refresh_lock: tokio::sync::Mutex<()>,
     pub(crate) limiter: DefaultDirectRateLimiter,
@@ -196,6 +198,7 @@ impl Client {
                     id: s.id.clone(),
                     cipher: RwLock::new(s.cipher.clone()),
                     cipher_lock: tokio::sync::Mutex::new(()),
+                    region: RwLock::new(s.region.clone().filter(|r| !r.trim().is_empty())),
                     tokens: RwLock::new(Tokens {
                         access_token: s.access_token.clone(),
                         refresh_token: s.refresh_token.clone(),
@@ -344,8 +347,11 @@ impl Client {
             Ok(Outcome::Transient(_)) => "transient",
             Ok(Outcome::TokenExpired(_)) => "token_expired",
             Err(Error::Config { .. }) => "fatal",
-            Err(Error::Api { code, .. }) if codes::ALREADY_SHIPPED.contains(code) => {
-                "already_shipped"
+            Err(Error::Configuration { .. }) => "configuration",
+            Err(Error::Api { code, .. })
+                if codes::class(req.endpoint, *code) == Class::AlreadyDone =>
+            {
+                "already_done"
             }
             Err(Error::Api { .. }) => "api_error",
             Err(_) => "transport",
@@ -605,16 +611,59 @@ impl Client {
         );
         r.scoped = false;
         let d: AuthorizedShopsData = self.call(r).await?;
-        // Remember the ciphers of configured shops that lacked one.
+        // Remember the ciphers and regions of configured shops that lacked
+        // them.
         for s in &d.shops {
             if let Some(st) = self.inner.shops.get(&s.id) {
                 let mut c = st.cipher.write();
                 if c.is_none() && !s.cipher.is_empty() {
                     *c = Some(s.cipher.clone());
                 }
+                let mut r = st.region.write();
+                if r.is_none() && !s.region.is_empty() {
+                    *r = Some(s.region.clone());
+                }
             }
         }
         Ok(d.shops)
+    }
+
+    /// The shop's market if known without a call (configured or read
+    /// before); `Err` for a region that is no market.
+    pub fn known_market(&self, shop_id: &str) -> Result<Option<super::reasons::Market>, Error> {
+        let shop = self.shop(shop_id)?;
+        let region = shop.region.read().clone();
+        match region {
+            None => Ok(None),
+            Some(r) => super::reasons::Market::from_region(&r)
+                .map(Some)
+                .ok_or_else(|| Error::UnknownMarket {
+                    shop_id: shop_id.to_string(),
+                    region: r,
+                }),
+        }
+    }
+
+    /// The shop's market (its cancel reasons differ): the configured
+    /// `region`, else the one Get Authorized Shops reports (read once).
+    pub async fn market(&self, shop_id: &str) -> Result<super::reasons::Market, Error> {
+        let shop = self.shop(shop_id)?.clone();
+        let known = shop.region.read().clone();
+        let region = match known {
+            Some(r) => r,
+            None => {
+                self.authorized_shops_of(&shop).await?;
+                let r = shop.region.read().clone();
+                r.ok_or_else(|| Error::UnknownMarket {
+                    shop_id: shop_id.to_string(),
+                    region: String::new(),
+                })?
+            }
+        };
+        super::reasons::Market::from_region(&region).ok_or_else(|| Error::UnknownMarket {
+            shop_id: shop_id.to_string(),
+            region,
+        })
     }
 
     /// `GET /authorization/202309/shops` with this shop's token.
@@ -681,7 +730,9 @@ impl Client {
     async fn shipment<T: DeserializeOwned>(&self, r: Req<'_>) -> Result<Shipment<T>, Error> {
         match self.call(r).await {
             Ok(t) => Ok(Shipment::Shipped(t)),
-            Err(Error::Api { code, .. }) if codes::ALREADY_SHIPPED.contains(&code) => {
+            Err(Error::Api { endpoint, code, .. })
+                if codes::class(endpoint, code) == Class::AlreadyDone =>
+            {
                 Ok(Shipment::AlreadyShipped { code })
             }
             Err(e) => Err(e),
@@ -926,17 +977,22 @@ fn classify(endpoint: &'static str, status: StatusCode, bytes: &[u8]) -> Result<
     let code = env.code;
     match code {
         codes::OK if status.is_success() => {
-            Ok(Outcome::Done(env.data.unwrap_or_else(|| {
-                serde_json::Value::Object(Default::default())
-            })))
+            return Ok(Outcome::Done(
+                env.data
+                    .unwrap_or_else(|| serde_json::Value::Object(Default::default())),
+            ))
         }
-        codes::TOO_MANY_REQUESTS => Ok(Outcome::Throttled(env.message)),
-        codes::TOKEN_EXPIRED => Ok(Outcome::TokenExpired(env.message)),
-        codes::INVALID_SIGN
-        | codes::INVALID_REQUEST
-        | codes::SCOPE_MISSING
-        | codes::TOKEN_WRONG_SHOP
-        | codes::CIPHER_MISSING => {
+        codes::OK => return Ok(Outcome::Transient(format!("HTTP {status} with code 0"))),
+        codes::TOO_MANY_REQUESTS => return Ok(Outcome::Throttled(env.message)),
+        codes::TOKEN_EXPIRED => return Ok(Outcome::TokenExpired(env.message)),
+        _ => {}
+    }
+    // Every other code by what TikTok's reference lists for this endpoint
+    // (see `codes`); an unlisted one is a business answer unless the HTTP
+    // status says to retry.
+    match codes::lookup(endpoint, code).map(|(class, _)| class) {
+        Some(Class::TryAgain) => Ok(Outcome::Transient(format!("code {code}: {}", env.message))),
+        Some(Class::Credentials) => {
             tracing::error!(
                 endpoint,
                 code,
@@ -950,14 +1006,28 @@ fn classify(endpoint: &'static str, status: StatusCode, bytes: &[u8]) -> Result<
                 message: env.message,
             })
         }
-        codes::INTERNAL_ERROR => Ok(Outcome::Transient(format!("code {code}: {}", env.message))),
-        _ if status == StatusCode::TOO_MANY_REQUESTS => Ok(Outcome::Throttled(env.message)),
-        _ if status.is_server_error() => Ok(Outcome::Transient(format!(
+        Some(Class::Configuration) => {
+            metrics::counter!(m::CONFIGURATION_ERRORS_TOTAL, "endpoint" => endpoint, "code" => code.to_string())
+                .increment(1);
+            tracing::error!(
+                endpoint,
+                code,
+                message = %env.message,
+                request_id = %env.request_id,
+                "TikTok refuses this call for the app's or shop's setup (API version, scope, IP allow list, region); no retry will help"
+            );
+            Err(Error::Configuration {
+                endpoint,
+                code,
+                message: env.message,
+            })
+        }
+        None if status == StatusCode::TOO_MANY_REQUESTS => Ok(Outcome::Throttled(env.message)),
+        None if status.is_server_error() => Ok(Outcome::Transient(format!(
             "HTTP {status}, code {code}: {}",
             env.message
         ))),
-        codes::OK => Ok(Outcome::Transient(format!("HTTP {status} with code 0"))),
-        _ => Err(Error::Api {
+        Some(Class::AlreadyDone | Class::Rejected) | None => Err(Error::Api {
             endpoint,
             code,
             message: env.message,

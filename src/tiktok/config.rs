@@ -65,6 +65,10 @@ pub struct ShopConfig {
     /// TikTok's rate limit for this (app, shop) pair, in requests per second.
     /// The gateway stays `safety_margin` below it.
     pub qps: f64,
+    /// The shop's market as a region code (`US`, `GB`, `DE`, ...): it
+    /// decides which cancel reasons TikTok takes. Read from Get Authorized
+    /// Shops when absent.
+    pub region: Option<String>,
 }
 
 impl Default for ShopConfig {
@@ -75,6 +79,7 @@ impl Default for ShopConfig {
             access_token: Secret::default(),
             refresh_token: Secret::default(),
             qps: 50.0,
+            region: None,
         }
     }
 }
@@ -190,6 +195,13 @@ impl TiktokConfig {
             }
             if matches!(&s.cipher, Some(c) if c.trim().is_empty()) {
                 p.push(format!("{at}.cipher is empty; omit it to fetch it"));
+            }
+            if let Some(r) = &s.region {
+                if super::reasons::Market::from_region(r).is_none() {
+                    p.push(format!(
+                        "{at}.region {r:?} is not a TikTok Shop market (US, GB, DE, ES, FR, IE, IT, JP, MX, BR, ID, MY, PH, SG, TH, VN); omit it to read it from TikTok"
+                    ));
+                }
             }
             if !(s.qps.is_finite() && s.qps > 0.0) {
                 p.push(format!("{at}.qps must be a positive number, got {}", s.qps));

@@ -7,33 +7,22 @@
 //! failures outlasted the retry budget. No variant ever carries a secret or
 //! a token: transport errors are stripped of their URL, which may hold them.
 
-/// Envelope codes with a fixed meaning for the client (reference §3).
-pub mod codes {
-    pub const OK: i64 = 0;
-    pub const TOO_MANY_REQUESTS: i64 = 36009002;
-    pub const INTERNAL_ERROR: i64 = 36009003;
-    pub const INVALID_REQUEST: i64 = 36009004;
-    pub const INVALID_SIGN: i64 = 106001;
-    pub const TOKEN_EXPIRED: i64 = 105002;
-    pub const SCOPE_MISSING: i64 = 105005;
-    pub const TOKEN_WRONG_SHOP: i64 = 101000;
-    pub const CIPHER_MISSING: i64 = 106013;
-    pub const ALREADY_SHIPPED: [i64; 3] = [21011040, 21008099, 11006021];
-    pub const INVALID_TRACKING: i64 = 21011022;
-    pub const DUPLICATE_TRACKING: i64 = 21011025;
-    pub const CANCEL_REASON_INVALID: i64 = 25001021;
-    pub const ORDER_FINISHED: i64 = 25001051;
-    pub const NOT_THIS_SELLER: i64 = 21008111;
-    pub const REFRESH_TOKEN_EXPIRED: i64 = 36004001;
-    pub const AUTH_RECORD_MISSING: i64 = 36004005;
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// TikTok refused our identity (signature, app key, token, scope). Fatal:
     /// fix the `[tiktok]` configuration; retrying only burns quota.
     #[error("TikTok rejected the credentials on {endpoint} (code {code}: {message}); check app_key, app_secret and the shop's tokens")]
     Config {
+        endpoint: &'static str,
+        code: i64,
+        message: String,
+    },
+    /// The app's or shop's setup on TikTok refuses the call (API version
+    /// retired, scope not granted, IP not allowed, wrong region): fatal for
+    /// the call, counted in `orderflow_tiktok_configuration_errors_total`
+    /// for one alert.
+    #[error("TikTok refuses {endpoint} for the app's or shop's setup (code {code}: {message}); fix the app in Partner Center or the [tiktok] configuration")]
+    Configuration {
         endpoint: &'static str,
         code: i64,
         message: String,
@@ -73,6 +62,18 @@ pub enum Error {
     },
     #[error("shop {0} is not configured")]
     UnknownShop(String),
+    /// The shop's market is unknown, so no cancel reason can be chosen.
+    #[error("the market of shop {shop_id} is unknown (region {region:?}); set `region` in its [[tiktok.shops]] entry")]
+    UnknownMarket { shop_id: String, region: String },
+    /// A cancel reason TikTok would refuse for this order: nothing is sent.
+    #[error("{reason:?} is not a cancel reason TikTok takes for a {market:?} order in status {status}; valid: {}", if .valid.is_empty() { "none (a seller cannot cancel an order in this status)".to_string() } else { .valid.join(", ") })]
+    CancelReason {
+        reason: String,
+        market: super::reasons::Market,
+        status: String,
+        /// `kind (key)` of each valid reason.
+        valid: Vec<String>,
+    },
     #[error("shop {0} is not among the authorized shops, so its cipher is unknown")]
     NoCipher(String),
     #[error("order {0} was not returned by order detail")]
@@ -96,14 +97,19 @@ impl Error {
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
-            Error::Config { .. } | Error::InvalidConfig(_) | Error::TokenRefresh { .. }
+            Error::Config { .. }
+                | Error::Configuration { .. }
+                | Error::InvalidConfig(_)
+                | Error::TokenRefresh { .. }
         )
     }
 
     /// The envelope code, when TikTok answered with one.
     pub fn code(&self) -> Option<i64> {
         match self {
-            Error::Config { code, .. } | Error::Api { code, .. } => Some(*code),
+            Error::Config { code, .. }
+            | Error::Configuration { code, .. }
+            | Error::Api { code, .. } => Some(*code),
             Error::TokenRefresh { code, .. } => Some(*code),
             _ => None,
         }
@@ -118,6 +124,15 @@ impl Error {
                 code,
                 message,
             } => Error::Config {
+                endpoint,
+                code: *code,
+                message: message.clone(),
+            },
+            Error::Configuration {
+                endpoint,
+                code,
+                message,
+            } => Error::Configuration {
                 endpoint,
                 code: *code,
                 message: message.clone(),
@@ -160,6 +175,21 @@ impl Error {
                 message: message.clone(),
             },
             Error::UnknownShop(s) => Error::UnknownShop(s.clone()),
+            Error::UnknownMarket { shop_id, region } => Error::UnknownMarket {
+                shop_id: shop_id.clone(),
+                region: region.clone(),
+            },
+            Error::CancelReason {
+                reason,
+                market,
+                status,
+                valid,
+            } => Error::CancelReason {
+                reason: reason.clone(),
+                market: *market,
+                status: status.clone(),
+                valid: valid.clone(),
+            },
             Error::NoCipher(s) => Error::NoCipher(s.clone()),
             Error::OrderNotFound(s) => Error::OrderNotFound(s.clone()),
             Error::InvalidRequest(s) => Error::InvalidRequest(s.clone()),

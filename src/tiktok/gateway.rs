@@ -635,6 +635,53 @@ impl GatewayHandle {
         .await
     }
 
+    /// The shop's market: known without a call when configured or already
+    /// read, else read from Get Authorized Shops through the queue.
+    pub async fn market(&self, shop_id: &str) -> Result<super::reasons::Market, Error> {
+        if let Some(m) = self.client.known_market(shop_id)? {
+            return Ok(m);
+        }
+        let s = shop_id.to_string();
+        self.call(shop_id, Priority::background(), move |c| async move {
+            c.market(&s).await
+        })
+        .await
+    }
+
+    /// A seller cancellation with `reason` (a kind or an official key)
+    /// turned into the key TikTok takes for this shop's market and the
+    /// order's status; a reason that does not fit is refused here, before
+    /// any call ([`Error::CancelReason`]).
+    pub async fn seller_cancel(
+        &self,
+        order: &Order,
+        reason: &str,
+        priority: Priority,
+    ) -> Result<CancelOrderData, Error> {
+        let market = self.market(&order.shop_id).await?;
+        let key =
+            super::reasons::seller_cancel_key(market, &order.status, reason).map_err(|r| {
+                Error::CancelReason {
+                    reason: reason.to_string(),
+                    market,
+                    status: order.status.to_string(),
+                    valid: match r {
+                        super::reasons::Refusal::NotValid { valid } => valid
+                            .iter()
+                            .map(|v| format!("{} ({})", v.kind.as_str(), v.key))
+                            .collect(),
+                        super::reasons::Refusal::NotCancellable => Vec::new(),
+                    },
+                }
+            })?;
+        let body = CancelOrderRequest {
+            order_id: order.id.clone(),
+            cancel_reason: key.to_string(),
+            ..Default::default()
+        };
+        self.cancel_order(&order.shop_id, body, priority).await
+    }
+
     pub async fn cancel_order(
         &self,
         shop_id: &str,

@@ -6,11 +6,15 @@
 use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
 
 /// Counter, labels `endpoint`, `outcome` (`ok`, `throttled`, `transient`,
-/// `fatal`, `api_error`, `transport`, `already_shipped`, `token_expired`).
+/// `fatal`, `configuration`, `api_error`, `transport`, `already_done`,
+/// `token_expired`).
 /// One per HTTP attempt.
 pub const REQUESTS_TOTAL: &str = "orderflow_tiktok_requests_total";
 /// Histogram, label `endpoint`: seconds per HTTP attempt.
 pub const REQUEST_DURATION_SECONDS: &str = "orderflow_tiktok_request_duration_seconds";
+/// Counter, labels `endpoint`, `code`: calls TikTok refused for the app's
+/// or shop's setup (API version retired, scope missing, IP not allowed).
+pub const CONFIGURATION_ERRORS_TOTAL: &str = "orderflow_tiktok_configuration_errors_total";
 /// Counter: responses TikTok throttled (HTTP 429 / code 36009002).
 pub const THROTTLED_TOTAL: &str = "orderflow_tiktok_throttled_total";
 /// Counter, label `endpoint`: attempts repeated after a transient failure.
@@ -32,6 +36,11 @@ pub fn describe() {
         REQUEST_DURATION_SECONDS,
         Unit::Seconds,
         "Duration of one TikTok Shop API attempt"
+    );
+    describe_counter!(
+        CONFIGURATION_ERRORS_TOTAL,
+        Unit::Count,
+        "TikTok Shop API calls refused for the app's or shop's setup (API version retired, scope missing, IP not allowed), by endpoint and code"
     );
     describe_counter!(
         THROTTLED_TOTAL,

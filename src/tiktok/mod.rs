@@ -11,18 +11,22 @@
 //! - [`gateway`]: the actor every caller goes through: per-shop rate
 //!   limits, a concurrency cap, a deadline-ordered queue, detail batching.
 //! - [`webhook`]: verifying and parsing pushes.
+//! - [`codes`]: every envelope code TikTok lists per endpoint, classified.
+//! - [`reasons`]: TikTok's cancel and reject reasons per market and status.
 //! - [`config`]: the `[tiktok]` section; [`metrics`]: metric names.
 
 pub mod client;
+pub mod codes;
 pub mod config;
 pub mod dto;
 mod error;
 pub mod gateway;
 pub mod metrics;
+pub mod reasons;
 pub mod sign;
 pub mod webhook;
 
 pub use client::{Client, DiscardTokens, Outcome, Shipment, TokenSink, Tokens};
 pub use config::{Secret, ShopConfig, TiktokConfig};
-pub use error::{codes, Error};
+pub use error::Error;
 pub use gateway::{GatewayHandle, Priority};

@@ -132,8 +132,8 @@ pub const CATALOGUE: &[Action] = &[
     },
     Action {
         name: "tiktok.cancel_order",
-        doc: "Cancel the order as the seller, with one of TikTok's reason keys.",
-        args: &[a("reason", Str, true, "e.g. seller_cancel_reason_out_of_stock")],
+        doc: "Cancel the order as the seller. The reason is a kind (out_of_stock, pricing_error, address_undeliverable, buyer_requested, buyer_did_not_pay, potential_fraud) or an official key; it is mapped to TikTok's key for the shop's market and the order's status, and one TikTok would refuse fails the step as invalid before any call.",
+        args: &[a("reason", Str, true, "a reason kind, e.g. out_of_stock")],
         outputs: &["cancel_id", "cancel_status"],
         errors: &[],
         external: true,

@@ -446,7 +446,9 @@ impl Validator {
                         if crate::order::TiktokStatus::parse(&s).is_some() {
                             on.push(s);
                         } else {
-                            let names = crate::order::TiktokStatus::ALL.map(|s| s.as_str());
+                            let names = crate::order::TiktokStatus::ALL
+                                .each_ref()
+                                .map(|s| s.as_str());
                             let hint = suggest(&s, names.iter().copied())
                                 .map(|h| format!("; did you mean \"{h}\"?"))
                                 .unwrap_or_else(|| {
@@ -554,6 +556,25 @@ impl Validator {
                                     v.type_name()
                                 ),
                             );
+                        }
+                        // A cancel reason TikTok lists nowhere would only be
+                        // refused when an order reaches the step.
+                        if action.name == "tiktok.cancel_order" && key == "reason" {
+                            use crate::tiktok::reasons::{is_any_seller_cancel_key, CancelKind};
+                            let r = d.as_str().unwrap_or_default();
+                            if CancelKind::parse(r).is_none() && !is_any_seller_cancel_key(r) {
+                                let kinds = CancelKind::ALL.map(CancelKind::as_str);
+                                let hint = suggest(r, kinds.iter().copied())
+                                    .map(|s| format!("did you mean \"{s}\"? "))
+                                    .unwrap_or_default();
+                                self.err(
+                                    v.pos,
+                                    format!(
+                                        "{r:?} is not a TikTok cancel reason; {hint}give a kind ({}) or an official seller cancel key",
+                                        kinds.join(", ")
+                                    ),
+                                );
+                            }
                         }
                     }
                     for e in t.exprs() {

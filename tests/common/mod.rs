@@ -317,6 +317,7 @@ pub fn sim_config(
             access_token: orderflow::tiktok::Secret::new(access_token),
             refresh_token: orderflow::tiktok::Secret::new("sim-refresh-token"),
             qps,
+            region: None,
         })
         .collect();
     cfg

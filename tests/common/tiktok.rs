@@ -31,6 +31,7 @@ pub fn config(sim: &SimulatorHandle, qps: f64) -> TiktokConfig {
                 access_token: Secret::new("sim-access-token"),
                 refresh_token: Secret::new("sim-refresh-token"),
                 qps,
+                region: None,
             })
             .collect(),
         backoff_base: Duration::from_millis(20),
