@@ -139,3 +139,462 @@ async fn every_official_webhook_example_gets_200_and_is_stored() {
     }
     println!("{}", summary.join("\n"));
 }
+
+fn api_fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/tiktok/api")
+            .join(name),
+    )
+    .unwrap()
+}
+
+fn decoded<T: serde::de::DeserializeOwned>(endpoint: &'static str, name: &str) -> T {
+    match orderflow::tiktok::client::decode::<T>(
+        endpoint,
+        reqwest::StatusCode::OK,
+        &api_fixture(name),
+    ) {
+        Ok(orderflow::tiktok::Outcome::Done(t)) => t,
+        other => panic!("{name}: {:?}", other.err()),
+    }
+}
+
+/// TikTok's own response examples (copied verbatim, see
+/// `docs/tiktok-contract-notes.md`) decode through the client's one path,
+/// and the orders in them convert to orderflow's order.
+#[test]
+fn the_official_response_examples_decode() {
+    use orderflow::tiktok::dto::*;
+    let d: OrderDetailData = decoded("order_detail", "get-order-detail.response.json");
+    assert_eq!(d.orders.len(), 1);
+    let w = &d.orders[0];
+    assert!(w.undecodable.is_none(), "{:?}", w.undecodable);
+    let o = orderflow::order::Order::from_wire("7495540735365777507", w).unwrap();
+    assert_eq!(o.id, "576461413038785752");
+    assert_eq!(o.status.as_str(), "UNPAID");
+    assert_eq!(o.shipping_type, "TIKTOK");
+    assert_eq!(o.fulfillment_type, "FULFILLMENT_BY_SELLER");
+    assert_eq!(o.payment.total_amount.to_string(), "5000.00");
+    assert_eq!(o.line_items[0].seller_sku, "red_iphone_256");
+
+    let l: SearchOrdersData = decoded("search_orders", "get-order-list.response.json");
+    assert!(!l.orders.is_empty());
+    for w in &l.orders {
+        assert!(w.undecodable.is_none(), "{:?}", w.undecodable);
+        orderflow::order::Order::from_wire("s", w).unwrap();
+    }
+
+    let m: MarkShippedData = decoded(
+        "mark_package_shipped",
+        "mark-package-as-shipped.response.json",
+    );
+    assert!(!m.package_id.is_empty());
+    let c: CancelOrderData = decoded("cancel_order", "cancel-order.response.json");
+    assert_eq!(
+        (c.cancel_id.as_str(), c.cancel_status.as_str()),
+        ("4035319218955782461", "CANCELLATION_REQUEST_SUCCESS")
+    );
+    let p: ShippingProvidersData =
+        decoded("shipping_providers", "get-shipping-providers.response.json");
+    assert_eq!(p.shipping_providers[0].name, "USPS");
+    let s: AuthorizedShopsData = decoded("authorized_shops", "get-authorized-shops.response.json");
+    assert!(!s.shops[0].cipher.is_empty());
+    // A partial failure inside a success envelope is read, not lost.
+    let u: ItemErrorsData = decoded("update_inventory", "update-inventory.response.json");
+    assert_eq!(u.errors[0].code, 12052990);
+    let _: serde_json::Value = decoded("ship_package", "ship-package.response.json");
+}
+
+/// A signed request to the simulator, answered as raw JSON.
+async fn sim_raw(
+    sim: &orderflow::simulator::SimulatorHandle,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    mut query: Vec<(&str, String)>,
+    body: Option<serde_json::Value>,
+) -> serde_json::Value {
+    let (_, cipher) = &sim.shops()[0];
+    query.push(("app_key", APP_KEY.to_string()));
+    query.push(("timestamp", chrono::Utc::now().timestamp().to_string()));
+    if !path.starts_with("/authorization") {
+        query.push(("shop_cipher", cipher.clone()));
+    }
+    let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
+    let sign = orderflow::tiktok::sign::sign(
+        APP_SECRET,
+        path,
+        query.iter().map(|(k, v)| (*k, v.as_str())),
+        bytes.as_deref(),
+    );
+    query.push(("sign", sign));
+    let mut rb = reqwest::Client::new()
+        .request(method, format!("{}{path}", sim.base_url()))
+        .query(&query)
+        .header("x-tts-access-token", token);
+    if let Some(b) = bytes {
+        rb = rb.header("content-type", "application/json").body(b);
+    }
+    rb.send().await.unwrap().json().await.unwrap()
+}
+
+/// Every key the simulator sends is one TikTok's example has at the same
+/// place, with a value of the same JSON type (nested objects and the
+/// first element of lists compared alike).
+fn same_shape(ours: &serde_json::Value, official: &serde_json::Value, at: &str) -> Vec<String> {
+    use serde_json::Value as V;
+    let mut out = Vec::new();
+    match (ours, official) {
+        (V::Object(a), V::Object(b)) => {
+            for (k, v) in a {
+                match b.get(k) {
+                    None => out.push(format!("{at}.{k}: not in TikTok's example")),
+                    Some(w) => out.extend(same_shape(v, w, &format!("{at}.{k}"))),
+                }
+            }
+        }
+        (V::Array(a), V::Array(b)) => {
+            if let (Some(x), Some(y)) = (a.first(), b.first()) {
+                out.extend(same_shape(x, y, &format!("{at}[0]")));
+            }
+        }
+        (V::Null, _) | (_, V::Null) => {}
+        (a, b) if std::mem::discriminant(a) != std::mem::discriminant(b) => {
+            out.push(format!("{at}: {a} where TikTok's example has {b}"))
+        }
+        _ => {}
+    }
+    out
+}
+
+/// The simulator answers in the shape of TikTok's examples: field names,
+/// nesting and JSON types.
+#[actix_rt::test]
+async fn the_simulator_answers_in_the_shape_of_the_official_examples() {
+    let sim = simulator::start(SimulatorArgs {
+        app_key: APP_KEY.into(),
+        app_secret: APP_SECRET.into(),
+        access_token: "shape-token".into(),
+        webhook_url: None,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let client = reqwest::Client::new();
+    let shop = sim.shops()[0].0.clone();
+    let ids = common::sim_orders_in(&client, &sim.base_url(), &shop, "AWAITING_SHIPMENT", 2).await;
+    let official =
+        |name: &str| -> serde_json::Value { serde_json::from_slice(&api_fixture(name)).unwrap() };
+    use reqwest::Method;
+    let detail = sim_raw(
+        &sim,
+        "shape-token",
+        Method::GET,
+        "/order/202309/orders",
+        vec![("ids", ids.join(","))],
+        None,
+    )
+    .await;
+    let search = sim_raw(
+        &sim,
+        "shape-token",
+        Method::POST,
+        "/order/202309/orders/search",
+        vec![("page_size", "10".into())],
+        Some(serde_json::json!({})),
+    )
+    .await;
+    let mark = sim_raw(
+        &sim,
+        "shape-token",
+        Method::POST,
+        &format!("/fulfillment/202309/orders/{}/packages", ids[0]),
+        vec![],
+        Some(serde_json::json!({"tracking_number": "1Z1", "shipping_provider_id": "6617675021119438849"})),
+    )
+    .await;
+    let cancel = sim_raw(
+        &sim,
+        "shape-token",
+        Method::POST,
+        "/return_refund/202309/cancellations",
+        vec![],
+        Some(serde_json::json!({"order_id": ids[1], "cancel_reason": "seller_cancel_reason_out_of_stock"})),
+    )
+    .await;
+    let shops = sim_raw(
+        &sim,
+        "shape-token",
+        Method::GET,
+        "/authorization/202309/shops",
+        vec![],
+        None,
+    )
+    .await;
+    let mut problems = Vec::new();
+    for (ours, name) in [
+        (&detail, "get-order-detail.response.json"),
+        (&search, "get-order-list.response.json"),
+        (&mark, "mark-package-as-shipped.response.json"),
+        (&cancel, "cancel-order.response.json"),
+        (&shops, "get-authorized-shops.response.json"),
+    ] {
+        assert_eq!(ours["code"], 0, "{name}: {ours}");
+        problems.extend(same_shape(ours, &official(name), name));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    sim.stop().await;
+}
+
+const WAIT_WORKFLOW: &str = r#"
+name: hold_still
+trigger:
+  on: AWAITING_SHIPMENT
+steps:
+  - id: wait_ok
+    wait:
+      until: "event.type == 'ok'"
+      timeout: 1d
+  - id: done
+    end: fulfilled
+"#;
+
+/// What TikTok's schemas allow and a strict decoder refused, in one
+/// batch: an unknown status, `null`s, numbers as strings; and one order
+/// whose shape is wrong. Every order enters orderflow (the odd one with
+/// its raw status, held for an operator), the wrong one is kept aside with
+/// its raw JSON, and polling moves on to the next orders.
+#[actix_rt::test]
+async fn odd_orders_in_a_batch_all_enter_and_polling_moves_on() {
+    let mut rig = common::sim_rig(
+        "odd",
+        SimulatorArgs {
+            buyer_cancel_rate: 0.0,
+            manual_carrier: true,
+            webhook_drop_rate: 1.0,
+            ..Default::default()
+        },
+        200.0,
+        ("hold_still.yaml", WAIT_WORKFLOW),
+    )
+    .await;
+    rig.cfg.sync.poll_interval = orderflow::config::Dur(Duration::from_millis(300));
+    let sim_url = rig.sim.base_url();
+    let shop = rig.sim.shops()[0].0.clone();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let ids = common::sim_orders_in(&client, &sim_url, &shop, "AWAITING_SHIPMENT", 4).await;
+    let patch = |id: &str, p: serde_json::Value| {
+        let (c, u) = (client.clone(), format!("{sim_url}/sim/orders/{id}/wire"));
+        async move {
+            let (s, v) = common::post_json(&c, &u, &p).await;
+            assert_eq!(s, 200, "{v}");
+        }
+    };
+    patch(
+        &ids[0],
+        serde_json::json!({"status": "AWAITING_DRONE_PICKUP"}),
+    )
+    .await;
+    patch(
+        &ids[1],
+        serde_json::json!({"paid_time": null, "is_cod": null, "buyer_message": null,
+            "rts_sla_time": "1893456000", "packages": null, "warehouse_id": 6955005333819123123i64}),
+    )
+    .await;
+    patch(
+        &ids[2],
+        serde_json::json!({"line_items": "not a list of items"}),
+    )
+    .await;
+    let daemon = Daemon::start(rig.cfg.clone(), Clock::system())
+        .await
+        .unwrap();
+    let base = format!("http://{}", daemon.addr);
+    wait_ready(&client, &base).await;
+    let order = |id: String| {
+        let (c, b) = (client.clone(), base.clone());
+        async move {
+            let (s, v) = get_json(&c, &format!("{b}/api/v1/orders/{id}")).await;
+            (s == 200).then_some(v)
+        }
+    };
+    let odd = common::eventually(Duration::from_secs(30), "the odd order", || {
+        let f = order(ids[0].clone());
+        async move { f.await.filter(|v| v["lifecycle"] == "on_hold") }
+    })
+    .await;
+    assert_eq!(odd["tiktok_status"], "AWAITING_DRONE_PICKUP", "{odd}");
+    let nulls = common::eventually(Duration::from_secs(30), "the order with nulls", || {
+        let f = order(ids[1].clone());
+        async move { f.await.filter(|v| v["step"] == "wait_ok") }
+    })
+    .await;
+    assert_eq!(nulls["tiktok_status"], "AWAITING_SHIPMENT", "{nulls}");
+    common::eventually(Duration::from_secs(30), "the plain order", || {
+        let f = order(ids[3].clone());
+        async move { f.await.filter(|v| v["step"] == "wait_ok") }
+    })
+    .await;
+    // The wrong shape is in the quarantine with its raw JSON.
+    let kept = common::eventually(Duration::from_secs(30), "the quarantined order", || {
+        let (c, u) = (client.clone(), format!("{base}/api/v1/webhooks/quarantine"));
+        let id = ids[2].clone();
+        async move {
+            let (_, q) = get_json(&c, &u).await;
+            q["webhooks"]
+                .as_array()?
+                .iter()
+                .find(|w| w["body"].as_str().is_some_and(|b| b.contains(&id)))
+                .cloned()
+        }
+    })
+    .await;
+    assert!(
+        kept["body"]
+            .as_str()
+            .unwrap()
+            .contains("not a list of items"),
+        "{kept}"
+    );
+    assert_eq!(
+        common::metric(&client, &base, "orderflow_orders_unknown_status_total", "").await,
+        1.0
+    );
+    // The cursor moved past them: a later order is polled in too.
+    let later = common::sim_orders_in(&client, &sim_url, &shop, "AWAITING_SHIPMENT", 1).await;
+    common::eventually(
+        Duration::from_secs(30),
+        "an order created afterwards",
+        || {
+            let f = order(later[0].clone());
+            async move { f.await.filter(|v| v["step"] == "wait_ok") }
+        },
+    )
+    .await;
+    daemon.shutdown().await;
+    rig.sim.stop().await;
+}
+
+const SHIP_WORKFLOWS: [(&str, &str); 2] = [
+    (
+        "seller.yaml",
+        r#"
+name: seller
+trigger:
+  on: AWAITING_SHIPMENT
+  when: "order.shipping_type == 'SELLER'"
+steps:
+  - id: ship
+    call: tiktok.mark_shipped
+    with:
+      tracking_number: "TN${{ order.id }}"
+      shipping_provider_id: "6617675021119438849"
+  - id: done
+    end: shipped
+"#,
+    ),
+    (
+        "tiktok.yaml",
+        r#"
+name: tiktok
+trigger:
+  on: AWAITING_SHIPMENT
+  when: "order.shipping_type == 'TIKTOK'"
+steps:
+  - id: ship
+    call: tiktok.ship_package
+    with:
+      handover_method: PICKUP
+  - id: done
+    end: shipped
+"#,
+    ),
+];
+
+/// A ship call whose reply is lost (it took effect; the client times out
+/// and re-issues it) is answered with each "already shipped" code TikTok
+/// lists for that endpoint: the order ends shipped, never in exception,
+/// and TikTok shipped it once.
+#[actix_rt::test]
+async fn a_reissued_ship_answered_already_shipped_is_done() {
+    let mut rig = common::sim_rig(
+        "reship",
+        SimulatorArgs {
+            buyer_cancel_rate: 0.0,
+            manual_carrier: true,
+            ..Default::default()
+        },
+        200.0,
+        SHIP_WORKFLOWS[0],
+    )
+    .await;
+    std::fs::write(
+        rig.cfg.workflows.dir.join(SHIP_WORKFLOWS[1].0),
+        SHIP_WORKFLOWS[1].1,
+    )
+    .unwrap();
+    rig.cfg.tiktok.request_timeout = Duration::from_millis(700);
+    let sim_url = rig.sim.base_url();
+    let shop = rig.sim.shops()[0].0.clone();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let daemon = Daemon::start(rig.cfg.clone(), Clock::system())
+        .await
+        .unwrap();
+    let base = format!("http://{}", daemon.addr);
+    wait_ready(&client, &base).await;
+    let cases: Vec<(&str, &str, i64)> =
+        orderflow::tiktok::codes::already_done("mark_package_shipped")
+            .map(|c| ("SELLER", "mark_shipped", c))
+            .chain(
+                orderflow::tiktok::codes::already_done("ship_package")
+                    .map(|c| ("TIKTOK", "ship", c)),
+            )
+            .collect();
+    assert_eq!(cases.len(), 9);
+    for (shipping_type, action, code) in cases {
+        let (s, v) = common::post_json(
+            &client,
+            &format!("{sim_url}/sim/faults"),
+            &serde_json::json!({"lost_replies": 1, "lost_reply_ms": 2000, "already_shipped_code": code}),
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+        let id = common::sim_create(
+            &client,
+            &sim_url,
+            serde_json::json!({"shop_id": shop, "status": "AWAITING_SHIPMENT", "shipping_type": shipping_type}),
+        )
+        .await
+        .remove(0);
+        let o = common::eventually(Duration::from_secs(30), "the order to be shipped", || {
+            let (c, u) = (client.clone(), format!("{base}/api/v1/orders/{id}"));
+            async move {
+                let (_, v) = get_json(&c, &u).await;
+                (v["instance_state"] == "completed:shipped" || v["lifecycle"] == "exception")
+                    .then_some(v)
+            }
+        })
+        .await;
+        assert_ne!(o["lifecycle"], "exception", "{code}: {o}");
+        let (_, ledger) = get_json(
+            &client,
+            &format!("{sim_url}/sim/ledger?order_id={id}&action={action}"),
+        )
+        .await;
+        let entries = ledger["entries"].as_array().unwrap();
+        let codes: Vec<i64> = entries
+            .iter()
+            .map(|e| e["code"].as_i64().unwrap())
+            .collect();
+        assert_eq!(codes, [0, code], "{shipping_type}: {ledger}");
+    }
+    daemon.shutdown().await;
+    rig.sim.stop().await;
+}
