@@ -591,7 +591,11 @@ async fn lifecycle_runs_on_the_scaled_clock_and_webhooks_are_signed_and_retried(
     })
     .await;
     let shop = sim.shops()[0].0.clone();
-    let unpaid = create_orders(&sim, json!({"shop_id": shop, "status": "UNPAID"})).await;
+    let unpaid = create_orders(
+        &sim,
+        json!({"shop_id": shop, "status": "UNPAID", "shipping_type": "TIKTOK"}),
+    )
+    .await;
     let held = create_orders(&sim, json!({"shop_id": shop, "status": "ON_HOLD"})).await;
     let (oid, pkg) = unpaid[0].clone();
 

@@ -598,3 +598,112 @@ async fn a_reissued_ship_answered_already_shipped_is_done() {
     daemon.shutdown().await;
     rig.sim.stop().await;
 }
+
+/// Orders TikTok fulfils are tracked, never reserved, labelled or shipped:
+/// the bundled workflows route them to `fulfilled_by_tiktok`, and a custom
+/// workflow that forgets to is refused before any call.
+#[actix_rt::test]
+async fn orders_fulfilled_by_tiktok_are_tracked_not_shipped() {
+    let careless = r#"
+name: careless
+trigger:
+  on: AWAITING_SHIPMENT
+  when: "order.shipping_type == 'TIKTOK'"
+  priority: 200
+steps:
+  - id: ship
+    call: tiktok.ship_package
+  - id: done
+    end: shipped
+"#;
+    let rig = common::sim_rig(
+        "fbt",
+        SimulatorArgs {
+            buyer_cancel_rate: 0.0,
+            manual_carrier: true,
+            ..Default::default()
+        },
+        200.0,
+        ("careless.yaml", careless),
+    )
+    .await;
+    let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows");
+    for f in [
+        "standard.yaml",
+        "high_value.yaml",
+        "tiktok_shipping.yaml",
+        "fulfilled_by_tiktok.yaml",
+    ] {
+        std::fs::copy(bundled.join(f), rig.cfg.workflows.dir.join(f)).unwrap();
+    }
+    let sim_url = rig.sim.base_url();
+    let shop = rig.sim.shops()[0].0.clone();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let daemon = Daemon::start(rig.cfg.clone(), Clock::system())
+        .await
+        .unwrap();
+    let base = format!("http://{}", daemon.addr);
+    wait_ready(&client, &base).await;
+    let create = |shipping_type: &str| {
+        let body = serde_json::json!({"shop_id": shop, "status": "AWAITING_SHIPMENT",
+            "shipping_type": shipping_type, "fulfillment_type": "FULFILLMENT_BY_TIKTOK"});
+        let (c, u) = (client.clone(), sim_url.clone());
+        async move { common::sim_create(&c, &u, body).await.remove(0) }
+    };
+    let tracked = create("SELLER").await;
+    let refused = create("TIKTOK").await;
+    let order = |id: &str| {
+        let (c, u) = (client.clone(), format!("{base}/api/v1/orders/{id}"));
+        async move { get_json(&c, &u).await.1 }
+    };
+    let t = common::eventually(Duration::from_secs(30), "the FBT order tracked", || {
+        let f = order(&tracked);
+        async move { f.await }.then_some_if(|v| v["step"] == "wait_delivery")
+    })
+    .await;
+    assert!(
+        t["workflow"]
+            .as_str()
+            .unwrap()
+            .starts_with("fulfilled_by_tiktok@"),
+        "{t}"
+    );
+    assert_eq!(t["tags"], serde_json::json!(["fulfilled_by_tiktok"]), "{t}");
+    let r = common::eventually(Duration::from_secs(30), "the careless ship refused", || {
+        let f = order(&refused);
+        async move { f.await }.then_some_if(|v| v["lifecycle"] == "exception")
+    })
+    .await;
+    assert!(
+        r["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("fulfilled by the platform"),
+        "{r}"
+    );
+    // TikTok saw no ship call for either.
+    for id in [&tracked, &refused] {
+        let (_, l) = get_json(&client, &format!("{sim_url}/sim/ledger?order_id={id}")).await;
+        assert!(l["entries"].as_array().unwrap().is_empty(), "{l}");
+    }
+    daemon.shutdown().await;
+    rig.sim.stop().await;
+}
+
+trait ThenSomeIf: std::future::Future<Output = serde_json::Value> + Sized {
+    /// The value once `ok` holds for it, else `None` (for `eventually`).
+    fn then_some_if(
+        self,
+        ok: impl Fn(&serde_json::Value) -> bool,
+    ) -> impl std::future::Future<Output = Option<serde_json::Value>> {
+        async move {
+            let v = self.await;
+            ok(&v).then_some(v)
+        }
+    }
+}
+
+impl<F: std::future::Future<Output = serde_json::Value>> ThenSomeIf for F {}

@@ -143,7 +143,11 @@ async fn queued_calls_complete_in_deadline_order_writes_first() {
     ];
     let mut orders = Vec::new();
     for off in offsets {
-        let o = create_orders(&sim, json!({"shop_id": shop, "ship_by_in_secs": off})).await;
+        let o = create_orders(
+            &sim,
+            json!({"shop_id": shop, "ship_by_in_secs": off, "shipping_type": "TIKTOK"}),
+        )
+        .await;
         orders.push((o[0].0.clone(), o[0].1.clone()));
     }
     // The deadline each order really has, as the gateway's callers see it.

@@ -245,10 +245,13 @@ fn dry_run_shows_the_standard_path_and_the_approval_path() {
     );
     assert!(high.contains("case 1 `order.payment.total_amount > double(vars.approval_threshold)` matched; going to approve"), "{high}");
     assert!(
-        high.contains("approve: rejected by dry-run; going to reject_cancel"),
+        high.contains("approve: rejected by dry-run; going to rejected_hold"),
         "{high}"
     );
-    assert!(high.contains("-> tiktok.cancel_order"), "{high}");
+    // A rejection holds the order for a person; nothing is cancelled on a
+    // guessed reason.
+    assert!(high.contains("-> order.hold"), "{high}");
+    assert!(!high.contains("-> tiktok.cancel_order"), "{high}");
     assert!(!high.contains("-> shipping.buy_label"), "{high}");
 
     // Without a delivery event, the wait times out into the late path.

@@ -74,6 +74,24 @@ fn tiktok_error(e: crate::tiktok::Error) -> ActionError {
     err(crate::shipping::tiktok_kind(&e).as_str(), e.to_string())
 }
 
+/// An order TikTok fulfils (`fulfillment_type` other than
+/// FULFILLMENT_BY_SELLER) is never reserved, labelled or shipped by the
+/// seller (TikTok would answer 21008025 after a label was paid for): the
+/// step fails as `invalid`, before any call, and the order waits for an
+/// operator.
+fn refuse_platform_fulfilled(order: &Order, action: &str) -> Result<(), ActionError> {
+    if order.fulfillment_type == "FULFILLMENT_BY_SELLER" {
+        return Ok(());
+    }
+    Err(err(
+        "invalid",
+        format!(
+            "order {} is fulfilled by the platform ({}): {action} is not done for it; route such orders to a tracking workflow (workflows/fulfilled_by_tiktok.yaml)",
+            order.id, order.fulfillment_type
+        ),
+    ))
+}
+
 impl Executor {
     pub fn new(default_timeout: Duration) -> Executor {
         let http = reqwest::Client::builder()
@@ -181,6 +199,11 @@ impl Executor {
         };
         let inv = |x: crate::inventory::Error| err(x.kind(), x.to_string());
         let ship = |x: crate::shipping::Error| err(x.kind().as_str(), x.to_string());
+        if let (Some(o), "inventory.reserve" | "shipping.buy_label") =
+            (order.as_deref(), e.action.as_str())
+        {
+            refuse_platform_fulfilled(o, &e.action)?;
+        }
         match e.action.as_str() {
             "inventory.reserve" => {
                 let o = need()?;
@@ -346,6 +369,9 @@ impl Executor {
             .ok_or_else(|| err("invalid", "no TikTok gateway is configured"))?;
         let prio = Priority::write(order.deadlines.ship_by());
         let arg = |k: &str| e.args.get(k).and_then(Data::as_str).map(str::to_string);
+        if e.action != "tiktok.cancel_order" {
+            refuse_platform_fulfilled(order, &e.action)?;
+        }
         match e.action.as_str() {
             "tiktok.mark_shipped" => {
                 let req = MarkShippedRequest {
@@ -381,10 +407,31 @@ impl Executor {
                 let pkg = arg("package_id")
                     .or_else(|| order.packages.first().cloned())
                     .ok_or_else(|| err("invalid", "the order has no package to ship"))?;
+                // A seller-shipped package goes with the seller's tracking
+                // (Ship Package's `self_shipment`, both fields required).
+                let self_shipment = if order.shipping_type == "SELLER" {
+                    match (arg("tracking_number"), arg("shipping_provider_id")) {
+                        (Some(t), Some(p)) if !t.is_empty() && !p.is_empty() => {
+                            Some(crate::tiktok::dto::SelfShipment {
+                                tracking_number: t,
+                                shipping_provider_id: p,
+                            })
+                        }
+                        _ => {
+                            return Err(err(
+                                "invalid",
+                                "the order is shipped by the seller: tiktok.ship_package needs tracking_number and shipping_provider_id (or use tiktok.mark_shipped)",
+                            ))
+                        }
+                    }
+                } else {
+                    None
+                };
                 let req = ShipPackageRequest {
                     handover_method: Some(
                         arg("handover_method").unwrap_or_else(|| "PICKUP".into()),
                     ),
+                    self_shipment,
                     ..Default::default()
                 };
                 g.ship_package(&order.shop_id, &pkg, req, prio)

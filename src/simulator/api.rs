@@ -521,9 +521,17 @@ fn ship_one(
             "Package does not belong to this seller".into(),
         );
     };
-    let (status, owner) = match w.orders.get(&order_id) {
-        Some(o) => (TiktokStatus::parse(&o.wire.status), o.shop_id.clone()),
-        None => (None, String::new()),
+    let (status, owner, seller_shipped, by_platform) = match w.orders.get(&order_id) {
+        Some(o) => (
+            TiktokStatus::parse(&o.wire.status),
+            o.shop_id.clone(),
+            o.wire.shipping_type.as_deref() == Some("SELLER"),
+            o.wire
+                .fulfillment_type
+                .as_deref()
+                .is_some_and(|f| f != "FULFILLMENT_BY_SELLER"),
+        ),
+        None => (None, String::new(), false, false),
     };
     if owner != shop_id {
         ledger(
@@ -540,6 +548,40 @@ fn ship_one(
             codes::NOT_THIS_SELLER,
             "Package does not belong to this seller".into(),
         );
+    }
+    let endpoint = if action == "ship" {
+        "ship_package"
+    } else {
+        "mark_package_shipped"
+    };
+    // TikTok refuses to let a seller ship what the platform fulfils, and a
+    // seller-shipped package without its tracking (`self_shipment`).
+    let refusal = if by_platform {
+        Some(21008025)
+    } else if action == "ship"
+        && seller_shipped
+        && req
+            .self_shipment
+            .as_ref()
+            .is_none_or(|s| s.tracking_number.is_empty() || s.shipping_provider_id.is_empty())
+    {
+        Some(21001001)
+    } else {
+        None
+    };
+    if let Some(code) = refusal {
+        let msg = codes::message(endpoint, code).to_string();
+        ledger(
+            w,
+            shop_id,
+            action,
+            Some(&order_id),
+            Some(package_id),
+            None,
+            code,
+            msg.clone(),
+        );
+        return (code, msg);
     }
     let (code, msg) = match status {
         Some(TiktokStatus::AwaitingShipment) => {
@@ -577,11 +619,6 @@ fn ship_one(
         ) => {
             // TikTok lists several "already shipped" codes per endpoint;
             // which one it sends is a fault setting.
-            let endpoint = if action == "ship" {
-                "ship_package"
-            } else {
-                "mark_package_shipped"
-            };
             let wanted = w.faults.already_shipped_code;
             let code = codes::already_done(endpoint)
                 .find(|c| *c == wanted)

@@ -109,10 +109,12 @@ use ArgType::*;
 pub const CATALOGUE: &[Action] = &[
     Action {
         name: "tiktok.ship_package",
-        doc: "Ship the order's package through TikTok Shipping (Ship Package).",
+        doc: "Ship the order's package (Ship Package): through TikTok Shipping, or, for a seller-shipped order, with the seller's tracking number and TikTok's provider id (self_shipment).",
         args: &[
             a("package_id", Str, false, "defaults to the order's first package"),
             a("handover_method", Str, false, "PICKUP or DROP_OFF (default PICKUP)"),
+            a("tracking_number", Str, false, "seller-shipped orders: the carrier's tracking number"),
+            a("shipping_provider_id", Str, false, "seller-shipped orders: TikTok's id for the carrier"),
         ],
         outputs: &["package_id", "tracking_number", "shipping_provider_id"],
         errors: &[],
