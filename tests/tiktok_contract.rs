@@ -661,7 +661,7 @@ steps:
     };
     let t = common::eventually(Duration::from_secs(30), "the FBT order tracked", || {
         let f = order(&tracked);
-        async move { f.await }.then_some_if(|v| v["step"] == "wait_delivery")
+        f.then_some_if(|v| v["step"] == "wait_delivery")
     })
     .await;
     assert!(
@@ -674,7 +674,7 @@ steps:
     assert_eq!(t["tags"], serde_json::json!(["fulfilled_by_tiktok"]), "{t}");
     let r = common::eventually(Duration::from_secs(30), "the careless ship refused", || {
         let f = order(&refused);
-        async move { f.await }.then_some_if(|v| v["lifecycle"] == "exception")
+        f.then_some_if(|v| v["lifecycle"] == "exception")
     })
     .await;
     assert!(
