@@ -409,6 +409,35 @@ impl Daemon {
             for shop in &cfg.tiktok.shops {
                 drop(inventory.start_push(g.clone(), shop.id.clone(), stop.clone()));
             }
+            // The carrier → provider mapping against what TikTok offers,
+            // reported at start (labels are checked again before purchase).
+            // Rules may name their own provider id (`rule N (carrier)`).
+            let mut ids = cfg.shipping.provider_ids.clone();
+            for (i, r) in cfg.shipping.rules.iter().enumerate() {
+                if let Some(id) = &r.shipping_provider_id {
+                    ids.insert(format!("rule {i} ({})", r.carrier), id.clone());
+                }
+            }
+            if !ids.is_empty() {
+                let g = g.clone();
+                let shops: Vec<String> = cfg.tiktok.shops.iter().map(|s| s.id.clone()).collect();
+                actix::spawn(async move {
+                    match crate::shipping::tiktok_providers::check_mapping(&g, &shops, &ids).await {
+                        Ok(found) => {
+                            let bad: Vec<_> = found.iter().filter(|f| !f.offered).collect();
+                            if bad.is_empty() {
+                                tracing::info!(
+                                    carriers = found.len(),
+                                    "TikTok offers every configured shipping provider id"
+                                );
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "Could not read TikTok's shipping providers to check [shipping.provider_ids]; labels are still checked before purchase")
+                        }
+                    }
+                });
+            }
         }
         // Lifecycle and at-risk gauges, and one warning per order about to
         // miss its ship-by deadline, from a periodic pass over the orders.

@@ -275,6 +275,17 @@ pub struct Order {
     pub line_items: Vec<LineItem>,
     /// orderflow's own tags (`order.tag` action), not TikTok's.
     pub tags: Vec<String>,
+    // Fields from store format V3 on: appended, and read as defaults from
+    // a V1 checkpoint (see `store::codec::since_v3`).
+    /// TikTok's delivery option: which shipping providers it takes.
+    #[serde(default, deserialize_with = "crate::store::codec::since_v3")]
+    pub delivery_option_id: Option<String>,
+    /// The buyer asked to cancel and the seller has not answered yet.
+    #[serde(default, deserialize_with = "crate::store::codec::since_v3")]
+    pub buyer_cancel_requested: bool,
+    /// When the buyer asked, Unix seconds.
+    #[serde(default, deserialize_with = "crate::store::codec::since_v3")]
+    pub request_cancel_time: Option<i64>,
 }
 
 fn money(order_id: &str, field: &'static str, v: &Option<String>) -> Result<Money, Error> {
@@ -391,6 +402,9 @@ impl Order {
             },
             line_items,
             tags: Vec::new(),
+            delivery_option_id: w.delivery_option_id.clone(),
+            buyer_cancel_requested: w.is_buyer_request_cancel.unwrap_or(false),
+            request_cancel_time: w.request_cancel_time,
         })
     }
 
@@ -440,6 +454,9 @@ impl Order {
             "packages": self.packages,
             "tracking_number": self.tracking_number,
             "is_cod": self.is_cod,
+            "delivery_option_id": self.delivery_option_id,
+            "buyer_cancel_requested": self.buyer_cancel_requested,
+            "request_cancel_time": self.request_cancel_time,
             "is_on_hold_order": self.is_on_hold_order,
             "payment": {
                 "currency": p.currency,

@@ -348,7 +348,8 @@ async fn tiktok_shipping_ships_once_and_reads_the_tracking_number() {
     })
     .await;
     let shop = sim.shops()[0].0.clone();
-    let (order_id, package_id) = create_orders(&sim, json!({"shop_id": shop})).await[0].clone();
+    let (order_id, package_id) =
+        create_orders(&sim, json!({"shop_id": shop, "shipping_type": "TIKTOK"})).await[0].clone();
     let gw = GatewayHandle::start(&config(&sim, 50.0), sink()).unwrap();
     let o = gw
         .order_detail(&shop, &order_id, Priority::sync(None))

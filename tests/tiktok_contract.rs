@@ -707,3 +707,112 @@ trait ThenSomeIf: std::future::Future<Output = serde_json::Value> + Sized {
 }
 
 impl<F: std::future::Future<Output = serde_json::Value>> ThenSomeIf for F {}
+
+/// A carrier mapped to a TikTok provider id that TikTok does not offer is
+/// reported at start, and a label for it is refused before any purchase;
+/// a right mapping ships.
+#[actix_rt::test]
+async fn a_wrong_provider_mapping_is_reported_and_buys_nothing() {
+    let mut rig = common::sim_rig(
+        "providers",
+        SimulatorArgs {
+            buyer_cancel_rate: 0.0,
+            manual_carrier: true,
+            ..Default::default()
+        },
+        200.0,
+        ("unused.yaml", WAIT_WORKFLOW),
+    )
+    .await;
+    let shops: Vec<String> = rig.sim.shops().iter().map(|(s, _)| s.clone()).collect();
+    std::fs::write(
+        rig.cfg.workflows.dir.join("unused.yaml"),
+        format!(
+            r#"
+name: label
+trigger:
+  on: AWAITING_SHIPMENT
+steps:
+  - id: buy_label
+    call: shipping.buy_label
+    with:
+      carrier: "${{{{ order.shop_id == '{}' ? 'FedEx' : 'USPS' }}}}"
+  - id: mark_shipped
+    call: tiktok.mark_shipped
+    with:
+      tracking_number: "${{{{ steps.buy_label.tracking_number }}}}"
+      shipping_provider_id: "${{{{ steps.buy_label.shipping_provider_id }}}}"
+  - id: done
+    end: shipped
+"#,
+            shops[0]
+        ),
+    )
+    .unwrap();
+    let sim_url = rig.sim.base_url();
+    rig.cfg.shipping.label_api_url = format!("{sim_url}/labels/v1");
+    rig.cfg.shipping.provider_ids = [
+        ("USPS".to_string(), "6617675021119438849".to_string()),
+        // Not an id TikTok offers (a typo of FedEx's).
+        ("FedEx".to_string(), "6617675021119438815".to_string()),
+    ]
+    .into_iter()
+    .collect();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let daemon = Daemon::start(rig.cfg.clone(), Clock::system())
+        .await
+        .unwrap();
+    let base = format!("http://{}", daemon.addr);
+    wait_ready(&client, &base).await;
+    common::eventually(Duration::from_secs(30), "the start-up report", || {
+        let (c, b) = (client.clone(), base.clone());
+        async move {
+            let bad = common::metric(
+                &c,
+                &b,
+                "orderflow_shipping_provider_unoffered",
+                "carrier=\"FedEx\"",
+            )
+            .await;
+            (bad == 1.0).then_some(())
+        }
+    })
+    .await;
+    assert_eq!(
+        common::metric(
+            &client,
+            &base,
+            "orderflow_shipping_provider_unoffered",
+            "carrier=\"USPS\""
+        )
+        .await,
+        0.0
+    );
+    let wrong = common::sim_orders_in(&client, &sim_url, &shops[0], "AWAITING_SHIPMENT", 1).await;
+    let right = common::sim_orders_in(&client, &sim_url, &shops[1], "AWAITING_SHIPMENT", 1).await;
+    let order = |id: &str| {
+        let (c, u) = (client.clone(), format!("{base}/api/v1/orders/{id}"));
+        async move { get_json(&c, &u).await.1 }
+    };
+    let w = common::eventually(Duration::from_secs(30), "the refused label", || {
+        order(&wrong[0]).then_some_if(|v| v["lifecycle"] == "exception")
+    })
+    .await;
+    let why = w["last_error"].as_str().unwrap();
+    assert!(
+        why.contains("does not take provider 6617675021119438815 (FedEx)"),
+        "{w}"
+    );
+    common::eventually(Duration::from_secs(30), "the right label to ship", || {
+        order(&right[0]).then_some_if(|v| v["instance_state"] == "completed:shipped")
+    })
+    .await;
+    // One label bought in all: for the right mapping only.
+    let (_, labels) = get_json(&client, &format!("{sim_url}/sim/labels/ledger")).await;
+    assert_eq!(labels["bought"], 1, "{labels}");
+    daemon.shutdown().await;
+    rig.sim.stop().await;
+}

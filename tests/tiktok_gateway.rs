@@ -161,7 +161,7 @@ async fn queued_calls_complete_in_deadline_order_writes_first() {
     // The blocker takes the only permit; everything after it queues.
     let blocker = {
         let (gw, shop) = (gw.clone(), shop.clone());
-        actix_rt::spawn(async move { gw.shipping_providers(&shop, "1").await })
+        actix_rt::spawn(async move { gw.shipping_providers(&shop, "7091146663229654785").await })
     };
     tokio::time::sleep(Duration::from_millis(20)).await;
     let mut tasks = Vec::new();
@@ -175,7 +175,7 @@ async fn queued_calls_complete_in_deadline_order_writes_first() {
             };
             let s = shop.clone();
             gw.call(&shop, p, move |c| async move {
-                c.shipping_providers(&s, "1").await
+                c.shipping_providers(&s, "7091146663229654785").await
             })
             .await
             .unwrap();

@@ -311,6 +311,20 @@ impl Executor {
                     rule: None,
                 };
                 let provider = f.providers.get(arg("provider").as_deref()).map_err(ship)?;
+                // A label TikTok would not take for this order is never
+                // bought: the provider id must be one TikTok offers for
+                // the order's delivery option.
+                if let (Some(g), Some(option)) = (&self.gateway, o.delivery_option_id.as_deref()) {
+                    crate::shipping::tiktok_providers::offered_for(
+                        g,
+                        &o.shop_id,
+                        option,
+                        &selection.carrier,
+                        selection.shipping_provider_id.as_deref(),
+                    )
+                    .await
+                    .map_err(|x| err(x.kind().as_str(), x.to_string()))?;
+                }
                 let req = crate::shipping::LabelRequest {
                     order: &o,
                     selection: &selection,

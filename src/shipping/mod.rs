@@ -8,6 +8,8 @@
 //!   through the gateway, or a label API modelled on EasyPost/Shippo.
 //! - [`labels`]: the label API's wire types and its HTTP client (shared with
 //!   the simulator in `crate::simulator::labels`).
+//! - [`tiktok_providers`]: the carrier → TikTok provider id mapping checked
+//!   against what TikTok offers, at start and before every label.
 //! - [`kind`]: the error kinds the workflow language knows and how provider
 //!   failures map onto them.
 //!
@@ -20,6 +22,7 @@ pub mod carrier;
 pub mod kind;
 pub mod labels;
 pub mod provider;
+pub mod tiktok_providers;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

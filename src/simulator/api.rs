@@ -35,6 +35,11 @@ pub mod sim_codes {
     pub const INVALID_METHOD: i64 = 36009010;
 }
 
+/// The delivery option every simulated order carries (seller shipped).
+pub const SELLER_DELIVERY_OPTION: &str = "7091146663229654785";
+/// A delivery option TikTok ships: Get Shipping Providers answers 21008117.
+pub const TIKTOK_DELIVERY_OPTION: &str = "7091146663229654786";
+
 /// The decoded query parameters of a request.
 struct Q<'a>(&'a [(String, String)]);
 
@@ -82,6 +87,8 @@ enum Route {
     MarkShipped,
     UpdateShippingInfo,
     ShippingProviders,
+    Warehouses,
+    DeliveryOptions,
     Cancel,
     UpdateInventory,
     InventorySearch,
@@ -103,6 +110,8 @@ impl Route {
             Route::MarkShipped => "mark_package_shipped",
             Route::UpdateShippingInfo => "update_shipping_info",
             Route::ShippingProviders => "shipping_providers",
+            Route::Warehouses => "warehouses",
+            Route::DeliveryOptions => "delivery_options",
             Route::Cancel => "cancel_order",
             Route::UpdateInventory => "update_inventory",
             Route::InventorySearch => "inventory_search",
@@ -130,6 +139,10 @@ fn route<'p>(method: &Method, segs: &[&'p str]) -> Result<(Route, Option<&'p str
         }
         ["logistics", "202309", "delivery_options", d, "shipping_providers"] => {
             (ShippingProviders, Some(*d), Method::GET)
+        }
+        ["logistics", "202309", "warehouses"] => (Warehouses, None, Method::GET),
+        ["logistics", "202309", "warehouses", w, "delivery_options"] => {
+            (DeliveryOptions, Some(*w), Method::GET)
         }
         ["return_refund", "202309", "cancellations"] => (Cancel, None, Method::POST),
         ["product", "202309", "products", p, "inventory", "update"] => {
@@ -882,9 +895,43 @@ fn dispatch(w: &mut World, r: Route, arg: &str, shop_id: &str, q: &Q<'_>, body: 
                 Err(bad(code, msg))
             }
         }
-        Route::ShippingProviders => Ok(json!({
-            "shipping_providers": PROVIDERS.iter().map(|(id, name)| json!({"id": id, "name": name})).collect::<Vec<_>>()
+        // Each warehouse has a seller-shipped option (the one orders carry)
+        // and a TikTok-shipped one, which offers no seller provider.
+        Route::Warehouses => Ok(json!({
+            "warehouses": w.shops.iter().filter(|s| s.id == shop_id).map(|s| json!({
+                "id": s.warehouse_id, "name": format!("{} warehouse", s.name),
+                "effect_status": "ENABLED", "type": "SALES_WAREHOUSE",
+                "sub_type": "DOMESTIC_WAREHOUSE", "is_default": true,
+            })).collect::<Vec<_>>()
         })),
+        Route::DeliveryOptions => {
+            if !w
+                .shops
+                .iter()
+                .any(|s| s.id == shop_id && s.warehouse_id == arg)
+            {
+                return Err(bad(12052097, "The warehouse does not exist"));
+            }
+            Ok(json!({ "delivery_options": [
+                {"id": SELLER_DELIVERY_OPTION, "name": "Standard shipping", "type": "SEND_BY_SELLER",
+                 "description": "Shipped by the seller", "platform": ["TIKTOK_SHOP"]},
+                {"id": TIKTOK_DELIVERY_OPTION, "name": "Standard shipping (TikTok)", "type": "STANDARD",
+                 "description": "Shipped by TikTok", "platform": ["TIKTOK_SHOP"]},
+            ]}))
+        }
+        Route::ShippingProviders => match arg {
+            SELLER_DELIVERY_OPTION => Ok(json!({
+                "shipping_providers": PROVIDERS.iter().map(|(id, name)| json!({"id": id, "name": name})).collect::<Vec<_>>()
+            })),
+            TIKTOK_DELIVERY_OPTION => Err(bad(
+                codes::DELIVERY_BY_TIKTOK,
+                codes::message("shipping_providers", codes::DELIVERY_BY_TIKTOK),
+            )),
+            _ => Err(bad(
+                codes::DELIVERY_OPTION_NOT_SUBSCRIBED,
+                codes::message("shipping_providers", codes::DELIVERY_OPTION_NOT_SUBSCRIBED),
+            )),
+        },
         Route::Cancel => {
             let req: CancelOrderRequest = parse(body)?;
             let status = w

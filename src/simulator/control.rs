@@ -199,6 +199,9 @@ async fn create_orders(sim: Data<Arc<Shared>>, body: Json<CreateOrders>) -> Http
         if let Some(o) = w.orders.get_mut(&order_id) {
             if let Some(t) = &b.shipping_type {
                 o.wire.shipping_type = Some(t.clone());
+                if t == "TIKTOK" {
+                    o.wire.delivery_option_id = Some(super::api::TIKTOK_DELIVERY_OPTION.into());
+                }
             }
             if let Some(t) = &b.fulfillment_type {
                 o.wire.fulfillment_type = Some(t.clone());

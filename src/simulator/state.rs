@@ -474,7 +474,7 @@ impl World {
             fulfillment_type: Some("FULFILLMENT_BY_SELLER".into()),
             shipping_type: Some("SELLER".into()),
             delivery_type: Some("HOME_DELIVERY".into()),
-            delivery_option_id: Some("7091146663229654785".into()),
+            delivery_option_id: Some(super::api::SELLER_DELIVERY_OPTION.into()),
             delivery_option_name: Some("Standard shipping".into()),
             warehouse_id: Some(warehouse_id),
             is_on_hold_order: Some(status == TiktokStatus::OnHold),

@@ -6,8 +6,13 @@
 
 use serde::{de::DeserializeOwned, Serialize};
 
-/// The current format of every stored value.
+/// The first format. Values written in it lack what later formats added
+/// at the end of their types (see [`since_v3`]); they still read.
 pub const FORMAT_V1: u8 = 1;
+
+/// The current format of every stored value: V1's bincode, plus the fields
+/// added since, which [`since_v3`] marks.
+pub const FORMAT_V3: u8 = 3;
 
 /// The audit tree's values from version 2 on: a list of entries, every
 /// entry one checkpoint wrote, under the key of the first (one sled write
@@ -28,7 +33,28 @@ pub enum Error {
 }
 
 pub fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, Error> {
-    encode_version(FORMAT_V1, v)
+    encode_version(FORMAT_V3, v)
+}
+
+thread_local! {
+    /// Set while a V1 value is being decoded on this thread.
+    static READING_V1: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// `deserialize_with` for a field added in V3 at the end of a stored type:
+/// a V1 value has no bytes for it (bincode is positional), so it reads as
+/// the default without consuming anything; anywhere else (V3, JSON) it
+/// reads normally.
+pub fn since_v3<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de> + Default,
+{
+    if READING_V1.with(|r| r.get()) {
+        Ok(T::default())
+    } else {
+        T::deserialize(d)
+    }
 }
 
 /// [`encode`] under another version byte (see [`FORMAT_V2_AUDIT_GROUP`]).
@@ -60,7 +86,13 @@ impl bincode::enc::write::Writer for Envelope {
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     match bytes.split_first() {
         None => Err(Error::Empty),
-        Some((&FORMAT_V1, body)) => decode_body(body),
+        Some((&FORMAT_V3, body)) => decode_body(body),
+        Some((&FORMAT_V1, body)) => {
+            READING_V1.with(|r| r.set(true));
+            let out = decode_body(body);
+            READING_V1.with(|r| r.set(false));
+            out
+        }
         Some((&v, _)) => Err(Error::UnknownVersion(v)),
     }
 }
@@ -80,7 +112,7 @@ mod tests {
     fn round_trips_and_refuses_unknown_versions() {
         let v = (String::from("o1"), 42u64, vec![1i64, -2]);
         let b = encode(&v).unwrap();
-        assert_eq!(b[0], FORMAT_V1);
+        assert_eq!(b[0], FORMAT_V3);
         let back: (String, u64, Vec<i64>) = decode(&b).unwrap();
         assert_eq!(back, v);
         let mut future = b.clone();
@@ -91,5 +123,41 @@ mod tests {
         ));
         assert!(decode::<u64>(&[]).is_err());
         assert!(decode::<String>(&[FORMAT_V1, 0xff, 0xff]).is_err());
+    }
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Old {
+        a: String,
+        b: u64,
+    }
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct New {
+        a: String,
+        b: u64,
+        #[serde(default, deserialize_with = "since_v3")]
+        c: Vec<String>,
+    }
+
+    #[test]
+    fn a_v1_value_reads_with_the_fields_added_since_as_defaults() {
+        let old = Old {
+            a: "o1".into(),
+            b: 7,
+        };
+        let v1 = encode_version(FORMAT_V1, &old).unwrap();
+        // Inside a list, with a value after it: nothing is misaligned.
+        let list = encode_version(FORMAT_V1, &(vec![&old, &old], 9u8)).unwrap();
+        let back: New = decode(&v1).unwrap();
+        assert_eq!((back.a.as_str(), back.b, back.c.len()), ("o1", 7, 0));
+        let (items, tail): (Vec<New>, u8) = decode(&list).unwrap();
+        assert_eq!((items.len(), items[1].b, tail), (2, 7, 9));
+        let new = New {
+            a: "n".into(),
+            b: 1,
+            c: vec!["x".into()],
+        };
+        // After V1 reads, a V3 value reads its new field again.
+        assert_eq!(decode::<New>(&encode(&new).unwrap()).unwrap(), new);
     }
 }

@@ -845,6 +845,39 @@ impl Client {
         Ok(d.shipping_providers)
     }
 
+    /// `GET /logistics/202309/warehouses`.
+    pub async fn warehouses(&self, shop_id: &str) -> Result<Vec<Warehouse>, Error> {
+        let shop = self.shop(shop_id)?.clone();
+        let r = self.req(
+            &shop,
+            "warehouses",
+            Method::GET,
+            "/logistics/202309/warehouses".into(),
+        );
+        let d: WarehousesData = self.call(r).await?;
+        Ok(d.warehouses)
+    }
+
+    /// `GET /logistics/202309/warehouses/{warehouse_id}/delivery_options`.
+    pub async fn delivery_options(
+        &self,
+        shop_id: &str,
+        warehouse_id: &str,
+    ) -> Result<Vec<DeliveryOption>, Error> {
+        let shop = self.shop(shop_id)?.clone();
+        let r = self.req(
+            &shop,
+            "delivery_options",
+            Method::GET,
+            format!(
+                "/logistics/202309/warehouses/{}/delivery_options",
+                path_seg(warehouse_id)?
+            ),
+        );
+        let d: DeliveryOptionsData = self.call(r).await?;
+        Ok(d.delivery_options)
+    }
+
     /// `POST /return_refund/202309/cancellations` (seller cancel).
     pub async fn cancel_order(
         &self,

@@ -66,6 +66,10 @@ pub const ORDER_SHIPPED_NO_CANCEL: i64 = 25001045;
 pub const ORDER_FINISHED: i64 = 25001051;
 pub const NO_PERMISSION_ORDER: i64 = 25020005;
 pub const NOT_THIS_SELLER: i64 = 21008111;
+/// Get Shipping Providers: "No Subscription without specified delivery option."
+pub const DELIVERY_OPTION_NOT_SUBSCRIBED: i64 = 21008116;
+/// Get Shipping Providers: the option is shipped by TikTok, no providers.
+pub const DELIVERY_BY_TIKTOK: i64 = 21008117;
 pub const REFRESH_TOKEN_EXPIRED: i64 = 36004001;
 pub const AUTH_RECORD_MISSING: i64 = 36004005;
 

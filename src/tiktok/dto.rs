@@ -547,6 +547,53 @@ pub struct ShippingProvider {
     pub name: String,
 }
 
+/// One warehouse of Get Warehouse List (the fields orderflow reads).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Warehouse {
+    #[serde(deserialize_with = "lenient::string")]
+    pub id: String,
+    #[serde(deserialize_with = "lenient::string")]
+    pub name: String,
+    /// ENABLED, DISABLED, RESTRICTED.
+    #[serde(deserialize_with = "lenient::string")]
+    pub effect_status: String,
+    /// SALES_WAREHOUSE, RETURN_WAREHOUSE.
+    #[serde(rename = "type", deserialize_with = "lenient::string")]
+    pub kind: String,
+    #[serde(deserialize_with = "lenient::opt_bool")]
+    pub is_default: Option<bool>,
+}
+
+/// `data` of `GET /logistics/202309/warehouses`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WarehousesData {
+    #[serde(deserialize_with = "lenient::vec")]
+    pub warehouses: Vec<Warehouse>,
+}
+
+/// One delivery option of Get Warehouse Delivery Options.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeliveryOption {
+    #[serde(deserialize_with = "lenient::string")]
+    pub id: String,
+    #[serde(deserialize_with = "lenient::string")]
+    pub name: String,
+    /// STANDARD, EXPRESS, ECONOMY, SEND_BY_SELLER.
+    #[serde(rename = "type", deserialize_with = "lenient::string")]
+    pub kind: String,
+}
+
+/// `data` of `GET /logistics/202309/warehouses/{id}/delivery_options`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeliveryOptionsData {
+    #[serde(deserialize_with = "lenient::vec")]
+    pub delivery_options: Vec<DeliveryOption>,
+}
+
 /// `data` of Get Shipping Providers.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]

@@ -415,7 +415,12 @@ impl Handler<Depth> for Gateway {
 pub struct GatewayHandle {
     addr: Addr<Gateway>,
     client: Client,
+    /// Get Shipping Providers per (shop, delivery option), for an hour.
+    providers: Arc<parking_lot::Mutex<HashMap<(String, String), (Instant, Vec<ShippingProvider>)>>>,
 }
+
+/// How long a delivery option's shipping providers are trusted.
+const PROVIDERS_TTL: Duration = Duration::from_secs(3600);
 
 impl std::fmt::Debug for GatewayHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -459,6 +464,7 @@ impl GatewayHandle {
         GatewayHandle {
             addr: actor.start(),
             client,
+            providers: Default::default(),
         }
     }
 
@@ -619,6 +625,46 @@ impl GatewayHandle {
         let (s, o) = (shop_id.to_string(), order_id.to_string());
         self.call(shop_id, priority, move |c| async move {
             c.update_shipping_info(&s, &o, &body).await
+        })
+        .await
+    }
+
+    /// The shipping providers TikTok takes for a delivery option, from a
+    /// cache kept an hour (one call per option and shop, not per label).
+    pub async fn providers_for(
+        &self,
+        shop_id: &str,
+        delivery_option_id: &str,
+    ) -> Result<Vec<ShippingProvider>, Error> {
+        let key = (shop_id.to_string(), delivery_option_id.to_string());
+        if let Some((at, p)) = self.providers.lock().get(&key) {
+            if at.elapsed() < PROVIDERS_TTL {
+                return Ok(p.clone());
+            }
+        }
+        let p = self.shipping_providers(shop_id, delivery_option_id).await?;
+        self.providers
+            .lock()
+            .insert(key, (Instant::now(), p.clone()));
+        Ok(p)
+    }
+
+    pub async fn warehouses(&self, shop_id: &str) -> Result<Vec<Warehouse>, Error> {
+        let s = shop_id.to_string();
+        self.call(shop_id, Priority::background(), move |c| async move {
+            c.warehouses(&s).await
+        })
+        .await
+    }
+
+    pub async fn delivery_options(
+        &self,
+        shop_id: &str,
+        warehouse_id: &str,
+    ) -> Result<Vec<DeliveryOption>, Error> {
+        let (s, w) = (shop_id.to_string(), warehouse_id.to_string());
+        self.call(shop_id, Priority::background(), move |c| async move {
+            c.delivery_options(&s, &w).await
         })
         .await
     }
