@@ -416,8 +416,11 @@ pub struct GatewayHandle {
     addr: Addr<Gateway>,
     client: Client,
     /// Get Shipping Providers per (shop, delivery option), for an hour.
-    providers: Arc<parking_lot::Mutex<HashMap<(String, String), (Instant, Vec<ShippingProvider>)>>>,
+    providers: Arc<parking_lot::Mutex<ProvidersCache>>,
 }
+
+/// (shop, delivery option) → when read, and the providers.
+type ProvidersCache = HashMap<(String, String), (Instant, Vec<ShippingProvider>)>;
 
 /// How long a delivery option's shipping providers are trusted.
 const PROVIDERS_TTL: Duration = Duration::from_secs(3600);
