@@ -18,6 +18,7 @@ pub const WEBHOOKS_TOTAL: &str = "orderflow_webhooks_total";
 pub const WEBHOOKS_QUARANTINED_TOTAL: &str = "orderflow_webhooks_quarantined_total";
 pub const ORDERS_UNDECODABLE_TOTAL: &str = "orderflow_orders_undecodable_total";
 pub const ORDERS_UNKNOWN_STATUS_TOTAL: &str = "orderflow_orders_unknown_status_total";
+pub const CANCEL_REQUESTS_TOTAL: &str = "orderflow_cancel_requests_total";
 pub const ORDERS: &str = "orderflow_orders";
 pub const ORDERS_AT_RISK: &str = "orderflow_orders_at_risk";
 pub const ORDERS_LATE: &str = "orderflow_orders_late";
@@ -39,6 +40,10 @@ pub fn describe() {
     describe_counter!(
         ORDERS_UNKNOWN_STATUS_TOTAL,
         "Orders TikTok reported in a status orderflow does not know: each is kept with its raw status and held for an operator."
+    );
+    describe_counter!(
+        CANCEL_REQUESTS_TOTAL,
+        "Buyers' cancellation requests met, by the workflow's answer (approve, reject, operator)."
     );
     describe_counter!(
         WEBHOOKS_QUARANTINED_TOTAL,

@@ -286,6 +286,35 @@ pub struct Order {
     /// When the buyer asked, Unix seconds.
     #[serde(default, deserialize_with = "crate::store::codec::since_v3")]
     pub request_cancel_time: Option<i64>,
+    /// The buyer's pending cancellation request as Search Cancellations
+    /// shows it (read by the sync when `buyer_cancel_requested`).
+    #[serde(default, deserialize_with = "crate::store::codec::since_v3")]
+    pub cancel_request: Option<CancelRequest>,
+}
+
+/// A buyer's request to cancel, waiting for the seller's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CancelRequest {
+    pub cancel_id: String,
+    /// TikTok's reason key, and its text.
+    pub reason: String,
+    pub reason_text: String,
+    /// Unix seconds.
+    pub requested_at: i64,
+    /// TikTok's deadline for the seller's answer (Unix seconds).
+    pub respond_by: Option<i64>,
+}
+
+impl CancelRequest {
+    pub fn from_wire(c: &crate::tiktok::dto::Cancellation) -> CancelRequest {
+        CancelRequest {
+            cancel_id: c.cancel_id.clone(),
+            reason: c.cancel_reason.clone(),
+            reason_text: c.cancel_reason_text.clone(),
+            requested_at: c.create_time,
+            respond_by: c.respond_by(),
+        }
+    }
 }
 
 fn money(order_id: &str, field: &'static str, v: &Option<String>) -> Result<Money, Error> {
@@ -405,6 +434,7 @@ impl Order {
             delivery_option_id: w.delivery_option_id.clone(),
             buyer_cancel_requested: w.is_buyer_request_cancel.unwrap_or(false),
             request_cancel_time: w.request_cancel_time,
+            cancel_request: None,
         })
     }
 
@@ -457,6 +487,7 @@ impl Order {
             "delivery_option_id": self.delivery_option_id,
             "buyer_cancel_requested": self.buyer_cancel_requested,
             "request_cancel_time": self.request_cancel_time,
+            "cancel_request": self.cancel_request,
             "is_on_hold_order": self.is_on_hold_order,
             "payment": {
                 "currency": p.currency,

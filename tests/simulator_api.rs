@@ -622,12 +622,19 @@ async fn lifecycle_runs_on_the_scaled_clock_and_webhooks_are_signed_and_retried(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let r = reqwest::Client::new()
-        .post(format!("{}/sim/orders/{oid}/buyer_cancel", sim.base_url()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 409);
+    // After the hold the buyer can only ask, once; the order stands.
+    let ask = || {
+        reqwest::Client::new()
+            .post(format!("{}/sim/orders/{oid}/buyer_cancel", sim.base_url()))
+            .send()
+    };
+    assert_eq!(ask().await.unwrap().status(), 200);
+    let s = sim_get(&sim, &format!("/sim/orders/{oid}")).await;
+    assert_eq!(
+        (&s["status"], &s["order"]["is_buyer_request_cancel"]),
+        (&json!("AWAITING_SHIPMENT"), &json!(true))
+    );
+    assert_eq!(ask().await.unwrap().status(), 409);
 
     let mut cfg = config(&sim, 50.0);
     cfg.shops.truncate(1);
@@ -637,6 +644,9 @@ async fn lifecycle_runs_on_the_scaled_clock_and_webhooks_are_signed_and_retried(
         .await
         .unwrap()
         .is_already_shipped());
+    // A US shop's shipment closes the request.
+    let s = sim_get(&sim, &format!("/sim/orders/{oid}")).await;
+    assert_eq!(s["order"]["is_buyer_request_cancel"], false);
     for to in ["IN_TRANSIT", "DELIVERED", "COMPLETED"] {
         sim_post(&sim, "/sim/carrier", json!({"order_ids": [oid], "to": to})).await;
     }

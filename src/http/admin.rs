@@ -261,6 +261,16 @@ pub fn parse_action(
                 None => OperatorAction::Cancel { reason },
             }
         }
+        "approve_cancel_request" => OperatorAction::AnswerCancelRequest {
+            approve: true,
+            reason: None,
+            by,
+        },
+        "reject_cancel_request" => OperatorAction::AnswerCancelRequest {
+            approve: false,
+            reason: reason.filter(|r| !r.trim().is_empty()),
+            by,
+        },
         "run_from" => OperatorAction::RunFrom {
             step: step.ok_or("run_from needs \"step\"")?,
         },

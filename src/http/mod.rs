@@ -321,6 +321,14 @@ pub fn order_view(rec: &OrderRecord, registry: &Registry) -> serde_json::Value {
         "deadlines": rec.order.as_ref().map(|o| json!(o.deadlines)),
         "line_items": rec.order.as_ref().map(|o| json!(o.line_items)),
         "tags": rec.order.as_ref().map(|o| json!(o.tags)),
+        "fulfillment_type": rec.order.as_ref().map(|o| o.fulfillment_type.as_str()),
+        "shipping_type": rec.order.as_ref().map(|o| o.shipping_type.as_str()),
+        "cancel_request": rec
+            .order
+            .as_ref()
+            .filter(|o| o.buyer_cancel_requested)
+            .and_then(|o| o.cancel_request.as_ref())
+            .map(|r| json!(r)),
     })
 }
 
@@ -423,6 +431,13 @@ pub fn check_intervention(rec: &OrderRecord, action: &OperatorAction) -> Result<
             }
         }
         OperatorAction::Note { .. } => true,
+        OperatorAction::AnswerCancelRequest { .. } => {
+            !rec.lifecycle.is_terminal()
+                && rec
+                    .order
+                    .as_ref()
+                    .is_some_and(|o| o.buyer_cancel_requested && o.cancel_request.is_some())
+        }
     };
     if ok {
         Ok(())

@@ -30,6 +30,14 @@ use crate::workflow::{expr, Definition};
 /// step: its result is recorded, not fed to the instance).
 pub const OPERATOR_CANCEL: &str = "_operator_cancel";
 
+/// The pseudo-step of an answer to a buyer's cancellation request.
+pub const CANCEL_REQUEST_ANSWER: &str = "_cancel_request_answer";
+
+/// A Unix time as RFC 3339 (UTC), for messages.
+fn fmt_unix(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0).map_or_else(|| t.to_string(), |d| d.to_rfc3339())
+}
+
 /// How many recent event ids a checkpoint remembers, to drop redeliveries.
 const RECENT_EVENTS: usize = 64;
 
@@ -192,9 +200,122 @@ impl W<'_> {
             "TikTok reports status {status}, which orderflow does not know: held for an operator"
         );
         self.audit("tiktok", "unknown_status", reason.clone());
+        self.hold_for("tiktok", &reason);
+    }
+
+    /// A buyer's pending cancellation request, answered once per request
+    /// as the workflow's `on_cancel_request` says (without a workflow, or
+    /// without the key, a person decides): approve before shipping (TikTok
+    /// cancels; the compensations release the stock and void an unused
+    /// label), reject with an official reason, or hold the order for an
+    /// operator, alerted before TikTok's deadline.
+    fn on_cancel_request(&mut self) {
+        let Some(order) = self.rec.order.as_ref() else {
+            return;
+        };
+        let Some(req) = order
+            .cancel_request
+            .clone()
+            .filter(|_| order.buyer_cancel_requested)
+        else {
+            return;
+        };
+        if self.rec.lifecycle.is_terminal()
+            || self.rec.cancel_answered.as_deref() == Some(req.cancel_id.as_str())
+        {
+            return;
+        }
+        let shipped = self.rec.fulfillment_ms.is_some()
+            || order.status.rank() >= TiktokStatus::AwaitingCollection.rank();
+        let policy = self
+            .def
+            .as_ref()
+            .map(|d| d.on_cancel_request)
+            .unwrap_or_default();
+        let answer = if shipped {
+            policy.after_shipping
+        } else {
+            policy.before_shipping
+        };
+        self.rec.cancel_answered = Some(req.cancel_id.clone());
+        self.changed = true;
+        metrics::counter!(crate::metrics::CANCEL_REQUESTS_TOTAL, "answer" => answer.as_str())
+            .increment(1);
+        self.audit(
+            "tiktok",
+            "cancel_request",
+            format!(
+                "the buyer asks to cancel ({}, {}); {} shipping, the workflow answers: {}",
+                req.reason,
+                req.reason_text,
+                if shipped { "after" } else { "before" },
+                answer.as_str()
+            ),
+        );
+        use crate::workflow::model::CancelAnswer;
+        match answer {
+            CancelAnswer::Approve => self.answer_cancel_request(&req.cancel_id, true, None),
+            CancelAnswer::Reject => self.answer_cancel_request(
+                &req.cancel_id,
+                false,
+                Some(policy.reject_reason.as_str().to_string()),
+            ),
+            CancelAnswer::Operator => {
+                let by = req
+                    .respond_by
+                    .map(|t| format!(" before {}", fmt_unix(t)))
+                    .unwrap_or_default();
+                self.hold_for(
+                    "tiktok",
+                    &format!("the buyer asks to cancel: approve or reject the request{by}"),
+                );
+            }
+        }
+    }
+
+    /// Sends the answer to TikTok (a pseudo-step effect, keyed by the
+    /// request: a replay is the same call).
+    fn answer_cancel_request(&mut self, cancel_id: &str, approve: bool, reason: Option<String>) {
+        let visit = self.rec.audit_seq as u32;
+        let (action, verb) = if approve {
+            ("tiktok.approve_cancellation", "approve")
+        } else {
+            ("tiktok.reject_cancellation", "reject")
+        };
+        let mut args = vec![("cancel_id", Data::from(cancel_id))];
+        if let Some(r) = &reason {
+            args.push(("reason", Data::from(r.as_str())));
+        }
+        let started = StartedEffect {
+            key: format!("{}:cancel-request:{cancel_id}:{verb}", self.rec.order_id),
+            effect: EffectId {
+                step: CANCEL_REQUEST_ANSWER.into(),
+                visit,
+                compensation: false,
+            },
+            action: action.into(),
+            args: Data::map(args),
+            attempt: 1,
+            timeout_ms: None,
+            started_ms: self.env.now_ms,
+        };
+        self.rec.in_flight.push(started.clone());
+        self.start.push(started);
+        self.audit(
+            "tiktok",
+            "cancel_request",
+            format!(
+                "asking TikTok to {verb} the buyer's cancellation request {cancel_id}{}",
+                reason.map(|r| format!(" ({r})")).unwrap_or_default()
+            ),
+        );
+    }
+
+    /// Holds the order (as an operator's hold does) with `reason`.
+    fn hold_for(&mut self, source: &str, reason: &str) {
         if !self.rec.lifecycle.is_terminal() && !self.held() {
             self.rec.held_from = Some(self.rec.lifecycle);
-            self.set_lifecycle(Lifecycle::OnHold, "tiktok", &reason);
+            self.set_lifecycle(Lifecycle::OnHold, source, reason);
             if self.rec.lifecycle != Lifecycle::OnHold {
                 self.rec.held_from = None;
             }
@@ -466,6 +587,11 @@ impl W<'_> {
         }
         let status_changed = prev.as_ref().map(|p| &p.status) != Some(&order.status);
         let mut order = order.clone();
+        // A snapshot that says "the buyer asked" without the request itself
+        // (its lookup failed) keeps the one we know.
+        if order.buyer_cancel_requested && order.cancel_request.is_none() {
+            order.cancel_request = prev.as_ref().and_then(|p| p.cancel_request.clone());
+        }
         if let Some(p) = &prev {
             for t in &p.tags {
                 if !order.tags.contains(t) {
@@ -506,6 +632,7 @@ impl W<'_> {
                 self.drive(Input::Event(ev));
             }
         }
+        self.on_cancel_request();
     }
 
     fn on_operator(&mut self, a: &OperatorAction) {
@@ -572,6 +699,31 @@ impl W<'_> {
                 reason,
                 cancel_reason,
             } => self.operator_cancel(reason, Some(cancel_reason)),
+            OperatorAction::AnswerCancelRequest {
+                approve, reason, ..
+            } => {
+                let pending = self
+                    .rec
+                    .order
+                    .as_ref()
+                    .filter(|o| o.buyer_cancel_requested)
+                    .and_then(|o| o.cancel_request.clone());
+                let Some(req) = pending else {
+                    self.audit("operator", "ignored", "no cancellation request is pending");
+                    return;
+                };
+                self.rec.cancel_answered = Some(req.cancel_id.clone());
+                let reason = (!approve).then(|| {
+                    reason.clone().unwrap_or_else(|| {
+                        crate::tiktok::reasons::RejectKind::Packed.as_str().into()
+                    })
+                });
+                self.answer_cancel_request(&req.cancel_id, *approve, reason);
+                // The hold was for this decision.
+                if self.held() {
+                    self.on_operator(&OperatorAction::Release);
+                }
+            }
         }
     }
 
@@ -693,6 +845,22 @@ impl W<'_> {
             let _ = out;
         }
         self.changed = true;
+        if effect.step == CANCEL_REQUEST_ANSWER {
+            match result {
+                Ok(_) => self.audit("tiktok", "cancel_request", "TikTok took the answer"),
+                Err(e) => {
+                    // Unanswered, the request must reach a person in time
+                    // (the automatic answer is not tried again).
+                    let why = format!(
+                        "TikTok did not take the answer to the buyer's cancellation request ({}): {}; answer it by hand",
+                        e.kind, e.message
+                    );
+                    self.audit("tiktok", "cancel_request", why.clone());
+                    self.hold_for("tiktok", &why);
+                }
+            }
+            return Ok(());
+        }
         if effect.step == OPERATOR_CANCEL {
             let detail = match result {
                 Ok(_) => "TikTok accepted the cancellation".to_string(),

@@ -11,6 +11,11 @@
 //! notifier's retries is tried again on the next pass, because the warning
 //! is only useful if somebody reads it.
 //!
+//! The same pass warns, once per request, about a buyer's cancellation
+//! request held for an operator whose answer TikTok needs within the
+//! margin (its `respond_by`, from Search Cancellations); marker
+//! `cancel_request_alert:{cancel_id}`.
+//!
 //! Time comes from the runtime's [`Clock`], so tests move it by hand.
 
 use std::time::Duration;
@@ -28,6 +33,29 @@ fn marker(order_id: &str) -> String {
     format!("deadline_alert:{order_id}")
 }
 
+/// Store key (in `cursors`) recording that a cancellation request was
+/// warned about.
+fn cancel_marker(cancel_id: &str) -> String {
+    format!("cancel_request_alert:{cancel_id}")
+}
+
+/// A buyer's cancellation request held for an operator, its answer due
+/// within `margin_s`: `(cancel_id, respond_by)`.
+fn cancel_answer_due(
+    r: &crate::store::OrderRecord,
+    now_ms: i64,
+    margin_s: i64,
+) -> Option<(String, i64)> {
+    let o = r.order.as_ref()?;
+    let req = o.cancel_request.as_ref()?;
+    let respond_by = req.respond_by?;
+    (r.held_from.is_some()
+        && o.buyer_cancel_requested
+        && !r.lifecycle.is_terminal()
+        && respond_by - now_ms / 1000 < margin_s)
+        .then(|| (req.cancel_id.clone(), respond_by))
+}
+
 /// Warnings sent at the same time by one pass.
 const WARNINGS_IN_PARALLEL: usize = 16;
 
@@ -39,6 +67,9 @@ pub struct AtRisk {
     /// Unix seconds.
     pub ship_by: i64,
     pub time_left_s: i64,
+    /// Set for a buyer's cancellation request awaiting an operator's
+    /// answer (then `ship_by` is TikTok's deadline for that answer).
+    pub cancel_id: Option<String>,
 }
 
 /// Everything the watcher needs; `run` is its whole life.
@@ -68,7 +99,14 @@ impl DeadlineWatcher {
     /// Sends one warning; records it unless it should be tried again.
     /// Returns the order when the warning was delivered.
     async fn warn(&self, o: AtRisk) -> Option<AtRisk> {
-        let text = if o.time_left_s < 0 {
+        let text = if let Some(c) = &o.cancel_id {
+            format!(
+                "Order {}: the buyer's cancellation request {c} waits for an answer, due within {} h {} min; approve or reject it",
+                o.order_id,
+                o.time_left_s.max(0) / 3600,
+                (o.time_left_s.max(0) % 3600) / 60
+            )
+        } else if o.time_left_s < 0 {
             format!(
                 "Order {} missed its ship-by deadline {} min ago and is not shipped",
                 o.order_id,
@@ -87,7 +125,8 @@ impl DeadlineWatcher {
             .alert(
                 &text,
                 serde_json::json!({
-                    "kind": "ship_by_at_risk",
+                    "kind": if o.cancel_id.is_some() { "cancel_request_due" } else { "ship_by_at_risk" },
+                    "cancel_id": o.cancel_id,
                     "order_id": o.order_id,
                     "shop_id": o.shop_id,
                     "ship_by": o.ship_by,
@@ -102,12 +141,11 @@ impl DeadlineWatcher {
             tracing::warn!(order_id = %o.order_id, error = ?d.error, "Deadline warning not delivered; retrying on the next pass");
             return None;
         }
-        if let Err(e) = self
-            .store
-            .trees
-            .cursors
-            .insert(marker(&o.order_id).as_bytes(), &b"1"[..])
-        {
+        let key = match &o.cancel_id {
+            Some(c) => cancel_marker(c),
+            None => marker(&o.order_id),
+        };
+        if let Err(e) = self.store.trees.cursors.insert(key.as_bytes(), &b"1"[..]) {
             tracing::error!(order_id = %o.order_id, error = %e, "Could not record the deadline warning");
         }
         d.delivered.then_some(o)
@@ -121,28 +159,46 @@ impl DeadlineWatcher {
         let margin = self.margin_s;
         let scanned = tokio::task::spawn_blocking(move || {
             let sum = report::summarize(&store, now, margin);
-            let due: Vec<AtRisk> = store
-                .orders()
-                .flatten()
-                .filter(|r| report::is_at_risk(r, now, margin))
-                .filter(|r| {
-                    !matches!(
-                        store
-                            .trees
-                            .cursors
-                            .contains_key(marker(&r.order_id).as_bytes()),
-                        Ok(true)
-                    )
-                })
-                .filter_map(|r| {
-                    Some(AtRisk {
-                        ship_by: r.order.as_ref()?.deadlines.ship_by()?,
-                        time_left_s: report::time_left_s(&r, now)?,
-                        order_id: r.order_id,
-                        shop_id: r.shop_id,
+            let marked =
+                |k: String| matches!(store.trees.cursors.contains_key(k.as_bytes()), Ok(true));
+            let mut due: Vec<AtRisk> = Vec::new();
+            for r in store.orders().flatten() {
+                if let Some((cancel_id, respond_by)) = cancel_answer_due(&r, now, margin) {
+                    if !marked(cancel_marker(&cancel_id)) {
+                        due.push(AtRisk {
+                            order_id: r.order_id.clone(),
+                            shop_id: r.shop_id.clone(),
+                            ship_by: respond_by,
+                            time_left_s: respond_by - now / 1000,
+                            cancel_id: Some(cancel_id),
+                        });
+                    }
+                }
+            }
+            due.extend(
+                store
+                    .orders()
+                    .flatten()
+                    .filter(|r| report::is_at_risk(r, now, margin))
+                    .filter(|r| {
+                        !matches!(
+                            store
+                                .trees
+                                .cursors
+                                .contains_key(marker(&r.order_id).as_bytes()),
+                            Ok(true)
+                        )
                     })
-                })
-                .collect();
+                    .filter_map(|r| {
+                        Some(AtRisk {
+                            ship_by: r.order.as_ref()?.deadlines.ship_by()?,
+                            time_left_s: report::time_left_s(&r, now)?,
+                            order_id: r.order_id,
+                            shop_id: r.shop_id,
+                            cancel_id: None,
+                        })
+                    }),
+            );
             (sum, due)
         })
         .await;

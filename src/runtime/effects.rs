@@ -173,7 +173,11 @@ impl Executor {
                 })?;
                 self.fulfilment(&f, order, e).await
             }
-            "tiktok.mark_shipped" | "tiktok.ship_package" | "tiktok.cancel_order" => {
+            "tiktok.mark_shipped"
+            | "tiktok.ship_package"
+            | "tiktok.cancel_order"
+            | "tiktok.approve_cancellation"
+            | "tiktok.reject_cancellation" => {
                 let order =
                     order.ok_or_else(|| err("invalid", "the order has not been fetched yet"))?;
                 self.tiktok(&order, e).await
@@ -383,10 +387,41 @@ impl Executor {
             .ok_or_else(|| err("invalid", "no TikTok gateway is configured"))?;
         let prio = Priority::write(order.deadlines.ship_by());
         let arg = |k: &str| e.args.get(k).and_then(Data::as_str).map(str::to_string);
-        if e.action != "tiktok.cancel_order" {
+        if matches!(
+            e.action.as_str(),
+            "tiktok.mark_shipped" | "tiktok.ship_package"
+        ) {
             refuse_platform_fulfilled(order, &e.action)?;
         }
+        // The buyer's request: the one named, else the order's pending one.
+        let cancel_id = || {
+            arg("cancel_id")
+                .filter(|c| !c.is_empty())
+                .or_else(|| order.cancel_request.as_ref().map(|r| r.cancel_id.clone()))
+                .ok_or_else(|| err("invalid", "no buyer cancellation request is pending"))
+        };
         match e.action.as_str() {
+            "tiktok.approve_cancellation" => {
+                let id = cancel_id()?;
+                g.approve_cancellation(&order.shop_id, &id, &e.key, prio)
+                    .await
+                    .map_err(tiktok_error)?;
+                Ok(Data::map([
+                    ("cancel_id", Data::from(id)),
+                    ("approved", Data::Bool(true)),
+                ]))
+            }
+            "tiktok.reject_cancellation" => {
+                let id = cancel_id()?;
+                let reason = arg("reason").unwrap_or_else(|| "packed".into());
+                g.reject_cancellation(&order.shop_id, &id, &reason, &e.key, prio)
+                    .await
+                    .map_err(tiktok_error)?;
+                Ok(Data::map([
+                    ("cancel_id", Data::from(id)),
+                    ("rejected", Data::Bool(true)),
+                ]))
+            }
             "tiktok.mark_shipped" => {
                 let req = MarkShippedRequest {
                     tracking_number: arg("tracking_number").unwrap_or_default(),

@@ -98,6 +98,14 @@ pub enum OperatorAction {
         reason: String,
         cancel_reason: String,
     },
+    /// Answer the buyer's pending cancellation request: approve (TikTok
+    /// cancels the order), or reject with `reason` (a reject kind or an
+    /// official key).
+    AnswerCancelRequest {
+        approve: bool,
+        reason: Option<String>,
+        by: String,
+    },
 }
 
 impl OperatorAction {
@@ -110,6 +118,8 @@ impl OperatorAction {
             OperatorAction::Hold { .. } => "hold",
             OperatorAction::Release => "release",
             OperatorAction::Cancel { .. } | OperatorAction::SellerCancel { .. } => "cancel",
+            OperatorAction::AnswerCancelRequest { approve: true, .. } => "approve_cancel_request",
+            OperatorAction::AnswerCancelRequest { approve: false, .. } => "reject_cancel_request",
             OperatorAction::RunFrom { .. } => "run_from",
             OperatorAction::Note { .. } => "note",
         }

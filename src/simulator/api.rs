@@ -90,6 +90,9 @@ enum Route {
     Warehouses,
     DeliveryOptions,
     Cancel,
+    SearchCancellations,
+    ApproveCancellation,
+    RejectCancellation,
     UpdateInventory,
     InventorySearch,
     GetWebhooks,
@@ -111,6 +114,9 @@ impl Route {
             Route::UpdateShippingInfo => "update_shipping_info",
             Route::ShippingProviders => "shipping_providers",
             Route::Warehouses => "warehouses",
+            Route::SearchCancellations => "search_cancellations",
+            Route::ApproveCancellation => "approve_cancellation",
+            Route::RejectCancellation => "reject_cancellation",
             Route::DeliveryOptions => "delivery_options",
             Route::Cancel => "cancel_order",
             Route::UpdateInventory => "update_inventory",
@@ -145,6 +151,15 @@ fn route<'p>(method: &Method, segs: &[&'p str]) -> Result<(Route, Option<&'p str
             (DeliveryOptions, Some(*w), Method::GET)
         }
         ["return_refund", "202309", "cancellations"] => (Cancel, None, Method::POST),
+        ["return_refund", "202309", "cancellations", "search"] => {
+            (SearchCancellations, None, Method::POST)
+        }
+        ["return_refund", "202309", "cancellations", c, "approve"] => {
+            (ApproveCancellation, Some(*c), Method::POST)
+        }
+        ["return_refund", "202309", "cancellations", c, "reject"] => {
+            (RejectCancellation, Some(*c), Method::POST)
+        }
         ["product", "202309", "products", p, "inventory", "update"] => {
             (UpdateInventory, Some(*p), Method::POST)
         }
@@ -932,6 +947,131 @@ fn dispatch(w: &mut World, r: Route, arg: &str, shop_id: &str, q: &Q<'_>, body: 
                 codes::message("shipping_providers", codes::DELIVERY_OPTION_NOT_SUBSCRIBED),
             )),
         },
+        Route::SearchCancellations => {
+            match q.get("page_size").map(str::parse::<u32>) {
+                None => {}
+                Some(Ok(n)) if (1..=50).contains(&n) => {}
+                _ => {
+                    return Err(bad(
+                        25001001,
+                        codes::message("search_cancellations", 25001001),
+                    ))
+                }
+            }
+            let f: SearchCancellationsFilter = parse(body)?;
+            let mut found: Vec<Value> = w
+                .orders
+                .values()
+                .filter(|o| o.shop_id == shop_id)
+                .filter(|o| f.order_ids.is_empty() || f.order_ids.contains(&o.wire.id))
+                .filter_map(|o| Some((o, o.cancellation.as_ref()?)))
+                .filter(|(_, c)| f.cancel_ids.is_empty() || f.cancel_ids.contains(&c.cancel_id))
+                .filter(|(_, c)| f.cancel_status.is_empty() || f.cancel_status.contains(&c.status))
+                .map(|(o, c)| json!({
+                    "cancel_id": c.cancel_id, "order_id": o.wire.id,
+                    "cancel_type": "BUYER_CANCEL", "cancel_status": c.status, "role": "BUYER",
+                    "cancel_reason": "ecom_order_to_ship_canceled_reason_no_longer_needed",
+                    "cancel_reason_text": "No longer needed",
+                    "create_time": c.create_time, "update_time": c.update_time,
+                    "seller_next_action_response": if c.status == "CANCELLATION_REQUEST_PENDING" {
+                        json!([{"action": "SELLER_RESPOND_CANCEL", "deadline": c.deadline}])
+                    } else { json!([]) },
+                }))
+                .collect();
+            found.sort_by(|a, b| a["create_time"].as_i64().cmp(&b["create_time"].as_i64()));
+            Ok(json!({ "cancellations": found, "total_count": found.len(), "next_page_token": "" }))
+        }
+        Route::ApproveCancellation | Route::RejectCancellation => {
+            let approve = r == Route::ApproveCancellation;
+            let endpoint = if approve {
+                "approve_cancellation"
+            } else {
+                "reject_cancellation"
+            };
+            let key = q.get("idempotency_key").map(str::to_string);
+            let order_id = w
+                .orders
+                .values()
+                .find(|o| {
+                    o.shop_id == shop_id
+                        && o.cancellation.as_ref().is_some_and(|c| c.cancel_id == arg)
+                })
+                .map(|o| o.wire.id.clone());
+            let Some(order_id) = order_id else {
+                return Err(bad(25007006, codes::message(endpoint, 25007006)));
+            };
+            let (status, answered_with, order_status) = {
+                let o = &w.orders[&order_id];
+                let c = o.cancellation.as_ref().expect("found by its cancellation");
+                (
+                    c.status.clone(),
+                    c.answered_with.clone(),
+                    o.wire.status.clone(),
+                )
+            };
+            let reject_reason = if approve {
+                None
+            } else {
+                let req: RejectCancellationRequest = parse(body)?;
+                let market = w
+                    .shops
+                    .iter()
+                    .find(|s| s.id == shop_id)
+                    .and_then(|s| crate::tiktok::reasons::Market::from_region(&s.region));
+                let listed = market.is_some_and(|m| {
+                    crate::tiktok::reasons::reject_reasons(m)
+                        .iter()
+                        .any(|(k, _)| *k == req.reject_reason)
+                });
+                if !listed {
+                    let code = if crate::tiktok::reasons::is_any_reject_key(&req.reject_reason) {
+                        25001057
+                    } else {
+                        25001014
+                    };
+                    return Err(bad(code, codes::message(endpoint, code)));
+                }
+                Some(req.reject_reason)
+            };
+            let done = if approve {
+                "CANCELLATION_REQUEST_SUCCESS"
+            } else {
+                "CANCELLATION_REQUEST_CANCEL"
+            };
+            // A replay with the same idempotency key is the same answer.
+            if status == done && answered_with.is_some() && answered_with == key {
+                return Ok(json!({}));
+            }
+            if status != "CANCELLATION_REQUEST_PENDING" {
+                let code = if approve { 25011012 } else { 25011011 };
+                return Err(bad(code, codes::message(endpoint, code)));
+            }
+            if approve && order_status != "AWAITING_SHIPMENT" {
+                return Err(bad(25001045, codes::message(endpoint, 25001045)));
+            }
+            w.close_cancellation(&order_id, done, key.as_deref());
+            if approve {
+                w.cancel(
+                    &order_id,
+                    "BUYER",
+                    "ecom_order_to_ship_canceled_reason_no_longer_needed",
+                );
+            }
+            ledger(
+                w,
+                shop_id,
+                endpoint,
+                Some(&order_id),
+                None,
+                None,
+                0,
+                match &reject_reason {
+                    Some(r) => format!("rejected: {r}"),
+                    None => "approved".to_string(),
+                },
+            );
+            Ok(json!({}))
+        }
         Route::Cancel => {
             let req: CancelOrderRequest = parse(body)?;
             let status = w

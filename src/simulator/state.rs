@@ -167,7 +167,27 @@ pub(crate) struct SimOrder {
     /// /sim/orders/{id}/wire`): values TikTok's schemas allow that a strict
     /// decoder refuses (an unknown status, `null`, a number as a string).
     pub wire_patch: serde_json::Map<String, serde_json::Value>,
+    /// The buyer's cancellation request, once made after the hold.
+    pub cancellation: Option<SimCancellation>,
 }
+
+/// A buyer's cancellation request as Search Cancellations shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SimCancellation {
+    pub cancel_id: String,
+    /// CANCELLATION_REQUEST_PENDING, _SUCCESS (approved) or _CANCEL
+    /// (rejected, or closed by the shipment).
+    pub status: String,
+    pub create_time: i64,
+    pub update_time: i64,
+    /// TikTok's deadline for the seller's answer.
+    pub deadline: i64,
+    /// The idempotency key of the answer that decided it.
+    pub answered_with: Option<String>,
+}
+
+/// How long the simulator gives a seller to answer a buyer's request.
+pub(crate) const RESPOND_WITHIN_SECS: i64 = 48 * 3600;
 
 pub(crate) struct TokenState {
     pub expires_at: i64,
@@ -556,6 +576,7 @@ impl World {
             buyer_cancel_at,
             next_carrier_at: None,
             wire_patch: Default::default(),
+            cancellation: None,
         };
         if status == TiktokStatus::AwaitingShipment {
             attach_package(&mut o);
@@ -689,6 +710,21 @@ impl World {
             o.next_carrier_at = auto.then_some(now + COLLECT_AFTER);
         }
         self.set_status(order_id, TiktokStatus::AwaitingCollection);
+        // In the US, TikTok closes a buyer's pending request when the
+        // seller ships (v202309: "the cancellation request will be rejected
+        // automatically"); elsewhere the seller answers it.
+        let pending = self.orders.get(order_id).is_some_and(|o| {
+            o.cancellation
+                .as_ref()
+                .is_some_and(|c| c.status == "CANCELLATION_REQUEST_PENDING")
+                && self
+                    .shops
+                    .iter()
+                    .any(|s| s.id == o.shop_id && s.region == "US")
+        });
+        if pending {
+            self.close_cancellation(order_id, "CANCELLATION_REQUEST_CANCEL", None);
+        }
     }
 
     /// Moves a shipped order one carrier step (or to `to`).
@@ -828,11 +864,73 @@ impl World {
                 self.record_simple(&shop_id, "buyer_cancel", order_id);
                 Ok(())
             }
+            // After the hold, the buyer can only ask, until the parcel is
+            // collected; the seller answers.
+            Some(TiktokStatus::AwaitingShipment | TiktokStatus::AwaitingCollection)
+                if o.cancellation.is_none() =>
+            {
+                let shop_id = o.shop_id.clone();
+                let now = self.clock.now_secs();
+                let cancel_id = format!("4035{:015}", self.ledger.len() + 1);
+                if let Some(o) = self.orders.get_mut(order_id) {
+                    o.wire.is_buyer_request_cancel = Some(true);
+                    o.wire.request_cancel_time = Some(now);
+                    o.wire.update_time = now;
+                    o.cancellation = Some(SimCancellation {
+                        cancel_id: cancel_id.clone(),
+                        status: "CANCELLATION_REQUEST_PENDING".into(),
+                        create_time: now,
+                        update_time: now,
+                        deadline: now + RESPOND_WITHIN_SECS,
+                        answered_with: None,
+                    });
+                }
+                self.record_simple(&shop_id, "buyer_cancel_request", order_id);
+                self.notify_cancellation(order_id);
+                Ok(())
+            }
             s => Err(format!(
-                "buyers cancel freely only while UNPAID or ON_HOLD; the order is {}",
+                "buyers cancel freely only while UNPAID or ON_HOLD, and ask once while AWAITING_SHIPMENT; the order is {}",
                 s.as_ref().map_or("?", |s| s.as_str())
             )),
         }
+    }
+
+    /// Pushes CANCELLATION_STATUS_CHANGE (type 11) for the order's request.
+    pub(crate) fn notify_cancellation(&mut self, order_id: &str) {
+        let Some(o) = self.orders.get(order_id) else {
+            return;
+        };
+        let Some(c) = o.cancellation.clone() else {
+            return;
+        };
+        let shop_id = o.shop_id.clone();
+        self.notify(
+            &shop_id,
+            11,
+            "CANCELLATION_STATUS_CHANGE",
+            Some(order_id.to_string()),
+            serde_json::json!({
+                "order_id": order_id, "cancellations_role": "BUYER",
+                "cancel_status": c.status, "cancel_id": c.cancel_id,
+                "create_time": c.create_time,
+            }),
+        );
+    }
+
+    /// Closes a pending request with `status` (the order is left as is).
+    pub(crate) fn close_cancellation(&mut self, order_id: &str, status: &str, key: Option<&str>) {
+        let now = self.clock.now_secs();
+        if let Some(o) = self.orders.get_mut(order_id) {
+            if let Some(c) = o.cancellation.as_mut() {
+                c.status = status.to_string();
+                c.update_time = now;
+                c.answered_with = key.map(str::to_string);
+            }
+            o.wire.is_buyer_request_cancel = Some(false);
+            o.wire.update_time = now;
+        }
+        self.notify_cancellation(order_id);
     }
 
     pub(crate) fn issue_tokens(&mut self, ttl_secs: i64) -> TokenData {

@@ -176,6 +176,11 @@ pub struct OrderRecord {
     /// Workflow inputs that arrived while an operator held the order,
     /// replayed in order on release.
     pub deferred: Vec<crate::workflow::interpreter::Input>,
+    // From store format V3 on (read as defaults from V1 values).
+    /// The buyer cancellation request (`cancel_id`) already answered, or
+    /// held for an operator: each request is answered once.
+    #[serde(default, deserialize_with = "crate::store::codec::since_v3")]
+    pub cancel_answered: Option<String>,
 }
 
 impl OrderRecord {
@@ -198,6 +203,7 @@ impl OrderRecord {
             note: None,
             recent_events: Vec::new(),
             deferred: Vec::new(),
+            cancel_answered: None,
         }
     }
 }

@@ -61,6 +61,40 @@ impl SyncConfig {
     }
 }
 
+/// Reads the buyer's pending cancellation request of every order that has
+/// one (`is_buyer_request_cancel`), with one Search Cancellations call per
+/// 50 such orders: orders without one cost nothing. A failed lookup leaves
+/// the order as it is (the next sync of it tries again).
+pub async fn attach_cancel_requests(
+    gateway: &GatewayHandle,
+    shop: &str,
+    orders: &mut [crate::order::Order],
+    priority: Priority,
+) {
+    let wanted: Vec<String> = orders
+        .iter()
+        .filter(|o| o.buyer_cancel_requested && o.cancel_request.is_none())
+        .map(|o| o.id.clone())
+        .collect();
+    for ids in wanted.chunks(50) {
+        match gateway
+            .pending_cancellations(shop, ids.to_vec(), priority)
+            .await
+        {
+            Ok(found) => {
+                for c in &found {
+                    if let Some(o) = orders.iter_mut().find(|o| o.id == c.order_id) {
+                        o.cancel_request = Some(crate::order::CancelRequest::from_wire(c));
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(shop_id = %shop, error = %e, "Could not read buyers' cancellation requests; the next sync of these orders tries again")
+            }
+        }
+    }
+}
+
 /// Fetches full orders for notifications that carry only an id, then
 /// applies them. Lookups go through the gateway, which coalesces up to 50
 /// ids per Order Detail call.
@@ -83,6 +117,15 @@ impl Hydrator {
                 .await
             {
                 Ok(order) => {
+                    let mut one = [order];
+                    attach_cancel_requests(
+                        &self.gateway,
+                        &event.shop_id,
+                        &mut one,
+                        Priority::sync(None),
+                    )
+                    .await;
+                    let [order] = one;
                     let snap = OrderEvent {
                         kind: EventKind::Snapshot(Box::new(order)),
                         ..event.clone()

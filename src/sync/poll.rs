@@ -87,15 +87,19 @@ impl Poller {
                 .gateway
                 .search_orders(shop, filter.clone(), page.clone(), Priority::background())
                 .await?;
+            let mut orders = Vec::with_capacity(data.orders.len());
             for w in &data.orders {
-                let order = match Order::from_wire(shop, w) {
-                    Ok(o) => o,
+                match Order::from_wire(shop, w) {
+                    Ok(o) => orders.push(o),
                     Err(e) => {
                         tracing::warn!(shop_id = %shop, error = %e, "An order TikTok sent that we cannot read: kept in the quarantine, the rest of the page goes on");
                         self.quarantine(shop, w, &e).await?;
-                        continue;
                     }
-                };
+                }
+            }
+            super::attach_cancel_requests(&self.gateway, shop, &mut orders, Priority::background())
+                .await;
+            for order in orders {
                 latest = latest.max(order.update_time);
                 let ev = OrderEvent {
                     id: format!("poll:{}:{}:{}", order.id, order.status, order.update_time),

@@ -845,6 +845,75 @@ impl Client {
         Ok(d.shipping_providers)
     }
 
+    /// `POST /return_refund/202309/cancellations/search` (one page of up
+    /// to 50; `page_size` is a string on this endpoint).
+    pub async fn search_cancellations(
+        &self,
+        shop_id: &str,
+        filter: &SearchCancellationsFilter,
+    ) -> Result<SearchCancellationsData, Error> {
+        let shop = self.shop(shop_id)?.clone();
+        let mut r = self.req(
+            &shop,
+            "search_cancellations",
+            Method::POST,
+            "/return_refund/202309/cancellations/search".into(),
+        );
+        r.query.push(("page_size", "50".into()));
+        r.body = Some(Self::json("search_cancellations", filter)?);
+        self.call(r).await
+    }
+
+    /// `POST /return_refund/202309/cancellations/{cancel_id}/approve`,
+    /// with an idempotency key (a replay is not a second approval).
+    pub async fn approve_cancellation(
+        &self,
+        shop_id: &str,
+        cancel_id: &str,
+        idempotency_key: &str,
+    ) -> Result<(), Error> {
+        let shop = self.shop(shop_id)?.clone();
+        let mut r = self.req(
+            &shop,
+            "approve_cancellation",
+            Method::POST,
+            format!(
+                "/return_refund/202309/cancellations/{}/approve",
+                path_seg(cancel_id)?
+            ),
+        );
+        r.query
+            .push(("idempotency_key", idempotency_key.to_string()));
+        r.body = Some(b"{}".to_vec());
+        let _: serde_json::Value = self.call(r).await?;
+        Ok(())
+    }
+
+    /// `POST /return_refund/202309/cancellations/{cancel_id}/reject`.
+    pub async fn reject_cancellation(
+        &self,
+        shop_id: &str,
+        cancel_id: &str,
+        body: &RejectCancellationRequest,
+        idempotency_key: &str,
+    ) -> Result<(), Error> {
+        let shop = self.shop(shop_id)?.clone();
+        let mut r = self.req(
+            &shop,
+            "reject_cancellation",
+            Method::POST,
+            format!(
+                "/return_refund/202309/cancellations/{}/reject",
+                path_seg(cancel_id)?
+            ),
+        );
+        r.query
+            .push(("idempotency_key", idempotency_key.to_string()));
+        r.body = Some(Self::json("reject_cancellation", body)?);
+        let _: serde_json::Value = self.call(r).await?;
+        Ok(())
+    }
+
     /// `GET /logistics/202309/warehouses`.
     pub async fn warehouses(&self, shop_id: &str) -> Result<Vec<Warehouse>, Error> {
         let shop = self.shop(shop_id)?.clone();

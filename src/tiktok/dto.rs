@@ -547,6 +547,98 @@ pub struct ShippingProvider {
     pub name: String,
 }
 
+/// Body filters of Search Cancellations (all optional).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SearchCancellationsFilter {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub order_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cancel_ids: Vec<String>,
+    /// `CANCEL`, `BUYER_CANCEL`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cancel_types: Vec<String>,
+    /// e.g. `CANCELLATION_REQUEST_PENDING`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cancel_status: Vec<String>,
+}
+
+/// What TikTok asks of the seller next, and by when.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NextAction {
+    #[serde(deserialize_with = "lenient::string")]
+    pub action: String,
+    #[serde(deserialize_with = "lenient::opt_i64")]
+    pub deadline: Option<i64>,
+}
+
+/// One cancellation of Search Cancellations (the fields orderflow reads;
+/// `cancel_type` and `cancel_status` are kept as TikTok spells them, the
+/// documented values and the example disagree).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Cancellation {
+    #[serde(deserialize_with = "lenient::string")]
+    pub cancel_id: String,
+    #[serde(deserialize_with = "lenient::string")]
+    pub order_id: String,
+    #[serde(deserialize_with = "lenient::string")]
+    pub cancel_type: String,
+    #[serde(deserialize_with = "lenient::string")]
+    pub cancel_status: String,
+    /// BUYER, SELLER, SYSTEM.
+    #[serde(deserialize_with = "lenient::string")]
+    pub role: String,
+    #[serde(deserialize_with = "lenient::string")]
+    pub cancel_reason: String,
+    #[serde(deserialize_with = "lenient::string")]
+    pub cancel_reason_text: String,
+    #[serde(deserialize_with = "lenient::i64")]
+    pub create_time: i64,
+    #[serde(deserialize_with = "lenient::i64")]
+    pub update_time: i64,
+    #[serde(deserialize_with = "lenient::vec")]
+    pub seller_next_action_response: Vec<NextAction>,
+}
+
+impl Cancellation {
+    /// A buyer's request still waiting for the seller's answer.
+    pub fn awaits_seller(&self) -> bool {
+        self.role == "BUYER" && self.cancel_status == "CANCELLATION_REQUEST_PENDING"
+    }
+
+    /// When TikTok stops waiting for the seller's answer.
+    pub fn respond_by(&self) -> Option<i64> {
+        self.seller_next_action_response
+            .iter()
+            .filter(|a| a.action == "SELLER_RESPOND_CANCEL")
+            .filter_map(|a| a.deadline)
+            .min()
+    }
+}
+
+/// `data` of `POST /return_refund/202309/cancellations/search`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SearchCancellationsData {
+    #[serde(deserialize_with = "lenient::vec")]
+    pub cancellations: Vec<Cancellation>,
+    #[serde(deserialize_with = "lenient::i64")]
+    pub total_count: i64,
+    #[serde(deserialize_with = "lenient::string")]
+    pub next_page_token: String,
+}
+
+/// Body of Reject Cancellation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RejectCancellationRequest {
+    pub reject_reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
 /// One warehouse of Get Warehouse List (the fields orderflow reads).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

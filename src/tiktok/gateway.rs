@@ -652,6 +652,86 @@ impl GatewayHandle {
         Ok(p)
     }
 
+    /// The buyer cancellation requests awaiting the seller among
+    /// `order_ids` (one Search Cancellations call for up to 50 orders).
+    pub async fn pending_cancellations(
+        &self,
+        shop_id: &str,
+        order_ids: Vec<String>,
+        priority: Priority,
+    ) -> Result<Vec<Cancellation>, Error> {
+        let s = shop_id.to_string();
+        let filter = SearchCancellationsFilter {
+            order_ids,
+            cancel_status: vec!["CANCELLATION_REQUEST_PENDING".into()],
+            ..Default::default()
+        };
+        let d = self
+            .call(shop_id, priority, move |c| async move {
+                c.search_cancellations(&s, &filter).await
+            })
+            .await?;
+        Ok(d.cancellations
+            .into_iter()
+            .filter(Cancellation::awaits_seller)
+            .collect())
+    }
+
+    pub async fn approve_cancellation(
+        &self,
+        shop_id: &str,
+        cancel_id: &str,
+        idempotency_key: &str,
+        priority: Priority,
+    ) -> Result<(), Error> {
+        let (s, c, k) = (
+            shop_id.to_string(),
+            cancel_id.to_string(),
+            idempotency_key.to_string(),
+        );
+        self.call(shop_id, priority, move |cl| async move {
+            cl.approve_cancellation(&s, &c, &k).await
+        })
+        .await
+    }
+
+    /// Rejects a buyer's cancellation request with `reason`: a reject kind
+    /// ([`super::reasons::RejectKind`]) or an official key, mapped to the
+    /// key for the shop's market.
+    pub async fn reject_cancellation(
+        &self,
+        shop_id: &str,
+        cancel_id: &str,
+        reason: &str,
+        idempotency_key: &str,
+        priority: Priority,
+    ) -> Result<(), Error> {
+        let market = self.market(shop_id).await?;
+        let key =
+            super::reasons::reject_key(market, reason).ok_or_else(|| Error::CancelReason {
+                reason: reason.to_string(),
+                market,
+                status: "a buyer's cancellation request".into(),
+                valid: super::reasons::reject_reasons(market)
+                    .iter()
+                    .map(|(k, t)| format!("{k} ({t})"))
+                    .collect(),
+            })?;
+        let body = RejectCancellationRequest {
+            reject_reason: key.to_string(),
+            comment: None,
+        };
+        let (s, c, k) = (
+            shop_id.to_string(),
+            cancel_id.to_string(),
+            idempotency_key.to_string(),
+        );
+        self.call(shop_id, priority, move |cl| async move {
+            cl.reject_cancellation(&s, &c, &body, &k).await
+        })
+        .await
+    }
+
     pub async fn warehouses(&self, shop_id: &str) -> Result<Vec<Warehouse>, Error> {
         let s = shop_id.to_string();
         self.call(shop_id, Priority::background(), move |c| async move {

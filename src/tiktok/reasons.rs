@@ -434,6 +434,92 @@ pub fn reject_reasons(market: Market) -> &'static [(&'static str, &'static str)]
     }
 }
 
+/// Why a seller rejects a buyer's cancellation request, independent of
+/// market.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectKind {
+    /// The product is packed or already shipped.
+    Packed,
+    /// The seller and the buyer agreed otherwise.
+    Agreement,
+    /// The buyer's reason does not hold.
+    InvalidReason,
+    /// Delivery is on schedule.
+    OnSchedule,
+}
+
+impl RejectKind {
+    pub const ALL: [RejectKind; 4] = [
+        RejectKind::Packed,
+        RejectKind::Agreement,
+        RejectKind::InvalidReason,
+        RejectKind::OnSchedule,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectKind::Packed => "packed",
+            RejectKind::Agreement => "agreement",
+            RejectKind::InvalidReason => "invalid_reason",
+            RejectKind::OnSchedule => "on_schedule",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RejectKind> {
+        RejectKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// The official reject key for `reason` (a [`RejectKind`] name, or a key
+/// the market lists) in `market`; `None` if the market has none for it.
+pub fn reject_key(market: Market, reason: &str) -> Option<&'static str> {
+    let keys = reject_reasons(market);
+    if let Some(k) = keys.iter().find(|(k, _)| *k == reason) {
+        return Some(k.0);
+    }
+    let wanted: &[&str] = match RejectKind::parse(reason)? {
+        RejectKind::Packed => &[
+            "seller_reject_apply_product_has_been_packed",
+            "ecom_reverse_reject_cancel_reason_product_packed",
+        ],
+        RejectKind::Agreement => &[
+            "order_manage_list_action_respond_popup_reject_reason_buyer_agree",
+            "order_manage_list_action_respond_popup_reject_reason_buyer_agree_uk",
+            "reverse_reject_request_reason_5",
+        ],
+        RejectKind::InvalidReason => &[
+            "order_manage_list_action_respond_popup_reject_reason_invalid_cancellation_reason",
+            "order_manage_list_action_respond_popup_reject_reason_invalid_cancellation_reason_uk",
+            "ecom_refund_reject_reason_cancel_unacceptable_uk",
+        ],
+        RejectKind::OnSchedule => &[
+            "order_manage_list_action_respond_popup_reject_reason_delivered",
+            "order_manage_list_action_respond_popup_reject_reason_delivered_uk",
+        ],
+    };
+    keys.iter()
+        .find(|(k, _)| wanted.contains(k))
+        .map(|(k, _)| *k)
+}
+
+/// Whether `key` is a reject key of any market (the simulator's check).
+pub fn is_any_reject_key(key: &str) -> bool {
+    [
+        Market::Us,
+        Market::Uk,
+        Market::Eu,
+        Market::Jp,
+        Market::Mx,
+        Market::Br,
+        Market::Sea,
+        Market::Ph,
+        Market::Sg,
+    ]
+    .into_iter()
+    .any(|m| reject_reasons(m).iter().any(|(k, _)| *k == key))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -507,6 +593,25 @@ mod tests {
         for (k, _) in reject_reasons(Market::Uk) {
             assert!(k.ends_with("_uk") || *k == "seller_reject_apply_product_has_been_packed");
         }
+    }
+
+    #[test]
+    fn reject_kinds_map_per_market() {
+        assert_eq!(
+            reject_key(Market::Us, "packed"),
+            Some("seller_reject_apply_product_has_been_packed")
+        );
+        assert_eq!(
+            reject_key(Market::Uk, "agreement"),
+            Some("order_manage_list_action_respond_popup_reject_reason_buyer_agree_uk")
+        );
+        assert_eq!(
+            reject_key(Market::Eu, "packed"),
+            Some("ecom_reverse_reject_cancel_reason_product_packed")
+        );
+        assert_eq!(reject_key(Market::Eu, "on_schedule"), None);
+        assert_eq!(reject_key(Market::Jp, "packed"), None);
+        assert_eq!(reject_key(Market::Us, "nonsense"), None);
     }
 
     #[test]

@@ -141,6 +141,25 @@ pub const CATALOGUE: &[Action] = &[
         external: true,
     },
     Action {
+        name: "tiktok.approve_cancellation",
+        doc: "Approve the buyer's pending cancellation request (TikTok then cancels the order and the workflow's compensations run).",
+        args: &[a("cancel_id", Str, false, "defaults to the order's pending request")],
+        outputs: &["cancel_id", "approved"],
+        errors: &[],
+        external: true,
+    },
+    Action {
+        name: "tiktok.reject_cancellation",
+        doc: "Reject the buyer's pending cancellation request with a reason kind (packed, agreement, invalid_reason, on_schedule) or an official key, mapped for the shop's market.",
+        args: &[
+            a("cancel_id", Str, false, "defaults to the order's pending request"),
+            a("reason", Str, false, "a reject kind, default packed"),
+        ],
+        outputs: &["cancel_id", "rejected"],
+        errors: &[],
+        external: true,
+    },
+    Action {
         name: "tiktok.update_inventory",
         doc: "Set a SKU's available quantity on TikTok (every warehouse listed).",
         args: &[

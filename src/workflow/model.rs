@@ -30,6 +30,53 @@ pub struct Definition {
     /// deep conversion of the whole order, the largest cost of a step; a
     /// workflow that never reads it skips it.
     pub reads_order: bool,
+    /// What to do when the buyer asks to cancel (`on_cancel_request`).
+    pub on_cancel_request: CancelRequestPolicy,
+}
+
+/// How a workflow answers a buyer's cancellation request, which can come
+/// at any step: before the order ships, and after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CancelRequestPolicy {
+    pub before_shipping: CancelAnswer,
+    pub after_shipping: CancelAnswer,
+    /// The reject reason kind (`packed`, `agreement`, `invalid_reason`,
+    /// `on_schedule`) sent with an automatic rejection.
+    pub reject_reason: crate::tiktok::reasons::RejectKind,
+}
+
+/// An answer to a buyer's cancellation request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelAnswer {
+    /// Approve: TikTok cancels the order; the workflow's compensations run
+    /// (stock released, an unused label voided).
+    Approve,
+    /// Reject with the policy's reason.
+    Reject,
+    /// Hold the order for a person to approve or reject before TikTok's
+    /// deadline (alert as it nears).
+    Operator,
+}
+
+impl CancelAnswer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CancelAnswer::Approve => "approve",
+            CancelAnswer::Reject => "reject",
+            CancelAnswer::Operator => "operator",
+        }
+    }
+}
+
+impl Default for CancelRequestPolicy {
+    /// Without `on_cancel_request`, a person decides.
+    fn default() -> Self {
+        CancelRequestPolicy {
+            before_shipping: CancelAnswer::Operator,
+            after_shipping: CancelAnswer::Operator,
+            reject_reason: crate::tiktok::reasons::RejectKind::Packed,
+        }
+    }
 }
 
 impl Definition {

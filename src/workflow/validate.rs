@@ -330,7 +330,14 @@ impl Validator {
         self.expect_map(root, "a workflow")?;
         self.check_keys(
             root,
-            &["name", "description", "trigger", "vars", "steps"],
+            &[
+                "name",
+                "description",
+                "trigger",
+                "vars",
+                "on_cancel_request",
+                "steps",
+            ],
             "the workflow",
         );
         let name = match root.get("name") {
@@ -382,6 +389,10 @@ impl Validator {
                 }
             }
         }
+        let on_cancel_request = match root.get("on_cancel_request") {
+            Some(n) => self.cancel_policy(n),
+            None => CancelRequestPolicy::default(),
+        };
         let Some(steps_node) = root.get("steps") else {
             self.err(root.pos, "missing key \"steps\"");
             return None;
@@ -422,9 +433,80 @@ impl Validator {
             vars,
             steps,
             reads_order: true,
+            on_cancel_request,
         };
         def.reads_order = def.exprs_mention("order");
         Some(def)
+    }
+
+    /// `on_cancel_request: {before_shipping, after_shipping, reject_reason}`.
+    fn cancel_policy(&mut self, n: &Node) -> CancelRequestPolicy {
+        use crate::tiktok::reasons::RejectKind;
+        let mut p = CancelRequestPolicy::default();
+        if self.expect_map(n, "on_cancel_request").is_none() {
+            return p;
+        }
+        self.check_keys(
+            n,
+            &["before_shipping", "after_shipping", "reject_reason"],
+            "on_cancel_request",
+        );
+        let answer = |v: &mut Self, key: &str, allowed: &[CancelAnswer]| -> Option<CancelAnswer> {
+            let node = n.get(key)?;
+            let s = v.string(node, key)?;
+            let found = allowed.iter().copied().find(|a| a.as_str() == s);
+            if found.is_none() {
+                let names: Vec<&str> = allowed.iter().map(|a| a.as_str()).collect();
+                v.err(
+                    node.pos,
+                    format!(
+                        "on_cancel_request.{key} must be one of {}, not {s:?}",
+                        names.join(", ")
+                    ),
+                );
+            }
+            found
+        };
+        if let Some(a) = answer(
+            self,
+            "before_shipping",
+            &[
+                CancelAnswer::Approve,
+                CancelAnswer::Reject,
+                CancelAnswer::Operator,
+            ],
+        ) {
+            p.before_shipping = a;
+        }
+        // Once shipped, approving is TikTok's return flow, not a cancel.
+        if let Some(a) = answer(
+            self,
+            "after_shipping",
+            &[CancelAnswer::Reject, CancelAnswer::Operator],
+        ) {
+            p.after_shipping = a;
+        }
+        if let Some(node) = n.get("reject_reason") {
+            if let Some(s) = self.string(node, "reject_reason") {
+                match RejectKind::parse(&s) {
+                    Some(k) => p.reject_reason = k,
+                    None => {
+                        let kinds = RejectKind::ALL.map(RejectKind::as_str);
+                        let hint = suggest(&s, kinds.iter().copied())
+                            .map(|h| format!("; did you mean \"{h}\"?"))
+                            .unwrap_or_default();
+                        self.err(
+                            node.pos,
+                            format!(
+                                "on_cancel_request.reject_reason must be one of {}, not {s:?}{hint}",
+                                kinds.join(", ")
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        p
     }
 
     fn trigger(&mut self, t: &Node) -> Option<Trigger> {

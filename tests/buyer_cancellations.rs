@@ -1,0 +1,323 @@
+//! Buyers' cancellation requests (TikTok's CANCELLATION_STATUS_CHANGE and
+//! Search Cancellations), answered as the workflow's `on_cancel_request`
+//! says, against the simulator over real HTTP:
+//!
+//! - before the parcel ships, the bundled standard workflow approves: TikTok
+//!   cancels the order, the reserved stock is released, no label is bought;
+//! - after it ships (a UK shop, where the request outlives the shipment),
+//!   it rejects with TikTok's "packed" reason for the UK;
+//! - a workflow that leaves the answer to a person holds the order, warns
+//!   once before TikTok's deadline, and the operator's approval goes to
+//!   TikTok.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{eventually, get_json, post_json, sim_rig, wait_ready, Inbox, SimRig};
+use orderflow::daemon::Daemon;
+use orderflow::runtime::Clock;
+use orderflow::simulator::SimulatorArgs;
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+async fn order(client: &reqwest::Client, base: &str, id: &str) -> serde_json::Value {
+    get_json(client, &format!("{base}/api/v1/orders/{id}"))
+        .await
+        .1
+}
+
+async fn until(
+    client: &reqwest::Client,
+    base: &str,
+    id: &str,
+    what: &str,
+    ok: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    eventually(Duration::from_secs(30), what, || {
+        let f = order(client, base, id);
+        let ok = &ok;
+        async move {
+            let v = f.await;
+            ok(&v).then_some(v)
+        }
+    })
+    .await
+}
+
+async fn buyer_asks(client: &reqwest::Client, sim_url: &str, id: &str) {
+    let (s, v) = post_json(
+        client,
+        &format!("{sim_url}/sim/orders/{id}/buyer_cancel"),
+        &serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+}
+
+async fn tiktok_ledger(
+    client: &reqwest::Client,
+    sim_url: &str,
+    id: &str,
+) -> Vec<serde_json::Value> {
+    let (_, l) = get_json(client, &format!("{sim_url}/sim/ledger?order_id={id}")).await;
+    l["entries"].as_array().unwrap().clone()
+}
+
+fn bundled(rig: &SimRig, file: &str) {
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("workflows")
+            .join(file),
+        rig.cfg.workflows.dir.join(file),
+    )
+    .unwrap();
+}
+
+#[actix_rt::test]
+async fn before_shipping_the_standard_workflow_approves_and_releases_the_stock() {
+    let mut rig = sim_rig(
+        "bc-approve",
+        SimulatorArgs {
+            buyer_cancel_rate: 0.0,
+            manual_carrier: true,
+            shops: 1,
+            ..Default::default()
+        },
+        200.0,
+        ("standard.yaml", ""),
+    )
+    .await;
+    bundled(&rig, "standard.yaml");
+    let sim_url = rig.sim.base_url();
+    rig.cfg.shipping.label_api_url = format!("{sim_url}/labels/v1");
+    rig.cfg.shipping.provider_ids = [
+        ("USPS".to_string(), "6617675021119438849".to_string()),
+        ("UPS".to_string(), "6617675021119438850".to_string()),
+    ]
+    .into_iter()
+    .collect();
+    let c = client();
+    // The label API is down: the order waits with its stock reserved and
+    // no label, as a parcel waits to be packed.
+    let (s, v) = post_json(
+        &c,
+        &format!("{sim_url}/sim/labels/faults"),
+        &serde_json::json!({"error_rate": 1.0}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let daemon = Daemon::start(rig.cfg.clone(), Clock::system())
+        .await
+        .unwrap();
+    let base = format!("http://{}", daemon.addr);
+    wait_ready(&c, &base).await;
+    let sku = common::sim_first_sku(&c, &sim_url).await;
+    common::import_stock(&c, &base, &sku, 10).await;
+    let id = common::sim_orders(&c, &sim_url, &sku.1, 1).await.remove(0);
+    until(&c, &base, &id, "the label to be tried", |o| {
+        o["step"] == "buy_label"
+    })
+    .await;
+    let (_, inv) = get_json(&c, &format!("{base}/api/v1/inventory/{}", sku.1)).await;
+    assert_eq!(inv["reserved"], 1, "{inv}");
+
+    buyer_asks(&c, &sim_url, &id).await;
+    let o = until(&c, &base, &id, "the order cancelled", |o| {
+        o["lifecycle"] == "cancelled" && o["in_flight"].as_array().is_some_and(|f| f.is_empty())
+    })
+    .await;
+    assert_eq!(o["tiktok_status"], "CANCELLED", "{o}");
+    let (_, inv) = get_json(&c, &format!("{base}/api/v1/inventory/{}", sku.1)).await;
+    assert_eq!(
+        (inv["reserved"].as_u64(), inv["available"].as_u64()),
+        (Some(0), Some(10)),
+        "{inv}"
+    );
+    let (_, labels) = get_json(&c, &format!("{sim_url}/sim/labels/ledger")).await;
+    assert_eq!(labels["bought"], 0, "{labels}");
+    let approvals: Vec<_> = tiktok_ledger(&c, &sim_url, &id)
+        .await
+        .into_iter()
+        .filter(|e| e["action"] == "approve_cancellation")
+        .collect();
+    assert_eq!(approvals.len(), 1, "{approvals:?}");
+    daemon.shutdown().await;
+    rig.sim.stop().await;
+}
+
+#[actix_rt::test]
+async fn after_shipping_the_standard_workflow_rejects_with_the_markets_reason() {
+    let mut rig = sim_rig(
+        "bc-reject",
+        SimulatorArgs {
+            buyer_cancel_rate: 0.0,
+            manual_carrier: true,
+            shops: 1,
+            ..Default::default()
+        },
+        200.0,
+        ("standard.yaml", ""),
+    )
+    .await;
+    bundled(&rig, "standard.yaml");
+    let sim_url = rig.sim.base_url();
+    let shop = rig.sim.shops()[0].0.clone();
+    let c = client();
+    let (s, v) = post_json(
+        &c,
+        &format!("{sim_url}/sim/shops/{shop}"),
+        &serde_json::json!({"region": "GB"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    rig.cfg.shipping.label_api_url = format!("{sim_url}/labels/v1");
+    rig.cfg.shipping.provider_ids = [
+        ("USPS".to_string(), "6617675021119438849".to_string()),
+        ("UPS".to_string(), "6617675021119438850".to_string()),
+    ]
+    .into_iter()
+    .collect();
+    let daemon = Daemon::start(rig.cfg.clone(), Clock::system())
+        .await
+        .unwrap();
+    let base = format!("http://{}", daemon.addr);
+    wait_ready(&c, &base).await;
+    let sku = common::sim_first_sku(&c, &sim_url).await;
+    common::import_stock(&c, &base, &sku, 10).await;
+    let id = common::sim_orders(&c, &sim_url, &sku.1, 1).await.remove(0);
+    until(&c, &base, &id, "the order shipped", |o| {
+        o["step"] == "wait_delivery"
+    })
+    .await;
+
+    buyer_asks(&c, &sim_url, &id).await;
+    let rejected = eventually(Duration::from_secs(30), "TikTok's rejection", || {
+        let f = tiktok_ledger(&c, &sim_url, &id);
+        async move {
+            f.await
+                .into_iter()
+                .find(|e| e["action"] == "reject_cancellation")
+        }
+    })
+    .await;
+    assert_eq!(
+        rejected["detail"], "rejected: seller_reject_apply_product_has_been_packed",
+        "{rejected}"
+    );
+    assert_eq!(rejected["ok"], true, "{rejected}");
+    // The order goes on to delivery.
+    let o = order(&c, &base, &id).await;
+    assert_eq!(o["step"], "wait_delivery", "{o}");
+    assert_eq!(o["lifecycle"], "fulfilled", "{o}");
+    daemon.shutdown().await;
+    rig.sim.stop().await;
+}
+
+const ASK_A_PERSON: &str = r#"
+name: ask_a_person
+trigger:
+  on: AWAITING_SHIPMENT
+on_cancel_request:
+  before_shipping: operator
+  after_shipping: operator
+steps:
+  - id: wait_packed
+    wait:
+      until: "event.type == 'packed'"
+      timeout: 30d
+  - id: done
+    end: shipped
+"#;
+
+#[actix_rt::test]
+async fn a_request_left_to_a_person_is_held_and_warned_about_before_the_deadline() {
+    let inbox = Inbox::start();
+    let mut rig = sim_rig(
+        "bc-person",
+        SimulatorArgs {
+            buyer_cancel_rate: 0.0,
+            manual_carrier: true,
+            shops: 1,
+            ..Default::default()
+        },
+        200.0,
+        ("ask_a_person.yaml", ASK_A_PERSON),
+    )
+    .await;
+    let sim_url = rig.sim.base_url();
+    rig.cfg
+        .notify
+        .channels
+        .insert("ops".into(), orderflow::notify::Secret::new(inbox.url()));
+    rig.cfg.notify.default_channel = "ops".into();
+    rig.cfg.notify.alerts_channel = Some("ops".into());
+    rig.cfg.runtime.at_risk_margin = orderflow::config::Dur(Duration::from_secs(6 * 3600));
+    rig.cfg.runtime.deadline_check = orderflow::config::Dur(Duration::from_millis(200));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let (clock, control) = Clock::manual(now);
+    let c = client();
+    let daemon = Daemon::start(rig.cfg.clone(), clock).await.unwrap();
+    let base = format!("http://{}", daemon.addr);
+    wait_ready(&c, &base).await;
+    let shop = rig.sim.shops()[0].0.clone();
+    // Ship-by far away, so the only warning can be about the request.
+    let id = common::sim_create(
+        &c,
+        &sim_url,
+        serde_json::json!({"shop_id": shop, "status": "AWAITING_SHIPMENT", "ship_by_in_secs": 30 * 86_400}),
+    )
+    .await
+    .remove(0);
+    until(&c, &base, &id, "the order waiting", |o| {
+        o["step"] == "wait_packed"
+    })
+    .await;
+    buyer_asks(&c, &sim_url, &id).await;
+    let held = until(&c, &base, &id, "the order held for a person", |o| {
+        o["lifecycle"] == "on_hold"
+    })
+    .await;
+    assert!(held["cancel_request"]["respond_by"].is_i64(), "{held}");
+    // 48 h to answer, 6 h margin: nothing yet.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let about_request = |inbox: &Inbox| {
+        inbox
+            .delivered()
+            .into_iter()
+            .filter(|m| m.to_string().contains("cancel_request_due"))
+            .count()
+    };
+    assert_eq!(about_request(&inbox), 0);
+    // 43 h later 5 h are left: one warning, and only one.
+    control.advance(Duration::from_secs(43 * 3600));
+    eventually(Duration::from_secs(30), "the warning", || {
+        let n = about_request(&inbox);
+        async move { (n == 1).then_some(()) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(about_request(&inbox), 1);
+    // The person approves; TikTok cancels the order.
+    let (s, v) = post_json(
+        &c,
+        &format!("{base}/api/v1/orders/{id}/actions/approve_cancel_request"),
+        &serde_json::json!({"by": "ana"}),
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    until(&c, &base, &id, "the order cancelled", |o| {
+        o["lifecycle"] == "cancelled" && o["tiktok_status"] == "CANCELLED"
+    })
+    .await;
+    daemon.shutdown().await;
+    rig.sim.stop().await;
+}
