@@ -83,8 +83,29 @@ pub enum OrdersCmd {
     },
     /// Release a hold.
     Release { id: String },
-    /// Cancel: stop the workflow and run its compensations.
+    /// Cancel: stop the workflow and run its compensations, and cancel on
+    /// TikTok with `--cancel-reason` (a kind: out_of_stock, pricing_error,
+    /// address_undeliverable, buyer_requested, buyer_did_not_pay,
+    /// potential_fraud; `orders cancel-reasons ID` lists those TikTok takes
+    /// for the order). Without one, only orderflow's work stops, and only
+    /// where TikTok takes no seller cancellation.
     Cancel {
+        id: String,
+        /// A note for the audit.
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        cancel_reason: Option<String>,
+    },
+    /// The cancel reasons TikTok takes for this order now (its shop's
+    /// market, its status).
+    CancelReasons { id: String },
+    /// Answer the buyer's pending cancellation request: approve it (TikTok
+    /// cancels the order)...
+    ApproveCancelRequest { id: String },
+    /// ...or reject it with a reason kind (packed, agreement,
+    /// invalid_reason, on_schedule; default packed).
+    RejectCancelRequest {
         id: String,
         #[arg(long)]
         reason: Option<String>,
@@ -174,6 +195,9 @@ pub enum Command {
         since: Option<i64>,
         #[arg(long)]
         reason: Option<String>,
+        /// For cancel: the TikTok cancel reason kind, mapped per order.
+        #[arg(long)]
+        cancel_reason: Option<String>,
     },
     /// Workflows on a running daemon.
     #[command(subcommand)]
@@ -240,8 +264,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             shop,
             since,
             reason,
+            cancel_reason,
         } => remote(bulk(
-            &client, action, ids, state, shop, since, reason, json_out,
+            &client,
+            action,
+            ids,
+            state,
+            shop,
+            since,
+            (reason, cancel_reason),
+            json_out,
         )),
         Command::Workflows(c) => remote(workflows(&client, c, json_out)),
         Command::Inventory(c) => remote(inventory(&client, c, json_out)),
@@ -523,6 +555,7 @@ async fn orders(
                     "waiting",
                     "last_error",
                     "in_flight",
+                    "cancel_request",
                 ] {
                     println!("{k:>15}: {}", cell(&v[k]));
                 }
@@ -569,9 +602,47 @@ async fn orders(
             done(c.post(&act(&id, "hold"), json!({"reason": reason})).await?)
         }
         OrdersCmd::Release { id } => done(c.post(&act(&id, "release"), json!({})).await?),
-        OrdersCmd::Cancel { id, reason } => done(
-            c.post(&act(&id, "cancel"), json!({"reason": reason}))
+        OrdersCmd::Cancel {
+            id,
+            reason,
+            cancel_reason,
+        } => done(
+            c.post(
+                &act(&id, "cancel"),
+                json!({"reason": reason, "cancel_reason": cancel_reason}),
+            )
+            .await?,
+        ),
+        OrdersCmd::CancelReasons { id } => {
+            let v = c
+                .get(&format!("/api/v1/orders/{id}/cancel-reasons"))
+                .await?;
+            if json_out {
+                print_json(&v);
+            } else if v["cancellable_on_tiktok"] == true {
+                let rows: Vec<Vec<String>> = v["reasons"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|r| vec![cell(&r["kind"]), cell(&r["key"]), cell(&r["text"])])
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                println!("{}", table(&["kind", "tiktok key", "text"], &rows));
+            } else {
+                println!("not cancellable on TikTok: {}", cell(&v["why"]));
+            }
+        }
+        OrdersCmd::ApproveCancelRequest { id } => done(
+            c.post(&act(&id, "approve_cancel_request"), json!({"by": "cli"}))
                 .await?,
+        ),
+        OrdersCmd::RejectCancelRequest { id, reason } => done(
+            c.post(
+                &act(&id, "reject_cancel_request"),
+                json!({"by": "cli", "reason": reason}),
+            )
+            .await?,
         ),
     }
     Ok(())
@@ -596,14 +667,14 @@ async fn bulk(
     state: Option<String>,
     shop: Option<String>,
     since: Option<i64>,
-    reason: Option<String>,
+    (reason, cancel_reason): (Option<String>, Option<String>),
     json_out: bool,
 ) -> Result<(), crate::client::Error> {
     use serde_json::json;
     let body = if ids.is_empty() {
-        json!({"action": action, "reason": reason, "filter": {"state": state, "shop": shop, "updated_from": since}})
+        json!({"action": action, "reason": reason, "cancel_reason": cancel_reason, "filter": {"state": state, "shop": shop, "updated_from": since}})
     } else {
-        json!({"action": action, "reason": reason, "ids": ids})
+        json!({"action": action, "reason": reason, "cancel_reason": cancel_reason, "ids": ids})
     };
     let job = c.post("/api/v1/bulk", body).await?;
     let id = job["job"].as_str().unwrap_or_default().to_string();

@@ -185,13 +185,37 @@ async fn operator_cancel_cancels_on_tiktok_and_compensates() {
             }
         })
         .await;
-        let (s, v) = post_json(
-            &client,
-            &format!("{base}/api/v1/orders/{order}/actions/cancel"),
-            &serde_json::json!({"reason": "no stock", "cancel_reason": "out_of_stock"}),
-        )
-        .await;
-        assert_eq!(s, 202, "{v}");
+        // The CLI lists what TikTok takes for this order, and cancels with
+        // a kind (the CLI blocks: off the daemon's thread).
+        let cli = |args: Vec<String>| {
+            let base = base.clone();
+            tokio::task::spawn_blocking(move || {
+                let out = std::process::Command::new(common::bin())
+                    .args(["--url", &base])
+                    .args(&args)
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "{out:?}");
+                String::from_utf8(out.stdout).unwrap()
+            })
+        };
+        let s = |x: &str| x.to_string();
+        let offered = cli(vec![s("orders"), s("cancel-reasons"), order.clone()])
+            .await
+            .unwrap();
+        let key = want.trim_start_matches("cancelled: ");
+        assert!(offered.contains(key), "{offered}");
+        cli(vec![
+            s("orders"),
+            s("cancel"),
+            order.clone(),
+            s("--reason"),
+            s("no stock"),
+            s("--cancel-reason"),
+            s("out_of_stock"),
+        ])
+        .await
+        .unwrap();
         let entry = eventually(Duration::from_secs(30), "TikTok's cancel", || {
             let (c, u) = (
                 client.clone(),

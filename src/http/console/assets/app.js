@@ -18,13 +18,26 @@
 const LIFECYCLES = ['pending', 'processing', 'on_hold', 'exception', 'fulfilled', 'delivered', 'completed', 'cancelled'];
 const TERMINAL = new Set(['completed', 'cancelled']);
 const TIKTOK_STATUSES = ['UNPAID', 'ON_HOLD', 'AWAITING_SHIPMENT', 'PARTIALLY_SHIPPING', 'AWAITING_COLLECTION', 'IN_TRANSIT', 'DELIVERED', 'COMPLETED', 'CANCELLED'];
-const DESTRUCTIVE = new Set(['cancel', 'skip', 'reject', 'run_from']);
+const DESTRUCTIVE = new Set(['cancel', 'skip', 'reject', 'run_from', 'approve_cancel_request', 'reject_cancel_request']);
 const ACTION_LABELS = {
   resume: 'Resume', retry: 'Retry', skip: 'Skip step', approve: 'Approve', reject: 'Reject',
   hold: 'Hold', release: 'Release', cancel: 'Cancel', run_from: 'Run from step', note: 'Add note',
+  approve_cancel_request: 'Approve buyer\'s cancel', reject_cancel_request: 'Reject buyer\'s cancel',
 };
+/** TikTok's cancel reasons as kinds (the server maps each to the key of the shop's market and the order's status). */
+const CANCEL_KINDS = [
+  ['out_of_stock', 'Out of stock'], ['pricing_error', 'Pricing error'],
+  ['address_undeliverable', 'Unable to deliver to buyer address'], ['buyer_requested', 'Buyer requested cancellation'],
+  ['buyer_did_not_pay', 'Buyer did not pay on time'], ['potential_fraud', 'High chance of cancellation / refund (JP)'],
+];
+const REJECT_KINDS = [
+  ['packed', 'Product has been packed / shipped'], ['agreement', 'Reached an agreement with the buyer'],
+  ['invalid_reason', 'Invalid reason for cancellation'], ['on_schedule', 'Delivery is on schedule'],
+];
 const ACTION_EXPLAIN = {
-  cancel: 'The order will be cancelled: its workflow stops, compensations run (stock released, labels voided) and TikTok is told.',
+  cancel: 'The order will be cancelled: its workflow stops, compensations run (stock released, labels voided) and TikTok is told, with the reason you choose.',
+  approve_cancel_request: 'TikTok will cancel the order as the buyer asked; its compensations run (stock released, an unused label voided).',
+  reject_cancel_request: 'The buyer\'s request will be refused with the reason you choose; the order goes on.',
   skip: 'The current step will be skipped without running it; the workflow continues with the next step.',
   reject: 'The approval will be rejected; the workflow takes its rejection path (usually cancelling the order).',
   run_from: 'The workflow will jump to the chosen step and run from there.',
@@ -168,7 +181,7 @@ function toast(message, isError = false) {
 }
 
 /** Opens #confirm; resolves to {ok, reason}. Esc or "Keep it" cancels. */
-function confirmDialog(text, { title = 'Are you sure?', yes = 'Confirm', askReason = false } = {}) {
+function confirmDialog(text, { title = 'Are you sure?', yes = 'Confirm', askReason = false, choices = null, choiceLabel = 'TikTok cancel reason' } = {}) {
   const dlg = $('#confirm');
   const opener = document.activeElement;
   $('#confirm-title').textContent = title;
@@ -178,6 +191,11 @@ function confirmDialog(text, { title = 'Are you sure?', yes = 'Confirm', askReas
   const reason = $('#confirm-reason');
   reasonWrap.hidden = !askReason;
   reason.value = '';
+  const choiceWrap = $('#confirm-choice-wrap');
+  const choice = $('#confirm-choice');
+  choiceWrap.hidden = !choices;
+  $('#confirm-choice-label').textContent = choiceLabel;
+  choice.replaceChildren(...(choices || []).map(([value, label]) => el('option', { value, text: label })));
   return new Promise((resolve) => {
     let settled = false;
     const finish = (ok) => {
@@ -186,7 +204,7 @@ function confirmDialog(text, { title = 'Are you sure?', yes = 'Confirm', askReas
       cleanup();
       if (dlg.open) dlg.close();
       if (opener && typeof opener.focus === 'function' && document.contains(opener)) opener.focus();
-      resolve({ ok, reason: reason.value.trim() });
+      resolve({ ok, reason: reason.value.trim(), choice: choices ? choice.value : null });
     };
     const onSubmit = (ev) => { ev.preventDefault(); finish(true); };
     const onNo = () => finish(false);
@@ -307,7 +325,16 @@ function orderActions(o) {
   if (!TERMINAL.has(lc) && !held) out.push('hold');
   if (held) out.push('release');
   if (!TERMINAL.has(lc)) out.push('cancel');
+  if (o.cancel_request && !TERMINAL.has(lc)) out.push('approve_cancel_request', 'reject_cancel_request');
   return out;
+}
+
+/** What the cancel dialog offers: the reasons TikTok takes for this order now. */
+async function cancelChoices(orderId) {
+  const r = await api(`/api/v1/orders/${enc(orderId)}/cancel-reasons`);
+  if (!r.ok || !r.data) return { choices: CANCEL_KINDS, note: '' };
+  if (!r.data.cancellable_on_tiktok) return { choices: null, note: ` TikTok is not told: ${r.data.why}.` };
+  return { choices: r.data.reasons.map((x) => [x.kind, `${x.text} (${x.key})`]), note: '' };
 }
 
 function actionButton(orderId, action, onDone, { small = true } = {}) {
@@ -321,13 +348,27 @@ function actionButton(orderId, action, onDone, { small = true } = {}) {
 async function doAction(orderId, action, button, onDone, extra = {}) {
   const body = { ...extra };
   if (DESTRUCTIVE.has(action)) {
-    const what = ACTION_EXPLAIN[action] || `${action} will be applied.`;
+    let what = ACTION_EXPLAIN[action] || `${action} will be applied.`;
+    let choices = null;
+    let choiceLabel = 'TikTok cancel reason';
+    if (action === 'cancel') {
+      const c = await cancelChoices(orderId);
+      choices = c.choices;
+      what += c.note;
+    } else if (action === 'reject_cancel_request') {
+      choices = REJECT_KINDS;
+      choiceLabel = 'Reason for TikTok';
+    }
     const res = await confirmDialog(`Order ${orderId}: ${what}`, {
       title: `${ACTION_LABELS[action] || action} order ${orderId}?`,
       yes: ACTION_LABELS[action] || action,
       askReason: action === 'cancel' || action === 'reject',
+      choices,
+      choiceLabel,
     });
     if (!res.ok) return;
+    if (action === 'cancel' && res.choice) body.cancel_reason = res.choice;
+    if (action === 'reject_cancel_request' && res.choice) body.reason = res.choice;
     if (res.reason) {
       if (action === 'cancel') body.reason = res.reason;
       else body.note = res.reason;
@@ -800,9 +841,15 @@ async function viewOrders(query) {
         title: `${ACTION_LABELS[action] || action} ${ids.length} order${ids.length === 1 ? '' : 's'}?`,
         yes: `${ACTION_LABELS[action] || action} ${ids.length}`,
         askReason: action === 'cancel' || action === 'reject',
+        // One kind for all: each order gets its market's key for it, and an
+        // order whose market or status has none fails alone in the job.
+        choices: action === 'cancel' ? CANCEL_KINDS : null,
       });
       if (!res.ok) return;
-      if (res.reason) return runBulk(action, ids, { reason: res.reason });
+      const extra = {};
+      if (res.reason) extra.reason = res.reason;
+      if (action === 'cancel' && res.choice) extra.cancel_reason = res.choice;
+      return runBulk(action, ids, extra);
     }
     return runBulk(action, ids, {});
   });
@@ -816,6 +863,7 @@ async function viewOrders(query) {
     try {
       const body = { action, ids };
       if (extra.reason) body.reason = extra.reason;
+      if (extra.cancel_reason) body.cancel_reason = extra.cancel_reason;
       const { job } = await apiOk('/api/v1/bulk', { method: 'POST', json: body });
       await pollJob(job);
     } catch (e) {
@@ -926,7 +974,11 @@ function renderOrder(box, o, audit, afterAction) {
       kv('Updated', timeEl(o.updated_ms)),
       o.waiting ? kv('Waiting', waitingText(o.waiting)) : null,
       (o.in_flight || []).length ? kv('In flight', (o.in_flight || []).map((f) => `${f.action} (attempt ${f.attempt})`).join(', ')) : null,
-      (o.tags || []).length ? kv('Tags', el('span', { class: 'tags' }, o.tags.map((t) => el('span', { class: 'tag', text: t })))) : null),
+      (o.tags || []).length ? kv('Tags', el('span', { class: 'tags' }, o.tags.map((t) => el('span', { class: 'tag', text: t })))) : null,
+      o.fulfillment_type && o.fulfillment_type !== 'FULFILLMENT_BY_SELLER' ? kv('Fulfilled by', mono(o.fulfillment_type)) : null,
+      o.cancel_request ? kv('Buyer asks to cancel', el('span', { id: 'cancel-request' },
+        `${o.cancel_request.reason_text || o.cancel_request.reason} `,
+        o.cancel_request.respond_by ? el('span', { class: 'muted', text: `(answer by ${new Date(o.cancel_request.respond_by * 1000).toLocaleString()})` }) : null)) : null),
     el('div', { class: o.last_error ? 'order-error' : 'order-error none' },
       el('span', { class: 'order-error-label', text: 'Last error' }),
       el('p', { id: 'order-error', class: o.last_error ? 'error' : 'muted', text: o.last_error || '' })),
