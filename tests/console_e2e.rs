@@ -383,6 +383,31 @@ async fn console_end_to_end() {
         "the approval is in the audit trail: {audit}"
     );
 
+    // --- Cancel from the order page: the dialog asks for TikTok's reason
+    // (the kinds, when TikTok cannot be asked for this test shop's list).
+    env.submit("e2e-cancel-1", "30.00", 48).await;
+    env.wait_order("e2e-cancel-1", "waiting for delivery", |o| {
+        o["step"] == "wait_delivery"
+    })
+    .await;
+    b.goto(&env.url("/#/orders/e2e-cancel-1")).await;
+    wait_view(&b, "order").await;
+    b.wait_for("#order[data-order-id='e2e-cancel-1']").await;
+    b.click("#actions button[data-action='cancel']").await;
+    b.wait_for("#confirm[open] #confirm-choice option[value='pricing_error']")
+        .await;
+    b.click("#confirm-choice option[value='pricing_error']")
+        .await;
+    b.click("#confirm-yes").await;
+    env.wait_lifecycle("e2e-cancel-1", "cancelled").await;
+    let audit = env.api("/api/v1/orders/e2e-cancel-1/audit").await;
+    assert!(
+        audit
+            .to_string()
+            .contains("asking TikTok to cancel the order (pricing_error)"),
+        "the chosen reason went to TikTok: {audit}"
+    );
+
     // --- Bulk retry over three orders in exception.
     env.inbox.fail_next(3);
     let bulk = ["e2e-bulk-1", "e2e-bulk-2", "e2e-bulk-3"];
