@@ -133,7 +133,7 @@ pub enum InventoryCmd {
         #[arg(long)]
         warehouse: Option<String>,
     },
-    /// Import stock from CSV: sku_id,warehouse_id,on_hand[,product_id].
+    /// Import stock from CSV: `sku_id,warehouse_id,on_hand[,product_id]`.
     Import { file: PathBuf },
     /// Compare our stock with TikTok's inventory search and report drift.
     Reconcile {

@@ -12,21 +12,25 @@
 //!   ([`workflow::interpreter`]): `advance(instance, input) -> (instance',
 //!   effects)`. Nothing in it does I/O.
 //! - [`tiktok`]: the TikTok Shop API: wire types, signing, client, the
-//!   rate-limited gateway actor, webhook verification, its config.
+//!   rate-limited gateway actor, webhook verification, its config; every
+//!   listed error code classified ([`tiktok::codes`]) and the cancel and
+//!   reject reasons per market and status ([`tiktok::reasons`]).
 //! - [`simulator`]: a TikTok Shop simulator speaking the same wire protocol,
 //!   with faults, a ledger and control endpoints for tests.
 //! - [`lifecycle`]: the order lifecycle state machine (pending → processing
 //!   → fulfilled → delivered → completed, with on_hold, exception,
 //!   cancelled).
-//! - [`store`]: sled trees, versioned envelopes, group commit, and the
-//!   disk guard that refuses writes on a nearly full disk.
+//! - [`store`]: sled trees, versioned envelopes (format V3; V1 values read,
+//!   with fields added since as defaults: [`store::codec::since_v3`]), group
+//!   commit, and the disk guard that refuses writes on a nearly full disk.
 //! - [`runtime`]: one order's step ([`runtime::core`]), effects, intake,
 //!   timers, the ship-by deadline watcher, the workflow registry and the
 //!   clock.
 //! - [`actors`]: the supervisor and one actix actor per order, behind
 //!   [`actors::RuntimeHandle`].
 //! - [`sync`]: TikTok order sync: signed webhooks, hydration through the
-//!   gateway's batched order detail, polling from a durable cursor.
+//!   gateway's batched order detail, polling from a durable cursor, and the
+//!   buyers' pending cancellation requests read for the orders TikTok flags.
 //! - [`http`]: health, metrics, intake, the admin API and stock over
 //!   handles; the gate on each route scope ([`http::auth`]: Host check,
 //!   cross-site check, bearer token or a console session with its CSRF
@@ -41,8 +45,9 @@
 //!   idempotent reservations that never oversell, the debounced push of
 //!   available quantities to TikTok and the drift reconcile.
 //! - [`shipping`]: carrier selection by rules (CEL, region, weight, value,
-//!   deadline), label providers (TikTok shipping, a label API) and the error
-//!   kinds their failures map to.
+//!   deadline), label providers (TikTok shipping, a label API), the carrier
+//!   → TikTok provider mapping checked against what TikTok offers
+//!   ([`shipping::tiktok_providers`]) and the error kinds failures map to.
 //! - [`notify`]: Slack-compatible JSON notifications and system alerts to
 //!   named channels, with bounded retries.
 //! - [`payment`]: is the order paid, and do its amounts add up.
