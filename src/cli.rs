@@ -556,6 +556,7 @@ async fn orders(
                     "last_error",
                     "in_flight",
                     "cancel_request",
+                    "returns",
                 ] {
                     println!("{k:>15}: {}", cell(&v[k]));
                 }

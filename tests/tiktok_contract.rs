@@ -816,3 +816,87 @@ steps:
     daemon.shutdown().await;
     rig.sim.stop().await;
 }
+
+/// TikTok's own RETURN_STATUS_CHANGE example, posted as TikTok would: the
+/// return shows on the order (API), newest state per return.
+#[actix_rt::test]
+async fn the_official_return_example_shows_on_the_order() {
+    let rig = common::sim_rig(
+        "returns",
+        SimulatorArgs::default(),
+        50.0,
+        ("hold_still.yaml", WAIT_WORKFLOW),
+    )
+    .await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let daemon = Daemon::start(rig.cfg.clone(), Clock::system())
+        .await
+        .unwrap();
+    let base = format!("http://{}", daemon.addr);
+    wait_ready(&client, &base).await;
+    let post = |body: Vec<u8>| {
+        let sig = orderflow::tiktok::sign::webhook_signature(
+            "returns-app-key",
+            "returns-app-secret",
+            &body,
+        );
+        let (c, u) = (client.clone(), format!("{base}/webhooks/tiktok"));
+        async move {
+            let r = c
+                .post(u)
+                .header("Content-Type", "application/json")
+                .header("Authorization", sig)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+        }
+    };
+    let official = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/tiktok/webhooks/type-12-return_status_change.json"),
+    )
+    .unwrap();
+    post(official.clone()).await;
+    let o = common::eventually(Duration::from_secs(30), "the return on the order", || {
+        let (c, u) = (
+            client.clone(),
+            format!("{base}/api/v1/orders/576486316948490001"),
+        );
+        async move {
+            let (s, v) = get_json(&c, &u).await;
+            (s == 200 && v["returns"].as_array().is_some_and(|r| !r.is_empty())).then_some(v)
+        }
+    })
+    .await;
+    assert_eq!(
+        o["returns"][0],
+        serde_json::json!({"return_id": "576486316948490001", "return_type": "REFUND",
+            "return_status": "RETURN_OR_REFUND_REQUEST_PENDING", "role": "BUYER", "update_time": 1644412885})
+    );
+    // A later state replaces it; the same return is listed once.
+    let mut later: serde_json::Value = serde_json::from_slice(&official).unwrap();
+    later["tts_notification_id"] = serde_json::json!("7327112393057371911");
+    later["data"]["return_status"] = serde_json::json!("RETURN_OR_REFUND_REQUEST_SUCCESS");
+    later["data"]["update_time"] = serde_json::json!(1644412999);
+    post(serde_json::to_vec(&later).unwrap()).await;
+    common::eventually(Duration::from_secs(30), "the later state", || {
+        let (c, u) = (
+            client.clone(),
+            format!("{base}/api/v1/orders/576486316948490001"),
+        );
+        async move {
+            let (_, v) = get_json(&c, &u).await;
+            let r = v["returns"].as_array()?.clone();
+            (r.len() == 1 && r[0]["return_status"] == "RETURN_OR_REFUND_REQUEST_SUCCESS")
+                .then_some(())
+        }
+    })
+    .await;
+    daemon.shutdown().await;
+    rig.sim.stop().await;
+}

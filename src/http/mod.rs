@@ -322,6 +322,7 @@ pub fn order_view(rec: &OrderRecord, registry: &Registry) -> serde_json::Value {
         "line_items": rec.order.as_ref().map(|o| json!(o.line_items)),
         "tags": rec.order.as_ref().map(|o| json!(o.tags)),
         "fulfillment_type": rec.order.as_ref().map(|o| o.fulfillment_type.as_str()),
+        "returns": rec.returns,
         "shipping_type": rec.order.as_ref().map(|o| o.shipping_type.as_str()),
         "cancel_request": rec
             .order

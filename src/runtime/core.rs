@@ -554,6 +554,44 @@ impl W<'_> {
                 }
             }
             EventKind::Operator(action) => self.on_operator(action),
+            EventKind::Return(r) => {
+                // Newest state of each return; an older push is ignored.
+                match self
+                    .rec
+                    .returns
+                    .iter_mut()
+                    .find(|x| x.return_id == r.return_id)
+                {
+                    Some(x) if x.update_time > r.update_time => {
+                        self.audit(
+                            src,
+                            "stale",
+                            format!("return {} update older than what we have", r.return_id),
+                        );
+                        return Ok(());
+                    }
+                    Some(x) => *x = r.clone(),
+                    None => self.rec.returns.push(r.clone()),
+                }
+                self.changed = true;
+                self.audit(
+                    src,
+                    "return",
+                    format!(
+                        "return {} ({}, by {}): {}",
+                        r.return_id, r.return_type, r.role, r.return_status
+                    ),
+                );
+                if self.instance_running() {
+                    self.drive(Input::Event(Data::map([
+                        ("type", Data::from("return")),
+                        ("return_id", Data::from(r.return_id.as_str())),
+                        ("return_type", Data::from(r.return_type.as_str())),
+                        ("return_status", Data::from(r.return_status.as_str())),
+                        ("role", Data::from(r.role.as_str())),
+                    ])));
+                }
+            }
         }
         Ok(())
     }

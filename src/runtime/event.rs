@@ -58,6 +58,23 @@ pub enum EventKind {
     /// Anything a `wait` step may match: `{type: restock, …}`, carrier scans.
     Signal(Data),
     Operator(OperatorAction),
+    /// A return or refund of the order changed (RETURN_STATUS_CHANGE): kept
+    /// on the order and given to the workflow as `{type: "return", …}`.
+    Return(ReturnUpdate),
+}
+
+/// A return as TikTok's RETURN_STATUS_CHANGE reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReturnUpdate {
+    pub return_id: String,
+    /// REFUND, RETURN_AND_REFUND, REPLACEMENT (as TikTok spells it).
+    pub return_type: String,
+    /// e.g. RETURN_OR_REFUND_REQUEST_PENDING (as TikTok spells it).
+    pub return_status: String,
+    /// BUYER, SELLER, OPERATOR, SYSTEM.
+    pub role: String,
+    /// Unix seconds.
+    pub update_time: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -181,6 +181,9 @@ pub struct OrderRecord {
     /// held for an operator: each request is answered once.
     #[serde(default, deserialize_with = "crate::store::codec::since_v3")]
     pub cancel_answered: Option<String>,
+    /// The order's returns, latest state of each (RETURN_STATUS_CHANGE).
+    #[serde(default, deserialize_with = "crate::store::codec::since_v3")]
+    pub returns: Vec<crate::runtime::event::ReturnUpdate>,
 }
 
 impl OrderRecord {
@@ -204,6 +207,7 @@ impl OrderRecord {
             recent_events: Vec::new(),
             deferred: Vec::new(),
             cancel_answered: None,
+            returns: Vec::new(),
         }
     }
 }

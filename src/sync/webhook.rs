@@ -126,14 +126,24 @@ pub async fn receive(
             ),
             format!("webhook: cancellation {}", d.cancel_status),
         )],
-        Topic::ReturnStatusChange(d) => vec![mk(
-            &d.order_id,
-            format!(
-                "{}:return:{}:{}",
-                d.order_id, d.return_status, d.update_time
-            ),
-            format!("webhook: return {}", d.return_status),
-        )],
+        Topic::ReturnStatusChange(d) => {
+            let mut e = mk(
+                &d.order_id,
+                format!(
+                    "{}:return:{}:{}",
+                    d.order_id, d.return_status, d.update_time
+                ),
+                String::new(),
+            );
+            e.kind = EventKind::Return(crate::runtime::event::ReturnUpdate {
+                return_id: d.return_id.clone().unwrap_or_default(),
+                return_type: d.return_type.clone().unwrap_or_default(),
+                return_status: d.return_status.clone(),
+                role: d.return_role.clone().unwrap_or_default(),
+                update_time: d.update_time.max(d.create_time),
+            });
+            vec![e]
+        }
         Topic::SellerDeauthorization(n) => {
             count("deauthorized");
             tracing::error!(shop_id = %shop, message = %n.message, "TikTok says the seller deauthorized this app: the shop's calls will fail until it is authorized again");

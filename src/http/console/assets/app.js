@@ -976,6 +976,7 @@ function renderOrder(box, o, audit, afterAction) {
       (o.in_flight || []).length ? kv('In flight', (o.in_flight || []).map((f) => `${f.action} (attempt ${f.attempt})`).join(', ')) : null,
       (o.tags || []).length ? kv('Tags', el('span', { class: 'tags' }, o.tags.map((t) => el('span', { class: 'tag', text: t })))) : null,
       o.fulfillment_type && o.fulfillment_type !== 'FULFILLMENT_BY_SELLER' ? kv('Fulfilled by', mono(o.fulfillment_type)) : null,
+      (o.returns || []).length ? kv('Returns', el('span', { id: 'returns' }, o.returns.map((r) => el('span', { class: 'tag mono', text: `${r.return_id}: ${r.return_type} ${r.return_status}` })))) : null,
       o.cancel_request ? kv('Buyer asks to cancel', el('span', { id: 'cancel-request' },
         `${o.cancel_request.reason_text || o.cancel_request.reason} `,
         o.cancel_request.respond_by ? el('span', { class: 'muted', text: `(answer by ${new Date(o.cancel_request.respond_by * 1000).toLocaleString()})` }) : null)) : null),
