@@ -897,6 +897,65 @@ async fn the_official_return_example_shows_on_the_order() {
         }
     })
     .await;
+    // The simulator pushes any topic on demand, signed as TikTok does:
+    // a return, and an authorization about to expire (type 7, kept in the
+    // quarantine until orderflow acts on it).
+    let sim_url = rig.sim.base_url();
+    let shop = rig.sim.shops()[0].0.clone();
+    for (kind, data) in [
+        (
+            12,
+            serde_json::json!({"order_id": "576486316948490002", "return_role": "BUYER",
+                "return_type": "RETURN_AND_REFUND", "return_status": "AWAITING_BUYER_SHIP",
+                "return_id": "4035000000000000002", "create_time": 1700000000, "update_time": 1700000100}),
+        ),
+        (
+            7,
+            serde_json::json!({"message": "Your shop authorization will expire soon.",
+                "expiration_time": "1700604800"}),
+        ),
+    ] {
+        let (s, v) = common::post_json(
+            &client,
+            &format!("{sim_url}/sim/webhooks/push"),
+            &serde_json::json!({"shop_id": shop, "type": kind, "data": data}),
+        )
+        .await;
+        assert_eq!((s, &v["pushed"]), (200, &serde_json::json!(1)), "{v}");
+    }
+    common::eventually(Duration::from_secs(30), "the pushed return", || {
+        let (c, u) = (
+            client.clone(),
+            format!("{base}/api/v1/orders/576486316948490002"),
+        );
+        async move {
+            let (_, v) = get_json(&c, &u).await;
+            (v["returns"][0]["return_status"] == "AWAITING_BUYER_SHIP").then_some(())
+        }
+    })
+    .await;
+    common::eventually(Duration::from_secs(30), "the type 7 push kept", || {
+        let (c, u) = (client.clone(), format!("{base}/api/v1/webhooks/quarantine"));
+        async move {
+            let (_, q) = get_json(&c, &u).await;
+            q["webhooks"]
+                .as_array()?
+                .iter()
+                .any(|w| w["body"].as_str().is_some_and(|b| b.contains("\"type\":7")))
+                .then_some(())
+        }
+    })
+    .await;
+    // Both answered 200 at the first attempt.
+    let (_, hooks) = get_json(&client, &format!("{sim_url}/sim/webhooks")).await;
+    let answered: Vec<_> = hooks["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["type"] == 7 || d["type"] == 12)
+        .map(|d| (d["attempt"].as_i64(), d["http_status"].as_i64()))
+        .collect();
+    assert_eq!(answered, [(Some(0), Some(200)); 2], "{hooks}");
     daemon.shutdown().await;
     rig.sim.stop().await;
 }

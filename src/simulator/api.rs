@@ -1309,8 +1309,9 @@ fn dispatch(w: &mut World, r: Route, arg: &str, shop_id: &str, q: &Q<'_>, body: 
     }
 }
 
-/// `event_type` names accepted by `PUT /event/202309/webhooks`.
-pub const EVENT_TYPES: [&str; 9] = [
+/// `event_type` names accepted by `PUT /event/202309/webhooks`: every
+/// value the reference documents (`event/update-shop-webhook.spec.json`).
+pub const EVENT_TYPES: [&str; 17] = [
     "ORDER_STATUS_CHANGE",
     "REVERSE_STATUS_UPDATE",
     "RECIPIENT_ADDRESS_UPDATE",
@@ -1320,4 +1321,12 @@ pub const EVENT_TYPES: [&str; 9] = [
     "UPCOMING_AUTHORIZATION_EXPIRATION",
     "CANCELLATION_STATUS_CHANGE",
     "RETURN_STATUS_CHANGE",
+    "NEW_CONVERSATION",
+    "NEW_MESSAGE",
+    "PRODUCT_INFORMATION_CHANGE",
+    "PRODUCT_CREATION",
+    "PRODUCT_CATEGORY_CHANGE",
+    "NEW_MESSAGE_LISTENER",
+    "INVOICE_STATUS_CHANGE",
+    "PRODUCT_AUDIT_STATUS_CHANGE",
 ];

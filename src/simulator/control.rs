@@ -16,6 +16,7 @@
 //! | `GET /sim/ledger` | `?order_id=&action=` | `{entries:[LedgerEntry]}` |
 //! | `GET /sim/stats` | | `{limit_qps, shops:{id:{total,max_per_second,per_second:[[unix_sec,n]]}}, endpoints:{name:{total,ok,throttled,faulted,rejected}}}` |
 //! | `GET /sim/webhooks` | | `{deliveries:[DeliveryRecord]}` |
+//! | `POST /sim/webhooks/push` | `{shop_id?, type, data, order_id?}` | a push of any topic (e.g. 6 SELLER_DEAUTHORIZATION, 7, 12), signed and delivered as TikTok sends it: `{pushed: n}` |
 //! | `POST /sim/tokens/expire` | | `{expired:n}` |
 
 use std::sync::Arc;
@@ -46,6 +47,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
             .route("/ledger", web::get().to(ledger))
             .route("/stats", web::get().to(stats))
             .route("/webhooks", web::get().to(webhooks))
+            .route("/webhooks/push", web::post().to(push_webhook))
             .route("/tokens/expire", web::post().to(expire_tokens)),
     );
 }
@@ -378,6 +380,51 @@ async fn stats(sim: Data<Arc<Shared>>) -> HttpResponse {
         "shops": shops,
         "endpoints": w.endpoints,
     }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushWebhook {
+    shop_id: Option<String>,
+    #[serde(rename = "type")]
+    kind: i64,
+    data: serde_json::Value,
+    order_id: Option<String>,
+}
+
+/// Pushes a webhook of any topic with the given `data` (the fault mode
+/// for topics the simulator's own lifecycle does not produce).
+async fn push_webhook(sim: Data<Arc<Shared>>, body: Json<PushWebhook>) -> HttpResponse {
+    let b = body.into_inner();
+    let mut w = sim.world.lock();
+    let shop = match &b.shop_id {
+        Some(id) if !w.shops.iter().any(|s| &s.id == id) => {
+            return err(
+                actix_web::http::StatusCode::NOT_FOUND,
+                format!("no shop {id}"),
+            )
+        }
+        Some(id) => id.clone(),
+        None => w.shops[0].id.clone(),
+    };
+    let before = w.outbox.len();
+    let topic = match b.kind {
+        1 => "ORDER_STATUS_CHANGE",
+        3 => "RECIPIENT_ADDRESS_UPDATE",
+        4 => "PACKAGE_UPDATE",
+        5 => "PRODUCT_STATUS_CHANGE",
+        6 => "SELLER_DEAUTHORIZATION",
+        7 => "UPCOMING_AUTHORIZATION_EXPIRATION",
+        11 => "CANCELLATION_STATUS_CHANGE",
+        12 => "RETURN_STATUS_CHANGE",
+        _ => "",
+    };
+    w.notify(&shop, b.kind, topic, b.order_id.clone(), b.data);
+    let pushes = std::mem::take(&mut w.outbox);
+    let n = pushes.len().saturating_sub(before);
+    drop(w);
+    sim.push_all(pushes);
+    HttpResponse::Ok().json(json!({ "pushed": n }))
 }
 
 async fn webhooks(sim: Data<Arc<Shared>>) -> HttpResponse {
