@@ -812,10 +812,11 @@ fn dispatch(w: &mut World, r: Route, arg: &str, shop_id: &str, q: &Q<'_>, body: 
         }
         Route::MarkShipped => {
             let req: MarkShippedRequest = parse(body)?;
+            // Both are required (Y) in the reference.
             if req.tracking_number.is_empty() || req.shipping_provider_id.is_empty() {
                 return Err(bad(
-                    codes::INVALID_TRACKING,
-                    "tracking_number and shipping_provider_id are required",
+                    21001001,
+                    codes::message("mark_package_shipped", 21001001),
                 ));
             }
             let Some(package_id) = w

@@ -823,11 +823,12 @@ impl World {
                     self.set_status(&id, TiktokStatus::AwaitingShipment);
                 }
                 "buyer_cancel" => {
-                    self.cancel(&id, "BUYER", "buyer_cancel_reason_changed_mind");
+                    let reason = buyer_cancel_reason(self.orders.get(&id));
+                    self.cancel(&id, "BUYER", reason);
                     self.record_simple(&shop_id, "buyer_cancel", &id);
                 }
                 "auto_cancel" => {
-                    self.cancel(&id, "SYSTEM", "system_cancel_reason_not_shipped_in_time");
+                    self.cancel(&id, "SYSTEM", "system_cancel_order_reason_shipping_timeout");
                     self.record_simple(&shop_id, "auto_cancel", &id);
                 }
                 _ => {
@@ -860,7 +861,8 @@ impl World {
         match TiktokStatus::parse(&o.wire.status) {
             Some(TiktokStatus::Unpaid | TiktokStatus::OnHold) => {
                 let shop_id = o.shop_id.clone();
-                self.cancel(order_id, "BUYER", "buyer_cancel_reason_changed_mind");
+                let reason = buyer_cancel_reason(Some(o));
+                self.cancel(order_id, "BUYER", reason);
                 self.record_simple(&shop_id, "buyer_cancel", order_id);
                 Ok(())
             }
@@ -977,6 +979,15 @@ pub(crate) const PROVIDERS: [(&str, &str); 3] = [
     ("6617675021119438850", "UPS"),
     ("6617675021119438851", "FedEx"),
 ];
+
+/// A buyer's own reason key from TikTok's list (US): "no longer needed",
+/// the unpaid or the to-ship variant.
+fn buyer_cancel_reason(o: Option<&SimOrder>) -> &'static str {
+    match o.map(|o| o.wire.status.as_str()) {
+        Some("UNPAID") => "ecom_order_unpaid_canceled_reason_no_longer_needed",
+        _ => "ecom_order_to_ship_canceled_reason_no_longer_needed",
+    }
+}
 
 fn attach_package(o: &mut SimOrder) {
     o.wire.packages = vec![WirePackageRef {
