@@ -583,6 +583,12 @@ async fn a_reissued_ship_answered_already_shipped_is_done() {
         })
         .await;
         assert_ne!(o["lifecycle"], "exception", "{code}: {o}");
+        // Fulfilled, as TikTok's status says once the package is shipped.
+        common::eventually(Duration::from_secs(30), "the order fulfilled", || {
+            let (c, u) = (client.clone(), format!("{base}/api/v1/orders/{id}"));
+            async move { (get_json(&c, &u).await.1["lifecycle"] == "fulfilled").then_some(()) }
+        })
+        .await;
         let (_, ledger) = get_json(
             &client,
             &format!("{sim_url}/sim/ledger?order_id={id}&action={action}"),
@@ -956,6 +962,95 @@ async fn the_official_return_example_shows_on_the_order() {
         .map(|d| (d["attempt"].as_i64(), d["http_status"].as_i64()))
         .collect();
     assert_eq!(answered, [(Some(0), Some(200)); 2], "{hooks}");
+    daemon.shutdown().await;
+    rig.sim.stop().await;
+}
+
+/// The same odd orders reached through webhooks: the daemon fetches them
+/// with one Order Detail batch (polling is off), and every order of the
+/// batch enters, the unknown status raw and held.
+#[actix_rt::test]
+async fn an_order_detail_batch_with_odd_orders_loses_none() {
+    let mut rig = common::sim_rig(
+        "odd-detail",
+        SimulatorArgs {
+            buyer_cancel_rate: 0.0,
+            manual_carrier: true,
+            webhook_drop_rate: 1.0,
+            ..Default::default()
+        },
+        200.0,
+        ("hold_still.yaml", WAIT_WORKFLOW),
+    )
+    .await;
+    rig.cfg.sync.poll_interval = orderflow::config::Dur(Duration::from_secs(3600));
+    rig.cfg.sync.initial_lookback = orderflow::config::Dur(Duration::from_secs(1));
+    let sim_url = rig.sim.base_url();
+    let shop = rig.sim.shops()[0].0.clone();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let daemon = Daemon::start(rig.cfg.clone(), Clock::system())
+        .await
+        .unwrap();
+    let base = format!("http://{}", daemon.addr);
+    wait_ready(&client, &base).await;
+    // Created while webhooks are lost, then changed on the wire.
+    let ids = common::sim_orders_in(&client, &sim_url, &shop, "AWAITING_SHIPMENT", 3).await;
+    for (id, patch) in [
+        (
+            &ids[0],
+            serde_json::json!({"status": "AWAITING_DRONE_PICKUP"}),
+        ),
+        (
+            &ids[1],
+            serde_json::json!({"paid_time": null, "create_time": "1700000000", "is_cod": null}),
+        ),
+    ] {
+        let (s, v) =
+            common::post_json(&client, &format!("{sim_url}/sim/orders/{id}/wire"), &patch).await;
+        assert_eq!(s, 200, "{v}");
+    }
+    let (s, v) = common::post_json(
+        &client,
+        &format!("{sim_url}/sim/faults"),
+        &serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    // Now TikTok tells: one status push per order.
+    for id in &ids {
+        let (s, v) = common::post_json(
+            &client,
+            &format!("{sim_url}/sim/webhooks/push"),
+            &serde_json::json!({"shop_id": shop, "type": 1, "order_id": id,
+                "data": {"order_id": id, "order_status": "AWAITING_SHIPMENT", "is_on_hold_order": false, "update_time": 1700000100}}),
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+    }
+    let order = |id: String| {
+        let (c, b) = (client.clone(), base.clone());
+        async move { get_json(&c, &format!("{b}/api/v1/orders/{id}")).await.1 }
+    };
+    let odd = common::eventually(Duration::from_secs(30), "the odd order", || {
+        order(ids[0].clone()).then_some_if(|v| v["lifecycle"] == "on_hold")
+    })
+    .await;
+    assert_eq!(odd["tiktok_status"], "AWAITING_DRONE_PICKUP", "{odd}");
+    for id in &ids[1..] {
+        common::eventually(Duration::from_secs(30), "the other orders", || {
+            order(id.clone()).then_some_if(|v| v["step"] == "wait_ok")
+        })
+        .await;
+    }
+    // They came by Order Detail (no poll ran after start).
+    let (_, stats) = get_json(&client, &format!("{sim_url}/sim/stats")).await;
+    assert!(
+        stats["endpoints"]["order_detail"]["ok"].as_u64().unwrap() >= 1,
+        "{stats}"
+    );
     daemon.shutdown().await;
     rig.sim.stop().await;
 }
