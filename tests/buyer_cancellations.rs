@@ -19,13 +19,6 @@ use orderflow::daemon::Daemon;
 use orderflow::runtime::Clock;
 use orderflow::simulator::SimulatorArgs;
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
 async fn order(client: &reqwest::Client, base: &str, id: &str) -> serde_json::Value {
     get_json(client, &format!("{base}/api/v1/orders/{id}"))
         .await
@@ -84,10 +77,8 @@ async fn before_shipping_the_standard_workflow_approves_and_releases_the_stock()
     let mut rig = sim_rig(
         "bc-approve",
         SimulatorArgs {
-            buyer_cancel_rate: 0.0,
-            manual_carrier: true,
             shops: 1,
-            ..Default::default()
+            ..common::quiet_sim()
         },
         200.0,
         ("standard.yaml", ""),
@@ -102,7 +93,7 @@ async fn before_shipping_the_standard_workflow_approves_and_releases_the_stock()
     ]
     .into_iter()
     .collect();
-    let c = client();
+    let c = common::http();
     // The label API is down: the order waits with its stock reserved and
     // no label, as a parcel waits to be packed.
     let (s, v) = post_json(
@@ -156,10 +147,8 @@ async fn after_shipping_the_standard_workflow_rejects_with_the_markets_reason() 
     let mut rig = sim_rig(
         "bc-reject",
         SimulatorArgs {
-            buyer_cancel_rate: 0.0,
-            manual_carrier: true,
             shops: 1,
-            ..Default::default()
+            ..common::quiet_sim()
         },
         200.0,
         ("standard.yaml", ""),
@@ -168,7 +157,7 @@ async fn after_shipping_the_standard_workflow_rejects_with_the_markets_reason() 
     bundled(&rig, "standard.yaml");
     let sim_url = rig.sim.base_url();
     let shop = rig.sim.shops()[0].0.clone();
-    let c = client();
+    let c = common::http();
     let (s, v) = post_json(
         &c,
         &format!("{sim_url}/sim/shops/{shop}"),
@@ -241,10 +230,8 @@ async fn a_request_left_to_a_person_is_held_and_warned_about_before_the_deadline
     let mut rig = sim_rig(
         "bc-person",
         SimulatorArgs {
-            buyer_cancel_rate: 0.0,
-            manual_carrier: true,
             shops: 1,
-            ..Default::default()
+            ..common::quiet_sim()
         },
         200.0,
         ("ask_a_person.yaml", ASK_A_PERSON),
@@ -264,7 +251,7 @@ async fn a_request_left_to_a_person_is_held_and_warned_about_before_the_deadline
         .unwrap()
         .as_millis() as i64;
     let (clock, control) = Clock::manual(now);
-    let c = client();
+    let c = common::http();
     let daemon = Daemon::start(rig.cfg.clone(), clock).await.unwrap();
     let base = format!("http://{}", daemon.addr);
     wait_ready(&c, &base).await;

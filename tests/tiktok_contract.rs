@@ -75,10 +75,7 @@ async fn every_official_webhook_example_gets_200_and_is_stored() {
     })
     .await
     .unwrap();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let client = common::http();
     let mut summary = Vec::new();
     // The examples share notification ids (TikTok copied one into most
     // pages), so each goes to a daemon of its own, as it would arrive.
@@ -370,10 +367,8 @@ async fn odd_orders_in_a_batch_all_enter_and_polling_moves_on() {
     let mut rig = common::sim_rig(
         "odd",
         SimulatorArgs {
-            buyer_cancel_rate: 0.0,
-            manual_carrier: true,
             webhook_drop_rate: 1.0,
-            ..Default::default()
+            ..common::quiet_sim()
         },
         200.0,
         ("hold_still.yaml", WAIT_WORKFLOW),
@@ -382,10 +377,7 @@ async fn odd_orders_in_a_batch_all_enter_and_polling_moves_on() {
     rig.cfg.sync.poll_interval = orderflow::config::Dur(Duration::from_millis(300));
     let sim_url = rig.sim.base_url();
     let shop = rig.sim.shops()[0].0.clone();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let client = common::http();
     let ids = common::sim_orders_in(&client, &sim_url, &shop, "AWAITING_SHIPMENT", 4).await;
     let patch = |id: &str, p: serde_json::Value| {
         let (c, u) = (client.clone(), format!("{sim_url}/sim/orders/{id}/wire"));
@@ -460,9 +452,9 @@ async fn odd_orders_in_a_batch_all_enter_and_polling_moves_on() {
             .contains("not a list of items"),
         "{kept}"
     );
-    assert_eq!(
-        common::metric(&client, &base, "orderflow_orders_unknown_status_total", "").await,
-        1.0
+    // (Counters are per process, and other tests here run in it too.)
+    assert!(
+        common::metric(&client, &base, "orderflow_orders_unknown_status_total", "").await >= 1.0
     );
     // The cursor moved past them: a later order is polled in too.
     let later = common::sim_orders_in(&client, &sim_url, &shop, "AWAITING_SHIPMENT", 1).await;
@@ -521,17 +513,7 @@ steps:
 /// and TikTok shipped it once.
 #[actix_rt::test]
 async fn a_reissued_ship_answered_already_shipped_is_done() {
-    let mut rig = common::sim_rig(
-        "reship",
-        SimulatorArgs {
-            buyer_cancel_rate: 0.0,
-            manual_carrier: true,
-            ..Default::default()
-        },
-        200.0,
-        SHIP_WORKFLOWS[0],
-    )
-    .await;
+    let mut rig = common::sim_rig("reship", common::quiet_sim(), 200.0, SHIP_WORKFLOWS[0]).await;
     std::fs::write(
         rig.cfg.workflows.dir.join(SHIP_WORKFLOWS[1].0),
         SHIP_WORKFLOWS[1].1,
@@ -540,10 +522,7 @@ async fn a_reissued_ship_answered_already_shipped_is_done() {
     rig.cfg.tiktok.request_timeout = Duration::from_millis(700);
     let sim_url = rig.sim.base_url();
     let shop = rig.sim.shops()[0].0.clone();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let client = common::http();
     let daemon = Daemon::start(rig.cfg.clone(), Clock::system())
         .await
         .unwrap();
@@ -624,11 +603,7 @@ steps:
 "#;
     let rig = common::sim_rig(
         "fbt",
-        SimulatorArgs {
-            buyer_cancel_rate: 0.0,
-            manual_carrier: true,
-            ..Default::default()
-        },
+        common::quiet_sim(),
         200.0,
         ("careless.yaml", careless),
     )
@@ -644,10 +619,7 @@ steps:
     }
     let sim_url = rig.sim.base_url();
     let shop = rig.sim.shops()[0].0.clone();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let client = common::http();
     let daemon = Daemon::start(rig.cfg.clone(), Clock::system())
         .await
         .unwrap();
@@ -721,11 +693,7 @@ impl<F: std::future::Future<Output = serde_json::Value>> ThenSomeIf for F {}
 async fn a_wrong_provider_mapping_is_reported_and_buys_nothing() {
     let mut rig = common::sim_rig(
         "providers",
-        SimulatorArgs {
-            buyer_cancel_rate: 0.0,
-            manual_carrier: true,
-            ..Default::default()
-        },
+        common::quiet_sim(),
         200.0,
         ("unused.yaml", WAIT_WORKFLOW),
     )
@@ -764,10 +732,7 @@ steps:
     ]
     .into_iter()
     .collect();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let client = common::http();
     let daemon = Daemon::start(rig.cfg.clone(), Clock::system())
         .await
         .unwrap();
@@ -834,10 +799,7 @@ async fn the_official_return_example_shows_on_the_order() {
         ("hold_still.yaml", WAIT_WORKFLOW),
     )
     .await;
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let client = common::http();
     let daemon = Daemon::start(rig.cfg.clone(), Clock::system())
         .await
         .unwrap();
@@ -974,10 +936,8 @@ async fn an_order_detail_batch_with_odd_orders_loses_none() {
     let mut rig = common::sim_rig(
         "odd-detail",
         SimulatorArgs {
-            buyer_cancel_rate: 0.0,
-            manual_carrier: true,
             webhook_drop_rate: 1.0,
-            ..Default::default()
+            ..common::quiet_sim()
         },
         200.0,
         ("hold_still.yaml", WAIT_WORKFLOW),
@@ -987,10 +947,7 @@ async fn an_order_detail_batch_with_odd_orders_loses_none() {
     rig.cfg.sync.initial_lookback = orderflow::config::Dur(Duration::from_secs(1));
     let sim_url = rig.sim.base_url();
     let shop = rig.sim.shops()[0].0.clone();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let client = common::http();
     let daemon = Daemon::start(rig.cfg.clone(), Clock::system())
         .await
         .unwrap();

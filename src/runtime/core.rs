@@ -286,21 +286,8 @@ impl W<'_> {
         if let Some(r) = &reason {
             args.push(("reason", Data::from(r.as_str())));
         }
-        let started = StartedEffect {
-            key: format!("{}:cancel-request:{cancel_id}:{verb}", self.rec.order_id),
-            effect: EffectId {
-                step: CANCEL_REQUEST_ANSWER.into(),
-                visit,
-                compensation: false,
-            },
-            action: action.into(),
-            args: Data::map(args),
-            attempt: 1,
-            timeout_ms: None,
-            started_ms: self.env.now_ms,
-        };
-        self.rec.in_flight.push(started.clone());
-        self.start.push(started);
+        let key = format!("{}:cancel-request:{cancel_id}:{verb}", self.rec.order_id);
+        self.start_side_effect(CANCEL_REQUEST_ANSWER, visit, key, action, Data::map(args));
         self.audit(
             "tiktok",
             "cancel_request",
@@ -309,6 +296,26 @@ impl W<'_> {
                 reason.map(|r| format!(" ({r})")).unwrap_or_default()
             ),
         );
+    }
+
+    /// Starts an effect of a pseudo-step (not a workflow step: its result
+    /// is recorded, not fed to the instance), recorded in flight first.
+    fn start_side_effect(&mut self, step: &str, visit: u32, key: String, action: &str, args: Data) {
+        let started = StartedEffect {
+            key,
+            effect: EffectId {
+                step: step.into(),
+                visit,
+                compensation: false,
+            },
+            action: action.into(),
+            args,
+            attempt: 1,
+            timeout_ms: None,
+            started_ms: self.env.now_ms,
+        };
+        self.rec.in_flight.push(started.clone());
+        self.start.push(started);
     }
 
     /// Holds the order (as an operator's hold does) with `reason`.
@@ -778,22 +785,14 @@ impl W<'_> {
         match cancel_reason {
             Some(r) if cancellable => {
                 let visit = self.rec.audit_seq as u32;
-                let effect = EffectId {
-                    step: OPERATOR_CANCEL.into(),
+                let key = format!("{}:operator-cancel:{visit}", self.rec.order_id);
+                self.start_side_effect(
+                    OPERATOR_CANCEL,
                     visit,
-                    compensation: false,
-                };
-                let started = StartedEffect {
-                    key: format!("{}:operator-cancel:{visit}", self.rec.order_id),
-                    effect,
-                    action: "tiktok.cancel_order".into(),
-                    args: Data::map([("reason", Data::from(r.as_str()))]),
-                    attempt: 1,
-                    timeout_ms: None,
-                    started_ms: self.env.now_ms,
-                };
-                self.rec.in_flight.push(started.clone());
-                self.start.push(started);
+                    key,
+                    "tiktok.cancel_order",
+                    Data::map([("reason", Data::from(r.as_str()))]),
+                );
                 self.audit(
                     "operator",
                     "tiktok",

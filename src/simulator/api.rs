@@ -597,21 +597,11 @@ fn ship_one(
     } else {
         None
     };
-    if let Some(code) = refusal {
-        let msg = codes::message(endpoint, code).to_string();
-        ledger(
-            w,
-            shop_id,
-            action,
-            Some(&order_id),
-            Some(package_id),
-            None,
-            code,
-            msg.clone(),
-        );
-        return (code, msg);
-    }
     let (code, msg) = match status {
+        _ if refusal.is_some() => {
+            let code = refusal.unwrap_or_default();
+            (code, codes::message(endpoint, code).to_string())
+        }
         Some(TiktokStatus::AwaitingShipment) => {
             let ss = req.self_shipment.as_ref();
             if let Some(s) = ss {

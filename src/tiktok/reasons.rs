@@ -266,23 +266,8 @@ const MX_BR_PAID: &[Row] = &[
         "Unable to deliver to buyer address",
     ),
 ];
-const SEA_UNPAID: &[Row] = &[
-    (
-        K::OutOfStock,
-        "seller_cancel_unpaid_reason_out_of_stock",
-        "Out of stock",
-    ),
-    (
-        K::PricingError,
-        "seller_cancel_unpaid_reason_wrong_price",
-        "Pricing error",
-    ),
-    (
-        K::BuyerDidNotPay,
-        "seller_cancel_unpaid_reason_buyer_hasnt_paid_within_time_allowed",
-        "Buyer did not pay on time",
-    ),
-];
+/// The US unpaid list without "buyer requested".
+const SEA_UNPAID: &[Row] = US_UNPAID.split_at(3).0;
 const SEA_SG_PAID: &[Row] = &[
     (
         K::OutOfStock,
@@ -312,18 +297,8 @@ const PH_PAID: &[Row] = &[
         "Buyer requested cancellation",
     ),
 ];
-const SG_UNPAID: &[Row] = &[
-    (
-        K::OutOfStock,
-        "seller_cancel_unpaid_reason_out_of_stock",
-        "Out of stock",
-    ),
-    (
-        K::PricingError,
-        "seller_cancel_unpaid_reason_wrong_price",
-        "Pricing error",
-    ),
-];
+/// Out of stock and pricing error only.
+const SG_UNPAID: &[Row] = US_UNPAID.split_at(2).0;
 
 fn rows(market: Market, phase: Phase) -> &'static [Row] {
     match (market, phase) {

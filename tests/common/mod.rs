@@ -801,3 +801,32 @@ pub fn seeded_rng(var: &str) -> (u64, rand::rngs::StdRng) {
     println!("{var}={seed}");
     (seed, rand::rngs::StdRng::seed_from_u64(seed))
 }
+
+/// A client for tests: 10 s per request.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// A simulator whose buyers never cancel on their own and whose carrier
+/// moves only when told: what happens is what the test does.
+pub fn quiet_sim() -> orderflow::simulator::SimulatorArgs {
+    orderflow::simulator::SimulatorArgs {
+        buyer_cancel_rate: 0.0,
+        manual_carrier: true,
+        ..Default::default()
+    }
+}
+
+/// Starts an in-process daemon on `cfg` with the system clock and waits
+/// until it is ready: the daemon and its base URL.
+pub async fn start_daemon(cfg: &orderflow::config::Config) -> (orderflow::daemon::Daemon, String) {
+    let daemon = orderflow::daemon::Daemon::start(cfg.clone(), orderflow::runtime::Clock::system())
+        .await
+        .unwrap();
+    let base = format!("http://{}", daemon.addr);
+    wait_ready(&http(), &base).await;
+    (daemon, base)
+}
