@@ -329,8 +329,25 @@ async fn the_simulator_answers_in_the_shape_of_the_official_examples() {
         None,
     )
     .await;
+    // A warehouse that does not exist: a partial failure inside a success
+    // envelope, as in TikTok's example.
+    let (_, sku, product) = common::sim_first_sku(&client, &sim.base_url()).await;
+    let inventory = sim_raw(
+        &sim,
+        "shape-token",
+        Method::POST,
+        &format!("/product/202309/products/{product}/inventory/update"),
+        vec![],
+        Some(serde_json::json!({"skus": [{"id": sku, "inventory": [{"warehouse_id": "7000714532876273499", "quantity": 5}]}]})),
+    )
+    .await;
+    assert_eq!(
+        inventory["data"]["errors"][0]["detail"]["extra_errors"][0]["code"], 12052097,
+        "{inventory}"
+    );
     let mut problems = Vec::new();
     for (ours, name) in [
+        (&inventory, "update-inventory.response.json"),
         (&detail, "get-order-detail.response.json"),
         (&search, "get-order-list.response.json"),
         (&mark, "mark-package-as-shipped.response.json"),

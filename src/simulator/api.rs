@@ -1146,29 +1146,42 @@ fn dispatch(w: &mut World, r: Route, arg: &str, shop_id: &str, q: &Q<'_>, body: 
                     .filter(|s| s.id == shop_id)
                     .map(|s| s.warehouse_id.clone())
                     .collect();
+                // "warehouse_id: Optional if there is only 1 warehouse".
+                let only = (warehouses.len() == 1).then(|| warehouses[0].clone());
+                let wh = |i: &WarehouseQuantity| {
+                    if i.warehouse_id.is_empty() {
+                        only.clone().unwrap_or_default()
+                    } else {
+                        i.warehouse_id.clone()
+                    }
+                };
+                // As Update Inventory answers: its listed codes, and a bad
+                // warehouse as 12052990 with the detail in extra_errors
+                // (the official example).
+                let listed =
+                    |code: i64| (code, codes::message("update_inventory", code).to_string());
+                let bad_warehouse = sku
+                    .inventory
+                    .iter()
+                    .map(wh)
+                    .find(|id| !warehouses.contains(id));
                 let problem = if !known {
-                    Some((
-                        sim_codes::SKU_NOT_FOUND,
-                        "SKU does not belong to this product".to_string(),
-                    ))
+                    Some((listed(12052556), json!({ "sku_id": sku.id })))
                 } else if sku.inventory.iter().any(|i| i.quantity > 99_999) {
-                    Some((
-                        sim_codes::INVALID_PARAM,
-                        "quantity must be at most 99999".to_string(),
-                    ))
+                    Some((listed(12052055), json!({ "sku_id": sku.id })))
                 } else {
-                    sku.inventory
-                        .iter()
-                        .find(|i| !warehouses.contains(&i.warehouse_id))
-                        .map(|i| {
-                            (
-                                sim_codes::INVALID_PARAM,
-                                format!("unknown warehouse {}", i.warehouse_id),
-                            )
-                        })
+                    bad_warehouse.map(|id| {
+                        (
+                            (12052990, "Check failed".to_string()),
+                            json!({ "sku_id": sku.id, "extra_errors": [{
+                                "warehouse_id": id, "code": 12052097,
+                                "message": codes::message("update_inventory", 12052097),
+                            }]}),
+                        )
+                    })
                 };
                 match problem {
-                    Some((code, msg)) => {
+                    Some(((code, msg), detail)) => {
                         ledger(
                             w,
                             shop_id,
@@ -1182,15 +1195,13 @@ fn dispatch(w: &mut World, r: Route, arg: &str, shop_id: &str, q: &Q<'_>, body: 
                         errors.push(ItemError {
                             code,
                             message: msg,
-                            detail: json!({ "sku_id": sku.id }),
+                            detail,
                         });
                     }
                     None => {
                         for i in &sku.inventory {
-                            w.inventory.insert(
-                                (sku.id.clone(), i.warehouse_id.clone()),
-                                i64::from(i.quantity),
-                            );
+                            w.inventory
+                                .insert((sku.id.clone(), wh(i)), i64::from(i.quantity));
                         }
                         let total: u32 = sku.inventory.iter().map(|i| i.quantity).sum();
                         ledger(
