@@ -200,6 +200,26 @@ async fn operator_cancel_cancels_on_tiktok_and_compensates() {
             })
         };
         let s = |x: &str| x.to_string();
+        // A reason TikTok has not for this order is refused here, before
+        // anything is cancelled (the UK lists no "buyer requested").
+        if order == &uk[0] {
+            let (st, v) = post_json(
+                &client,
+                &format!("{base}/api/v1/orders/{order}/actions/cancel"),
+                &serde_json::json!({"cancel_reason": "buyer_requested"}),
+            )
+            .await;
+            assert_eq!(st, 409, "{v}");
+            assert!(
+                v["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("out_of_stock (seller_cancel_reason_out_of_stock_uk)"),
+                "{v}"
+            );
+            let (_, o) = get_json(&client, &format!("{base}/api/v1/orders/{order}")).await;
+            assert_ne!(o["lifecycle"], "cancelled", "{o}");
+        }
         let offered = cli(vec![s("orders"), s("cancel-reasons"), order.clone()])
             .await
             .unwrap();

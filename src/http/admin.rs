@@ -306,6 +306,39 @@ pub async fn intervene(
         Err(e) => return Err((500, e.to_string())),
     };
     check_intervention(&rec, &action).map_err(|m| (409, m))?;
+    // A TikTok reason is checked for the shop's market and the order's
+    // status before anything is cancelled here: a reason TikTok would
+    // refuse must not leave the order cancelled here and live there.
+    if let (OperatorAction::SellerCancel { cancel_reason, .. }, Some(order)) = (&action, &rec.order)
+    {
+        let gateway = s.gateway.as_ref().ok_or((
+            409,
+            "TikTok is not configured: cancel without cancel_reason".to_string(),
+        ))?;
+        let market = gateway
+            .market(&rec.shop_id)
+            .await
+            .map_err(|e| (503, e.to_string()))?;
+        if let Err(refusal) =
+            crate::tiktok::reasons::seller_cancel_key(market, &order.status, cancel_reason)
+        {
+            let valid = match refusal {
+                crate::tiktok::reasons::Refusal::NotValid { valid } => valid
+                    .iter()
+                    .map(|r| format!("{} ({})", r.kind.as_str(), r.key))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                crate::tiktok::reasons::Refusal::NotCancellable => "none".into(),
+            };
+            return Err((
+                409,
+                format!(
+                    "TikTok takes no cancel reason {cancel_reason:?} for order {order_id} ({market:?} market, status {}); it takes: {valid}",
+                    order.status
+                ),
+            ));
+        }
+    }
     let ev = OrderEvent {
         id: format!("op-{order_id}-{}", s.store.next_id().unwrap_or_default()),
         order_id: order_id.to_string(),

@@ -437,7 +437,14 @@ pub fn check_intervention(rec: &OrderRecord, action: &OperatorAction) -> Result<
                 && rec
                     .order
                     .as_ref()
-                    .is_some_and(|o| o.buyer_cancel_requested && o.cancel_request.is_some())
+                    .filter(|o| o.buyer_cancel_requested)
+                    .and_then(|o| o.cancel_request.as_ref())
+                    .is_some_and(|r| {
+                        !matches!(
+                            rec.answer_for(&r.cancel_id),
+                            Some(crate::store::AnswerState::Sent { .. })
+                        )
+                    })
         }
     };
     if ok {

@@ -200,45 +200,56 @@ impl W<'_> {
             "TikTok reports status {status}, which orderflow does not know: held for an operator"
         );
         self.audit("tiktok", "unknown_status", reason.clone());
-        self.hold_for("tiktok", &reason);
+        let _ = self.hold_for("tiktok", &reason);
     }
 
     /// A buyer's pending cancellation request, answered once per request
     /// as the workflow's `on_cancel_request` says (without a workflow, or
     /// without the key, a person decides): approve before shipping (TikTok
     /// cancels; the compensations release the stock and void an unused
-    /// label), reject with an official reason, or hold the order for an
-    /// operator, alerted before TikTok's deadline.
+    /// label), reject with an official reason, or leave it to an operator
+    /// (the order held where it can be, alerted before TikTok's deadline).
     fn on_cancel_request(&mut self) {
         let Some(order) = self.rec.order.as_ref() else {
             return;
         };
-        let Some(req) = order
-            .cancel_request
-            .clone()
-            .filter(|_| order.buyer_cancel_requested)
-        else {
-            return;
-        };
-        if self.rec.lifecycle.is_terminal()
-            || self.rec.cancel_answered.as_deref() == Some(req.cancel_id.as_str())
-        {
+        if !order.buyer_cancel_requested || self.rec.lifecycle.is_terminal() {
             return;
         }
-        let shipped = self.rec.fulfillment_ms.is_some()
-            || order.status.rank() >= TiktokStatus::AwaitingCollection.rank();
+        let Some(req) = order.cancel_request.clone() else {
+            // Flagged, but the request could not be read: the sync tries
+            // again; meanwhile a person is told (once).
+            if self.held() {
+                return;
+            }
+            let _ = self.hold_for(
+                "tiktok",
+                "the buyer asks to cancel, and TikTok's request could not be read yet",
+            );
+            return;
+        };
+        if self.rec.answer_for(&req.cancel_id).is_some() {
+            return;
+        }
+        let status = &order.status;
+        let shipped = matches!(
+            self.rec.lifecycle,
+            Lifecycle::Fulfilled | Lifecycle::Delivered | Lifecycle::Completed
+        ) || status.rank() >= TiktokStatus::PartiallyShipping.rank();
         let policy = self
             .def
             .as_ref()
             .map(|d| d.on_cancel_request)
             .unwrap_or_default();
-        let answer = if shipped {
+        use crate::workflow::model::CancelAnswer;
+        let answer = if !status.is_known() {
+            // Shipped or not is a guess: a person decides.
+            CancelAnswer::Operator
+        } else if shipped {
             policy.after_shipping
         } else {
             policy.before_shipping
         };
-        self.rec.cancel_answered = Some(req.cancel_id.clone());
-        self.changed = true;
         metrics::counter!(crate::metrics::CANCEL_REQUESTS_TOTAL, "answer" => answer.as_str())
             .increment(1);
         self.audit(
@@ -252,30 +263,43 @@ impl W<'_> {
                 answer.as_str()
             ),
         );
-        use crate::workflow::model::CancelAnswer;
         match answer {
-            CancelAnswer::Approve => self.answer_cancel_request(&req.cancel_id, true, None),
+            CancelAnswer::Approve => self.answer_cancel_request(&req.cancel_id, true, None, false),
             CancelAnswer::Reject => self.answer_cancel_request(
                 &req.cancel_id,
                 false,
                 Some(policy.reject_reason.as_str().to_string()),
+                false,
             ),
             CancelAnswer::Operator => {
                 let by = req
                     .respond_by
                     .map(|t| format!(" before {}", fmt_unix(t)))
                     .unwrap_or_default();
-                self.hold_for(
+                let held = self.hold_for(
                     "tiktok",
                     &format!("the buyer asks to cancel: approve or reject the request{by}"),
                 );
+                self.rec.cancel_answer = Some(crate::store::CancelAnswerState {
+                    cancel_id: req.cancel_id.clone(),
+                    state: crate::store::AnswerState::AwaitingOperator,
+                    held,
+                });
+                self.changed = true;
             }
         }
     }
 
-    /// Sends the answer to TikTok (a pseudo-step effect, keyed by the
-    /// request: a replay is the same call).
-    fn answer_cancel_request(&mut self, cancel_id: &str, approve: bool, reason: Option<String>) {
+    /// Sends the answer to TikTok (a pseudo-step effect). An automatic
+    /// answer is keyed by the request (a replay is the same call); an
+    /// operator's by the visit too (a retry after a refusal is a new call).
+    fn answer_cancel_request(
+        &mut self,
+        cancel_id: &str,
+        approve: bool,
+        reason: Option<String>,
+        by_operator: bool,
+    ) {
         let visit = self.rec.audit_seq as u32;
         let (action, verb) = if approve {
             ("tiktok.approve_cancellation", "approve")
@@ -286,7 +310,21 @@ impl W<'_> {
         if let Some(r) = &reason {
             args.push(("reason", Data::from(r.as_str())));
         }
-        let key = format!("{}:cancel-request:{cancel_id}:{verb}", self.rec.order_id);
+        let mut key = format!("{}:cancel-request:{cancel_id}:{verb}", self.rec.order_id);
+        if by_operator {
+            key.push_str(&format!(":{visit}"));
+        }
+        let held = self
+            .rec
+            .cancel_answer
+            .as_ref()
+            .is_some_and(|a| a.cancel_id == cancel_id && a.held);
+        self.rec.cancel_answer = Some(crate::store::CancelAnswerState {
+            cancel_id: cancel_id.to_string(),
+            state: crate::store::AnswerState::Sent { approve },
+            held,
+        });
+        self.changed = true;
         self.start_side_effect(CANCEL_REQUEST_ANSWER, visit, key, action, Data::map(args));
         self.audit(
             "tiktok",
@@ -318,15 +356,20 @@ impl W<'_> {
         self.start.push(started);
     }
 
-    /// Holds the order (as an operator's hold does) with `reason`.
-    fn hold_for(&mut self, source: &str, reason: &str) {
+    /// Holds the order (as an operator's hold does) with `reason`, where
+    /// its lifecycle allows a hold; whether this call held it. The reason
+    /// is in the audit either way.
+    fn hold_for(&mut self, source: &str, reason: &str) -> bool {
         if !self.rec.lifecycle.is_terminal() && !self.held() {
             self.rec.held_from = Some(self.rec.lifecycle);
             self.set_lifecycle(Lifecycle::OnHold, source, reason);
-            if self.rec.lifecycle != Lifecycle::OnHold {
-                self.rec.held_from = None;
+            if self.rec.lifecycle == Lifecycle::OnHold {
+                return true;
             }
+            self.rec.held_from = None;
         }
+        self.audit(source, "attention", reason);
+        false
     }
 
     fn held(&self) -> bool {
@@ -757,17 +800,19 @@ impl W<'_> {
                     self.audit("operator", "ignored", "no cancellation request is pending");
                     return;
                 };
-                self.rec.cancel_answered = Some(req.cancel_id.clone());
+                if matches!(
+                    self.rec.answer_for(&req.cancel_id),
+                    Some(crate::store::AnswerState::Sent { .. })
+                ) {
+                    self.audit("operator", "ignored", "the request is already answered");
+                    return;
+                }
                 let reason = (!approve).then(|| {
                     reason.clone().unwrap_or_else(|| {
                         crate::tiktok::reasons::RejectKind::Packed.as_str().into()
                     })
                 });
-                self.answer_cancel_request(&req.cancel_id, *approve, reason);
-                // The hold was for this decision.
-                if self.held() {
-                    self.on_operator(&OperatorAction::Release);
-                }
+                self.answer_cancel_request(&req.cancel_id, *approve, reason, true);
             }
         }
     }
@@ -884,7 +929,17 @@ impl W<'_> {
         self.changed = true;
         if effect.step == CANCEL_REQUEST_ANSWER {
             match result {
-                Ok(_) => self.audit("tiktok", "cancel_request", "TikTok took the answer"),
+                Ok(_) => {
+                    self.audit("tiktok", "cancel_request", "TikTok took the answer");
+                    // Release a hold placed for this request, and no other.
+                    let ours = self.rec.cancel_answer.as_mut().filter(|a| a.held);
+                    if let Some(a) = ours {
+                        a.held = false;
+                        if self.held() {
+                            self.on_operator(&OperatorAction::Release);
+                        }
+                    }
+                }
                 Err(e) => {
                     // Unanswered, the request must reach a person in time
                     // (the automatic answer is not tried again).
@@ -893,10 +948,37 @@ impl W<'_> {
                         e.kind, e.message
                     );
                     self.audit("tiktok", "cancel_request", why.clone());
-                    self.hold_for("tiktok", &why);
+                    let held = self.hold_for("tiktok", &why);
+                    if let Some(a) = self.rec.cancel_answer.as_mut() {
+                        a.state = crate::store::AnswerState::Failed;
+                        a.held |= held;
+                    }
                 }
             }
             return Ok(());
+        }
+        // A workflow step that answered the buyer's request counts as the
+        // answer: the policy does not answer it again.
+        if result.is_ok()
+            && matches!(
+                started.action.as_str(),
+                "tiktok.approve_cancellation" | "tiktok.reject_cancellation"
+            )
+        {
+            if let Some(req) = self
+                .rec
+                .order
+                .as_ref()
+                .and_then(|o| o.cancel_request.clone())
+            {
+                self.rec.cancel_answer = Some(crate::store::CancelAnswerState {
+                    cancel_id: req.cancel_id,
+                    state: crate::store::AnswerState::Sent {
+                        approve: started.action == "tiktok.approve_cancellation",
+                    },
+                    held: false,
+                });
+            }
         }
         if effect.step == OPERATOR_CANCEL {
             let detail = match result {

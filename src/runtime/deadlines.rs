@@ -49,7 +49,8 @@ fn cancel_answer_due(
     let o = r.order.as_ref()?;
     let req = o.cancel_request.as_ref()?;
     let respond_by = req.respond_by?;
-    (r.held_from.is_some()
+    (r.answer_for(&req.cancel_id)
+        .is_some_and(crate::store::AnswerState::needs_operator)
         && o.buyer_cancel_requested
         && !r.lifecycle.is_terminal()
         && respond_by - now_ms / 1000 < margin_s)

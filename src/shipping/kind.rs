@@ -56,19 +56,16 @@ impl std::fmt::Display for ErrorKind {
 
 /// The kind of a TikTok gateway error.
 pub fn tiktok_kind(e: &crate::tiktok::Error) -> ErrorKind {
-    use crate::tiktok::{codes, Error as T};
+    use crate::tiktok::{codes, Error as T, LastFailure};
     match e {
-        T::RetriesExhausted { last, .. } => {
-            let l = last.to_ascii_lowercase();
-            if l.contains("timed out") || l.contains("timeout") {
-                ErrorKind::Timeout
-            } else if l.contains("429") || l.contains(&codes::TOO_MANY_REQUESTS.to_string()) {
-                ErrorKind::RateLimited
-            } else {
-                ErrorKind::Transient
-            }
-        }
-        T::Transport { message, .. } if message.contains("timed out") => ErrorKind::Timeout,
+        T::RetriesExhausted { last_failure, .. } => match last_failure {
+            LastFailure::TimedOut => ErrorKind::Timeout,
+            LastFailure::Throttled => ErrorKind::RateLimited,
+            LastFailure::Transient => ErrorKind::Transient,
+        },
+        T::Transport {
+            timed_out: true, ..
+        } => ErrorKind::Timeout,
         T::Transport { .. } | T::Decode { .. } | T::GatewayStopped => ErrorKind::Transient,
         T::Api { code, .. } => match *code {
             codes::NOT_THIS_SELLER => ErrorKind::NotFound,

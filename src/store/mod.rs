@@ -177,16 +177,51 @@ pub struct OrderRecord {
     /// replayed in order on release.
     pub deferred: Vec<crate::workflow::interpreter::Input>,
     // From store format V3 on (read as defaults from V1 values).
-    /// The buyer cancellation request (`cancel_id`) already answered, or
-    /// held for an operator: each request is answered once.
+    /// Where the answer to the buyer's latest cancellation request stands:
+    /// each request is answered once.
     #[serde(default, deserialize_with = "crate::store::codec::since_v3")]
-    pub cancel_answered: Option<String>,
+    pub cancel_answer: Option<CancelAnswerState>,
     /// The order's returns, latest state of each (RETURN_STATUS_CHANGE).
     #[serde(default, deserialize_with = "crate::store::codec::since_v3")]
     pub returns: Vec<crate::runtime::event::ReturnUpdate>,
 }
 
+/// The answer to one buyer cancellation request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CancelAnswerState {
+    pub cancel_id: String,
+    pub state: AnswerState,
+    /// Whether orderflow held the order for this request (the hold is
+    /// released once TikTok takes the answer; no other hold is touched).
+    pub held: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AnswerState {
+    /// A person must approve or reject (alerted before TikTok's deadline).
+    AwaitingOperator,
+    /// Sent to TikTok (approve or reject).
+    Sent { approve: bool },
+    /// TikTok did not take the answer: a person must answer.
+    Failed,
+}
+
+impl AnswerState {
+    /// Whether a person still has to answer.
+    pub fn needs_operator(self) -> bool {
+        matches!(self, AnswerState::AwaitingOperator | AnswerState::Failed)
+    }
+}
+
 impl OrderRecord {
+    /// The pending request's answer state, if it is about `cancel_id`.
+    pub fn answer_for(&self, cancel_id: &str) -> Option<AnswerState> {
+        self.cancel_answer
+            .as_ref()
+            .filter(|a| a.cancel_id == cancel_id)
+            .map(|a| a.state)
+    }
+
     pub fn new(order_id: &str, shop_id: &str, now_ms: i64) -> OrderRecord {
         OrderRecord {
             order_id: order_id.to_string(),
@@ -206,7 +241,7 @@ impl OrderRecord {
             note: None,
             recent_events: Vec::new(),
             deferred: Vec::new(),
-            cancel_answered: None,
+            cancel_answer: None,
             returns: Vec::new(),
         }
     }

@@ -63,14 +63,16 @@ impl SyncConfig {
 
 /// Reads the buyer's pending cancellation request of every order that has
 /// one (`is_buyer_request_cancel`), with one Search Cancellations call per
-/// 50 such orders: orders without one cost nothing. A failed lookup leaves
-/// the order as it is (the next sync of it tries again).
+/// 50 such orders: orders without one cost nothing. A transient failure is
+/// returned, so the caller fetches again; one no retry fixes (the app lacks
+/// the Return & Refund scope) leaves the orders flagged without the
+/// request, which holds them for a person.
 pub async fn attach_cancel_requests(
     gateway: &GatewayHandle,
     shop: &str,
     orders: &mut [crate::order::Order],
     priority: Priority,
-) {
+) -> Result<(), crate::tiktok::Error> {
     let wanted: Vec<String> = orders
         .iter()
         .filter(|o| o.buyer_cancel_requested && o.cancel_request.is_none())
@@ -88,11 +90,13 @@ pub async fn attach_cancel_requests(
                     }
                 }
             }
-            Err(e) => {
-                tracing::warn!(shop_id = %shop, error = %e, "Could not read buyers' cancellation requests; the next sync of these orders tries again")
+            Err(e) if e.is_fatal() => {
+                tracing::error!(shop_id = %shop, error = %e, "Cannot read buyers' cancellation requests (check the app's Return & Refund scope); the orders are held for a person")
             }
+            Err(e) => return Err(e),
         }
     }
+    Ok(())
 }
 
 /// Fetches full orders for notifications that carry only an id, then
@@ -118,13 +122,21 @@ impl Hydrator {
             {
                 Ok(order) => {
                     let mut one = [order];
-                    attach_cancel_requests(
+                    if let Err(e) = attach_cancel_requests(
                         &self.gateway,
                         &event.shop_id,
                         &mut one,
                         Priority::sync(None),
                     )
-                    .await;
+                    .await
+                    {
+                        if attempt < 5 {
+                            tracing::warn!(order_id = %event.order_id, attempt, error = %e, "Reading the buyer's cancellation request failed; fetching again");
+                            tokio::time::sleep(delay).await;
+                            delay *= 2;
+                            continue;
+                        }
+                    }
                     let [order] = one;
                     let snap = OrderEvent {
                         kind: EventKind::Snapshot(Box::new(order)),

@@ -97,8 +97,10 @@ impl Poller {
                     }
                 }
             }
+            // A transient failure fails the page: the cursor stays, the
+            // next poll reads it again.
             super::attach_cancel_requests(&self.gateway, shop, &mut orders, Priority::background())
-                .await;
+                .await?;
             for order in orders {
                 latest = latest.max(order.update_time);
                 let ev = OrderEvent {

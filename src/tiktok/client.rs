@@ -31,7 +31,7 @@ use super::codes::{self, Class};
 use super::config::{Secret, ShopConfig, TiktokConfig};
 use super::dto::*;
 use super::metrics as m;
-use super::Error;
+use super::{Error, LastFailure};
 
 tokio::task_local! {
     /// Set by the gateway when it already took the rate-limit permit for
@@ -304,8 +304,9 @@ impl Client {
         req: &Req<'_>,
         cipher: Option<&str>,
         token: &Secret,
-    ) -> Result<Attempt, Error> {
+    ) -> Result<(Attempt, bool), Error> {
         let url = self.url(req, cipher)?;
+        let mut timed_out = false;
         let mut rb = self
             .inner
             .http
@@ -320,15 +321,12 @@ impl Client {
         let result = rb.send().await;
         let outcome = match result {
             Err(e) => {
+                timed_out = e.is_timeout();
                 let transient = e.is_timeout() || e.is_connect() || e.is_request() || e.is_body();
-                let msg = e.without_url().to_string();
                 if transient {
-                    Ok(Outcome::Transient(msg))
+                    Ok(Outcome::Transient(e.without_url().to_string()))
                 } else {
-                    Err(Error::Transport {
-                        endpoint: req.endpoint,
-                        message: msg,
-                    })
+                    Err(Error::transport(req.endpoint, e))
                 }
             }
             Ok(resp) => {
@@ -358,7 +356,7 @@ impl Client {
         };
         metrics::counter!(m::REQUESTS_TOTAL, "endpoint" => req.endpoint, "outcome" => label)
             .increment(1);
-        outcome
+        outcome.map(|o| (o, timed_out))
     }
 
     /// Runs one call through the retry loop and decodes `data`.
@@ -374,7 +372,9 @@ impl Client {
             attempts += 1;
             self.permit(req.shop).await;
             let token = req.shop.tokens.read().access_token.clone();
-            let last = match self.attempt(&req, cipher.as_deref(), &token).await? {
+            let (outcome, timed_out) = self.attempt(&req, cipher.as_deref(), &token).await?;
+            let mut last_failure = LastFailure::Transient;
+            let last = match outcome {
                 Outcome::Done(data) => return decode_data(req.endpoint, data),
                 Outcome::TokenExpired(message) => {
                     if refreshed {
@@ -394,9 +394,15 @@ impl Client {
                 }
                 Outcome::Throttled(msg) => {
                     metrics::counter!(m::THROTTLED_TOTAL).increment(1);
+                    last_failure = LastFailure::Throttled;
                     format!("throttled: {msg}")
                 }
-                Outcome::Transient(msg) => msg,
+                Outcome::Transient(msg) => {
+                    if timed_out {
+                        last_failure = LastFailure::TimedOut;
+                    }
+                    msg
+                }
             };
             if attempts >= self.inner.max_attempts {
                 tracing::warn!(endpoint = req.endpoint, shop_id = %req.shop.id, attempts, error = %last,
@@ -405,6 +411,7 @@ impl Client {
                     endpoint: req.endpoint,
                     attempts,
                     last,
+                    last_failure,
                 });
             }
             metrics::counter!(m::RETRIES_TOTAL, "endpoint" => req.endpoint).increment(1);
@@ -531,8 +538,14 @@ impl Client {
         loop {
             attempts += 1;
             let res = self.inner.http.get(url.clone()).send().await;
+            let mut last_failure = LastFailure::Transient;
             let transient = match res {
-                Err(e) => e.without_url().to_string(),
+                Err(e) => {
+                    if e.is_timeout() {
+                        last_failure = LastFailure::TimedOut;
+                    }
+                    e.without_url().to_string()
+                }
                 Ok(resp) => {
                     let status = resp.status();
                     let bytes = resp
@@ -549,10 +562,16 @@ impl Client {
                                 || env.code == codes::TOO_MANY_REQUESTS
                                 || status.is_server_error() =>
                         {
+                            if env.code == codes::TOO_MANY_REQUESTS {
+                                last_failure = LastFailure::Throttled;
+                            }
                             format!("code {}: {}", env.code, env.message)
                         }
                         Ok(env) => return Err(fail(env.code, env.message)),
                         Err(_) if status.is_server_error() || status.as_u16() == 429 => {
+                            if status.as_u16() == 429 {
+                                last_failure = LastFailure::Throttled;
+                            }
                             format!("HTTP {status}")
                         }
                         Err(e) => {
@@ -571,6 +590,7 @@ impl Client {
                     endpoint,
                     attempts,
                     last: transient,
+                    last_failure,
                 });
             }
             tokio::time::sleep(self.backoff(attempts)).await;
@@ -1124,11 +1144,12 @@ fn classify(endpoint: &'static str, status: StatusCode, bytes: &[u8]) -> Result<
                 message: env.message,
             })
         }
-        None if status == StatusCode::TOO_MANY_REQUESTS => Ok(Outcome::Throttled(env.message)),
-        None if status.is_server_error() => Ok(Outcome::Transient(format!(
-            "HTTP {status}, code {code}: {}",
-            env.message
-        ))),
+        None | Some(Class::Rejected) if status == StatusCode::TOO_MANY_REQUESTS => {
+            Ok(Outcome::Throttled(env.message))
+        }
+        None | Some(Class::Rejected) if status.is_server_error() => Ok(Outcome::Transient(
+            format!("HTTP {status}, code {code}: {}", env.message),
+        )),
         Some(Class::AlreadyDone | Class::Rejected) | None => Err(Error::Api {
             endpoint,
             code,

@@ -126,6 +126,9 @@ pub fn already_done(endpoint: &str) -> impl Iterator<Item = i64> {
 }
 
 const COMMON: &[Entry] = &[
+    // Not in the common-errors guide, but listed by nearly every endpoint:
+    // also retried for the ones whose own list lacks it.
+    (36009003, TryAgain, "Internal error. Please try again. If the issue persists after multiple attempts, please contact platform support."),
     (36009002, TryAgain, "Too many requests. You've made too many requests in a short period of time."),
     (36009007, TryAgain, "Request timeout. The request to the endpoint timed out."),
     (36009009, Configuration, "Invalid path. The specified path does not match any available endpoint."),

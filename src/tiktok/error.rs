@@ -7,6 +7,17 @@
 //! failures outlasted the retry budget. No variant ever carries a secret or
 //! a token: transport errors are stripped of their URL, which may hold them.
 
+/// What the last failed attempt of a call met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LastFailure {
+    /// Throttled (HTTP 429 / 36009002).
+    Throttled,
+    /// No answer in time.
+    TimedOut,
+    /// A 5xx, an internal error, a dropped connection.
+    Transient,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// TikTok refused our identity (signature, app key, token, scope). Fatal:
@@ -42,6 +53,8 @@ pub enum Error {
         endpoint: &'static str,
         attempts: u32,
         last: String,
+        /// What the last attempt met.
+        last_failure: LastFailure,
     },
     /// Refreshing the access token failed; the seller must re-authorize.
     #[error("refreshing the access token of shop {shop_id} failed (code {code}: {message})")]
@@ -54,6 +67,8 @@ pub enum Error {
     Transport {
         endpoint: &'static str,
         message: String,
+        /// No answer in time (the request may have taken effect).
+        timed_out: bool,
     },
     #[error("cannot decode the response of {endpoint}: {message}")]
     Decode {
@@ -152,10 +167,12 @@ impl Error {
                 endpoint,
                 attempts,
                 last,
+                last_failure,
             } => Error::RetriesExhausted {
                 endpoint,
                 attempts: *attempts,
                 last: last.clone(),
+                last_failure: *last_failure,
             },
             Error::TokenRefresh {
                 shop_id,
@@ -166,9 +183,14 @@ impl Error {
                 code: *code,
                 message: message.clone(),
             },
-            Error::Transport { endpoint, message } => Error::Transport {
+            Error::Transport {
+                endpoint,
+                message,
+                timed_out,
+            } => Error::Transport {
                 endpoint,
                 message: message.clone(),
+                timed_out: *timed_out,
             },
             Error::Decode { endpoint, message } => Error::Decode {
                 endpoint,
@@ -205,6 +227,7 @@ impl Error {
         // The URL may carry `app_secret`/`refresh_token` (auth host): drop it.
         Error::Transport {
             endpoint,
+            timed_out: e.is_timeout(),
             message: e.without_url().to_string(),
         }
     }

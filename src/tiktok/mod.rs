@@ -28,5 +28,5 @@ pub mod webhook;
 
 pub use client::{Client, DiscardTokens, Outcome, Shipment, TokenSink, Tokens};
 pub use config::{Secret, ShopConfig, TiktokConfig};
-pub use error::Error;
+pub use error::{Error, LastFailure};
 pub use gateway::{GatewayHandle, Priority};

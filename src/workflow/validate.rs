@@ -639,25 +639,6 @@ impl Validator {
                                 ),
                             );
                         }
-                        // A cancel reason TikTok lists nowhere would only be
-                        // refused when an order reaches the step.
-                        if action.name == "tiktok.cancel_order" && key == "reason" {
-                            use crate::tiktok::reasons::{is_any_seller_cancel_key, CancelKind};
-                            let r = d.as_str().unwrap_or_default();
-                            if CancelKind::parse(r).is_none() && !is_any_seller_cancel_key(r) {
-                                let kinds = CancelKind::ALL.map(CancelKind::as_str);
-                                let hint = suggest(r, kinds.iter().copied())
-                                    .map(|s| format!("did you mean \"{s}\"? "))
-                                    .unwrap_or_default();
-                                self.err(
-                                    v.pos,
-                                    format!(
-                                        "{r:?} is not a TikTok cancel reason; {hint}give a kind ({}) or an official seller cancel key",
-                                        kinds.join(", ")
-                                    ),
-                                );
-                            }
-                        }
                     }
                     for e in t.exprs() {
                         exprs.push((e.clone(), v.pos, place));
