@@ -308,3 +308,128 @@ async fn a_request_left_to_a_person_is_held_and_warned_about_before_the_deadline
     daemon.shutdown().await;
     rig.sim.stop().await;
 }
+
+const SHIP_THEN_ASK: &str = r#"
+name: ship_then_ask
+trigger:
+  on: AWAITING_SHIPMENT
+on_cancel_request:
+  before_shipping: operator
+  after_shipping: operator
+steps:
+  - id: ship
+    call: tiktok.mark_shipped
+    with:
+      tracking_number: "TN${{ order.id }}"
+      shipping_provider_id: "6617675021119438849"
+  - id: wait_delivery
+    wait:
+      until: "event.type == 'status' && event.status == 'DELIVERED'"
+      timeout: 30d
+  - id: done
+    end: delivered
+"#;
+
+/// After shipping an order cannot be held, yet a request left to a person
+/// still reaches one: the warning comes before the deadline, and the
+/// person's rejection goes to TikTok with the market's key.
+#[actix_rt::test]
+async fn a_request_after_shipping_left_to_a_person_is_still_warned_about() {
+    let inbox = Inbox::start();
+    let mut rig = sim_rig(
+        "bc-after",
+        SimulatorArgs {
+            shops: 1,
+            ..common::quiet_sim()
+        },
+        200.0,
+        ("ship_then_ask.yaml", SHIP_THEN_ASK),
+    )
+    .await;
+    let sim_url = rig.sim.base_url();
+    let shop = rig.sim.shops()[0].0.clone();
+    let c = common::http();
+    let (s, v) = post_json(
+        &c,
+        &format!("{sim_url}/sim/shops/{shop}"),
+        &serde_json::json!({"region": "GB"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    rig.cfg
+        .notify
+        .channels
+        .insert("ops".into(), orderflow::notify::Secret::new(inbox.url()));
+    rig.cfg.notify.default_channel = "ops".into();
+    rig.cfg.notify.alerts_channel = Some("ops".into());
+    rig.cfg.runtime.at_risk_margin = orderflow::config::Dur(Duration::from_secs(6 * 3600));
+    rig.cfg.runtime.deadline_check = orderflow::config::Dur(Duration::from_millis(200));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let (clock, control) = Clock::manual(now);
+    let daemon = Daemon::start(rig.cfg.clone(), clock).await.unwrap();
+    let base = format!("http://{}", daemon.addr);
+    wait_ready(&c, &base).await;
+    let id = common::sim_create(
+        &c,
+        &sim_url,
+        serde_json::json!({"shop_id": shop, "status": "AWAITING_SHIPMENT", "ship_by_in_secs": 30 * 86_400}),
+    )
+    .await
+    .remove(0);
+    until(&c, &base, &id, "the order shipped", |o| {
+        o["step"] == "wait_delivery" && o["lifecycle"] == "fulfilled"
+    })
+    .await;
+    buyer_asks(&c, &sim_url, &id).await;
+    let o = until(&c, &base, &id, "the request on the order", |o| {
+        o["cancel_request"]["respond_by"].is_i64()
+    })
+    .await;
+    assert_eq!(o["lifecycle"], "fulfilled", "{o}");
+    let about_request = |inbox: &Inbox| {
+        inbox
+            .delivered()
+            .into_iter()
+            .filter(|m| m.to_string().contains("cancel_request_due"))
+            .count()
+    };
+    control.advance(Duration::from_secs(43 * 3600));
+    eventually(Duration::from_secs(30), "the warning", || {
+        let n = about_request(&inbox);
+        async move { (n == 1).then_some(()) }
+    })
+    .await;
+    let (s, v) = post_json(
+        &c,
+        &format!("{base}/api/v1/orders/{id}/actions/reject_cancel_request"),
+        &serde_json::json!({"by": "ana", "reason": "packed"}),
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    let rejected = eventually(Duration::from_secs(30), "TikTok's rejection", || {
+        let f = tiktok_ledger(&c, &sim_url, &id);
+        async move {
+            f.await
+                .into_iter()
+                .find(|e| e["action"] == "reject_cancellation")
+        }
+    })
+    .await;
+    assert_eq!(
+        rejected["detail"],
+        "rejected: seller_reject_apply_product_has_been_packed"
+    );
+    // Answered: a second answer is refused.
+    let (s, _) = post_json(
+        &c,
+        &format!("{base}/api/v1/orders/{id}/actions/approve_cancel_request"),
+        &serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(s, 409);
+    daemon.shutdown().await;
+    rig.sim.stop().await;
+}
