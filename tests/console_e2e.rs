@@ -130,6 +130,12 @@ impl Env {
     /// An order as TikTok would send it, through the durable intake, due
     /// to ship within `ship_in_h` hours.
     async fn submit(&self, id: &str, total: &str, ship_in_h: i64) {
+        self.submit_to("shop-1", id, total, ship_in_h).await
+    }
+
+    /// [`Env::submit`] for a given shop (the demo simulator's shops are
+    /// `74940000000000000NN`, configured, so TikTok can be asked).
+    async fn submit_to(&self, shop: &str, id: &str, total: &str, ship_in_h: i64) {
         let now_s = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -145,7 +151,7 @@ impl Env {
             .http
             .post(self.url("/api/v1/events"))
             .bearer_auth(TOKEN)
-            .json(&json!({"id": format!("ev-{id}"), "shop_id": "shop-1", "order": o}))
+            .json(&json!({"id": format!("ev-{id}"), "shop_id": shop, "order": o}))
             .send()
             .await
             .unwrap();
@@ -383,9 +389,10 @@ async fn console_end_to_end() {
         "the approval is in the audit trail: {audit}"
     );
 
-    // --- Cancel from the order page: the dialog asks for TikTok's reason
-    // (the kinds, when TikTok cannot be asked for this test shop's list).
-    env.submit("e2e-cancel-1", "30.00", 48).await;
+    // --- Cancel from the order page: the dialog offers the reasons TikTok
+    // takes for the order (a US shop of the demo simulator, paid).
+    env.submit_to("7494000000000000001", "e2e-cancel-1", "30.00", 48)
+        .await;
     env.wait_order("e2e-cancel-1", "waiting for delivery", |o| {
         o["step"] == "wait_delivery"
     })
@@ -396,6 +403,11 @@ async fn console_end_to_end() {
     b.click("#actions button[data-action='cancel']").await;
     b.wait_for("#confirm[open] #confirm-choice option[value='pricing_error']")
         .await;
+    let offered = b.text("#confirm-choice").await;
+    assert!(
+        offered.contains("seller_cancel_reason_wrong_price"),
+        "the paid US key is offered: {offered}"
+    );
     b.click("#confirm-choice option[value='pricing_error']")
         .await;
     b.click("#confirm-yes").await;

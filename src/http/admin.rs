@@ -309,12 +309,32 @@ pub async fn intervene(
     // A TikTok reason is checked for the shop's market and the order's
     // status before anything is cancelled here: a reason TikTok would
     // refuse must not leave the order cancelled here and live there.
+    let tiktok = s.gateway.as_ref().filter(|g| g.knows_shop(&rec.shop_id));
+    if let (OperatorAction::Cancel { .. }, Some(order), Some(_)) = (&action, &rec.order, tiktok) {
+        if crate::tiktok::reasons::seller_can_cancel(&order.status) {
+            return Err((
+                409,
+                format!(
+                    "order {order_id} is {} on TikTok, where it can still be cancelled: give a cancel_reason (one of {}; GET /api/v1/orders/{order_id}/cancel-reasons lists the ones TikTok takes for it)",
+                    order.status,
+                    crate::tiktok::reasons::CancelKind::ALL
+                        .map(crate::tiktok::reasons::CancelKind::as_str)
+                        .join(", "),
+                ),
+            ));
+        }
+    }
     if let (OperatorAction::SellerCancel { cancel_reason, .. }, Some(order)) = (&action, &rec.order)
     {
-        let gateway = s.gateway.as_ref().ok_or((
-            409,
-            "TikTok is not configured: cancel without cancel_reason".to_string(),
-        ))?;
+        let gateway = tiktok.ok_or_else(|| {
+            (
+                409,
+                format!(
+                    "shop {} is not configured, so TikTok cannot be told: cancel without cancel_reason",
+                    rec.shop_id
+                ),
+            )
+        })?;
         let market = gateway
             .market(&rec.shop_id)
             .await

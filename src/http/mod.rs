@@ -38,7 +38,7 @@ use crate::runtime::intake::Intake;
 use crate::runtime::Registry;
 use crate::store::{OrderRecord, Store};
 use crate::tiktok::dto::WireOrder;
-use crate::tiktok::reasons::{seller_can_cancel, CancelKind};
+use crate::tiktok::reasons::seller_can_cancel;
 use crate::workflow::interpreter::State;
 use crate::workflow::value::Data;
 
@@ -395,21 +395,9 @@ pub fn check_intervention(rec: &OrderRecord, action: &OperatorAction) -> Result<
         }
         OperatorAction::Hold { .. } => !rec.lifecycle.is_terminal() && rec.held_from.is_none(),
         OperatorAction::Release => rec.held_from.is_some(),
-        OperatorAction::Cancel { .. } => {
-            if rec.lifecycle.is_terminal() {
-                false
-            } else if let Some(o) = rec.order.as_ref().filter(|o| seller_can_cancel(&o.status)) {
-                return Err(format!(
-                    "order {} is {} on TikTok, where it can still be cancelled: give a cancel_reason (one of {}; GET /api/v1/orders/{}/cancel-reasons lists the ones TikTok takes for it)",
-                    rec.order_id,
-                    o.status,
-                    CancelKind::ALL.map(CancelKind::as_str).join(", "),
-                    rec.order_id
-                ));
-            } else {
-                true
-            }
-        }
+        // Whether TikTok must be told (and so a reason given) depends on
+        // the shop being configured: `admin::intervene` checks that.
+        OperatorAction::Cancel { .. } => !rec.lifecycle.is_terminal(),
         OperatorAction::SellerCancel { .. } => {
             if rec.lifecycle.is_terminal() {
                 false
@@ -482,8 +470,12 @@ async fn cancel_reasons(s: web::Data<AppState>, id: web::Path<String>) -> HttpRe
             "why": format!("TikTok takes no seller cancellation in status {}", order.status),
         }));
     }
-    let Some(g) = &s.gateway else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "TikTok is not configured");
+    let Some(g) = s.gateway.as_ref().filter(|g| g.knows_shop(&rec.shop_id)) else {
+        return HttpResponse::Ok().json(json!({
+            "order_id": rec.order_id, "status": order.status.as_str(),
+            "cancellable_on_tiktok": false, "reasons": [],
+            "why": format!("shop {} is not configured, so TikTok cannot be told", rec.shop_id),
+        }));
     };
     match g.market(&rec.shop_id).await {
         Ok(market) => HttpResponse::Ok().json(json!({

@@ -764,6 +764,11 @@ impl GatewayHandle {
         .await
     }
 
+    /// Whether the shop is configured (TikTok can be asked about it).
+    pub fn knows_shop(&self, shop_id: &str) -> bool {
+        self.client.shop(shop_id).is_ok()
+    }
+
     /// The shop's market: known without a call when configured or already
     /// read, else read from Get Authorized Shops through the queue.
     pub async fn market(&self, shop_id: &str) -> Result<super::reasons::Market, Error> {
