@@ -201,6 +201,28 @@ fn the_official_response_examples_decode() {
     let u: ItemErrorsData = decoded("update_inventory", "update-inventory.response.json");
     assert_eq!(u.errors[0].code, 12052990);
     let _: serde_json::Value = decoded("ship_package", "ship-package.response.json");
+    // A buyer's pending request, with TikTok's deadline for the answer.
+    let sc: SearchCancellationsData =
+        decoded("search_cancellations", "search-cancellations.response.json");
+    let c = &sc.cancellations[0];
+    assert!(c.awaits_seller(), "{c:?}");
+    assert_eq!(
+        (c.cancel_id.as_str(), c.respond_by()),
+        ("4035318504086604100", Some(1690554680))
+    );
+    let sr: SearchReturnsData = decoded("search_returns", "search-returns.response.json");
+    let r = &sr.return_orders[0];
+    assert_eq!(
+        (r.return_id.as_str(), r.return_reason_text.as_str()),
+        ("4035318504086604100", "Order created by mistake")
+    );
+    let w: WarehousesData = decoded("warehouses", "get-warehouse-list.response.json");
+    assert_eq!(w.warehouses[0].kind, "SALES_WAREHOUSE");
+    let d: DeliveryOptionsData = decoded(
+        "delivery_options",
+        "get-warehouse-delivery-options.response.json",
+    );
+    assert_eq!(d.delivery_options[0].id, "6955034615128000261");
 }
 
 /// A signed request to the simulator, answered as raw JSON.
@@ -858,10 +880,13 @@ async fn the_official_return_example_shows_on_the_order() {
         }
     })
     .await;
+    // (TikTok's Search Returns does not know this example's return: kept
+    // as the webhook told it.)
     assert_eq!(
         o["returns"][0],
         serde_json::json!({"return_id": "576486316948490001", "return_type": "REFUND",
-            "return_status": "RETURN_OR_REFUND_REQUEST_PENDING", "role": "BUYER", "update_time": 1644412885})
+            "return_status": "RETURN_OR_REFUND_REQUEST_PENDING", "role": "BUYER", "update_time": 1644412885,
+            "reason": "", "reason_text": "", "respond_by": null})
     );
     // A later state replaces it; the same return is listed once.
     let mut later: serde_json::Value = serde_json::from_slice(&official).unwrap();
@@ -931,7 +956,30 @@ async fn the_official_return_example_shows_on_the_order() {
         }
     })
     .await;
-    // Both answered 200 at the first attempt.
+    // A buyer's refund request made on the simulator: the return is read
+    // with Search Returns, its reason and the seller's deadline kept.
+    let sold = common::sim_orders_in(&client, &sim_url, &shop, "AWAITING_SHIPMENT", 1).await;
+    let (s, v) = common::post_json(
+        &client,
+        &format!("{sim_url}/sim/orders/{}/return", sold[0]),
+        &serde_json::json!({"return_type": "RETURN_AND_REFUND"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let r = common::eventually(Duration::from_secs(30), "the read return", || {
+        let (c, u) = (client.clone(), format!("{base}/api/v1/orders/{}", sold[0]));
+        async move {
+            let (_, v) = get_json(&c, &u).await;
+            let r = v["returns"].as_array()?.first()?.clone();
+            (r["reason_text"] == "Order created by mistake").then_some(r)
+        }
+    })
+    .await;
+    assert_eq!(r["return_id"], v["return_id"], "{r}");
+    assert_eq!(r["return_type"], "RETURN_AND_REFUND", "{r}");
+    assert!(r["respond_by"].is_i64(), "{r}");
+    // The three pushes (types 12, 7 and the buyer's 12) answered 200 at
+    // the first attempt.
     let (_, hooks) = get_json(&client, &format!("{sim_url}/sim/webhooks")).await;
     let answered: Vec<_> = hooks["deliveries"]
         .as_array()
@@ -940,7 +988,7 @@ async fn the_official_return_example_shows_on_the_order() {
         .filter(|d| d["type"] == 7 || d["type"] == 12)
         .map(|d| (d["attempt"].as_i64(), d["http_status"].as_i64()))
         .collect();
-    assert_eq!(answered, [(Some(0), Some(200)); 2], "{hooks}");
+    assert_eq!(answered, [(Some(0), Some(200)); 3], "{hooks}");
     daemon.shutdown().await;
     rig.sim.stop().await;
 }

@@ -75,6 +75,11 @@ pub struct ReturnUpdate {
     pub role: String,
     /// Unix seconds.
     pub update_time: i64,
+    /// TikTok's reason key and text, and the seller's deadline for the
+    /// next action, from Search Returns (empty when it could not be read).
+    pub reason: String,
+    pub reason_text: String,
+    pub respond_by: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

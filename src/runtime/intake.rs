@@ -75,6 +75,13 @@ impl Intake {
             h.hydrate_and_deliver(&runtime, seq, event).await;
             return;
         }
+        let event = match (&hydrator, event) {
+            (Some(h), mut e) if matches!(e.kind, super::event::EventKind::Return(_)) => {
+                h.read_return(&mut e).await;
+                e
+            }
+            (_, e) => e,
+        };
         if let Err(e) = runtime
             .deliver(
                 &order_id,

@@ -91,6 +91,7 @@ enum Route {
     DeliveryOptions,
     Cancel,
     SearchCancellations,
+    SearchReturns,
     ApproveCancellation,
     RejectCancellation,
     UpdateInventory,
@@ -115,6 +116,7 @@ impl Route {
             Route::ShippingProviders => "shipping_providers",
             Route::Warehouses => "warehouses",
             Route::SearchCancellations => "search_cancellations",
+            Route::SearchReturns => "search_returns",
             Route::ApproveCancellation => "approve_cancellation",
             Route::RejectCancellation => "reject_cancellation",
             Route::DeliveryOptions => "delivery_options",
@@ -154,6 +156,7 @@ fn route<'p>(method: &Method, segs: &[&'p str]) -> Result<(Route, Option<&'p str
         ["return_refund", "202309", "cancellations", "search"] => {
             (SearchCancellations, None, Method::POST)
         }
+        ["return_refund", "202309", "returns", "search"] => (SearchReturns, None, Method::POST),
         ["return_refund", "202309", "cancellations", c, "approve"] => {
             (ApproveCancellation, Some(*c), Method::POST)
         }
@@ -971,6 +974,34 @@ fn dispatch(w: &mut World, r: Route, arg: &str, shop_id: &str, q: &Q<'_>, body: 
                 .collect();
             found.sort_by(|a, b| a["create_time"].as_i64().cmp(&b["create_time"].as_i64()));
             Ok(json!({ "cancellations": found, "total_count": found.len(), "next_page_token": "" }))
+        }
+        Route::SearchReturns => {
+            // page_size is a string here, "Valid range: [10-50]".
+            match q.get("page_size").map(str::parse::<u32>) {
+                None => {}
+                Some(Ok(n)) if (10..=50).contains(&n) => {}
+                _ => return Err(bad(25001001, codes::message("search_returns", 25001001))),
+            }
+            let f: SearchReturnsFilter = parse(body)?;
+            let found: Vec<Value> = w
+                .orders
+                .values()
+                .filter(|o| o.shop_id == shop_id)
+                .filter(|o| f.order_ids.is_empty() || f.order_ids.contains(&o.wire.id))
+                .flat_map(|o| o.returns.iter().map(move |r| (o, r)))
+                .filter(|(_, r)| f.return_ids.is_empty() || f.return_ids.contains(&r.return_id))
+                .map(|(o, r)| json!({
+                    "return_id": r.return_id, "order_id": o.wire.id,
+                    "return_type": r.return_type, "return_status": r.return_status,
+                    "role": "BUYER",
+                    // The reason of TikTok's own example.
+                    "return_reason": "ecom_order_to_ship_canceled_reason_created_by_mistakes",
+                    "return_reason_text": "Order created by mistake",
+                    "create_time": r.create_time, "update_time": r.update_time,
+                    "seller_next_action_response": [{"action": "SELLER_RESPOND_REFUND", "deadline": r.deadline}],
+                }))
+                .collect();
+            Ok(json!({ "return_orders": found, "total_count": found.len(), "next_page_token": "" }))
         }
         Route::ApproveCancellation | Route::RejectCancellation => {
             let approve = r == Route::ApproveCancellation;

@@ -9,6 +9,7 @@
 //! | `POST /sim/shops/{id}` | `{region}` | the shop: its market (e.g. `GB`), as Get Authorized Shops reports it |
 //! | `GET /sim/orders/{id}` | | `{order_id,shop_id,status,package_id,order}` (true state, address included) |
 //! | `POST /sim/orders/{id}/buyer_cancel` | | `{status}` or 409 `{error}` |
+//! | `POST /sim/orders/{id}/return` | `{return_type?}` (REFUND, default; RETURN_AND_REFUND; REPLACEMENT) | `{return_id}`: the buyer asks for a refund or return; RETURN_STATUS_CHANGE is pushed and Search Returns shows it |
 //! | `POST /sim/orders/{id}/wire` | `{field: value, ...}` (replaces the patch; `{}` clears it) | `{order_id, patch}`: Order Detail and Search Orders show these top-level fields in place of the true ones |
 //! | `POST /sim/carrier` | `{order_ids:[..], to?: "IN_TRANSIT"\|"DELIVERED"\|"COMPLETED"}` | `{advanced:[{order_id,status}], skipped:[{order_id,error}]}` |
 //! | `GET`/`POST /sim/clock` | `{time_scale}` | `{time_scale, now}` |
@@ -39,6 +40,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
             .route("/orders/{id}", web::get().to(get_order))
             .route("/orders/{id}/buyer_cancel", web::post().to(buyer_cancel))
             .route("/orders/{id}/wire", web::post().to(patch_wire))
+            .route("/orders/{id}/return", web::post().to(buyer_return))
             .route("/carrier", web::post().to(carrier))
             .route("/clock", web::get().to(get_clock))
             .route("/clock", web::post().to(set_clock))
@@ -244,6 +246,58 @@ async fn patch_wire(
             HttpResponse::Ok().json(json!({ "order_id": id.as_str(), "patch": o.wire_patch }))
         }
     }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct ReturnBody {
+    return_type: Option<String>,
+}
+
+/// The buyer asks for a refund or a return of a delivered order.
+async fn buyer_return(
+    sim: Data<Arc<Shared>>,
+    id: Path<String>,
+    body: Json<ReturnBody>,
+) -> HttpResponse {
+    let kind = body.return_type.clone().unwrap_or_else(|| "REFUND".into());
+    if !matches!(
+        kind.as_str(),
+        "REFUND" | "RETURN_AND_REFUND" | "REPLACEMENT"
+    ) {
+        return err(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "return_type must be REFUND, RETURN_AND_REFUND or REPLACEMENT",
+        );
+    }
+    let mut w = sim.world.lock();
+    let now = w.clock.now_secs();
+    let return_id = format!("4036{:015}", w.ledger.len() + w.orders.len());
+    let Some(o) = w.orders.get_mut(id.as_str()) else {
+        return err(actix_web::http::StatusCode::NOT_FOUND, "no such order");
+    };
+    o.returns.push(super::state::SimReturn {
+        return_id: return_id.clone(),
+        return_type: kind.clone(),
+        return_status: "RETURN_OR_REFUND_REQUEST_PENDING".into(),
+        create_time: now,
+        update_time: now,
+        deadline: now + super::state::RESPOND_WITHIN_SECS,
+    });
+    let shop_id = o.shop_id.clone();
+    w.notify(
+        &shop_id,
+        12,
+        "RETURN_STATUS_CHANGE",
+        Some(id.to_string()),
+        json!({"order_id": id.as_str(), "return_role": "BUYER", "return_type": kind,
+            "return_status": "RETURN_OR_REFUND_REQUEST_PENDING", "return_id": return_id,
+            "create_time": now, "update_time": now}),
+    );
+    let pushes = std::mem::take(&mut w.outbox);
+    drop(w);
+    sim.push_all(pushes);
+    HttpResponse::Ok().json(json!({ "return_id": return_id }))
 }
 
 async fn buyer_cancel(sim: Data<Arc<Shared>>, id: Path<String>) -> HttpResponse {

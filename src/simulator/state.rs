@@ -169,6 +169,19 @@ pub(crate) struct SimOrder {
     pub wire_patch: serde_json::Map<String, serde_json::Value>,
     /// The buyer's cancellation request, once made after the hold.
     pub cancellation: Option<SimCancellation>,
+    /// The buyer's returns and refunds.
+    pub returns: Vec<SimReturn>,
+}
+
+/// A return as Search Returns shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SimReturn {
+    pub return_id: String,
+    pub return_type: String,
+    pub return_status: String,
+    pub create_time: i64,
+    pub update_time: i64,
+    pub deadline: i64,
 }
 
 /// A buyer's cancellation request as Search Cancellations shows it.
@@ -577,6 +590,7 @@ impl World {
             next_carrier_at: None,
             wire_patch: Default::default(),
             cancellation: None,
+            returns: Vec::new(),
         };
         if status == TiktokStatus::AwaitingShipment {
             attach_package(&mut o);

@@ -108,6 +108,37 @@ pub struct Hydrator {
 }
 
 impl Hydrator {
+    /// Adds the reason and the seller's deadline of a return (Search
+    /// Returns) to its event. A failed read leaves the event as the webhook
+    /// had it: the return is still kept and given to the workflow.
+    pub async fn read_return(&self, event: &mut OrderEvent) {
+        let EventKind::Return(r) = &mut event.kind else {
+            return;
+        };
+        if r.return_id.is_empty() {
+            return;
+        }
+        match self
+            .gateway
+            .return_order(&event.shop_id, &r.return_id, Priority::background())
+            .await
+        {
+            Ok(Some(found)) => {
+                r.reason = found.return_reason;
+                r.reason_text = found.return_reason_text;
+                r.respond_by = found
+                    .seller_next_action_response
+                    .iter()
+                    .filter_map(|a| a.deadline)
+                    .min();
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(order_id = %event.order_id, return_id = %r.return_id, error = %e, "Could not read the return from TikTok; kept as the webhook told it")
+            }
+        }
+    }
+
     /// Fetches the order and delivers it as a snapshot, consuming the inbox
     /// entry `seq` when applied. On failure the entry stays in the inbox:
     /// it is retried a few times here, redelivered on the next start, and

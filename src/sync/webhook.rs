@@ -141,6 +141,9 @@ pub async fn receive(
                 return_status: d.return_status.clone(),
                 role: d.return_role.clone().unwrap_or_default(),
                 update_time: d.update_time.max(d.create_time),
+                reason: String::new(),
+                reason_text: String::new(),
+                respond_by: None,
             });
             vec![e]
         }

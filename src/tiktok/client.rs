@@ -884,6 +884,25 @@ impl Client {
         self.call(r).await
     }
 
+    /// `POST /return_refund/202309/returns/search` (one page of up to 50;
+    /// `page_size` is a string here, valid 10 to 50).
+    pub async fn search_returns(
+        &self,
+        shop_id: &str,
+        filter: &SearchReturnsFilter,
+    ) -> Result<SearchReturnsData, Error> {
+        let shop = self.shop(shop_id)?.clone();
+        let mut r = self.req(
+            &shop,
+            "search_returns",
+            Method::POST,
+            "/return_refund/202309/returns/search".into(),
+        );
+        r.query.push(("page_size", "50".into()));
+        r.body = Some(Self::json("search_returns", filter)?);
+        self.call(r).await
+    }
+
     /// `POST /return_refund/202309/cancellations/{cancel_id}/approve`,
     /// with an idempotency key (a replay is not a second approval).
     pub async fn approve_cancellation(

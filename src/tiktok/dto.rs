@@ -630,6 +630,55 @@ pub struct SearchCancellationsData {
     pub next_page_token: String,
 }
 
+/// Body filters of Search Returns (all optional).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SearchReturnsFilter {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub return_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub order_ids: Vec<String>,
+}
+
+/// One return of Search Returns (the fields orderflow reads; statuses and
+/// types kept as TikTok spells them).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReturnOrder {
+    #[serde(deserialize_with = "lenient::string")]
+    pub return_id: String,
+    #[serde(deserialize_with = "lenient::string")]
+    pub order_id: String,
+    #[serde(deserialize_with = "lenient::string")]
+    pub return_type: String,
+    #[serde(deserialize_with = "lenient::string")]
+    pub return_status: String,
+    #[serde(deserialize_with = "lenient::string")]
+    pub role: String,
+    #[serde(deserialize_with = "lenient::string")]
+    pub return_reason: String,
+    #[serde(deserialize_with = "lenient::string")]
+    pub return_reason_text: String,
+    #[serde(deserialize_with = "lenient::i64")]
+    pub create_time: i64,
+    #[serde(deserialize_with = "lenient::i64")]
+    pub update_time: i64,
+    #[serde(deserialize_with = "lenient::vec")]
+    pub seller_next_action_response: Vec<NextAction>,
+}
+
+/// `data` of `POST /return_refund/202309/returns/search`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SearchReturnsData {
+    #[serde(deserialize_with = "lenient::vec")]
+    pub return_orders: Vec<ReturnOrder>,
+    #[serde(deserialize_with = "lenient::i64")]
+    pub total_count: i64,
+    #[serde(deserialize_with = "lenient::string")]
+    pub next_page_token: String,
+}
+
 /// Body of Reject Cancellation.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

@@ -677,6 +677,28 @@ impl GatewayHandle {
             .collect())
     }
 
+    /// A return as Search Returns shows it, if TikTok has it.
+    pub async fn return_order(
+        &self,
+        shop_id: &str,
+        return_id: &str,
+        priority: Priority,
+    ) -> Result<Option<ReturnOrder>, Error> {
+        let s = shop_id.to_string();
+        let filter = SearchReturnsFilter {
+            return_ids: vec![return_id.to_string()],
+            ..Default::default()
+        };
+        let d = self
+            .call(shop_id, priority, move |c| async move {
+                c.search_returns(&s, &filter).await
+            })
+            .await?;
+        Ok(d.return_orders
+            .into_iter()
+            .find(|r| r.return_id == return_id))
+    }
+
     pub async fn approve_cancellation(
         &self,
         shop_id: &str,
