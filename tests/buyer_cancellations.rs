@@ -433,3 +433,55 @@ async fn a_request_after_shipping_left_to_a_person_is_still_warned_about() {
     daemon.shutdown().await;
     rig.sim.stop().await;
 }
+
+/// A request a person was to answer, withdrawn by the buyer: the hold
+/// placed for it goes, and the order goes on.
+#[actix_rt::test]
+async fn a_withdrawn_request_releases_its_hold() {
+    let rig = sim_rig(
+        "bc-withdraw",
+        SimulatorArgs {
+            shops: 1,
+            ..common::quiet_sim()
+        },
+        200.0,
+        ("ask_a_person.yaml", ASK_A_PERSON),
+    )
+    .await;
+    let sim_url = rig.sim.base_url();
+    let c = common::http();
+    let (daemon, base) = common::start_daemon(&rig.cfg).await;
+    let shop = rig.sim.shops()[0].0.clone();
+    let id = common::sim_orders_in(&c, &sim_url, &shop, "AWAITING_SHIPMENT", 1)
+        .await
+        .remove(0);
+    until(&c, &base, &id, "the order waiting", |o| {
+        o["step"] == "wait_packed"
+    })
+    .await;
+    buyer_asks(&c, &sim_url, &id).await;
+    until(&c, &base, &id, "the order held for a person", |o| {
+        o["lifecycle"] == "on_hold"
+    })
+    .await;
+    let (s, v) = post_json(
+        &c,
+        &format!("{sim_url}/sim/orders/{id}/buyer_cancel/withdraw"),
+        &serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let o = until(&c, &base, &id, "the hold released", |o| {
+        o["lifecycle"] == "processing"
+    })
+    .await;
+    assert!(o["cancel_request"].is_null(), "{o}");
+    assert_eq!(o["step"], "wait_packed", "{o}");
+    // Nothing was sent to TikTok about the request.
+    assert!(tiktok_ledger(&c, &sim_url, &id)
+        .await
+        .iter()
+        .all(|e| e["action"] != "approve_cancellation" && e["action"] != "reject_cancellation"));
+    daemon.shutdown().await;
+    rig.sim.stop().await;
+}

@@ -214,6 +214,25 @@ impl W<'_> {
             return;
         };
         if !order.buyer_cancel_requested || self.rec.lifecycle.is_terminal() {
+            // The buyer withdrew a request a person was to answer (or TikTok
+            // closed it): the hold placed for it goes.
+            let ours = self
+                .rec
+                .cancel_answer
+                .as_mut()
+                .filter(|a| a.held && a.state.needs_operator());
+            if let Some(a) = ours {
+                a.held = false;
+                self.changed = true;
+                if self.held() {
+                    self.audit(
+                        "tiktok",
+                        "cancel_request",
+                        "the request is closed on TikTok",
+                    );
+                    self.release_hold("tiktok");
+                }
+            }
             return;
         }
         let Some(req) = order.cancel_request.clone() else {
@@ -334,6 +353,24 @@ impl W<'_> {
                 reason.map(|r| format!(" ({r})")).unwrap_or_default()
             ),
         );
+    }
+
+    /// Ends a hold: back to where the order was, and the workflow inputs
+    /// that waited behind it are applied in order.
+    fn release_hold(&mut self, source: &str) {
+        if let Some(from) = self.rec.held_from.take() {
+            let back = if from == Lifecycle::OnHold {
+                Lifecycle::Processing
+            } else {
+                from
+            };
+            self.set_lifecycle(back, source, "released");
+            let deferred = std::mem::take(&mut self.rec.deferred);
+            for input in deferred {
+                self.drive(input);
+            }
+            self.sync_lifecycle();
+        }
     }
 
     /// Starts an effect of a pseudo-step (not a workflow step: its result
@@ -698,6 +735,8 @@ impl W<'_> {
             self.set_lifecycle(next, src, &format!("TikTok says {status}"));
             if !status.is_known() {
                 self.hold_unknown_status(&status);
+                // A buyer's request still needs its answer (from a person).
+                self.on_cancel_request();
                 return;
             }
         }
@@ -764,21 +803,7 @@ impl W<'_> {
                     }
                 }
             }
-            OperatorAction::Release => {
-                if let Some(from) = self.rec.held_from.take() {
-                    let back = if from == Lifecycle::OnHold {
-                        Lifecycle::Processing
-                    } else {
-                        from
-                    };
-                    self.set_lifecycle(back, "operator", "released");
-                    let deferred = std::mem::take(&mut self.rec.deferred);
-                    for input in deferred {
-                        self.drive(input);
-                    }
-                    self.sync_lifecycle();
-                }
-            }
+            OperatorAction::Release => self.release_hold("operator"),
             OperatorAction::Note { text } => {
                 self.rec.note = Some(text.clone());
             }
@@ -936,7 +961,7 @@ impl W<'_> {
                     if let Some(a) = ours {
                         a.held = false;
                         if self.held() {
-                            self.on_operator(&OperatorAction::Release);
+                            self.release_hold("tiktok");
                         }
                     }
                 }

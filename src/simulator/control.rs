@@ -9,6 +9,7 @@
 //! | `POST /sim/shops/{id}` | `{region}` | the shop: its market (e.g. `GB`), as Get Authorized Shops reports it |
 //! | `GET /sim/orders/{id}` | | `{order_id,shop_id,status,package_id,order}` (true state, address included) |
 //! | `POST /sim/orders/{id}/buyer_cancel` | | `{status}` or 409 `{error}` |
+//! | `POST /sim/orders/{id}/buyer_cancel/withdraw` | | `{status}`: the buyer withdraws a pending cancellation request, or 409 |
 //! | `POST /sim/orders/{id}/return` | `{return_type?}` (REFUND, default; RETURN_AND_REFUND; REPLACEMENT) | `{return_id}`: the buyer asks for a refund or return; RETURN_STATUS_CHANGE is pushed and Search Returns shows it |
 //! | `POST /sim/orders/{id}/wire` | `{field: value, ...}` (replaces the patch; `{}` clears it) | `{order_id, patch}`: Order Detail and Search Orders show these top-level fields in place of the true ones |
 //! | `POST /sim/carrier` | `{order_ids:[..], to?: "IN_TRANSIT"\|"DELIVERED"\|"COMPLETED"}` | `{advanced:[{order_id,status}], skipped:[{order_id,error}]}` |
@@ -41,6 +42,10 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
             .route("/orders/{id}/buyer_cancel", web::post().to(buyer_cancel))
             .route("/orders/{id}/wire", web::post().to(patch_wire))
             .route("/orders/{id}/return", web::post().to(buyer_return))
+            .route(
+                "/orders/{id}/buyer_cancel/withdraw",
+                web::post().to(buyer_withdraw),
+            )
             .route("/carrier", web::post().to(carrier))
             .route("/clock", web::get().to(get_clock))
             .route("/clock", web::post().to(set_clock))
@@ -246,6 +251,27 @@ async fn patch_wire(
             HttpResponse::Ok().json(json!({ "order_id": id.as_str(), "patch": o.wire_patch }))
         }
     }
+}
+
+/// The buyer withdraws a pending cancellation request.
+async fn buyer_withdraw(sim: Data<Arc<Shared>>, id: Path<String>) -> HttpResponse {
+    let mut w = sim.world.lock();
+    let pending = w.orders.get(id.as_str()).is_some_and(|o| {
+        o.cancellation
+            .as_ref()
+            .is_some_and(|c| c.status == "CANCELLATION_REQUEST_PENDING")
+    });
+    if !pending {
+        return err(
+            actix_web::http::StatusCode::CONFLICT,
+            "no pending cancellation request",
+        );
+    }
+    w.close_cancellation(&id, "CANCELLATION_REQUEST_CANCEL", None);
+    let pushes = std::mem::take(&mut w.outbox);
+    drop(w);
+    sim.push_all(pushes);
+    HttpResponse::Ok().json(json!({ "status": "CANCELLATION_REQUEST_CANCEL" }))
 }
 
 #[derive(Deserialize, Default)]
