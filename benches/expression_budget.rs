@@ -6,21 +6,8 @@
 //! `cargo test` it only checks that it builds.
 
 use orderflow::workflow::cost;
+use orderflow::workflow::cost::cases::{digits, nested_maps};
 use orderflow::workflow::expr::Expr;
-
-fn digits() -> String {
-    "[0,1,2,3,4,5,6,7,8,9]".to_string()
-}
-
-/// Ten-element lists mapped `depth` deep.
-fn nested_maps(depth: usize) -> String {
-    let vars: Vec<String> = (0..depth).map(|i| format!("v{i}")).collect();
-    let mut s = vars.join(" + ");
-    for v in vars.iter().rev() {
-        s = format!("{}.map({v}, {s})", digits());
-    }
-    s
-}
 
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {

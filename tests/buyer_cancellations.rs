@@ -86,13 +86,14 @@ async fn before_shipping_the_standard_workflow_approves_and_releases_the_stock()
     .await;
     bundled(&rig, "standard.yaml");
     let sim_url = rig.sim.base_url();
-    rig.cfg.shipping.label_api_url = format!("{sim_url}/labels/v1");
-    rig.cfg.shipping.provider_ids = [
-        ("USPS".to_string(), "6617675021119438849".to_string()),
-        ("UPS".to_string(), "6617675021119438850".to_string()),
-    ]
-    .into_iter()
-    .collect();
+    common::sim_labels(
+        &mut rig.cfg,
+        &sim_url,
+        &[
+            ("USPS", "6617675021119438849"),
+            ("UPS", "6617675021119438850"),
+        ],
+    );
     let c = common::http();
     // The label API is down: the order waits with its stock reserved and
     // no label, as a parcel waits to be packed.
@@ -165,13 +166,14 @@ async fn after_shipping_the_standard_workflow_rejects_with_the_markets_reason() 
     )
     .await;
     assert_eq!(s, 200, "{v}");
-    rig.cfg.shipping.label_api_url = format!("{sim_url}/labels/v1");
-    rig.cfg.shipping.provider_ids = [
-        ("USPS".to_string(), "6617675021119438849".to_string()),
-        ("UPS".to_string(), "6617675021119438850".to_string()),
-    ]
-    .into_iter()
-    .collect();
+    common::sim_labels(
+        &mut rig.cfg,
+        &sim_url,
+        &[
+            ("USPS", "6617675021119438849"),
+            ("UPS", "6617675021119438850"),
+        ],
+    );
     let daemon = Daemon::start(rig.cfg.clone(), Clock::system())
         .await
         .unwrap();
@@ -238,19 +240,10 @@ async fn a_request_left_to_a_person_is_held_and_warned_about_before_the_deadline
     )
     .await;
     let sim_url = rig.sim.base_url();
-    rig.cfg
-        .notify
-        .channels
-        .insert("ops".into(), orderflow::notify::Secret::new(inbox.url()));
-    rig.cfg.notify.default_channel = "ops".into();
-    rig.cfg.notify.alerts_channel = Some("ops".into());
+    common::alerts_to(&mut rig.cfg, inbox.url());
     rig.cfg.runtime.at_risk_margin = orderflow::config::Dur(Duration::from_secs(6 * 3600));
     rig.cfg.runtime.deadline_check = orderflow::config::Dur(Duration::from_millis(200));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let (clock, control) = Clock::manual(now);
+    let (clock, control) = common::manual_clock();
     let c = common::http();
     let daemon = Daemon::start(rig.cfg.clone(), clock).await.unwrap();
     let base = format!("http://{}", daemon.addr);
@@ -356,19 +349,10 @@ async fn a_request_after_shipping_left_to_a_person_is_still_warned_about() {
     )
     .await;
     assert_eq!(s, 200, "{v}");
-    rig.cfg
-        .notify
-        .channels
-        .insert("ops".into(), orderflow::notify::Secret::new(inbox.url()));
-    rig.cfg.notify.default_channel = "ops".into();
-    rig.cfg.notify.alerts_channel = Some("ops".into());
+    common::alerts_to(&mut rig.cfg, inbox.url());
     rig.cfg.runtime.at_risk_margin = orderflow::config::Dur(Duration::from_secs(6 * 3600));
     rig.cfg.runtime.deadline_check = orderflow::config::Dur(Duration::from_millis(200));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let (clock, control) = Clock::manual(now);
+    let (clock, control) = common::manual_clock();
     let daemon = Daemon::start(rig.cfg.clone(), clock).await.unwrap();
     let base = format!("http://{}", daemon.addr);
     wait_ready(&c, &base).await;

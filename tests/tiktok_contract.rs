@@ -763,20 +763,17 @@ steps:
     )
     .unwrap();
     let sim_url = rig.sim.base_url();
-    rig.cfg.shipping.label_api_url = format!("{sim_url}/labels/v1");
-    rig.cfg.shipping.provider_ids = [
-        ("USPS".to_string(), "6617675021119438849".to_string()),
-        // Not an id TikTok offers (a typo of FedEx's).
-        ("FedEx".to_string(), "6617675021119438815".to_string()),
-    ]
-    .into_iter()
-    .collect();
+    common::sim_labels(
+        &mut rig.cfg,
+        &sim_url,
+        // FedEx's is not an id TikTok offers (a typo of its own).
+        &[
+            ("USPS", "6617675021119438849"),
+            ("FedEx", "6617675021119438815"),
+        ],
+    );
     let client = common::http();
-    let daemon = Daemon::start(rig.cfg.clone(), Clock::system())
-        .await
-        .unwrap();
-    let base = format!("http://{}", daemon.addr);
-    wait_ready(&client, &base).await;
+    let (daemon, base) = common::start_daemon(&rig.cfg).await;
     common::eventually(Duration::from_secs(30), "the start-up report", || {
         let (c, b) = (client.clone(), base.clone());
         async move {

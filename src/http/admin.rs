@@ -335,29 +335,13 @@ pub async fn intervene(
                 ),
             )
         })?;
-        let market = gateway
-            .market(&rec.shop_id)
+        gateway
+            .cancel_key(order, cancel_reason)
             .await
-            .map_err(|e| (503, e.to_string()))?;
-        if let Err(refusal) =
-            crate::tiktok::reasons::seller_cancel_key(market, &order.status, cancel_reason)
-        {
-            let valid = match refusal {
-                crate::tiktok::reasons::Refusal::NotValid { valid } => valid
-                    .iter()
-                    .map(|r| format!("{} ({})", r.kind.as_str(), r.key))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                crate::tiktok::reasons::Refusal::NotCancellable => "none".into(),
-            };
-            return Err((
-                409,
-                format!(
-                    "TikTok takes no cancel reason {cancel_reason:?} for order {order_id} ({market:?} market, status {}); it takes: {valid}",
-                    order.status
-                ),
-            ));
-        }
+            .map_err(|e| match e {
+                crate::tiktok::Error::CancelReason { .. } => (409, e.to_string()),
+                other => (503, other.to_string()),
+            })?;
     }
     let ev = OrderEvent {
         id: format!("op-{order_id}-{}", s.store.next_id().unwrap_or_default()),

@@ -794,14 +794,7 @@ impl W<'_> {
                 note: note.clone(),
             }),
             OperatorAction::Hold { .. } => {
-                if !self.rec.lifecycle.is_terminal() && !self.held() {
-                    let from = self.rec.lifecycle;
-                    self.rec.held_from = Some(from);
-                    self.set_lifecycle(Lifecycle::OnHold, "operator", "held by an operator");
-                    if self.rec.lifecycle != Lifecycle::OnHold {
-                        self.rec.held_from = None;
-                    }
-                }
+                let _ = self.hold_for("operator", "held by an operator");
             }
             OperatorAction::Release => self.release_hold("operator"),
             OperatorAction::Note { text } => {

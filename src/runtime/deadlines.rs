@@ -162,6 +162,7 @@ impl DeadlineWatcher {
             let sum = report::summarize(&store, now, margin);
             let marked =
                 |k: String| matches!(store.trees.cursors.contains_key(k.as_bytes()), Ok(true));
+            // One pass over the orders for both kinds of warning.
             let mut due: Vec<AtRisk> = Vec::new();
             for r in store.orders().flatten() {
                 if let Some((cancel_id, respond_by)) = cancel_answer_due(&r, now, margin) {
@@ -175,31 +176,21 @@ impl DeadlineWatcher {
                         });
                     }
                 }
-            }
-            due.extend(
-                store
-                    .orders()
-                    .flatten()
-                    .filter(|r| report::is_at_risk(r, now, margin))
-                    .filter(|r| {
-                        !matches!(
-                            store
-                                .trees
-                                .cursors
-                                .contains_key(marker(&r.order_id).as_bytes()),
-                            Ok(true)
-                        )
-                    })
-                    .filter_map(|r| {
-                        Some(AtRisk {
-                            ship_by: r.order.as_ref()?.deadlines.ship_by()?,
-                            time_left_s: report::time_left_s(&r, now)?,
+                if report::is_at_risk(&r, now, margin) && !marked(marker(&r.order_id)) {
+                    let ship_by = r.order.as_ref().and_then(|o| o.deadlines.ship_by());
+                    if let (Some(ship_by), Some(time_left_s)) =
+                        (ship_by, report::time_left_s(&r, now))
+                    {
+                        due.push(AtRisk {
+                            ship_by,
+                            time_left_s,
                             order_id: r.order_id,
                             shop_id: r.shop_id,
                             cancel_id: None,
-                        })
-                    }),
-            );
+                        });
+                    }
+                }
+            }
             (sum, due)
         })
         .await;

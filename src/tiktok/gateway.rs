@@ -804,6 +804,27 @@ impl GatewayHandle {
         .await
     }
 
+    /// The official key for `reason` (a kind or a key) for this order's
+    /// shop's market and its status, or [`Error::CancelReason`] with the
+    /// reasons TikTok would take.
+    pub async fn cancel_key(&self, order: &Order, reason: &str) -> Result<&'static str, Error> {
+        let market = self.market(&order.shop_id).await?;
+        super::reasons::seller_cancel_key(market, &order.status, reason).map_err(|r| {
+            Error::CancelReason {
+                reason: reason.to_string(),
+                market,
+                status: order.status.to_string(),
+                valid: match r {
+                    super::reasons::Refusal::NotValid { valid } => valid
+                        .iter()
+                        .map(|v| format!("{} ({})", v.kind.as_str(), v.key))
+                        .collect(),
+                    super::reasons::Refusal::NotCancellable => Vec::new(),
+                },
+            }
+        })
+    }
+
     /// A seller cancellation with `reason` (a kind or an official key)
     /// turned into the key TikTok takes for this shop's market and the
     /// order's status; a reason that does not fit is refused here, before
@@ -814,22 +835,7 @@ impl GatewayHandle {
         reason: &str,
         priority: Priority,
     ) -> Result<CancelOrderData, Error> {
-        let market = self.market(&order.shop_id).await?;
-        let key =
-            super::reasons::seller_cancel_key(market, &order.status, reason).map_err(|r| {
-                Error::CancelReason {
-                    reason: reason.to_string(),
-                    market,
-                    status: order.status.to_string(),
-                    valid: match r {
-                        super::reasons::Refusal::NotValid { valid } => valid
-                            .iter()
-                            .map(|v| format!("{} ({})", v.kind.as_str(), v.key))
-                            .collect(),
-                        super::reasons::Refusal::NotCancellable => Vec::new(),
-                    },
-                }
-            })?;
+        let key = self.cancel_key(order, reason).await?;
         let body = CancelOrderRequest {
             order_id: order.id.clone(),
             cancel_reason: key.to_string(),

@@ -125,182 +125,105 @@ pub struct CancelReason {
 
 use CancelKind as K;
 
-type Row = (K, &'static str, &'static str);
+/// One reason, as the appendix lists it.
+const fn r(kind: CancelKind, key: &'static str, text: &'static str) -> CancelReason {
+    CancelReason { kind, key, text }
+}
 
-const US_UNPAID: &[Row] = &[
-    (
-        K::OutOfStock,
-        "seller_cancel_unpaid_reason_out_of_stock",
-        "Out of stock",
-    ),
-    (
-        K::PricingError,
-        "seller_cancel_unpaid_reason_wrong_price",
-        "Pricing error",
-    ),
-    (
-        K::BuyerDidNotPay,
-        "seller_cancel_unpaid_reason_buyer_hasnt_paid_within_time_allowed",
-        "Buyer did not pay on time",
-    ),
-    (
-        K::BuyerRequested,
-        "seller_cancel_unpaid_reason_buyer_requested_cancellation",
-        "Buyer requested cancellation",
-    ),
-];
-const US_PAID: &[Row] = &[
-    (
-        K::OutOfStock,
-        "seller_cancel_reason_out_of_stock",
-        "Out of stock",
-    ),
-    (
-        K::PricingError,
-        "seller_cancel_reason_wrong_price",
-        "Pricing error",
-    ),
-    (
-        K::AddressUndeliverable,
-        "seller_cancel_paid_reason_address_not_deliver",
-        "Unable to deliver to buyer address",
-    ),
-    (
-        K::BuyerRequested,
-        "seller_cancel_paid_reason_buyer_requested_cancellation",
-        "Buyer requested cancellation",
-    ),
-];
-const UK_UNPAID: &[Row] = &[
-    (
-        K::OutOfStock,
-        "seller_cancel_unpaid_reason_out_of_stock_uk",
-        "Out of stock",
-    ),
-    (
-        K::PricingError,
-        "seller_cancel_unpaid_reason_wrong_price_uk",
-        "Pricing error",
-    ),
-    (
-        K::BuyerDidNotPay,
-        "seller_cancel_unpaid_reason_buyer_hasnt_paid_within_time_allowed_uk",
-        "Buyer did not pay on time",
-    ),
-];
-const UK_PAID: &[Row] = &[
-    (
-        K::PricingError,
-        "seller_cancel_reason_wrong_price_uk",
-        "Pricing error",
-    ),
-    (
-        K::AddressUndeliverable,
-        "seller_cancel_paid_reason_address_not_deliver_uk",
-        "Unable to deliver to buyer address",
-    ),
-    (
-        K::OutOfStock,
-        "seller_cancel_reason_out_of_stock_uk",
-        "Out of stock",
-    ),
-];
-const JP_PAID: &[Row] = &[
-    (
-        K::PricingError,
-        "seller_cancel_reason_wrong_price",
-        "Pricing error",
-    ),
-    (
-        K::OutOfStock,
-        "seller_cancel_reason_out_of_stock",
-        "Out of stock",
-    ),
-    (
-        K::BuyerRequested,
-        "seller_cancel_paid_reason_buyer_requested_cancellation",
-        "Buyer requested cancellation",
-    ),
-    (
-        K::AddressUndeliverable,
-        "seller_cancel_paid_reason_address_not_deliver",
-        "Unable to deliver to buyer address",
-    ),
-    (
-        K::PotentialFraud,
-        "seller_cancel_order_reason_potential_fraud",
-        "Order with high chance of cancellation / refund",
-    ),
-];
-const MX_UNPAID: &[Row] = &[
-    (
-        K::OutOfStock,
-        "seller_cancel_unpaid_reason_out_of_stock",
-        "Out of stock",
-    ),
-    (
-        K::BuyerDidNotPay,
-        "seller_cancel_unpaid_reason_buyer_hasnt_paid_within_time_allowed",
-        "Buyer did not pay on time",
-    ),
-    (
-        K::BuyerRequested,
-        "seller_cancel_unpaid_reason_buyer_requested_cancellation",
-        "Buyer requested cancellation",
-    ),
-];
-const MX_BR_PAID: &[Row] = &[
-    (
-        K::OutOfStock,
-        "seller_cancel_reason_out_of_stock",
-        "Out of stock",
-    ),
-    (
-        K::BuyerRequested,
-        "seller_cancel_paid_reason_buyer_requested_cancellation",
-        "Buyer requested cancellation",
-    ),
-    (
-        K::AddressUndeliverable,
-        "seller_cancel_paid_reason_address_not_deliver",
-        "Unable to deliver to buyer address",
-    ),
-];
-/// The US unpaid list without "buyer requested".
-const SEA_UNPAID: &[Row] = US_UNPAID.split_at(3).0;
-const SEA_SG_PAID: &[Row] = &[
-    (
-        K::OutOfStock,
-        "seller_cancel_reason_out_of_stock",
-        "Out of stock",
-    ),
-    (
-        K::PricingError,
-        "seller_cancel_reason_wrong_price",
-        "Pricing error",
-    ),
-];
-const PH_PAID: &[Row] = &[
-    (
-        K::OutOfStock,
-        "seller_cancel_reason_out_of_stock",
-        "Out of stock",
-    ),
-    (
-        K::PricingError,
-        "seller_cancel_reason_wrong_price",
-        "Pricing error",
-    ),
-    (
-        K::BuyerRequested,
-        "seller_cancel_paid_reason_buyer_requested_cancellation",
-        "Buyer requested cancellation",
-    ),
-];
-/// Out of stock and pricing error only.
-const SG_UNPAID: &[Row] = US_UNPAID.split_at(2).0;
+// Each reason once; the market lists below pick from them.
+const UNPAID_OOS: CancelReason = r(
+    K::OutOfStock,
+    "seller_cancel_unpaid_reason_out_of_stock",
+    "Out of stock",
+);
+const UNPAID_PRICE: CancelReason = r(
+    K::PricingError,
+    "seller_cancel_unpaid_reason_wrong_price",
+    "Pricing error",
+);
+const UNPAID_NOT_PAID: CancelReason = r(
+    K::BuyerDidNotPay,
+    "seller_cancel_unpaid_reason_buyer_hasnt_paid_within_time_allowed",
+    "Buyer did not pay on time",
+);
+const UNPAID_BUYER: CancelReason = r(
+    K::BuyerRequested,
+    "seller_cancel_unpaid_reason_buyer_requested_cancellation",
+    "Buyer requested cancellation",
+);
+const PAID_OOS: CancelReason = r(
+    K::OutOfStock,
+    "seller_cancel_reason_out_of_stock",
+    "Out of stock",
+);
+const PAID_PRICE: CancelReason = r(
+    K::PricingError,
+    "seller_cancel_reason_wrong_price",
+    "Pricing error",
+);
+const PAID_ADDRESS: CancelReason = r(
+    K::AddressUndeliverable,
+    "seller_cancel_paid_reason_address_not_deliver",
+    "Unable to deliver to buyer address",
+);
+const PAID_BUYER: CancelReason = r(
+    K::BuyerRequested,
+    "seller_cancel_paid_reason_buyer_requested_cancellation",
+    "Buyer requested cancellation",
+);
+const PAID_FRAUD: CancelReason = r(
+    K::PotentialFraud,
+    "seller_cancel_order_reason_potential_fraud",
+    "Order with high chance of cancellation / refund",
+);
+const UK_UNPAID_OOS: CancelReason = r(
+    K::OutOfStock,
+    "seller_cancel_unpaid_reason_out_of_stock_uk",
+    "Out of stock",
+);
+const UK_UNPAID_PRICE: CancelReason = r(
+    K::PricingError,
+    "seller_cancel_unpaid_reason_wrong_price_uk",
+    "Pricing error",
+);
+const UK_UNPAID_NOT_PAID: CancelReason = r(
+    K::BuyerDidNotPay,
+    "seller_cancel_unpaid_reason_buyer_hasnt_paid_within_time_allowed_uk",
+    "Buyer did not pay on time",
+);
+const UK_PAID_PRICE: CancelReason = r(
+    K::PricingError,
+    "seller_cancel_reason_wrong_price_uk",
+    "Pricing error",
+);
+const UK_PAID_ADDRESS: CancelReason = r(
+    K::AddressUndeliverable,
+    "seller_cancel_paid_reason_address_not_deliver_uk",
+    "Unable to deliver to buyer address",
+);
+const UK_PAID_OOS: CancelReason = r(
+    K::OutOfStock,
+    "seller_cancel_reason_out_of_stock_uk",
+    "Out of stock",
+);
 
-fn rows(market: Market, phase: Phase) -> &'static [Row] {
+// The market lists, in the appendix's order. The EU, BR, PH and JP unpaid
+// lists are the US one; SEA's drops "buyer requested", SG's keeps two.
+const US_UNPAID: &[CancelReason] = &[UNPAID_OOS, UNPAID_PRICE, UNPAID_NOT_PAID, UNPAID_BUYER];
+const US_PAID: &[CancelReason] = &[PAID_OOS, PAID_PRICE, PAID_ADDRESS, PAID_BUYER];
+const UK_UNPAID: &[CancelReason] = &[UK_UNPAID_OOS, UK_UNPAID_PRICE, UK_UNPAID_NOT_PAID];
+const UK_PAID: &[CancelReason] = &[UK_PAID_PRICE, UK_PAID_ADDRESS, UK_PAID_OOS];
+const JP_PAID: &[CancelReason] = &[PAID_PRICE, PAID_OOS, PAID_BUYER, PAID_ADDRESS, PAID_FRAUD];
+const MX_UNPAID: &[CancelReason] = &[UNPAID_OOS, UNPAID_NOT_PAID, UNPAID_BUYER];
+const MX_BR_PAID: &[CancelReason] = &[PAID_OOS, PAID_BUYER, PAID_ADDRESS];
+const SEA_UNPAID: &[CancelReason] = US_UNPAID.split_at(3).0;
+/// "Unable to deliver to buyer address" is gone in SEA and SG (see the
+/// module's sources).
+const SEA_SG_PAID: &[CancelReason] = &[PAID_OOS, PAID_PRICE];
+const PH_PAID: &[CancelReason] = &[PAID_OOS, PAID_PRICE, PAID_BUYER];
+const SG_UNPAID: &[CancelReason] = US_UNPAID.split_at(2).0;
+
+fn rows(market: Market, phase: Phase) -> &'static [CancelReason] {
     match (market, phase) {
         // The EU, BR and PH unpaid lists are the US one.
         (Market::Us | Market::Eu | Market::Br | Market::Ph | Market::Jp, Phase::Unpaid) => {
@@ -326,10 +249,7 @@ pub fn seller_cancel_reasons(market: Market, status: &TiktokStatus) -> Vec<Cance
     let Some(p) = phase(status) else {
         return Vec::new();
     };
-    rows(market, p)
-        .iter()
-        .map(|&(kind, key, text)| CancelReason { kind, key, text })
-        .collect()
+    rows(market, p).to_vec()
 }
 
 /// Why a reason cannot be sent.
@@ -363,7 +283,7 @@ pub fn seller_cancel_key(
 /// Whether `key` is a seller cancel key of any market and status (the
 /// simulator's test for 25001014, "Unknown return reason").
 pub fn is_any_seller_cancel_key(key: &str) -> bool {
-    const ALL: &[&[Row]] = &[
+    const ALL: &[&[CancelReason]] = &[
         US_UNPAID,
         US_PAID,
         UK_UNPAID,
@@ -376,7 +296,7 @@ pub fn is_any_seller_cancel_key(key: &str) -> bool {
         PH_PAID,
         SG_UNPAID,
     ];
-    ALL.iter().any(|rows| rows.iter().any(|r| r.1 == key))
+    ALL.iter().any(|rows| rows.iter().any(|r| r.key == key))
 }
 
 /// The reasons a seller may give to reject a buyer's cancellation request

@@ -721,6 +721,26 @@ pub fn data_cells(d: &super::value::Data) -> u64 {
     }
 }
 
+/// Expression shapes the cost limit is measured and tested with (the unit
+/// tests here and `benches/expression_budget.rs`).
+#[doc(hidden)]
+pub mod cases {
+    /// A ten-element list literal.
+    pub fn digits() -> String {
+        "[0,1,2,3,4,5,6,7,8,9]".to_string()
+    }
+
+    /// Ten-element lists mapped `depth` deep (the first attack: eight).
+    pub fn nested_maps(depth: usize) -> String {
+        let vars: Vec<String> = (0..depth).map(|i| format!("v{i}")).collect();
+        let mut s = vars.join(" + ");
+        for v in vars.iter().rev() {
+            s = format!("{}.map({v}, {s})", digits());
+        }
+        s
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -731,19 +751,7 @@ mod tests {
         estimate(p.expression()).cost
     }
 
-    fn digits() -> String {
-        "[0,1,2,3,4,5,6,7,8,9]".to_string()
-    }
-
-    /// The first attack: ten-element lists mapped eight deep.
-    fn nested_maps(depth: usize) -> String {
-        let vars: Vec<String> = (0..depth).map(|i| format!("v{i}")).collect();
-        let mut s = vars.join(" + ");
-        for v in vars.iter().rev() {
-            s = format!("{}.map({v}, {s})", digits());
-        }
-        s
-    }
+    use super::cases::{digits, nested_maps};
 
     /// The second attack: lists doubled with `x + x` inside maps.
     fn doubling(depth: usize) -> String {

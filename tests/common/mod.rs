@@ -830,3 +830,36 @@ pub async fn start_daemon(cfg: &orderflow::config::Config) -> (orderflow::daemon
     wait_ready(&http(), &base).await;
     (daemon, base)
 }
+
+/// System alerts (and notifications) of `cfg` go to `url` as channel
+/// `ops`.
+pub fn alerts_to(cfg: &mut orderflow::config::Config, url: String) {
+    cfg.notify
+        .channels
+        .insert("ops".into(), orderflow::notify::Secret::new(url));
+    cfg.notify.default_channel = "ops".into();
+    cfg.notify.alerts_channel = Some("ops".into());
+}
+
+/// A clock starting now that only moves when told.
+pub fn manual_clock() -> (orderflow::runtime::Clock, orderflow::runtime::ClockControl) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    orderflow::runtime::Clock::manual(now)
+}
+
+/// Labels from the simulator's label API at `sim_url`, with these carrier
+/// → TikTok provider ids.
+pub fn sim_labels(
+    cfg: &mut orderflow::config::Config,
+    sim_url: &str,
+    provider_ids: &[(&str, &str)],
+) {
+    cfg.shipping.label_api_url = format!("{sim_url}/labels/v1");
+    cfg.shipping.provider_ids = provider_ids
+        .iter()
+        .map(|(c, id)| (c.to_string(), id.to_string()))
+        .collect();
+}
