@@ -143,6 +143,26 @@ pub enum InventoryCmd {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ShopsCmd {
+    /// Every shop: status, where its tokens came from and when they
+    /// expire, last call, last webhook, orders today, webhooks.
+    List,
+    /// Print the seller authorization link (open it, log in as the seller,
+    /// authorize: TikTok redirects to this daemon's /oauth/tiktok/callback
+    /// and the shops are connected). With --code, exchange a code copied
+    /// from the redirect address instead (a VM TikTok cannot reach).
+    Connect {
+        #[arg(long)]
+        code: Option<String>,
+    },
+    /// Stop calling TikTok for a shop; its orders stay.
+    Disconnect { shop: String },
+    /// Connect a disconnected shop again with its stored tokens (a
+    /// deauthorized one needs a new authorization: the link is printed).
+    Reconnect { shop: String },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum WorkflowsCmd {
     /// Versions known to the daemon.
     List,
@@ -205,6 +225,9 @@ pub enum Command {
     /// Stock on a running daemon.
     #[command(subcommand)]
     Inventory(InventoryCmd),
+    /// TikTok shops on a running daemon: connect, list, disconnect.
+    #[command(subcommand)]
+    Shops(ShopsCmd),
     /// The creator's figures: orders per day, fulfilment time, late
     /// dispatches, exceptions, top SKUs.
     Stats,
@@ -277,6 +300,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         )),
         Command::Workflows(c) => remote(workflows(&client, c, json_out)),
         Command::Inventory(c) => remote(inventory(&client, c, json_out)),
+        Command::Shops(c) => remote(shops(&client, c, json_out)),
         Command::Stats => remote(stats(&client, json_out)),
         Command::Run {
             config,
@@ -772,6 +796,105 @@ async fn stats(c: &crate::client::Client, json_out: bool) -> Result<(), crate::c
     println!("late-dispatch rate:  {}", cell(&v["late_dispatch_rate"]));
     println!("orders per day:      {}", cell(&v["orders_per_day"]));
     println!("top SKUs:            {}", cell(&v["top_skus"]));
+    Ok(())
+}
+
+async fn shops(
+    c: &crate::client::Client,
+    cmd: ShopsCmd,
+    json_out: bool,
+) -> Result<(), crate::client::Error> {
+    use crate::client::{cell, table};
+    use serde_json::json;
+    let v = match cmd {
+        ShopsCmd::List => c.get("/api/v1/shops").await?,
+        ShopsCmd::Connect { code: None } => {
+            let v = c.post("/api/v1/shops/connect", json!({})).await?;
+            if !json_out {
+                println!("Open this link as the seller and authorize the app (valid for an hour, once):\n\n  {}\n\nTikTok then sends the browser to this daemon's /oauth/tiktok/callback and the shops connect. If TikTok cannot reach the daemon, copy the `code` from the address it redirects to and run `orderflow shops connect --code CODE`.", cell(&v["url"]));
+                return Ok(());
+            }
+            v
+        }
+        ShopsCmd::Connect { code: Some(code) } => {
+            c.post("/api/v1/shops/connect", json!({ "code": code }))
+                .await?
+        }
+        ShopsCmd::Disconnect { shop } => {
+            c.post(
+                &format!("/api/v1/shops/{}/disconnect", urlencode(&shop)),
+                json!({}),
+            )
+            .await?
+        }
+        ShopsCmd::Reconnect { shop } => {
+            c.post(
+                &format!("/api/v1/shops/{}/reconnect", urlencode(&shop)),
+                json!({}),
+            )
+            .await?
+        }
+    };
+    if json_out {
+        print_json(&v);
+        return Ok(());
+    }
+    if let Some(list) = v["connected"].as_array() {
+        for s in list {
+            println!(
+                "connected {} ({}, {}); {} kept webhooks replayed",
+                cell(&s["id"]),
+                cell(&s["name"]),
+                cell(&s["region"]),
+                cell(&s["replayed_webhooks"])
+            );
+        }
+        return Ok(());
+    }
+    let Some(list) = v["shops"].as_array() else {
+        println!("{} {}", cell(&v["id"]), cell(&v["status"]));
+        return Ok(());
+    };
+    let when = |s: &serde_json::Value| {
+        s.as_i64()
+            .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+            .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_else(|| "-".into())
+    };
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|s| {
+            vec![
+                cell(&s["id"]),
+                cell(&s["name"]),
+                cell(&s["status"]),
+                cell(&s["token_source"]),
+                when(&s["access_expires_at"]),
+                when(&s["refresh_expires_at"]),
+                when(&s["last_call"]),
+                cell(&s["orders_today"]),
+                cell(&s["health"]),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        table(
+            &[
+                "shop",
+                "name",
+                "status",
+                "tokens from",
+                "access expires",
+                "authorization expires",
+                "last call",
+                "orders today",
+                "health",
+            ],
+            &rows
+        )
+    );
+    println!("webhooks: {}", cell(&v["webhooks"]));
     Ok(())
 }
 

@@ -75,6 +75,10 @@ pub struct Config {
     pub notify: crate::notify::NotifyConfig,
     pub demo: DemoConfig,
     pub console: crate::http::console::ConsoleConfig,
+    /// How connected shops are kept healthy (token refresh, links).
+    pub shops: crate::shops::ShopsConfig,
+    /// Where the key that seals shop tokens at rest lives.
+    pub secrets: crate::shops::SecretsConfig,
 }
 
 /// The demo the daemon runs when no TikTok credentials are configured.
@@ -120,6 +124,12 @@ pub struct ServerConfig {
     /// gets 403 (DNS rebinding). Empty with a wildcard `listen`: any name
     /// (a token is required there).
     pub allowed_hosts: Vec<String>,
+    /// The https address TikTok reaches this daemon at (a domain name, no
+    /// port), e.g. `https://orders.example.com`. With it, each connected
+    /// shop is subscribed to `<public_url>/webhooks/tiktok` and the
+    /// authorization callback is `<public_url>/oauth/tiktok/callback`.
+    /// Without it, polling alone keeps orders in sync.
+    pub public_url: Option<String>,
     /// A request's head and body must each arrive within this; a slower
     /// client is cut off.
     pub read_timeout: Dur,
@@ -199,6 +209,7 @@ impl Default for ServerConfig {
             max_body_bytes: 1 << 20,
             admin_token: None,
             allowed_hosts: Vec::new(),
+            public_url: None,
             read_timeout: Dur(Duration::from_secs(10)),
             max_connections: 8192,
             backlog: 2048,
@@ -357,6 +368,11 @@ impl Config {
                         "server.admin_token {why} (`orderflow token new` makes a good one)"
                     ));
                 }
+            }
+        }
+        if let Some(u) = self.server.public_url.as_deref().filter(|u| !u.is_empty()) {
+            if let Err(e) = crate::shops::webhook_address(u) {
+                problems.push(e.to_string());
             }
         }
         if self.server.read_timeout.0 < Duration::from_secs(1)

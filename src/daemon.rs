@@ -103,6 +103,8 @@ pub enum Error {
     Fulfilment(String),
     #[error("starting the TikTok gateway: {0}")]
     Gateway(#[from] crate::tiktok::Error),
+    #[error("shops: {0}")]
+    Shops(#[from] crate::shops::Error),
     #[error("listening on {addr}: {source}")]
     Listen {
         addr: String,
@@ -127,32 +129,6 @@ pub struct Daemon {
     server: actix_web::dev::ServerHandle,
     grace: Duration,
     simulator: Option<crate::simulator::SimulatorHandle>,
-}
-
-/// Keeps refreshed TikTok tokens in the store.
-struct StoreTokens(Store);
-
-impl crate::tiktok::TokenSink for StoreTokens {
-    fn tokens_refreshed(&self, shop_id: &str, tokens: &crate::tiktok::Tokens) {
-        let key = format!("tokens:{shop_id}");
-        let value = serde_json::json!({
-            "access_token": tokens.access_token.expose(),
-            "refresh_token": tokens.refresh_token.expose(),
-        })
-        .to_string();
-        match crate::store::codec::encode(&value) {
-            Ok(v) => {
-                if let Err(e) = self.0.trees.cursors.insert(key.as_bytes(), v) {
-                    tracing::error!(shop_id = %shop_id, error = %e, "Could not store refreshed tokens");
-                }
-                let db = self.0.db.clone();
-                actix::spawn(async move {
-                    let _ = db.flush_async().await;
-                });
-            }
-            Err(e) => tracing::error!(error = %e, "Could not encode refreshed tokens"),
-        }
-    }
 }
 
 impl Daemon {
@@ -227,29 +203,19 @@ impl Daemon {
         } else {
             None
         };
-        // Tokens refreshed by an earlier run win over the configured ones
-        // (TikTok may have rotated the refresh token since).
-        for shop in cfg.tiktok.shops.iter_mut() {
-            if let Ok(Some(v)) = store.trees.cursors.get(format!("tokens:{}", shop.id)) {
-                if let Ok(text) = crate::store::codec::decode::<String>(&v) {
-                    if let Ok(t) = serde_json::from_str::<serde_json::Value>(&text) {
-                        if let (Some(a), Some(r)) =
-                            (t["access_token"].as_str(), t["refresh_token"].as_str())
-                        {
-                            shop.access_token = crate::tiktok::Secret::new(a);
-                            shop.refresh_token = crate::tiktok::Secret::new(r);
-                            tracing::info!(shop_id = %shop.id, "Using the tokens refreshed by an earlier run");
-                        }
-                    }
-                }
-            }
-        }
-        let gateway = if cfg.tiktok.shops.is_empty() {
+        // Shop tokens are sealed at rest under the operator's key, kept
+        // outside the data directory.
+        let key_path = cfg.secrets.key_path(&cfg.store.data_dir);
+        let sealer = crate::shops::secrets::Sealer::load_or_create(&key_path)
+            .map_err(|e| Error::Shops(e.into()))?;
+        // With an app configured the gateway runs even with no shop yet:
+        // shops are connected while running.
+        let gateway = if cfg.tiktok.app_key.trim().is_empty() && cfg.tiktok.shops.is_empty() {
             None
         } else {
             Some(crate::tiktok::GatewayHandle::start(
                 &cfg.tiktok,
-                Arc::new(StoreTokens(store.clone())),
+                Arc::new(crate::shops::StoreSink::new(store.clone(), sealer.clone())),
             )?)
         };
         if let Some(sim) = &simulator {
@@ -324,6 +290,26 @@ impl Daemon {
                 clock: clock.clone(),
             }],
         };
+        let stop = CancellationToken::new();
+        let shops = match &gateway {
+            None => None,
+            Some(g) => {
+                let shops = crate::shops::Shops::new(crate::shops::Parts {
+                    store: store.clone(),
+                    sealer: sealer.clone(),
+                    gateway: g.clone(),
+                    notifier: notifier.clone(),
+                    config: cfg.shops.clone(),
+                    authorize_url: cfg.tiktok.authorize_url.clone(),
+                    service_id: cfg.tiktok.service_id.clone(),
+                    public_url: cfg.server.public_url.clone(),
+                    default_qps: crate::tiktok::ShopConfig::default().qps,
+                    stop: stop.clone(),
+                })?;
+                shops.bootstrap(&cfg.tiktok.shops).await?;
+                Some(shops)
+            }
+        };
         let ready = Arc::new(AtomicBool::new(false));
         let closing = CancellationToken::new();
         let state = AppState {
@@ -346,6 +332,7 @@ impl Daemon {
                 .clone()
                 .filter(|t| !t.expose().is_empty()),
             gateway: gateway.clone(),
+            shops: shops.clone(),
             jobs: Default::default(),
             at_risk_margin_s: cfg.runtime.at_risk_margin.0.as_secs() as i64,
             inventory: Some(inventory.clone()),
@@ -395,20 +382,28 @@ impl Daemon {
                 tracing::error!(error = %e, "HTTP server stopped");
             }
         });
-        let stop = CancellationToken::new();
         // Connections idle between requests past the read deadline are shut.
         actix::spawn(connections.clone().watch(stop.clone()));
-        // One poller task per configured shop: the backup that makes sync
-        // converge when webhooks are lost.
-        if let Some(p) = pollers.first() {
-            for shop in &cfg.tiktok.shops {
-                actix::spawn(p.clone().run(shop.id.clone(), stop.clone()));
-            }
+        // Per connected shop, now and whenever one is connected later:
+        // the poller (the backup that makes sync converge when webhooks are
+        // lost) and the inventory push. Spawned on this (the main)
+        // arbiter, whoever connects the shop.
+        if let (Some(shops), Some(g), Some(p)) = (&shops, &gateway, pollers.first()) {
+            let arbiter = actix::Arbiter::current();
+            let (g, p, inventory) = (g.clone(), p.clone(), inventory.clone());
+            shops.start(Arc::new(move |shop: &str, token: CancellationToken| {
+                let (g, p, inventory, shop) =
+                    (g.clone(), p.clone(), inventory.clone(), shop.to_string());
+                arbiter.spawn(async move {
+                    drop(inventory.start_push(g, shop.clone(), token.clone()));
+                    p.run(shop, token).await;
+                });
+            }))?;
+            actix::spawn(shops.clone().run_keeper(stop.clone()));
+            let s = shops.clone();
+            actix::spawn(async move { s.check_all_subscriptions().await });
         }
-        if let Some(g) = &gateway {
-            for shop in &cfg.tiktok.shops {
-                drop(inventory.start_push(g.clone(), shop.id.clone(), stop.clone()));
-            }
+        if let (Some(g), Some(shops)) = (&gateway, &shops) {
             // The carrier → provider mapping against what TikTok offers,
             // reported at start (labels are checked again before purchase).
             // Rules may name their own provider id (`rule N (carrier)`).
@@ -420,7 +415,7 @@ impl Daemon {
             }
             if !ids.is_empty() {
                 let g = g.clone();
-                let shops: Vec<String> = cfg.tiktok.shops.iter().map(|s| s.id.clone()).collect();
+                let shops: Vec<String> = shops.connected();
                 actix::spawn(async move {
                     match crate::shipping::tiktok_providers::check_mapping(&g, &shops, &ids).await {
                         Ok(found) => {

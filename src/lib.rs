@@ -77,6 +77,7 @@ pub mod order;
 pub mod payment;
 pub mod runtime;
 pub mod shipping;
+pub mod shops;
 pub mod simulator;
 pub mod store;
 pub mod sync;

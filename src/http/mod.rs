@@ -23,6 +23,7 @@ pub mod conn;
 pub mod console;
 pub mod inventory;
 pub mod limits;
+pub mod shops;
 pub mod workflows;
 
 use actix_web::{web, HttpResponse, Responder};
@@ -45,6 +46,8 @@ use crate::workflow::value::Data;
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
+    /// Connected shops (absent without a TikTok app configured).
+    pub shops: Option<crate::shops::Shops>,
     pub intake: Intake,
     pub runtime: RuntimeHandle,
     pub store: Store,
@@ -99,6 +102,7 @@ pub fn routes() -> impl FnOnce(&mut web::ServiceConfig) {
                 "/webhooks/tiktok",
                 web::post().to(crate::sync::webhook::receive),
             )
+            .route("/oauth/tiktok/callback", web::get().to(shops::callback))
             .service(
                 web::scope("/api/v1")
                     .wrap(actix_web::middleware::from_fn(auth::gate_api))
@@ -106,7 +110,8 @@ pub fn routes() -> impl FnOnce(&mut web::ServiceConfig) {
                     .configure(admin::routes)
                     .configure(workflows::routes)
                     .configure(console::api_routes)
-                    .configure(inventory::routes),
+                    .configure(inventory::routes)
+                    .configure(shops::routes),
             )
             .configure(console::routes);
     }

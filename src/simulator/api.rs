@@ -228,6 +228,7 @@ pub(crate) async fn handle(sim: Data<Arc<Shared>>, req: HttpRequest, body: Bytes
 
     // Identity and signature.
     let latency;
+    let authorized_for: Option<std::collections::BTreeSet<String>>;
     {
         let mut w = sim.world.lock();
         stats(&mut w, r).total += 1;
@@ -279,7 +280,7 @@ pub(crate) async fn handle(sim: Data<Arc<Shared>>, req: HttpRequest, body: Bytes
             .get("x-tts-access-token")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        match w.access.get(token) {
+        let granted = match w.access.get(token) {
             None => return reject(&mut w, codes::INVALID_REQUEST, "Invalid x-tts-access-token"),
             Some(t) if t.expired || t.expires_at <= now => {
                 return reject(
@@ -288,7 +289,14 @@ pub(crate) async fn handle(sim: Data<Arc<Shared>>, req: HttpRequest, body: Bytes
                     "access token is expired, please refresh it",
                 )
             }
-            Some(_) => {}
+            Some(t) => t.shops.clone(),
+        };
+        if granted.as_ref().is_some_and(|g| g.is_empty()) {
+            return reject(
+                &mut w,
+                codes::ACCESS_TOKEN_INVALID,
+                "access token is invalid; detail:your token has been deauthorized",
+            );
         }
         let shop_key = if r == Route::AuthorizedShops {
             if q.get("shop_cipher").is_some() {
@@ -308,6 +316,14 @@ pub(crate) async fn handle(sim: Data<Arc<Shared>>, req: HttpRequest, body: Bytes
                 },
             }
         };
+        if shop_key != "-" && granted.as_ref().is_some_and(|g| !g.contains(&shop_key)) {
+            return reject(
+                &mut w,
+                codes::ACCESS_TOKEN_INVALID,
+                "access token is invalid; detail:your token has been deauthorized",
+            );
+        }
+        authorized_for = granted;
         // Rate limit per (app, shop), fixed one-second windows.
         *w.per_second
             .entry(shop_key.clone())
@@ -384,7 +400,14 @@ pub(crate) async fn handle(sim: Data<Arc<Shared>>, req: HttpRequest, body: Bytes
     };
     let ans = {
         let mut w = sim.world.lock();
-        dispatch(&mut w, r, arg.unwrap_or(""), &shop_id, &q, &body)
+        let mut ans = dispatch(&mut w, r, arg.unwrap_or(""), &shop_id, &q, &body);
+        // A seller's token lists that seller's shops only.
+        if let (Route::AuthorizedShops, Some(only), Ok(v)) = (r, &authorized_for, &mut ans) {
+            if let Some(list) = v["shops"].as_array_mut() {
+                list.retain(|s| s["id"].as_str().is_some_and(|id| only.contains(id)));
+            }
+        }
+        ans
     };
     let (resp, hold) = {
         let mut w = sim.world.lock();
@@ -449,7 +472,8 @@ fn tokens(sim: &Shared, w: &mut World, r: Route, q: &Q<'_>) -> Answer {
     {
         return Err(bad(codes::INVALID_REQUEST, "Invalid app_key or app_secret"));
     }
-    match r {
+    let now = real_now_ms() / 1000;
+    let data = match r {
         Route::TokenGet => {
             if q.get("grant_type") != Some("authorized_code") {
                 return Err(bad(
@@ -464,6 +488,15 @@ fn tokens(sim: &Shared, w: &mut World, r: Route, q: &Q<'_>) -> Answer {
                     "auth_code is invalid or already used",
                 ));
             }
+            // A code from the authorization page names its seller's shops;
+            // any other (tests that skip the page) covers every shop.
+            match w.codes.remove(code) {
+                Some(c) if c.expires_at < now => {
+                    return Err(bad(codes::AUTH_RECORD_MISSING, "auth_code is expired"))
+                }
+                Some(c) => w.issue_tokens(sim.token_ttl_secs, Some(c.shops), &c.open_id),
+                None => w.issue_tokens(sim.token_ttl_secs, None, "sim-open-id"),
+            }
         }
         _ => {
             if q.get("grant_type") != Some("refresh_token") {
@@ -472,18 +505,30 @@ fn tokens(sim: &Shared, w: &mut World, r: Route, q: &Q<'_>) -> Answer {
                     "grant_type must be refresh_token",
                 ));
             }
-            if !q
-                .get("refresh_token")
-                .is_some_and(|t| w.refresh.contains(t))
-            {
+            let old = q.get("refresh_token").unwrap_or("");
+            let Some(st) = w.refresh.get(old).cloned() else {
                 return Err(bad(
                     codes::AUTH_RECORD_MISSING,
                     "can not find related auth record",
                 ));
+            };
+            if st.expires_at <= now {
+                return Err(bad(
+                    codes::AUTH_RECORD_MISSING,
+                    "refresh token is expired, the seller must authorize again",
+                ));
             }
+            if st.shops.as_ref().is_some_and(|s| s.is_empty()) {
+                return Err(bad(
+                    codes::ACCESS_TOKEN_INVALID,
+                    "access token is invalid; detail:your token has been deauthorized",
+                ));
+            }
+            // Rotation: the old refresh token is spent.
+            w.refresh.remove(old);
+            w.issue_tokens(sim.token_ttl_secs, st.shops, &st.open_id)
         }
-    }
-    let data = w.issue_tokens(sim.token_ttl_secs);
+    };
     serde_json::to_value(data).map_err(|e| bad(codes::INTERNAL_ERROR, e.to_string()))
 }
 
@@ -1301,13 +1346,25 @@ fn dispatch(w: &mut World, r: Route, arg: &str, shop_id: &str, q: &Q<'_>, body: 
         })),
         Route::PutWebhook => {
             let req: UpdateWebhookRequest = parse(body)?;
-            if req.address.is_empty()
-                || req.address.len() > 255
-                || !(req.address.starts_with("http://") || req.address.starts_with("https://"))
-            {
+            // TikTok's rules for a webhook address (event/update-shop-webhook
+            // and the webhooks guide): https, a domain name (no IP), no
+            // port, at most 255 characters. No error code is documented for
+            // breaking them: the generic invalid-parameter one is used.
+            let ok = req.address.len() <= 255
+                && reqwest::Url::parse(&req.address).is_ok_and(|u| {
+                    u.scheme() == "https"
+                        && u.port().is_none()
+                        && u.host_str().is_some_and(|h| {
+                            !h.is_empty()
+                                && h.trim_matches(['[', ']'])
+                                    .parse::<std::net::IpAddr>()
+                                    .is_err()
+                        })
+                });
+            if !ok {
                 return Err(bad(
                     sim_codes::INVALID_PARAM,
-                    "address must be an http(s) URL of at most 255 characters",
+                    "address must be an https URL with a domain name, no port, at most 255 characters",
                 ));
             }
             if !EVENT_TYPES.contains(&req.event_type.as_str()) {

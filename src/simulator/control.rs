@@ -20,6 +20,17 @@
 //! | `GET /sim/webhooks` | | `{deliveries:[DeliveryRecord]}` |
 //! | `POST /sim/webhooks/push` | `{shop_id?, type, data, order_id?}` | a push of any topic (e.g. 6 SELLER_DEAUTHORIZATION, 7, 12), signed and delivered as TikTok sends it: `{pushed: n}` |
 //! | `POST /sim/tokens/expire` | | `{expired:n}` |
+//! | `GET`/`POST /sim/app` | `{redirect_url?, webhook_resolve?}` | the app's redirect URL (where `/open/authorize` sends the seller, as registered in Partner Center) and where pushes to registered https addresses really go (a DNS override for tests) |
+//! | `GET /sim/tokens` | | `{issued:[..]}`: every access and refresh token issued |
+//! | `GET /sim/shops/{id}/webhooks` | | `{webhooks:[ShopWebhook]}`: the shop's subscriptions |
+//! | `POST /sim/shops/{id}/webhooks` | `{event_type, address?}` | changes one subscription behind the app's back (no `address`: removed) |
+//! | `POST /sim/shops/{id}/deauthorize` | | `{revoked:n}`: the seller revokes the app for the shop; its tokens answer 105001 and SELLER_DEAUTHORIZATION (type 6) is pushed |
+//!
+//! Outside `/sim`, as TikTok serves it: `GET /open/authorize?service_id=…&state=…[&shop_id=a,b][&deny=true]`,
+//! the seller authorization page: it redirects (302) to the app's redirect
+//! URL with `code` (valid once, 30 simulated minutes) and `state`, or
+//! `code=null&error=access_denied` when denied. The code covers the shops
+//! named (default: every shop).
 
 use std::sync::Arc;
 
@@ -33,8 +44,15 @@ use super::Shared;
 use crate::order::TiktokStatus;
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/open/authorize", web::get().to(authorize));
     cfg.service(
         web::scope("/sim")
+            .route("/app", web::get().to(get_app))
+            .route("/app", web::post().to(set_app))
+            .route("/shops/{id}/deauthorize", web::post().to(deauthorize))
+            .route("/shops/{id}/webhooks", web::get().to(shop_webhooks))
+            .route("/shops/{id}/webhooks", web::post().to(set_shop_webhook))
+            .route("/tokens", web::get().to(issued_tokens))
             .route("/shops", web::get().to(shops))
             .route("/shops/{id}", web::post().to(set_shop))
             .route("/orders", web::post().to(create_orders))
@@ -521,4 +539,186 @@ async fn expire_tokens(sim: Data<Arc<Shared>>) -> HttpResponse {
         }
     }
     HttpResponse::Ok().json(json!({ "expired": n }))
+}
+
+#[derive(Debug, Deserialize)]
+struct AuthorizeQuery {
+    service_id: Option<String>,
+    state: Option<String>,
+    shop_id: Option<String>,
+    #[serde(default)]
+    deny: bool,
+}
+
+fn html(status: actix_web::http::StatusCode, text: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(format!(
+            "<!doctype html><title>TikTok Shop (simulated)</title><p>{}</p>",
+            text.replace('&', "&amp;").replace('<', "&lt;")
+        ))
+}
+
+/// The seller authorization page: the seller "logs in and authorizes",
+/// and is sent to the app's redirect URL with a code.
+async fn authorize(sim: Data<Arc<Shared>>, q: Query<AuthorizeQuery>) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    use rand::Rng;
+    let mut w = sim.world.lock();
+    if q.service_id.as_deref() != Some(sim.service_id.as_str()) {
+        return html(StatusCode::BAD_REQUEST, "Unknown service_id.");
+    }
+    let Some(redirect) = w.redirect_url.clone() else {
+        return html(
+            StatusCode::BAD_REQUEST,
+            "The app has no redirect URL (set it with POST /sim/app).",
+        );
+    };
+    let shops: std::collections::BTreeSet<String> = match q.shop_id.as_deref() {
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        None => w.shops.iter().map(|s| s.id.clone()).collect(),
+    };
+    if shops.is_empty() || shops.iter().any(|id| !w.shops.iter().any(|s| &s.id == id)) {
+        return html(StatusCode::BAD_REQUEST, "Unknown shop.");
+    }
+    let Ok(mut url) = reqwest::Url::parse(&redirect) else {
+        return html(StatusCode::BAD_REQUEST, "The redirect URL is not a URL.");
+    };
+    {
+        let mut qp = url.query_pairs_mut();
+        if q.deny {
+            qp.append_pair("code", "null")
+                .append_pair("error", "access_denied");
+        } else {
+            let code = format!("sim-code-{:016x}", w.rng.random::<u64>());
+            let open_id = format!(
+                "sim-open-{}",
+                shops.iter().next().cloned().unwrap_or_default()
+            );
+            let expires_at =
+                super::state::real_now_ms() / 1000 + super::state::scaled(1800, w.clock.scale());
+            w.codes.insert(
+                code.clone(),
+                super::state::AuthCode {
+                    shops,
+                    open_id,
+                    expires_at,
+                },
+            );
+            qp.append_pair("code", &code);
+        }
+        if let Some(st) = &q.state {
+            qp.append_pair("state", st);
+        }
+    }
+    HttpResponse::Found()
+        .insert_header(("Location", url.to_string()))
+        .finish()
+}
+
+#[derive(Debug, Deserialize)]
+struct AppSettings {
+    redirect_url: Option<String>,
+    webhook_resolve: Option<String>,
+}
+
+async fn get_app(sim: Data<Arc<Shared>>) -> HttpResponse {
+    let w = sim.world.lock();
+    HttpResponse::Ok().json(json!({
+        "service_id": sim.service_id,
+        "redirect_url": w.redirect_url,
+        "webhook_resolve": w.webhook_resolve,
+    }))
+}
+
+async fn set_app(sim: Data<Arc<Shared>>, body: Json<AppSettings>) -> HttpResponse {
+    let b = body.into_inner();
+    let mut w = sim.world.lock();
+    if let Some(u) = b.redirect_url {
+        w.redirect_url = Some(u).filter(|u| !u.is_empty());
+    }
+    if let Some(u) = b.webhook_resolve {
+        w.webhook_resolve = Some(u).filter(|u| !u.is_empty());
+    }
+    HttpResponse::Ok().json(json!({
+        "service_id": sim.service_id,
+        "redirect_url": w.redirect_url,
+        "webhook_resolve": w.webhook_resolve,
+    }))
+}
+
+async fn deauthorize(sim: Data<Arc<Shared>>, id: Path<String>) -> HttpResponse {
+    let mut w = sim.world.lock();
+    if !w.shops.iter().any(|s| s.id == *id) {
+        return err(
+            actix_web::http::StatusCode::NOT_FOUND,
+            format!("no shop {id}"),
+        );
+    }
+    let n = w.deauthorize(&id);
+    w.notify(
+        &id,
+        6,
+        "SELLER_DEAUTHORIZATION",
+        None,
+        json!({"message": "The seller has deauthorized the app."}),
+    );
+    let pushes = std::mem::take(&mut w.outbox);
+    drop(w);
+    sim.push_all(pushes);
+    HttpResponse::Ok().json(json!({ "revoked": n }))
+}
+
+async fn issued_tokens(sim: Data<Arc<Shared>>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "issued": sim.world.lock().issued_tokens }))
+}
+
+async fn shop_webhooks(sim: Data<Arc<Shared>>, id: Path<String>) -> HttpResponse {
+    let w = sim.world.lock();
+    let list: Vec<_> = w
+        .webhooks
+        .iter()
+        .filter(|((s, _), _)| *s == *id)
+        .map(|(_, v)| v.clone())
+        .collect();
+    HttpResponse::Ok().json(json!({ "webhooks": list }))
+}
+
+#[derive(Debug, Deserialize)]
+struct SetWebhook {
+    event_type: String,
+    address: Option<String>,
+}
+
+async fn set_shop_webhook(
+    sim: Data<Arc<Shared>>,
+    id: Path<String>,
+    body: Json<SetWebhook>,
+) -> HttpResponse {
+    let b = body.into_inner();
+    let mut w = sim.world.lock();
+    let key = (id.to_string(), b.event_type.clone());
+    match b.address {
+        None => {
+            w.webhooks.remove(&key);
+        }
+        Some(address) => {
+            let now = w.clock.now_secs();
+            w.webhooks.insert(
+                key,
+                crate::tiktok::dto::ShopWebhook {
+                    event_type: b.event_type,
+                    address,
+                    create_time: now,
+                    update_time: now,
+                },
+            );
+        }
+    }
+    HttpResponse::Ok().json(json!({}))
 }

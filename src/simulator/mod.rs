@@ -65,9 +65,23 @@ pub struct SimulatorArgs {
     /// A refresh token accepted by `/api/v2/token/refresh`.
     #[arg(long, default_value = "sim-refresh-token")]
     pub refresh_token: String,
-    /// Lifetime of issued access tokens, in real seconds.
+    /// Lifetime of issued access tokens, in simulated seconds (TikTok's
+    /// 7 days by default; divided by the time scale in real time, as the
+    /// expiry times the token endpoints answer are). Refresh tokens last a
+    /// simulated year and rotate on every refresh.
     #[arg(long, default_value_t = 7 * 86_400)]
     pub token_ttl_secs: i64,
+    /// The app's service id, which `/open/authorize` links name.
+    #[arg(long, default_value = "sim-service-id")]
+    pub service_id: String,
+    /// The app's redirect URL: where `/open/authorize` sends the seller
+    /// with a code (also `POST /sim/app`).
+    #[arg(long)]
+    pub redirect_url: Option<String>,
+    /// Deliver pushes addressed to registered https addresses to this base
+    /// instead (also `POST /sim/app`).
+    #[arg(long)]
+    pub webhook_resolve: Option<String>,
     /// Where webhooks go when a shop registered no address for the topic.
     #[arg(long)]
     pub webhook_url: Option<String>,
@@ -146,6 +160,9 @@ impl Default for SimulatorArgs {
             access_token: "sim-access-token".into(),
             refresh_token: "sim-refresh-token".into(),
             token_ttl_secs: 7 * 86_400,
+            service_id: "sim-service-id".into(),
+            redirect_url: None,
+            webhook_resolve: None,
             webhook_url: None,
             orders_per_second: 0.0,
             shops: 2,
@@ -177,6 +194,7 @@ pub(crate) struct Shared {
     pub(crate) app_secret: String,
     pub(crate) qps: u32,
     pub(crate) token_ttl_secs: i64,
+    pub(crate) service_id: String,
     push_tx: mpsc::UnboundedSender<state::Push>,
 }
 
@@ -321,6 +339,8 @@ pub async fn start(args: SimulatorArgs) -> Result<SimulatorHandle, Error> {
         args.webhook_url.clone(),
     );
     world.faults = initial_faults(&args);
+    world.redirect_url = args.redirect_url.clone();
+    world.webhook_resolve = args.webhook_resolve.clone();
     world.storm_until = (args.storm_ms > 0)
         .then(|| std::time::Instant::now() + Duration::from_millis(args.storm_ms));
     let shops = world
@@ -335,6 +355,7 @@ pub async fn start(args: SimulatorArgs) -> Result<SimulatorHandle, Error> {
         app_secret: args.app_secret.clone(),
         qps: args.qps,
         token_ttl_secs: args.token_ttl_secs,
+        service_id: args.service_id.clone(),
         push_tx,
     });
     let data = web::Data::new(shared.clone());

@@ -7,7 +7,7 @@
 //! UNPAID to COMPLETED in seconds; rate limits and the timestamp window use
 //! real time, as TikTok's do.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rand::rngs::StdRng;
@@ -205,6 +205,26 @@ pub(crate) const RESPOND_WITHIN_SECS: i64 = 48 * 3600;
 pub(crate) struct TokenState {
     pub expires_at: i64,
     pub expired: bool,
+    /// The shops the token may act for; `None`: every shop (the token
+    /// given on the command line).
+    pub shops: Option<BTreeSet<String>>,
+}
+
+/// A refresh token: valid until it expires or is rotated by a refresh.
+#[derive(Debug, Clone)]
+pub(crate) struct RefreshState {
+    pub expires_at: i64,
+    pub shops: Option<BTreeSet<String>>,
+    pub open_id: String,
+}
+
+/// An authorization code handed out by the authorization page: once,
+/// within 30 minutes (TikTok's rule).
+#[derive(Debug, Clone)]
+pub(crate) struct AuthCode {
+    pub shops: BTreeSet<String>,
+    pub open_id: String,
+    pub expires_at: i64,
 }
 
 /// A webhook to push.
@@ -242,8 +262,13 @@ pub(crate) struct World {
     pub by_package: HashMap<String, String>,
     pub order_seq: u64,
     pub access: HashMap<String, TokenState>,
-    pub refresh: HashSet<String>,
+    pub refresh: HashMap<String, RefreshState>,
     pub used_codes: HashSet<String>,
+    /// Codes issued by `/open/authorize`, not yet exchanged.
+    pub codes: HashMap<String, AuthCode>,
+    /// Every token string ever issued (access and refresh), for tests that
+    /// look for them where they must not be.
+    pub issued_tokens: Vec<String>,
     pub token_seq: u64,
     pub ledger: Vec<LedgerEntry>,
     pub faults: Faults,
@@ -262,6 +287,12 @@ pub(crate) struct World {
     pub buyer_cancel_rate: f64,
     pub auto_carrier: bool,
     pub default_webhook_url: Option<String>,
+    /// Where `/open/authorize` sends the seller (the app's redirect URL).
+    pub redirect_url: Option<String>,
+    /// Pushes to a registered https address go to this base instead (the
+    /// address's path kept): a DNS override, so tests can register the
+    /// https address TikTok requires and still receive on 127.0.0.1.
+    pub webhook_resolve: Option<String>,
 }
 
 /// Simulated durations, in seconds (reference §7; US defaults).
@@ -346,19 +377,29 @@ impl World {
                 }
             }
         }
+        let clock = SimClock::new(time_scale);
+        let now = real_now_ms() / 1000;
         let mut access = HashMap::new();
         access.insert(
             access_token.to_string(),
             TokenState {
-                expires_at: real_now_ms() / 1000 + token_ttl_secs,
+                expires_at: now + scaled(token_ttl_secs, time_scale),
                 expired: false,
+                shops: None,
             },
         );
-        let mut refresh = HashSet::new();
-        refresh.insert(refresh_token.to_string());
+        let mut refresh = HashMap::new();
+        refresh.insert(
+            refresh_token.to_string(),
+            RefreshState {
+                expires_at: now + scaled(REFRESH_TTL_SECS, time_scale),
+                shops: None,
+                open_id: "sim-open-id".into(),
+            },
+        );
         World {
             rng: StdRng::seed_from_u64(seed),
-            clock: SimClock::new(time_scale),
+            clock,
             shops,
             skus,
             inventory,
@@ -368,6 +409,8 @@ impl World {
             access,
             refresh,
             used_codes: HashSet::new(),
+            codes: HashMap::new(),
+            issued_tokens: vec![access_token.to_string(), refresh_token.to_string()],
             token_seq: 0,
             ledger: Vec::new(),
             faults: Faults::default(),
@@ -383,6 +426,8 @@ impl World {
             buyer_cancel_rate,
             auto_carrier,
             default_webhook_url,
+            redirect_url: None,
+            webhook_resolve: None,
         }
     }
 
@@ -633,7 +678,12 @@ impl World {
         let url = self
             .webhooks
             .get(&(shop_id.to_string(), event_type.to_string()))
-            .map(|w| w.address.clone())
+            .map(
+                |w| match (&self.webhook_resolve, reqwest::Url::parse(&w.address)) {
+                    (Some(base), Ok(a)) => format!("{}{}", base.trim_end_matches('/'), a.path()),
+                    _ => w.address.clone(),
+                },
+            )
             .or_else(|| self.default_webhook_url.clone());
         let Some(url) = url else {
             return;
@@ -949,7 +999,14 @@ impl World {
         self.notify_cancellation(order_id);
     }
 
-    pub(crate) fn issue_tokens(&mut self, ttl_secs: i64) -> TokenData {
+    /// A new token pair for `shops` (`None`: every shop), expiring after
+    /// `ttl_secs` of simulated time (the refresh token after a year).
+    pub(crate) fn issue_tokens(
+        &mut self,
+        ttl_secs: i64,
+        shops: Option<BTreeSet<String>>,
+        open_id: &str,
+    ) -> TokenData {
         self.token_seq += 1;
         let access = format!(
             "sim-at-{}-{:016x}",
@@ -961,22 +1018,35 @@ impl World {
             self.token_seq,
             self.rng.random::<u64>()
         );
+        self.issued_tokens.push(access.clone());
+        self.issued_tokens.push(refresh.clone());
         let now = real_now_ms() / 1000;
+        let scale = self.clock.scale();
+        let access_at = now + scaled(ttl_secs, scale);
+        let refresh_at = now + scaled(REFRESH_TTL_SECS, scale);
         self.access.insert(
             access.clone(),
             TokenState {
-                expires_at: now + ttl_secs,
+                expires_at: access_at,
                 expired: false,
+                shops: shops.clone(),
             },
         );
-        self.refresh.insert(refresh.clone());
+        self.refresh.insert(
+            refresh.clone(),
+            RefreshState {
+                expires_at: refresh_at,
+                shops,
+                open_id: open_id.to_string(),
+            },
+        );
         TokenData {
             access_token: access,
-            access_token_expire_in: now + ttl_secs,
+            access_token_expire_in: access_at,
             refresh_token: refresh,
-            refresh_token_expire_in: now + 365 * DAY,
-            open_id: "sim-open-id".into(),
-            seller_name: "Sim Seller".into(),
+            refresh_token_expire_in: refresh_at,
+            open_id: open_id.to_string(),
+            seller_name: format!("Sim Seller {open_id}"),
             seller_base_region: "US".into(),
             user_type: 0,
             granted_scopes: vec![
@@ -985,6 +1055,34 @@ impl World {
             ],
         }
     }
+
+    /// The seller revoked the app for `shop`: no token acts for it any
+    /// more (TikTok answers 105001).
+    pub(crate) fn deauthorize(&mut self, shop: &str) -> usize {
+        let all: BTreeSet<String> = self.shops.iter().map(|s| s.id.clone()).collect();
+        let mut n = 0;
+        let mut drop = |set: &mut Option<BTreeSet<String>>| {
+            let s = set.get_or_insert_with(|| all.clone());
+            if s.remove(shop) {
+                n += 1;
+            }
+        };
+        for t in self.access.values_mut() {
+            drop(&mut t.shops);
+        }
+        for t in self.refresh.values_mut() {
+            drop(&mut t.shops);
+        }
+        n
+    }
+}
+
+/// A refresh token's life: as long as the seller's authorization (a year).
+pub(crate) const REFRESH_TTL_SECS: i64 = 365 * DAY;
+
+/// `secs` of simulated time in real seconds (at least one).
+pub(crate) fn scaled(secs: i64, time_scale: f64) -> i64 {
+    ((secs as f64 / time_scale.max(1e-9)).ceil() as i64).max(1)
 }
 
 /// Shipping providers every delivery option offers.

@@ -96,6 +96,9 @@ pub enum Tree {
     /// What TikTok sent that orderflow could not act on, as received
     /// ([`Quarantined`]).
     Quarantine,
+    /// Connected shops, their grants (tokens sealed) and authorization
+    /// states (`crate::shops`).
+    Shops,
 }
 
 pub struct Trees {
@@ -109,6 +112,7 @@ pub struct Trees {
     pub effects: sled::Tree,
     pub cursors: sled::Tree,
     pub quarantine: sled::Tree,
+    pub shops: sled::Tree,
 }
 
 impl Trees {
@@ -124,6 +128,7 @@ impl Trees {
             Tree::Effects => &self.effects,
             Tree::Cursors => &self.cursors,
             Tree::Quarantine => &self.quarantine,
+            Tree::Shops => &self.shops,
         }
     }
 }
@@ -268,6 +273,8 @@ pub struct TimerEntry {
 /// that make each arrival stored once.
 const QUARANTINE_ENTRY: &[u8] = b"e";
 const QUARANTINE_ONCE: &[u8] = b"o";
+/// Entries waiting for their shop to be connected: `w shop \0 seq`.
+const QUARANTINE_WAITING: &[u8] = b"w";
 
 /// What TikTok sent that orderflow could not act on, kept as it came for
 /// an operator: a signed webhook (TikTok accepts only 200 or 401, so it is
@@ -368,6 +375,7 @@ impl Store {
             effects: db.open_tree("effects")?,
             cursors: db.open_tree("cursors")?,
             quarantine: db.open_tree("quarantine")?,
+            shops: db.open_tree("shops")?,
         });
         let guard = Arc::new(space::DiskGuard::new(dir.to_path_buf(), min_free_bytes));
         let committer = Committer::start(db.clone(), trees.clone(), max_batch, guard.clone());
@@ -437,6 +445,60 @@ impl Store {
     /// tree holds both the entries (in arrival order) and their once-keys,
     /// under two prefixes, so the dedupe tree stays the order events' own.
     pub async fn quarantine(&self, entry: &Quarantined, once: &str) -> Result<bool, Error> {
+        self.quarantine_inner(entry, once, None).await
+    }
+
+    /// Like [`Store::quarantine`], and remembered as waiting for `shop` to
+    /// be connected ([`Store::waiting_for_shop`]), in the same write.
+    pub async fn quarantine_until_connected(
+        &self,
+        entry: &Quarantined,
+        once: &str,
+        shop: &str,
+    ) -> Result<bool, Error> {
+        self.quarantine_inner(entry, once, Some(shop)).await
+    }
+
+    fn waiting_prefix(shop: &str) -> Vec<u8> {
+        let mut k = QUARANTINE_WAITING.to_vec();
+        k.extend_from_slice(shop.as_bytes());
+        k.push(0);
+        k
+    }
+
+    /// The entries kept because their shop was not connected, oldest
+    /// first, with the key that [`Store::replayed`] takes.
+    pub fn waiting_for_shop(&self, shop: &str) -> Result<Vec<(Vec<u8>, Quarantined)>, Error> {
+        let mut out = Vec::new();
+        for r in self
+            .trees
+            .quarantine
+            .scan_prefix(Self::waiting_prefix(shop))
+        {
+            let (k, entry_key) = r?;
+            if let Some(v) = self.trees.quarantine.get(&entry_key)? {
+                out.push((k.to_vec(), codec::decode(&v)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The entry at `waiting_key` was delivered: no longer waiting (it
+    /// stays in the quarantine's history).
+    pub async fn replayed(&self, waiting_key: Vec<u8>) -> Result<(), Error> {
+        self.commit(vec![Op::Del {
+            tree: Tree::Quarantine,
+            key: waiting_key,
+        }])
+        .await
+    }
+
+    async fn quarantine_inner(
+        &self,
+        entry: &Quarantined,
+        once: &str,
+        waiting_for: Option<&str>,
+    ) -> Result<bool, Error> {
         self.writable()?;
         let mut once_key = QUARANTINE_ONCE.to_vec();
         once_key.extend_from_slice(once.as_bytes());
@@ -446,19 +508,27 @@ impl Store {
         let seq = self.next_id()?;
         let mut entry_key = QUARANTINE_ENTRY.to_vec();
         entry_key.extend_from_slice(&seq.to_be_bytes());
-        self.commit(vec![
-            Op::Put {
+        let mut ops = vec![Op::Put {
+            tree: Tree::Quarantine,
+            key: entry_key.clone(),
+            value: codec::encode(entry)?,
+        }];
+        if let Some(shop) = waiting_for {
+            let mut k = Self::waiting_prefix(shop);
+            k.extend_from_slice(&seq.to_be_bytes());
+            ops.push(Op::Put {
                 tree: Tree::Quarantine,
-                key: entry_key,
-                value: codec::encode(entry)?,
-            },
-            Op::Put {
-                tree: Tree::Quarantine,
-                key: once_key,
-                value: seq.to_be_bytes().to_vec(),
-            },
-        ])
-        .await?;
+                key: k,
+                value: entry_key,
+            });
+        }
+        // The once-key last: a failed write leaves no key without its entry.
+        ops.push(Op::Put {
+            tree: Tree::Quarantine,
+            key: once_key,
+            value: seq.to_be_bytes().to_vec(),
+        });
+        self.commit(ops).await?;
         Ok(true)
     }
 

@@ -64,11 +64,56 @@ pub async fn receive(
         return HttpResponse::Unauthorized().finish();
     }
     let now = s.runtime.shared.clock.now_ms();
-    let event = match webhook::parse(&body) {
+    match handle(&s, &body, now, false).await {
+        Ok(()) => HttpResponse::Ok().finish(),
+        Err(err) => {
+            tracing::error!(error = %err, "Could not store a webhook; answering 503 so TikTok retries");
+            HttpResponse::ServiceUnavailable().finish()
+        }
+    }
+}
+
+/// Delivers the webhooks kept while `shop` was not connected, oldest
+/// first (after it connects). Deauthorization and expiry notices are not
+/// replayed: they described the shop's past. Returns how many were
+/// delivered.
+pub async fn replay_waiting(s: &AppState, shop: &str) -> Result<usize, Failed> {
+    let waiting = s.store.waiting_for_shop(shop)?;
+    let mut n = 0;
+    for (key, entry) in waiting {
+        let now = s.runtime.shared.clock.now_ms();
+        handle(s, entry.body.as_bytes(), now, true).await?;
+        s.store.replayed(key).await?;
+        n += 1;
+    }
+    if n > 0 {
+        tracing::info!(shop_id = %shop, webhooks = n, "Replayed the webhooks kept while the shop was not connected");
+        count_n("replayed", n as u64);
+    }
+    Ok(n)
+}
+
+/// A webhook could not be stored or handed to intake: TikTok must retry.
+#[derive(Debug, thiserror::Error)]
+pub enum Failed {
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    #[error(transparent)]
+    Intake(#[from] crate::runtime::Error),
+}
+
+fn count_n(result: &'static str, n: u64) {
+    metrics::counter!(WEBHOOKS_TOTAL, "result" => result).increment(n);
+}
+
+/// What a correctly signed body leads to. `replaying`: it was kept while
+/// its shop was not connected and is delivered now.
+async fn handle(s: &AppState, body: &[u8], now: i64, replaying: bool) -> Result<(), Failed> {
+    let event = match webhook::parse(body) {
         Ok(e) => e,
         Err(e) => {
             tracing::warn!(error = %e, "A signed webhook that is not a webhook envelope: stored in the quarantine");
-            return quarantine(&s, &body, "malformed", None, now).await;
+            return quarantine(s, body, "malformed", None, now).await;
         }
     };
     if let Topic::Other { kind, .. } = &event.topic {
@@ -81,9 +126,14 @@ pub async fn receive(
         } else {
             "unknown_topic"
         };
-        return quarantine(&s, &body, reason, Some(&event), now).await;
+        return quarantine(s, body, reason, Some(&event), now).await;
     }
     let shop = event.shop_id.clone();
+    if let Some(shops) = &s.shops {
+        if !shops.is_connected(&shop) {
+            return hold_for_shop(s, shops, body, &event, now).await;
+        }
+    }
     let mk = |order_id: &str, key: String, reason: String| OrderEvent {
         id: event.notification_id.clone().unwrap_or(key),
         order_id: order_id.to_string(),
@@ -148,32 +198,78 @@ pub async fn receive(
             vec![e]
         }
         Topic::SellerDeauthorization(n) => {
+            if replaying {
+                return Ok(());
+            }
             count("deauthorized");
-            tracing::error!(shop_id = %shop, message = %n.message, "TikTok says the seller deauthorized this app: the shop's calls will fail until it is authorized again");
-            return quarantine(&s, &body, "unhandled", Some(&event), now).await;
+            tracing::error!(shop_id = %shop, message = %n.message, "TikTok says the seller deauthorized this app: calls for the shop stop until it is authorized again");
+            if let Some(shops) = &s.shops {
+                if let Err(e) = shops.deauthorized(&shop, &n.message).await {
+                    tracing::error!(shop_id = %shop, error = %e, "Could not record the deauthorization");
+                }
+            }
+            return quarantine(s, body, "handled", Some(&event), now).await;
         }
         Topic::UpcomingAuthorizationExpiration(n) => {
+            if replaying {
+                return Ok(());
+            }
             count("authorization_expiring");
-            tracing::warn!(shop_id = %shop, message = %n.message, expiration_time = ?n.expiration_time, "The shop's authorization expires soon; renew it in Seller Center");
-            return quarantine(&s, &body, "unhandled", Some(&event), now).await;
+            tracing::warn!(shop_id = %shop, message = %n.message, expiration_time = ?n.expiration_time, "The shop's authorization expires soon; the seller must authorize again");
+            if let Some(shops) = &s.shops {
+                let at = n.expiration_time;
+                let shops = shops.clone();
+                let shop = shop.clone();
+                // The alert goes out after TikTok has its answer.
+                tokio::spawn(async move { shops.expiring(&shop, at).await });
+            }
+            return quarantine(s, body, "handled", Some(&event), now).await;
         }
         Topic::ProductStatusChange(_) | Topic::Other { .. } => {
             count("ignored");
             tracing::debug!(shop_id = %shop, "Webhook kept and not acted on");
-            return quarantine(&s, &body, "unhandled", Some(&event), now).await;
+            return quarantine(s, body, "unhandled", Some(&event), now).await;
         }
     };
     for e in events {
-        match s.intake.submit(e).await {
-            Ok(sub) if sub.duplicate => count("duplicate"),
-            Ok(_) => count("accepted"),
-            Err(err) => {
-                tracing::error!(error = %err, "Could not store a webhook; answering 503 so TikTok retries");
-                return HttpResponse::ServiceUnavailable().finish();
-            }
+        if let Some(shops) = &s.shops {
+            shops.note_webhook(&shop, Some(&e.order_id), now);
         }
+        let sub = s.intake.submit(e).await?;
+        count(if sub.duplicate {
+            "duplicate"
+        } else {
+            "accepted"
+        });
     }
-    HttpResponse::Ok().finish()
+    Ok(())
+}
+
+/// A webhook for a shop orderflow does not talk to (never connected,
+/// disconnected or deauthorized): 200 for TikTok, kept once in the
+/// quarantine as waiting for the shop, one alert per shop, and replayed
+/// by [`replay_waiting`] when the shop is connected.
+async fn hold_for_shop(
+    s: &AppState,
+    shops: &crate::shops::Shops,
+    body: &[u8],
+    event: &webhook::WebhookEvent,
+    now: i64,
+) -> Result<(), Failed> {
+    let (entry, once) = quarantine_entry(body, "shop_not_connected", Some(event), now);
+    if s.store
+        .quarantine_until_connected(&entry, &once, &event.shop_id)
+        .await?
+    {
+        count("shop_not_connected");
+        metrics::counter!(crate::metrics::WEBHOOKS_QUARANTINED_TOTAL, "reason" => "shop_not_connected")
+            .increment(1);
+        tracing::warn!(shop_id = %event.shop_id, "A webhook for a shop that is not connected: kept, and replayed once the shop is connected");
+        shops.unconnected_webhook(&event.shop_id).await;
+    } else {
+        count("quarantined_duplicate");
+    }
+    Ok(())
 }
 
 /// Stores a signed webhook orderflow does not act on, as it came, once per
@@ -189,7 +285,26 @@ async fn quarantine(
     reason: &'static str,
     event: Option<&webhook::WebhookEvent>,
     now: i64,
-) -> HttpResponse {
+) -> Result<(), Failed> {
+    let (entry, once) = quarantine_entry(body, reason, event, now);
+    if s.store.quarantine(&entry, &once).await? {
+        count("quarantined");
+        metrics::counter!(crate::metrics::WEBHOOKS_QUARANTINED_TOTAL, "reason" => reason)
+            .increment(1);
+    } else {
+        count("quarantined_duplicate");
+    }
+    Ok(())
+}
+
+/// The quarantine entry for a signed body, and what makes two arrivals of
+/// it the same.
+fn quarantine_entry(
+    body: &[u8],
+    reason: &'static str,
+    event: Option<&webhook::WebhookEvent>,
+    now: i64,
+) -> (crate::store::Quarantined, String) {
     // What a malformed body still says about itself, loosely.
     let loose: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     let field = |k: &str| {
@@ -228,21 +343,5 @@ async fn quarantine(
         notification_id,
         body: String::from_utf8_lossy(body).into_owned(),
     };
-    let stored = s.store.quarantine(&entry, &once);
-    match stored.await {
-        Ok(fresh) => {
-            if fresh {
-                count("quarantined");
-                metrics::counter!(crate::metrics::WEBHOOKS_QUARANTINED_TOTAL, "reason" => reason)
-                    .increment(1);
-            } else {
-                count("quarantined_duplicate");
-            }
-            HttpResponse::Ok().finish()
-        }
-        Err(err) => {
-            tracing::error!(error = %err, "Could not store a webhook; answering 503 so TikTok retries");
-            HttpResponse::ServiceUnavailable().finish()
-        }
-    }
+    (entry, once)
 }

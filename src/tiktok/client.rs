@@ -48,10 +48,72 @@ pub struct Tokens {
     pub refresh_expires_at: Option<i64>,
 }
 
+impl Tokens {
+    /// The pair TikTok answered with; `old_refresh` is kept when TikTok
+    /// sent no new refresh token. Expiry times of 0 mean unknown.
+    pub fn from_data(data: TokenData, old_refresh: Option<Secret>) -> Tokens {
+        Tokens {
+            access_token: Secret::new(data.access_token),
+            refresh_token: if data.refresh_token.is_empty() {
+                old_refresh.unwrap_or_default()
+            } else {
+                Secret::new(data.refresh_token)
+            },
+            access_expires_at: Some(data.access_token_expire_in).filter(|t| *t > 0),
+            refresh_expires_at: Some(data.refresh_token_expire_in).filter(|t| *t > 0),
+        }
+    }
+}
+
 /// Where refreshed tokens go, so the daemon can persist them (the old
-/// refresh token may stop working once a new one is issued).
+/// refresh token may stop working once a new one is issued). `grant` is
+/// the key of the authorization refreshed ([`Grant::key`]): a configured
+/// shop's own id, or the key its authorization was stored under.
 pub trait TokenSink: Send + Sync + 'static {
-    fn tokens_refreshed(&self, shop_id: &str, tokens: &Tokens);
+    fn tokens_refreshed(&self, grant: &str, tokens: &Tokens);
+}
+
+/// One authorization: the token pair TikTok issued a seller, shared by the
+/// shops it covers (a refresh for one is a refresh for all of them).
+pub struct Grant {
+    key: String,
+    tokens: RwLock<Tokens>,
+    refresh_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grant").field("key", &self.key).finish()
+    }
+}
+
+impl Grant {
+    pub fn new(key: impl Into<String>, tokens: Tokens) -> Arc<Grant> {
+        Arc::new(Grant {
+            key: key.into(),
+            tokens: RwLock::new(tokens),
+            refresh_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+    pub fn tokens(&self) -> Tokens {
+        self.tokens.read().clone()
+    }
+    /// Replaces the pair (a newer one came another way).
+    pub fn set_tokens(&self, tokens: Tokens) {
+        *self.tokens.write() = tokens;
+    }
+}
+
+/// A shop to add to a running client.
+#[derive(Debug, Clone)]
+pub struct ShopSpec {
+    pub id: String,
+    pub cipher: Option<String>,
+    pub region: Option<String>,
+    pub qps: f64,
 }
 
 /// A sink that keeps nothing (tests, one-off tools).
@@ -88,9 +150,16 @@ pub(crate) struct ShopState {
     cipher_lock: tokio::sync::Mutex<()>,
     /// The shop's region code: configured, or from Get Authorized Shops.
     region: RwLock<Option<String>>,
-    tokens: RwLock<Tokens>,
-    refresh_lock: tokio::sync::Mutex<()>,
+    grant: RwLock<Arc<Grant>>,
     pub(crate) limiter: DefaultDirectRateLimiter,
+    /// When a call for this shop last succeeded (Unix seconds, 0 never).
+    last_ok: std::sync::atomic::AtomicI64,
+}
+
+impl ShopState {
+    fn grant(&self) -> Arc<Grant> {
+        self.grant.read().clone()
+    }
 }
 
 struct Inner {
@@ -99,7 +168,8 @@ struct Inner {
     auth: Url,
     app_key: String,
     app_secret: Secret,
-    shops: HashMap<String, Arc<ShopState>>,
+    shops: RwLock<HashMap<String, Arc<ShopState>>>,
+    safety_margin: f64,
     max_attempts: u32,
     backoff_base: Duration,
     backoff_max: Duration,
@@ -117,7 +187,7 @@ impl std::fmt::Debug for Client {
         f.debug_struct("Client")
             .field("base", &self.inner.base.as_str())
             .field("app_key", &self.inner.app_key)
-            .field("shops", &self.inner.shops.len())
+            .field("shops", &self.inner.shops.read().len())
             .finish()
     }
 }
@@ -199,14 +269,18 @@ impl Client {
                     cipher: RwLock::new(s.cipher.clone()),
                     cipher_lock: tokio::sync::Mutex::new(()),
                     region: RwLock::new(s.region.clone().filter(|r| !r.trim().is_empty())),
-                    tokens: RwLock::new(Tokens {
-                        access_token: s.access_token.clone(),
-                        refresh_token: s.refresh_token.clone(),
-                        access_expires_at: None,
-                        refresh_expires_at: None,
-                    }),
-                    refresh_lock: tokio::sync::Mutex::new(()),
+                    // A configured shop's own pair, under its own id.
+                    grant: RwLock::new(Grant::new(
+                        s.id.clone(),
+                        Tokens {
+                            access_token: s.access_token.clone(),
+                            refresh_token: s.refresh_token.clone(),
+                            access_expires_at: None,
+                            refresh_expires_at: None,
+                        },
+                    )),
                     limiter: shop_limiter(s.qps, config.safety_margin),
+                    last_ok: Default::default(),
                 };
                 (s.id.clone(), Arc::new(st))
             })
@@ -219,7 +293,8 @@ impl Client {
                 auth: parse(&config.auth_url)?,
                 app_key: config.app_key.clone(),
                 app_secret: config.app_secret.clone(),
-                shops,
+                shops: RwLock::new(shops),
+                safety_margin: config.safety_margin,
                 max_attempts: config.max_attempts.max(1),
                 backoff_base: config.backoff_base,
                 backoff_max: config.backoff_max,
@@ -228,21 +303,71 @@ impl Client {
         })
     }
 
-    pub(crate) fn shop(&self, shop_id: &str) -> Result<&Arc<ShopState>, Error> {
+    pub(crate) fn shop(&self, shop_id: &str) -> Result<Arc<ShopState>, Error> {
         self.inner
             .shops
+            .read()
             .get(shop_id)
+            .cloned()
             .ok_or_else(|| Error::UnknownShop(shop_id.to_string()))
     }
 
-    /// The configured shop ids.
+    /// The ids of the shops calls can be made for (configured or connected).
     pub fn shop_ids(&self) -> Vec<String> {
-        self.inner.shops.keys().cloned().collect()
+        self.inner.shops.read().keys().cloned().collect()
+    }
+
+    /// Adds a shop while running, or points a known one at a new grant
+    /// (its limiter and cached cipher stay; a given cipher or region
+    /// replaces the cached one).
+    pub fn add_shop(&self, spec: &ShopSpec, grant: Arc<Grant>) {
+        let mut shops = self.inner.shops.write();
+        if let Some(st) = shops.get(&spec.id) {
+            *st.grant.write() = grant;
+            if let Some(c) = spec.cipher.clone().filter(|c| !c.is_empty()) {
+                *st.cipher.write() = Some(c);
+            }
+            if let Some(r) = spec.region.clone().filter(|r| !r.trim().is_empty()) {
+                *st.region.write() = Some(r);
+            }
+            return;
+        }
+        let st = ShopState {
+            id: spec.id.clone(),
+            cipher: RwLock::new(spec.cipher.clone().filter(|c| !c.is_empty())),
+            cipher_lock: tokio::sync::Mutex::new(()),
+            region: RwLock::new(spec.region.clone().filter(|r| !r.trim().is_empty())),
+            grant: RwLock::new(grant),
+            limiter: shop_limiter(spec.qps, self.inner.safety_margin),
+            last_ok: Default::default(),
+        };
+        shops.insert(spec.id.clone(), Arc::new(st));
+    }
+
+    /// Stops calls for a shop: later calls fail with
+    /// [`Error::UnknownShop`]. Returns whether it was there.
+    pub fn remove_shop(&self, shop_id: &str) -> bool {
+        self.inner.shops.write().remove(shop_id).is_some()
+    }
+
+    /// The grant the shop's calls use.
+    pub fn grant_of(&self, shop_id: &str) -> Result<Arc<Grant>, Error> {
+        Ok(self.shop(shop_id)?.grant())
+    }
+
+    /// When a call for the shop last succeeded (Unix seconds), if ever.
+    pub fn last_ok(&self, shop_id: &str) -> Option<i64> {
+        let t = self
+            .shop(shop_id)
+            .ok()?
+            .last_ok
+            .load(std::sync::atomic::Ordering::Relaxed);
+        (t > 0).then_some(t)
     }
 
     /// The shop's current tokens (e.g. after a refresh).
     pub fn tokens(&self, shop_id: &str) -> Result<Tokens, Error> {
-        Ok(self.shop(shop_id)?.tokens.read().clone())
+        Ok(self.shop(shop_id)?.grant().tokens())
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
@@ -371,11 +496,16 @@ impl Client {
         loop {
             attempts += 1;
             self.permit(req.shop).await;
-            let token = req.shop.tokens.read().access_token.clone();
+            let token = req.shop.grant().tokens().access_token;
             let (outcome, timed_out) = self.attempt(&req, cipher.as_deref(), &token).await?;
             let mut last_failure = LastFailure::Transient;
             let last = match outcome {
-                Outcome::Done(data) => return decode_data(req.endpoint, data),
+                Outcome::Done(data) => {
+                    req.shop
+                        .last_ok
+                        .store(unix_now(), std::sync::atomic::Ordering::Relaxed);
+                    return decode_data(req.endpoint, data);
+                }
                 Outcome::TokenExpired(message) => {
                     if refreshed {
                         tracing::error!(shop_id = %req.shop.id, endpoint = req.endpoint,
@@ -450,15 +580,28 @@ impl Client {
     /// `used` (single-flight: concurrent callers wait on the lock, then see
     /// the new token and skip).
     async fn refresh_if_current(&self, shop: &ShopState, used: &Secret) -> Result<(), Error> {
-        let _g = shop.refresh_lock.lock().await;
-        if shop.tokens.read().access_token != *used {
-            return Ok(());
-        }
-        self.refresh_locked(shop).await
+        self.refresh_grant(&shop.grant(), Some(used), &shop.id)
+            .await
+            .map(|_| ())
     }
 
-    async fn refresh_locked(&self, shop: &ShopState) -> Result<(), Error> {
-        let refresh = shop.tokens.read().refresh_token.clone();
+    /// Refreshes a grant's pair, single-flight: with `used`, only if the
+    /// grant still holds that access token (else another caller refreshed
+    /// it meanwhile and its result is returned). `who` names the shop in
+    /// logs and errors.
+    pub async fn refresh_grant(
+        &self,
+        grant: &Arc<Grant>,
+        used: Option<&Secret>,
+        who: &str,
+    ) -> Result<Tokens, Error> {
+        let _g = grant.refresh_lock.lock().await;
+        if let Some(used) = used {
+            if grant.tokens.read().access_token != *used {
+                return Ok(grant.tokens());
+            }
+        }
+        let refresh = grant.tokens.read().refresh_token.clone();
         let data = self
             .auth_call(
                 "token_refresh",
@@ -467,31 +610,38 @@ impl Client {
                     ("refresh_token", refresh.expose()),
                     ("grant_type", "refresh_token"),
                 ],
-                Some(&shop.id),
+                Some(who),
             )
             .await?;
-        let tokens = Tokens {
-            access_token: Secret::new(data.access_token),
-            refresh_token: if data.refresh_token.is_empty() {
-                refresh
-            } else {
-                Secret::new(data.refresh_token)
-            },
-            access_expires_at: Some(data.access_token_expire_in).filter(|t| *t > 0),
-            refresh_expires_at: Some(data.refresh_token_expire_in).filter(|t| *t > 0),
-        };
-        *shop.tokens.write() = tokens.clone();
-        tracing::info!(shop_id = %shop.id, "Refreshed the TikTok access token");
-        self.inner.sink.tokens_refreshed(&shop.id, &tokens);
-        Ok(())
+        let tokens = Tokens::from_data(data, Some(refresh));
+        grant.set_tokens(tokens.clone());
+        tracing::info!(shop_id = %who, grant = %grant.key, "Refreshed the TikTok access token");
+        self.inner.sink.tokens_refreshed(&grant.key, &tokens);
+        Ok(tokens)
     }
 
     /// Forces a refresh of the shop's access token.
     pub async fn refresh_token(&self, shop_id: &str) -> Result<Tokens, Error> {
         let shop = self.shop(shop_id)?;
-        let _g = shop.refresh_lock.lock().await;
-        self.refresh_locked(shop).await?;
-        Ok(shop.tokens.read().clone())
+        self.refresh_grant(&shop.grant(), None, shop_id).await
+    }
+
+    /// `GET /authorization/202309/shops` with a grant that no shop uses
+    /// yet (right after an authorization code was exchanged).
+    pub async fn authorized_shops_with(
+        &self,
+        grant: Arc<Grant>,
+    ) -> Result<Vec<AuthorizedShop>, Error> {
+        let probe = ShopState {
+            id: String::new(),
+            cipher: RwLock::new(None),
+            cipher_lock: tokio::sync::Mutex::new(()),
+            region: RwLock::new(None),
+            grant: RwLock::new(grant),
+            limiter: shop_limiter(1.0, 1.0),
+            last_ok: Default::default(),
+        };
+        self.authorized_shops_of(&probe).await
     }
 
     /// Exchanges an authorization code for tokens (auth host).
@@ -634,7 +784,8 @@ impl Client {
         // Remember the ciphers and regions of configured shops that lacked
         // them.
         for s in &d.shops {
-            if let Some(st) = self.inner.shops.get(&s.id) {
+            let st = self.inner.shops.read().get(&s.id).cloned();
+            if let Some(st) = st {
                 let mut c = st.cipher.write();
                 if c.is_none() && !s.cipher.is_empty() {
                     *c = Some(s.cipher.clone());
@@ -667,7 +818,7 @@ impl Client {
     /// The shop's market (its cancel reasons differ): the configured
     /// `region`, else the one Get Authorized Shops reports (read once).
     pub async fn market(&self, shop_id: &str) -> Result<super::reasons::Market, Error> {
-        let shop = self.shop(shop_id)?.clone();
+        let shop = self.shop(shop_id)?;
         let known = shop.region.read().clone();
         let region = match known {
             Some(r) => r,
@@ -688,7 +839,7 @@ impl Client {
 
     /// `GET /authorization/202309/shops` with this shop's token.
     pub async fn authorized_shops(&self, shop_id: &str) -> Result<Vec<AuthorizedShop>, Error> {
-        let shop = self.shop(shop_id)?.clone();
+        let shop = self.shop(shop_id)?;
         self.authorized_shops_of(&shop).await
     }
 
@@ -705,7 +856,7 @@ impl Client {
                 page.page_size
             )));
         }
-        let shop = self.shop(shop_id)?.clone();
+        let shop = self.shop(shop_id)?;
         let mut r = self.req(
             &shop,
             "search_orders",
@@ -735,7 +886,7 @@ impl Client {
                 ids.len()
             )));
         }
-        let shop = self.shop(shop_id)?.clone();
+        let shop = self.shop(shop_id)?;
         let mut r = self.req(
             &shop,
             "order_detail",
@@ -766,7 +917,7 @@ impl Client {
         package_id: &str,
         body: &ShipPackageRequest,
     ) -> Result<Shipment<()>, Error> {
-        let shop = self.shop(shop_id)?.clone();
+        let shop = self.shop(shop_id)?;
         let mut r = self.req(
             &shop,
             "ship_package",
@@ -791,7 +942,7 @@ impl Client {
         shop_id: &str,
         body: &BatchShipRequest,
     ) -> Result<ItemErrorsData, Error> {
-        let shop = self.shop(shop_id)?.clone();
+        let shop = self.shop(shop_id)?;
         let mut r = self.req(
             &shop,
             "batch_ship",
@@ -809,7 +960,7 @@ impl Client {
         order_id: &str,
         body: &MarkShippedRequest,
     ) -> Result<Shipment<MarkShippedData>, Error> {
-        let shop = self.shop(shop_id)?.clone();
+        let shop = self.shop(shop_id)?;
         let mut r = self.req(
             &shop,
             "mark_package_shipped",
@@ -830,7 +981,7 @@ impl Client {
         order_id: &str,
         body: &UpdateShippingInfoRequest,
     ) -> Result<(), Error> {
-        let shop = self.shop(shop_id)?.clone();
+        let shop = self.shop(shop_id)?;
         let mut r = self.req(
             &shop,
             "update_shipping_info",
@@ -851,7 +1002,7 @@ impl Client {
         shop_id: &str,
         delivery_option_id: &str,
     ) -> Result<Vec<ShippingProvider>, Error> {
-        let shop = self.shop(shop_id)?.clone();
+        let shop = self.shop(shop_id)?;
         let r = self.req(
             &shop,
             "shipping_providers",
@@ -872,7 +1023,7 @@ impl Client {
         shop_id: &str,
         filter: &SearchCancellationsFilter,
     ) -> Result<SearchCancellationsData, Error> {
-        let shop = self.shop(shop_id)?.clone();
+        let shop = self.shop(shop_id)?;
         let mut r = self.req(
             &shop,
             "search_cancellations",
@@ -891,7 +1042,7 @@ impl Client {
         shop_id: &str,
         filter: &SearchReturnsFilter,
     ) -> Result<SearchReturnsData, Error> {
-        let shop = self.shop(shop_id)?.clone();
+        let shop = self.shop(shop_id)?;
         let mut r = self.req(
             &shop,
             "search_returns",
@@ -911,7 +1062,7 @@ impl Client {
         cancel_id: &str,
         idempotency_key: &str,
     ) -> Result<(), Error> {
-        let shop = self.shop(shop_id)?.clone();
+        let shop = self.shop(shop_id)?;
         let mut r = self.req(
             &shop,
             "approve_cancellation",
@@ -936,7 +1087,7 @@ impl Client {
         body: &RejectCancellationRequest,
         idempotency_key: &str,
     ) -> Result<(), Error> {
-        let shop = self.shop(shop_id)?.clone();
+        let shop = self.shop(shop_id)?;
         let mut r = self.req(
             &shop,
             "reject_cancellation",
@@ -955,7 +1106,7 @@ impl Client {
 
     /// `GET /logistics/202309/warehouses`.
     pub async fn warehouses(&self, shop_id: &str) -> Result<Vec<Warehouse>, Error> {
-        let shop = self.shop(shop_id)?.clone();
+        let shop = self.shop(shop_id)?;
         let r = self.req(
             &shop,
             "warehouses",
@@ -972,7 +1123,7 @@ impl Client {
         shop_id: &str,
         warehouse_id: &str,
     ) -> Result<Vec<DeliveryOption>, Error> {
-        let shop = self.shop(shop_id)?.clone();
+        let shop = self.shop(shop_id)?;
         let r = self.req(
             &shop,
             "delivery_options",
@@ -992,7 +1143,7 @@ impl Client {
         shop_id: &str,
         body: &CancelOrderRequest,
     ) -> Result<CancelOrderData, Error> {
-        let shop = self.shop(shop_id)?.clone();
+        let shop = self.shop(shop_id)?;
         let mut r = self.req(
             &shop,
             "cancel_order",
@@ -1010,7 +1161,7 @@ impl Client {
         product_id: &str,
         body: &UpdateInventoryRequest,
     ) -> Result<ItemErrorsData, Error> {
-        let shop = self.shop(shop_id)?.clone();
+        let shop = self.shop(shop_id)?;
         let mut r = self.req(
             &shop,
             "update_inventory",
@@ -1030,7 +1181,7 @@ impl Client {
         shop_id: &str,
         body: &InventorySearchRequest,
     ) -> Result<InventorySearchData, Error> {
-        let shop = self.shop(shop_id)?.clone();
+        let shop = self.shop(shop_id)?;
         let mut r = self.req(
             &shop,
             "inventory_search",
@@ -1043,7 +1194,7 @@ impl Client {
 
     /// `GET /event/202309/webhooks`.
     pub async fn webhooks(&self, shop_id: &str) -> Result<Vec<ShopWebhook>, Error> {
-        let shop = self.shop(shop_id)?.clone();
+        let shop = self.shop(shop_id)?;
         let r = self.req(
             &shop,
             "get_webhooks",
@@ -1065,7 +1216,7 @@ impl Client {
                 "webhook address is over 255 characters".into(),
             ));
         }
-        let shop = self.shop(shop_id)?.clone();
+        let shop = self.shop(shop_id)?;
         let mut r = self.req(
             &shop,
             "put_webhook",
@@ -1079,7 +1230,7 @@ impl Client {
 
     /// `DELETE /event/202309/webhooks`.
     pub async fn delete_webhook(&self, shop_id: &str, event_type: &str) -> Result<(), Error> {
-        let shop = self.shop(shop_id)?.clone();
+        let shop = self.shop(shop_id)?;
         let mut r = self.req(
             &shop,
             "delete_webhook",

@@ -55,6 +55,9 @@ pub const INVALID_REQUEST: i64 = 36009004;
 pub const VERSION_INVALID: i64 = 36009014;
 pub const INVALID_SIGN: i64 = 106001;
 pub const TOKEN_EXPIRED: i64 = 105002;
+/// "access token is invalid; detail:your token has been deauthorized"
+/// (the creator authorization guide's example of a revoked token).
+pub const ACCESS_TOKEN_INVALID: i64 = 105001;
 pub const SCOPE_MISSING: i64 = 105005;
 pub const TOKEN_WRONG_SHOP: i64 = 101000;
 pub const CIPHER_MISSING: i64 = 106013;
@@ -139,6 +142,7 @@ const COMMON: &[Entry] = &[
     (101000, Credentials, "Invalid query or header. The category_asset_cipher query parameter or x-tts-access-token header is invalid."),
     (105005, Configuration, "Access denied. The app is not authorized to access the endpoint because the access scopes granted for the app or the access token do not contain the required access scope for the endpoint."),
     (36009033, Configuration, "Access denied. Your IP address is not in the IP allow list configured for this app."),
+    (105001, Credentials, "Access token is invalid: the authorization was removed (\"your token has been deauthorized\"); the seller must authorize again."),
     (105002, Credentials, "Expired credentials. The access_token or x-tts-access-token header has expired."),
     (106001, Credentials, "Invalid credentials. The sign query parameter is invalid."),
     (36009004, Credentials, "Missing credentials. The request does not include a required signature in the query."),

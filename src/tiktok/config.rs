@@ -95,6 +95,15 @@ pub struct TiktokConfig {
     pub auth_url: String,
     pub app_key: String,
     pub app_secret: Secret,
+    /// The app's service id (Partner Center → App → Service ID): what a
+    /// seller authorization link names.
+    pub service_id: String,
+    /// TikTok's seller authorization page: `https://services.tiktokshop.com/open/authorize`
+    /// outside the US, `https://services.tiktokshops.us/open/authorize` in
+    /// the US (copy the link Partner Center shows when unsure).
+    pub authorize_url: String,
+    /// Shops with tokens in this file. Shops connected through the
+    /// authorization flow need no entry here.
     pub shops: Vec<ShopConfig>,
     /// Fraction of each shop's `qps` the gateway may use, in (0, 1].
     pub safety_margin: f64,
@@ -123,6 +132,8 @@ impl Default for TiktokConfig {
             auth_url: "https://auth.tiktok-shops.com".into(),
             app_key: String::new(),
             app_secret: Secret::default(),
+            service_id: String::new(),
+            authorize_url: "https://services.tiktokshop.com/open/authorize".into(),
             shops: Vec::new(),
             safety_margin: 0.9,
             max_concurrency: 8,
@@ -150,6 +161,7 @@ impl TiktokConfig {
         let mut p = Vec::new();
         check_url(&mut p, "base_url", &self.base_url);
         check_url(&mut p, "auth_url", &self.auth_url);
+        check_url(&mut p, "authorize_url", &self.authorize_url);
         if !self.shops.is_empty() {
             if self.app_key.trim().is_empty() {
                 p.push("tiktok.app_key is empty but shops are configured".into());

@@ -75,7 +75,7 @@ pub enum Error {
         endpoint: &'static str,
         message: String,
     },
-    #[error("shop {0} is not configured")]
+    #[error("shop {0} is not connected (not configured, disconnected or deauthorized)")]
     UnknownShop(String),
     /// The shop's market is unknown, so no cancel reason can be chosen.
     #[error("the market of shop {shop_id} is unknown (region {region:?}); set `region` in its [[tiktok.shops]] entry")]

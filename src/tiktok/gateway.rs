@@ -549,6 +549,52 @@ impl GatewayHandle {
         self.client.get_token(auth_code).await
     }
 
+    /// Adds a shop while running (its own rate limiter), or points a known
+    /// one at a newer grant.
+    pub fn add_shop(&self, spec: &super::ShopSpec, grant: Arc<super::Grant>) {
+        self.client.add_shop(spec, grant)
+    }
+
+    /// Stops calling TikTok for a shop; queued and later calls for it fail
+    /// with [`Error::UnknownShop`].
+    pub fn remove_shop(&self, shop_id: &str) -> bool {
+        self.client.remove_shop(shop_id)
+    }
+
+    /// The shops calls can be made for.
+    pub fn shop_ids(&self) -> Vec<String> {
+        self.client.shop_ids()
+    }
+
+    pub fn grant_of(&self, shop_id: &str) -> Result<Arc<super::Grant>, Error> {
+        self.client.grant_of(shop_id)
+    }
+
+    /// When a call for the shop last succeeded (Unix seconds).
+    pub fn last_ok(&self, shop_id: &str) -> Option<i64> {
+        self.client.last_ok(shop_id)
+    }
+
+    /// Refreshes a grant before its access token expires (single-flight
+    /// with the refresh on code 105002; skipped when `used` was replaced
+    /// meanwhile). Goes to the auth host: no shop quota, no queue.
+    pub async fn refresh_grant(
+        &self,
+        grant: &Arc<super::Grant>,
+        used: Option<&super::Secret>,
+        who: &str,
+    ) -> Result<Tokens, Error> {
+        self.client.refresh_grant(grant, used, who).await
+    }
+
+    /// The shops a just-exchanged grant covers, with their ciphers.
+    pub async fn authorized_shops_with(
+        &self,
+        grant: Arc<super::Grant>,
+    ) -> Result<Vec<AuthorizedShop>, Error> {
+        self.client.authorized_shops_with(grant).await
+    }
+
     /// Forces a refresh of the shop's tokens (single-flight with the
     /// automatic refresh on code 105002); the sink receives them.
     pub async fn refresh_token(&self, shop_id: &str) -> Result<Tokens, Error> {

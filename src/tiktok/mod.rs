@@ -26,7 +26,7 @@ pub mod reasons;
 pub mod sign;
 pub mod webhook;
 
-pub use client::{Client, DiscardTokens, Outcome, Shipment, TokenSink, Tokens};
+pub use client::{Client, DiscardTokens, Grant, Outcome, Shipment, ShopSpec, TokenSink, Tokens};
 pub use config::{Secret, ShopConfig, TiktokConfig};
 pub use error::{Error, LastFailure};
 pub use gateway::{GatewayHandle, Priority};
