@@ -269,6 +269,16 @@ pub struct Overrides {
 
 const ENV_PREFIX: &str = "ORDERFLOW_";
 
+/// Variables of the CLI and the simulator that share the prefix and are
+/// not configuration (`orderflow run` in a shell that set them for the CLI
+/// must still start).
+const NOT_CONFIG: [&str; 4] = [
+    "ORDERFLOW_URL",
+    "ORDERFLOW_TOKEN",
+    "ORDERFLOW_SIM_LISTEN",
+    "ORDERFLOW_SIM_LABEL_API_KEY",
+];
+
 impl Config {
     /// Builds the configuration from every layer. `env` is passed in (not
     /// read here) so tests can supply their own.
@@ -295,7 +305,7 @@ impl Config {
         }
         let mut env: Vec<(String, String)> = env
             .into_iter()
-            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX) && !NOT_CONFIG.contains(&k.as_str()))
             .collect();
         env.sort();
         for (name, value) in env {
@@ -608,6 +618,15 @@ mod tests {
         assert!(err.contains("runtime.mailbox"), "{err}");
         assert!(err.contains("server.listen"), "{err}");
 
+        // The CLI's own variables are not configuration.
+        let cli = vec![
+            (
+                "ORDERFLOW_URL".to_string(),
+                "http://127.0.0.1:9".to_string(),
+            ),
+            ("ORDERFLOW_TOKEN".to_string(), "x".to_string()),
+        ];
+        assert!(Config::load(None, cli, &Overrides::default()).is_ok());
         let unknown = vec![("ORDERFLOW_RUNTIME__MAILBXO".to_string(), "3".to_string())];
         let err = Config::load(None, unknown, &Overrides::default())
             .unwrap_err()

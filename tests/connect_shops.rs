@@ -253,6 +253,17 @@ async fn push_signed(base: &str, body: &Value) -> u16 {
         .as_u16()
 }
 
+/// Every access and refresh token the simulator ever issued.
+async fn issued_tokens(c: &reqwest::Client, sim: &str) -> Vec<String> {
+    let (_, issued) = get_json(c, &format!("{sim}/sim/tokens")).await;
+    issued["issued"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect()
+}
+
 /// Every file under `dir`, read whole.
 fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
@@ -408,17 +419,11 @@ async fn shops_connect_live_keep_their_tokens_fresh_and_survive_restarts() {
     shipped(&c, &base, &o).await;
 
     // No token in clear text anywhere in the data directory.
-    let (_, issued) = get_json(&c, &format!("{}/sim/tokens", rig.sim)).await;
-    let issued: Vec<String> = issued["issued"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_str().unwrap().to_string())
-        .collect();
+    let issued = issued_tokens(&c, &rig.sim).await;
     assert!(issued.len() >= 8);
-    let check_clean = |data: &Path| {
+    let check_clean = |data: &Path, issued: &[String]| {
         for (path, bytes) in files(data) {
-            for t in &issued {
+            for t in issued {
                 assert!(
                     !bytes.windows(t.len()).any(|w| w == t.as_bytes()),
                     "{} holds a token in clear text",
@@ -427,7 +432,7 @@ async fn shops_connect_live_keep_their_tokens_fresh_and_survive_restarts() {
             }
         }
     };
-    check_clean(&rig.data());
+    check_clean(&rig.data(), &issued);
 
     // SIGKILL and restart: everything is still there and moving.
     daemon.kill9();
@@ -459,8 +464,17 @@ async fn shops_connect_live_keep_their_tokens_fresh_and_survive_restarts() {
         "{table}"
     );
 
+    // Nor in the API's answers or the daemon's log.
+    let issued = issued_tokens(&c, &rig.sim).await;
+    let (_, listed) = get_json(&c, &format!("{base}/api/v1/shops")).await;
+    let listed = listed.to_string();
+    let log = std::fs::read_to_string(rig.dir.path().join("daemon.log")).unwrap();
+    for t in &issued {
+        assert!(!listed.contains(t.as_str()), "shops list shows a token");
+        assert!(!log.contains(t.as_str()), "the log shows a token");
+    }
     daemon.kill9();
-    check_clean(&rig.data());
+    check_clean(&rig.data(), &issued);
     // Without the key file, the store reveals nothing and opens nothing.
     assert!(rig.dir.path().join("keys/secret.key").exists());
     assert!(!rig.data().join("secret.key").exists());

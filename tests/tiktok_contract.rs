@@ -836,9 +836,14 @@ async fn the_official_return_example_shows_on_the_order() {
     )
     .await;
     let client = common::http();
-    let daemon = Daemon::start(rig.cfg.clone(), Clock::system())
-        .await
-        .unwrap();
+    // The example's shop is connected (webhooks of shops that are not are
+    // kept aside until they are): its calls reach the simulator's first
+    // shop.
+    let mut cfg = rig.cfg.clone();
+    let mut example_shop = cfg.tiktok.shops[0].clone();
+    example_shop.id = "7494049642642441621".into();
+    cfg.tiktok.shops.push(example_shop);
+    let daemon = Daemon::start(cfg, Clock::system()).await.unwrap();
     let base = format!("http://{}", daemon.addr);
     wait_ready(&client, &base).await;
     let post = |body: Vec<u8>| {
@@ -905,8 +910,9 @@ async fn the_official_return_example_shows_on_the_order() {
     })
     .await;
     // The simulator pushes any topic on demand, signed as TikTok does:
-    // a return, and an authorization about to expire (type 7, kept in the
-    // quarantine until orderflow acts on it).
+    // a return, and an authorization about to expire (type 7: alerted on
+    // with a link to authorize again, and kept in the quarantine as
+    // received).
     let sim_url = rig.sim.base_url();
     let shop = rig.sim.shops()[0].0.clone();
     for (kind, data) in [

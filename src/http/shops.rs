@@ -46,19 +46,16 @@ fn failed(e: Error) -> HttpResponse {
     error(status_of(&e), e.to_string())
 }
 
-fn shops(s: &AppState) -> Result<&Shops, HttpResponse> {
-    s.shops.as_ref().ok_or_else(|| {
-        error(
-            StatusCode::CONFLICT,
-            "no TikTok app is configured: set [tiktok] app_key and app_secret (Partner Center → your app) to connect shops",
-        )
-    })
+fn no_app() -> HttpResponse {
+    error(
+        StatusCode::CONFLICT,
+        "no TikTok app is configured: set [tiktok] app_key and app_secret (Partner Center → your app) to connect shops",
+    )
 }
 
 async fn list(s: web::Data<AppState>) -> HttpResponse {
-    let shops = match shops(&s) {
-        Ok(x) => x,
-        Err(r) => return r,
+    let Some(shops) = &s.shops else {
+        return no_app();
     };
     match shops.list() {
         Ok(list) => HttpResponse::Ok().json(json!({
@@ -114,9 +111,8 @@ async fn complete(
 }
 
 async fn connect(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
-    let shops = match shops(&s) {
-        Ok(x) => x,
-        Err(r) => return r,
+    let Some(shops) = &s.shops else {
+        return no_app();
     };
     let req: ConnectBody = if body.trim_ascii().is_empty() {
         ConnectBody::default()
@@ -143,13 +139,14 @@ async fn connect(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
     }
 }
 
-fn by_of(body: &[u8]) -> Result<String, HttpResponse> {
+/// Who acts (`{"by": …}`, optional): "operator" when not said.
+fn by_of(body: &[u8]) -> Option<String> {
     if body.trim_ascii().is_empty() {
-        return Ok("operator".into());
+        return Some("operator".into());
     }
     super::json_body::<ByBody>(body)
+        .ok()
         .map(|b| b.by.unwrap_or_else(|| "operator".into()))
-        .map_err(|e| error(StatusCode::BAD_REQUEST, e))
 }
 
 async fn disconnect(
@@ -157,13 +154,14 @@ async fn disconnect(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let shops = match shops(&s) {
-        Ok(x) => x,
-        Err(r) => return r,
+    let Some(shops) = &s.shops else {
+        return no_app();
     };
-    let by = match by_of(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
+    let Some(by) = by_of(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the body must be empty or a JSON object like {\"by\": \"name\"}",
+        );
     };
     match shops.disconnect(&id, &by).await {
         Ok(rec) => HttpResponse::Ok().json(
@@ -178,13 +176,14 @@ async fn reconnect(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let shops = match shops(&s) {
-        Ok(x) => x,
-        Err(r) => return r,
+    let Some(shops) = &s.shops else {
+        return no_app();
     };
-    let by = match by_of(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
+    let Some(by) = by_of(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the body must be empty or a JSON object like {\"by\": \"name\"}",
+        );
     };
     match shops.reconnect(&id, &by).await {
         Ok(rec) => {
@@ -232,15 +231,12 @@ fn page(status: StatusCode, title: &str, text: &str) -> HttpResponse {
 /// `GET /oauth/tiktok/callback`: where TikTok sends the seller's browser
 /// after an authorization. Any `error`, or `code=null`, is a refusal.
 pub async fn callback(s: web::Data<AppState>, q: web::Query<Callback>) -> HttpResponse {
-    let shops = match shops(&s) {
-        Ok(x) => x,
-        Err(_) => {
-            return page(
-                StatusCode::CONFLICT,
-                "Not connected",
-                "No TikTok app is configured in this orderflow.",
-            )
-        }
+    let Some(shops) = &s.shops else {
+        return page(
+            StatusCode::CONFLICT,
+            "Not connected",
+            "No TikTok app is configured in this orderflow.",
+        );
     };
     let code = q.code.as_deref().unwrap_or("");
     if let Some(e) = q.error.as_deref().filter(|e| !e.is_empty()) {
