@@ -173,6 +173,13 @@ impl Daemon {
                 app_secret: "demo-app-secret".into(),
                 access_token: "demo-access-token".into(),
                 webhook_url: Some(format!("http://{addr}/webhooks/tiktok")),
+                // The demo connects shops as a real seller would: the
+                // simulator's authorization page sends the browser back here.
+                redirect_url: Some(format!("http://{addr}/oauth/tiktok/callback")),
+                // Access tokens expire on the demo's fast clock (refreshed
+                // every few minutes, as the keeper is meant to); the
+                // seller's authorization lasts a real year.
+                authorization_ttl_secs: (365.0 * 86_400.0 * cfg.demo.time_scale.max(1.0)) as i64,
                 orders_per_second: cfg.demo.orders_per_second,
                 time_scale: cfg.demo.time_scale,
                 shops: 1,
@@ -183,6 +190,8 @@ impl Daemon {
             cfg.tiktok.auth_url = sim.base_url();
             cfg.tiktok.app_key = "demo-app-key".into();
             cfg.tiktok.app_secret = crate::tiktok::Secret::new("demo-app-secret");
+            cfg.tiktok.service_id = "sim-service-id".into();
+            cfg.tiktok.authorize_url = format!("{}/open/authorize", sim.base_url());
             cfg.tiktok.shops = sim
                 .shops()
                 .iter()

@@ -499,6 +499,40 @@ async fn console_end_to_end() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    // --- Shops: the demo's shop is connected; connecting it again goes
+    // through TikTok's (the simulator's) authorization page and back to
+    // the daemon's callback, and the new tokens win.
+    b.goto(&env.url("/#/shops")).await;
+    wait_view(&b, "shops").await;
+    b.wait_for("tr[data-shop][data-status='connected']").await;
+    assert!(b.text("tr[data-shop]").await.contains("from config"));
+    b.click("#shops-connect").await;
+    b.wait_for("#shops-auth-link").await;
+    let link = b
+        .js(
+            "return document.querySelector('#shops-auth-link').href",
+            json!([]),
+        )
+        .await;
+    assert!(link
+        .as_str()
+        .unwrap()
+        .contains("/open/authorize?service_id="));
+    b.goto(link.as_str().unwrap()).await;
+    b.wait_until(
+        "the callback page says the shop is connected",
+        "(document.querySelector('#result') || {innerText: ''}).innerText.includes('Connected: ')",
+    )
+    .await;
+    b.goto(&env.url("/#/shops")).await;
+    wait_view(&b, "shops").await;
+    b.wait_until(
+        "the shop's tokens now come from the callback",
+        "(document.querySelector('tr[data-shop]') || {innerText: ''}).innerText.includes('from callback')",
+    )
+    .await;
+    shoot(&b, "shops", "shops").await;
+
     // --- Upload a broken workflow: the error has its line and column, and
     // nothing changes.
     let before = env.api("/api/v1/workflows").await;

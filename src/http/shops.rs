@@ -222,7 +222,7 @@ fn page(status: StatusCode, title: &str, text: &str) -> HttpResponse {
         .insert_header(("Cache-Control", "no-store"))
         .insert_header(("Referrer-Policy", "no-referrer"))
         .body(format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{t} · orderflow</title></head><body><main><h1>{t}</h1><p id=\"result\">{x}</p><p><a href=\"/console/shops\">Shops</a></p></main></body></html>",
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{t} · orderflow</title></head><body><main><h1>{t}</h1><p id=\"result\">{x}</p><p><a href=\"/#/shops\">Shops</a></p></main></body></html>",
             t = esc(title),
             x = esc(text)
         ))

@@ -993,9 +993,10 @@ impl Shops {
                     (None, Some(r))
                         if r - now_s < self.inner.config.expiry_warning.as_secs() as i64 =>
                     {
+                        let days = ((r - now_s).max(0) + 86_399) / 86_400;
                         format!(
-                            "authorization expiring in {} days: authorize again",
-                            ((r - now_s).max(0) + 86_399) / 86_400
+                            "authorization expiring in {days} day{}: authorize again",
+                            if days == 1 { "" } else { "s" }
                         )
                     }
                     _ => match access {

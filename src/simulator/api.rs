@@ -494,8 +494,8 @@ fn tokens(sim: &Shared, w: &mut World, r: Route, q: &Q<'_>) -> Answer {
                 Some(c) if c.expires_at < now => {
                     return Err(bad(codes::AUTH_RECORD_MISSING, "auth_code is expired"))
                 }
-                Some(c) => w.issue_tokens(sim.token_ttl_secs, Some(c.shops), &c.open_id),
-                None => w.issue_tokens(sim.token_ttl_secs, None, "sim-open-id"),
+                Some(c) => w.issue_tokens(sim.token_ttl_secs, Some(c.shops), &c.open_id, None),
+                None => w.issue_tokens(sim.token_ttl_secs, None, "sim-open-id", None),
             }
         }
         _ => {
@@ -526,7 +526,12 @@ fn tokens(sim: &Shared, w: &mut World, r: Route, q: &Q<'_>) -> Answer {
             }
             // Rotation: the old refresh token is spent.
             w.refresh.remove(old);
-            w.issue_tokens(sim.token_ttl_secs, st.shops, &st.open_id)
+            w.issue_tokens(
+                sim.token_ttl_secs,
+                st.shops,
+                &st.open_id,
+                Some(st.expires_at),
+            )
         }
     };
     serde_json::to_value(data).map_err(|e| bad(codes::INTERNAL_ERROR, e.to_string()))

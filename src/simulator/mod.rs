@@ -71,6 +71,10 @@ pub struct SimulatorArgs {
     /// simulated year and rotate on every refresh.
     #[arg(long, default_value_t = 7 * 86_400)]
     pub token_ttl_secs: i64,
+    /// How long a seller's authorization lasts, in simulated seconds (a
+    /// year): the refresh tokens' end, kept across rotations.
+    #[arg(long, default_value_t = 365 * 86_400)]
+    pub authorization_ttl_secs: i64,
     /// The app's service id, which `/open/authorize` links name.
     #[arg(long, default_value = "sim-service-id")]
     pub service_id: String,
@@ -160,6 +164,7 @@ impl Default for SimulatorArgs {
             access_token: "sim-access-token".into(),
             refresh_token: "sim-refresh-token".into(),
             token_ttl_secs: 7 * 86_400,
+            authorization_ttl_secs: 365 * 86_400,
             service_id: "sim-service-id".into(),
             redirect_url: None,
             webhook_resolve: None,
@@ -334,6 +339,7 @@ pub async fn start(args: SimulatorArgs) -> Result<SimulatorHandle, Error> {
         &args.access_token,
         &args.refresh_token,
         args.token_ttl_secs,
+        args.authorization_ttl_secs,
         args.buyer_cancel_rate,
         !args.manual_carrier,
         args.webhook_url.clone(),

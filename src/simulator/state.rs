@@ -266,6 +266,9 @@ pub(crate) struct World {
     pub used_codes: HashSet<String>,
     /// Codes issued by `/open/authorize`, not yet exchanged.
     pub codes: HashMap<String, AuthCode>,
+    /// How long a seller's authorization (its refresh tokens) lasts, in
+    /// simulated seconds.
+    pub authorization_ttl_secs: i64,
     /// Every token string ever issued (access and refresh), for tests that
     /// look for them where they must not be.
     pub issued_tokens: Vec<String>,
@@ -338,6 +341,7 @@ impl World {
         access_token: &str,
         refresh_token: &str,
         token_ttl_secs: i64,
+        authorization_ttl_secs: i64,
         buyer_cancel_rate: f64,
         auto_carrier: bool,
         default_webhook_url: Option<String>,
@@ -392,7 +396,7 @@ impl World {
         refresh.insert(
             refresh_token.to_string(),
             RefreshState {
-                expires_at: now + scaled(REFRESH_TTL_SECS, time_scale),
+                expires_at: now + scaled(authorization_ttl_secs, time_scale),
                 shops: None,
                 open_id: "sim-open-id".into(),
             },
@@ -411,6 +415,7 @@ impl World {
             used_codes: HashSet::new(),
             codes: HashMap::new(),
             issued_tokens: vec![access_token.to_string(), refresh_token.to_string()],
+            authorization_ttl_secs,
             token_seq: 0,
             ledger: Vec::new(),
             faults: Faults::default(),
@@ -1006,6 +1011,7 @@ impl World {
         ttl_secs: i64,
         shops: Option<BTreeSet<String>>,
         open_id: &str,
+        authorization_ends: Option<i64>,
     ) -> TokenData {
         self.token_seq += 1;
         let access = format!(
@@ -1023,7 +1029,10 @@ impl World {
         let now = real_now_ms() / 1000;
         let scale = self.clock.scale();
         let access_at = now + scaled(ttl_secs, scale);
-        let refresh_at = now + scaled(REFRESH_TTL_SECS, scale);
+        // The refresh token lives as long as the seller's authorization:
+        // a refresh rotates it, the end stays.
+        let refresh_at =
+            authorization_ends.unwrap_or_else(|| now + scaled(self.authorization_ttl_secs, scale));
         self.access.insert(
             access.clone(),
             TokenState {
@@ -1076,9 +1085,6 @@ impl World {
         n
     }
 }
-
-/// A refresh token's life: as long as the seller's authorization (a year).
-pub(crate) const REFRESH_TTL_SECS: i64 = 365 * DAY;
 
 /// `secs` of simulated time in real seconds (at least one).
 pub(crate) fn scaled(secs: i64, time_scale: f64) -> i64 {

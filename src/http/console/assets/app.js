@@ -1,7 +1,7 @@
 // orderflow web console. Plain ES2020, no build step, no dependencies.
 //
 // Routing is by hash: #/ overview, #/orders[?filters], #/orders/<id>,
-// #/workflows, #/inventory. Each view renders into <main id="view"> and sets
+// #/workflows, #/inventory, #/shops. Each view renders into <main id="view"> and sets
 // data-view / data-ready (tests wait on data-ready="true").
 //
 // Every piece of data goes into the DOM through textContent / attributes
@@ -1470,6 +1470,125 @@ async function viewInventory() {
   if (stillCurrent(token)) setReady(true);
 }
 
+// ---------------------------------------------------------------- shops
+
+const SHOP_STATUS_CHIP = { connected: 'chip-completed', disconnected: 'chip-plain', deauthorized: 'chip-exception' };
+
+async function viewShops() {
+  const token = beginView('shops', 'Shops');
+  const root = viewRoot();
+  const connectBtn = el('button', { id: 'shops-connect', type: 'button', class: 'btn btn-primary', text: 'Connect a shop' });
+  const linkBox = el('div', { id: 'shops-link', role: 'status', 'aria-live': 'polite' });
+  const code = el('input', { id: 'shops-code', type: 'text', autocomplete: 'off', spellcheck: 'false', placeholder: 'code from the address bar' });
+  const codeBtn = el('button', { id: 'shops-code-connect', type: 'button', class: 'btn', text: 'Connect with code' });
+  const hooks = el('p', { id: 'shops-webhooks', class: 'panel-note' });
+  const msg = el('div');
+  const t = table('shops', ['Shop', 'Status', 'Tokens', 'Last call', 'Last webhook', 'Orders today', 'Webhooks', '']);
+  const tb = t.tBodies[0];
+
+  root.append(pageHeader('Shops', connectBtn),
+    el('section', { class: 'panel', 'aria-labelledby': 'shops-connect-h' },
+      el('h2', { id: 'shops-connect-h', text: 'Connect a TikTok shop' }),
+      el('p', { class: 'muted small', text: 'Connect a shop gives a link for the seller: they log in to TikTok Shop, authorize the app, and TikTok sends them back here. The shop is live at once, with no restart.' }),
+      linkBox,
+      el('div', { class: 'field' }, el('label', { for: 'shops-code', text: 'TikTok cannot reach this server? Paste the code from the address TikTok sent the browser to:' }), code),
+      el('div', { class: 'btn-row' }, codeBtn)),
+    el('section', { class: 'panel', 'aria-labelledby': 'shops-h' },
+      el('div', { class: 'panel-head' }, el('h2', { id: 'shops-h', text: 'Shops' })),
+      hooks, msg, el('div', { class: 'table-wrap' }, t)));
+
+  const when = (unixS) => (unixS ? timeEl(unixS * 1000) : el('span', { class: 'muted', text: 'never' }));
+
+  function rowFor(s) {
+    const actions = el('div', { class: 'btn-row' });
+    const act = (label, path, cls) => {
+      const b = el('button', { type: 'button', class: `btn btn-sm ${cls || ''}`.trim(), text: label, 'aria-label': `${label} ${s.name || s.id}` });
+      b.addEventListener('click', async () => {
+        if (label === 'Disconnect' && !(await confirmDialog(`Stop calling TikTok for ${s.name || s.id}? Its orders stay; Reconnect starts it again.`, { title: 'Disconnect the shop?', yes: 'Disconnect' }))) return;
+        b.disabled = true;
+        try {
+          const r = await api(`/api/v1/shops/${enc(s.id)}/${path}`, { method: 'POST', json: {} });
+          if (r.ok) { toast(`${s.name || s.id}: ${r.data.status}`); await load(); return; }
+          const d = r.data || {};
+          if (d.link) showLink(d.link, d.error);
+          toast(d.error || `HTTP ${r.status}`, true);
+        } catch (e) { if (e.status !== 401) toast(e.message, true); }
+        b.disabled = false;
+      });
+      actions.append(b);
+    };
+    if (s.status === 'connected') act('Disconnect', 'disconnect', 'btn-ghost');
+    else act('Reconnect', 'reconnect', 'btn-primary');
+    const tokens = el('div', null,
+      el('div', { text: s.token_source ? `from ${s.token_source}` : '—' }),
+      s.access_expires_at ? el('div', { class: 'muted small' }, 'access expires ', timeEl(s.access_expires_at * 1000)) : null,
+      s.refresh_expires_at ? el('div', { class: 'muted small' }, 'authorization ends ', timeEl(s.refresh_expires_at * 1000)) : null);
+    return el('tr', { 'data-shop': s.id, 'data-status': s.status },
+      td('Shop', el('div', null, el('strong', { text: s.name || s.id }), el('div', { class: 'muted small mono', text: `${s.id}${s.region ? ` · ${s.region}` : ''}` }))),
+      td('Status', el('div', null, el('span', { class: `chip ${SHOP_STATUS_CHIP[s.status] || 'chip-plain'}`, text: s.status }), el('div', { class: 'small shop-health', text: s.health }))),
+      td('Tokens', tokens),
+      td('Last call', when(s.last_call)),
+      td('Last webhook', s.last_webhook_ms ? timeEl(s.last_webhook_ms) : el('span', { class: 'muted', text: 'none yet' })),
+      td('Orders today', String(s.orders_today), 'num'),
+      td('Webhooks', el('span', { class: 'small', text: s.webhooks })),
+      el('td', { class: 'actions', 'data-label': 'Actions' }, actions));
+  }
+
+  function showLink(url, why) {
+    linkBox.replaceChildren(
+      why ? el('p', { class: 'small', text: why }) : null,
+      el('p', null, 'Open this link as the seller (once, within an hour): ', el('a', { id: 'shops-auth-link', href: url, rel: 'noopener noreferrer', text: 'authorize on TikTok Shop' })),
+      el('p', { class: 'muted small mono break', text: url }));
+  }
+
+  async function load() {
+    try {
+      const r = await api('/api/v1/shops');
+      if (!stillCurrent(token)) return;
+      if (!r.ok) {
+        msg.replaceChildren(el('p', { class: 'panel-note error', text: (r.data && r.data.error) || `HTTP ${r.status}` }));
+        return;
+      }
+      msg.replaceChildren();
+      hooks.textContent = r.data.webhooks || '';
+      const list = r.data.shops || [];
+      tb.replaceChildren(...list.map(rowFor));
+      if (!list.length) tb.append(el('tr', null, el('td', { colspan: '8', class: 'empty', text: 'No shop connected yet. Connect a shop to start.' })));
+    } catch (e) {
+      if (!stillCurrent(token) || e.status === 401) return;
+      msg.replaceChildren(errorBox(e.message));
+    }
+  }
+
+  connectBtn.addEventListener('click', async () => {
+    connectBtn.disabled = true;
+    try {
+      const r = await api('/api/v1/shops/connect', { method: 'POST', json: {} });
+      if (r.ok) showLink(r.data.url);
+      else linkBox.replaceChildren(el('p', { class: 'error-block', text: (r.data && r.data.error) || `HTTP ${r.status}` }));
+    } catch (e) { if (e.status !== 401) toast(e.message, true); }
+    connectBtn.disabled = false;
+  });
+  codeBtn.addEventListener('click', async () => {
+    const c = code.value.trim();
+    if (!c) { code.focus(); toast('Paste the code first.', true); return; }
+    codeBtn.disabled = true;
+    try {
+      const r = await api('/api/v1/shops/connect', { method: 'POST', json: { code: c } });
+      if (r.ok) {
+        const names = (r.data.connected || []).map((x) => x.name || x.id).join(', ');
+        toast(`Connected: ${names}`);
+        code.value = '';
+        await load();
+      } else toast((r.data && r.data.error) || `HTTP ${r.status}`, true);
+    } catch (e) { if (e.status !== 401) toast(e.message, true); }
+    codeBtn.disabled = false;
+  });
+
+  await load();
+  if (stillCurrent(token)) setReady(true);
+}
+
 function cssId(s) { return String(s).replace(/[^A-Za-z0-9_-]/g, '_'); }
 
 // ---------------------------------------------------------------- live stream
@@ -1520,6 +1639,7 @@ function route() {
   if (parts[0] === 'orders' && parts.length >= 2) return viewOrder(decodeURIComponent(parts.slice(1).join('/')));
   if (parts[0] === 'workflows') return viewWorkflows();
   if (parts[0] === 'inventory') return viewInventory();
+  if (parts[0] === 'shops') return viewShops();
   location.replace('#/');
   return undefined;
 }
