@@ -15,8 +15,13 @@
 //!   rate-limited gateway actor, webhook verification, its config; every
 //!   listed error code classified ([`tiktok::codes`]) and the cancel and
 //!   reject reasons per market and status ([`tiktok::reasons`]).
-//! - [`simulator`]: a TikTok Shop simulator speaking the same wire protocol,
-//!   with faults, a ledger and control endpoints for tests.
+//! - [`simulator`]: a TikTok Shop simulator speaking the same wire protocol
+//!   (the seller authorization page and rotating tokens included), with
+//!   faults, a ledger and control endpoints for tests.
+//! - [`shops`]: connected shops: TikTok's seller authorization, grants whose
+//!   tokens are sealed at rest ([`shops::secrets`]) and refreshed before
+//!   they expire, the newest pair winning, webhook subscriptions checked and
+//!   repaired, shops added, disconnected and deauthorized while running.
 //! - [`lifecycle`]: the order lifecycle state machine (pending → processing
 //!   → fulfilled → delivered → completed, with on_hold, exception,
 //!   cancelled).
@@ -28,7 +33,8 @@
 //!   clock.
 //! - [`actors`]: the supervisor and one actix actor per order, behind
 //!   [`actors::RuntimeHandle`].
-//! - [`sync`]: TikTok order sync: signed webhooks, hydration through the
+//! - [`sync`]: TikTok order sync: signed webhooks (those of shops not
+//!   connected kept and replayed when they are), hydration through the
 //!   gateway's batched order detail, polling from a durable cursor, and the
 //!   buyers' pending cancellation requests read for the orders TikTok flags.
 //! - [`http`]: health, metrics, intake, the admin API and stock over
@@ -36,8 +42,9 @@
 //!   cross-site check, bearer token or a console session with its CSRF
 //!   token, login rate limits); request bounds ([`http::limits`]: body
 //!   size, read deadline, shared body memory) and connections
-//!   ([`http::conn`]: idle connections shut); the web console
-//!   ([`http::console`]: compiled-in pages, login, live events).
+//!   ([`http::conn`]: idle connections shut); shops and the authorization
+//!   callback ([`http::shops`]); the web console ([`http::console`]:
+//!   compiled-in pages, login, live events).
 //! - [`config`]: layered configuration with one `validate()`.
 //! - [`metrics`]: every metric name, described once.
 //! - [`daemon`]: wiring, recovery, graceful shutdown.

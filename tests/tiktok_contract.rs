@@ -223,6 +223,37 @@ fn the_official_response_examples_decode() {
         "get-warehouse-delivery-options.response.json",
     );
     assert_eq!(d.delivery_options[0].id, "6955034615128000261");
+    // The token examples: absolute expiry times, the seller named.
+    for name in [
+        "get-access-token.response.json",
+        "refresh-access-token.response.json",
+        "get-access-token-202309.response.json",
+    ] {
+        let t: TokenData = decoded("token_get", name);
+        assert!(
+            !t.access_token.is_empty() && !t.refresh_token.is_empty(),
+            "{name}"
+        );
+        assert!(t.access_token_expire_in > 1_600_000_000, "{name}: {t:?}");
+        assert!(
+            t.refresh_token_expire_in > t.access_token_expire_in,
+            "{name}"
+        );
+        assert!(!t.open_id.is_empty() && !t.seller_name.is_empty(), "{name}");
+    }
+    let h: ShopWebhooksData = decoded("get_webhooks", "get-shop-webhooks.response.json");
+    assert_eq!(h.webhooks[0].event_type, "ORDER_STATUS_CHANGE");
+    let req: UpdateWebhookRequest =
+        serde_json::from_slice(&api_fixture("update-shop-webhook.request.json")).unwrap();
+    assert_eq!(req.event_type, "ORDER_STATUS_CHANGE");
+    assert!(orderflow::shops::TOPICS.contains(&req.event_type.as_str()));
+    // Every topic orderflow subscribes is one TikTok lists.
+    for t in orderflow::shops::TOPICS {
+        assert!(
+            orderflow::simulator::api::EVENT_TYPES.contains(&t),
+            "{t} is not an event_type of Update Shop Webhook"
+        );
+    }
 }
 
 /// A signed request to the simulator, answered as raw JSON.
@@ -367,8 +398,99 @@ async fn the_simulator_answers_in_the_shape_of_the_official_examples() {
         inventory["data"]["errors"][0]["detail"]["extra_errors"][0]["code"], 12052097,
         "{inventory}"
     );
+    // The auth host: a code exchanged, then refreshed (unsigned GETs with
+    // the app secret, as TikTok documents them).
+    let auth = |path: &str, q: Vec<(&'static str, String)>| {
+        let url = format!("{}{path}", sim.base_url());
+        let client = client.clone();
+        async move {
+            let mut q = q;
+            q.push(("app_key", APP_KEY.to_string()));
+            q.push(("app_secret", APP_SECRET.to_string()));
+            client
+                .get(url)
+                .query(&q)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let got = auth(
+        "/api/v2/token/get",
+        vec![
+            ("auth_code", "shape-code".into()),
+            ("grant_type", "authorized_code".into()),
+        ],
+    )
+    .await;
+    let refreshed = auth(
+        "/api/v2/token/refresh",
+        vec![
+            (
+                "refresh_token",
+                got["data"]["refresh_token"].as_str().unwrap().to_string(),
+            ),
+            ("grant_type", "refresh_token".into()),
+        ],
+    )
+    .await;
+    // Expiry times are absolute Unix seconds, as in TikTok's example; a
+    // rotated refresh token keeps the authorization's end.
+    let now = chrono::Utc::now().timestamp();
+    let at = got["data"]["access_token_expire_in"].as_i64().unwrap();
+    assert!(at > now && at <= now + 7 * 86_400 + 5, "{got}");
+    assert_ne!(
+        refreshed["data"]["refresh_token"],
+        got["data"]["refresh_token"]
+    );
+    assert_eq!(
+        refreshed["data"]["refresh_token_expire_in"],
+        got["data"]["refresh_token_expire_in"]
+    );
+    let put = sim_raw(
+        &sim,
+        "shape-token",
+        Method::PUT,
+        "/event/202309/webhooks",
+        vec![],
+        Some(serde_json::json!({"address": "https://orders.example.com/webhooks/tiktok", "event_type": "ORDER_STATUS_CHANGE"})),
+    )
+    .await;
+    let hooks = sim_raw(
+        &sim,
+        "shape-token",
+        Method::GET,
+        "/event/202309/webhooks",
+        vec![],
+        None,
+    )
+    .await;
+    // TikTok's address rules: https, a domain name, no port.
+    for bad in [
+        "http://orders.example.com/webhooks/tiktok",
+        "https://203.0.113.7/webhooks/tiktok",
+        "https://orders.example.com:8443/webhooks/tiktok",
+    ] {
+        let r = sim_raw(
+            &sim,
+            "shape-token",
+            Method::PUT,
+            "/event/202309/webhooks",
+            vec![],
+            Some(serde_json::json!({"address": bad, "event_type": "ORDER_STATUS_CHANGE"})),
+        )
+        .await;
+        assert_ne!(r["code"], 0, "{bad} accepted: {r}");
+    }
     let mut problems = Vec::new();
     for (ours, name) in [
+        (&got, "get-access-token.response.json"),
+        (&refreshed, "refresh-access-token.response.json"),
+        (&put, "update-shop-webhook.response.json"),
+        (&hooks, "get-shop-webhooks.response.json"),
         (&inventory, "update-inventory.response.json"),
         (&detail, "get-order-detail.response.json"),
         (&search, "get-order-list.response.json"),

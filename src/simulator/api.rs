@@ -1346,9 +1346,15 @@ fn dispatch(w: &mut World, r: Route, arg: &str, shop_id: &str, q: &Q<'_>, body: 
                 .collect();
             Ok(json!({ "inventory": inventory }))
         }
-        Route::GetWebhooks => Ok(json!({
-            "webhooks": w.webhooks.iter().filter(|((s, _), _)| s == shop_id).map(|(_, v)| v.clone()).collect::<Vec<_>>()
-        })),
+        Route::GetWebhooks => {
+            let list: Vec<ShopWebhook> = w
+                .webhooks
+                .iter()
+                .filter(|((s, _), _)| s == shop_id)
+                .map(|(_, v)| v.clone())
+                .collect();
+            Ok(json!({ "total_count": list.len(), "webhooks": list }))
+        }
         Route::PutWebhook => {
             let req: UpdateWebhookRequest = parse(body)?;
             // TikTok's rules for a webhook address (event/update-shop-webhook

@@ -286,6 +286,9 @@ pub struct Quarantined {
     /// Why it is here: `malformed` (not a webhook envelope), `unreadable`
     /// (a known topic whose data does not fit), `unknown_topic`,
     /// `unhandled` (a topic orderflow reads but does not act on yet),
+    /// `handled` (acted on, kept as received: deauthorization and
+    /// authorization-expiry notices), `shop_not_connected` (kept until the
+    /// shop is connected, then replayed),
     /// `undecodable_order` (an order TikTok's API returned that could not
     /// be read).
     pub reason: String,

@@ -6,7 +6,11 @@
 //! correctly signed body that can be stored gets 200: a malformed body, a
 //! known topic whose data we cannot read, an unknown topic and a topic we
 //! read but do not act on yet are stored as received in the quarantine
-//! (once per notification, counted, alerted on). Order notifications are
+//! (once per notification, counted, alerted on). A webhook of a shop that is
+//! not connected is kept the same way, marked as waiting for the shop, and
+//! replayed ([`replay_waiting`]) when the shop is connected; one alert per
+//! shop. Deauthorization (type 6) stops the shop's calls; an authorization
+//! about to expire (type 7) is alerted with a link. Order notifications are
 //! stored in the inbox — deduplicated on (shop, `tts_notification_id`), or
 //! (order, status, update time) where the id is absent — and only then
 //! answered 200 with an empty body. If it cannot be stored, 503: TikTok
