@@ -534,6 +534,10 @@ async fn deauthorized_and_unknown_shops_lose_nothing() {
         assert_eq!(st, 200, "{page}");
     }
     shipped(&c, &base, &early).await;
+    assert!(
+        common::metric(&c, &base, "orderflow_webhooks_total", "result=\"replayed\"").await >= 1.0,
+        "the kept webhook was replayed"
+    );
 
     // The seller deauthorizes shop A: TikTok pushes type 6.
     let before_a = rig.order(&c, 0).await;
@@ -563,6 +567,10 @@ async fn deauthorized_and_unknown_shops_lose_nothing() {
         },
     )
     .await;
+    assert_eq!(
+        common::metric(&c, &base, "orderflow_shops", "status=\"deauthorized\"").await,
+        1.0
+    );
     // Its calls stop (polling included); its orders stay readable.
     let calls = |c: reqwest::Client, sim: String, a: String| async move {
         let (_, s) = get_json(&c, &format!("{sim}/sim/stats")).await;
@@ -597,6 +605,27 @@ async fn deauthorized_and_unknown_shops_lose_nothing() {
     let (st, page) = authorize_through_callback(&base, &a).await;
     assert_eq!(st, 200, "{page}");
     shipped(&c, &base, &during).await;
+
+    // TikTok warns that B's authorization ends soon: an alert with the date
+    // and a link to authorize again.
+    let (st, v) = post_json(
+        &c,
+        &format!("{}/sim/webhooks/push", rig.sim),
+        &json!({"shop_id": b, "type": 7, "data": {"message": "Your authorization expires soon.", "expiration_time": "1798761600"}}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let alert = eventually(Duration::from_secs(10), "the expiry alert", || async {
+        rig.alerts_about("expires 2027-01-01").into_iter().next()
+    })
+    .await;
+    assert!(
+        alert["text"]
+            .as_str()
+            .unwrap()
+            .contains("/open/authorize?service_id="),
+        "{alert}"
+    );
 
     // An operator disconnects B and reconnects it with its stored tokens.
     let (st, v) = post_json(
@@ -677,4 +706,103 @@ async fn a_subscription_changed_behind_our_back_is_repaired_on_start() {
         v["webhooks"].as_str().unwrap().contains("repaired 2"),
         "{v}"
     );
+}
+
+/// Tokens pasted into the configuration file: used until a refresh
+/// replaces them (a restart keeps the refreshed pair, the file's is older),
+/// and winning again once an operator pastes a new pair.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_newest_token_pair_wins_whichever_way_it_came() {
+    let rig = Rig::start(SimulatorArgs {
+        shops: 1,
+        manual_carrier: true,
+        access_token: "cs-pasted-access".into(),
+        refresh_token: "cs-pasted-refresh".into(),
+        ..Default::default()
+    });
+    let c = client();
+    let (id, cipher) = rig.shops[0].clone();
+    let with_tokens = |access: &str, refresh: &str| {
+        let base = std::fs::read_to_string(&rig.config).unwrap();
+        let base = base.split("\n[[tiktok.shops]]").next().unwrap().to_string();
+        std::fs::write(
+            &rig.config,
+            format!(
+                "{base}\n[[tiktok.shops]]\nid = \"{id}\"\ncipher = \"{cipher}\"\naccess_token = \"{access}\"\nrefresh_token = \"{refresh}\"\n"
+            ),
+        )
+        .unwrap();
+    };
+    with_tokens("cs-pasted-access", "cs-pasted-refresh");
+    let daemon = rig.daemon();
+    let base = daemon.base.clone();
+    wait_ready(&c, &base).await;
+    let v = shop(&shops_of(&c, &base).await, &id).clone();
+    assert_eq!(
+        (v["status"].as_str(), v["token_source"].as_str()),
+        (Some("connected"), Some("config")),
+        "{v}"
+    );
+
+    // TikTok expires the pasted token: the next call refreshes it.
+    let (st, _) = post_json(&c, &format!("{}/sim/tokens/expire", rig.sim), &json!({})).await;
+    assert_eq!(st, 200);
+    let (st, _) = post_json(
+        &c,
+        &format!("{base}/api/v1/sync/resync"),
+        &json!({"shop_id": id, "from": 1}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    eventually(Duration::from_secs(15), "the refreshed pair stored", || {
+        let (c, b, id) = (c.clone(), base.clone(), id.clone());
+        async move { (shop(&shops_of(&c, &b).await, &id)["token_source"] == "refresh").then_some(()) }
+    })
+    .await;
+
+    // A restart with the same file: the refreshed pair is newer and wins
+    // (the pasted refresh token is spent: using it would fail).
+    daemon.kill9();
+    let daemon = rig.daemon();
+    let base = daemon.base.clone();
+    wait_ready(&c, &base).await;
+    let v = shop(&shops_of(&c, &base).await, &id).clone();
+    assert_eq!(v["token_source"], "refresh", "{v}");
+    let (st, v) = post_json(
+        &c,
+        &format!("{base}/api/v1/sync/resync"),
+        &json!({"shop_id": id, "from": 1}),
+    )
+    .await;
+    assert_eq!(st, 200, "calls work with the stored pair: {v}");
+
+    // The operator pastes a new pair (from an authorization done by hand):
+    // it is newer than the stored one and wins on the next start.
+    let code = code_from_authorize_page(&rig.sim, &id).await;
+    let (_, fresh) = get_json(
+        &c,
+        &format!(
+            "{}/api/v2/token/get?app_key={APP_KEY}&app_secret={APP_SECRET}&auth_code={code}&grant_type=authorized_code",
+            rig.sim
+        ),
+    )
+    .await;
+    with_tokens(
+        fresh["data"]["access_token"].as_str().unwrap(),
+        fresh["data"]["refresh_token"].as_str().unwrap(),
+    );
+    daemon.kill9();
+    let daemon = rig.daemon();
+    let base = daemon.base.clone();
+    wait_ready(&c, &base).await;
+    let v = shop(&shops_of(&c, &base).await, &id).clone();
+    assert_eq!(v["token_source"], "config", "{v}");
+    let (st, v) = post_json(
+        &c,
+        &format!("{base}/api/v1/sync/resync"),
+        &json!({"shop_id": id, "from": 1}),
+    )
+    .await;
+    assert_eq!(st, 200, "calls work with the pasted pair: {v}");
+    drop(daemon);
 }

@@ -127,7 +127,13 @@ async fn reconcile(s: web::Data<AppState>, q: web::Query<ReconcileQuery>) -> Htt
     let Some(p) = s.pollers.first() else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "TikTok is not configured");
     };
-    let shop = match q.shop.clone().or_else(|| p.shop_ids.first().cloned()) {
+    // By default the first connected shop (connected live, or from the file).
+    let first = s
+        .shops
+        .as_ref()
+        .and_then(|x| x.connected().first().cloned())
+        .or_else(|| p.shop_ids.first().cloned());
+    let shop = match q.shop.clone().or(first) {
         Some(shop) => shop,
         None => return error(StatusCode::BAD_REQUEST, "give ?shop="),
     };
