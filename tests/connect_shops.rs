@@ -52,16 +52,9 @@ poll_interval = "1s"
 default_channel = "ops"
 [notify.channels]
 ops = "{alerts}"
-
-[shipping]
-label_api_url = "{sim_url}/labels/v1"
-
-[shipping.provider_ids]
-USPS = "6617675021119438849"
-UPS = "6617675021119438850"
-FedEx = "6617675021119438851"
-"#,
+{shipping}"#,
         key = dir.join("keys/secret.key").display(),
+        shipping = common::sim_shipping_toml(sim_url),
     );
     std::fs::write(&path, text).unwrap();
     path
@@ -762,19 +755,7 @@ async fn the_newest_token_pair_wins_whichever_way_it_came() {
 
     // A restart with the same file: the refreshed pair is newer and wins
     // (the pasted refresh token is spent: using it would fail).
-    daemon.kill9();
-    let daemon = rig.daemon();
-    let base = daemon.base.clone();
-    wait_ready(&c, &base).await;
-    let v = shop(&shops_of(&c, &base).await, &id).clone();
-    assert_eq!(v["token_source"], "refresh", "{v}");
-    let (st, v) = post_json(
-        &c,
-        &format!("{base}/api/v1/sync/resync"),
-        &json!({"shop_id": id, "from": 1}),
-    )
-    .await;
-    assert_eq!(st, 200, "calls work with the stored pair: {v}");
+    let daemon = restart_using(&rig, daemon, &id, "refresh").await;
 
     // The operator pastes a new pair (from an authorization done by hand):
     // it is newer than the stored one and wins on the next start.
@@ -791,18 +772,25 @@ async fn the_newest_token_pair_wins_whichever_way_it_came() {
         fresh["data"]["access_token"].as_str().unwrap(),
         fresh["data"]["refresh_token"].as_str().unwrap(),
     );
+    drop(restart_using(&rig, daemon, &id, "config").await);
+}
+
+/// Kills the daemon, starts it again, and checks that the shop's calls
+/// work with the pair from `source`.
+async fn restart_using(rig: &Rig, daemon: Daemon, id: &str, source: &str) -> Daemon {
+    let c = client();
     daemon.kill9();
     let daemon = rig.daemon();
     let base = daemon.base.clone();
     wait_ready(&c, &base).await;
-    let v = shop(&shops_of(&c, &base).await, &id).clone();
-    assert_eq!(v["token_source"], "config", "{v}");
+    let v = shop(&shops_of(&c, &base).await, id).clone();
+    assert_eq!(v["token_source"], source, "{v}");
     let (st, v) = post_json(
         &c,
         &format!("{base}/api/v1/sync/resync"),
         &json!({"shop_id": id, "from": 1}),
     )
     .await;
-    assert_eq!(st, 200, "calls work with the pasted pair: {v}");
-    drop(daemon);
+    assert_eq!(st, 200, "calls work with the pair from {source}: {v}");
+    daemon
 }

@@ -26,8 +26,7 @@ use crate::shops::{Error, Shops};
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/shops", web::get().to(list))
         .route("/shops/connect", web::post().to(connect))
-        .route("/shops/{id}/disconnect", web::post().to(disconnect))
-        .route("/shops/{id}/reconnect", web::post().to(reconnect));
+        .route("/shops/{id}/{op}", web::post().to(lifecycle));
 }
 
 fn status_of(e: &Error) -> StatusCode {
@@ -149,11 +148,13 @@ fn by_of(body: &[u8]) -> Option<String> {
         .map(|b| b.by.unwrap_or_else(|| "operator".into()))
 }
 
-async fn disconnect(
+/// `POST /shops/{id}/disconnect` and `POST /shops/{id}/reconnect`.
+async fn lifecycle(
     s: web::Data<AppState>,
-    id: web::Path<String>,
+    path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> HttpResponse {
+    let (id, op) = path.into_inner();
     let Some(shops) = &s.shops else {
         return no_app();
     };
@@ -163,36 +164,24 @@ async fn disconnect(
             "the body must be empty or a JSON object like {\"by\": \"name\"}",
         );
     };
-    match shops.disconnect(&id, &by).await {
-        Ok(rec) => HttpResponse::Ok().json(
-            json!({"id": rec.id, "status": rec.status.as_str(), "reason": rec.status_reason}),
-        ),
-        Err(e) => failed(e),
-    }
-}
-
-async fn reconnect(
-    s: web::Data<AppState>,
-    id: web::Path<String>,
-    body: web::Bytes,
-) -> HttpResponse {
-    let Some(shops) = &s.shops else {
-        return no_app();
+    let done = match op.as_str() {
+        "disconnect" => shops.disconnect(&id, &by).await,
+        "reconnect" => shops.reconnect(&id, &by).await,
+        _ => return error(StatusCode::NOT_FOUND, "no such shop action"),
     };
-    let Some(by) = by_of(&body) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "the body must be empty or a JSON object like {\"by\": \"name\"}",
-        );
-    };
-    match shops.reconnect(&id, &by).await {
+    match done {
         Ok(rec) => {
-            let replayed = crate::sync::webhook::replay_waiting(&s, &rec.id)
-                .await
-                .unwrap_or(0);
-            HttpResponse::Ok().json(
-                json!({"id": rec.id, "status": rec.status.as_str(), "replayed_webhooks": replayed}),
-            )
+            let replayed = if op == "reconnect" {
+                crate::sync::webhook::replay_waiting(&s, &rec.id)
+                    .await
+                    .unwrap_or(0)
+            } else {
+                0
+            };
+            HttpResponse::Ok().json(json!({
+                "id": rec.id, "status": rec.status.as_str(), "reason": rec.status_reason,
+                "replayed_webhooks": replayed,
+            }))
         }
         Err(e @ Error::NeedsAuthorization { .. }) => {
             let link = shops.authorize_link().await.ok().map(|l| l.url);

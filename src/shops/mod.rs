@@ -509,56 +509,48 @@ impl Shops {
             if let Some(ci) = &c.cipher {
                 rec.cipher = ci.clone();
             }
-            if let (Some((a, r)), None) = (&legacy, &existing) {
-                // What the older version refreshed is newer than the file.
-                let t = Tokens {
-                    access_token: Secret::new(a.clone()),
-                    refresh_token: Secret::new(r.clone()),
-                    ..Default::default()
-                };
-                ops.push(put(
-                    grant_key(&c.id),
-                    &seal_grant(
-                        &self.inner.sealer,
-                        &c.id,
-                        "",
-                        "",
+            // The pair that wins for this shop, if not the stored one: what
+            // an older version refreshed (newer than the file), or a pair in
+            // the file that changed since it was last read.
+            let wins = match (&legacy, &existing) {
+                (Some((a, r)), None) => {
+                    tracing::info!(shop_id = %c.id, "Moved the tokens an earlier version refreshed into the sealed store");
+                    Some((
+                        Secret::new(a.clone()),
+                        Secret::new(r.clone()),
                         TokenSource::Refresh,
-                        now,
-                        &t,
-                    ),
-                )?);
-                rec.grant = c.id.clone();
-                rec.config_print = print.clone();
-                tracing::info!(shop_id = %c.id, "Moved the tokens an earlier version refreshed into the sealed store");
-            } else if config_is_new {
-                if existing.is_some() {
-                    tracing::info!(shop_id = %c.id, "The configuration file has a new token pair for this shop: it wins over the stored one");
+                    ))
                 }
+                _ if config_is_new => {
+                    if existing.is_some() {
+                        tracing::info!(shop_id = %c.id, "The configuration file has a new token pair for this shop: it wins over the stored one");
+                    }
+                    Some((
+                        c.access_token.clone(),
+                        c.refresh_token.clone(),
+                        TokenSource::Config,
+                    ))
+                }
+                _ => None,
+            };
+            let pasted = matches!(wins, Some((_, _, TokenSource::Config)));
+            if let Some((access_token, refresh_token, source)) = wins {
                 let t = Tokens {
-                    access_token: c.access_token.clone(),
-                    refresh_token: c.refresh_token.clone(),
+                    access_token,
+                    refresh_token,
                     ..Default::default()
                 };
                 ops.push(put(
                     grant_key(&c.id),
-                    &seal_grant(
-                        &self.inner.sealer,
-                        &c.id,
-                        "",
-                        "",
-                        TokenSource::Config,
-                        now,
-                        &t,
-                    ),
+                    &seal_grant(&self.inner.sealer, &c.id, "", "", source, now, &t),
                 )?);
                 rec.grant = c.id.clone();
                 rec.config_print = print.clone();
-                if rec.status == ShopStatus::Deauthorized {
-                    rec.status = ShopStatus::Connected;
-                    rec.status_reason = "new tokens in the configuration file".into();
-                    rec.status_changed_ms = now;
-                }
+            }
+            if pasted && rec.status == ShopStatus::Deauthorized {
+                rec.status = ShopStatus::Connected;
+                rec.status_reason = "new tokens in the configuration file".into();
+                rec.status_changed_ms = now;
             }
             if existing.as_ref() != Some(&rec) {
                 ops.push(put(shop_key(&c.id), &rec)?);

@@ -665,7 +665,20 @@ cipher = "{cipher}"
 access_token = "{access_token}"
 refresh_token = "sim-refresh-token"
 qps = 1000.0
+{shipping}
+{extra}
+"#,
+        shipping = sim_shipping_toml(sim_url),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
 
+/// The `[shipping]` of a daemon against the simulator: its label API and
+/// the TikTok ids of the three carriers it sells.
+pub fn sim_shipping_toml(sim_url: &str) -> String {
+    format!(
+        r#"
 [shipping]
 label_api_url = "{sim_url}/labels/v1"
 
@@ -673,11 +686,8 @@ label_api_url = "{sim_url}/labels/v1"
 USPS = "6617675021119438849"
 UPS = "6617675021119438850"
 FedEx = "6617675021119438851"
-{extra}
 "#
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+    )
 }
 
 /// `dir/workflows` holding a copy of the bundled standard workflow.
