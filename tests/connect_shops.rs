@@ -656,18 +656,7 @@ async fn a_subscription_changed_behind_our_back_is_repaired_on_start() {
     let (st, page) = authorize_through_callback(&base, &id).await;
     assert_eq!(st, 200, "{page}");
     let subs_url = format!("{}/sim/shops/{id}/webhooks", rig.sim);
-    let ours = format!("{PUBLIC}/webhooks/tiktok");
-    eventually(Duration::from_secs(10), "subscribed", || {
-        let (c, u, ours) = (c.clone(), subs_url.clone(), ours.clone());
-        async move {
-            let (_, v) = get_json(&c, &u).await;
-            let list = v["webhooks"].as_array().unwrap().clone();
-            (list.len() == orderflow::shops::TOPICS.len()
-                && list.iter().all(|w| w["address"] == ours))
-            .then_some(())
-        }
-    })
-    .await;
+    every_topic_ours(&subs_url, "subscribed").await;
     daemon.kill9();
 
     // Someone points one topic elsewhere and removes another in Partner
@@ -683,17 +672,7 @@ async fn a_subscription_changed_behind_our_back_is_repaired_on_start() {
     let daemon = rig.daemon();
     let base = daemon.base.clone();
     wait_ready(&c, &base).await;
-    eventually(Duration::from_secs(15), "repaired on start", || {
-        let (c, u, ours) = (c.clone(), subs_url.clone(), ours.clone());
-        async move {
-            let (_, v) = get_json(&c, &u).await;
-            let list = v["webhooks"].as_array().unwrap().clone();
-            (list.len() == orderflow::shops::TOPICS.len()
-                && list.iter().all(|w| w["address"] == ours))
-            .then_some(())
-        }
-    })
-    .await;
+    every_topic_ours(&subs_url, "repaired on start").await;
     let v = shop(&shops_of(&c, &base).await, &id).clone();
     assert!(
         v["webhooks"].as_str().unwrap().contains("repaired 2"),
@@ -773,6 +752,23 @@ async fn the_newest_token_pair_wins_whichever_way_it_came() {
         fresh["data"]["refresh_token"].as_str().unwrap(),
     );
     drop(restart_using(&rig, daemon, &id, "config").await);
+}
+
+/// Waits until the simulator's subscriptions at `subs_url` send every
+/// topic orderflow acts on to orderflow's public address.
+async fn every_topic_ours(subs_url: &str, what: &str) {
+    let ours = format!("{PUBLIC}/webhooks/tiktok");
+    eventually(Duration::from_secs(15), what, || {
+        let (u, ours) = (subs_url.to_string(), ours.clone());
+        async move {
+            let (_, v) = get_json(&client(), &u).await;
+            let list = v["webhooks"].as_array().unwrap().clone();
+            (list.len() == orderflow::shops::TOPICS.len()
+                && list.iter().all(|w| w["address"] == ours))
+            .then_some(())
+        }
+    })
+    .await;
 }
 
 /// Kills the daemon, starts it again, and checks that the shop's calls

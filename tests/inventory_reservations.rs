@@ -11,7 +11,22 @@ use orderflow::inventory::{
 };
 
 fn open(dir: &tempfile::TempDir) -> (sled::Db, InventoryHandle) {
-    let db = sled::open(dir.path()).expect("sled opens");
+    // sled's background flusher lets go of the directory's lock a moment
+    // after the last handle is dropped (seen once in CI): a reopen right
+    // after a drop waits for it.
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    let db = loop {
+        match sled::open(dir.path()) {
+            Ok(db) => break db,
+            Err(e)
+                if Instant::now() < deadline
+                    && e.to_string().contains("could not acquire lock") =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Err(e) => panic!("sled opens: {e:?}"),
+        }
+    };
     let inv = Inventory::open(&db, InventoryConfig::default()).expect("inventory opens");
     (db, inv)
 }

@@ -800,18 +800,16 @@ impl Shops {
     /// Stops calling TikTok for the shop (polling, pushes, steps' calls);
     /// its orders stay readable.
     pub async fn disconnect(&self, id: &str, by: &str) -> Result<ShopRecord, Error> {
-        let mut rec = self
+        let rec = self
             .record(id)?
             .ok_or_else(|| Error::UnknownShop(id.into()))?;
-        rec.status = ShopStatus::Disconnected;
-        rec.status_reason = format!("disconnected by {by}");
-        rec.status_changed_ms = self.now_ms();
-        self.inner
-            .store
-            .commit(vec![put(shop_key(id), &rec)?])
+        let rec = self
+            .set_status(
+                rec,
+                ShopStatus::Disconnected,
+                format!("disconnected by {by}"),
+            )
             .await?;
-        self.stop_live(id);
-        self.publish_status();
         tracing::warn!(shop_id = %id, by = %by, "Shop disconnected: no more calls to TikTok for it; its orders stay");
         Ok(rec)
     }
@@ -819,7 +817,7 @@ impl Shops {
     /// Connects a disconnected or deauthorized shop again with its stored
     /// tokens, after checking that TikTok still accepts them for it.
     pub async fn reconnect(&self, id: &str, by: &str) -> Result<ShopRecord, Error> {
-        let mut rec = self
+        let rec = self
             .record(id)?
             .ok_or_else(|| Error::UnknownShop(id.into()))?;
         if rec.status == ShopStatus::Connected && self.is_connected(id) {
@@ -848,40 +846,56 @@ impl Shops {
                 reason: "TikTok no longer lists the shop for these tokens".into(),
             });
         }
-        rec.status = ShopStatus::Connected;
-        rec.status_reason = format!("reconnected by {by}");
-        rec.status_changed_ms = self.now_ms();
-        self.inner
-            .store
-            .commit(vec![put(shop_key(id), &rec)?])
+        let rec = self
+            .set_status(rec, ShopStatus::Connected, format!("reconnected by {by}"))
             .await?;
-        self.make_callable(&rec)?;
-        self.go_live(id);
-        self.publish_status();
         let me = self.clone();
         let sid = id.to_string();
         tokio::spawn(async move { me.check_subscription(&sid).await });
         Ok(rec)
     }
 
+    /// Stores the shop's new status (durably), then starts or stops its
+    /// calls and tasks to match.
+    async fn set_status(
+        &self,
+        mut rec: ShopRecord,
+        status: ShopStatus,
+        reason: String,
+    ) -> Result<ShopRecord, Error> {
+        rec.status = status;
+        rec.status_reason = reason;
+        rec.status_changed_ms = self.now_ms();
+        self.inner
+            .store
+            .commit(vec![put(shop_key(&rec.id), &rec)?])
+            .await?;
+        if status == ShopStatus::Connected {
+            self.make_callable(&rec)?;
+            self.go_live(&rec.id);
+        } else {
+            self.stop_live(&rec.id);
+        }
+        self.publish_status();
+        Ok(rec)
+    }
+
     /// TikTok's SELLER_DEAUTHORIZATION: calls for the shop stop, its
     /// orders stay, people are told.
     pub async fn deauthorized(&self, id: &str, message: &str) -> Result<(), Error> {
-        let Some(mut rec) = self.record(id)? else {
+        let Some(rec) = self.record(id)? else {
             return Ok(());
         };
         if rec.status == ShopStatus::Deauthorized {
             return Ok(());
         }
-        rec.status = ShopStatus::Deauthorized;
-        rec.status_reason = format!("the seller deauthorized the app: {message}");
-        rec.status_changed_ms = self.now_ms();
-        self.inner
-            .store
-            .commit(vec![put(shop_key(id), &rec)?])
+        let rec = self
+            .set_status(
+                rec,
+                ShopStatus::Deauthorized,
+                format!("the seller deauthorized the app: {message}"),
+            )
             .await?;
-        self.stop_live(id);
-        self.publish_status();
         let link = self.authorize_link().await.ok().map(|l| l.url);
         let text = format!(
             "TikTok shop {} ({id}) was deauthorized by the seller: orderflow stopped calling TikTok for it; its orders stay readable. Authorize again to reconnect{}",
