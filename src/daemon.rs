@@ -288,6 +288,36 @@ impl Daemon {
         if let Some(g) = &gateway {
             intake = intake.with_hydrator(crate::sync::Hydrator { gateway: g.clone() });
         }
+        // Stock that arrives tells the orders waiting for it (`restock`),
+        // oldest ship-by first, through intake like any other event.
+        {
+            // Spawned on the main arbiter, whoever changed the stock.
+            let arbiter = actix::Arbiter::current();
+            let (intake, clock) = (intake.clone(), clock.clone());
+            inventory.on_restock(Arc::new(move |told: Vec<crate::inventory::restock::Restock>| {
+                let (intake, now) = (intake.clone(), clock.now_ms());
+                arbiter.spawn(async move {
+                    use crate::workflow::value::Data;
+                    for r in told {
+                        let event = crate::runtime::event::OrderEvent {
+                            id: format!("restock:{}:{}:{now}", r.sku, r.order_id),
+                            order_id: r.order_id.clone(),
+                            shop_id: r.shop_id,
+                            source: crate::runtime::event::Source::System,
+                            received_ms: now,
+                            kind: crate::runtime::event::EventKind::Signal(Data::map([
+                                ("type", Data::from("restock".to_string())),
+                                ("sku_id", Data::from(r.sku.clone())),
+                                ("available", Data::Int(r.available.min(i64::MAX as u64) as i64)),
+                            ])),
+                        };
+                        if let Err(e) = intake.submit(event).await {
+                            tracing::warn!(order_id = %r.order_id, sku = %r.sku, error = %e, "Could not tell an order that stock arrived; its wait times out instead");
+                        }
+                    }
+                });
+            }));
+        }
         let pollers: Vec<crate::sync::poll::Poller> = match &gateway {
             None => Vec::new(),
             Some(g) => vec![crate::sync::poll::Poller {

@@ -267,7 +267,7 @@ creator = "{down}"
     for id in &ids {
         let (o, t) = (&final_views[id], &truth[id]);
         let expect = match t["status"].as_str().unwrap() {
-            "AWAITING_SHIPMENT" => ("wait_restock", "processing"),
+            "AWAITING_SHIPMENT" => ("wait_restock", "on_hold"),
             "AWAITING_COLLECTION" => ("wait_delivery", "fulfilled"),
             "DELIVERED" => ("", "delivered"),
             other => panic!("{id}: the simulator says {other}"),

@@ -18,10 +18,8 @@ fn open(dir: &tempfile::TempDir) -> (sled::Db, InventoryHandle) {
     let db = loop {
         match sled::open(dir.path()) {
             Ok(db) => break db,
-            Err(e)
-                if Instant::now() < deadline
-                    && e.to_string().contains("could not acquire lock") =>
-            {
+            // The lock is an I/O error (EWOULDBLOCK inside an `Other`).
+            Err(sled::Error::Io(_)) if Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(20))
             }
             Err(e) => panic!("sled opens: {e:?}"),
@@ -171,12 +169,19 @@ async fn all_or_nothing_across_skus_and_idempotent_per_order() {
     assert_eq!(inv.get("B").await.unwrap().unwrap().reserved, 0);
     assert!(inv.reservation("o1").await.unwrap().is_none());
 
-    // An unknown SKU is out of stock too.
+    // A SKU inventory has no record of is not "out of stock" (the buyer did
+    // nothing wrong): its own kind, and nothing is reserved.
     let e = inv
         .reserve("o1", &units(&[("A", 1), ("NOPE", 1)]), None)
         .await
         .unwrap_err();
-    assert!(matches!(&e, Error::OutOfStock { sku, available: 0, .. } if sku == "NOPE"));
+    assert!(
+        matches!(&e, Error::UnmappedSku { sku } if sku == "NOPE"),
+        "{e}"
+    );
+    assert_eq!(e.kind(), "unmapped_sku");
+    assert!(inv.reservation("o1").await.unwrap().is_none());
+    assert_eq!(inv.get("A").await.unwrap().unwrap().reserved, 0);
 
     let r1 = inv
         .reserve("o1", &units(&[("A", 2), ("B", 1)]), None)
@@ -420,4 +425,51 @@ async fn low_stock_fires_once_per_crossing() {
     inv.adjust("A", None, -15).await.unwrap();
     assert_eq!(seen.lock().len(), 2);
     assert_eq!(seen.lock()[1].available, 1);
+}
+
+#[tokio::test]
+async fn an_unknown_warehouse_falls_back_to_the_default_stock() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, inv) = open(&dir);
+    // Stock recorded without a warehouse serves an order naming one.
+    inv.set("A", None, 2).await.unwrap();
+    let r = inv
+        .reserve("o1", &units(&[("A", 1)]), Some("W9"))
+        .await
+        .unwrap();
+    assert_eq!(r.lines[0].warehouse, None, "{r:?}");
+    // A SKU stocked in one warehouse only: that one.
+    inv.set("B", Some("W1"), 2).await.unwrap();
+    let r = inv
+        .reserve("o2", &units(&[("B", 2)]), Some("W9"))
+        .await
+        .unwrap();
+    assert_eq!(r.lines[0].warehouse.as_deref(), Some("W1"));
+    // Several named warehouses, none of them the order's: nothing is
+    // guessed (out of stock where the order ships from).
+    inv.set("C", Some("W1"), 2).await.unwrap();
+    inv.set("C", Some("W2"), 2).await.unwrap();
+    let e = inv
+        .reserve("o3", &units(&[("C", 1)]), Some("W9"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::OutOfStock { .. }), "{e}");
+    // ...unless the configured default warehouse is one of them.
+    let dir2 = tempfile::tempdir().unwrap();
+    let db2 = sled::open(dir2.path()).unwrap();
+    let inv2 = Inventory::open(
+        &db2,
+        InventoryConfig {
+            default_warehouse: Some("W2".into()),
+            ..InventoryConfig::default()
+        },
+    )
+    .unwrap();
+    inv2.set("C", Some("W1"), 2).await.unwrap();
+    inv2.set("C", Some("W2"), 2).await.unwrap();
+    let r = inv2
+        .reserve("o3", &units(&[("C", 1)]), Some("W9"))
+        .await
+        .unwrap();
+    assert_eq!(r.lines[0].warehouse.as_deref(), Some("W2"));
 }

@@ -54,6 +54,7 @@
 
 pub mod csv;
 pub mod push;
+pub mod restock;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -80,13 +81,16 @@ const MAX_ID_LEN: usize = 128;
 /// Gauge, label `sku`: available units, for the SKUs in `watched_skus`
 /// only (a label per SKU of a large catalogue would be unbounded).
 pub const AVAILABLE: &str = "orderflow_inventory_available";
-/// Counter, label `outcome` (`reserved`, `replayed`, `out_of_stock`).
+/// Counter, label `outcome` (`reserved`, `replayed`, `out_of_stock`,
+/// `unmapped_sku`).
 pub const RESERVATIONS_TOTAL: &str = "orderflow_inventory_reservations_total";
 /// Counter, label `outcome` (`ok`, `failed`, `skipped`): SKUs pushed to
 /// TikTok by the debouncer.
 pub const PUSHES_TOTAL: &str = "orderflow_inventory_pushes_total";
 /// Counter: low-stock crossings reported to the callback.
 pub const LOW_STOCK_TOTAL: &str = "orderflow_inventory_low_stock_total";
+/// Counter: orders told that stock they waited for arrived.
+pub const RESTOCK_WAKEUPS_TOTAL: &str = "orderflow_inventory_restock_wakeups_total";
 
 /// Registers the metric descriptions. Idempotent.
 pub fn describe_metrics() {
@@ -100,6 +104,11 @@ pub fn describe_metrics() {
         RESERVATIONS_TOTAL,
         Unit::Count,
         "Inventory reservation attempts by outcome"
+    );
+    describe_counter!(
+        RESTOCK_WAKEUPS_TOTAL,
+        Unit::Count,
+        "Orders waiting for stock told that it arrived"
     );
     describe_counter!(
         PUSHES_TOTAL,
@@ -123,6 +132,11 @@ pub enum Error {
         requested: u32,
         available: u32,
     },
+    /// No stock was ever recorded for the SKU: a gap of ours (it is not
+    /// mapped to anything the seller stocks), never the buyer's. Nothing
+    /// was reserved.
+    #[error("SKU {sku} is not mapped to stock: inventory has no record of it (set its stock, or import it)")]
+    UnmappedSku { sku: String },
     /// `set`/`adjust` would take on hand below the reserved units.
     #[error("SKU {sku} warehouse {warehouse:?}: on hand {on_hand} would be below the {reserved} reserved units; release reservations first")]
     BelowReserved {
@@ -155,6 +169,7 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Error::OutOfStock { .. } => "out_of_stock",
+            Error::UnmappedSku { .. } => "unmapped_sku",
             Error::BelowReserved { .. }
             | Error::Invalid(_)
             | Error::Import(_)
@@ -486,6 +501,9 @@ struct Inner {
     /// pusher cannot remove its successor's.
     push_tx: RwLock<Option<(u64, mpsc::UnboundedSender<String>)>>,
     low_stock: RwLock<Option<LowStockCallback>>,
+    /// Orders waiting for stock, per SKU ([`restock`]).
+    waiting: sled::Tree,
+    restock: RwLock<Option<restock::RestockCallback>>,
     /// Writes committed so far (a sequence for the group commit).
     committed: std::sync::atomic::AtomicU64,
     /// The `committed` value the last completed flush covered.
@@ -513,6 +531,8 @@ impl Inventory {
                 cfg,
                 push_tx: RwLock::new(None),
                 low_stock: RwLock::new(None),
+                waiting: db.open_tree(restock::WAITING_TREE)?,
+                restock: RwLock::new(None),
                 committed: std::sync::atomic::AtomicU64::new(0),
                 flushed: tokio::sync::Mutex::new(0),
                 flusher: std::sync::OnceLock::new(),
@@ -625,6 +645,7 @@ impl InventoryHandle {
         // An empty SKU marks a write that touched no stock (a reservation
         // of no units): durable, but nothing to push or report.
         let changes: Vec<&Change> = changes.iter().filter(|c| !c.sku.is_empty()).collect();
+        self.wake_waiting(&changes);
         if let Some((_, tx)) = self.inner.push_tx.read().as_ref() {
             for c in &changes {
                 // The pusher only stops at shutdown; a lost push then is fine.
@@ -691,6 +712,7 @@ impl InventoryHandle {
             None => None,
             Some(w) => Some(wh_key(Some(w))?),
         };
+        let default_wh = self.inner.cfg.default_warehouse.clone();
         let order_id = order_id.to_string();
         let units: Vec<(String, u32)> = units
             .iter()
@@ -712,7 +734,9 @@ impl InventoryHandle {
                 let mut lines = Vec::new();
                 let mut changes = Vec::new();
                 for (sku, need) in &units {
-                    let before: SkuRecord = tx_get(s, SKUS_TREE, sku)?.unwrap_or_default();
+                    let Some(before) = tx_get::<SkuRecord>(s, SKUS_TREE, sku)? else {
+                        return abort(Error::UnmappedSku { sku: sku.clone() });
+                    };
                     let mut rec = before.clone();
                     let out_of_stock = |available: u64| {
                         abort(Error::OutOfStock {
@@ -721,7 +745,26 @@ impl InventoryHandle {
                             available: available.min(u64::from(u32::MAX)) as u32,
                         })
                     };
-                    match &wanted_wh {
+                    // A warehouse the order names but the SKU is not stocked
+                    // in: the seller's default stock serves it (recorded
+                    // without a warehouse, the configured default, or the
+                    // SKU's only warehouse). The reservation's lines say
+                    // where the units came from.
+                    let wanted = wanted_wh.as_ref().map(|w| {
+                        if rec.warehouses.contains_key(w) {
+                            return w.clone();
+                        }
+                        let default = default_wh.as_ref().filter(|d| rec.warehouses.contains_key(*d));
+                        match (rec.warehouses.contains_key(""), default) {
+                            (true, _) => String::new(),
+                            (false, Some(d)) => d.clone(),
+                            _ if rec.warehouses.len() == 1 => {
+                                rec.warehouses.keys().next().cloned().unwrap_or_default()
+                            }
+                            _ => w.clone(),
+                        }
+                    });
+                    match &wanted {
                         Some(w) => {
                             let c = rec.warehouses.get(w).copied().unwrap_or_default();
                             if c.available() < *need {
@@ -791,8 +834,8 @@ impl InventoryHandle {
                 Ok(res)
             }
             Err(e) => {
-                if matches!(e, Error::OutOfStock { .. }) {
-                    metrics::counter!(RESERVATIONS_TOTAL, "outcome" => "out_of_stock").increment(1);
+                if matches!(e, Error::OutOfStock { .. } | Error::UnmappedSku { .. }) {
+                    metrics::counter!(RESERVATIONS_TOTAL, "outcome" => e.kind()).increment(1);
                 }
                 Err(e)
             }

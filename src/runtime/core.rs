@@ -559,6 +559,10 @@ impl W<'_> {
                     }
                 }
             }
+            // A workflow that held the order (`order.hold`) and waits for
+            // something (stock, a mapping) keeps it held until the wait
+            // ends and the next step runs.
+            State::Waiting { .. } if self.rec.lifecycle == Lifecycle::OnHold => {}
             _ => {
                 if matches!(self.rec.lifecycle, Lifecycle::Exception)
                     || (self.rec.lifecycle == Lifecycle::OnHold && self.rec.held_from.is_none())
@@ -912,6 +916,12 @@ impl W<'_> {
         // effect from `in_flight` and feeds the result to the instance, and
         // nothing else ever reads it (see the `effects` tree in `store`).
         if let Ok(out) = result {
+            // What an action wants people to know about how it went (e.g.
+            // units taken from another warehouse than the order names).
+            if let Some(note) = out.get("note").and_then(Data::as_str) {
+                let text = format!("{}: {note}", effect.step);
+                self.audit("workflow", "note", text);
+            }
             match started.action.as_str() {
                 "order.tag" => {
                     if let (Some(o), Some(Data::List(tags))) =

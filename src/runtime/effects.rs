@@ -145,7 +145,13 @@ impl Executor {
                 "tags",
                 e.args.get("tags").cloned().unwrap_or(Data::List(vec![])),
             )])),
-            "order.hold" => Ok(Data::map([("held", Data::Bool(true))])),
+            "order.hold" => Ok(Data::map([
+                ("held", Data::Bool(true)),
+                (
+                    "reason",
+                    e.args.get("reason").cloned().unwrap_or(Data::Null),
+                ),
+            ])),
             "order.validate" => {
                 let order =
                     order.ok_or_else(|| err("invalid", "the order has not been fetched yet"))?;
@@ -212,12 +218,70 @@ impl Executor {
             "inventory.reserve" => {
                 let o = need()?;
                 let wh = arg("warehouse_id").or_else(|| o.warehouse_id.clone());
-                let r = f
-                    .inventory
-                    .reserve(&o.id, &o.units_by_sku(), wh.as_deref())
-                    .await
-                    .map_err(inv)?;
-                Ok(Data::from_json(&r.output()))
+                let units = o.units_by_sku();
+                let r = match f.inventory.reserve(&o.id, &units, wh.as_deref()).await {
+                    Ok(r) => r,
+                    Err(x) => {
+                        // Short of stock, or a SKU inventory has no record
+                        // of: told when stock of it arrives (`restock`).
+                        if matches!(
+                            x,
+                            crate::inventory::Error::OutOfStock { .. }
+                                | crate::inventory::Error::UnmappedSku { .. }
+                        ) {
+                            if let Err(e) = f.inventory.wait_for_stock(
+                                &o.id,
+                                &o.shop_id,
+                                o.deadlines.ship_by(),
+                                &units,
+                            ) {
+                                tracing::error!(order_id = %o.id, error = %e, "Could not remember the order as waiting for stock; its wait times out instead");
+                            }
+                        }
+                        // Name the product, as the order does, so a person
+                        // knows which of their items is missing.
+                        if let crate::inventory::Error::UnmappedSku { sku } = &x {
+                            let name = o
+                                .line_items
+                                .iter()
+                                .find(|l| &l.sku_id == sku)
+                                .map(|l| match (l.product_name.as_str(), l.seller_sku.as_str()) {
+                                    ("", "") => String::new(),
+                                    (name, "") => format!(" ({name})"),
+                                    ("", seller) => format!(" (seller SKU {seller})"),
+                                    (name, seller) => format!(" ({name}, seller SKU {seller})"),
+                                })
+                                .unwrap_or_default();
+                            return Err(err(
+                                x.kind(),
+                                format!("SKU {sku}{name} is not mapped to stock: inventory has no record of it; set its stock (or import it) and the order goes on by itself"),
+                            ));
+                        }
+                        return Err(inv(x));
+                    }
+                };
+                let mut out = r.output();
+                // Units taken from another warehouse than the order names
+                // (the seller's default stock), said in the audit.
+                if let Some(w) = &wh {
+                    let elsewhere: Vec<String> = r
+                        .lines
+                        .iter()
+                        .filter(|l| l.warehouse.as_deref() != Some(w.as_str()))
+                        .map(|l| {
+                            format!(
+                                "{} units of SKU {} from {} (the order names warehouse {w}, which inventory does not stock it in)",
+                                l.units,
+                                l.sku,
+                                l.warehouse.as_deref().unwrap_or("the default stock")
+                            )
+                        })
+                        .collect();
+                    if !elsewhere.is_empty() {
+                        out["note"] = serde_json::Value::String(elsewhere.join("; "));
+                    }
+                }
+                Ok(Data::from_json(&out))
             }
             "inventory.release" => {
                 let o = need()?;
@@ -246,27 +310,53 @@ impl Executor {
                     .product_id
                     .clone()
                     .ok_or_else(|| err("invalid", format!("SKU {sku} has no product id")))?;
-                let qty = e
+                // Each warehouse gets its own quantity: ours (available),
+                // or, with `quantity`, that number for the one warehouse
+                // named (`warehouse_id`, else the order's, else the
+                // default) and ours for the others.
+                let named = arg("warehouse_id")
+                    .or_else(|| o.warehouse_id.clone())
+                    .or_else(|| f.inventory.config().default_warehouse.clone());
+                let given = e
                     .args
                     .get("quantity")
                     .and_then(Data::as_f64)
-                    .unwrap_or(0.0)
-                    .max(0.0) as u32;
+                    .map(|q| q.max(0.0) as u32);
+                let default = f.inventory.config().default_warehouse.clone();
+                let mut inventory: Vec<crate::tiktok::dto::WarehouseQuantity> = stock
+                    .warehouses
+                    .iter()
+                    .filter_map(|w| {
+                        let id = w.warehouse.clone().or_else(|| default.clone())?;
+                        let quantity = match (&given, &named) {
+                            (Some(q), Some(n)) if *n == id => *q,
+                            _ => w.available,
+                        };
+                        Some(crate::tiktok::dto::WarehouseQuantity {
+                            warehouse_id: id,
+                            quantity,
+                        })
+                    })
+                    .collect();
+                if let (Some(q), Some(n)) = (given, &named) {
+                    if !inventory.iter().any(|w| &w.warehouse_id == n) {
+                        inventory.push(crate::tiktok::dto::WarehouseQuantity {
+                            warehouse_id: n.clone(),
+                            quantity: q,
+                        });
+                    }
+                }
+                if inventory.is_empty() {
+                    return Err(err(
+                        "invalid",
+                        format!("SKU {sku} has no warehouse TikTok knows: name warehouse_id or set inventory.default_warehouse"),
+                    ));
+                }
+                let qty: u32 = inventory.iter().map(|w| w.quantity).sum();
                 let req = crate::tiktok::dto::UpdateInventoryRequest {
                     skus: vec![crate::tiktok::dto::SkuInventory {
                         id: sku.clone(),
-                        inventory: stock
-                            .warehouses
-                            .iter()
-                            .map(|w| crate::tiktok::dto::WarehouseQuantity {
-                                warehouse_id: w
-                                    .warehouse
-                                    .clone()
-                                    .or_else(|| f.inventory.config().default_warehouse.clone())
-                                    .unwrap_or_default(),
-                                quantity: qty,
-                            })
-                            .collect(),
+                        inventory,
                     }],
                 };
                 g.update_inventory(
@@ -361,16 +451,19 @@ impl Executor {
                     .args
                     .get("data")
                     .map_or(serde_json::Value::Null, Data::to_json);
+                let text = Data::from(ev.text.clone());
                 match f.notifier.send(arg("channel").as_deref(), &ev).await {
                     Ok(d) => Ok(Data::map([
                         ("delivered", Data::Bool(d.delivered)),
                         ("attempts", Data::Int(i64::from(d.attempts))),
+                        ("text", text),
                     ])),
                     Err(x) => {
                         tracing::warn!(error = %x, "Notification not sent");
                         Ok(Data::map([
                             ("delivered", Data::Bool(false)),
                             ("error", Data::from(x.to_string())),
+                            ("text", text),
                         ]))
                     }
                 }

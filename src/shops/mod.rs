@@ -792,7 +792,7 @@ impl Shops {
         for rec in &out {
             let me = self.clone();
             let id = rec.id.clone();
-            tokio::spawn(async move { me.check_subscription(&id).await });
+            actix::spawn(async move { me.check_subscription(&id).await });
         }
         Ok(out)
     }
@@ -851,7 +851,7 @@ impl Shops {
             .await?;
         let me = self.clone();
         let sid = id.to_string();
-        tokio::spawn(async move { me.check_subscription(&sid).await });
+        actix::spawn(async move { me.check_subscription(&sid).await });
         Ok(rec)
     }
 

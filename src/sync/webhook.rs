@@ -225,7 +225,7 @@ async fn handle(s: &AppState, body: &[u8], now: i64, replaying: bool) -> Result<
                 let shops = shops.clone();
                 let shop = shop.clone();
                 // The alert goes out after TikTok has its answer.
-                tokio::spawn(async move { shops.expiring(&shop, at).await });
+                actix::spawn(async move { shops.expiring(&shop, at).await });
             }
             return quarantine(s, body, "handled", Some(&event), now).await;
         }

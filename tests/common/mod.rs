@@ -436,6 +436,24 @@ pub async fn post_json(
     (status, v)
 }
 
+/// POSTs a text body (a CSV); the status and the JSON answer.
+pub async fn post_text(
+    client: &reqwest::Client,
+    url: &str,
+    body: &str,
+) -> (u16, serde_json::Value) {
+    let r = client
+        .post(url)
+        .header("content-type", "text/csv")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let v = r.json().await.unwrap_or(serde_json::Value::Null);
+    (status, v)
+}
+
 /// Polls `check` every 100 ms until it returns `Some`, or panics with
 /// `what` after `deadline` (generous: the machine may be busy).
 pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
