@@ -139,6 +139,9 @@ pub enum InventoryCmd {
     Reconcile {
         #[arg(long)]
         shop: Option<String>,
+        /// Push our numbers for every drifted SKU (ours win).
+        #[arg(long)]
+        fix: bool,
     },
 }
 
@@ -933,11 +936,16 @@ async fn inventory(
             )
             .await?
         }
-        InventoryCmd::Reconcile { shop } => {
+        InventoryCmd::Reconcile { shop, fix } => {
             let q = shop
                 .map(|s| format!("?shop={}", urlencode(&s)))
                 .unwrap_or_default();
-            let v = c.get(&format!("/api/v1/inventory/reconcile{q}")).await?;
+            let path = format!("/api/v1/inventory/reconcile{q}");
+            let v = if fix {
+                c.post(&path, json!({})).await?
+            } else {
+                c.get(&path).await?
+            };
             if json_out {
                 print_json(&v);
             } else {
@@ -962,7 +970,7 @@ async fn inventory(
                 if !rows.is_empty() {
                     println!("{}", table(&["sku", "warehouse", "ours", "tiktok"], &rows));
                 }
-                for k in ["missing_on_tiktok", "without_product"] {
+                for k in ["missing_on_tiktok", "without_product", "fixed", "not_fixed"] {
                     if v[k].as_array().is_some_and(|a| !a.is_empty()) {
                         println!("{k}: {}", cell(&v[k]));
                     }

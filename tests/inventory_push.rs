@@ -147,3 +147,123 @@ async fn bursts_are_pushed_once_each_and_reconcile_sees_drift() {
     pusher.await.unwrap();
     sim.stop().await;
 }
+
+/// One pusher per shop, each with its own credentials: a SKU goes to the
+/// shops that sell it, with only that shop's warehouses (stock recorded
+/// without a warehouse under the shop's only one); a stopped shop's pusher
+/// sends nothing; reconcile with `fix` corrects TikTok's numbers.
+#[actix_rt::test]
+async fn each_shop_gets_its_own_skus_with_its_own_warehouses() {
+    let sim = start_sim(SimulatorArgs {
+        shops: 2,
+        ..SimulatorArgs::default()
+    })
+    .await;
+    let (a, b) = (sim.shops()[0].0.clone(), sim.shops()[1].0.clone());
+    let info = sim_get(&sim, "/sim/shops").await;
+    let wh = |i: usize| {
+        info["shops"][i]["warehouse_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let sku = |i: usize| info["skus"][i]["id"].as_str().unwrap().to_string();
+    let product = |i: usize| info["skus"][i]["product_id"].as_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::open(dir.path()).unwrap();
+    let inv = Inventory::open(
+        &db,
+        InventoryConfig {
+            push_debounce: Duration::from_millis(100),
+            push_max_attempts: 2,
+            ..InventoryConfig::default()
+        },
+    )
+    .unwrap();
+    let gw = GatewayHandle::start(&config(&sim, 50.0), sink()).unwrap();
+    let (stop_a, stop_b) = (CancellationToken::new(), CancellationToken::new());
+    let pa = inv.start_push(gw.clone(), a.clone(), stop_a.clone());
+    let pb = inv.start_push(gw.clone(), b.clone(), stop_b.clone());
+    // Shop A sells SKU 0, shop B SKU 4, both SKU 8.
+    let (s0, s4, s8) = (sku(0), sku(4), sku(8));
+    inv.note_sold_by(&s0, &a).unwrap();
+    inv.note_sold_by(&s4, &b).unwrap();
+    inv.note_sold_by(&s8, &a).unwrap();
+    inv.note_sold_by(&s8, &b).unwrap();
+    for (s, p) in [(&s0, product(0)), (&s4, product(4)), (&s8, product(8))] {
+        inv.set_product_id(s, &p).await.unwrap();
+    }
+    inv.set(&s0, Some(&wh(0)), 10).await.unwrap();
+    inv.set(&s4, Some(&wh(1)), 20).await.unwrap();
+    // One pool for the SKU both shops sell, recorded without a warehouse.
+    inv.set(&s8, None, 30).await.unwrap();
+    let by_shop = |entries: Vec<Value>| -> Vec<(String, String)> {
+        entries
+            .iter()
+            .map(|e| {
+                (
+                    e["shop_id"].as_str().unwrap_or_default().to_string(),
+                    e["detail"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        by_shop(wait_for(&sim, &s0, 1).await),
+        vec![(a.clone(), "quantity 10".to_string())]
+    );
+    assert_eq!(
+        by_shop(wait_for(&sim, &s4, 1).await),
+        vec![(b.clone(), "quantity 20".to_string())]
+    );
+    let mut both = by_shop(wait_for(&sim, &s8, 2).await);
+    both.sort();
+    let mut want = vec![
+        (a.clone(), "quantity 30".to_string()),
+        (b.clone(), "quantity 30".to_string()),
+    ];
+    want.sort();
+    assert_eq!(
+        both, want,
+        "the shared pool goes to both shops, each its own warehouse"
+    );
+    for e in updates(&sim, &s8).await {
+        assert_eq!(e["ok"], true, "{e}");
+    }
+
+    // Shop B is disconnected: its pusher stops; A's goes on.
+    stop_b.cancel();
+    pb.await.unwrap();
+    inv.adjust(&s8, None, -5).await.unwrap();
+    wait_for(&sim, &s8, 3).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let after_stop = by_shop(updates(&sim, &s8).await).split_off(2);
+    assert_eq!(
+        after_stop,
+        vec![(a.clone(), "quantity 25".to_string())],
+        "only the connected shop is told"
+    );
+    // B's numbers drifted meanwhile; reconcile finds and fixes them.
+    let r = inv.reconcile(&gw, &b).await.unwrap();
+    assert_eq!(r.drifts.len(), 1, "{r:?}");
+    assert_eq!(
+        (
+            r.drifts[0].sku.as_str(),
+            r.drifts[0].ours,
+            r.drifts[0].theirs
+        ),
+        (s8.as_str(), 25, Some(30))
+    );
+    assert!(
+        r.drifts.iter().all(|d| d.sku != s0),
+        "A's SKU is not B's business"
+    );
+    let fixed = inv.reconcile_with(&gw, &b, true).await.unwrap();
+    assert_eq!(fixed.fixed, vec![s8.clone()], "{fixed:?}");
+    let again = inv.reconcile(&gw, &b).await.unwrap();
+    assert!(again.drifts.is_empty(), "{again:?}");
+
+    stop_a.cancel();
+    pa.await.unwrap();
+    sim.stop().await;
+}

@@ -7,6 +7,8 @@
 //! - `GET /api/v1/inventory/{sku}`: one SKU (404 when unknown);
 //! - `POST /api/v1/inventory/{sku}`: `{warehouse_id?, on_hand}` sets,
 //!   `{warehouse_id?, delta}` adjusts;
+//! - `GET /api/v1/inventory/reconcile?shop=`: drift against TikTok;
+//!   `POST` the same to correct it (ours pushed);
 //! - `POST /api/v1/inventory/import`: a CSV body
 //!   (`sku_id,warehouse_id,on_hand[,product_id]`), all or nothing.
 
@@ -21,6 +23,7 @@ use crate::inventory::{Error, InventoryHandle};
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/inventory", web::get().to(list))
         .route("/inventory/reconcile", web::get().to(reconcile))
+        .route("/inventory/reconcile", web::post().to(reconcile_fix))
         .route("/inventory/import", web::post().to(import))
         .route("/inventory/{sku}", web::get().to(get))
         .route("/inventory/{sku}", web::post().to(update));
@@ -121,6 +124,20 @@ struct ReconcileQuery {
 /// `GET /api/v1/inventory/reconcile?shop=ID`: our numbers against TikTok's
 /// inventory search, SKU by SKU and warehouse by warehouse.
 async fn reconcile(s: web::Data<AppState>, q: web::Query<ReconcileQuery>) -> HttpResponse {
+    reconcile_shop(s, q, false).await
+}
+
+/// `POST /api/v1/inventory/reconcile?shop=ID`: the same, then pushes our
+/// numbers for every drifted SKU (`fixed`, `not_fixed` in the report).
+async fn reconcile_fix(s: web::Data<AppState>, q: web::Query<ReconcileQuery>) -> HttpResponse {
+    reconcile_shop(s, q, true).await
+}
+
+async fn reconcile_shop(
+    s: web::Data<AppState>,
+    q: web::Query<ReconcileQuery>,
+    fix: bool,
+) -> HttpResponse {
     let Some(inv) = inventory(&s) else {
         return unavailable();
     };
@@ -137,7 +154,7 @@ async fn reconcile(s: web::Data<AppState>, q: web::Query<ReconcileQuery>) -> Htt
         Some(shop) => shop,
         None => return error(StatusCode::BAD_REQUEST, "give ?shop="),
     };
-    match inv.reconcile(&p.gateway, &shop).await {
+    match inv.reconcile_with(&p.gateway, &shop, fix).await {
         Ok(report) => HttpResponse::Ok().json(report),
         Err(e) => failed(e),
     }

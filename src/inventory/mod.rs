@@ -56,7 +56,7 @@ pub mod csv;
 pub mod push;
 pub mod restock;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,6 +74,8 @@ pub const FORMAT_VERSION: u8 = 1;
 pub const SKUS_TREE: &str = "inventory_skus";
 /// Tree of reservations by order id.
 pub const RESERVATIONS_TREE: &str = "inventory_reservations";
+/// `sku \0 shop`: the shops that sell a SKU.
+pub const SKU_SHOPS_TREE: &str = "inventory_sku_shops";
 
 /// Longest SKU, warehouse, product or order id accepted.
 const MAX_ID_LEN: usize = 128;
@@ -497,9 +499,12 @@ struct Inner {
     skus: sled::Tree,
     reservations: sled::Tree,
     cfg: InventoryConfig,
-    /// The running pusher's channel, with a generation so a replaced
-    /// pusher cannot remove its successor's.
-    push_tx: RwLock<Option<(u64, mpsc::UnboundedSender<String>)>>,
+    /// One running pusher per shop: its channel, with a generation so a
+    /// replaced pusher cannot remove its successor's.
+    pushers: RwLock<HashMap<String, (u64, mpsc::UnboundedSender<String>)>>,
+    /// Which shops sell which SKU: `sku \0 shop` → empty, learned from the
+    /// orders each shop sends.
+    sku_shops: sled::Tree,
     low_stock: RwLock<Option<LowStockCallback>>,
     /// Orders waiting for stock, per SKU ([`restock`]).
     waiting: sled::Tree,
@@ -529,7 +534,8 @@ impl Inventory {
                 skus: db.open_tree(SKUS_TREE)?,
                 reservations: db.open_tree(RESERVATIONS_TREE)?,
                 cfg,
-                push_tx: RwLock::new(None),
+                pushers: RwLock::new(HashMap::new()),
+                sku_shops: db.open_tree(SKU_SHOPS_TREE)?,
                 low_stock: RwLock::new(None),
                 waiting: db.open_tree(restock::WAITING_TREE)?,
                 restock: RwLock::new(None),
@@ -646,10 +652,24 @@ impl InventoryHandle {
         // of no units): durable, but nothing to push or report.
         let changes: Vec<&Change> = changes.iter().filter(|c| !c.sku.is_empty()).collect();
         self.wake_waiting(&changes);
-        if let Some((_, tx)) = self.inner.push_tx.read().as_ref() {
+        {
+            // Each SKU goes to the pushers of the shops that sell it (a SKU
+            // no shop has sold yet: to the only pusher, when there is one).
+            let pushers = self.inner.pushers.read();
             for c in &changes {
-                // The pusher only stops at shutdown; a lost push then is fine.
-                let _ = tx.send(c.sku.clone());
+                let shops = self.shops_selling(&c.sku);
+                for (shop, (_, tx)) in pushers.iter() {
+                    let sells = if shops.is_empty() {
+                        pushers.len() == 1
+                    } else {
+                        shops.contains(shop)
+                    };
+                    if sells {
+                        // A pusher only stops when its shop is disconnected
+                        // or at shutdown; a lost push then is fine.
+                        let _ = tx.send(c.sku.clone());
+                    }
+                }
             }
         }
         for c in &changes {
@@ -681,19 +701,47 @@ impl InventoryHandle {
     }
 
     /// Installs the pusher's sender; returns its generation.
-    pub(crate) fn set_push_sender(&self, tx: mpsc::UnboundedSender<String>) -> u64 {
-        let mut g = self.inner.push_tx.write();
-        let generation = g.as_ref().map_or(0, |(n, _)| n + 1);
-        *g = Some((generation, tx));
+    pub(crate) fn set_push_sender(&self, shop: &str, tx: mpsc::UnboundedSender<String>) -> u64 {
+        let mut g = self.inner.pushers.write();
+        let generation = g.get(shop).map_or(0, |(n, _)| n + 1);
+        g.insert(shop.to_string(), (generation, tx));
         generation
     }
 
-    /// Removes the sender, unless a newer pusher replaced it.
-    pub(crate) fn clear_push_sender(&self, generation: u64) {
-        let mut g = self.inner.push_tx.write();
-        if g.as_ref().is_some_and(|(n, _)| *n == generation) {
-            *g = None;
+    /// Removes the shop's sender, unless a newer pusher replaced it.
+    pub(crate) fn clear_push_sender(&self, shop: &str, generation: u64) {
+        let mut g = self.inner.pushers.write();
+        if g.get(shop).is_some_and(|(n, _)| *n == generation) {
+            g.remove(shop);
         }
+    }
+
+    /// Records that `shop` sells `sku` (from an order of the shop): its
+    /// pusher keeps TikTok's numbers of the SKU in step from now on.
+    pub fn note_sold_by(&self, sku: &str, shop: &str) -> Result<()> {
+        if shop.is_empty() {
+            return Ok(());
+        }
+        let mut k = sku.as_bytes().to_vec();
+        k.push(0);
+        k.extend_from_slice(shop.as_bytes());
+        if !self.inner.sku_shops.contains_key(&k)? {
+            self.inner.sku_shops.insert(k, &[])?;
+        }
+        Ok(())
+    }
+
+    /// The shops known to sell `sku`.
+    pub fn shops_selling(&self, sku: &str) -> Vec<String> {
+        let mut p = sku.as_bytes().to_vec();
+        p.push(0);
+        self.inner
+            .sku_shops
+            .scan_prefix(&p)
+            .keys()
+            .filter_map(|k| k.ok())
+            .map(|k| String::from_utf8_lossy(&k[p.len()..]).into_owned())
+            .collect()
     }
 
     /// Reserves every unit of an order, all or nothing. Idempotent: an

@@ -1,7 +1,7 @@
 //! Keeping TikTok's numbers in step with ours.
 //!
-//! - The **debounced push**: every stock change sends its SKU to one
-//!   background task. A SKU's quantity goes out `push_debounce` after its
+//! - The **debounced push**: every stock change sends its SKU to the
+//!   background task of each shop that sells it. A SKU's quantity goes out `push_debounce` after its
 //!   first unpushed change (later changes in the window ride along), as the
 //!   *current* available units of every warehouse of the SKU — TikTok's
 //!   Update Inventory wants the full list. Due SKUs of one product share a
@@ -9,8 +9,14 @@
 //!   and cancels are never starved by stock sync. A failed push is retried
 //!   with doubling delays up to `push_max_attempts`, then dropped until the
 //!   next change (the reconcile catches anything lost).
+//! - **One pusher per shop**, started and stopped with the shop (connected,
+//!   disconnected, deauthorized), each with the shop's own credentials and
+//!   carrying the SKUs the shop sells (learned from its orders; a SKU no
+//!   shop has sold yet goes to the only pusher when there is one), each
+//!   warehouse its own quantity, and only the shop's own warehouses.
 //! - **Reconcile**: compare our available units with TikTok's Inventory
-//!   Search and report the drift, without changing anything.
+//!   Search, per shop, and report the drift; with `fix`, push ours for the
+//!   drifted SKUs.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -58,6 +64,10 @@ pub struct DriftReport {
     pub missing_on_tiktok: Vec<String>,
     /// Our SKUs with no product id, which cannot be looked up or pushed.
     pub without_product: Vec<String>,
+    /// With `fix`: the drifted SKUs pushed with our numbers...
+    pub fixed: Vec<String>,
+    /// ...and those TikTok refused (see the log for why).
+    pub not_fixed: Vec<String>,
 }
 
 impl InventoryHandle {
@@ -71,26 +81,69 @@ impl InventoryHandle {
             .or_else(|| rec.product_id.clone())
     }
 
-    /// The quantities to send for a SKU: every warehouse, the unnamed one
-    /// under `default_warehouse` (skipped without it), capped at 99,999.
-    fn tiktok_quantities(&self, rec: &SkuRecord) -> BTreeMap<String, u64> {
+    /// The quantities to send for a SKU to a shop whose sales warehouses
+    /// are `shop_warehouses` (None: not known, every warehouse goes): each
+    /// warehouse its own available units; the stock recorded without a
+    /// warehouse under `default_warehouse`, or under the shop's only
+    /// warehouse (skipped otherwise); another shop's warehouses left out.
+    fn tiktok_quantities(
+        &self,
+        rec: &SkuRecord,
+        shop_warehouses: Option<&[String]>,
+    ) -> BTreeMap<String, u64> {
+        let only = shop_warehouses
+            .filter(|w| w.len() == 1)
+            .map(|w| w[0].clone());
         let mut out: BTreeMap<String, u64> = BTreeMap::new();
         for (w, c) in &rec.warehouses {
             let id = if w.is_empty() {
-                match &self.config().default_warehouse {
-                    Some(d) => d.clone(),
+                match self
+                    .config()
+                    .default_warehouse
+                    .clone()
+                    .or_else(|| only.clone())
+                {
+                    Some(d) => d,
                     None => continue,
                 }
             } else {
                 w.clone()
             };
+            if shop_warehouses.is_some_and(|ws| !ws.contains(&id)) {
+                continue;
+            }
             *out.entry(id).or_insert(0) += u64::from(c.available());
         }
         out
     }
 
-    /// Starts the debounced push to `shop_id` through `gateway`. Runs until
-    /// `cancel` fires (or another `start_push` replaces it); stock changes
+    /// The shop's sales warehouses, as TikTok lists them (None when that
+    /// cannot be read: every warehouse is sent then).
+    async fn shop_warehouses(&self, gateway: &GatewayHandle, shop: &str) -> Option<Vec<String>> {
+        match gateway.warehouses(shop).await {
+            Ok(list) => Some(
+                list.into_iter()
+                    .filter(|w| w.kind.is_empty() || w.kind == "SALES_WAREHOUSE")
+                    .map(|w| w.id)
+                    .collect(),
+            ),
+            Err(e) => {
+                tracing::warn!(shop_id = %shop, error = %e, "Could not read the shop's warehouses; pushing every warehouse of each SKU");
+                None
+            }
+        }
+    }
+
+    /// Whether `shop` should carry `sku`: it sold it, or no shop has yet.
+    fn carries(&self, shop: &str, sku: &str) -> bool {
+        let shops = self.shops_selling(sku);
+        shops.is_empty() || shops.iter().any(|s| s == shop)
+    }
+
+    /// Starts the debounced push to `shop_id` through `gateway` (one per
+    /// shop, with the shop's own credentials; a shop's pusher gets the SKUs
+    /// the shop sells). Runs until `cancel` fires (or another `start_push`
+    /// for the same shop replaces it); stock changes
     /// made before the call are not pushed (run
     /// [`InventoryHandle::reconcile`] or touch the SKU). Spawns on the
     /// current tokio runtime.
@@ -101,12 +154,12 @@ impl InventoryHandle {
         cancel: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let generation = self.set_push_sender(tx);
-        let me = self.clone();
         let shop = shop_id.into();
+        let generation = self.set_push_sender(&shop, tx);
+        let me = self.clone();
         tokio::spawn(async move {
-            me.push_loop(gateway, shop, rx, cancel).await;
-            me.clear_push_sender(generation);
+            me.push_loop(gateway, shop.clone(), rx, cancel).await;
+            me.clear_push_sender(&shop, generation);
         })
     }
 
@@ -121,6 +174,8 @@ impl InventoryHandle {
         let max_attempts = self.config().push_max_attempts.max(1);
         // SKU → (when due, failed attempts so far).
         let mut pending: HashMap<String, (Instant, u32)> = HashMap::new();
+        // The shop's warehouses, read before the first push.
+        let mut warehouses: Option<Vec<String>> = None;
         loop {
             let next = pending.values().map(|(at, _)| *at).min();
             tokio::select! {
@@ -146,7 +201,10 @@ impl InventoryHandle {
                     for (s, _) in &due {
                         pending.remove(s);
                     }
-                    for (sku, attempts) in self.push_now(&gateway, &shop, due).await {
+                    if warehouses.is_none() {
+                        warehouses = self.shop_warehouses(&gateway, &shop).await;
+                    }
+                    for (sku, attempts) in self.push_now(&gateway, &shop, warehouses.as_deref(), due).await {
                         if attempts >= max_attempts {
                             tracing::warn!(sku = %sku, attempts, "Giving up pushing inventory to TikTok until the next change");
                             metrics::counter!(PUSHES_TOTAL, "outcome" => "failed").increment(1);
@@ -167,6 +225,7 @@ impl InventoryHandle {
         &self,
         gateway: &GatewayHandle,
         shop: &str,
+        shop_warehouses: Option<&[String]>,
         due: Vec<(String, u32)>,
     ) -> Vec<(String, u32)> {
         let mut by_product: BTreeMap<String, Vec<(SkuInventory, u32)>> = BTreeMap::new();
@@ -185,7 +244,7 @@ impl InventoryHandle {
                 continue;
             };
             let inventory: Vec<WarehouseQuantity> = self
-                .tiktok_quantities(&rec)
+                .tiktok_quantities(&rec, shop_warehouses)
                 .into_iter()
                 .map(|(warehouse_id, q)| WarehouseQuantity {
                     warehouse_id,
@@ -247,9 +306,25 @@ impl InventoryHandle {
         gateway: &GatewayHandle,
         shop_id: &str,
     ) -> Result<DriftReport, Error> {
+        self.reconcile_with(gateway, shop_id, false).await
+    }
+
+    /// Like [`InventoryHandle::reconcile`], and with `fix` the drifted SKUs
+    /// are pushed to the shop at once (our numbers win); what was fixed and
+    /// what TikTok refused are in the report.
+    pub async fn reconcile_with(
+        &self,
+        gateway: &GatewayHandle,
+        shop_id: &str,
+        fix: bool,
+    ) -> Result<DriftReport, Error> {
         let mut report = DriftReport::default();
+        let shop_warehouses = self.shop_warehouses(gateway, shop_id).await;
         let mut ours: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
         for s in self.list().await? {
+            if !self.carries(shop_id, &s.sku) {
+                continue;
+            }
             let Some(rec) = self.record(&s.sku).await? else {
                 continue;
             };
@@ -257,7 +332,10 @@ impl InventoryHandle {
                 report.without_product.push(s.sku.clone());
                 continue;
             }
-            ours.insert(s.sku.clone(), self.tiktok_quantities(&rec));
+            ours.insert(
+                s.sku.clone(),
+                self.tiktok_quantities(&rec, shop_warehouses.as_deref()),
+            );
         }
         report.checked = ours.len();
         let skus: Vec<String> = ours.keys().cloned().collect();
@@ -302,6 +380,25 @@ impl InventoryHandle {
                     });
                 }
             }
+        }
+        if fix && !report.drifts.is_empty() {
+            let mut skus: Vec<String> = report.drifts.iter().map(|d| d.sku.clone()).collect();
+            skus.dedup();
+            let due = skus.iter().map(|s| (s.clone(), 0)).collect();
+            let refused: Vec<String> = self
+                .push_now(gateway, shop_id, shop_warehouses.as_deref(), due)
+                .await
+                .into_iter()
+                .map(|(s, _)| s)
+                .collect();
+            for s in skus {
+                if refused.contains(&s) {
+                    report.not_fixed.push(s);
+                } else {
+                    report.fixed.push(s);
+                }
+            }
+            tracing::info!(shop_id = %shop_id, fixed = ?report.fixed, not_fixed = ?report.not_fixed, "Reconcile corrected TikTok's inventory with ours");
         }
         Ok(report)
     }

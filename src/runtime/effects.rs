@@ -219,6 +219,13 @@ impl Executor {
                 let o = need()?;
                 let wh = arg("warehouse_id").or_else(|| o.warehouse_id.clone());
                 let units = o.units_by_sku();
+                // The shop sells these SKUs: its pusher keeps TikTok's
+                // numbers of them in step.
+                for sku in units.keys() {
+                    if let Err(e) = f.inventory.note_sold_by(sku, &o.shop_id) {
+                        tracing::warn!(sku = %sku, error = %e, "Could not record which shop sells the SKU");
+                    }
+                }
                 let r = match f.inventory.reserve(&o.id, &units, wh.as_deref()).await {
                     Ok(r) => r,
                     Err(x) => {
