@@ -146,6 +146,18 @@ pub enum InventoryCmd {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum CatalogueCmd {
+    /// Read the shops' products and SKUs from TikTok now (every connected
+    /// shop, or `--shop`).
+    Sync {
+        #[arg(long)]
+        shop: Option<String>,
+    },
+    /// SKUs with their product, variant and price.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ShopsCmd {
     /// Every shop: status, where its tokens came from and when they
     /// expire, last call, last webhook, orders today, webhooks.
@@ -231,6 +243,9 @@ pub enum Command {
     /// TikTok shops on a running daemon: connect, list, disconnect.
     #[command(subcommand)]
     Shops(ShopsCmd),
+    /// The shops' products and SKUs as TikTok lists them.
+    #[command(subcommand)]
+    Catalogue(CatalogueCmd),
     /// The creator's figures: orders per day, fulfilment time, late
     /// dispatches, exceptions, top SKUs.
     Stats,
@@ -304,6 +319,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Workflows(c) => remote(workflows(&client, c, json_out)),
         Command::Inventory(c) => remote(inventory(&client, c, json_out)),
         Command::Shops(c) => remote(shops(&client, c, json_out)),
+        Command::Catalogue(c) => remote(catalogue(&client, c, json_out)),
         Command::Stats => remote(stats(&client, json_out)),
         Command::Run {
             config,
@@ -799,6 +815,67 @@ async fn stats(c: &crate::client::Client, json_out: bool) -> Result<(), crate::c
     println!("late-dispatch rate:  {}", cell(&v["late_dispatch_rate"]));
     println!("orders per day:      {}", cell(&v["orders_per_day"]));
     println!("top SKUs:            {}", cell(&v["top_skus"]));
+    Ok(())
+}
+
+async fn catalogue(
+    c: &crate::client::Client,
+    cmd: CatalogueCmd,
+    json_out: bool,
+) -> Result<(), crate::client::Error> {
+    use crate::client::{cell, table};
+    use serde_json::json;
+    match cmd {
+        CatalogueCmd::Sync { shop } => {
+            let q = shop
+                .map(|s| format!("?shop={}", urlencode(&s)))
+                .unwrap_or_default();
+            let v = c
+                .post(&format!("/api/v1/catalogue/sync{q}"), json!({}))
+                .await?;
+            if json_out {
+                print_json(&v);
+                return Ok(());
+            }
+            for r in v["synced"].as_array().into_iter().flatten() {
+                match r.get("error") {
+                    Some(e) => println!("{}: {}", cell(&r["shop_id"]), cell(e)),
+                    None => println!(
+                        "{}: {} products, {} SKUs ({} read in full)",
+                        cell(&r["shop_id"]),
+                        cell(&r["products"]),
+                        cell(&r["skus"]),
+                        cell(&r["detailed"])
+                    ),
+                }
+            }
+        }
+        CatalogueCmd::List => {
+            let v = c.get("/api/v1/catalogue?limit=500").await?;
+            if json_out {
+                print_json(&v);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = v["skus"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| {
+                    vec![
+                        cell(&s["sku_id"]),
+                        cell(&s["seller_sku"]),
+                        cell(&s["name"]),
+                        format!("{} {}", cell(&s["price"]), cell(&s["currency"])),
+                        cell(&s["shops"]),
+                    ]
+                })
+                .collect();
+            println!(
+                "{}",
+                table(&["sku", "seller sku", "name", "price", "shops"], &rows)
+            );
+        }
+    }
     Ok(())
 }
 

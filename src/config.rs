@@ -79,6 +79,8 @@ pub struct Config {
     pub shops: crate::shops::ShopsConfig,
     /// Where the key that seals shop tokens at rest lives.
     pub secrets: crate::shops::SecretsConfig,
+    /// How often each shop's catalogue is read again.
+    pub catalogue: crate::catalogue::CatalogueConfig,
 }
 
 /// The demo the daemon runs when no TikTok credentials are configured.

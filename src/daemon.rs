@@ -330,6 +330,29 @@ impl Daemon {
             }],
         };
         let stop = CancellationToken::new();
+        // Each shop's products and SKUs; every SKU a shop lists is one its
+        // inventory push carries.
+        let catalogue = match &gateway {
+            None => None,
+            Some(g) => {
+                crate::catalogue::describe_metrics();
+                let inv = inventory.clone();
+                let sold_by: crate::catalogue::SoldBy = Arc::new(move |sku: &str, shop: &str| {
+                    if let Err(e) = inv.note_sold_by(sku, shop) {
+                        tracing::warn!(sku = %sku, error = %e, "Could not record which shop sells the SKU");
+                    }
+                });
+                Some(
+                    crate::catalogue::Catalogue::open(
+                        &store.db,
+                        g.clone(),
+                        cfg.catalogue.clone(),
+                        Some(sold_by),
+                    )
+                    .map_err(|e| Error::Fulfilment(e.to_string()))?,
+                )
+            }
+        };
         let shops = match &gateway {
             None => None,
             Some(g) => {
@@ -372,6 +395,7 @@ impl Daemon {
                 .filter(|t| !t.expose().is_empty()),
             gateway: gateway.clone(),
             shops: shops.clone(),
+            catalogue: catalogue.clone(),
             jobs: Default::default(),
             at_risk_margin_s: cfg.runtime.at_risk_margin.0.as_secs() as i64,
             inventory: Some(inventory.clone()),
@@ -427,14 +451,22 @@ impl Daemon {
         // the poller (the backup that makes sync converge when webhooks are
         // lost) and the inventory push. Spawned on this (the main)
         // arbiter, whoever connects the shop.
-        if let (Some(shops), Some(g), Some(p)) = (&shops, &gateway, pollers.first()) {
+        if let (Some(shops), Some(g), Some(p), Some(cat)) =
+            (&shops, &gateway, pollers.first(), &catalogue)
+        {
             let arbiter = actix::Arbiter::current();
-            let (g, p, inventory) = (g.clone(), p.clone(), inventory.clone());
+            let (g, p, inventory, cat) = (g.clone(), p.clone(), inventory.clone(), cat.clone());
             shops.start(Arc::new(move |shop: &str, token: CancellationToken| {
-                let (g, p, inventory, shop) =
-                    (g.clone(), p.clone(), inventory.clone(), shop.to_string());
+                let (g, p, inventory, cat, shop) = (
+                    g.clone(),
+                    p.clone(),
+                    inventory.clone(),
+                    cat.clone(),
+                    shop.to_string(),
+                );
                 arbiter.spawn(async move {
                     drop(inventory.start_push(g, shop.clone(), token.clone()));
+                    actix::spawn(cat.run(shop.clone(), token.clone()));
                     p.run(shop, token).await;
                 });
             }))?;

@@ -18,6 +18,10 @@
 //! - [`simulator`]: a TikTok Shop simulator speaking the same wire protocol
 //!   (the seller authorization page and rotating tokens included), with
 //!   faults, a ledger and control endpoints for tests.
+//! - [`catalogue`]: each connected shop's products and SKUs read from
+//!   TikTok's Product API (names, variants, images, prices, virtual
+//!   bundles), at background priority, on connect, on a schedule, on demand
+//!   and on product webhooks.
 //! - [`shops`]: connected shops: TikTok's seller authorization, grants whose
 //!   tokens are sealed at rest ([`shops::secrets`]) and refreshed before
 //!   they expire, the newest pair winning, webhook subscriptions checked and
@@ -70,6 +74,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod actors;
+pub mod catalogue;
 pub mod cli;
 pub mod client;
 pub mod config;

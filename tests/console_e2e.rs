@@ -485,6 +485,16 @@ async fn console_end_to_end() {
         "(document.querySelector(\"tr[data-sku='SKU-E2E'] td.on-hand\") || {innerText: ''}).innerText.includes('25')",
     )
     .await;
+    // The demo shop's SKUs carry their names and images from TikTok's
+    // catalogue (read when the shop connected).
+    b.goto(&env.url("/#/orders")).await;
+    b.goto(&env.url("/#/inventory")).await;
+    wait_view(&b, "inventory").await;
+    b.wait_until(
+        "a simulated SKU shows its product's name and image",
+        "Array.from(document.querySelectorAll('#inventory .sku-name')).some(e => e.innerText.startsWith('Cotton T-Shirt')) && document.querySelector('#inventory img.thumb')",
+    )
+    .await;
     b.click("tr[data-sku='SKU-E2E'] button.edit").await;
     b.type_into("tr[data-sku='SKU-E2E'] input.edit-on-hand", "40")
         .await;

@@ -241,6 +241,24 @@ fn the_official_response_examples_decode() {
         );
         assert!(!t.open_id.is_empty() && !t.seller_name.is_empty(), "{name}");
     }
+    // The Product API: a search page, and a product in full (a virtual
+    // bundle in TikTok's example).
+    let sp: SearchProductsData = decoded("search_products", "search-products.response.json");
+    let p = &sp.products[0];
+    assert_eq!(
+        (p.id.as_str(), p.title.as_str()),
+        ("1729592969712207008", "Short Boat Invisible Socks")
+    );
+    assert_eq!(p.skus[0].seller_sku, "Color-Red-XM01");
+    assert_eq!(p.skus[0].inventory[0].quantity, 999);
+    assert_eq!(sp.next_page_token, "b2Zmc2V0PTAK");
+    let gp: Product = decoded("get_product", "get-product.response.json");
+    assert!(gp.main_images[0]
+        .best()
+        .is_some_and(|u| u.starts_with("https://")));
+    assert_eq!(gp.skus[0].sales_attributes[0].value_name, "Red");
+    assert_eq!(gp.product_types, vec!["COMBINED_PRODUCT".to_string()]);
+    assert_eq!(gp.skus[0].combined_skus[0].sku_count, 1);
     let h: ShopWebhooksData = decoded("get_webhooks", "get-shop-webhooks.response.json");
     assert_eq!(h.webhooks[0].event_type, "ORDER_STATUS_CHANGE");
     let req: UpdateWebhookRequest =
@@ -485,8 +503,33 @@ async fn the_simulator_answers_in_the_shape_of_the_official_examples() {
         .await;
         assert_ne!(r["code"], 0, "{bad} accepted: {r}");
     }
+    let products = sim_raw(
+        &sim,
+        "shape-token",
+        Method::POST,
+        "/product/202502/products/search",
+        vec![("page_size", "2".into())],
+        Some(serde_json::json!({})),
+    )
+    .await;
+    assert_eq!(
+        products["data"]["products"].as_array().unwrap().len(),
+        2,
+        "{products}"
+    );
+    let product = sim_raw(
+        &sim,
+        "shape-token",
+        Method::GET,
+        &format!("/product/202309/products/{product}"),
+        vec![],
+        None,
+    )
+    .await;
     let mut problems = Vec::new();
     for (ours, name) in [
+        (&products, "search-products.response.json"),
+        (&product, "get-product.response.json"),
         (&got, "get-access-token.response.json"),
         (&refreshed, "refresh-access-token.response.json"),
         (&put, "update-shop-webhook.response.json"),

@@ -54,7 +54,21 @@ async fn list(s: web::Data<AppState>) -> HttpResponse {
         return unavailable();
     };
     match inv.list().await {
-        Ok(all) => HttpResponse::Ok().json(serde_json::json!({ "skus": all })),
+        Ok(all) => {
+            // Each SKU's name and image, from the catalogue.
+            let skus: Vec<serde_json::Value> = all
+                .iter()
+                .map(|x| {
+                    let mut v = serde_json::to_value(x).unwrap_or_default();
+                    if let Some(info) = s.catalogue.as_ref().and_then(|c| c.sku(&x.sku)) {
+                        v["name"] = serde_json::json!(info.name());
+                        v["image_url"] = serde_json::json!(info.image_url);
+                    }
+                    v
+                })
+                .collect();
+            HttpResponse::Ok().json(serde_json::json!({ "skus": skus }))
+        }
         Err(e) => failed(e),
     }
 }

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 pub mod admin;
 pub mod auth;
+pub mod catalogue;
 pub mod conn;
 pub mod console;
 pub mod inventory;
@@ -48,6 +49,8 @@ use crate::workflow::value::Data;
 pub struct AppState {
     /// Connected shops (absent without a TikTok app configured).
     pub shops: Option<crate::shops::Shops>,
+    /// The shops' products and SKUs (absent without a TikTok app).
+    pub catalogue: Option<crate::catalogue::Catalogue>,
     pub intake: Intake,
     pub runtime: RuntimeHandle,
     pub store: Store,
@@ -111,7 +114,8 @@ pub fn routes() -> impl FnOnce(&mut web::ServiceConfig) {
                     .configure(workflows::routes)
                     .configure(console::api_routes)
                     .configure(inventory::routes)
-                    .configure(shops::routes),
+                    .configure(shops::routes)
+                    .configure(catalogue::routes),
             )
             .configure(console::routes);
     }
@@ -341,7 +345,20 @@ pub fn order_view(rec: &OrderRecord, registry: &Registry) -> serde_json::Value {
 async fn get_order(s: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
     use actix_web::http::StatusCode;
     match s.store.load_order(&path) {
-        Ok(Some(rec)) => HttpResponse::Ok().json(order_view(&rec, &s.registry)),
+        Ok(Some(rec)) => {
+            let mut v = order_view(&rec, &s.registry);
+            // Names, variants and images of the line items, from the
+            // catalogue.
+            if let (Some(cat), Some(items)) = (&s.catalogue, v["line_items"].as_array_mut()) {
+                for li in items {
+                    if let Some(info) = li["sku_id"].as_str().and_then(|k| cat.sku(k)) {
+                        li["variant"] = json!(info.variant);
+                        li["image_url"] = json!(info.image_url);
+                    }
+                }
+            }
+            HttpResponse::Ok().json(v)
+        }
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no order {}", path.as_str())),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

@@ -96,6 +96,8 @@ enum Route {
     RejectCancellation,
     UpdateInventory,
     InventorySearch,
+    SearchProducts,
+    GetProduct,
     GetWebhooks,
     PutWebhook,
     DeleteWebhook,
@@ -123,6 +125,8 @@ impl Route {
             Route::Cancel => "cancel_order",
             Route::UpdateInventory => "update_inventory",
             Route::InventorySearch => "inventory_search",
+            Route::SearchProducts => "search_products",
+            Route::GetProduct => "get_product",
             Route::GetWebhooks => "get_webhooks",
             Route::PutWebhook => "put_webhook",
             Route::DeleteWebhook => "delete_webhook",
@@ -167,6 +171,8 @@ fn route<'p>(method: &Method, segs: &[&'p str]) -> Result<(Route, Option<&'p str
             (UpdateInventory, Some(*p), Method::POST)
         }
         ["product", "202309", "inventory", "search"] => (InventorySearch, None, Method::POST),
+        ["product", "202502", "products", "search"] => (SearchProducts, None, Method::POST),
+        ["product", "202309", "products", p] => (GetProduct, Some(*p), Method::GET),
         ["event", "202309", "webhooks"] => match *method {
             Method::GET => (GetWebhooks, None, Method::GET),
             Method::PUT => (PutWebhook, None, Method::PUT),
@@ -1300,6 +1306,34 @@ fn dispatch(w: &mut World, r: Route, arg: &str, shop_id: &str, q: &Q<'_>, body: 
             }
             Ok(json!({ "errors": errors }))
         }
+        Route::SearchProducts => {
+            let size: usize = match q.get("page_size").and_then(|v| v.parse().ok()) {
+                Some(n @ 1..=100) => n,
+                _ => {
+                    return Err(bad(12019109, "page size is invalid"));
+                }
+            };
+            let offset: usize = match q.get("page_token").filter(|t| !t.is_empty()) {
+                None => 0,
+                Some(t) => t
+                    .parse()
+                    .map_err(|_| bad(12019108, "page number is invalid"))?,
+            };
+            let products = sim_products(w, shop_id, false);
+            let total = products.len();
+            let page: Vec<serde_json::Value> =
+                products.into_iter().skip(offset).take(size).collect();
+            let next = if offset + size < total {
+                (offset + size).to_string()
+            } else {
+                String::new()
+            };
+            Ok(json!({ "total_count": total, "products": page, "next_page_token": next }))
+        }
+        Route::GetProduct => sim_products(w, shop_id, true)
+            .into_iter()
+            .find(|p| p["id"] == arg)
+            .ok_or_else(|| bad(12052260, "The product ID does not exist")),
         Route::InventorySearch => {
             let req: InventorySearchRequest = parse(body)?;
             if req.product_ids.is_empty() == req.sku_ids.is_empty()
@@ -1408,6 +1442,60 @@ fn dispatch(w: &mut World, r: Route, arg: &str, shop_id: &str, q: &Q<'_>, body: 
             "token endpoints are routed earlier",
         )),
     }
+}
+
+/// The shop's products as Search Products (or, with `detail`, Get
+/// Product) shows them: every simulated product, each SKU with the shop's
+/// warehouse and its quantity; in full, images and variant attributes too.
+fn sim_products(w: &World, shop_id: &str, detail: bool) -> Vec<serde_json::Value> {
+    let warehouse = w
+        .shops
+        .iter()
+        .find(|s| s.id == shop_id)
+        .map(|s| s.warehouse_id.clone())
+        .unwrap_or_default();
+    let mut by_product: std::collections::BTreeMap<&str, Vec<&super::state::SimSku>> =
+        Default::default();
+    for s in w.skus.values() {
+        by_product.entry(s.product_id.as_str()).or_default().push(s);
+    }
+    let image = |id: &str| {
+        let url = format!("https://p16-sim.tiktokcdn.example/tos/{id}.jpeg");
+        json!({"height": 600, "width": 600, "uri": format!("tos/{id}"), "urls": [url.clone()], "thumb_urls": [url.replace(".jpeg", "~300x300.jpeg")]})
+    };
+    by_product
+        .into_iter()
+        .map(|(product, skus)| {
+            let title = skus.first().map(|s| s.product_name.clone()).unwrap_or_default();
+            let skus: Vec<serde_json::Value> = skus
+                .iter()
+                .map(|s| {
+                    let qty = w
+                        .inventory
+                        .get(&(s.id.clone(), warehouse.clone()))
+                        .copied()
+                        .unwrap_or(0);
+                    let mut v = json!({
+                        "id": s.id, "seller_sku": s.seller_sku,
+                        "price": {"currency": "USD", "sale_price": s.price.to_string(), "tax_exclusive_price": s.price.to_string()},
+                        "inventory": [{"warehouse_id": warehouse, "quantity": qty}],
+                    });
+                    if detail {
+                        v["sales_attributes"] = json!([{"id": "100000", "name": "Variant", "value_id": "100001", "value_name": s.sku_name, "sku_img": image(&s.id)}]);
+                    }
+                    v
+                })
+                .collect();
+            let mut p = json!({
+                "id": product, "title": title, "status": "ACTIVATE", "skus": skus,
+                "create_time": 1_700_000_000, "update_time": 1_700_000_000,
+            });
+            if detail {
+                p["main_images"] = json!([image(product)]);
+            }
+            p
+        })
+        .collect()
 }
 
 /// `event_type` names accepted by `PUT /event/202309/webhooks`: every

@@ -26,7 +26,7 @@ use crate::metrics::WEBHOOKS_TOTAL;
 
 /// Topics whose data orderflow reads; an unreadable shape of one of these
 /// is malformed, not "other".
-const KNOWN: [i64; 8] = [1, 3, 4, 5, 6, 7, 11, 12];
+const KNOWN: [i64; 10] = [1, 3, 4, 5, 6, 7, 11, 12, 15, 16];
 
 fn count(result: &'static str) {
     metrics::counter!(WEBHOOKS_TOTAL, "result" => result).increment(1);
@@ -229,7 +229,28 @@ async fn handle(s: &AppState, body: &[u8], now: i64, replaying: bool) -> Result<
             }
             return quarantine(s, body, "handled", Some(&event), now).await;
         }
-        Topic::ProductStatusChange(_) | Topic::Other { .. } => {
+        Topic::ProductStatusChange(crate::tiktok::webhook::ProductStatusChange {
+            product_id,
+            ..
+        })
+        | Topic::ProductChange(crate::tiktok::webhook::ProductChange { product_id, .. }) => {
+            if replaying {
+                return Ok(());
+            }
+            count("product");
+            // The catalogue reads the product again (in the background:
+            // TikTok has its answer first).
+            if let Some(cat) = &s.catalogue {
+                let (cat, shop, id) = (cat.clone(), shop.clone(), product_id.clone());
+                actix::spawn(async move {
+                    if let Err(e) = cat.refresh_product(&shop, &id).await {
+                        tracing::warn!(shop_id = %shop, product_id = %id, error = %e, "Could not read a changed product; the next catalogue sync will");
+                    }
+                });
+            }
+            return quarantine(s, body, "handled", Some(&event), now).await;
+        }
+        Topic::Other { .. } => {
             count("ignored");
             tracing::debug!(shop_id = %shop, "Webhook kept and not acted on");
             return quarantine(s, body, "unhandled", Some(&event), now).await;

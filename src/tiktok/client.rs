@@ -1192,6 +1192,42 @@ impl Client {
         self.call(r).await
     }
 
+    /// `POST /product/202502/products/search`: one page of the shop's
+    /// products (`page_size` at most 100).
+    pub async fn search_products(
+        &self,
+        shop_id: &str,
+        body: &SearchProductsRequest,
+        page_size: u32,
+        page_token: &str,
+    ) -> Result<SearchProductsData, Error> {
+        let shop = self.shop(shop_id)?;
+        let mut r = self.req(
+            &shop,
+            "search_products",
+            Method::POST,
+            "/product/202502/products/search".into(),
+        );
+        r.query = vec![
+            ("page_size", page_size.clamp(1, 100).to_string()),
+            ("page_token", page_token.to_string()),
+        ];
+        r.body = Some(Self::json("search_products", body)?);
+        self.call(r).await
+    }
+
+    /// `GET /product/202309/products/{product_id}`.
+    pub async fn get_product(&self, shop_id: &str, product_id: &str) -> Result<Product, Error> {
+        let shop = self.shop(shop_id)?;
+        let r = self.req(
+            &shop,
+            "get_product",
+            Method::GET,
+            format!("/product/202309/products/{product_id}"),
+        );
+        self.call(r).await
+    }
+
     /// `GET /event/202309/webhooks`.
     pub async fn webhooks(&self, shop_id: &str) -> Result<Vec<ShopWebhook>, Error> {
         let shop = self.shop(shop_id)?;

@@ -90,6 +90,8 @@ pub fn table(endpoint: &str) -> &'static [Entry] {
         "order_detail" => ORDER_DETAIL,
         "search_orders" => SEARCH_ORDERS,
         "update_inventory" => UPDATE_INVENTORY,
+        "search_products" => SEARCH_PRODUCTS,
+        "get_product" => GET_PRODUCT,
         "shipping_providers" => SHIPPING_PROVIDERS,
         "search_cancellations" => SEARCH_CANCELLATIONS,
         "search_returns" => SEARCH_RETURNS,
@@ -303,6 +305,33 @@ const ORDER_DETAIL: &[Entry] = &[
 
 const SEARCH_ORDERS: &[Entry] = &[
     (36009003, TryAgain, "Internal error. Please try again. If the issue persists after multiple attempts, please contact platform support."),
+];
+
+/// Search Products (`products/search-products.spec.json`, 202502).
+const SEARCH_PRODUCTS: &[Entry] = &[
+    (12019027, Rejected, "The maximum count of “seller_skus” in the search filter is 10."),
+    (12019087, Rejected, "The number of SKU IDs exceeds the limit of 10"),
+    (12019108, Rejected, "page number is invalid"),
+    (12019109, Rejected, "page size is invalid"),
+    (12019118, Rejected, "search create time invalid"),
+    (12019119, Rejected, "search update time invalid"),
+    (12052180, Rejected, "The total number of search results can not exceed 10000."),
+    (12052700, Configuration, "The seller is inactive."),
+    (12052704, Configuration, "seller id not exist"),
+    (36009003, TryAgain, "Internal error. Please try again. If the issue persists after multiple attempts, please contact platform support."),
+    (12052910, Rejected, "Invalid input parameters. Refer to the API documentation for details."),
+];
+
+/// Get Product (`products/get-product.spec.json`, 202309).
+const GET_PRODUCT: &[Entry] = &[
+    (12019150, Rejected, "The product ID does not exist."),
+    (12052032, Rejected, "The product does not exist"),
+    (12052048, Rejected, "You cannot edit the specified product(s) as it isn't listed in your account or shop. "),
+    (12052260, Rejected, "The product ID does not exist"),
+    (12052547, Rejected, "There is no version of this product that is under review. Please obtain the online version."),
+    (12052704, Configuration, "seller id not exist"),
+    (36009003, TryAgain, "Internal error. Please try again. If the issue persists after multiple attempts, please contact platform support."),
+    (12052901, Rejected, "The product in its current status is not available for this operation. Change the product status and try again."),
 ];
 
 const UPDATE_INVENTORY: &[Entry] = &[

@@ -824,6 +824,122 @@ pub struct ProductInventory {
     pub skus: Vec<InventorySku>,
 }
 
+/// Body of Search Products (`POST /product/202502/products/search`);
+/// `page_size` and `page_token` go in the query.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SearchProductsRequest {
+    /// ALL (default), DRAFT, PENDING, FAILED, ACTIVATE, SELLER_DEACTIVATED,
+    /// PLATFORM_DEACTIVATED, FREEZE, DELETED.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update_time_ge: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update_time_le: Option<i64>,
+    /// At most 10.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sku_ids: Vec<String>,
+}
+
+/// A price as TikTok writes it: decimal strings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProductPrice {
+    #[serde(deserialize_with = "lenient::string")]
+    pub currency: String,
+    #[serde(deserialize_with = "lenient::string")]
+    pub sale_price: String,
+    #[serde(deserialize_with = "lenient::string")]
+    pub tax_exclusive_price: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProductImage {
+    pub urls: Vec<String>,
+    pub thumb_urls: Vec<String>,
+}
+
+impl ProductImage {
+    /// The thumbnail to show, else the image.
+    pub fn best(&self) -> Option<&str> {
+        self.thumb_urls
+            .first()
+            .or_else(|| self.urls.first())
+            .map(String::as_str)
+    }
+}
+
+/// A variant attribute (`Color: Red`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SalesAttribute {
+    #[serde(deserialize_with = "lenient::string")]
+    pub name: String,
+    #[serde(deserialize_with = "lenient::string")]
+    pub value_name: String,
+    pub sku_img: Option<ProductImage>,
+}
+
+/// One SKU of a virtual bundle (`combined_skus`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CombinedSku {
+    #[serde(deserialize_with = "lenient::string")]
+    pub product_id: String,
+    #[serde(deserialize_with = "lenient::string")]
+    pub sku_id: String,
+    pub sku_count: u32,
+    #[serde(deserialize_with = "lenient::string")]
+    pub seller_sku: String,
+}
+
+/// A SKU as Search Products and Get Product list it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProductSku {
+    #[serde(deserialize_with = "lenient::string")]
+    pub id: String,
+    #[serde(deserialize_with = "lenient::string")]
+    pub seller_sku: String,
+    pub price: ProductPrice,
+    pub inventory: Vec<WarehouseQuantity>,
+    /// Get Product only.
+    pub sales_attributes: Vec<SalesAttribute>,
+    /// Get Product only: the SKUs a virtual bundle is made of.
+    pub combined_skus: Vec<CombinedSku>,
+}
+
+/// A product as Search Products (202502) and Get Product (202309) return
+/// it; the fields only Get Product has are empty from a search.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Product {
+    #[serde(deserialize_with = "lenient::string")]
+    pub id: String,
+    #[serde(deserialize_with = "lenient::string")]
+    pub title: String,
+    #[serde(deserialize_with = "lenient::string")]
+    pub status: String,
+    pub skus: Vec<ProductSku>,
+    pub update_time: i64,
+    /// Get Product only.
+    pub main_images: Vec<ProductImage>,
+    /// Get Product only: COMBINED_PRODUCT (a virtual bundle), ...
+    pub product_types: Vec<String>,
+}
+
+/// `data` of Search Products.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SearchProductsData {
+    pub total_count: i64,
+    pub products: Vec<Product>,
+    #[serde(deserialize_with = "lenient::string")]
+    pub next_page_token: String,
+}
+
 /// `data` of Inventory Search.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]

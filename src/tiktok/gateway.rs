@@ -930,6 +930,32 @@ impl GatewayHandle {
         .await
     }
 
+    /// One page of the shop's products, at background priority: catalogue
+    /// sync never delays an order's calls.
+    pub async fn search_products(
+        &self,
+        shop_id: &str,
+        body: SearchProductsRequest,
+        page_size: u32,
+        page_token: String,
+    ) -> Result<SearchProductsData, Error> {
+        let s = shop_id.to_string();
+        self.call(shop_id, Priority::background(), move |c| async move {
+            c.search_products(&s, &body, page_size, &page_token).await
+        })
+        .await
+    }
+
+    /// One product in full (images, variant attributes, bundles), at
+    /// background priority.
+    pub async fn get_product(&self, shop_id: &str, product_id: &str) -> Result<Product, Error> {
+        let (s, p) = (shop_id.to_string(), product_id.to_string());
+        self.call(shop_id, Priority::background(), move |c| async move {
+            c.get_product(&s, &p).await
+        })
+        .await
+    }
+
     pub async fn webhooks(&self, shop_id: &str) -> Result<Vec<ShopWebhook>, Error> {
         let s = shop_id.to_string();
         self.call(shop_id, Priority::background(), move |c| async move {

@@ -25,6 +25,8 @@ pub mod topics {
     pub const UPCOMING_AUTHORIZATION_EXPIRATION: i64 = 7;
     pub const CANCELLATION_STATUS_CHANGE: i64 = 11;
     pub const RETURN_STATUS_CHANGE: i64 = 12;
+    pub const PRODUCT_INFORMATION_CHANGE: i64 = 15;
+    pub const PRODUCT_CREATION: i64 = 16;
 }
 
 /// TikTok sends ids as strings, but some samples show numbers: take both.
@@ -162,6 +164,16 @@ pub struct ReturnStatusChange {
     pub update_time: i64,
 }
 
+/// PRODUCT_INFORMATION_CHANGE (15) and PRODUCT_CREATION (16): which product
+/// to read again (`product_id` a string in 15's example, a number in 16's).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ProductChange {
+    #[serde(deserialize_with = "id_string")]
+    pub product_id: String,
+    #[serde(default, deserialize_with = "super::dto::lenient::i64")]
+    pub update_time: i64,
+}
+
 /// The push, by topic.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Topic {
@@ -173,6 +185,8 @@ pub enum Topic {
     UpcomingAuthorizationExpiration(AuthorizationNotice),
     CancellationStatusChange(CancellationStatusChange),
     ReturnStatusChange(ReturnStatusChange),
+    /// 15 or 16: a product changed or was created.
+    ProductChange(ProductChange),
     /// A topic orderflow does not handle (or a known one with a shape we
     /// could not read), kept raw.
     Other {
@@ -243,6 +257,9 @@ pub fn parse(body: &[u8]) -> Result<WebhookEvent, Error> {
         }
         topics::CANCELLATION_STATUS_CHANGE => typed(k, d, Topic::CancellationStatusChange),
         topics::RETURN_STATUS_CHANGE => typed(k, d, Topic::ReturnStatusChange),
+        topics::PRODUCT_INFORMATION_CHANGE | topics::PRODUCT_CREATION => {
+            typed(k, d, Topic::ProductChange)
+        }
         _ => Topic::Other {
             kind: k,
             data: d.clone(),

@@ -57,8 +57,10 @@ impl Default for ConsoleConfig {
     }
 }
 
-/// What the pages may load: only this daemon, no inline code.
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+/// What the pages may load: only this daemon, no inline code; images also
+/// over https (product images live on TikTok's CDN).
+const CSP: &str =
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; \
 connect-src 'self'; font-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 struct Asset {

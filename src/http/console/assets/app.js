@@ -1011,7 +1011,9 @@ function renderOrder(box, o, audit, afterAction) {
   for (const it of items) {
     li.tBodies[0].append(el('tr', { 'data-sku': it.sku_id },
       td('SKU', mono(it.sku_id || '')),
-      td('Product', it.product_name || it.product_id || ''),
+      td('Product', el('div', { class: 'product' },
+        it.image_url ? el('img', { class: 'thumb', src: it.image_url, alt: '', width: '40', height: '40', loading: 'lazy', referrerpolicy: 'no-referrer' }) : null,
+        el('div', null, el('div', { text: it.product_name || it.product_id || '' }), it.variant ? el('div', { class: 'muted small', text: it.variant }) : null))),
       td('Seller SKU', mono(it.seller_sku || '')),
       td('Price', cents(it.sale_price), 'num'),
       td('Package', it.package_id ? mono(it.package_id) : '—')));
@@ -1361,7 +1363,9 @@ async function viewInventory() {
     const onHand = el('td', { class: 'on-hand num', 'data-label': 'On hand', text: String(s.on_hand) });
     const editBtn = el('button', { type: 'button', class: 'btn btn-sm edit', text: 'Edit', 'aria-label': `Edit on-hand stock of ${s.sku}` });
     const tr = el('tr', { 'data-sku': s.sku, class: s.available === 0 ? 'out' : '' },
-      td('SKU', el('div', null, mono(s.sku, 'sku'), s.product_id ? el('div', { class: 'muted small mono', text: `product ${s.product_id}` }) : null), 'sku-cell'),
+      td('SKU', el('div', { class: 'product' },
+        s.image_url ? el('img', { class: 'thumb', src: s.image_url, alt: '', width: '40', height: '40', loading: 'lazy', referrerpolicy: 'no-referrer' }) : null,
+        el('div', null, s.name ? el('div', { class: 'sku-name', text: s.name }) : null, mono(s.sku, 'sku'), s.product_id ? el('div', { class: 'muted small mono', text: `product ${s.product_id}` }) : null)), 'sku-cell'),
       td('Warehouses', el('ul', { class: 'wh-list' }, whs.map((w) => el('li', null, mono(whLabel(w)), el('span', { class: 'muted', text: ` ${w.on_hand} / ${w.reserved} / ${w.available}`, title: 'on hand / reserved / available' }))))),
       onHand,
       el('td', { class: 'reserved num', 'data-label': 'Reserved', text: String(s.reserved) }),
