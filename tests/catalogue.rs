@@ -14,19 +14,6 @@ use orderflow::runtime::Clock;
 use orderflow::simulator::SimulatorArgs;
 use serde_json::json;
 
-const WAIT: &str = r#"
-name: hold_still
-trigger:
-  on: AWAITING_SHIPMENT
-steps:
-  - id: wait_ok
-    wait:
-      until: "event.type == 'ok'"
-      timeout: 1d
-  - id: done
-    end: fulfilled
-"#;
-
 #[actix_rt::test]
 async fn every_shops_catalogue_is_read_and_shown() {
     let rig = common::sim_rig(
@@ -36,7 +23,7 @@ async fn every_shops_catalogue_is_read_and_shown() {
             ..Default::default()
         },
         50.0,
-        ("hold_still.yaml", WAIT),
+        ("hold_still.yaml", common::WAIT_WORKFLOW),
     )
     .await;
     let c = reqwest::Client::new();

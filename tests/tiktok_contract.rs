@@ -548,19 +548,6 @@ async fn the_simulator_answers_in_the_shape_of_the_official_examples() {
     sim.stop().await;
 }
 
-const WAIT_WORKFLOW: &str = r#"
-name: hold_still
-trigger:
-  on: AWAITING_SHIPMENT
-steps:
-  - id: wait_ok
-    wait:
-      until: "event.type == 'ok'"
-      timeout: 1d
-  - id: done
-    end: fulfilled
-"#;
-
 /// What TikTok's schemas allow and a strict decoder refused, in one
 /// batch: an unknown status, `null`s, numbers as strings; and one order
 /// whose shape is wrong. Every order enters orderflow (the odd one with
@@ -575,7 +562,7 @@ async fn odd_orders_in_a_batch_all_enter_and_polling_moves_on() {
             ..common::quiet_sim()
         },
         200.0,
-        ("hold_still.yaml", WAIT_WORKFLOW),
+        ("hold_still.yaml", common::WAIT_WORKFLOW),
     )
     .await;
     rig.cfg.sync.poll_interval = orderflow::config::Dur(Duration::from_millis(300));
@@ -899,7 +886,7 @@ async fn a_wrong_provider_mapping_is_reported_and_buys_nothing() {
         "providers",
         common::quiet_sim(),
         200.0,
-        ("unused.yaml", WAIT_WORKFLOW),
+        ("unused.yaml", common::WAIT_WORKFLOW),
     )
     .await;
     let shops: Vec<String> = rig.sim.shops().iter().map(|(s, _)| s.clone()).collect();
@@ -997,7 +984,7 @@ async fn the_official_return_example_shows_on_the_order() {
         "returns",
         SimulatorArgs::default(),
         50.0,
-        ("hold_still.yaml", WAIT_WORKFLOW),
+        ("hold_still.yaml", common::WAIT_WORKFLOW),
     )
     .await;
     let client = common::http();
@@ -1173,7 +1160,7 @@ async fn an_order_detail_batch_with_odd_orders_loses_none() {
             ..common::quiet_sim()
         },
         200.0,
-        ("hold_still.yaml", WAIT_WORKFLOW),
+        ("hold_still.yaml", common::WAIT_WORKFLOW),
     )
     .await;
     rig.cfg.sync.poll_interval = orderflow::config::Dur(Duration::from_secs(3600));

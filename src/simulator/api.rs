@@ -1345,12 +1345,7 @@ fn dispatch(w: &mut World, r: Route, arg: &str, shop_id: &str, q: &Q<'_>, body: 
                     "give either product_ids (<=100) or sku_ids (<=600)",
                 ));
             }
-            let warehouse = w
-                .shops
-                .iter()
-                .find(|s| s.id == shop_id)
-                .map(|s| s.warehouse_id.clone())
-                .unwrap_or_default();
+            let warehouse = shop_warehouse(w, shop_id);
             let mut by_product: std::collections::BTreeMap<String, Vec<InventorySku>> =
                 Default::default();
             for s in w.skus.values() {
@@ -1444,16 +1439,20 @@ fn dispatch(w: &mut World, r: Route, arg: &str, shop_id: &str, q: &Q<'_>, body: 
     }
 }
 
+/// The shop's (one) warehouse.
+fn shop_warehouse(w: &World, shop_id: &str) -> String {
+    w.shops
+        .iter()
+        .find(|s| s.id == shop_id)
+        .map(|s| s.warehouse_id.clone())
+        .unwrap_or_default()
+}
+
 /// The shop's products as Search Products (or, with `detail`, Get
 /// Product) shows them: every simulated product, each SKU with the shop's
 /// warehouse and its quantity; in full, images and variant attributes too.
 fn sim_products(w: &World, shop_id: &str, detail: bool) -> Vec<serde_json::Value> {
-    let warehouse = w
-        .shops
-        .iter()
-        .find(|s| s.id == shop_id)
-        .map(|s| s.warehouse_id.clone())
-        .unwrap_or_default();
+    let warehouse = shop_warehouse(w, shop_id);
     let mut by_product: std::collections::BTreeMap<&str, Vec<&super::state::SimSku>> =
         Default::default();
     for s in w.skus.values() {

@@ -692,6 +692,21 @@ qps = 1000.0
     path
 }
 
+/// A workflow that takes an order and waits (a day) for an `ok` event:
+/// for tests about everything but the workflow.
+pub const WAIT_WORKFLOW: &str = r#"
+name: hold_still
+trigger:
+  on: AWAITING_SHIPMENT
+steps:
+  - id: wait_ok
+    wait:
+      until: "event.type == 'ok'"
+      timeout: 1d
+  - id: done
+    end: fulfilled
+"#;
+
 /// The `[shipping]` of a daemon against the simulator: its label API and
 /// the TikTok ids of the three carriers it sells.
 pub fn sim_shipping_toml(sim_url: &str) -> String {
