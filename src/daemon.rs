@@ -368,7 +368,11 @@ impl Daemon {
                     default_qps: crate::tiktok::ShopConfig::default().qps,
                     stop: stop.clone(),
                 })?;
-                shops.bootstrap(&cfg.tiktok.shops).await?;
+                // The demo's simulator is new at every start: only the
+                // tokens it was started with are good.
+                shops
+                    .bootstrap(&cfg.tiktok.shops, simulator.is_some())
+                    .await?;
                 Some(shops)
             }
         };

@@ -78,6 +78,55 @@ async fn demo_orders_are_shipped_and_delivered_on_embedded_defaults() {
             assert!(text.contains(step), "{id} lacks {step:?}: {audit:#}");
         }
     }
+    // The demo shop's access token lasts 7 days of the demo's clock (30 s
+    // here) and is refreshed before it expires.
+    let shop_of = |c: reqwest::Client, b: String| async move {
+        let (_, v) = get_json(&c, &format!("{b}/api/v1/shops")).await;
+        v["shops"][0].clone()
+    };
+    eventually(
+        Duration::from_secs(40),
+        "the demo's token refreshed",
+        || {
+            let (c, b) = (client.clone(), base.clone());
+            async move {
+                let s = shop_of(c, b).await;
+                (s["token_source"] == "refresh").then_some(())
+            }
+        },
+    )
+    .await;
+    let status = d.terminate();
+    assert!(status.success(), "{status:?}");
+
+    // A restart: the simulator is new and knows only the demo's own tokens,
+    // so those are used again, and calls to it succeed.
+    let d = Daemon::start(
+        &dir.path().join("data"),
+        &workflows,
+        &dir.path().join("log"),
+        &[
+            ("ORDERFLOW_DEMO__TIME_SCALE", "20000"),
+            ("ORDERFLOW_DEMO__ORDERS_PER_SECOND", "0"),
+        ],
+    );
+    wait_ready(&client, &d.base).await;
+    let base = d.base.clone();
+    let s = eventually(
+        Duration::from_secs(30),
+        "a call to the new simulator",
+        || {
+            let (c, b) = (client.clone(), base.clone());
+            async move {
+                let s = shop_of(c, b).await;
+                s["last_call"].is_i64().then_some(s)
+            }
+        },
+    )
+    .await;
+    assert_eq!(s["status"], "connected", "{s}");
+    assert_eq!(s["token_source"], "config", "{s}");
+    assert!(s["refresh_error"].is_null(), "{s}");
     let status = d.terminate();
     assert!(status.success(), "{status:?}");
 }

@@ -460,7 +460,10 @@ impl Shops {
     /// sealed grants, and every connected shop made callable. Shops the
     /// gateway knows from the file but that are disconnected or
     /// deauthorized are removed from it.
-    pub async fn bootstrap(&self, configured: &[ShopConfig]) -> Result<(), Error> {
+    ///
+    /// `file_wins`: the file's pairs win whatever was stored (the demo,
+    /// whose simulator is new at every start and knows only those).
+    pub async fn bootstrap(&self, configured: &[ShopConfig], file_wins: bool) -> Result<(), Error> {
         let now = self.now_ms();
         let store = &self.inner.store;
         let mut ops = Vec::new();
@@ -486,7 +489,8 @@ impl Shops {
                         t["refresh_token"].as_str()?.to_string(),
                     ))
                 });
-            let config_is_new = existing.as_ref().is_none_or(|r| r.config_print != print);
+            let config_is_new =
+                file_wins || existing.as_ref().is_none_or(|r| r.config_print != print);
             let mut rec = existing.clone().unwrap_or_else(|| ShopRecord {
                 id: c.id.clone(),
                 name: String::new(),
@@ -513,7 +517,7 @@ impl Shops {
             // an older version refreshed (newer than the file), or a pair in
             // the file that changed since it was last read.
             let wins = match (&legacy, &existing) {
-                (Some((a, r)), None) => {
+                (Some((a, r)), None) if !file_wins => {
                     tracing::info!(shop_id = %c.id, "Moved the tokens an earlier version refreshed into the sealed store");
                     Some((
                         Secret::new(a.clone()),
