@@ -53,8 +53,10 @@
 //! - [`metrics`]: every metric name, described once.
 //! - [`daemon`]: wiring, recovery, graceful shutdown.
 //! - [`inventory`]: stock per SKU and warehouse in sled, all-or-nothing
-//!   idempotent reservations that never oversell, the debounced push of
-//!   available quantities to TikTok and the drift reconcile.
+//!   idempotent reservations that never oversell (a SKU with no record is
+//!   `unmapped_sku`, not out of stock), orders waiting for stock woken on a
+//!   restock ([`inventory::restock`]), one debounced push of available
+//!   quantities per connected shop and the drift reconcile (and fix).
 //! - [`shipping`]: carrier selection by rules (CEL, region, weight, value,
 //!   deadline), label providers (TikTok shipping, a label API), the carrier
 //!   → TikTok provider mapping checked against what TikTok offers

@@ -205,8 +205,10 @@ pub struct InventoryConfig {
     /// SKU → TikTok product id. Wins over a product id stored with the SKU
     /// (from `set_product_id` or the CSV's `product_id` column).
     pub products: BTreeMap<String, String>,
-    /// The TikTok warehouse id that stock recorded without a warehouse is
-    /// pushed under. None: such stock is not pushed.
+    /// The seller's default warehouse (a TikTok warehouse id): stock
+    /// recorded without a warehouse is pushed under it (None: under each
+    /// shop's only warehouse, else not pushed), and serves orders naming a
+    /// warehouse the SKU is not stocked in.
     pub default_warehouse: Option<String>,
 }
 
