@@ -219,12 +219,13 @@ impl Daemon {
             .map_err(|e| Error::Shops(e.into()))?;
         // With an app configured the gateway runs even with no shop yet:
         // shops are connected while running.
+        let sink = crate::shops::StoreSink::new(store.clone(), sealer.clone());
         let gateway = if cfg.tiktok.app_key.trim().is_empty() && cfg.tiktok.shops.is_empty() {
             None
         } else {
             Some(crate::tiktok::GatewayHandle::start(
                 &cfg.tiktok,
-                Arc::new(crate::shops::StoreSink::new(store.clone(), sealer.clone())),
+                sink.clone(),
             )?)
         };
         if let Some(sim) = &simulator {
@@ -373,6 +374,9 @@ impl Daemon {
                 shops
                     .bootstrap(&cfg.tiktok.shops, simulator.is_some())
                     .await?;
+                // A 105001 on any call marks the shop deauthorized, even if
+                // TikTok's webhook is lost.
+                sink.tell(&shops);
                 Some(shops)
             }
         };

@@ -639,6 +639,39 @@ async fn deauthorized_and_unknown_shops_lose_nothing() {
     assert_eq!(st, 200, "{v}");
     let after = rig.order(&c, 1).await;
     shipped(&c, &base, &after).await;
+
+    // The seller removes the app again and TikTok's webhook is lost: the
+    // next call answered 105001 tells orderflow all the same.
+    let (st, v) = post_json(
+        &c,
+        &format!("{}/sim/shops/{b}/deauthorize?silent=true", rig.sim),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    eventually(
+        Duration::from_secs(15),
+        "shop B deauthorized by a 105001",
+        || {
+            let (c, base, b) = (c.clone(), base.clone(), b.clone());
+            async move {
+                let list = shops_of(&c, &base).await;
+                let s = shop(&list, &b);
+                (s["status"] == "deauthorized"
+                    && s["status_reason"]
+                        .as_str()
+                        .is_some_and(|r| r.contains("105001")))
+                .then_some(())
+            }
+        },
+    )
+    .await;
+    eventually(Duration::from_secs(10), "its alert", || async {
+        rig.alerts_about("deauthorized")
+            .into_iter()
+            .find(|x| x["text"].as_str().unwrap().contains(&b))
+    })
+    .await;
     drop(daemon);
 }
 

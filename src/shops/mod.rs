@@ -230,11 +230,23 @@ impl std::fmt::Debug for Shops {
 pub struct StoreSink {
     store: Store,
     sealer: Sealer,
+    /// Set once the shops are running: told when TikTok says a shop's
+    /// authorization is gone.
+    shops: std::sync::OnceLock<std::sync::Weak<Inner>>,
 }
 
 impl StoreSink {
-    pub fn new(store: Store, sealer: Sealer) -> StoreSink {
-        StoreSink { store, sealer }
+    pub fn new(store: Store, sealer: Sealer) -> Arc<StoreSink> {
+        Arc::new(StoreSink {
+            store,
+            sealer,
+            shops: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Lets a 105001 on any call mark the shop deauthorized.
+    pub fn tell(&self, shops: &Shops) {
+        let _ = self.shops.set(Arc::downgrade(&shops.inner));
     }
 }
 
@@ -268,6 +280,28 @@ impl TokenSink for StoreSink {
             Err(e) => tracing::error!(error = %e, "Could not encode refreshed tokens"),
         }
         metrics::set_expiry_for_grant(grant, tokens);
+    }
+
+    fn authorization_lost(&self, shop_id: &str) {
+        let Some(inner) = self.shops.get().and_then(|w| w.upgrade()) else {
+            return;
+        };
+        let shops = Shops { inner };
+        if !shops.is_connected(shop_id) {
+            return;
+        }
+        let id = shop_id.to_string();
+        tokio::spawn(async move {
+            if let Err(e) = shops
+                .deauthorized(
+                    &id,
+                    "TikTok answered 105001: the token has been deauthorized",
+                )
+                .await
+            {
+                tracing::error!(shop_id = %id, error = %e, "Could not record the deauthorization");
+            }
+        });
     }
 }
 

@@ -24,7 +24,7 @@
 //! | `GET /sim/tokens` | | `{issued:[..]}`: every access and refresh token issued |
 //! | `GET /sim/shops/{id}/webhooks` | | `{webhooks:[ShopWebhook]}`: the shop's subscriptions |
 //! | `POST /sim/shops/{id}/webhooks` | `{event_type, address?}` | changes one subscription behind the app's back (no `address`: removed) |
-//! | `POST /sim/shops/{id}/deauthorize` | | `{revoked:n}`: the seller revokes the app for the shop; its tokens answer 105001 and SELLER_DEAUTHORIZATION (type 6) is pushed |
+//! | `POST /sim/shops/{id}/deauthorize` | `?silent=true`: the webhook is lost | `{revoked:n}`: the seller revokes the app for the shop; its tokens answer 105001 and SELLER_DEAUTHORIZATION (type 6) is pushed |
 //!
 //! Outside `/sim`, as TikTok serves it: `GET /open/authorize?service_id=…&state=…[&shop_id=a,b][&deny=true]`,
 //! the seller authorization page: it redirects (302) to the app's redirect
@@ -652,7 +652,18 @@ async fn set_app(sim: Data<Arc<Shared>>, body: Json<AppSettings>) -> HttpRespons
     }))
 }
 
-async fn deauthorize(sim: Data<Arc<Shared>>, id: Path<String>) -> HttpResponse {
+#[derive(Debug, Deserialize)]
+struct DeauthorizeQuery {
+    /// The webhook is lost: nothing is pushed.
+    #[serde(default)]
+    silent: bool,
+}
+
+async fn deauthorize(
+    sim: Data<Arc<Shared>>,
+    id: Path<String>,
+    q: Query<DeauthorizeQuery>,
+) -> HttpResponse {
     let mut w = sim.world.lock();
     if !w.shops.iter().any(|s| s.id == *id) {
         return err(
@@ -661,6 +672,9 @@ async fn deauthorize(sim: Data<Arc<Shared>>, id: Path<String>) -> HttpResponse {
         );
     }
     let n = w.deauthorize(&id);
+    if q.silent {
+        return HttpResponse::Ok().json(json!({ "revoked": n }));
+    }
     w.notify(
         &id,
         6,

@@ -71,6 +71,9 @@ impl Tokens {
 /// shop's own id, or the key its authorization was stored under.
 pub trait TokenSink: Send + Sync + 'static {
     fn tokens_refreshed(&self, grant: &str, tokens: &Tokens);
+    /// TikTok answered that the shop's token was deauthorized (105001): the
+    /// seller removed the app, whether or not its webhook arrives.
+    fn authorization_lost(&self, _shop_id: &str) {}
 }
 
 /// One authorization: the token pair TikTok issued a seller, shared by the
@@ -497,7 +500,21 @@ impl Client {
             attempts += 1;
             self.permit(req.shop).await;
             let token = req.shop.grant().tokens().access_token;
-            let (outcome, timed_out) = self.attempt(&req, cipher.as_deref(), &token).await?;
+            let (outcome, timed_out) = match self.attempt(&req, cipher.as_deref(), &token).await {
+                Ok(x) => x,
+                Err(
+                    e @ Error::Config {
+                        code: codes::ACCESS_TOKEN_INVALID,
+                        ..
+                    },
+                ) => {
+                    if !req.shop.id.is_empty() {
+                        self.inner.sink.authorization_lost(&req.shop.id);
+                    }
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            };
             let mut last_failure = LastFailure::Transient;
             let last = match outcome {
                 Outcome::Done(data) => {
