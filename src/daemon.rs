@@ -380,6 +380,34 @@ impl Daemon {
                 Some(shops)
             }
         };
+        // Per connected shop, now (before the server takes webhooks) and
+        // whenever one is connected later:
+        // the poller (the backup that makes sync converge when webhooks are
+        // lost) and the inventory push. Spawned on this (the main)
+        // arbiter, whoever connects the shop.
+        if let (Some(shops), Some(g), Some(p), Some(cat)) =
+            (&shops, &gateway, pollers.first(), &catalogue)
+        {
+            let arbiter = actix::Arbiter::current();
+            let (g, p, inventory, cat) = (g.clone(), p.clone(), inventory.clone(), cat.clone());
+            shops.start(Arc::new(move |shop: &str, token: CancellationToken| {
+                let (g, p, inventory, cat, shop) = (
+                    g.clone(),
+                    p.clone(),
+                    inventory.clone(),
+                    cat.clone(),
+                    shop.to_string(),
+                );
+                arbiter.spawn(async move {
+                    drop(inventory.start_push(g, shop.clone(), token.clone()));
+                    actix::spawn(cat.run(shop.clone(), token.clone()));
+                    p.run(shop, token).await;
+                });
+            }))?;
+            actix::spawn(shops.clone().run_keeper(stop.clone()));
+            let s = shops.clone();
+            actix::spawn(async move { s.check_all_subscriptions().await });
+        }
         let ready = Arc::new(AtomicBool::new(false));
         let closing = CancellationToken::new();
         let state = AppState {
@@ -422,6 +450,7 @@ impl Daemon {
             console: Arc::new(cfg.console.clone()),
             closing: closing.clone(),
         };
+        let replay_state = state.clone();
         let max_body = cfg.server.max_body_bytes;
         const HTTP_WORKERS: usize = 2;
         let connections = http::conn::Connections::new(cfg.server.read_timeout.0);
@@ -455,32 +484,17 @@ impl Daemon {
         });
         // Connections idle between requests past the read deadline are shut.
         actix::spawn(connections.clone().watch(stop.clone()));
-        // Per connected shop, now and whenever one is connected later:
-        // the poller (the backup that makes sync converge when webhooks are
-        // lost) and the inventory push. Spawned on this (the main)
-        // arbiter, whoever connects the shop.
-        if let (Some(shops), Some(g), Some(p), Some(cat)) =
-            (&shops, &gateway, pollers.first(), &catalogue)
-        {
-            let arbiter = actix::Arbiter::current();
-            let (g, p, inventory, cat) = (g.clone(), p.clone(), inventory.clone(), cat.clone());
-            shops.start(Arc::new(move |shop: &str, token: CancellationToken| {
-                let (g, p, inventory, cat, shop) = (
-                    g.clone(),
-                    p.clone(),
-                    inventory.clone(),
-                    cat.clone(),
-                    shop.to_string(),
-                );
-                arbiter.spawn(async move {
-                    drop(inventory.start_push(g, shop.clone(), token.clone()));
-                    actix::spawn(cat.run(shop.clone(), token.clone()));
-                    p.run(shop, token).await;
-                });
-            }))?;
-            actix::spawn(shops.clone().run_keeper(stop.clone()));
-            let s = shops.clone();
-            actix::spawn(async move { s.check_all_subscriptions().await });
+        // Webhooks kept while a shop was not connected (it may have been
+        // connected since, by a pasted token or before a crash): delivered.
+        if let Some(shops) = &shops {
+            let (st, shops) = (replay_state, shops.clone());
+            actix::spawn(async move {
+                for id in shops.connected() {
+                    if let Err(e) = crate::sync::webhook::replay_waiting(&st, &id).await {
+                        tracing::warn!(shop_id = %id, error = %e, "Could not replay the webhooks kept for the shop");
+                    }
+                }
+            });
         }
         if let (Some(g), Some(shops)) = (&gateway, &shops) {
             // The carrier → provider mapping against what TikTok offers,

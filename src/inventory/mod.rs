@@ -704,9 +704,14 @@ impl InventoryHandle {
 
     /// Installs the pusher's sender; returns its generation.
     pub(crate) fn set_push_sender(&self, shop: &str, tx: mpsc::UnboundedSender<String>) -> u64 {
-        let mut g = self.inner.pushers.write();
-        let generation = g.get(shop).map_or(0, |(n, _)| n + 1);
-        g.insert(shop.to_string(), (generation, tx));
+        // One sequence for all pushers: a generation never repeats, so an
+        // old pusher ending late cannot remove a newer one's sender.
+        static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner
+            .pushers
+            .write()
+            .insert(shop.to_string(), (generation, tx));
         generation
     }
 

@@ -118,7 +118,7 @@ impl InventoryHandle {
     }
 
     /// The shop's sales warehouses, as TikTok lists them (None when that
-    /// cannot be read: every warehouse is sent then).
+    /// cannot be read).
     async fn shop_warehouses(&self, gateway: &GatewayHandle, shop: &str) -> Option<Vec<String>> {
         match gateway.warehouses(shop).await {
             Ok(list) => Some(
@@ -128,7 +128,7 @@ impl InventoryHandle {
                     .collect(),
             ),
             Err(e) => {
-                tracing::warn!(shop_id = %shop, error = %e, "Could not read the shop's warehouses; pushing every warehouse of each SKU");
+                tracing::warn!(shop_id = %shop, error = %e, "Could not read the shop's warehouses; its inventory push waits for them");
                 None
             }
         }
@@ -174,8 +174,8 @@ impl InventoryHandle {
         let max_attempts = self.config().push_max_attempts.max(1);
         // SKU → (when due, failed attempts so far).
         let mut pending: HashMap<String, (Instant, u32)> = HashMap::new();
-        // The shop's warehouses, read before the first push.
-        let mut warehouses: Option<Vec<String>> = None;
+        // The shop's warehouses, read before the first push and hourly.
+        let mut warehouses: Option<(Instant, Vec<String>)> = None;
         loop {
             let next = pending.values().map(|(at, _)| *at).min();
             tokio::select! {
@@ -201,10 +201,18 @@ impl InventoryHandle {
                     for (s, _) in &due {
                         pending.remove(s);
                     }
-                    if warehouses.is_none() {
-                        warehouses = self.shop_warehouses(&gateway, &shop).await;
+                    if warehouses.as_ref().is_none_or(|(at, _)| at.elapsed() > Duration::from_secs(3600)) {
+                        if let Some(w) = self.shop_warehouses(&gateway, &shop).await {
+                            warehouses = Some((Instant::now(), w));
+                        }
                     }
-                    for (sku, attempts) in self.push_now(&gateway, &shop, warehouses.as_deref(), due).await {
+                    // Without the shop's warehouses nothing is sent (another
+                    // shop's could be): retried like a failed push.
+                    let pushed = match &warehouses {
+                        Some((_, w)) => self.push_now(&gateway, &shop, Some(w), due).await,
+                        None => due.into_iter().map(|(s, n)| (s, n + 1)).collect(),
+                    };
+                    for (sku, attempts) in pushed {
                         if attempts >= max_attempts {
                             tracing::warn!(sku = %sku, attempts, "Giving up pushing inventory to TikTok until the next change");
                             metrics::counter!(PUSHES_TOTAL, "outcome" => "failed").increment(1);
@@ -384,6 +392,12 @@ impl InventoryHandle {
         if fix && !report.drifts.is_empty() {
             let mut skus: Vec<String> = report.drifts.iter().map(|d| d.sku.clone()).collect();
             skus.dedup();
+            if shop_warehouses.is_none() {
+                // Without the shop's warehouses nothing is sent (another
+                // shop's could be).
+                report.not_fixed = skus;
+                return Ok(report);
+            }
             let due = skus.iter().map(|s| (s.clone(), 0)).collect();
             let refused: Vec<String> = self
                 .push_now(gateway, shop_id, shop_warehouses.as_deref(), due)

@@ -3,8 +3,9 @@
 //! SKU; when the SKU's available units go up (a set, an adjust, a CSV
 //! import, a released reservation, a SKU recorded for the first time), the
 //! waiting orders are told (`{type: "restock", sku_id, available}`), oldest
-//! ship-by first, as far as the new stock goes. A told order is forgotten:
-//! if its next reservation fails again it is remembered again.
+//! ship-by first, as far as the new stock goes. A told order is forgotten
+//! (if its next reservation fails again it is remembered again), and so is
+//! one whose reservation succeeds.
 //!
 //! The `inventory_waiting` tree: `sku \0 ship_by (8 bytes, big-endian) \0
 //! order_id` → [`Waiting`], so one prefix scan lists a SKU's orders in
@@ -82,6 +83,23 @@ impl InventoryHandle {
         Ok(())
     }
 
+    /// `order_id` no longer waits for these SKUs (it reserved them).
+    pub fn forget_waiting(
+        &self,
+        order_id: &str,
+        units: &std::collections::BTreeMap<String, u32>,
+    ) -> Result<()> {
+        for sku in units.keys() {
+            for r in self.inner.waiting.scan_prefix(prefix(sku)) {
+                let (k, v) = r?;
+                if decode::<Waiting>(WAITING_TREE, &v).is_ok_and(|w| w.order_id == order_id) {
+                    self.inner.waiting.remove(k)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Orders waiting for `sku`, ship-by first.
     pub fn waiting_for(&self, sku: &str) -> Result<Vec<Waiting>> {
         let mut out = Vec::new();
@@ -99,8 +117,7 @@ impl InventoryHandle {
 
     /// After a durable change: for each SKU whose available units went up,
     /// the waiting orders the stock now available can serve, oldest ship-by
-    /// first, stopping at the first it cannot (so no later order jumps the
-    /// queue).
+    /// first; one that needs more than is left keeps waiting.
     pub(super) fn wake_waiting(&self, changes: &[&Change]) {
         let Some(cb) = self.inner.restock.read().clone() else {
             return;
@@ -118,8 +135,10 @@ impl InventoryHandle {
                         continue;
                     }
                 };
+                // One that needs more than is left keeps its place; later
+                // ones the stock covers go on (a stale entry blocks no one).
                 if u64::from(w.units) > left {
-                    break;
+                    continue;
                 }
                 left = left.saturating_sub(u64::from(w.units));
                 let _ = self.inner.waiting.remove(k);

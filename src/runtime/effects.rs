@@ -231,16 +231,20 @@ impl Executor {
                     Err(x) => {
                         // Short of stock, or a SKU inventory has no record
                         // of: told when stock of it arrives (`restock`).
-                        if matches!(
-                            x,
-                            crate::inventory::Error::OutOfStock { .. }
-                                | crate::inventory::Error::UnmappedSku { .. }
-                        ) {
+                        // Only the SKU that is short waits.
+                        let short = match &x {
+                            crate::inventory::Error::OutOfStock { sku, .. }
+                            | crate::inventory::Error::UnmappedSku { sku } => units
+                                .get_key_value(sku)
+                                .map(|(k, n)| std::collections::BTreeMap::from([(k.clone(), *n)])),
+                            _ => None,
+                        };
+                        if let Some(short) = short {
                             if let Err(e) = f.inventory.wait_for_stock(
                                 &o.id,
                                 &o.shop_id,
                                 o.deadlines.ship_by(),
-                                &units,
+                                &short,
                             ) {
                                 tracing::error!(order_id = %o.id, error = %e, "Could not remember the order as waiting for stock; its wait times out instead");
                             }
@@ -267,6 +271,9 @@ impl Executor {
                         return Err(inv(x));
                     }
                 };
+                if let Err(e) = f.inventory.forget_waiting(&o.id, &units) {
+                    tracing::warn!(order_id = %o.id, error = %e, "Could not forget the order's wait for stock");
+                }
                 let mut out = r.output();
                 // Units taken from another warehouse than the order names
                 // (the seller's default stock), said in the audit.

@@ -208,6 +208,10 @@ struct Inner {
     /// One [`Grant`] per key, shared by its shops.
     grants: parking_lot::Mutex<HashMap<String, Arc<Grant>>>,
     health: parking_lot::Mutex<HashMap<String, Health>>,
+    /// Serializes changes of shops' status (connect, disconnect,
+    /// reconnect, deauthorization): each reads, writes and applies the
+    /// record with no other change in between.
+    changes: tokio::sync::Mutex<()>,
     stop: CancellationToken,
 }
 
@@ -427,6 +431,7 @@ impl Shops {
                 live: Default::default(),
                 grants: Default::default(),
                 health: Default::default(),
+                changes: tokio::sync::Mutex::new(()),
                 stop: p.stop,
             }),
         })
@@ -605,21 +610,20 @@ impl Shops {
         }
         let g = &self.inner.gateway;
         for rec in self.records()? {
-            if rec.status != ShopStatus::Connected {
+            if rec.status != ShopStatus::Connected || !self.make_callable(&rec)? {
                 g.remove_shop(&rec.id);
-                continue;
             }
-            self.make_callable(&rec)?;
         }
         self.publish_status();
         Ok(())
     }
 
-    /// Points the gateway at the shop with its grant's tokens.
-    fn make_callable(&self, rec: &ShopRecord) -> Result<(), Error> {
+    /// Points the gateway at the shop with its grant's tokens; false when
+    /// no tokens are stored for it (it is not started then).
+    fn make_callable(&self, rec: &ShopRecord) -> Result<bool, Error> {
         let Some(g) = self.grant_record(&rec.grant)? else {
-            tracing::error!(shop_id = %rec.id, grant = %rec.grant, "A connected shop without stored tokens: it stays disconnected");
-            return Ok(());
+            tracing::error!(shop_id = %rec.id, grant = %rec.grant, "A connected shop without stored tokens: not started; connect it again");
+            return Ok(false);
         };
         let tokens = self.open_grant(&g)?;
         metrics::set_expiry(&rec.id, &tokens);
@@ -637,7 +641,7 @@ impl Shops {
             },
             grant,
         );
-        Ok(())
+        Ok(true)
     }
 
     /// Starts the per-shop tasks of every connected shop and, from now on,
@@ -645,7 +649,7 @@ impl Shops {
     pub fn start(&self, runner: Runner) -> Result<(), Error> {
         *self.inner.runner.write() = Some(runner);
         for rec in self.records()? {
-            if rec.status == ShopStatus::Connected {
+            if rec.status == ShopStatus::Connected && self.inner.gateway.knows_shop(&rec.id) {
                 self.go_live(&rec.id);
             }
         }
@@ -708,13 +712,21 @@ impl Shops {
         rand::rng().fill_bytes(&mut raw);
         let state = hex::encode(raw);
         let now = self.now_ms();
-        self.inner
-            .store
-            .commit(vec![put(
-                state_key(&state),
-                &PendingState { created_ms: now },
-            )?])
-            .await?;
+        // Expired states go with the new one (they are few: an hour's).
+        let ttl = self.inner.config.state_ttl.as_millis() as i64;
+        let mut ops = vec![put(state_key(&state), &PendingState { created_ms: now })?];
+        for r in self.inner.store.trees.shops.scan_prefix(b"o/") {
+            let (k, v) = r.map_err(crate::store::Error::from)?;
+            let expired =
+                codec::decode::<PendingState>(&v).map_or(true, |p| now - p.created_ms > ttl);
+            if expired {
+                ops.push(Op::Del {
+                    tree: Tree::Shops,
+                    key: k.to_vec(),
+                });
+            }
+        }
+        self.inner.store.commit(ops).await?;
         let mut url = reqwest::Url::parse(&self.inner.authorize_url).map_err(|_| {
             crate::tiktok::Error::InvalidConfig(vec![format!(
                 "tiktok.authorize_url {:?} is not a URL",
@@ -738,16 +750,18 @@ impl Shops {
             return Err(Error::BadState);
         }
         let key = state_key(state);
-        let Some(p) = read::<PendingState>(&self.inner.store, &key)? else {
+        // Taken atomically: of two callbacks with one state, one wins.
+        let Some(v) = self
+            .inner
+            .store
+            .trees
+            .shops
+            .remove(&key)
+            .map_err(crate::store::Error::from)?
+        else {
             return Err(Error::BadState);
         };
-        self.inner
-            .store
-            .commit(vec![Op::Del {
-                tree: Tree::Shops,
-                key,
-            }])
-            .await?;
+        let p: PendingState = codec::decode(&v)?;
         if self.now_ms() - p.created_ms > self.inner.config.state_ttl.as_millis() as i64 {
             return Err(Error::BadState);
         }
@@ -820,11 +834,19 @@ impl Shops {
             out.push(rec);
         }
         // Durable before anything runs on it.
+        let _changing = self.inner.changes.lock().await;
         self.inner.store.commit(ops).await?;
         for rec in &out {
-            self.make_callable(rec)?;
-            self.go_live(&rec.id);
-            tracing::info!(shop_id = %rec.id, name = %rec.name, region = %rec.region, "Shop authorized and connected");
+            match self.make_callable(rec) {
+                Ok(true) => {
+                    self.go_live(&rec.id);
+                    tracing::info!(shop_id = %rec.id, name = %rec.name, region = %rec.region, "Shop authorized and connected");
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(shop_id = %rec.id, error = %e, "An authorized shop could not be started")
+                }
+            }
         }
         self.publish_status();
         for rec in &out {
@@ -838,6 +860,7 @@ impl Shops {
     /// Stops calling TikTok for the shop (polling, pushes, steps' calls);
     /// its orders stay readable.
     pub async fn disconnect(&self, id: &str, by: &str) -> Result<ShopRecord, Error> {
+        let _changing = self.inner.changes.lock().await;
         let rec = self
             .record(id)?
             .ok_or_else(|| Error::UnknownShop(id.into()))?;
@@ -855,6 +878,7 @@ impl Shops {
     /// Connects a disconnected or deauthorized shop again with its stored
     /// tokens, after checking that TikTok still accepts them for it.
     pub async fn reconnect(&self, id: &str, by: &str) -> Result<ShopRecord, Error> {
+        let _changing = self.inner.changes.lock().await;
         let rec = self
             .record(id)?
             .ok_or_else(|| Error::UnknownShop(id.into()))?;
@@ -868,7 +892,8 @@ impl Shops {
                 reason: "no stored tokens".into(),
             })?;
         let tokens = self.open_grant(&g)?;
-        let probe = self.grant(&g.key, tokens);
+        // A probe of its own: the pair in use stays as it is.
+        let probe = Grant::new(g.key.clone(), tokens);
         let shops = self
             .inner
             .gateway
@@ -909,8 +934,9 @@ impl Shops {
             .commit(vec![put(shop_key(&rec.id), &rec)?])
             .await?;
         if status == ShopStatus::Connected {
-            self.make_callable(&rec)?;
-            self.go_live(&rec.id);
+            if self.make_callable(&rec)? {
+                self.go_live(&rec.id);
+            }
         } else {
             self.stop_live(&rec.id);
         }
@@ -921,32 +947,38 @@ impl Shops {
     /// TikTok's SELLER_DEAUTHORIZATION: calls for the shop stop, its
     /// orders stay, people are told.
     pub async fn deauthorized(&self, id: &str, message: &str) -> Result<(), Error> {
-        let Some(rec) = self.record(id)? else {
-            return Ok(());
-        };
-        if rec.status == ShopStatus::Deauthorized {
-            return Ok(());
-        }
-        let rec = self
-            .set_status(
+        let rec = {
+            let _changing = self.inner.changes.lock().await;
+            let Some(rec) = self.record(id)? else {
+                return Ok(());
+            };
+            if rec.status == ShopStatus::Deauthorized {
+                return Ok(());
+            }
+            self.set_status(
                 rec,
                 ShopStatus::Deauthorized,
                 format!("the seller deauthorized the app: {message}"),
             )
-            .await?;
-        let link = self.authorize_link().await.ok().map(|l| l.url);
-        let text = format!(
-            "TikTok shop {} ({id}) was deauthorized by the seller: orderflow stopped calling TikTok for it; its orders stay readable. Authorize again to reconnect{}",
-            rec.name,
-            link.as_deref().map(|l| format!(": {l}")).unwrap_or_default()
-        );
-        self.inner
-            .notifier
-            .alert(
-                &text,
-                serde_json::json!({"shop_id": id, "event": "shop_deauthorized", "message": message, "link": link}),
-            )
-            .await;
+            .await?
+        };
+        // Told in the background: TikTok gets its answer first.
+        let (me, id, message) = (self.clone(), id.to_string(), message.to_string());
+        tokio::spawn(async move {
+            let link = me.authorize_link().await.ok().map(|l| l.url);
+            let text = format!(
+                "TikTok shop {} ({id}) was deauthorized by the seller: orderflow stopped calling TikTok for it; its orders stay readable. Authorize again to reconnect{}",
+                rec.name,
+                link.as_deref().map(|l| format!(": {l}")).unwrap_or_default()
+            );
+            me.inner
+                .notifier
+                .alert(
+                    &text,
+                    serde_json::json!({"shop_id": id, "event": "shop_deauthorized", "message": message, "link": link}),
+                )
+                .await;
+        });
         Ok(())
     }
 
@@ -1005,13 +1037,17 @@ impl Shops {
                     "TikTok sent webhooks for shop {shop}, which orderflow has not connected: they are kept and replayed once the shop is connected (`orderflow shops connect`)"
                 ),
             };
-            self.inner
-                .notifier
-                .alert(
-                    &text,
-                    serde_json::json!({"shop_id": shop, "event": "webhook_for_unconnected_shop"}),
-                )
-                .await;
+            // Told in the background: TikTok gets its answer first.
+            let (me, shop) = (self.clone(), shop.to_string());
+            tokio::spawn(async move {
+                me.inner
+                    .notifier
+                    .alert(
+                        &text,
+                        serde_json::json!({"shop_id": shop, "event": "webhook_for_unconnected_shop"}),
+                    )
+                    .await;
+            });
         }
     }
 

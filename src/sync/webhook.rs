@@ -85,6 +85,10 @@ pub async fn replay_waiting(s: &AppState, shop: &str) -> Result<usize, Failed> {
     let waiting = s.store.waiting_for_shop(shop)?;
     let mut n = 0;
     for (key, entry) in waiting {
+        // Disconnected meanwhile: the rest waits for the next connect.
+        if s.shops.as_ref().is_some_and(|x| !x.is_connected(shop)) {
+            break;
+        }
         let now = s.runtime.shared.clock.now_ms();
         handle(s, entry.body.as_bytes(), now, true).await?;
         s.store.replayed(key).await?;
@@ -208,9 +212,15 @@ async fn handle(s: &AppState, body: &[u8], now: i64, replaying: bool) -> Result<
             count("deauthorized");
             tracing::error!(shop_id = %shop, message = %n.message, "TikTok says the seller deauthorized this app: calls for the shop stop until it is authorized again");
             if let Some(shops) = &s.shops {
-                if let Err(e) = shops.deauthorized(&shop, &n.message).await {
-                    tracing::error!(shop_id = %shop, error = %e, "Could not record the deauthorization");
-                }
+                // In the background: it may wait for another status change
+                // of the shop, and TikTok must get its answer first (the
+                // push is kept below; the next call's 105001 says it too).
+                let (shops, shop, message) = (shops.clone(), shop.clone(), n.message.clone());
+                actix::spawn(async move {
+                    if let Err(e) = shops.deauthorized(&shop, &message).await {
+                        tracing::error!(shop_id = %shop, error = %e, "Could not record the deauthorization");
+                    }
+                });
             }
             return quarantine(s, body, "handled", Some(&event), now).await;
         }

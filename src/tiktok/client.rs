@@ -508,7 +508,11 @@ impl Client {
                         ..
                     },
                 ) => {
-                    if !req.shop.id.is_empty() {
+                    // Only for the pair in use now: a call made with a pair
+                    // replaced meanwhile (a new authorization, a rotation)
+                    // says nothing about the shop.
+                    let current = req.shop.grant().tokens().access_token == token;
+                    if current && !req.shop.id.is_empty() {
                         self.inner.sink.authorization_lost(&req.shop.id);
                     }
                     return Err(e);
