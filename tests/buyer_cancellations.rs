@@ -72,18 +72,31 @@ fn bundled(rig: &SimRig, file: &str) {
     .unwrap();
 }
 
-#[actix_rt::test]
-async fn before_shipping_the_standard_workflow_approves_and_releases_the_stock() {
-    let mut rig = sim_rig(
-        "bc-approve",
+/// A simulator with one quiet shop and a daemon config running `workflow`.
+async fn one_shop(tag: &str, workflow: (&str, &str)) -> SimRig {
+    sim_rig(
+        tag,
         SimulatorArgs {
             shops: 1,
             ..common::quiet_sim()
         },
         200.0,
-        ("standard.yaml", ""),
+        workflow,
     )
-    .await;
+    .await
+}
+
+/// Alerts to `inbox`, and a warning for every order within 6 hours of a
+/// deadline, checked every 200 ms.
+fn warned_within_six_hours(rig: &mut SimRig, inbox: &Inbox) {
+    common::alerts_to(&mut rig.cfg, inbox.url());
+    rig.cfg.runtime.at_risk_margin = orderflow::config::Dur(Duration::from_secs(6 * 3600));
+    rig.cfg.runtime.deadline_check = orderflow::config::Dur(Duration::from_millis(200));
+}
+
+#[actix_rt::test]
+async fn before_shipping_the_standard_workflow_approves_and_releases_the_stock() {
+    let mut rig = one_shop("bc-approve", ("standard.yaml", "")).await;
     bundled(&rig, "standard.yaml");
     let sim_url = rig.sim.base_url();
     common::sim_labels(
@@ -145,16 +158,7 @@ async fn before_shipping_the_standard_workflow_approves_and_releases_the_stock()
 
 #[actix_rt::test]
 async fn after_shipping_the_standard_workflow_rejects_with_the_markets_reason() {
-    let mut rig = sim_rig(
-        "bc-reject",
-        SimulatorArgs {
-            shops: 1,
-            ..common::quiet_sim()
-        },
-        200.0,
-        ("standard.yaml", ""),
-    )
-    .await;
+    let mut rig = one_shop("bc-reject", ("standard.yaml", "")).await;
     bundled(&rig, "standard.yaml");
     let sim_url = rig.sim.base_url();
     let shop = rig.sim.shops()[0].0.clone();
@@ -229,20 +233,9 @@ steps:
 #[actix_rt::test]
 async fn a_request_left_to_a_person_is_held_and_warned_about_before_the_deadline() {
     let inbox = Inbox::start();
-    let mut rig = sim_rig(
-        "bc-person",
-        SimulatorArgs {
-            shops: 1,
-            ..common::quiet_sim()
-        },
-        200.0,
-        ("ask_a_person.yaml", ASK_A_PERSON),
-    )
-    .await;
+    let mut rig = one_shop("bc-person", ("ask_a_person.yaml", ASK_A_PERSON)).await;
     let sim_url = rig.sim.base_url();
-    common::alerts_to(&mut rig.cfg, inbox.url());
-    rig.cfg.runtime.at_risk_margin = orderflow::config::Dur(Duration::from_secs(6 * 3600));
-    rig.cfg.runtime.deadline_check = orderflow::config::Dur(Duration::from_millis(200));
+    warned_within_six_hours(&mut rig, &inbox);
     let (clock, control) = common::manual_clock();
     let c = common::http();
     let daemon = Daemon::start(rig.cfg.clone(), clock).await.unwrap();
@@ -329,16 +322,7 @@ steps:
 #[actix_rt::test]
 async fn a_request_after_shipping_left_to_a_person_is_still_warned_about() {
     let inbox = Inbox::start();
-    let mut rig = sim_rig(
-        "bc-after",
-        SimulatorArgs {
-            shops: 1,
-            ..common::quiet_sim()
-        },
-        200.0,
-        ("ship_then_ask.yaml", SHIP_THEN_ASK),
-    )
-    .await;
+    let mut rig = one_shop("bc-after", ("ship_then_ask.yaml", SHIP_THEN_ASK)).await;
     let sim_url = rig.sim.base_url();
     let shop = rig.sim.shops()[0].0.clone();
     let c = common::http();
@@ -349,9 +333,7 @@ async fn a_request_after_shipping_left_to_a_person_is_still_warned_about() {
     )
     .await;
     assert_eq!(s, 200, "{v}");
-    common::alerts_to(&mut rig.cfg, inbox.url());
-    rig.cfg.runtime.at_risk_margin = orderflow::config::Dur(Duration::from_secs(6 * 3600));
-    rig.cfg.runtime.deadline_check = orderflow::config::Dur(Duration::from_millis(200));
+    warned_within_six_hours(&mut rig, &inbox);
     let (clock, control) = common::manual_clock();
     let daemon = Daemon::start(rig.cfg.clone(), clock).await.unwrap();
     let base = format!("http://{}", daemon.addr);
@@ -422,16 +404,7 @@ async fn a_request_after_shipping_left_to_a_person_is_still_warned_about() {
 /// placed for it goes, and the order goes on.
 #[actix_rt::test]
 async fn a_withdrawn_request_releases_its_hold() {
-    let rig = sim_rig(
-        "bc-withdraw",
-        SimulatorArgs {
-            shops: 1,
-            ..common::quiet_sim()
-        },
-        200.0,
-        ("ask_a_person.yaml", ASK_A_PERSON),
-    )
-    .await;
+    let rig = one_shop("bc-withdraw", ("ask_a_person.yaml", ASK_A_PERSON)).await;
     let sim_url = rig.sim.base_url();
     let c = common::http();
     let (daemon, base) = common::start_daemon(&rig.cfg).await;

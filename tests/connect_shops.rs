@@ -113,6 +113,18 @@ impl Rig {
         }
     }
 
+    /// A rig whose daemon runs, each shop's warehouse stocked with its
+    /// first SKU.
+    async fn stocked(sim_args: SimulatorArgs) -> (Rig, Daemon, reqwest::Client) {
+        let mut rig = Rig::start(sim_args);
+        let c = client();
+        rig.load_stock(&c).await;
+        let daemon = rig.daemon();
+        wait_ready(&c, &daemon.base).await;
+        rig.import_stock(&c, &daemon.base).await;
+        (rig, daemon, c)
+    }
+
     fn data(&self) -> PathBuf {
         self.dir.path().join("data")
     }
@@ -274,19 +286,15 @@ fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shops_connect_live_keep_their_tokens_fresh_and_survive_restarts() {
     // Access tokens live 40 simulated minutes, 8 real seconds at 300×.
-    let mut rig = Rig::start(SimulatorArgs {
+    let (rig, daemon, c) = Rig::stocked(SimulatorArgs {
         shops: 3,
         time_scale: 300.0,
         token_ttl_secs: 2400,
         manual_carrier: true,
         ..Default::default()
-    });
-    let c = client();
-    rig.load_stock(&c).await;
-    let daemon = rig.daemon();
+    })
+    .await;
     let base = daemon.base.clone();
-    wait_ready(&c, &base).await;
-    rig.import_stock(&c, &base).await;
     assert!(shops_of(&c, &base).await.is_empty());
 
     // Two shops through TikTok's page and the callback, no restart.
@@ -475,17 +483,13 @@ async fn shops_connect_live_keep_their_tokens_fresh_and_survive_restarts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deauthorized_and_unknown_shops_lose_nothing() {
-    let mut rig = Rig::start(SimulatorArgs {
+    let (rig, daemon, c) = Rig::stocked(SimulatorArgs {
         shops: 2,
         manual_carrier: true,
         ..Default::default()
-    });
-    let c = client();
-    rig.load_stock(&c).await;
-    let daemon = rig.daemon();
+    })
+    .await;
     let base = daemon.base.clone();
-    wait_ready(&c, &base).await;
-    rig.import_stock(&c, &base).await;
     let (a, b) = (rig.shops[0].0.clone(), rig.shops[1].0.clone());
 
     // A webhook for shop B before it is connected: 200, kept once, one

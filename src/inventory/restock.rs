@@ -7,9 +7,10 @@
 //! (if its next reservation fails again it is remembered again), and so is
 //! one whose reservation succeeds.
 //!
-//! The `inventory_waiting` tree: `sku \0 ship_by (8 bytes, big-endian) \0
-//! order_id` → [`Waiting`], so one prefix scan lists a SKU's orders in
-//! ship-by order. Entries are plain writes (a lost one costs a wake-up,
+//! The `inventory_waiting` tree: `s sku \0 ship_by (8 bytes, big-endian)
+//! \0 order_id` → [`Waiting`], so one prefix scan lists a SKU's orders in
+//! ship-by order; and `o order_id \0 sku` → that key, so an order that
+//! reserves is forgotten without reading the SKU's whole queue. Entries are plain writes (a lost one costs a wake-up,
 //! which the workflow's wait timeout covers); telling an order twice is
 //! harmless.
 
@@ -44,6 +45,15 @@ pub struct Restock {
 /// Runs after the change is durable, synchronously: spawn to do I/O.
 pub type RestockCallback = Arc<dyn Fn(Vec<Restock>) + Send + Sync>;
 
+/// The order's index entry for `sku`.
+fn order_key(order_id: &str, sku: &str) -> Vec<u8> {
+    let mut k = b"o".to_vec();
+    k.extend_from_slice(order_id.as_bytes());
+    k.push(0);
+    k.extend_from_slice(sku.as_bytes());
+    k
+}
+
 fn key(sku: &str, ship_by: i64, order_id: &str) -> Vec<u8> {
     let mut k = prefix(sku);
     // Offset so negative times still sort before positive ones.
@@ -54,7 +64,8 @@ fn key(sku: &str, ship_by: i64, order_id: &str) -> Vec<u8> {
 }
 
 fn prefix(sku: &str) -> Vec<u8> {
-    let mut k = sku.as_bytes().to_vec();
+    let mut k = b"s".to_vec();
+    k.extend_from_slice(sku.as_bytes());
     k.push(0);
     k
 }
@@ -76,9 +87,18 @@ impl InventoryHandle {
                 units: *n,
                 ship_by,
             };
-            self.inner
+            let k = key(sku, ship_by, order_id);
+            // A wait with another ship-by before: replaced.
+            if let Some(old) = self
+                .inner
                 .waiting
-                .insert(key(sku, ship_by, order_id), encode(WAITING_TREE, &w)?)?;
+                .insert(order_key(order_id, sku), k.clone())?
+            {
+                if old.as_ref() != k.as_slice() {
+                    self.inner.waiting.remove(old)?;
+                }
+            }
+            self.inner.waiting.insert(k, encode(WAITING_TREE, &w)?)?;
         }
         Ok(())
     }
@@ -90,11 +110,8 @@ impl InventoryHandle {
         units: &std::collections::BTreeMap<String, u32>,
     ) -> Result<()> {
         for sku in units.keys() {
-            for r in self.inner.waiting.scan_prefix(prefix(sku)) {
-                let (k, v) = r?;
-                if decode::<Waiting>(WAITING_TREE, &v).is_ok_and(|w| w.order_id == order_id) {
-                    self.inner.waiting.remove(k)?;
-                }
+            if let Some(k) = self.inner.waiting.remove(order_key(order_id, sku))? {
+                self.inner.waiting.remove(k)?;
             }
         }
         Ok(())
@@ -142,6 +159,7 @@ impl InventoryHandle {
                 }
                 left = left.saturating_sub(u64::from(w.units));
                 let _ = self.inner.waiting.remove(k);
+                let _ = self.inner.waiting.remove(order_key(&w.order_id, &c.sku));
                 told.push(Restock {
                     order_id: w.order_id,
                     shop_id: w.shop_id,
