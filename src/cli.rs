@@ -158,6 +158,28 @@ pub enum CatalogueCmd {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum MappingsCmd {
+    /// Mapped SKUs: which items, how many units of each.
+    List,
+    /// SKUs mapped to no item: those orders are held for first.
+    Unmapped,
+    /// How one SKU resolves now, and its available units.
+    Get { sku: String },
+    /// Map a TikTok SKU to items: `ITEM` (1 unit), `ITEM*3` (a multipack),
+    /// several for a bundle. Orders held for the SKU go on by themselves.
+    Set {
+        sku: String,
+        #[arg(required = true)]
+        items: Vec<String>,
+    },
+    /// Unmap a SKU (reservations made keep their items).
+    Remove { sku: String },
+    /// Import `sku_id,item[,units]` rows (several rows of a SKU: a
+    /// bundle), all or nothing.
+    Import { file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ShopsCmd {
     /// Every shop: status, where its tokens came from and when they
     /// expire, last call, last webhook, orders today, webhooks.
@@ -246,6 +268,9 @@ pub enum Command {
     /// The shops' products and SKUs as TikTok lists them.
     #[command(subcommand)]
     Catalogue(CatalogueCmd),
+    /// Which of the seller's items each TikTok SKU takes.
+    #[command(subcommand)]
+    Mappings(MappingsCmd),
     /// The creator's figures: orders per day, fulfilment time, late
     /// dispatches, exceptions, top SKUs.
     Stats,
@@ -320,6 +345,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Inventory(c) => remote(inventory(&client, c, json_out)),
         Command::Shops(c) => remote(shops(&client, c, json_out)),
         Command::Catalogue(c) => remote(catalogue(&client, c, json_out)),
+        Command::Mappings(c) => remote(mappings(&client, c, json_out)),
         Command::Stats => remote(stats(&client, json_out)),
         Command::Run {
             config,
@@ -875,6 +901,125 @@ async fn catalogue(
                 table(&["sku", "seller sku", "name", "price", "shops"], &rows)
             );
         }
+    }
+    Ok(())
+}
+
+/// `ITEM` or `ITEM*N`.
+fn parse_component(s: &str) -> Result<serde_json::Value, crate::client::Error> {
+    let (item, units) = match s.rsplit_once('*') {
+        Some((i, n)) => match n.trim().parse::<u32>() {
+            Ok(n) => (i.trim(), n),
+            Err(_) => {
+                return Err(crate::client::Error::Api {
+                    status: 0,
+                    message: format!("{s:?}: write ITEM or ITEM*UNITS, units a whole number"),
+                })
+            }
+        },
+        None => (s.trim(), 1),
+    };
+    Ok(serde_json::json!({ "item": item, "units": units }))
+}
+
+async fn mappings(
+    c: &crate::client::Client,
+    cmd: MappingsCmd,
+    json_out: bool,
+) -> Result<(), crate::client::Error> {
+    use crate::client::{cell, table};
+    let comps = |v: &serde_json::Value| -> String {
+        v["components"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| match c["units"].as_u64() {
+                Some(1) => cell(&c["item"]),
+                _ => format!("{}*{}", cell(&c["item"]), cell(&c["units"])),
+            })
+            .collect::<Vec<_>>()
+            .join(" + ")
+    };
+    let v = match cmd {
+        MappingsCmd::List => c.get("/api/v1/mappings?limit=1000").await?,
+        MappingsCmd::Unmapped => c.get("/api/v1/mappings/unmapped?limit=1000").await?,
+        MappingsCmd::Get { sku } => {
+            c.get(&format!("/api/v1/mappings/{}", urlencode(&sku)))
+                .await?
+        }
+        MappingsCmd::Set { sku, items } => {
+            let components = items
+                .iter()
+                .map(|i| parse_component(i))
+                .collect::<Result<Vec<_>, _>>()?;
+            c.call(
+                reqwest::Method::PUT,
+                &format!("/api/v1/mappings/{}", urlencode(&sku)),
+                Some(serde_json::json!({ "components": components })),
+            )
+            .await?
+        }
+        MappingsCmd::Remove { sku } => {
+            c.call(
+                reqwest::Method::DELETE,
+                &format!("/api/v1/mappings/{}", urlencode(&sku)),
+                None,
+            )
+            .await?
+        }
+        MappingsCmd::Import { file } => {
+            let text = std::fs::read_to_string(&file).map_err(|e| crate::client::Error::Api {
+                status: 0,
+                message: format!("{}: {e}", file.display()),
+            })?;
+            c.post_text("/api/v1/mappings/import", text).await?
+        }
+    };
+    if json_out {
+        print_json(&v);
+        return Ok(());
+    }
+    if let Some(list) = v.get("mappings").and_then(|m| m.as_array()) {
+        let rows: Vec<Vec<String>> = list
+            .iter()
+            .map(|m| vec![cell(&m["sku_id"]), comps(m), cell(&m["source"])])
+            .collect();
+        println!("{}", table(&["sku", "items", "source"], &rows));
+    } else if let Some(list) = v.get("unmapped").and_then(|m| m.as_array()) {
+        let rows: Vec<Vec<String>> = list
+            .iter()
+            .map(|m| {
+                vec![
+                    cell(&m["sku_id"]),
+                    cell(&m["seller_sku"]),
+                    cell(&m["name"]),
+                    cell(&m["orders_waiting"]),
+                ]
+            })
+            .collect();
+        println!(
+            "{}",
+            table(&["sku", "seller sku", "name", "orders held"], &rows)
+        );
+    } else if let Some(list) = v.get("mapped").and_then(|m| m.as_array()) {
+        println!("mapped {} SKUs", list.len());
+    } else if v.get("removed").is_some() {
+        println!(
+            "{}",
+            if v["removed"].as_bool() == Some(true) {
+                "unmapped"
+            } else {
+                "it had no mapping"
+            }
+        );
+    } else {
+        println!(
+            "{} → {} ({}, {} available)",
+            cell(&v["sku_id"]),
+            comps(&v),
+            cell(&v["source"]),
+            cell(&v["available"])
+        );
     }
     Ok(())
 }

@@ -338,11 +338,19 @@ impl Daemon {
             Some(g) => {
                 crate::catalogue::describe_metrics();
                 let inv = inventory.clone();
-                let sold_by: crate::catalogue::SoldBy = Arc::new(move |sku: &str, shop: &str| {
-                    if let Err(e) = inv.note_sold_by(sku, shop) {
-                        tracing::warn!(sku = %sku, error = %e, "Could not record which shop sells the SKU");
-                    }
-                });
+                let sold_by: crate::catalogue::SoldBy = Arc::new(
+                    move |info: &crate::catalogue::SkuInfo, shop: &str| {
+                        let known = crate::inventory::KnownSku {
+                            sku_id: info.sku_id.clone(),
+                            seller_sku: info.seller_sku.clone(),
+                            product_id: info.product_id.clone(),
+                            name: info.name(),
+                        };
+                        if let Err(e) = inv.learn_sku(&known, shop) {
+                            tracing::warn!(sku = %info.sku_id, error = %e, "Could not record the SKU a shop lists");
+                        }
+                    },
+                );
                 Some(
                     crate::catalogue::Catalogue::open(
                         &store.db,

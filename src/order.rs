@@ -190,6 +190,29 @@ pub struct LineItem {
     pub sale_price: Money,
     pub original_price: Money,
     pub package_id: Option<String>,
+    /// A virtual bundle's source SKUs (TikTok's `combined_listing_skus`):
+    /// stock is taken for these, not for the bundle's own `sku_id`.
+    #[serde(default, deserialize_with = "crate::store::codec::since_v4")]
+    pub combined: Vec<CombinedSku>,
+}
+
+/// One source SKU of a virtual bundle line, `count` units of it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CombinedSku {
+    pub sku_id: String,
+    pub product_id: String,
+    pub seller_sku: String,
+    pub count: u32,
+}
+
+/// Stock an order needs of one TikTok SKU (see [`Order::stock_demand`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Demand {
+    pub sku_id: String,
+    /// The seller SKU the line names, for mapping by `seller_sku`.
+    pub seller_sku: String,
+    pub product_id: String,
+    pub units: u32,
 }
 
 /// The order's amounts (see the reference: `sub_total = original price −
@@ -394,6 +417,17 @@ impl Order {
                 sale_price: money(id, "line_items.sale_price", &li.sale_price)?,
                 original_price: money(id, "line_items.original_price", &li.original_price)?,
                 package_id: li.package_id.clone(),
+                combined: li
+                    .combined_listing_skus
+                    .iter()
+                    .filter(|c| !c.sku_id.is_empty() && c.sku_count > 0)
+                    .map(|c| CombinedSku {
+                        sku_id: c.sku_id.clone(),
+                        product_id: c.product_id.clone(),
+                        seller_sku: c.seller_sku.trim().to_string(),
+                        count: c.sku_count,
+                    })
+                    .collect(),
             });
         }
         Ok(Order {
@@ -439,6 +473,32 @@ impl Order {
     }
 
     /// Units per SKU: the count of line items sharing a `sku_id`.
+    /// The TikTok SKUs whose stock the order takes, with units: a line is
+    /// one unit of its SKU, a virtual-bundle line `count` units of each of
+    /// its source SKUs. Ordered by SKU id.
+    pub fn stock_demand(&self) -> Vec<Demand> {
+        let mut m: BTreeMap<String, Demand> = BTreeMap::new();
+        let mut add = |sku: &str, seller: &str, product: &str, n: u32| {
+            let d = m.entry(sku.to_string()).or_insert_with(|| Demand {
+                sku_id: sku.to_string(),
+                seller_sku: seller.trim().to_string(),
+                product_id: product.to_string(),
+                units: 0,
+            });
+            d.units = d.units.saturating_add(n);
+        };
+        for li in &self.line_items {
+            if li.combined.is_empty() {
+                add(&li.sku_id, &li.seller_sku, &li.product_id, 1);
+            } else {
+                for c in &li.combined {
+                    add(&c.sku_id, &c.seller_sku, &c.product_id, c.count);
+                }
+            }
+        }
+        m.into_values().collect()
+    }
+
     pub fn units_by_sku(&self) -> BTreeMap<String, u32> {
         let mut m = BTreeMap::new();
         for li in &self.line_items {

@@ -121,9 +121,9 @@ fn sku_key(sku: &str) -> Vec<u8> {
     format!("k{sku}").into_bytes()
 }
 
-/// Called for every SKU a shop lists (the inventory push learns which
-/// shops sell what).
-pub type SoldBy = std::sync::Arc<dyn Fn(&str, &str) + Send + Sync>;
+/// Called for every SKU a shop lists, with the shop: the inventory learns
+/// which shops sell what, and each SKU's seller SKU (its item).
+pub type SoldBy = std::sync::Arc<dyn Fn(&SkuInfo, &str) + Send + Sync>;
 
 /// The catalogue. Cheap to clone.
 #[derive(Clone)]
@@ -238,7 +238,7 @@ impl Catalogue {
             }
             self.tree.insert(sku_key(&s.id), codec::encode(&info)?)?;
             if let Some(cb) = &self.sold_by {
-                cb(&s.id, shop);
+                cb(&info, shop);
             }
         }
         let rec = ProductRecord {

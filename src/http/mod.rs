@@ -24,6 +24,7 @@ pub mod conn;
 pub mod console;
 pub mod inventory;
 pub mod limits;
+pub mod mappings;
 pub mod shops;
 pub mod workflows;
 
@@ -114,6 +115,7 @@ pub fn routes() -> impl FnOnce(&mut web::ServiceConfig) {
                     .configure(workflows::routes)
                     .configure(console::api_routes)
                     .configure(inventory::routes)
+                    .configure(mappings::routes)
                     .configure(shops::routes)
                     .configure(catalogue::routes),
             )

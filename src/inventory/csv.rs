@@ -82,8 +82,9 @@ pub fn parse(text: &str) -> Result<Vec<Row>, Vec<String>> {
     let cols = split(header).map_err(|e| vec![format!("line {hline}: {e}")])?;
     let mut problems = Vec::new();
     let find = |name: &str| cols.iter().position(|c| c.eq_ignore_ascii_case(name));
+    // `item` names the same column: stock belongs to items.
     let (sku_i, wh_i, qty_i, pid_i) = (
-        find("sku_id"),
+        find("sku_id").or_else(|| find("item")),
         find("warehouse_id"),
         find("on_hand"),
         find("product_id"),
@@ -100,7 +101,7 @@ pub fn parse(text: &str) -> Result<Vec<Row>, Vec<String>> {
         }
     }
     for c in &cols {
-        if !["sku_id", "warehouse_id", "on_hand", "product_id"]
+        if !["sku_id", "item", "warehouse_id", "on_hand", "product_id"]
             .iter()
             .any(|k| c.eq_ignore_ascii_case(k))
         {
@@ -186,6 +187,110 @@ pub fn parse(text: &str) -> Result<Vec<Row>, Vec<String>> {
     }
 }
 
+/// One valid row of a mapping CSV.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MappingRow {
+    pub line: usize,
+    pub sku: String,
+    pub item: String,
+    pub units: u32,
+}
+
+/// Parses a mapping CSV: `sku_id,item,units` (header first, columns in
+/// any order, `units` optional and 1 by default). Several rows of one
+/// `sku_id` make a bundle. `Err` lists every problem.
+pub fn parse_mappings(text: &str) -> Result<Vec<MappingRow>, Vec<String>> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l))
+        .filter(|(_, l)| !l.trim().is_empty());
+    let Some((hline, header)) = lines.next() else {
+        return Err(vec![
+            "the file is empty; expected a header row sku_id,item,units".into(),
+        ]);
+    };
+    let cols = split(header).map_err(|e| vec![format!("line {hline}: {e}")])?;
+    let find = |name: &str| cols.iter().position(|c| c.eq_ignore_ascii_case(name));
+    let (sku_i, item_i, units_i) = (find("sku_id"), find("item"), find("units"));
+    let mut problems = Vec::new();
+    for c in &cols {
+        if !["sku_id", "item", "units"]
+            .iter()
+            .any(|k| c.eq_ignore_ascii_case(k))
+        {
+            problems.push(format!(
+                "line {hline}: unknown column {c:?} (columns: sku_id,item[,units])"
+            ));
+        }
+    }
+    let (Some(sku_i), Some(item_i)) = (sku_i, item_i) else {
+        problems.push(format!(
+            "line {hline}: the header needs sku_id and item columns"
+        ));
+        return Err(problems);
+    };
+    let mut rows = Vec::new();
+    let mut seen = HashSet::new();
+    for (n, line) in lines {
+        if rows.len() + problems.len() >= MAX_ROWS {
+            problems.push(format!("line {n}: more than {MAX_ROWS} rows in one import"));
+            break;
+        }
+        let fields = match split(line) {
+            Ok(f) if f.len() == cols.len() => f,
+            Ok(f) => {
+                problems.push(format!(
+                    "line {n}: {} fields, the header has {}",
+                    f.len(),
+                    cols.len()
+                ));
+                continue;
+            }
+            Err(e) => {
+                problems.push(format!("line {n}: {e}"));
+                continue;
+            }
+        };
+        let (sku, item) = (fields[sku_i].clone(), fields[item_i].clone());
+        if let Err(e) = check_id("sku_id", &sku).and_then(|_| check_id("item", &item)) {
+            problems.push(format!("line {n}: {e}"));
+            continue;
+        }
+        let units = match units_i.map(|i| fields[i].as_str()) {
+            None | Some("") => 1,
+            Some(u) => match u.parse::<u32>() {
+                Ok(u @ 1..=super::mapping::MAX_UNITS) => u,
+                _ => {
+                    problems.push(format!(
+                        "line {n}: units {u:?} is not a whole number from 1 to {}",
+                        super::mapping::MAX_UNITS
+                    ));
+                    continue;
+                }
+            },
+        };
+        if !seen.insert((sku.clone(), item.clone())) {
+            problems.push(format!(
+                "line {n}: SKU {sku} item {item} appears more than once"
+            ));
+            continue;
+        }
+        rows.push(MappingRow {
+            line: n,
+            sku,
+            item,
+            units,
+        });
+    }
+    if problems.is_empty() {
+        Ok(rows)
+    } else {
+        Err(problems)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +309,20 @@ mod tests {
         assert_eq!(split("\"a\"\"b\",c").unwrap(), vec!["a\"b", "c"]);
         assert!(split("\"abc").is_err());
         assert!(split("a\"b").is_err());
+    }
+
+    #[test]
+    fn mapping_rows_make_bundles_and_report_every_problem() {
+        let rows = parse_mappings("item,sku_id,units\nMUG,S1,\nMUG,S2,3\nLID,S2,1\n").unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!((rows[0].units, rows[1].units), (1, 3));
+        let e = parse_mappings("sku_id,item,units\nS1,,1\nS2,A,0\nS3,B,x\nS4,C,1\nS4,C,2\n")
+            .unwrap_err();
+        assert_eq!(e.len(), 4, "{e:?}");
+        assert!(parse_mappings("sku_id,units\n").is_err());
+        for g in ["", "\"", "sku_id,item\n\"\"\"", "\u{0}"] {
+            let _ = parse_mappings(g);
+        }
     }
 
     #[test]

@@ -53,6 +53,7 @@
 //!   it unchanged; after a release, `reserve` reserves afresh.
 
 pub mod csv;
+pub mod mapping;
 pub mod push;
 pub mod restock;
 
@@ -66,6 +67,7 @@ use sled::transaction::{abort, ConflictableTransactionError, TransactionError, T
 use sled::Transactional;
 use tokio::sync::mpsc;
 
+pub use mapping::{Component, KnownSku, Mapping, UnmappedSku};
 pub use push::{Drift, DriftReport, LowStock};
 
 /// Byte 0 of every stored value.
@@ -93,6 +95,9 @@ pub const PUSHES_TOTAL: &str = "orderflow_inventory_pushes_total";
 pub const LOW_STOCK_TOTAL: &str = "orderflow_inventory_low_stock_total";
 /// Counter: orders told that stock they waited for arrived.
 pub const RESTOCK_WAKEUPS_TOTAL: &str = "orderflow_inventory_restock_wakeups_total";
+/// Gauge: TikTok SKUs orders are held for because they are mapped to no
+/// item.
+pub const UNMAPPED_SKUS: &str = "orderflow_inventory_unmapped_skus";
 
 /// Registers the metric descriptions. Idempotent.
 pub fn describe_metrics() {
@@ -117,6 +122,11 @@ pub fn describe_metrics() {
         Unit::Count,
         "SKU quantities pushed to TikTok by outcome"
     );
+    describe_gauge!(
+        UNMAPPED_SKUS,
+        Unit::Count,
+        "TikTok SKUs orders are held for because no item is mapped to them"
+    );
     describe_counter!(
         LOW_STOCK_TOTAL,
         Unit::Count,
@@ -128,7 +138,9 @@ pub fn describe_metrics() {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Not enough available units; nothing was reserved.
-    #[error("out of stock: SKU {sku} needs {requested} units but {available} are available")]
+    /// `sku` is the item short of stock (the TikTok SKU's own id when
+    /// stock is kept under it).
+    #[error("out of stock: item {sku} needs {requested} units but {available} are available")]
     OutOfStock {
         sku: String,
         requested: u32,
@@ -137,7 +149,7 @@ pub enum Error {
     /// No stock was ever recorded for the SKU: a gap of ours (it is not
     /// mapped to anything the seller stocks), never the buyer's. Nothing
     /// was reserved.
-    #[error("SKU {sku} is not mapped to stock: inventory has no record of it (set its stock, or import it)")]
+    #[error("SKU {sku} is not mapped to stock: no item is mapped to it and none is keyed by its id or seller SKU (map it, or set the stock of its seller SKU)")]
     UnmappedSku { sku: String },
     /// `set`/`adjust` would take on hand below the reserved units.
     #[error("SKU {sku} warehouse {warehouse:?}: on hand {on_hand} would be below the {reserved} reserved units; release reservations first")]
@@ -510,6 +522,8 @@ struct Inner {
     low_stock: RwLock<Option<LowStockCallback>>,
     /// Orders waiting for stock, per SKU ([`restock`]).
     waiting: sled::Tree,
+    /// Mappings of TikTok SKUs to items ([`mapping`]).
+    mappings: sled::Tree,
     restock: RwLock<Option<restock::RestockCallback>>,
     /// Writes committed so far (a sequence for the group commit).
     committed: std::sync::atomic::AtomicU64,
@@ -540,6 +554,7 @@ impl Inventory {
                 sku_shops: db.open_tree(SKU_SHOPS_TREE)?,
                 low_stock: RwLock::new(None),
                 waiting: db.open_tree(restock::WAITING_TREE)?,
+                mappings: db.open_tree(mapping::MAPPINGS_TREE)?,
                 restock: RwLock::new(None),
                 committed: std::sync::atomic::AtomicU64::new(0),
                 flushed: tokio::sync::Mutex::new(0),
@@ -593,19 +608,28 @@ impl InventoryHandle {
     async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: Fn(&TransactionalTree, &TransactionalTree) -> TxResult<(T, Vec<Change>)>
+        F: Fn(
+                &TransactionalTree,
+                &TransactionalTree,
+                &TransactionalTree,
+            ) -> TxResult<(T, Vec<Change>)>
             + Send
             + 'static,
     {
-        let (skus, res) = (self.inner.skus.clone(), self.inner.reservations.clone());
-        let (out, changes) =
-            tokio::task::spawn_blocking(move || (&skus, &res).transaction(|(s, r)| f(s, r)))
-                .await
-                .map_err(|e| Error::Task(e.to_string()))?
-                .map_err(|e| match e {
-                    TransactionError::Abort(e) => e,
-                    TransactionError::Storage(e) => Error::Storage(e),
-                })?;
+        let (skus, res, maps) = (
+            self.inner.skus.clone(),
+            self.inner.reservations.clone(),
+            self.inner.mappings.clone(),
+        );
+        let (out, changes) = tokio::task::spawn_blocking(move || {
+            (&skus, &res, &maps).transaction(|(s, r, m)| f(s, r, m))
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
+        .map_err(|e| match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => Error::Storage(e),
+        })?;
         // Also when this call changed nothing: a replay may be returning a
         // reservation a concurrent call committed and is still flushing, and
         // the caller must not see it before it is durable. The group commit
@@ -654,24 +678,20 @@ impl InventoryHandle {
         // of no units): durable, but nothing to push or report.
         let changes: Vec<&Change> = changes.iter().filter(|c| !c.sku.is_empty()).collect();
         self.wake_waiting(&changes);
-        {
-            // Each SKU goes to the pushers of the shops that sell it (a SKU
-            // no shop has sold yet: to the only pusher, when there is one).
-            let pushers = self.inner.pushers.read();
-            for c in &changes {
-                let shops = self.shops_selling(&c.sku);
-                for (shop, (_, tx)) in pushers.iter() {
-                    let sells = if shops.is_empty() {
-                        pushers.len() == 1
-                    } else {
-                        shops.contains(shop)
-                    };
-                    if sells {
-                        // A pusher only stops when its shop is disconnected
-                        // or at shutdown; a lost push then is fine.
-                        let _ = tx.send(c.sku.clone());
-                    }
-                }
+        for c in &changes {
+            // Every TikTok SKU drawing on the item goes to the pushers; the
+            // item itself too when it is a TikTok SKU's own stock (kept
+            // under the SKU id) or maps nothing.
+            let skus = self.skus_of_item(&c.sku);
+            if skus.is_empty() || self.product_id_of(&c.sku).is_some() {
+                self.send_to_pushers(&c.sku);
+            }
+            for sku in &skus {
+                self.send_to_pushers(sku);
+            }
+            // Stock of an item named by SKUs' seller SKU maps them.
+            if c.after > c.before {
+                self.map_by_seller_sku(&c.sku);
             }
         }
         for c in &changes {
@@ -692,6 +712,28 @@ impl InventoryHandle {
                         threshold: t,
                     });
                 }
+            }
+        }
+    }
+
+    /// Sends a TikTok SKU to the pushers of the shops that sell it (a SKU
+    /// no shop has sold yet: to the only pusher, when there is one).
+    fn send_to_pushers(&self, sku: &str) {
+        let pushers = self.inner.pushers.read();
+        if pushers.is_empty() {
+            return;
+        }
+        let shops = self.shops_selling(sku);
+        for (shop, (_, tx)) in pushers.iter() {
+            let sells = if shops.is_empty() {
+                pushers.len() == 1
+            } else {
+                shops.contains(shop)
+            };
+            if sells {
+                // A pusher only stops when its shop is disconnected or at
+                // shutdown; a lost push then is fine.
+                let _ = tx.send(sku.to_string());
             }
         }
     }
@@ -751,17 +793,41 @@ impl InventoryHandle {
             .collect()
     }
 
-    /// Reserves every unit of an order, all or nothing. Idempotent: an
-    /// order whose reservation is held or committed gets it back unchanged.
+    /// Reserves every unit of an order, all or nothing, the map keyed by
+    /// TikTok SKU (see [`InventoryHandle::reserve_demand`]).
     pub async fn reserve(
         &self,
         order_id: &str,
         units: &BTreeMap<String, u32>,
         warehouse: Option<&str>,
     ) -> Result<Reservation> {
+        let demand: Vec<crate::order::Demand> = units
+            .iter()
+            .map(|(k, n)| crate::order::Demand {
+                sku_id: k.clone(),
+                seller_sku: String::new(),
+                product_id: String::new(),
+                units: *n,
+            })
+            .collect();
+        self.reserve_demand(order_id, &demand, warehouse).await
+    }
+
+    /// Reserves every unit of an order, all or nothing: each TikTok SKU is
+    /// resolved to the items it takes ([`mapping`]), and the items' units
+    /// are reserved. Idempotent: an order whose reservation is held or
+    /// committed gets it back unchanged. A SKU mapped to no item fails the
+    /// whole reservation with [`Error::UnmappedSku`]; an item short of
+    /// stock with [`Error::OutOfStock`] naming the item.
+    pub async fn reserve_demand(
+        &self,
+        order_id: &str,
+        demand: &[crate::order::Demand],
+        warehouse: Option<&str>,
+    ) -> Result<Reservation> {
         check_id("order id", order_id)?;
-        for sku in units.keys() {
-            check_id("SKU", sku)?;
+        for d in demand {
+            check_id("SKU", &d.sku_id)?;
         }
         let wanted_wh = match warehouse {
             None => None,
@@ -769,29 +835,21 @@ impl InventoryHandle {
         };
         let default_wh = self.inner.cfg.default_warehouse.clone();
         let order_id = order_id.to_string();
-        let units: Vec<(String, u32)> = units
-            .iter()
-            .filter(|(_, n)| **n > 0)
-            .map(|(k, n)| (k.clone(), *n))
-            .collect();
+        let demand = demand.to_vec();
         let created_at_ms = now_ms();
         let r = self
-            .write(move |s, r| {
+            .write(move |s, r, m| {
                 if let Some(existing) = tx_get::<Reservation>(r, RESERVATIONS_TREE, &order_id)? {
                     if existing.state != ReservationState::Released {
-                        let asked: BTreeMap<String, u32> = units.iter().cloned().collect();
-                        if existing.units() != asked {
-                            tracing::warn!(order_id = %order_id, "Reserve replayed with different units; returning the existing reservation unchanged");
-                        }
                         return Ok(((existing, true), Vec::new()));
                     }
                 }
+                let units = mapping::item_units(s, m, &demand)?;
                 let mut lines = Vec::new();
                 let mut changes = Vec::new();
                 for (sku, need) in &units {
-                    let Some(before) = tx_get::<SkuRecord>(s, SKUS_TREE, sku)? else {
-                        return abort(Error::UnmappedSku { sku: sku.clone() });
-                    };
+                    // An item mapped but never stocked has none.
+                    let before: SkuRecord = tx_get(s, SKUS_TREE, sku)?.unwrap_or_default();
                     let mut rec = before.clone();
                     let out_of_stock = |available: u64| {
                         abort(Error::OutOfStock {
@@ -809,7 +867,9 @@ impl InventoryHandle {
                         if rec.warehouses.contains_key(w) {
                             return w.clone();
                         }
-                        let default = default_wh.as_ref().filter(|d| rec.warehouses.contains_key(*d));
+                        let default = default_wh
+                            .as_ref()
+                            .filter(|d| rec.warehouses.contains_key(*d));
                         match (rec.warehouses.contains_key(""), default) {
                             (true, _) => String::new(),
                             (false, Some(d)) => d.clone(),
@@ -902,7 +962,7 @@ impl InventoryHandle {
     async fn settle(&self, order_id: &str, to: ReservationState) -> Result<bool> {
         check_id("order id", order_id)?;
         let order_id = order_id.to_string();
-        self.write(move |s, r| {
+        self.write(move |s, r, _m| {
             let Some(mut res) = tx_get::<Reservation>(r, RESERVATIONS_TREE, &order_id)? else {
                 return match to {
                     ReservationState::Committed => abort(Error::NoReservation(order_id.clone())),
@@ -1004,7 +1064,7 @@ impl InventoryHandle {
         check_id("SKU", sku)?;
         let w = wh_key(warehouse)?;
         let sku = sku.to_string();
-        self.write(move |s, _r| {
+        self.write(move |s, _r, _m| {
             let before: SkuRecord = tx_get(s, SKUS_TREE, &sku)?.unwrap_or_default();
             let mut rec = before.clone();
             let c = rec.warehouses.entry(w.clone()).or_default();
@@ -1039,7 +1099,7 @@ impl InventoryHandle {
         check_id("SKU", sku)?;
         check_id("product id", product_id)?;
         let (sku, pid) = (sku.to_string(), product_id.to_string());
-        self.write(move |s, _r| {
+        self.write(move |s, _r, _m| {
             let before: SkuRecord = tx_get(s, SKUS_TREE, &sku)?.unwrap_or_default();
             let mut rec = before.clone();
             rec.product_id = Some(pid.clone());
@@ -1106,7 +1166,7 @@ impl InventoryHandle {
     /// are valid. An empty `warehouse_id` is the unnamed warehouse.
     pub async fn import_csv(&self, text: &str) -> Result<ImportReport> {
         let rows = csv::parse(text).map_err(Error::Import)?;
-        self.write(move |s, _r| {
+        self.write(move |s, _r, _m| {
             let mut problems = Vec::new();
             let mut records: BTreeMap<String, (SkuRecord, SkuRecord)> = BTreeMap::new();
             let mut report = ImportReport {

@@ -27,6 +27,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{Error, InventoryHandle, SkuRecord, PUSHES_TOTAL};
+
 use crate::tiktok::dto::{
     InventorySearchRequest, SkuInventory, UpdateInventoryRequest, WarehouseQuantity,
 };
@@ -71,16 +72,6 @@ pub struct DriftReport {
 }
 
 impl InventoryHandle {
-    /// The product id a SKU is pushed under: configuration first, then the
-    /// id stored with the SKU.
-    fn product_of(&self, sku: &str, rec: &SkuRecord) -> Option<String> {
-        self.config()
-            .products
-            .get(sku)
-            .cloned()
-            .or_else(|| rec.product_id.clone())
-    }
-
     /// The quantities to send for a SKU to a shop whose sales warehouses
     /// are `shop_warehouses` (None: not known, every warehouse goes): each
     /// warehouse its own available units; the stock recorded without a
@@ -115,6 +106,73 @@ impl InventoryHandle {
             *out.entry(id).or_insert(0) += u64::from(c.available());
         }
         out
+    }
+
+    /// The quantities to send for a TikTok SKU: per warehouse, the least
+    /// over the items it takes of the item's available units ÷ the units
+    /// the SKU takes (a warehouse missing an item has 0). None: the SKU is
+    /// mapped to no item.
+    async fn sku_quantities(
+        &self,
+        sku: &str,
+        shop_warehouses: Option<&[String]>,
+    ) -> Result<Option<BTreeMap<String, u64>>, Error> {
+        let Some(map) = self.mapping(sku)? else {
+            return Ok(None);
+        };
+        let mut out: Option<BTreeMap<String, u64>> = None;
+        for c in &map.components {
+            let rec = self.record(&c.item).await?.unwrap_or_default();
+            let q: BTreeMap<String, u64> = self
+                .tiktok_quantities(&rec, shop_warehouses)
+                .into_iter()
+                .map(|(w, a)| (w, a / u64::from(c.units.max(1))))
+                .collect();
+            out = Some(match out {
+                None => q,
+                Some(prev) => {
+                    let mut ws: std::collections::BTreeSet<String> = prev.keys().cloned().collect();
+                    ws.extend(q.keys().cloned());
+                    ws.into_iter()
+                        .map(|w| {
+                            let a = prev.get(&w).copied().unwrap_or(0);
+                            let b = q.get(&w).copied().unwrap_or(0);
+                            (w, a.min(b))
+                        })
+                        .collect()
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every TikTok SKU whose quantity orderflow keeps: stock kept under a
+    /// SKU id (an item with a product id, or one no mapping names), mapped
+    /// SKUs, and known SKUs that resolve.
+    fn tiktok_skus(&self) -> Result<Vec<String>, Error> {
+        let mut out = std::collections::BTreeSet::new();
+        for k in self.inner.skus.iter().keys() {
+            let k = String::from_utf8_lossy(&k?).into_owned();
+            // An item only mappings name is not a TikTok SKU.
+            if self.product_id_of(&k).is_some() || self.skus_of_item(&k).is_empty() {
+                out.insert(k);
+            }
+        }
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.mappings(after.as_deref(), 1000)?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.sku_id.clone());
+            out.extend(page.into_iter().map(|m| m.sku_id));
+        }
+        for r in self.inner.mappings.scan_prefix([b'k']) {
+            let (k, _) = r?;
+            let sku = String::from_utf8_lossy(&k[1..]).into_owned();
+            if !out.contains(&sku) && self.mapping(&sku)?.is_some() {
+                out.insert(sku);
+            }
+        }
+        Ok(out.into_iter().collect())
     }
 
     /// The shop's sales warehouses, as TikTok lists them (None when that
@@ -238,21 +296,20 @@ impl InventoryHandle {
     ) -> Vec<(String, u32)> {
         let mut by_product: BTreeMap<String, Vec<(SkuInventory, u32)>> = BTreeMap::new();
         for (sku, attempts) in due {
-            let rec = match self.record(&sku).await {
-                Ok(Some(r)) => r,
+            let quantities = match self.sku_quantities(&sku, shop_warehouses).await {
+                Ok(Some(q)) => q,
                 Ok(None) => continue,
                 Err(e) => {
-                    tracing::error!(sku = %sku, error = %e, "Cannot read the SKU to push it");
+                    tracing::error!(sku = %sku, error = %e, "Cannot read the SKU's stock to push it");
                     continue;
                 }
             };
-            let Some(product) = self.product_of(&sku, &rec) else {
+            let Some(product) = self.product_id_of(&sku) else {
                 tracing::warn!(sku = %sku, "SKU has no TikTok product id; not pushed");
                 metrics::counter!(PUSHES_TOTAL, "outcome" => "skipped").increment(1);
                 continue;
             };
-            let inventory: Vec<WarehouseQuantity> = self
-                .tiktok_quantities(&rec, shop_warehouses)
+            let inventory: Vec<WarehouseQuantity> = quantities
                 .into_iter()
                 .map(|(warehouse_id, q)| WarehouseQuantity {
                     warehouse_id,
@@ -329,21 +386,24 @@ impl InventoryHandle {
         let mut report = DriftReport::default();
         let shop_warehouses = self.shop_warehouses(gateway, shop_id).await;
         let mut ours: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-        for s in self.list().await? {
-            if !self.carries(shop_id, &s.sku) {
+        let me = self.clone();
+        let skus = tokio::task::spawn_blocking(move || me.tiktok_skus())
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
+        for sku in skus {
+            if !self.carries(shop_id, &sku) {
                 continue;
             }
-            let Some(rec) = self.record(&s.sku).await? else {
-                continue;
-            };
-            if self.product_of(&s.sku, &rec).is_none() {
-                report.without_product.push(s.sku.clone());
+            if self.product_id_of(&sku).is_none() {
+                report.without_product.push(sku);
                 continue;
             }
-            ours.insert(
-                s.sku.clone(),
-                self.tiktok_quantities(&rec, shop_warehouses.as_deref()),
-            );
+            if let Some(q) = self
+                .sku_quantities(&sku, shop_warehouses.as_deref())
+                .await?
+            {
+                ours.insert(sku, q);
+            }
         }
         report.checked = ours.len();
         let skus: Vec<String> = ours.keys().cloned().collect();

@@ -127,6 +127,11 @@ impl InventoryHandle {
         Ok(out)
     }
 
+    /// How many orders wait for `sku`.
+    pub fn waiting_count(&self, sku: &str) -> usize {
+        self.inner.waiting.scan_prefix(prefix(sku)).count()
+    }
+
     /// Called with the orders to tell when stock arrives.
     pub fn on_restock(&self, cb: RestockCallback) {
         *self.inner.restock.write() = Some(cb);

@@ -218,33 +218,53 @@ impl Executor {
             "inventory.reserve" => {
                 let o = need()?;
                 let wh = arg("warehouse_id").or_else(|| o.warehouse_id.clone());
-                let units = o.units_by_sku();
-                // The shop sells these SKUs: its pusher keeps TikTok's
-                // numbers of them in step.
-                for sku in units.keys() {
-                    if let Err(e) = f.inventory.note_sold_by(sku, &o.shop_id) {
-                        tracing::warn!(sku = %sku, error = %e, "Could not record which shop sells the SKU");
+                let demand = o.stock_demand();
+                // The shop sells these SKUs (its pusher keeps TikTok's
+                // numbers of them in step), and their seller SKUs name the
+                // items they take when nothing else maps them.
+                for d in &demand {
+                    let name = o
+                        .line_items
+                        .iter()
+                        .find(|l| l.sku_id == d.sku_id)
+                        .map(|l| l.product_name.clone())
+                        .unwrap_or_default();
+                    let known = crate::inventory::KnownSku {
+                        sku_id: d.sku_id.clone(),
+                        seller_sku: d.seller_sku.clone(),
+                        product_id: d.product_id.clone(),
+                        name,
+                    };
+                    if let Err(e) = f.inventory.learn_sku(&known, &o.shop_id) {
+                        tracing::warn!(sku = %d.sku_id, error = %e, "Could not record which shop sells the SKU");
                     }
                 }
-                let r = match f.inventory.reserve(&o.id, &units, wh.as_deref()).await {
+                let r = match f
+                    .inventory
+                    .reserve_demand(&o.id, &demand, wh.as_deref())
+                    .await
+                {
                     Ok(r) => r,
                     Err(x) => {
-                        // Short of stock, or a SKU inventory has no record
-                        // of: told when stock of it arrives (`restock`).
-                        // Only the SKU that is short waits.
+                        // Short of an item, or a SKU mapped to no item: told
+                        // when stock of the item arrives or the SKU is mapped
+                        // (`restock`). Only what is short waits.
                         let short = match &x {
-                            crate::inventory::Error::OutOfStock { sku, .. }
-                            | crate::inventory::Error::UnmappedSku { sku } => units
-                                .get_key_value(sku)
-                                .map(|(k, n)| std::collections::BTreeMap::from([(k.clone(), *n)])),
+                            crate::inventory::Error::OutOfStock { sku, requested, .. } => {
+                                Some((sku.clone(), *requested))
+                            }
+                            crate::inventory::Error::UnmappedSku { sku } => demand
+                                .iter()
+                                .find(|d| &d.sku_id == sku)
+                                .map(|d| (sku.clone(), d.units)),
                             _ => None,
                         };
-                        if let Some(short) = short {
+                        if let Some((key, n)) = short {
                             if let Err(e) = f.inventory.wait_for_stock(
                                 &o.id,
                                 &o.shop_id,
                                 o.deadlines.ship_by(),
-                                &short,
+                                &std::collections::BTreeMap::from([(key, n)]),
                             ) {
                                 tracing::error!(order_id = %o.id, error = %e, "Could not remember the order as waiting for stock; its wait times out instead");
                             }
@@ -252,26 +272,35 @@ impl Executor {
                         // Name the product, as the order does, so a person
                         // knows which of their items is missing.
                         if let crate::inventory::Error::UnmappedSku { sku } = &x {
+                            if let Err(e) = f.inventory.note_unmapped(sku) {
+                                tracing::warn!(sku = %sku, error = %e, "Could not list the SKU as unmapped");
+                            }
+                            let d = demand.iter().find(|d| &d.sku_id == sku);
                             let name = o
                                 .line_items
                                 .iter()
                                 .find(|l| &l.sku_id == sku)
-                                .map(|l| match (l.product_name.as_str(), l.seller_sku.as_str()) {
-                                    ("", "") => String::new(),
-                                    (name, "") => format!(" ({name})"),
-                                    ("", seller) => format!(" (seller SKU {seller})"),
-                                    (name, seller) => format!(" ({name}, seller SKU {seller})"),
-                                })
+                                .map(|l| l.product_name.clone())
                                 .unwrap_or_default();
+                            let seller = d.map(|d| d.seller_sku.clone()).unwrap_or_default();
+                            let label = match (name.as_str(), seller.as_str()) {
+                                ("", "") => String::new(),
+                                (name, "") => format!(" ({name})"),
+                                ("", seller) => format!(" (seller SKU {seller})"),
+                                (name, seller) => format!(" ({name}, seller SKU {seller})"),
+                            };
                             return Err(err(
                                 x.kind(),
-                                format!("SKU {sku}{name} is not mapped to stock: inventory has no record of it; set its stock (or import it) and the order goes on by itself"),
+                                format!("SKU {sku}{label} is not mapped to stock: no item is mapped to it; map it to an item (orderflow mappings set), or set the stock of its seller SKU, and the order goes on by itself"),
                             ));
                         }
                         return Err(inv(x));
                     }
                 };
-                if let Err(e) = f.inventory.forget_waiting(&o.id, &units) {
+                let mut keys: std::collections::BTreeMap<String, u32> =
+                    demand.iter().map(|d| (d.sku_id.clone(), d.units)).collect();
+                keys.extend(r.units());
+                if let Err(e) = f.inventory.forget_waiting(&o.id, &keys) {
                     tracing::warn!(order_id = %o.id, error = %e, "Could not forget the order's wait for stock");
                 }
                 let mut out = r.output();
@@ -284,7 +313,7 @@ impl Executor {
                         .filter(|l| l.warehouse.as_deref() != Some(w.as_str()))
                         .map(|l| {
                             format!(
-                                "{} units of SKU {} from {} (the order names warehouse {w}, which inventory does not stock it in)",
+                                "{} units of item {} from {} (the order names warehouse {w}, which inventory does not stock it in)",
                                 l.units,
                                 l.sku,
                                 l.warehouse.as_deref().unwrap_or("the default stock")

@@ -1319,7 +1319,7 @@ fn dispatch(w: &mut World, r: Route, arg: &str, shop_id: &str, q: &Q<'_>, body: 
                     .parse()
                     .map_err(|_| bad(12019108, "page number is invalid"))?,
             };
-            let products = sim_products(w, shop_id, false);
+            let products = sim_products(w, shop_id, false, None);
             let total = products.len();
             let page: Vec<serde_json::Value> =
                 products.into_iter().skip(offset).take(size).collect();
@@ -1330,7 +1330,7 @@ fn dispatch(w: &mut World, r: Route, arg: &str, shop_id: &str, q: &Q<'_>, body: 
             };
             Ok(json!({ "total_count": total, "products": page, "next_page_token": next }))
         }
-        Route::GetProduct => sim_products(w, shop_id, true)
+        Route::GetProduct => sim_products(w, shop_id, true, Some(arg))
             .into_iter()
             .find(|p| p["id"] == arg)
             .ok_or_else(|| bad(12052260, "The product ID does not exist")),
@@ -1451,11 +1451,23 @@ fn shop_warehouse(w: &World, shop_id: &str) -> String {
 /// The shop's products as Search Products (or, with `detail`, Get
 /// Product) shows them: every simulated product, each SKU with the shop's
 /// warehouse and its quantity; in full, images and variant attributes too.
-fn sim_products(w: &World, shop_id: &str, detail: bool) -> Vec<serde_json::Value> {
+fn sim_products(
+    w: &World,
+    shop_id: &str,
+    detail: bool,
+    only: Option<&str>,
+) -> Vec<serde_json::Value> {
     let warehouse = shop_warehouse(w, shop_id);
     let mut by_product: std::collections::BTreeMap<&str, Vec<&super::state::SimSku>> =
         Default::default();
     for s in w.skus.values() {
+        if s.shops
+            .as_ref()
+            .is_some_and(|shops| !shops.contains(shop_id))
+            || only.is_some_and(|p| p != s.product_id)
+        {
+            continue;
+        }
         by_product.entry(s.product_id.as_str()).or_default().push(s);
     }
     let image = |id: &str| {
@@ -1475,12 +1487,26 @@ fn sim_products(w: &World, shop_id: &str, detail: bool) -> Vec<serde_json::Value
                         .copied()
                         .unwrap_or(0);
                     let mut v = json!({
-                        "id": s.id, "seller_sku": s.seller_sku,
+                        "id": s.id,
                         "price": {"currency": "USD", "sale_price": s.price.to_string(), "tax_exclusive_price": s.price.to_string()},
                         "inventory": [{"warehouse_id": warehouse, "quantity": qty}],
                     });
+                    // TikTok leaves `seller_sku` out when the seller set none.
+                    if !s.seller_sku.is_empty() {
+                        v["seller_sku"] = json!(s.seller_sku);
+                    }
                     if detail {
                         v["sales_attributes"] = json!([{"id": "100000", "name": "Variant", "value_id": "100001", "value_name": s.sku_name, "sku_img": image(&s.id)}]);
+                        if !s.combined.is_empty() {
+                            v["combined_skus"] = s
+                                .combined
+                                .iter()
+                                .map(|(id, n)| {
+                                    let pid = w.skus.get(id).map(|x| x.product_id.clone()).unwrap_or_default();
+                                    json!({"product_id": pid, "sku_id": id, "sku_count": n})
+                                })
+                                .collect();
+                        }
                     }
                     v
                 })

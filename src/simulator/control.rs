@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | `GET /sim/shops` | | `{shops:[{id,cipher,name,region,warehouse_id}], skus:[{id,product_id,name,price}]}` |
 //! | `POST /sim/orders` | `{shop_id?, items?:[{sku_id,quantity}], status?, count?, ship_by_in_secs?, shipping_type?, fulfillment_type?}` | `{orders:[{order_id,package_id,shop_id}]}` |
+//! | `POST /sim/skus` | `{skus?:[{id, product_id, product_name?, sku_name?, seller_sku?, price_cents?, combined?:[{sku_id,count}], shops?:[..]}], generate?:{products, skus_per_product, shops?}}` | `{added:n, total:n}`: SKUs the shops list (no `seller_sku`: TikTok's "none set"; `combined`: a virtual bundle; `shops`: only those list it), each with 100 units per listing shop's warehouse; `generate` adds a large catalogue |
 //! | `POST /sim/shops/{id}` | `{region}` | the shop: its market (e.g. `GB`), as Get Authorized Shops reports it |
 //! | `GET /sim/orders/{id}` | | `{order_id,shop_id,status,package_id,order}` (true state, address included) |
 //! | `POST /sim/orders/{id}/buyer_cancel` | | `{status}` or 409 `{error}` |
@@ -55,6 +56,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
             .route("/tokens", web::get().to(issued_tokens))
             .route("/shops", web::get().to(shops))
             .route("/shops/{id}", web::post().to(set_shop))
+            .route("/skus", web::post().to(add_skus))
             .route("/orders", web::post().to(create_orders))
             .route("/orders/{id}", web::get().to(get_order))
             .route("/orders/{id}/buyer_cancel", web::post().to(buyer_cancel))
@@ -123,6 +125,121 @@ async fn set_shop(
             HttpResponse::Ok().json(json!({ "id": s.id, "region": s.region }))
         }
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSku {
+    id: String,
+    product_id: String,
+    #[serde(default)]
+    product_name: Option<String>,
+    #[serde(default)]
+    sku_name: Option<String>,
+    #[serde(default)]
+    seller_sku: String,
+    #[serde(default)]
+    price_cents: Option<i64>,
+    #[serde(default)]
+    combined: Vec<Item>,
+    #[serde(default)]
+    shops: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Generate {
+    products: u32,
+    skus_per_product: u32,
+    #[serde(default)]
+    shops: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct AddSkus {
+    skus: Vec<NewSku>,
+    generate: Option<Generate>,
+}
+
+/// Adds SKUs to the catalogue the Product API serves.
+async fn add_skus(sim: Data<Arc<Shared>>, body: Json<AddSkus>) -> HttpResponse {
+    let b = body.into_inner();
+    let mut w = sim.world.lock();
+    let mut new = Vec::new();
+    for s in b.skus {
+        if s.id.is_empty() || s.product_id.is_empty() {
+            return err(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                "a SKU needs id and product_id",
+            );
+        }
+        if let Some(c) = s.combined.iter().find(|c| !w.skus.contains_key(&c.sku_id)) {
+            return err(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                format!("bundle {}: no SKU {}", s.id, c.sku_id),
+            );
+        }
+        new.push(super::state::SimSku {
+            product_name: s
+                .product_name
+                .unwrap_or_else(|| format!("Product {}", s.product_id)),
+            sku_name: s.sku_name.unwrap_or_else(|| "Default".into()),
+            seller_sku: s.seller_sku,
+            price: crate::order::Money(s.price_cents.unwrap_or(1999).max(1)),
+            combined: s
+                .combined
+                .iter()
+                .map(|c| (c.sku_id.clone(), c.quantity.max(1)))
+                .collect(),
+            shops: s.shops.map(|v| v.into_iter().collect()),
+            id: s.id,
+            product_id: s.product_id,
+        });
+    }
+    if let Some(g) = b.generate {
+        if u64::from(g.products) * u64::from(g.skus_per_product) > 100_000 {
+            return err(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                "at most 100000 generated SKUs",
+            );
+        }
+        for p in 0..g.products {
+            let product_id = format!("1731{:015}", p + 1);
+            for v in 0..g.skus_per_product {
+                // Every tenth without a seller SKU, as sellers leave them.
+                let seller_sku = if (p + v) % 10 == 9 {
+                    String::new()
+                } else {
+                    format!("GEN-{:05}-{:02}", p + 1, v + 1)
+                };
+                new.push(super::state::SimSku {
+                    id: format!("1732{:012}{:03}", p + 1, v + 1),
+                    product_id: product_id.clone(),
+                    product_name: format!("Generated product {}", p + 1),
+                    sku_name: format!("Variant {}", v + 1),
+                    seller_sku,
+                    price: crate::order::Money(999 + 100 * i64::from(v)),
+                    combined: Vec::new(),
+                    shops: g.shops.clone().map(|v| v.into_iter().collect()),
+                });
+            }
+        }
+    }
+    let added = new.len();
+    for s in new {
+        let warehouses: Vec<String> = w
+            .shops
+            .iter()
+            .filter(|shop| s.shops.as_ref().is_none_or(|l| l.contains(&shop.id)))
+            .map(|shop| shop.warehouse_id.clone())
+            .collect();
+        for wh in warehouses {
+            w.inventory.insert((s.id.clone(), wh), 100);
+        }
+        w.skus.insert(s.id.clone(), s);
+    }
+    HttpResponse::Ok().json(json!({ "added": added, "total": w.skus.len() }))
 }
 
 #[derive(Deserialize)]

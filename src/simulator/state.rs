@@ -150,8 +150,13 @@ pub(crate) struct SimSku {
     pub product_id: String,
     pub product_name: String,
     pub sku_name: String,
+    /// May be empty: TikTok does not require one.
     pub seller_sku: String,
     pub price: Money,
+    /// A virtual bundle's source SKUs and counts (empty: a plain SKU).
+    pub combined: Vec<(String, u32)>,
+    /// The shops listing it (None: every shop).
+    pub shops: Option<BTreeSet<String>>,
 }
 
 pub(crate) struct SimOrder {
@@ -374,6 +379,8 @@ impl World {
                             variant.to_uppercase()
                         ),
                         price: Money(cents + 100 * v as i64),
+                        combined: Vec::new(),
+                        shops: None,
                     },
                 );
                 for s in &shops {
@@ -459,6 +466,8 @@ impl World {
             sku_name: "Default".into(),
             seller_sku: id.to_string(),
             price: Money(999),
+            combined: Vec::new(),
+            shops: None,
         };
         self.skus.insert(id.to_string(), s.clone());
         for shop in &self.shops {
@@ -516,6 +525,22 @@ impl World {
                     tracking_number: None,
                     shipping_provider_id: None,
                     is_gift: Some(false),
+                    combined_listing_skus: sku
+                        .combined
+                        .iter()
+                        .map(|(id, n)| {
+                            let src = self.skus.get(id).cloned();
+                            crate::tiktok::dto::CombinedSku {
+                                sku_id: id.clone(),
+                                sku_count: *n,
+                                product_id: src
+                                    .as_ref()
+                                    .map(|s| s.product_id.clone())
+                                    .unwrap_or_default(),
+                                seller_sku: src.map(|s| s.seller_sku).unwrap_or_default(),
+                            }
+                        })
+                        .collect(),
                 });
             }
         }

@@ -10,9 +10,12 @@ use serde::{de::DeserializeOwned, Serialize};
 /// at the end of their types (see [`since_v3`]); they still read.
 pub const FORMAT_V1: u8 = 1;
 
-/// The current format of every stored value: V1's bincode, plus the fields
-/// added since, which [`since_v3`] marks.
+/// V1's bincode plus the fields [`since_v3`] marks.
 pub const FORMAT_V3: u8 = 3;
+
+/// The current format of every stored value: V3 plus the fields
+/// [`since_v4`] marks (a line item's virtual-bundle SKUs).
+pub const FORMAT_V4: u8 = 4;
 
 /// The audit tree's values from version 2 on: a list of entries, every
 /// entry one checkpoint wrote, under the key of the first (one sled write
@@ -33,28 +36,47 @@ pub enum Error {
 }
 
 pub fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, Error> {
-    encode_version(FORMAT_V3, v)
+    encode_version(FORMAT_V4, v)
 }
 
 thread_local! {
-    /// Set while a V1 value is being decoded on this thread.
-    static READING_V1: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The format version of the value being decoded on this thread.
+    static READING: std::cell::Cell<u8> = const { std::cell::Cell::new(FORMAT_V4) };
 }
 
-/// `deserialize_with` for a field added in V3 at the end of a stored type:
-/// a V1 value has no bytes for it (bincode is positional), so it reads as
-/// the default without consuming anything; anywhere else (V3, JSON) it
-/// reads normally.
+/// A field added in `since`: a value of an older format has no bytes for
+/// it (bincode is positional), so it reads as the default without
+/// consuming anything; anywhere else it reads normally.
+fn added_in<'de, D, T>(since: u8, d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de> + Default,
+{
+    if READING.with(|r| r.get()) < since {
+        Ok(T::default())
+    } else {
+        T::deserialize(d)
+    }
+}
+
+/// `deserialize_with` for a field added in V3: a V1 value reads it as the
+/// default; V3 and later (and JSON) read it normally.
 pub fn since_v3<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: serde::Deserialize<'de> + Default,
 {
-    if READING_V1.with(|r| r.get()) {
-        Ok(T::default())
-    } else {
-        T::deserialize(d)
-    }
+    added_in(FORMAT_V3, d)
+}
+
+/// `deserialize_with` for a field added in V4: V1 and V3 values read it as
+/// the default.
+pub fn since_v4<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de> + Default,
+{
+    added_in(FORMAT_V4, d)
 }
 
 /// [`encode`] under another version byte (see [`FORMAT_V2_AUDIT_GROUP`]).
@@ -86,11 +108,11 @@ impl bincode::enc::write::Writer for Envelope {
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     match bytes.split_first() {
         None => Err(Error::Empty),
-        Some((&FORMAT_V3, body)) => decode_body(body),
-        Some((&FORMAT_V1, body)) => {
-            READING_V1.with(|r| r.set(true));
+        Some((&FORMAT_V4, body)) => decode_body(body),
+        Some((&v @ (FORMAT_V1 | FORMAT_V3), body)) => {
+            READING.with(|r| r.set(v));
             let out = decode_body(body);
-            READING_V1.with(|r| r.set(false));
+            READING.with(|r| r.set(FORMAT_V4));
             out
         }
         Some((&v, _)) => Err(Error::UnknownVersion(v)),
@@ -112,7 +134,7 @@ mod tests {
     fn round_trips_and_refuses_unknown_versions() {
         let v = (String::from("o1"), 42u64, vec![1i64, -2]);
         let b = encode(&v).unwrap();
-        assert_eq!(b[0], FORMAT_V3);
+        assert_eq!(b[0], FORMAT_V4);
         let back: (String, u64, Vec<i64>) = decode(&b).unwrap();
         assert_eq!(back, v);
         let mut future = b.clone();
@@ -157,7 +179,46 @@ mod tests {
             b: 1,
             c: vec!["x".into()],
         };
-        // After V1 reads, a V3 value reads its new field again.
+        // After V1 reads, a current value reads its new field again.
         assert_eq!(decode::<New>(&encode(&new).unwrap()).unwrap(), new);
+    }
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Newer {
+        a: String,
+        b: u64,
+        #[serde(default, deserialize_with = "since_v3")]
+        c: Vec<String>,
+        #[serde(default, deserialize_with = "since_v4")]
+        d: u32,
+    }
+
+    #[test]
+    fn a_v3_value_reads_with_the_v4_fields_as_defaults() {
+        let v3 = New {
+            a: "o".into(),
+            b: 2,
+            c: vec!["x".into()],
+        };
+        let bytes = encode_version(FORMAT_V3, &(vec![&v3, &v3], 5u8)).unwrap();
+        let (items, tail): (Vec<Newer>, u8) = decode(&bytes).unwrap();
+        assert_eq!((items[1].c.len(), items[1].d, tail), (1, 0, 5));
+        let v1 = encode_version(
+            FORMAT_V1,
+            &Old {
+                a: "p".into(),
+                b: 3,
+            },
+        )
+        .unwrap();
+        let back: Newer = decode(&v1).unwrap();
+        assert_eq!((back.c.len(), back.d), (0, 0));
+        let newer = Newer {
+            a: "n".into(),
+            b: 1,
+            c: vec![],
+            d: 7,
+        };
+        assert_eq!(decode::<Newer>(&encode(&newer).unwrap()).unwrap(), newer);
     }
 }

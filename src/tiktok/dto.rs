@@ -176,6 +176,12 @@ pub mod lenient {
         num(&Value::deserialize(d)?)
     }
 
+    /// A count: a number or a numeric string; `null` is 0.
+    pub fn count<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        let n = num::<D::Error>(&Value::deserialize(d)?)?.unwrap_or(0);
+        u32::try_from(n).map_err(|_| D::Error::custom(format!("count {n} out of range")))
+    }
+
     pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
         Ok(text::<D::Error>(Value::deserialize(d)?)?.unwrap_or_default())
     }
@@ -362,6 +368,10 @@ pub struct WireLineItem {
     pub shipping_provider_id: Option<String>,
     #[serde(deserialize_with = "lenient::opt_bool")]
     pub is_gift: Option<bool>,
+    /// A virtual bundle's source SKUs and how many of each the line
+    /// holds (the line's own `sku_id` is the bundle's).
+    #[serde(deserialize_with = "lenient::vec")]
+    pub combined_listing_skus: Vec<CombinedSku>,
 }
 
 /// `data` of Order Detail: `GET /order/202309/orders?ids=…`.
@@ -890,6 +900,7 @@ pub struct CombinedSku {
     pub product_id: String,
     #[serde(deserialize_with = "lenient::string")]
     pub sku_id: String,
+    #[serde(deserialize_with = "lenient::count")]
     pub sku_count: u32,
     #[serde(deserialize_with = "lenient::string")]
     pub seller_sku: String,
