@@ -509,6 +509,27 @@ async fn console_end_to_end() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    // --- Mappings: a 2-pack listing takes two of the item, by CSV; the
+    // table says so; unmapping removes it.
+    b.type_into("#map-csv", "sku_id,item,units\nTT-E2E-2PK,SKU-E2E,2\n")
+        .await;
+    b.click("#map-import").await;
+    b.wait_until(
+        "the mapping is listed",
+        "(document.querySelector(\"#mappings tr[data-sku='TT-E2E-2PK'] .takes\") || {innerText: ''}).innerText.includes('SKU-E2E × 2')",
+    )
+    .await;
+    let m = env.api("/api/v1/mappings/TT-E2E-2PK").await;
+    assert_eq!(m["available"], 20, "40 units, 2 a pack: {m}");
+    shoot(&b, "mappings", "inventory").await;
+    b.click("#mappings tr[data-sku='TT-E2E-2PK'] button.unmap")
+        .await;
+    b.wait_until(
+        "the mapping is gone",
+        "!document.querySelector(\"#mappings tr[data-sku='TT-E2E-2PK']\")",
+    )
+    .await;
+
     // --- Shops: the demo's shop is connected; connecting it again goes
     // through TikTok's (the simulator's) authorization page and back to
     // the daemon's callback, and the new tokens win.

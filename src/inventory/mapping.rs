@@ -434,7 +434,7 @@ impl InventoryHandle {
             }
         }
         if old.as_ref() == Some(&new) {
-            return Ok(());
+            return self.auto_map(&new);
         }
         if let Some(o) = &old {
             if o.seller_sku != new.seller_sku && !o.seller_sku.is_empty() {
@@ -445,6 +445,40 @@ impl InventoryHandle {
             t.insert(key(b's', &[&new.seller_sku, &k.sku_id]), &[] as &[u8])?;
         }
         t.insert(key(b'k', &[&k.sku_id]), encode(MAPPINGS_TREE, &new)?)?;
+        self.auto_map(&new)
+    }
+
+    /// Records the automatic mapping of a known SKU whose seller SKU names
+    /// an item, when nothing else maps it, and tells its held orders and
+    /// pushers. Plain writes: the mapping is derived again if lost. (A
+    /// mapping found inside a reservation that then fails is rolled back
+    /// with it; this records it regardless.)
+    fn auto_map(&self, k: &KnownSku) -> Result<()> {
+        let (t, s) = (&self.inner.mappings, &self.inner.skus);
+        if k.seller_sku.is_empty()
+            || check_id("item", &k.seller_sku).is_err()
+            || t.contains_key(key(b'm', &[&k.sku_id]))?
+            || s.contains_key(k.sku_id.as_bytes())?
+            || !s.contains_key(k.seller_sku.as_bytes())?
+        {
+            return Ok(());
+        }
+        let map = Mapping {
+            sku_id: k.sku_id.clone(),
+            components: vec![Component {
+                item: k.seller_sku.clone(),
+                units: 1,
+            }],
+            source: Source::SellerSku,
+            updated_ms: now_ms(),
+        };
+        t.insert(key(b'r', &[&k.seller_sku, &k.sku_id]), &[] as &[u8])?;
+        t.insert(key(b'm', &[&k.sku_id]), encode(MAPPINGS_TREE, &map)?)?;
+        if t.remove(key(b'u', &[&k.sku_id]))?.is_some() {
+            self.update_unmapped_gauge();
+        }
+        tracing::info!(sku = %k.sku_id, item = %k.seller_sku, "Mapped a TikTok SKU to the item of its seller SKU");
+        self.after_mapping(&k.sku_id);
         Ok(())
     }
 
@@ -591,8 +625,12 @@ impl InventoryHandle {
     fn after_mapping(&self, sku_id: &str) {
         let me = self.clone();
         let sku = sku_id.to_string();
-        // Reads item records; spawned so the caller's reply is not delayed.
-        tokio::spawn(async move {
+        // Reads item records; spawned so the caller's reply is not delayed
+        // (outside a runtime, nobody waits and nothing is pushed yet).
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        rt.spawn(async move {
             let after = match me.sku_available(&sku).await {
                 Ok(a) => a,
                 Err(e) => {

@@ -167,6 +167,7 @@ async fn add_skus(sim: Data<Arc<Shared>>, body: Json<AddSkus>) -> HttpResponse {
     let b = body.into_inner();
     let mut w = sim.world.lock();
     let mut new = Vec::new();
+    let batch: std::collections::HashSet<String> = b.skus.iter().map(|s| s.id.clone()).collect();
     for s in b.skus {
         if s.id.is_empty() || s.product_id.is_empty() {
             return err(
@@ -174,7 +175,11 @@ async fn add_skus(sim: Data<Arc<Shared>>, body: Json<AddSkus>) -> HttpResponse {
                 "a SKU needs id and product_id",
             );
         }
-        if let Some(c) = s.combined.iter().find(|c| !w.skus.contains_key(&c.sku_id)) {
+        if let Some(c) = s
+            .combined
+            .iter()
+            .find(|c| !w.skus.contains_key(&c.sku_id) && !batch.contains(&c.sku_id))
+        {
             return err(
                 actix_web::http::StatusCode::BAD_REQUEST,
                 format!("bundle {}: no SKU {}", s.id, c.sku_id),

@@ -238,7 +238,13 @@ impl Gateway {
                 self.queues.remove(&shop);
             }
             self.set_depth();
-            metrics::histogram!(m::QUEUE_WAIT_SECONDS).record(q.enqueued.elapsed().as_secs_f64());
+            let class = match q.key.0 {
+                Class::Write => "write",
+                Class::Sync => "sync",
+                Class::Background => "background",
+            };
+            metrics::histogram!(m::QUEUE_WAIT_SECONDS, "class" => class)
+                .record(q.enqueued.elapsed().as_secs_f64());
             self.in_flight += 1;
             let fut = PREPERMITTED.scope(Cell::new(true), (q.job)(self.client.clone()));
             ctx.spawn(fut.into_actor(self).map(|(), act, ctx| {

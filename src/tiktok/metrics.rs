@@ -22,7 +22,8 @@ pub const RETRIES_TOTAL: &str = "orderflow_tiktok_retries_total";
 /// Gauge: calls waiting in the gateway's priority queue (batches pending
 /// their window included).
 pub const QUEUE_DEPTH: &str = "orderflow_gateway_queue_depth";
-/// Histogram: seconds a call waited in the gateway before its first attempt.
+/// Histogram, label `class` (`write`, `sync`, `background`): seconds a
+/// call waited in the gateway before its first attempt.
 pub const QUEUE_WAIT_SECONDS: &str = "orderflow_gateway_queue_wait_seconds";
 
 /// Registers the descriptions with the installed recorder. Idempotent.

@@ -1470,8 +1470,124 @@ async function viewInventory() {
     } finally { importBtn.disabled = false; }
   });
 
-  await load();
+  const mappings = mappingsPanel(token, load);
+  root.append(mappings.el);
+  await Promise.all([load(), mappings.load()]);
   if (stillCurrent(token)) setReady(true);
+}
+
+// Which items each TikTok SKU takes: the SKUs mapped to none (orders held
+// for them first), each with a form to map it; the recorded mappings; and
+// a CSV import. `reloadStock` refreshes the stock table after a mapping.
+function mappingsPanel(token, reloadStock) {
+  const unmapped = table('unmapped', ['SKU', 'Seller SKU', 'Orders held', 'Map to item']);
+  const unmappedBody = unmapped.tBodies[0];
+  const maps = table('mappings', ['SKU', 'Takes', 'Source', '']);
+  const mapsBody = maps.tBodies[0];
+  const csv = el('textarea', { id: 'map-csv', rows: '5', spellcheck: 'false', placeholder: 'sku_id,item,units\n1729…01,MUG-BLUE,1\n1729…02,MUG-BLUE,3' });
+  const importBtn = el('button', { id: 'map-import', type: 'button', class: 'btn btn-primary', text: 'Import mappings' });
+  const result = el('div', { id: 'map-result', role: 'status', 'aria-live': 'polite' });
+  const msg = el('div');
+  const box = el('section', { class: 'panel', id: 'mappings-panel', 'aria-labelledby': 'map-h' },
+    el('h2', { id: 'map-h', text: 'SKU mappings' }),
+    el('p', { class: 'muted small' }, 'Stock belongs to your items. A TikTok SKU takes 1 unit of the item named by its seller SKU, unless mapped here: N units for a multipack, several items for a bundle. Orders held for an unmapped SKU go on by themselves once it is mapped.'),
+    msg,
+    el('h3', { text: 'Not mapped' }), el('div', { class: 'table-wrap' }, unmapped),
+    el('h3', { text: 'Mapped' }), el('div', { class: 'table-wrap' }, maps),
+    el('div', { class: 'field' }, el('label', { for: 'map-csv', text: 'Mapping CSV (several rows of one SKU make a bundle)' }), csv),
+    el('div', { class: 'btn-row' }, importBtn), result);
+
+  const takes = (m) => (m.components || []).map((c) => c.units === 1 ? c.item : `${c.item} × ${c.units}`).join(' + ');
+
+  function unmappedRow(u) {
+    const id = `map-item-${cssId(u.sku_id)}`;
+    const item = el('input', { id, class: 'map-item', type: 'text', autocomplete: 'off', placeholder: 'item', value: u.seller_sku || '' });
+    const units = el('input', { class: 'map-units', type: 'number', min: '1', step: '1', value: '1', 'aria-label': `Units of the item one ${u.sku_id} takes` });
+    const btn = el('button', { type: 'button', class: 'btn btn-sm btn-primary map-btn', text: 'Map' });
+    btn.addEventListener('click', async () => {
+      const n = Number(units.value);
+      if (!item.value.trim() || !Number.isInteger(n) || n < 1) { toast('Give an item and whole units ≥ 1', true); return; }
+      btn.disabled = true;
+      try {
+        await apiOk(`/api/v1/mappings/${enc(u.sku_id)}`, { method: 'PUT', json: { components: [{ item: item.value.trim(), units: n }] } });
+        toast(`${u.sku_id} now takes ${n} × ${item.value.trim()}`);
+        await Promise.all([load(), reloadStock()]);
+      } catch (e) {
+        if (e.status !== 401) toast(`Could not map ${u.sku_id}: ${e.message}`, true);
+        btn.disabled = false;
+      }
+    });
+    return el('tr', { 'data-sku': u.sku_id },
+      td('SKU', el('div', { class: 'product' },
+        u.image_url ? el('img', { class: 'thumb', src: u.image_url, alt: '', width: '40', height: '40', loading: 'lazy', referrerpolicy: 'no-referrer' }) : null,
+        el('div', null, u.name ? el('div', { class: 'sku-name', text: u.name }) : null, mono(u.sku_id, 'sku')))),
+      td('Seller SKU', u.seller_sku ? mono(u.seller_sku) : el('span', { class: 'muted', text: 'none' })),
+      el('td', { class: 'num', 'data-label': 'Orders held', text: String(u.orders_waiting ?? 0) }),
+      td('Map to item', el('div', { class: 'edit-line' }, el('label', { for: id, class: 'sr-only', text: `Item ${u.sku_id} takes` }), item, units, btn)));
+  }
+
+  function mappingRow(m) {
+    const btn = el('button', { type: 'button', class: 'btn btn-sm btn-ghost unmap', text: 'Unmap', 'aria-label': `Unmap ${m.sku_id}` });
+    btn.addEventListener('click', async () => {
+      btn.disabled = true;
+      try {
+        await apiOk(`/api/v1/mappings/${enc(m.sku_id)}`, { method: 'DELETE' });
+        toast(`${m.sku_id} unmapped`);
+        await load();
+      } catch (e) {
+        if (e.status !== 401) toast(`Could not unmap ${m.sku_id}: ${e.message}`, true);
+        btn.disabled = false;
+      }
+    });
+    return el('tr', { 'data-sku': m.sku_id },
+      td('SKU', mono(m.sku_id, 'sku')),
+      td('Takes', el('span', { class: 'takes', text: takes(m) })),
+      td('Source', el('span', { class: 'muted', text: m.source === 'manual' ? 'set by hand' : 'seller SKU' })),
+      el('td', { class: 'actions', 'data-label': 'Unmap' }, btn));
+  }
+
+  async function load() {
+    try {
+      const [u, m] = await Promise.all([api('/api/v1/mappings/unmapped?limit=200'), api('/api/v1/mappings?limit=500')]);
+      if (!stillCurrent(token)) return;
+      if (!u.ok || !m.ok) {
+        const bad = !u.ok ? u : m;
+        msg.replaceChildren(el('p', { class: 'panel-note error', text: (bad.data && bad.data.error) || `HTTP ${bad.status}` }));
+        return;
+      }
+      msg.replaceChildren();
+      const us = (u.data && u.data.unmapped) || [];
+      unmappedBody.replaceChildren(...us.map(unmappedRow));
+      if (!us.length) unmappedBody.append(el('tr', null, el('td', { colspan: '4', class: 'empty', text: 'Every SKU seen maps to an item.' })));
+      const ms = (m.data && m.data.mappings) || [];
+      mapsBody.replaceChildren(...ms.map(mappingRow));
+      if (!ms.length) mapsBody.append(el('tr', null, el('td', { colspan: '4', class: 'empty', text: 'No mappings recorded yet.' })));
+    } catch (e) {
+      if (!stillCurrent(token) || e.status === 401) return;
+      msg.replaceChildren(errorBox(e.message));
+    }
+  }
+
+  importBtn.addEventListener('click', async () => {
+    if (!csv.value.trim()) { csv.focus(); toast('Paste mapping CSV first.', true); return; }
+    importBtn.disabled = true;
+    try {
+      const r = await api('/api/v1/mappings/import', { method: 'POST', body: csv.value, contentType: 'text/csv' });
+      const d = r.data && typeof r.data === 'object' ? r.data : {};
+      if (r.ok) {
+        result.className = 'ok-msg';
+        result.textContent = `Mapped ${(d.mapped || []).length} SKUs.`;
+        await Promise.all([load(), reloadStock()]);
+      } else {
+        result.className = 'error-block';
+        result.replaceChildren(el('strong', { text: 'Nothing mapped. ' }), el('span', { class: 'pre', text: d.error || `HTTP ${r.status}` }));
+      }
+    } catch (e) {
+      if (e.status !== 401) { result.className = 'error-block'; result.textContent = e.message; }
+    } finally { importBtn.disabled = false; }
+  });
+
+  return { el: box, load };
 }
 
 // ---------------------------------------------------------------- shops
