@@ -169,3 +169,66 @@ async fn every_shops_catalogue_is_read_and_shown() {
     .await;
     daemon.shutdown().await;
 }
+
+#[actix_rt::test]
+async fn a_catalogue_beyond_the_search_cap_is_read_in_windows_of_creation_time() {
+    let rig = common::sim_rig(
+        "capped",
+        SimulatorArgs {
+            shops: 1,
+            ..Default::default()
+        },
+        200.0,
+        ("hold_still.yaml", common::WAIT_WORKFLOW),
+    )
+    .await;
+    let c = reqwest::Client::new();
+    let sim = rig.sim.base_url();
+    // 250 more products, one created a minute; the simulator's Search
+    // Products pages through at most 100 results of one query (TikTok's cap
+    // is 10,000, code 12052180), so one walk cannot read them all.
+    let (st, v) = post_json(
+        &c,
+        &format!("{sim}/sim/skus"),
+        &json!({"generate": {"products": 250, "skus_per_product": 1}, "search_limit": 100}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let daemon = orderflow::daemon::Daemon::start(rig.cfg.clone(), Clock::system())
+        .await
+        .unwrap();
+    let base = format!("http://{}", daemon.addr);
+    wait_ready(&c, &base).await;
+    let shop = rig.sim.shops()[0].0.clone();
+    let c2 = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let (st, r) = post_json(
+        &c2,
+        &format!("{base}/api/v1/catalogue/sync?shop={shop}"),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(st, 200, "{r}");
+    let report = &r["synced"][0];
+    assert!(report["windows"].as_u64().unwrap_or(0) >= 1, "{r}");
+    // Every product read once per sync (5 built-in, 250 generated).
+    assert_eq!(report["products"], 255, "{r}");
+    for sku in [
+        "1732000000000001001",
+        "1732000000000125001",
+        "1732000000000250001",
+    ] {
+        let (st, v) = get_json(&c, &format!("{base}/api/v1/catalogue/{sku}")).await;
+        assert_eq!(st, 200, "{sku}: {v}");
+    }
+    let (_, stats) = get_json(&c, &format!("{sim}/sim/stats")).await;
+    assert!(
+        stats["endpoints"]["search_products"]["rejected"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1,
+        "the cap was met and the walk split: {stats}"
+    );
+}

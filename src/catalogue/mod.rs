@@ -5,7 +5,9 @@
 //! inventory push knows which SKUs the shop sells.
 //!
 //! **Sync.** Search Products (`/product/202502/products/search`, pages of
-//! 100) lists every product with its SKUs; Get Product
+//! 100) lists every product with its SKUs; one query pages through at most
+//! 10,000 results (12052180), so a larger catalogue is walked in windows of
+//! creation time, halved until each fits; Get Product
 //! (`/product/202309/products/{id}`) adds images, variant attributes and
 //! bundles, only for products whose `update_time` moved since the last
 //! sync. Every call goes through the gateway at background priority, so a
@@ -111,6 +113,20 @@ pub struct SyncReport {
     /// Products read in full (new or changed since the last sync).
     pub detailed: usize,
     pub pages: usize,
+    /// Times the walk was split into creation-time windows, for TikTok's
+    /// cap of 10,000 results per query.
+    pub windows: usize,
+}
+
+/// TikTok's cap on the results one Search Products query pages through.
+pub const SEARCH_CAP: i64 = 10_000;
+/// "The total number of search results can not exceed 10000."
+const CAP_EXCEEDED: i64 = 12052180;
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn product_key(shop: &str, product: &str) -> Vec<u8> {
@@ -278,28 +294,73 @@ impl Catalogue {
             shop_id: shop.to_string(),
             ..Default::default()
         };
-        let mut token = String::new();
         let mut changed = Vec::new();
-        loop {
-            let page = self
-                .gateway
-                .search_products(shop, SearchProductsRequest::default(), 100, token)
-                .await?;
-            report.pages += 1;
-            for p in &page.products {
-                let stale = self
-                    .product(shop, &p.id)
-                    .is_none_or(|o| !o.detailed || o.update_time != p.update_time);
-                report.skus += self.store(shop, p, false)?;
-                report.products += 1;
-                if stale {
-                    changed.push(p.id.clone());
+        let mut seen = std::collections::HashSet::new();
+        // Windows of creation time still to walk, each under TikTok's cap
+        // on one query's results (the whole catalogue first).
+        let mut windows: Vec<(i64, i64)> = vec![(0, now_secs())];
+        let mut whole = true;
+        while let Some((ge, le)) = windows.pop() {
+            let req = if whole {
+                SearchProductsRequest::default()
+            } else {
+                SearchProductsRequest {
+                    create_time_ge: Some(ge),
+                    create_time_le: Some(le),
+                    ..Default::default()
                 }
+            };
+            let mut token = String::new();
+            // Counted once the window is walked to its end (a window split
+            // halfway is counted through its halves).
+            let (mut products, mut skus) = (0, 0);
+            let done = loop {
+                let r = self
+                    .gateway
+                    .search_products(shop, req.clone(), 100, token.clone())
+                    .await;
+                let too_many = match &r {
+                    Ok(p) => token.is_empty() && p.total_count > SEARCH_CAP,
+                    Err(e) => e.code() == Some(CAP_EXCEEDED),
+                };
+                if too_many && ge < le {
+                    // Halves, walked oldest first; products already stored
+                    // from this window are stored again, harmlessly.
+                    let mid = ge + (le - ge) / 2;
+                    windows.push((mid + 1, le));
+                    windows.push((ge, mid));
+                    report.windows += 1;
+                    break false;
+                }
+                let page = match r {
+                    Ok(p) => p,
+                    Err(e) if e.code() == Some(CAP_EXCEEDED) => {
+                        tracing::warn!(shop_id = %shop, create_time = ge, "More products created in one second than one search returns; the rest are read when their webhooks come");
+                        break true;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                report.pages += 1;
+                for p in &page.products {
+                    let stale = self
+                        .product(shop, &p.id)
+                        .is_none_or(|o| !o.detailed || o.update_time != p.update_time);
+                    skus += self.store(shop, p, false)?;
+                    products += 1;
+                    if stale && seen.insert(p.id.clone()) {
+                        changed.push(p.id.clone());
+                    }
+                }
+                if page.next_page_token.is_empty() || page.products.is_empty() {
+                    break true;
+                }
+                token = page.next_page_token;
+            };
+            if done {
+                report.products += products;
+                report.skus += skus;
             }
-            if page.next_page_token.is_empty() || page.products.is_empty() {
-                break;
-            }
-            token = page.next_page_token;
+            whole = false;
         }
         for id in changed {
             match self.refresh_product(shop, &id).await {

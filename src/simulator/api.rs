@@ -1319,8 +1319,30 @@ fn dispatch(w: &mut World, r: Route, arg: &str, shop_id: &str, q: &Q<'_>, body: 
                     .parse()
                     .map_err(|_| bad(12019108, "page number is invalid"))?,
             };
-            let products = sim_products(w, shop_id, false, None);
+            let req: SearchProductsRequest = if body.is_empty() {
+                SearchProductsRequest::default()
+            } else {
+                parse(body)?
+            };
+            let within = |p: &serde_json::Value| {
+                let t = |k: &str| p[k].as_i64().unwrap_or(0);
+                req.create_time_ge.is_none_or(|g| t("create_time") >= g)
+                    && req.create_time_le.is_none_or(|l| t("create_time") <= l)
+                    && req.update_time_ge.is_none_or(|g| t("update_time") >= g)
+                    && req.update_time_le.is_none_or(|l| t("update_time") <= l)
+            };
+            let products: Vec<serde_json::Value> = sim_products(w, shop_id, false, None)
+                .into_iter()
+                .filter(within)
+                .collect();
             let total = products.len();
+            // TikTok pages through at most 10,000 results of one query.
+            if offset + size > w.product_search_limit && total > w.product_search_limit {
+                return Err(bad(
+                    12052180,
+                    "The total number of search results can not exceed 10000.",
+                ));
+            }
             let page: Vec<serde_json::Value> =
                 products.into_iter().skip(offset).take(size).collect();
             let next = if offset + size < total {
@@ -1478,6 +1500,7 @@ fn sim_products(
         .into_iter()
         .map(|(product, skus)| {
             let title = skus.first().map(|s| s.product_name.clone()).unwrap_or_default();
+            let created = skus.first().map_or(1_700_000_000, |s| s.create_time);
             let skus: Vec<serde_json::Value> = skus
                 .iter()
                 .map(|s| {
@@ -1513,7 +1536,7 @@ fn sim_products(
                 .collect();
             let mut p = json!({
                 "id": product, "title": title, "status": "ACTIVATE", "skus": skus,
-                "create_time": 1_700_000_000, "update_time": 1_700_000_000,
+                "create_time": created, "update_time": created,
             });
             if detail {
                 p["main_images"] = json!([image(product)]);

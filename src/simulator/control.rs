@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `GET /sim/shops` | | `{shops:[{id,cipher,name,region,warehouse_id}], skus:[{id,product_id,name,price}]}` |
 //! | `POST /sim/orders` | `{shop_id?, items?:[{sku_id,quantity}], status?, count?, ship_by_in_secs?, shipping_type?, fulfillment_type?}` | `{orders:[{order_id,package_id,shop_id}]}` |
-//! | `POST /sim/skus` | `{skus?:[{id, product_id, product_name?, sku_name?, seller_sku?, price_cents?, combined?:[{sku_id,count}], shops?:[..]}], generate?:{products, skus_per_product, shops?}}` | `{added:n, total:n}`: SKUs the shops list (no `seller_sku`: TikTok's "none set"; `combined`: a virtual bundle; `shops`: only those list it), each with 100 units per listing shop's warehouse; `generate` adds a large catalogue |
+//! | `POST /sim/skus` | `{skus?:[{id, product_id, product_name?, sku_name?, seller_sku?, price_cents?, combined?:[{sku_id,count}], shops?:[..]}], generate?:{products, skus_per_product, shops?}, search_limit?}` | `{added:n, total:n}`: SKUs the shops list (no `seller_sku`: TikTok's "none set"; `combined`: a virtual bundle; `shops`: only those list it), each with 100 units per listing shop's warehouse; `generate` adds a large catalogue (a product created a minute); `search_limit` lowers Search Products' 10,000-result cap |
 //! | `POST /sim/shops/{id}` | `{region}` | the shop: its market (e.g. `GB`), as Get Authorized Shops reports it |
 //! | `GET /sim/orders/{id}` | | `{order_id,shop_id,status,package_id,order}` (true state, address included) |
 //! | `POST /sim/orders/{id}/buyer_cancel` | | `{status}` or 409 `{error}` |
@@ -160,12 +160,17 @@ struct Generate {
 struct AddSkus {
     skus: Vec<NewSku>,
     generate: Option<Generate>,
+    /// Lowers Search Products' 10,000-result cap (12052180).
+    search_limit: Option<usize>,
 }
 
 /// Adds SKUs to the catalogue the Product API serves.
 async fn add_skus(sim: Data<Arc<Shared>>, body: Json<AddSkus>) -> HttpResponse {
     let b = body.into_inner();
     let mut w = sim.world.lock();
+    if let Some(l) = b.search_limit {
+        w.product_search_limit = l.clamp(1, 10_000);
+    }
     let mut new = Vec::new();
     let batch: std::collections::HashSet<String> = b.skus.iter().map(|s| s.id.clone()).collect();
     for s in b.skus {
@@ -198,6 +203,7 @@ async fn add_skus(sim: Data<Arc<Shared>>, body: Json<AddSkus>) -> HttpResponse {
                 .map(|c| (c.sku_id.clone(), c.quantity.max(1)))
                 .collect(),
             shops: s.shops.map(|v| v.into_iter().collect()),
+            create_time: 1_700_000_000,
             id: s.id,
             product_id: s.product_id,
         });
@@ -227,6 +233,8 @@ async fn add_skus(sim: Data<Arc<Shared>>, body: Json<AddSkus>) -> HttpResponse {
                     price: crate::order::Money(999 + 100 * i64::from(v)),
                     combined: Vec::new(),
                     shops: g.shops.clone().map(|v| v.into_iter().collect()),
+                    // A product a minute, from Nov 2023.
+                    create_time: 1_700_000_000 + 60 * i64::from(p),
                 });
             }
         }

@@ -157,6 +157,8 @@ pub(crate) struct SimSku {
     pub combined: Vec<(String, u32)>,
     /// The shops listing it (None: every shop).
     pub shops: Option<BTreeSet<String>>,
+    /// Its product's creation time (Unix seconds).
+    pub create_time: i64,
 }
 
 pub(crate) struct SimOrder {
@@ -260,6 +262,9 @@ pub(crate) struct World {
     pub rng: StdRng,
     pub clock: SimClock,
     pub shops: Vec<SimShop>,
+    /// Search Products' cap on results one query may page through
+    /// (TikTok's is 10,000, code 12052180); lowered by tests.
+    pub product_search_limit: usize,
     pub skus: BTreeMap<String, SimSku>,
     /// (sku, warehouse) → quantity.
     pub inventory: BTreeMap<(String, String), i64>,
@@ -381,6 +386,7 @@ impl World {
                         price: Money(cents + 100 * v as i64),
                         combined: Vec::new(),
                         shops: None,
+                        create_time: 1_700_000_000 + p as i64,
                     },
                 );
                 for s in &shops {
@@ -440,6 +446,7 @@ impl World {
             default_webhook_url,
             redirect_url: None,
             webhook_resolve: None,
+            product_search_limit: 10_000,
         }
     }
 
@@ -468,6 +475,7 @@ impl World {
             price: Money(999),
             combined: Vec::new(),
             shops: None,
+            create_time: 1_700_000_000,
         };
         self.skus.insert(id.to_string(), s.clone());
         for shop in &self.shops {

@@ -843,6 +843,12 @@ pub struct SearchProductsRequest {
     /// PLATFORM_DEACTIVATED, FREEZE, DELETED.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub status: String,
+    /// Created at or after / before (Unix seconds): how a catalogue of
+    /// more than 10,000 products is walked, in windows of creation time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub create_time_ge: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub create_time_le: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub update_time_ge: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
