@@ -473,3 +473,108 @@ async fn an_unknown_warehouse_falls_back_to_the_default_stock() {
         .unwrap();
     assert_eq!(r.lines[0].warehouse.as_deref(), Some("W2"));
 }
+
+fn demand(sku: &str, seller: &str, n: u32) -> orderflow::order::Demand {
+    orderflow::order::Demand {
+        sku_id: sku.into(),
+        seller_sku: seller.into(),
+        product_id: String::new(),
+        units: n,
+    }
+}
+
+fn known(sku: &str, seller: &str) -> orderflow::inventory::KnownSku {
+    orderflow::inventory::KnownSku {
+        sku_id: sku.into(),
+        seller_sku: seller.into(),
+        product_id: "P".into(),
+        name: String::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mappings_resolve_by_hand_then_own_id_then_seller_sku_and_survive_a_reopen() {
+    use orderflow::inventory::Component;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (_db, inv) = open(&dir);
+        inv.set("CUP", None, 10).await.unwrap();
+        inv.set("LID", None, 10).await.unwrap();
+        // A SKU whose seller SKU names an item takes it, once seen.
+        inv.learn_sku(&known("T1", "CUP"), "shop-a").unwrap();
+        assert_eq!(
+            inv.mapping("T1").unwrap().unwrap().components[0].item,
+            "CUP"
+        );
+        // An automatic mapping cannot be removed, only replaced by hand...
+        assert!(matches!(
+            inv.remove_mapping("T1").await,
+            Err(Error::Invalid(_))
+        ));
+        inv.set_mapping(
+            "T1",
+            &[
+                Component {
+                    item: "CUP".into(),
+                    units: 2,
+                },
+                Component {
+                    item: "LID".into(),
+                    units: 1,
+                },
+            ],
+        )
+        .await
+        .unwrap();
+        // ...and a later sighting never overwrites the one set by hand.
+        inv.learn_sku(&known("T1", "CUP"), "shop-a").unwrap();
+        let m = inv.mapping("T1").unwrap().unwrap();
+        assert_eq!(m.components.len(), 2, "{m:?}");
+        // A seller SKU that changes moves an automatic mapping with it.
+        inv.learn_sku(&known("T2", "CUP"), "shop-a").unwrap();
+        inv.learn_sku(&known("T2", "LID"), "shop-a").unwrap();
+        assert_eq!(
+            inv.mapping("T2").unwrap().unwrap().components[0].item,
+            "LID"
+        );
+        // A seller SKU with a control character maps nothing.
+        inv.learn_sku(&known("T3", "CUP\u{0}T9"), "shop-a").unwrap();
+        assert!(inv.mapping("T3").unwrap().is_none());
+        assert!(inv.mapping("T9").unwrap().is_none());
+    }
+    // Reopened: the bundle reserves 2 cups and a lid per unit, all or
+    // nothing across both items.
+    let (_db, inv) = open(&dir);
+    let r = inv
+        .reserve_demand("o1", &[demand("T1", "", 3)], None)
+        .await
+        .unwrap();
+    assert_eq!(r.units(), units(&[("CUP", 6), ("LID", 3)]));
+    let e = inv
+        .reserve_demand("o2", &[demand("T1", "", 3)], None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::OutOfStock { sku, .. } if sku == "CUP"),
+        "{e}"
+    );
+    assert_eq!(
+        inv.get("LID").await.unwrap().unwrap().available,
+        7,
+        "nothing taken"
+    );
+    // Nothing maps a SKU with an unknown seller SKU: our gap.
+    let e = inv
+        .reserve_demand("o3", &[demand("T4", "NOPE", 1)], None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::UnmappedSku { sku } if sku == "T4"),
+        "{e}"
+    );
+    assert_eq!(
+        inv.sku_available("T1").await.unwrap(),
+        2,
+        "4 cups ÷ 2, 7 lids"
+    );
+}

@@ -345,7 +345,7 @@ async fn an_unmapped_sku_is_listed_and_mapping_it_ships_the_held_order() {
         json!({"skus": [{"id": sku, "product_id": "1739100000000000101", "product_name": "Enamel Mug", "sku_name": "Blue"}]}),
     )
     .await;
-    r.set_stock("MUG-BLUE", 5).await;
+    r.set_stock("MUG-BLUE", 0).await;
     let id = r.order_of(sku, 1, 3 * 86_400).await;
     r.held_for_stock(&id).await;
     let audit = r.audit_text(&id).await;
@@ -391,9 +391,13 @@ async fn an_unmapped_sku_is_listed_and_mapping_it_ships_the_held_order() {
     assert_eq!(alerts, 1);
     assert_eq!(r.cancels_on_tiktok().await, 0);
 
-    // The seller maps it with the CLI: the order goes on by itself.
+    // The seller maps it with the CLI, to an item with no stock yet: the
+    // order keeps waiting; the stock arriving ships it, by itself.
     let out = r.cli(&["mappings", "set", sku, "MUG-BLUE"]);
     assert!(out.contains("MUG-BLUE"), "{out}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(r.order(&id).await["step"], "wait_restock");
+    r.set_stock("MUG-BLUE", 5).await;
     r.shipped(&id).await;
     let s = r.stock("MUG-BLUE").await;
     assert_eq!(

@@ -273,6 +273,12 @@ impl InventoryHandle {
         let skus: Vec<String> = maps.iter().map(|m| m.sku_id.clone()).collect();
         self.write(move |s, _r, m| {
             for map in &maps {
+                check_id("SKU", &map.sku_id).or_else(abort)?;
+                // An automatic mapping never replaces a recorded one (an
+                // operator's may have landed since it was derived).
+                if map.source == Source::SellerSku && m.get(key(b'm', &[&map.sku_id]))?.is_some() {
+                    continue;
+                }
                 for c in &map.components {
                     if s.get(c.item.as_bytes())?.is_none() {
                         tx_put(s, SKUS_TREE, &c.item, &SkuRecord::default())?;
@@ -325,23 +331,36 @@ impl InventoryHandle {
         Ok(skus)
     }
 
-    /// Removes a TikTok SKU's mapping; `Ok(false)` when it had none.
-    /// Reservations already made keep the items they took.
+    /// Removes a TikTok SKU's mapping set by hand; `Ok(false)` when it had
+    /// none. The SKU then resolves as if never mapped (its own id, then its
+    /// seller SKU) and its quantity is pushed as that says; an automatic
+    /// mapping cannot be removed (it follows the seller SKU: map the SKU to
+    /// another item instead). Reservations already made keep their items.
     pub async fn remove_mapping(&self, sku_id: &str) -> Result<bool> {
         check_id("SKU", sku_id)?;
         let sku = sku_id.to_string();
-        self.write(move |_s, _r, m| {
-            let k = key_str(b'm', &sku);
-            let Some(old) = tx_get::<Mapping>(m, MAPPINGS_TREE, &k)? else {
-                return Ok((false, Vec::new()));
-            };
-            for c in &old.components {
-                m.remove(key(b'r', &[&c.item, &sku]))?;
-            }
-            m.remove(k.as_bytes())?;
-            Ok((true, Vec::new()))
-        })
-        .await
+        let removed = self
+            .write(move |_s, _r, m| {
+                let k = key_str(b'm', &sku);
+                let Some(old) = tx_get::<Mapping>(m, MAPPINGS_TREE, &k)? else {
+                    return Ok((false, Vec::new()));
+                };
+                if old.source == Source::SellerSku {
+                    return abort(Error::Invalid(format!(
+                        "SKU {sku} takes the item of its seller SKU automatically; map it to another item instead"
+                    )));
+                }
+                for c in &old.components {
+                    m.remove(key(b'r', &[&c.item, &sku]))?;
+                }
+                m.remove(k.as_bytes())?;
+                Ok((true, Vec::new()))
+            })
+            .await?;
+        if removed {
+            self.send_to_pushers(sku_id);
+        }
+        Ok(removed)
     }
 
     /// A TikTok SKU's mapping: explicit or automatic as recorded, else the
@@ -436,9 +455,17 @@ impl InventoryHandle {
         if old.as_ref() == Some(&new) {
             return self.auto_map(&new);
         }
+        // A seller SKU that is no valid item key (control characters, too
+        // long) is kept as said but maps nothing and is not indexed.
+        if check_id("item", &new.seller_sku).is_err() {
+            new.seller_sku.clear();
+        }
         if let Some(o) = &old {
-            if o.seller_sku != new.seller_sku && !o.seller_sku.is_empty() {
-                t.remove(key(b's', &[&o.seller_sku, &k.sku_id]))?;
+            if o.seller_sku != new.seller_sku {
+                if !o.seller_sku.is_empty() {
+                    t.remove(key(b's', &[&o.seller_sku, &k.sku_id]))?;
+                }
+                self.drop_automatic(&k.sku_id)?;
             }
         }
         if !new.seller_sku.is_empty() {
@@ -472,14 +499,76 @@ impl InventoryHandle {
             source: Source::SellerSku,
             updated_ms: now_ms(),
         };
-        t.insert(key(b'r', &[&k.seller_sku, &k.sku_id]), &[] as &[u8])?;
-        t.insert(key(b'm', &[&k.sku_id]), encode(MAPPINGS_TREE, &map)?)?;
-        if t.remove(key(b'u', &[&k.sku_id]))?.is_some() {
-            self.update_unmapped_gauge();
+        // Only where nothing is recorded, checked in the same transaction:
+        // an operator's mapping landing meanwhile wins.
+        let written = t
+            .transaction(|m| {
+                if m.get(key(b'm', &[&map.sku_id]))?.is_some() {
+                    return Ok(false);
+                }
+                put_mapping(m, &map)?;
+                Ok(true)
+            })
+            .map_err(|e| match e {
+                sled::transaction::TransactionError::Abort(e) => e,
+                sled::transaction::TransactionError::Storage(e) => Error::Storage(e),
+            })?;
+        if !written {
+            return Ok(());
         }
+        self.update_unmapped_gauge();
         tracing::info!(sku = %k.sku_id, item = %k.seller_sku, "Mapped a TikTok SKU to the item of its seller SKU");
         self.after_mapping(&k.sku_id);
         Ok(())
+    }
+
+    /// Forgets a SKU's automatic mapping (its seller SKU changed); one set
+    /// by hand stays.
+    fn drop_automatic(&self, sku_id: &str) -> Result<()> {
+        self.inner
+            .mappings
+            .transaction(|m| {
+                let k = key_str(b'm', sku_id);
+                match tx_get::<Mapping>(m, MAPPINGS_TREE, &k)? {
+                    Some(old) if old.source == Source::SellerSku => {
+                        for c in &old.components {
+                            m.remove(key(b'r', &[&c.item, sku_id]))?;
+                        }
+                        m.remove(k.as_bytes())?;
+                    }
+                    _ => {}
+                }
+                Ok(())
+            })
+            .map_err(|e| match e {
+                sled::transaction::TransactionError::Abort(e) => e,
+                sled::transaction::TransactionError::Storage(e) => Error::Storage(e),
+            })
+    }
+
+    /// Available units of a TikTok SKU (see [`Self::sku_available`]),
+    /// read directly: for callers that cannot wait.
+    pub(super) fn sku_available_now(&self, sku_id: &str) -> u64 {
+        let Ok(Some(map)) = self.mapping(sku_id) else {
+            return 0;
+        };
+        let mut least = u64::MAX;
+        for c in &map.components {
+            let a = self
+                .inner
+                .skus
+                .get(c.item.as_bytes())
+                .ok()
+                .flatten()
+                .and_then(|v| decode::<SkuRecord>(SKUS_TREE, &v).ok())
+                .map_or(0, |r| r.available());
+            least = least.min(a / u64::from(c.units.max(1)));
+        }
+        if least == u64::MAX {
+            0
+        } else {
+            least
+        }
     }
 
     /// The product id a TikTok SKU is pushed under: configuration, then

@@ -689,8 +689,22 @@ impl InventoryHandle {
             for sku in &skus {
                 self.send_to_pushers(sku);
             }
-            // Stock of an item named by SKUs' seller SKU maps them.
             if c.after > c.before {
+                // Orders held because a SKU was unmapped wait under the
+                // SKU: mapped since (perhaps to an item with no stock
+                // then), they are told as far as its stock now goes.
+                for sku in &skus {
+                    let now = self.sku_available_now(sku);
+                    if now > 0 {
+                        let ch = Change {
+                            sku: sku.clone(),
+                            before: 0,
+                            after: now,
+                        };
+                        self.wake_waiting(&[&ch]);
+                    }
+                }
+                // Stock of an item named by SKUs' seller SKU maps them.
                 self.map_by_seller_sku(&c.sku);
             }
         }
