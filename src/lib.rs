@@ -21,7 +21,7 @@
 //! - [`catalogue`]: each connected shop's products and SKUs read from
 //!   TikTok's Product API (names, variants, images, prices, virtual
 //!   bundles), at background priority, on connect, on a schedule, on demand
-//!   and on product webhooks.
+//!   and on product webhooks; past 10,000 products in creation-time windows.
 //! - [`shops`]: connected shops: TikTok's seller authorization, grants whose
 //!   tokens are sealed at rest ([`shops::secrets`]) and refreshed before
 //!   they expire, the newest pair winning, webhook subscriptions checked and
@@ -47,14 +47,17 @@
 //!   token, login rate limits); request bounds ([`http::limits`]: body
 //!   size, read deadline, shared body memory) and connections
 //!   ([`http::conn`]: idle connections shut); shops and the authorization
-//!   callback ([`http::shops`]); the web console ([`http::console`]:
+//!   callback ([`http::shops`]); SKU mappings ([`http::mappings`]); the
+//!   web console ([`http::console`]:
 //!   compiled-in pages, login, live events).
 //! - [`config`]: layered configuration with one `validate()`.
 //! - [`metrics`]: every metric name, described once.
 //! - [`daemon`]: wiring, recovery, graceful shutdown.
-//! - [`inventory`]: stock per SKU and warehouse in sled, all-or-nothing
-//!   idempotent reservations that never oversell (a SKU with no record is
-//!   `unmapped_sku`, not out of stock), orders waiting for stock woken on a
+//! - [`inventory`]: stock per item (the seller's key) and warehouse in
+//!   sled, TikTok SKUs mapped to items ([`inventory::mapping`]: multipacks,
+//!   bundles, by seller SKU), all-or-nothing idempotent reservations that
+//!   never oversell (a SKU mapped to no item is `unmapped_sku`, not out of
+//!   stock), orders waiting for stock or a mapping woken on a
 //!   restock ([`inventory::restock`]), one debounced push of available
 //!   quantities per connected shop and the drift reconcile (and fix).
 //! - [`shipping`]: carrier selection by rules (CEL, region, weight, value,

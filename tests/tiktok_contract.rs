@@ -174,6 +174,17 @@ fn the_official_response_examples_decode() {
     assert_eq!(o.fulfillment_type, "FULFILLMENT_BY_SELLER");
     assert_eq!(o.payment.total_amount.to_string(), "5000.00");
     assert_eq!(o.line_items[0].seller_sku, "red_iphone_256");
+    // The official example's line is a virtual bundle: its stock is its
+    // source SKU's (`combined_listing_skus`), not the bundle's own SKU.
+    let c = &o.line_items[0].combined;
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!(
+        (c[0].sku_id.as_str(), c[0].count, c[0].seller_sku.as_str()),
+        ("2729382476852921123", 1, "yellow-24-XL")
+    );
+    let demand = o.stock_demand();
+    assert_eq!(demand.len(), 1, "{demand:?}");
+    assert_eq!(demand[0].sku_id, "2729382476852921123");
 
     let l: SearchOrdersData = decoded("search_orders", "get-order-list.response.json");
     assert!(!l.orders.is_empty());

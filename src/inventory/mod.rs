@@ -1,5 +1,7 @@
-//! Inventory: stock per SKU and warehouse, reservations that never oversell,
-//! and the push of available quantities to TikTok.
+//! Inventory: stock per item and warehouse, TikTok SKUs mapped to items
+//! ([`mapping`]), reservations that never oversell, and the push of
+//! available quantities to TikTok. (The stock records and their errors say
+//! "SKU" for the item key: an item may be keyed by a TikTok SKU id.)
 //!
 //! Orders take stock in two steps. `reserve` sets units aside the moment a
 //! workflow decides to fulfil (all SKUs of the order or none), `commit`
@@ -11,10 +13,13 @@
 //!
 //! # Storage and the single writer
 //!
-//! Two sled trees, opened from the daemon's `sled::Db`:
-//! - `inventory_skus`: SKU → [`SkuRecord`] (every warehouse's on hand and
-//!   reserved, plus the TikTok product id) — one key per SKU;
-//! - `inventory_reservations`: order id → [`Reservation`].
+//! Sled trees, opened from the daemon's `sled::Db`:
+//! - `inventory_skus`: item → [`SkuRecord`] (every warehouse's on hand and
+//!   reserved, plus the TikTok product id) — one key per item;
+//! - `inventory_reservations`: order id → [`Reservation`] (its lines are
+//!   items);
+//! - `inventory_mappings`: TikTok SKU → items, and what indexes them
+//!   ([`mapping`]); a reservation's transaction spans all three.
 //!
 //! Values are a versioned envelope: byte 0 is the format version
 //! ([`FORMAT_VERSION`]), the rest bincode 2 (serde, standard config).
