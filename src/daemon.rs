@@ -345,6 +345,7 @@ impl Daemon {
                             seller_sku: info.seller_sku.clone(),
                             product_id: info.product_id.clone(),
                             name: info.name(),
+                            virtual_bundle: !info.bundle.is_empty(),
                         };
                         if let Err(e) = inv.learn_sku(&known, shop) {
                             tracing::warn!(sku = %info.sku_id, error = %e, "Could not record the SKU a shop lists");

@@ -489,6 +489,7 @@ fn known(sku: &str, seller: &str) -> orderflow::inventory::KnownSku {
         seller_sku: seller.into(),
         product_id: "P".into(),
         name: String::new(),
+        virtual_bundle: false,
     }
 }
 

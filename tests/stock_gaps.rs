@@ -28,7 +28,7 @@ struct Rig {
     first: (String, String, String),
     /// The simulator's shops: (id, cipher).
     shops: Vec<(String, String)>,
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 async fn rig() -> Rig {
@@ -99,7 +99,7 @@ async fn rig_with(n_shops: u32, qps: u32, skus: Value) -> Rig {
         c,
         first,
         shops,
-        dir,
+        _dir: dir,
     }
 }
 
@@ -476,6 +476,23 @@ async fn multipacks_and_bundles_take_the_right_units_all_or_nothing() {
     // whose seller SKU is the item SPOON.
     let vb = r.order_of(spoon_set, 1, 3 * 86_400).await;
     r.shipped(&vb).await;
+    // The catalogue knows it as a virtual bundle: it needs no mapping and
+    // is never listed as unmapped.
+    common::eventually(
+        Duration::from_secs(20),
+        "the bundle in the catalogue",
+        || async {
+            let (st, v) = get_json(
+                &r.c,
+                &format!("{}/api/v1/catalogue/{spoon_set}", r.daemon.base),
+            )
+            .await;
+            (st == 200 && v["bundle"].as_array().is_some_and(|b| !b.is_empty())).then_some(())
+        },
+    )
+    .await;
+    let (_, u) = get_json(&r.c, &format!("{}/api/v1/mappings/unmapped", r.daemon.base)).await;
+    assert!(!u.to_string().contains(spoon_set), "{u}");
     assert_eq!(r.stock("SPOON").await["on_hand"], 0);
     let o = r.order(&vb).await;
     assert!(o.to_string().contains("1739000000000000203"), "{o}");

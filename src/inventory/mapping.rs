@@ -88,6 +88,10 @@ pub struct KnownSku {
     pub seller_sku: String,
     pub product_id: String,
     pub name: String,
+    /// A virtual bundle's own SKU: its sales take its source SKUs, so it
+    /// needs no mapping and is never pushed (TikTok refuses a combo's
+    /// stock).
+    pub virtual_bundle: bool,
 }
 
 /// A SKU an order was held for because it resolved to no item.
@@ -452,6 +456,7 @@ impl InventoryHandle {
                 *slot = v.trim().to_string();
             }
         }
+        new.virtual_bundle |= k.virtual_bundle;
         if old.as_ref() == Some(&new) {
             return self.auto_map(&new);
         }
@@ -483,6 +488,7 @@ impl InventoryHandle {
     fn auto_map(&self, k: &KnownSku) -> Result<()> {
         let (t, s) = (&self.inner.mappings, &self.inner.skus);
         if k.seller_sku.is_empty()
+            || k.virtual_bundle
             || check_id("item", &k.seller_sku).is_err()
             || t.contains_key(key(b'm', &[&k.sku_id]))?
             || s.contains_key(k.sku_id.as_bytes())?
@@ -683,7 +689,8 @@ impl InventoryHandle {
             }
             let (_, v) = r?;
             let k: KnownSku = decode(MAPPINGS_TREE, &v)?;
-            if listed.contains(&k.sku_id) || self.mapping(&k.sku_id)?.is_some() {
+            if k.virtual_bundle || listed.contains(&k.sku_id) || self.mapping(&k.sku_id)?.is_some()
+            {
                 continue;
             }
             out.push(row(&k.sku_id, None)?);

@@ -234,6 +234,7 @@ impl Executor {
                         seller_sku: d.seller_sku.clone(),
                         product_id: d.product_id.clone(),
                         name,
+                        virtual_bundle: false,
                     };
                     if let Err(e) = f.inventory.learn_sku(&known, &o.shop_id) {
                         tracing::warn!(sku = %d.sku_id, error = %e, "Could not record which shop sells the SKU");
