@@ -29,13 +29,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/mappings/{sku}", web::delete().to(remove));
 }
 
-fn inventory(s: &AppState) -> Result<&InventoryHandle, HttpResponse> {
-    s.inventory.as_ref().ok_or_else(|| {
-        error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "inventory is not running in this daemon",
-        )
-    })
+fn unavailable() -> HttpResponse {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "inventory is not running in this daemon",
+    )
+}
+
+fn inventory(s: &AppState) -> Option<&InventoryHandle> {
+    s.inventory.as_ref()
 }
 
 fn failed(e: Error) -> HttpResponse {
@@ -54,9 +56,8 @@ struct Page {
 }
 
 async fn list(s: web::Data<AppState>, q: web::Query<Page>) -> HttpResponse {
-    let inv = match inventory(&s) {
-        Ok(i) => i.clone(),
-        Err(r) => return r,
+    let Some(inv) = inventory(&s).cloned() else {
+        return unavailable();
     };
     let limit = q.limit.unwrap_or(200).clamp(1, 1000);
     let after = q.after.clone();
@@ -74,9 +75,8 @@ async fn list(s: web::Data<AppState>, q: web::Query<Page>) -> HttpResponse {
 }
 
 async fn unmapped(s: web::Data<AppState>, q: web::Query<Page>) -> HttpResponse {
-    let inv = match inventory(&s) {
-        Ok(i) => i,
-        Err(r) => return r,
+    let Some(inv) = inventory(&s) else {
+        return unavailable();
     };
     let limit = q.limit.unwrap_or(200).clamp(1, 1000);
     match inv.unmapped(limit).await {
@@ -103,9 +103,8 @@ async fn unmapped(s: web::Data<AppState>, q: web::Query<Page>) -> HttpResponse {
 }
 
 async fn get(s: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
-    let inv = match inventory(&s) {
-        Ok(i) => i,
-        Err(r) => return r,
+    let Some(inv) = inventory(&s) else {
+        return unavailable();
     };
     match inv.mapping(&path) {
         Ok(Some(m)) => {
@@ -129,9 +128,8 @@ struct SetBody {
 }
 
 async fn set(s: web::Data<AppState>, path: web::Path<String>, body: web::Bytes) -> HttpResponse {
-    let inv = match inventory(&s) {
-        Ok(i) => i,
-        Err(r) => return r,
+    let Some(inv) = inventory(&s) else {
+        return unavailable();
     };
     let b: SetBody = match super::json_body(&body) {
         Ok(b) => b,
@@ -144,9 +142,8 @@ async fn set(s: web::Data<AppState>, path: web::Path<String>, body: web::Bytes) 
 }
 
 async fn remove(s: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
-    let inv = match inventory(&s) {
-        Ok(i) => i,
-        Err(r) => return r,
+    let Some(inv) = inventory(&s) else {
+        return unavailable();
     };
     match inv.remove_mapping(&path).await {
         Ok(removed) => HttpResponse::Ok().json(serde_json::json!({ "removed": removed })),
@@ -155,9 +152,8 @@ async fn remove(s: web::Data<AppState>, path: web::Path<String>) -> HttpResponse
 }
 
 async fn import(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
-    let inv = match inventory(&s) {
-        Ok(i) => i,
-        Err(r) => return r,
+    let Some(inv) = inventory(&s) else {
+        return unavailable();
     };
     let Ok(text) = std::str::from_utf8(&body) else {
         return error(StatusCode::BAD_REQUEST, "the CSV is not UTF-8");
