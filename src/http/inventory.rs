@@ -29,18 +29,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/inventory/{sku}", web::post().to(update));
 }
 
-fn unavailable() -> HttpResponse {
+pub(super) fn unavailable() -> HttpResponse {
     error(
         StatusCode::SERVICE_UNAVAILABLE,
         "inventory is not running in this daemon",
     )
 }
 
-fn inventory(s: &AppState) -> Option<&InventoryHandle> {
+pub(super) fn inventory(s: &AppState) -> Option<&InventoryHandle> {
     s.inventory.as_ref()
 }
 
-fn failed(e: Error) -> HttpResponse {
+pub(super) fn failed(e: Error) -> HttpResponse {
     let status = match e.kind() {
         "invalid" | "out_of_stock" => StatusCode::UNPROCESSABLE_ENTITY,
         "not_found" => StatusCode::NOT_FOUND,

@@ -16,8 +16,9 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
+use super::inventory::{failed, inventory, unavailable};
 use super::{error, AppState};
-use crate::inventory::{Component, Error, InventoryHandle};
+use crate::inventory::Component;
 
 /// Mounted under `/api/v1`, behind [`super::auth::gate_api`].
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -27,26 +28,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/mappings/{sku}", web::get().to(get))
         .route("/mappings/{sku}", web::put().to(set))
         .route("/mappings/{sku}", web::delete().to(remove));
-}
-
-fn unavailable() -> HttpResponse {
-    error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "inventory is not running in this daemon",
-    )
-}
-
-fn inventory(s: &AppState) -> Option<&InventoryHandle> {
-    s.inventory.as_ref()
-}
-
-fn failed(e: Error) -> HttpResponse {
-    let status = match e.kind() {
-        "invalid" => StatusCode::UNPROCESSABLE_ENTITY,
-        "not_found" => StatusCode::NOT_FOUND,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    error(status, e.to_string())
 }
 
 #[derive(Debug, Deserialize)]

@@ -66,8 +66,13 @@ fn split(line: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// Parses the whole file; `Err` lists every problem.
-pub fn parse(text: &str) -> Result<Vec<Row>, Vec<String>> {
+/// The non-blank lines with their 1-based numbers: the header's number
+/// and columns, and the data lines after it (a BOM skipped).
+#[allow(clippy::type_complexity)]
+fn header<'t>(
+    text: &'t str,
+    expected: &str,
+) -> Result<(usize, Vec<String>, impl Iterator<Item = (usize, &'t str)>), Vec<String>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text
         .lines()
@@ -75,11 +80,17 @@ pub fn parse(text: &str) -> Result<Vec<Row>, Vec<String>> {
         .map(|(i, l)| (i + 1, l))
         .filter(|(_, l)| !l.trim().is_empty());
     let Some((hline, header)) = lines.next() else {
-        return Err(vec![
-            "the file is empty; expected a header row sku_id,warehouse_id,on_hand".into(),
-        ]);
+        return Err(vec![format!(
+            "the file is empty; expected a header row {expected}"
+        )]);
     };
     let cols = split(header).map_err(|e| vec![format!("line {hline}: {e}")])?;
+    Ok((hline, cols, lines))
+}
+
+/// Parses the whole file; `Err` lists every problem.
+pub fn parse(text: &str) -> Result<Vec<Row>, Vec<String>> {
+    let (hline, cols, lines) = header(text, "sku_id,warehouse_id,on_hand")?;
     let mut problems = Vec::new();
     let find = |name: &str| cols.iter().position(|c| c.eq_ignore_ascii_case(name));
     // `item` names the same column: stock belongs to items.
@@ -200,18 +211,7 @@ pub struct MappingRow {
 /// any order, `units` optional and 1 by default). Several rows of one
 /// `sku_id` make a bundle. `Err` lists every problem.
 pub fn parse_mappings(text: &str) -> Result<Vec<MappingRow>, Vec<String>> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l))
-        .filter(|(_, l)| !l.trim().is_empty());
-    let Some((hline, header)) = lines.next() else {
-        return Err(vec![
-            "the file is empty; expected a header row sku_id,item,units".into(),
-        ]);
-    };
-    let cols = split(header).map_err(|e| vec![format!("line {hline}: {e}")])?;
+    let (hline, cols, lines) = header(text, "sku_id,item,units")?;
     let find = |name: &str| cols.iter().position(|c| c.eq_ignore_ascii_case(name));
     let (sku_i, item_i, units_i) = (find("sku_id"), find("item"), find("units"));
     let mut problems = Vec::new();
