@@ -143,6 +143,11 @@ pub enum InventoryCmd {
         #[arg(long)]
         fix: bool,
     },
+    /// Changes by hand, imports, mappings and reconciles, newest first.
+    Journal {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -1157,6 +1162,33 @@ async fn inventory(
                 json!({"delta": delta, "warehouse_id": warehouse}),
             )
             .await?
+        }
+        InventoryCmd::Journal { limit } => {
+            let v = c
+                .get(&format!("/api/v1/inventory/journal?limit={limit}"))
+                .await?;
+            if json_out {
+                print_json(&v);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = v["entries"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| {
+                    vec![
+                        cell(&e["at_ms"]),
+                        cell(&e["kind"]),
+                        cell(&e["subject"]),
+                        cell(&e["detail"]),
+                    ]
+                })
+                .collect();
+            println!(
+                "{}",
+                crate::client::table(&["at (ms)", "kind", "subject", "detail"], &rows)
+            );
+            return Ok(());
         }
         InventoryCmd::Reconcile { shop, fix } => {
             let q = shop

@@ -58,7 +58,8 @@
 //!   bundles, by seller SKU), all-or-nothing idempotent reservations that
 //!   never oversell (a SKU mapped to no item is `unmapped_sku`, not out of
 //!   stock), orders waiting for stock or a mapping woken on a
-//!   restock ([`inventory::restock`]), one debounced push of available
+//!   restock ([`inventory::restock`]), a journal of changes by hand,
+//!   imports and reconciles ([`inventory::journal`]), one debounced push of available
 //!   quantities per connected shop and the drift reconcile (and fix).
 //! - [`shipping`]: carrier selection by rules (CEL, region, weight, value,
 //!   deadline), label providers (TikTok shipping, a label API), the carrier

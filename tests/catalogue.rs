@@ -147,6 +147,12 @@ async fn every_shops_catalogue_is_read_and_shown() {
         .unwrap()
         .clone();
     assert_eq!(row["name"], "Cotton T-Shirt (Variant: S)", "{row}");
+    // And among the top SKUs of the figures.
+    let (_, figures) = get_json(&c, &format!("{base}/api/v1/stats")).await;
+    assert_eq!(
+        figures["top_sku_names"][&sku]["name"], "Cotton T-Shirt (Variant: S)",
+        "{figures}"
+    );
 
     // A product webhook (PRODUCT_INFORMATION_CHANGE, type 15) reads that
     // product again.

@@ -262,6 +262,18 @@ async fn each_shop_gets_its_own_skus_with_its_own_warehouses() {
     assert_eq!(fixed.fixed, vec![s8.clone()], "{fixed:?}");
     let again = inv.reconcile(&gw, &b).await.unwrap();
     assert!(again.drifts.is_empty(), "{again:?}");
+    // The correction is in the stock journal, newest first.
+    let j = inv.journal_entries(None, 10).await.unwrap();
+    assert_eq!(
+        (j[0].kind.as_str(), j[0].subject.as_str()),
+        ("reconcile", b.as_str())
+    );
+    assert_eq!(j[1].kind, "reconcile_fix", "{j:?}");
+    assert!(j[1].detail.contains(&format!("fixed [\"{s8}\"]")), "{j:?}");
+    assert!(
+        j.iter().any(|e| e.kind == "set"),
+        "stock set by hand: {j:?}"
+    );
 
     stop_a.cancel();
     pa.await.unwrap();

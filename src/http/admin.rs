@@ -447,7 +447,23 @@ async fn get_bulk(s: web::Data<AppState>, path: web::Path<String>) -> HttpRespon
 async fn stats(s: web::Data<AppState>) -> HttpResponse {
     let now = s.runtime.shared.clock.now_ms();
     let sum = report::summarize(&s.store, now, s.at_risk_margin_s);
-    HttpResponse::Ok().json(sum)
+    let mut v = serde_json::to_value(&sum).unwrap_or_default();
+    // The top SKUs' names and images, from the catalogue.
+    if let Some(cat) = &s.catalogue {
+        let names: serde_json::Map<String, serde_json::Value> = sum
+            .top_skus
+            .iter()
+            .filter_map(|(sku, _)| {
+                let info = cat.sku(sku)?;
+                Some((
+                    sku.clone(),
+                    json!({"name": info.name(), "image_url": info.image_url}),
+                ))
+            })
+            .collect();
+        v["top_sku_names"] = serde_json::Value::Object(names);
+    }
+    HttpResponse::Ok().json(v)
 }
 
 #[cfg(test)]

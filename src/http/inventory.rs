@@ -9,6 +9,8 @@
 //!   `{warehouse_id?, delta}` adjusts;
 //! - `GET /api/v1/inventory/reconcile?shop=`: drift against TikTok;
 //!   `POST` the same to correct it (ours pushed);
+//! - `GET /api/v1/inventory/journal?before=&limit=`: changes by hand,
+//!   imports, mappings and reconciles, newest first;
 //! - `POST /api/v1/inventory/import`: a CSV body
 //!   (`sku_id,warehouse_id,on_hand[,product_id]`), all or nothing.
 
@@ -25,6 +27,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/inventory/reconcile", web::get().to(reconcile))
         .route("/inventory/reconcile", web::post().to(reconcile_fix))
         .route("/inventory/import", web::post().to(import))
+        .route("/inventory/journal", web::get().to(journal))
         .route("/inventory/{sku}", web::get().to(get))
         .route("/inventory/{sku}", web::post().to(update));
 }
@@ -126,6 +129,27 @@ async fn import(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
     };
     match inv.import_csv(text).await {
         Ok(report) => HttpResponse::Ok().json(report),
+        Err(e) => failed(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct JournalQuery {
+    before: Option<i64>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/inventory/journal?before=MS&limit=N`: stock and mapping
+/// changes by hand, imports and reconciles, newest first.
+async fn journal(s: web::Data<AppState>, q: web::Query<JournalQuery>) -> HttpResponse {
+    let Some(inv) = inventory(&s) else {
+        return unavailable();
+    };
+    match inv
+        .journal_entries(q.before, q.limit.unwrap_or(100).clamp(1, 1000))
+        .await
+    {
+        Ok(entries) => HttpResponse::Ok().json(serde_json::json!({ "entries": entries })),
         Err(e) => failed(e),
     }
 }

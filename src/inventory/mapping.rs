@@ -129,6 +129,21 @@ fn key(tag: u8, parts: &[&str]) -> Vec<u8> {
     k
 }
 
+/// `2 × CUP + LID`.
+pub fn describe(components: &[Component]) -> String {
+    components
+        .iter()
+        .map(|c| {
+            if c.units == 1 {
+                c.item.clone()
+            } else {
+                format!("{} × {}", c.units, c.item)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
 /// Checks a mapping's components; merges repeated items.
 pub fn normalize(components: &[Component]) -> Result<Vec<Component>> {
     if components.is_empty() {
@@ -275,6 +290,7 @@ impl InventoryHandle {
     /// Writes several mappings in one transaction (the CSV import).
     pub(super) async fn set_mappings(&self, maps: Vec<Mapping>) -> Result<()> {
         let skus: Vec<String> = maps.iter().map(|m| m.sku_id.clone()).collect();
+        let jt = super::journal::expired_now(&self.inner.mappings);
         self.write(move |s, _r, m| {
             for map in &maps {
                 check_id("SKU", &map.sku_id).or_else(abort)?;
@@ -289,6 +305,9 @@ impl InventoryHandle {
                     }
                 }
                 put_mapping(m, map)?;
+                if map.source == Source::Manual {
+                    super::journal::record(m, &jt, "map", &map.sku_id, describe(&map.components))?;
+                }
             }
             // Stock is unchanged; the mapped SKUs are told and pushed below.
             Ok(((), Vec::new()))
@@ -343,6 +362,7 @@ impl InventoryHandle {
     pub async fn remove_mapping(&self, sku_id: &str) -> Result<bool> {
         check_id("SKU", sku_id)?;
         let sku = sku_id.to_string();
+        let jt = super::journal::expired_now(&self.inner.mappings);
         let removed = self
             .write(move |_s, _r, m| {
                 let k = key_str(b'm', &sku);
@@ -358,6 +378,7 @@ impl InventoryHandle {
                     m.remove(key(b'r', &[&c.item, &sku]))?;
                 }
                 m.remove(k.as_bytes())?;
+                super::journal::record(m, &jt, "unmap", &sku, describe(&old.components))?;
                 Ok((true, Vec::new()))
             })
             .await?;

@@ -58,6 +58,7 @@
 //!   it unchanged; after a release, `reserve` reserves afresh.
 
 pub mod csv;
+pub mod journal;
 pub mod mapping;
 pub mod push;
 pub mod restock;
@@ -1065,25 +1066,35 @@ impl InventoryHandle {
 
     /// Sets on hand; refused below the reserved units (see the module docs).
     pub async fn set(&self, sku: &str, warehouse: Option<&str>, on_hand: u32) -> Result<SkuStock> {
-        self.update(sku, warehouse, move |_| Some(i64::from(on_hand)))
+        self.update("set", sku, warehouse, move |_| Some(i64::from(on_hand)))
             .await
     }
 
     /// Adds `delta` (possibly negative) to on hand; refused when the result
     /// would be negative, above `u32::MAX`, or below the reserved units.
     pub async fn adjust(&self, sku: &str, warehouse: Option<&str>, delta: i64) -> Result<SkuStock> {
-        self.update(sku, warehouse, move |cur| i64::from(cur).checked_add(delta))
-            .await
+        self.update("adjust", sku, warehouse, move |cur| {
+            i64::from(cur).checked_add(delta)
+        })
+        .await
     }
 
-    async fn update<F>(&self, sku: &str, warehouse: Option<&str>, f: F) -> Result<SkuStock>
+    /// `kind` names the change in the journal.
+    async fn update<F>(
+        &self,
+        kind: &'static str,
+        sku: &str,
+        warehouse: Option<&str>,
+        f: F,
+    ) -> Result<SkuStock>
     where
         F: Fn(u32) -> Option<i64> + Send + 'static,
     {
         check_id("SKU", sku)?;
         let w = wh_key(warehouse)?;
         let sku = sku.to_string();
-        self.write(move |s, _r, _m| {
+        let jt = journal::expired_now(&self.inner.mappings);
+        self.write(move |s, _r, m| {
             let before: SkuRecord = tx_get(s, SKUS_TREE, &sku)?.unwrap_or_default();
             let mut rec = before.clone();
             let c = rec.warehouses.entry(w.clone()).or_default();
@@ -1104,8 +1115,21 @@ impl InventoryHandle {
                     u32::MAX
                 )));
             };
+            let old = c.on_hand;
             c.on_hand = new;
             tx_put(s, SKUS_TREE, &sku, &rec)?;
+            let wh = if w.is_empty() {
+                "(default)"
+            } else {
+                w.as_str()
+            };
+            journal::record(
+                m,
+                &jt,
+                kind,
+                &sku,
+                format!("warehouse {wh}: on hand {old} → {new}"),
+            )?;
             let ch = change(&sku, &before, &rec);
             Ok((SkuStock::from_record(&sku, &rec), vec![ch]))
         })
@@ -1185,7 +1209,8 @@ impl InventoryHandle {
     /// are valid. An empty `warehouse_id` is the unnamed warehouse.
     pub async fn import_csv(&self, text: &str) -> Result<ImportReport> {
         let rows = csv::parse(text).map_err(Error::Import)?;
-        self.write(move |s, _r, _m| {
+        let jt = journal::expired_now(&self.inner.mappings);
+        self.write(move |s, _r, m| {
             let mut problems = Vec::new();
             let mut records: BTreeMap<String, (SkuRecord, SkuRecord)> = BTreeMap::new();
             let mut report = ImportReport {
@@ -1219,6 +1244,16 @@ impl InventoryHandle {
                 return abort(Error::Import(problems));
             }
             report.skus = records.len();
+            journal::record(
+                m,
+                &jt,
+                "import",
+                "CSV",
+                format!(
+                    "{} rows, {} items ({} new warehouse entries)",
+                    report.rows, report.skus, report.created
+                ),
+            )?;
             let mut changes = Vec::new();
             for (sku, (before, after)) in &records {
                 tx_put(s, SKUS_TREE, sku, after)?;

@@ -474,6 +474,23 @@ impl InventoryHandle {
             }
             tracing::info!(shop_id = %shop_id, fixed = ?report.fixed, not_fixed = ?report.not_fixed, "Reconcile corrected TikTok's inventory with ours");
         }
+        let mut detail = format!(
+            "{} SKUs compared, {} drifts, {} missing on TikTok, {} without a product id",
+            report.checked,
+            report.drifts.len(),
+            report.missing_on_tiktok.len(),
+            report.without_product.len()
+        );
+        if fix {
+            detail += &format!(
+                "; fixed {:?}, not fixed {:?}",
+                report.fixed, report.not_fixed
+            );
+        }
+        let kind = if fix { "reconcile_fix" } else { "reconcile" };
+        if let Err(e) = self.journal(kind, shop_id, detail) {
+            tracing::warn!(error = %e, "Could not write the reconcile to the stock journal");
+        }
         Ok(report)
     }
 }

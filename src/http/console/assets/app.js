@@ -610,7 +610,13 @@ function renderThroughput(box, st) {
     el('div', { class: 'grid-2 tight' },
       el('div', null, el('h3', { text: 'Orders per day' }), days.length ? bars : emptyState('No orders yet.')),
       el('div', null, el('h3', { text: 'Top SKUs' }), top.length
-        ? el('ol', { class: 'top-skus' }, top.map(([sku, n]) => el('li', null, mono(sku), el('span', { class: 'muted', text: `${n} units` }))))
+        ? el('ol', { class: 'top-skus' }, top.map(([sku, n]) => {
+          const info = (st.top_sku_names || {})[sku];
+          return el('li', null,
+            info && info.image_url ? el('img', { class: 'thumb', src: info.image_url, alt: '', width: '32', height: '32', loading: 'lazy', referrerpolicy: 'no-referrer' }) : null,
+            el('div', null, info && info.name ? el('div', { class: 'sku-name', text: info.name }) : null, mono(sku)),
+            el('span', { class: 'muted', text: `${n} units` }));
+        }))
         : emptyState('No SKUs ordered yet.'))),
   );
 }
