@@ -43,6 +43,19 @@ pub(super) fn inventory(s: &AppState) -> Option<&InventoryHandle> {
     s.inventory.as_ref()
 }
 
+/// `v` with the SKU's name and image from the catalogue (and its seller
+/// SKU when `v` has none), when the catalogue knows it.
+pub(super) fn named(s: &AppState, sku: &str, mut v: serde_json::Value) -> serde_json::Value {
+    if let Some(info) = s.catalogue.as_ref().and_then(|c| c.sku(sku)) {
+        v["name"] = serde_json::json!(info.name());
+        v["image_url"] = serde_json::json!(info.image_url);
+        if v["seller_sku"].as_str().is_some_and(str::is_empty) {
+            v["seller_sku"] = serde_json::json!(info.seller_sku);
+        }
+    }
+    v
+}
+
 pub(super) fn failed(e: Error) -> HttpResponse {
     let status = match e.kind() {
         "invalid" | "out_of_stock" => StatusCode::UNPROCESSABLE_ENTITY,
@@ -58,17 +71,9 @@ async fn list(s: web::Data<AppState>) -> HttpResponse {
     };
     match inv.list().await {
         Ok(all) => {
-            // Each SKU's name and image, from the catalogue.
             let skus: Vec<serde_json::Value> = all
                 .iter()
-                .map(|x| {
-                    let mut v = serde_json::to_value(x).unwrap_or_default();
-                    if let Some(info) = s.catalogue.as_ref().and_then(|c| c.sku(&x.sku)) {
-                        v["name"] = serde_json::json!(info.name());
-                        v["image_url"] = serde_json::json!(info.image_url);
-                    }
-                    v
-                })
+                .map(|x| named(&s, &x.sku, serde_json::to_value(x).unwrap_or_default()))
                 .collect();
             HttpResponse::Ok().json(serde_json::json!({ "skus": skus }))
         }

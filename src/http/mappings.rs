@@ -16,7 +16,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::inventory::{failed, inventory, unavailable};
+use super::inventory::{failed, inventory, named, unavailable};
 use super::{error, AppState};
 use crate::inventory::Component;
 
@@ -62,20 +62,9 @@ async fn unmapped(s: web::Data<AppState>, q: web::Query<Page>) -> HttpResponse {
     let limit = q.limit.unwrap_or(200).clamp(1, 1000);
     match inv.unmapped(limit).await {
         Ok(rows) => {
-            // The catalogue's name and image where it knows the SKU.
             let rows: Vec<serde_json::Value> = rows
                 .into_iter()
-                .map(|r| {
-                    let mut v = serde_json::to_value(&r).unwrap_or_default();
-                    if let Some(info) = s.catalogue.as_ref().and_then(|c| c.sku(&r.sku_id)) {
-                        v["name"] = serde_json::json!(info.name());
-                        v["image_url"] = serde_json::json!(info.image_url);
-                        if r.seller_sku.is_empty() {
-                            v["seller_sku"] = serde_json::json!(info.seller_sku);
-                        }
-                    }
-                    v
-                })
+                .map(|r| named(&s, &r.sku_id, serde_json::to_value(&r).unwrap_or_default()))
                 .collect();
             HttpResponse::Ok().json(serde_json::json!({ "unmapped": rows }))
         }
