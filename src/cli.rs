@@ -843,6 +843,12 @@ async fn stats(c: &crate::client::Client, json_out: bool) -> Result<(), crate::c
         cell(&v["fulfillment_p50_s"]),
         cell(&v["fulfillment_p95_s"])
     );
+    println!(
+        "SLA p50/p95:         {} s / {} s (eligible to ship → ship call; target {} s)",
+        cell(&v["eligible_fulfillment_p50_s"]),
+        cell(&v["eligible_fulfillment_p95_s"]),
+        cell(&v["fulfillment_target_s"])
+    );
     println!("late-dispatch rate:  {}", cell(&v["late_dispatch_rate"]));
     println!("orders per day:      {}", cell(&v["orders_per_day"]));
     println!("top SKUs:            {}", cell(&v["top_skus"]));

@@ -81,6 +81,8 @@ pub struct Config {
     pub secrets: crate::shops::SecretsConfig,
     /// How often each shop's catalogue is read again.
     pub catalogue: crate::catalogue::CatalogueConfig,
+    /// The fulfilment-time target.
+    pub sla: crate::runtime::report::SlaConfig,
 }
 
 /// The demo the daemon runs when no TikTok credentials are configured.
@@ -438,6 +440,7 @@ impl Config {
         problems.extend(self.inventory.validate());
         problems.extend(self.shipping.validate());
         problems.extend(self.notify.validate());
+        problems.extend(self.sla.validate());
         if !(self.demo.orders_per_second >= 0.0 && self.demo.orders_per_second <= 10_000.0) {
             problems.push("demo.orders_per_second must be between 0 and 10000".into());
         }

@@ -135,6 +135,7 @@ impl Daemon {
     /// Starts everything inside the current actix `System`.
     pub async fn start(cfg: Config, clock: Clock) -> Result<Daemon, Error> {
         let metrics = crate::metrics::install();
+        cfg.sla.publish();
         if cfg.is_demo() {
             tracing::warn!("No TikTok credentials configured: starting in DEMO MODE with the built-in TikTok Shop simulator");
         }
@@ -443,6 +444,7 @@ impl Daemon {
             catalogue: catalogue.clone(),
             jobs: Default::default(),
             at_risk_margin_s: cfg.runtime.at_risk_margin.0.as_secs() as i64,
+            sla: cfg.sla.clone(),
             inventory: Some(inventory.clone()),
             sessions: Arc::new(http::auth::Sessions::new(cfg.console.session_ttl.0)),
             logins: Arc::new(http::auth::LoginLimiter::new()),

@@ -9,6 +9,12 @@ pub const WORKFLOWS_STARTED_TOTAL: &str = "orderflow_workflows_started_total";
 pub const EFFECTS_TOTAL: &str = "orderflow_effects_total";
 pub const LIFECYCLE_TRANSITIONS_TOTAL: &str = "orderflow_lifecycle_transitions_total";
 pub const ORDER_FULFILLMENT_SECONDS: &str = "orderflow_order_fulfillment_seconds";
+/// Histogram: from the order's first AWAITING_SHIPMENT (eligible to ship)
+/// to its ship / mark-shipped call: the SLA clock.
+pub const ORDER_ELIGIBLE_FULFILLMENT_SECONDS: &str =
+    "orderflow_order_eligible_to_fulfillment_seconds";
+/// Gauge: `[sla] fulfilment_target` in seconds, for the alert rule.
+pub const SLA_FULFILLMENT_TARGET_SECONDS: &str = "orderflow_sla_fulfillment_target_seconds";
 pub const CHECKPOINT_BATCH_SIZE: &str = "orderflow_checkpoint_batch_size";
 pub const CHECKPOINT_FLUSH_SECONDS: &str = "orderflow_checkpoint_flush_seconds";
 pub const ACTORS_ACTIVE: &str = "orderflow_actors_active";
@@ -70,6 +76,16 @@ pub fn describe() {
         ORDER_FULFILLMENT_SECONDS,
         Unit::Seconds,
         "From receipt of an order to its ship / mark-shipped call being issued."
+    );
+    describe_histogram!(
+        ORDER_ELIGIBLE_FULFILLMENT_SECONDS,
+        Unit::Seconds,
+        "From an order's first AWAITING_SHIPMENT (eligible to ship, after payment and TikTok's buyer-cancel hold) to its ship / mark-shipped call."
+    );
+    describe_gauge!(
+        SLA_FULFILLMENT_TARGET_SECONDS,
+        Unit::Seconds,
+        "[sla] fulfilment_target: the eligible-to-fulfilment time orders should stay under."
     );
     describe_histogram!(
         CHECKPOINT_BATCH_SIZE,

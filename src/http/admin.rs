@@ -446,7 +446,8 @@ async fn get_bulk(s: web::Data<AppState>, path: web::Path<String>) -> HttpRespon
 
 async fn stats(s: web::Data<AppState>) -> HttpResponse {
     let now = s.runtime.shared.clock.now_ms();
-    let sum = report::summarize(&s.store, now, s.at_risk_margin_s);
+    let mut sum = report::summarize(&s.store, now, s.at_risk_margin_s);
+    sum.fulfillment_target_s = Some(s.sla.fulfilment_target.as_secs_f64());
     let mut v = serde_json::to_value(&sum).unwrap_or_default();
     // The top SKUs' names and images, from the catalogue.
     if let Some(cat) = &s.catalogue {

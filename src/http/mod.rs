@@ -67,6 +67,8 @@ pub struct AppState {
     pub gateway: Option<crate::tiktok::GatewayHandle>,
     pub jobs: admin::Jobs,
     pub at_risk_margin_s: i64,
+    /// The fulfilment-time target the figures show.
+    pub sla: crate::runtime::report::SlaConfig,
     /// Stock, for the inventory endpoints; `None` in daemons built without
     /// it.
     pub inventory: Option<crate::inventory::InventoryHandle>,

@@ -490,6 +490,11 @@ impl W<'_> {
                         self.rec.fulfillment_ms = Some(self.env.now_ms);
                         let secs = (self.env.now_ms - self.rec.received_ms).max(0) as f64 / 1000.0;
                         metrics::histogram!(crate::metrics::ORDER_FULFILLMENT_SECONDS).record(secs);
+                        if let Some(e) = self.rec.eligible_ms {
+                            let secs = (self.env.now_ms - e).max(0) as f64 / 1000.0;
+                            metrics::histogram!(crate::metrics::ORDER_ELIGIBLE_FULFILLMENT_SECONDS)
+                                .record(secs);
+                        }
                     }
                 }
                 Effect::StartTimer { timer, due_ms } => {
@@ -615,7 +620,7 @@ impl W<'_> {
             self.order_val = None;
         }
         match &ev.kind {
-            EventKind::Snapshot(order) => self.on_snapshot(order, src),
+            EventKind::Snapshot(order) => self.on_snapshot(order, src, ev.received_ms),
             EventKind::Status {
                 status,
                 update_time,
@@ -625,7 +630,7 @@ impl W<'_> {
                     Some(mut o) => {
                         o.status = s;
                         o.update_time = *update_time;
-                        self.on_snapshot(&o, src);
+                        self.on_snapshot(&o, src, ev.received_ms);
                     }
                     None => self.audit(
                         src,
@@ -687,7 +692,8 @@ impl W<'_> {
         Ok(())
     }
 
-    fn on_snapshot(&mut self, order: &Order, src: &str) {
+    /// `received_ms`: when intake took the event that carried it.
+    fn on_snapshot(&mut self, order: &Order, src: &str, received_ms: i64) {
         let prev = self.rec.order.clone();
         if let Some(p) = &prev {
             if order.update_time < p.update_time {
@@ -732,6 +738,12 @@ impl W<'_> {
         self.rec.order = Some(order);
         self.order_val = None;
         self.changed = true;
+        // The SLA clock starts when TikTok lets the seller ship: the first
+        // AWAITING_SHIPMENT received (payment and the buyer-cancel hold
+        // are behind it).
+        if status == TiktokStatus::AwaitingShipment && self.rec.eligible_ms.is_none() {
+            self.rec.eligible_ms = Some(received_ms.max(self.rec.received_ms));
+        }
         if status_changed {
             let from = prev.map_or("new".to_string(), |p| p.status.to_string());
             self.audit(src, "status", format!("TikTok status {from} → {status}"));

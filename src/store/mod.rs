@@ -189,6 +189,12 @@ pub struct OrderRecord {
     /// The order's returns, latest state of each (RETURN_STATUS_CHANGE).
     #[serde(default, deserialize_with = "crate::store::codec::since_v3")]
     pub returns: Vec<crate::runtime::event::ReturnUpdate>,
+    // From store format V4 on.
+    /// When the order became eligible to ship: received first in
+    /// AWAITING_SHIPMENT (after payment and TikTok's buyer-cancel hold).
+    /// The SLA clock starts here.
+    #[serde(default, deserialize_with = "crate::store::codec::since_v4")]
+    pub eligible_ms: Option<i64>,
 }
 
 /// The answer to one buyer cancellation request.
@@ -248,6 +254,7 @@ impl OrderRecord {
             deferred: Vec::new(),
             cancel_answer: None,
             returns: Vec::new(),
+            eligible_ms: None,
         }
     }
 }

@@ -588,6 +588,7 @@ function renderThroughput(box, st) {
   const figures = [
     ['Fulfilment p50', st.fulfillment_p50_s != null ? fmtDuration(st.fulfillment_p50_s) : '—', 'receipt → ship call', 'p50'],
     ['Fulfilment p95', st.fulfillment_p95_s != null ? fmtDuration(st.fulfillment_p95_s) : '—', 'receipt → ship call', 'p95'],
+    ['SLA p95', st.eligible_fulfillment_p95_s != null ? fmtDuration(st.eligible_fulfillment_p95_s) : '—', st.fulfillment_target_s != null ? `eligible → ship call (target ${fmtDuration(st.fulfillment_target_s)})` : 'eligible → ship call', 'sla-p95'],
     ['Late dispatch', st.late_dispatch_rate != null ? `${(st.late_dispatch_rate * 100).toFixed(1)} %` : '—', 'shipped after ship-by', 'late-rate'],
     ['At risk', String(st.at_risk ?? 0), `${st.late ?? 0} already late`, 'at-risk'],
     ['Exceptions open', String(st.exceptions_open ?? 0), 'need an operator', 'exceptions'],
