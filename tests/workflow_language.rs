@@ -293,3 +293,51 @@ fn json_schema_knows_every_action_and_error_kind() {
         );
     }
 }
+
+/// The bundled workflows route by shipping type: a risky order TikTok
+/// ships is approved in `tiktok_shipping` and never buys a label from the
+/// label API; a risky order the seller ships goes to `high_value`.
+#[test]
+fn risky_orders_are_approved_in_the_flow_of_their_shipping_type() {
+    use orderflow::workflow::dryrun::{parse_order, run, ApprovalChoice};
+    use orderflow::workflow::value::Data;
+    let catalog =
+        orderflow::workflow::Catalog::load(&[std::path::PathBuf::from("workflows")]).unwrap();
+    let text = std::fs::read_to_string("workflows/examples/high-value-order.json").unwrap();
+    let seller = parse_order(&text).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let path = if v.pointer("/data/orders/0").is_some() {
+        "/data/orders/0"
+    } else {
+        "/orders/0"
+    };
+    let o = v.pointer_mut(path).unwrap();
+    o["shipping_type"] = "TIKTOK".into();
+    o["is_cod"] = true.into();
+    let tiktok = parse_order(&v.to_string()).unwrap();
+    let pick = |o: &orderflow::order::Order| {
+        let val: orderflow::workflow::expr::Val = Data::from_json(&o.to_json()).to_val().into();
+        catalog
+            .select("AWAITING_SHIPMENT", &val, 0)
+            .map(|d| d.name.clone())
+    };
+    assert_eq!(pick(&tiktok).as_deref(), Some("tiktok_shipping"));
+    // Risky (cash on delivery) and seller-shipped: high_value.
+    let mut risky_seller = seller.clone();
+    risky_seller.is_cod = true;
+    assert_eq!(pick(&risky_seller).as_deref(), Some("high_value"));
+
+    let def = catalog.get("tiktok_shipping").unwrap();
+    let approved = run(def, &tiktok, &[], ApprovalChoice::Approve)
+        .lines
+        .join("\n");
+    assert!(approved.contains("going to approve"), "{approved}");
+    assert!(approved.contains("-> tiktok.ship_package"), "{approved}");
+    assert!(!approved.contains("shipping.buy_label"), "{approved}");
+    let rejected = run(def, &tiktok, &[], ApprovalChoice::Reject)
+        .lines
+        .join("\n");
+    assert!(rejected.contains("-> order.hold"), "{rejected}");
+    assert!(!rejected.contains("-> tiktok.ship_package"), "{rejected}");
+    assert!(!rejected.contains("tiktok.cancel_order"), "{rejected}");
+}
