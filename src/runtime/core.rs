@@ -1031,6 +1031,19 @@ impl W<'_> {
             self.audit("operator", "tiktok", detail);
             return Ok(());
         }
+        // A ship call refused because TikTok had cancelled the order: the
+        // cancellation is recorded as if its webhook had come (the workflow
+        // is told to cancel while the call is still its own), then the
+        // result lets it compensate and end cancelled.
+        if let Err(e) = result {
+            if e.kind == crate::runtime::effects::ORDER_CANCELLED {
+                if let Some(mut o) = self.rec.order.clone() {
+                    o.status = TiktokStatus::Cancelled;
+                    self.audit("tiktok", "status", e.message.clone());
+                    self.on_snapshot(&o, "tiktok", self.env.now_ms);
+                }
+            }
+        }
         self.drive(Input::EffectResult {
             effect: effect.clone(),
             result: result.clone(),

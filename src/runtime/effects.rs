@@ -70,6 +70,10 @@ impl Fulfilment {
 
 /// TikTok's answers as error kinds a workflow can retry on or catch (one
 /// mapping, [`crate::shipping::tiktok_kind`], for every caller).
+/// The error kind of a ship call TikTok refused because it had cancelled
+/// the order (see `unless_cancelled`).
+pub const ORDER_CANCELLED: &str = "order_cancelled";
+
 fn tiktok_error(e: crate::tiktok::Error) -> ActionError {
     err(crate::shipping::tiktok_kind(&e).as_str(), e.to_string())
 }
@@ -515,6 +519,38 @@ impl Executor {
         }
     }
 
+    /// A ship call TikTok refused: if TikTok cancelled the order meanwhile
+    /// (the webhook saying so not yet here), the step fails as
+    /// `order_cancelled`, and the runtime records the cancellation and
+    /// compensates (stock released, an unused label voided) instead of
+    /// leaving the order in exception.
+    async fn unless_cancelled<T>(
+        &self,
+        g: &crate::tiktok::GatewayHandle,
+        order: &Order,
+        r: Result<T, crate::tiktok::Error>,
+        prio: crate::tiktok::Priority,
+    ) -> Result<T, ActionError> {
+        let e = match r {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        let refused = tiktok_error(e);
+        if refused.kind != "rejected" {
+            return Err(refused);
+        }
+        match g.order_detail(&order.shop_id, &order.id, prio).await {
+            Ok(fresh) if fresh.status == crate::order::TiktokStatus::Cancelled => Err(err(
+                ORDER_CANCELLED,
+                format!(
+                    "TikTok cancelled the order before it shipped ({}); nothing was shipped",
+                    refused.message
+                ),
+            )),
+            _ => Err(refused),
+        }
+    }
+
     async fn tiktok(&self, order: &Order, e: &StartedEffect) -> Result<Data, ActionError> {
         use crate::tiktok::dto::{MarkShippedRequest, ShipPackageRequest};
         use crate::tiktok::{Priority, Shipment};
@@ -572,11 +608,10 @@ impl Executor {
                         _ => Vec::new(),
                     },
                 };
-                match g
+                let shipped = g
                     .mark_package_shipped(&order.shop_id, &order.id, req, prio)
-                    .await
-                    .map_err(tiktok_error)?
-                {
+                    .await;
+                match self.unless_cancelled(g, order, shipped, prio).await? {
                     Shipment::Shipped(d) => {
                         Ok(Data::map([("package_id", Data::from(d.package_id))]))
                     }
@@ -620,9 +655,8 @@ impl Executor {
                     self_shipment,
                     ..Default::default()
                 };
-                g.ship_package(&order.shop_id, &pkg, req, prio)
-                    .await
-                    .map_err(tiktok_error)?;
+                let shipped = g.ship_package(&order.shop_id, &pkg, req, prio).await;
+                self.unless_cancelled(g, order, shipped, prio).await?;
                 // TikTok assigns the carrier and tracking number: read them back.
                 let fresh = g
                     .order_detail(&order.shop_id, &order.id, prio)
