@@ -735,6 +735,13 @@ impl W<'_> {
             }
         }
         let status = order.status.clone();
+        // What else changed, for workflows that wait on it (`address`,
+        // `package`, `cancellation`): from webhooks and polling alike, as
+        // both end in a snapshot. Nothing for the first one.
+        let changes = prev
+            .as_ref()
+            .map(|p| order_changes(p, &order))
+            .unwrap_or_default();
         self.rec.order = Some(order);
         self.order_val = None;
         self.changed = true;
@@ -772,6 +779,12 @@ impl W<'_> {
                         Data::Int(self.rec.order.as_ref().map_or(0, |o| o.update_time)),
                     ),
                 ]);
+                self.drive(Input::Event(ev));
+            }
+        }
+        for ev in changes {
+            self.audit(src, "event", ev.to_json().to_string());
+            if self.instance_running() {
                 self.drive(Input::Event(ev));
             }
         }
@@ -1131,4 +1144,78 @@ impl W<'_> {
 
 fn timer_of(e: &TimerEntry) -> TimerId {
     e.timer.clone()
+}
+
+/// The events a new snapshot of an order carries beside its status:
+/// `address` (the recipient changed: RECIPIENT_ADDRESS_UPDATE),
+/// `package` (packages, tracking number or carrier changed:
+/// PACKAGE_UPDATE) and `cancellation` (the buyer's request appeared,
+/// changed or was withdrawn: CANCELLATION_STATUS_CHANGE).
+fn order_changes(prev: &Order, now: &Order) -> Vec<Data> {
+    let mut out = Vec::new();
+    if prev.recipient != now.recipient {
+        if let Some(a) = &now.recipient {
+            out.push(Data::map([
+                ("type", Data::from("address")),
+                ("full_address", Data::from(a.full_address.as_str())),
+                ("postal_code", Data::from(a.postal_code.as_str())),
+                ("region_code", Data::from(a.region_code.as_str())),
+                ("update_time", Data::Int(now.update_time)),
+            ]));
+        }
+    }
+    if prev.packages != now.packages
+        || prev.tracking_number != now.tracking_number
+        || prev.shipping_provider_id != now.shipping_provider_id
+    {
+        out.push(Data::map([
+            ("type", Data::from("package")),
+            (
+                "package_ids",
+                Data::List(
+                    now.packages
+                        .iter()
+                        .map(|p| Data::from(p.as_str()))
+                        .collect(),
+                ),
+            ),
+            (
+                "tracking_number",
+                Data::from(now.tracking_number.clone().unwrap_or_default()),
+            ),
+            (
+                "shipping_provider_id",
+                Data::from(now.shipping_provider_id.clone().unwrap_or_default()),
+            ),
+            ("update_time", Data::Int(now.update_time)),
+        ]));
+    }
+    if prev.cancel_request != now.cancel_request {
+        let ev = match &now.cancel_request {
+            Some(r) => Data::map([
+                ("type", Data::from("cancellation")),
+                ("state", Data::from("requested")),
+                ("cancel_id", Data::from(r.cancel_id.as_str())),
+                ("reason", Data::from(r.reason.as_str())),
+                ("reason_text", Data::from(r.reason_text.as_str())),
+                ("respond_by", r.respond_by.map_or(Data::Null, Data::Int)),
+            ]),
+            None if !now.buyer_cancel_requested => Data::map([
+                ("type", Data::from("cancellation")),
+                ("state", Data::from("withdrawn")),
+                (
+                    "cancel_id",
+                    Data::from(
+                        prev.cancel_request
+                            .as_ref()
+                            .map(|r| r.cancel_id.clone())
+                            .unwrap_or_default(),
+                    ),
+                ),
+            ]),
+            None => return out,
+        };
+        out.push(ev);
+    }
+    out
 }

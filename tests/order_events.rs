@@ -1,0 +1,158 @@
+//! The events `workflows/README.md` promises come from the daemon's own
+//! paths: a changed recipient (RECIPIENT_ADDRESS_UPDATE) is an `address`
+//! event, a changed package or tracking number (PACKAGE_UPDATE) a
+//! `package` event, a buyer's cancellation request (CANCELLATION_STATUS_
+//! CHANGE) a `cancellation` event. Each wakes a `wait` on it. The simulator
+//! changes the order and pushes TikTok's webhook; the daemon reads the
+//! order and tells the workflow what changed.
+
+mod common;
+
+use std::time::Duration;
+
+use orderflow::daemon::Daemon;
+use orderflow::runtime::Clock;
+use orderflow::simulator::SimulatorArgs;
+use serde_json::{json, Value};
+
+const WATCH: &str = r#"
+name: watch
+trigger:
+  on: AWAITING_SHIPMENT
+steps:
+  - id: wait_address
+    wait:
+      until: "event.type == 'address' && event.postal_code == '10001'"
+      timeout: 1h
+  - id: wait_package
+    wait:
+      until: "event.type == 'package' && event.tracking_number == 'TRK-EVENT-1'"
+      timeout: 1h
+  - id: wait_cancellation
+    wait:
+      until: "event.type == 'cancellation' && event.state == 'requested'"
+      timeout: 1h
+  - id: done
+    end: fulfilled
+"#;
+
+async fn step_is(c: &reqwest::Client, base: &str, id: &str, step: &'static str) -> Value {
+    common::eventually(Duration::from_secs(20), step, || {
+        let (c, u) = (c.clone(), format!("{base}/api/v1/orders/{id}"));
+        async move {
+            let (_, o) = common::get_json(&c, &u).await;
+            (o["step"] == step).then_some(o)
+        }
+    })
+    .await
+}
+
+#[actix_rt::test]
+async fn address_package_and_cancellation_events_wake_waits() {
+    let rig = common::sim_rig(
+        "events",
+        SimulatorArgs {
+            buyer_cancel_rate: 0.0,
+            manual_carrier: true,
+            ..Default::default()
+        },
+        1000.0,
+        ("watch.yaml", WATCH),
+    )
+    .await;
+    let sim = rig.sim.base_url();
+    let c = common::http();
+    let daemon = Daemon::start(rig.cfg.clone(), Clock::system())
+        .await
+        .unwrap();
+    let base = format!("http://{}", daemon.addr);
+    common::wait_ready(&c, &base).await;
+    let shop = rig.sim.shops()[0].0.clone();
+    let id = common::sim_create(
+        &c,
+        &sim,
+        json!({"shop_id": shop, "status": "AWAITING_SHIPMENT"}),
+    )
+    .await
+    .remove(0);
+    step_is(&c, &base, &id, "wait_address").await;
+
+    // The buyer edits the address: TikTok shows the new one and pushes
+    // RECIPIENT_ADDRESS_UPDATE.
+    let address = json!({"full_address": "350 5th Ave, New York, NY 10001", "name": "Ava Garcia",
+        "address_line1": "350 5th Ave", "postal_code": "10001", "region_code": "US",
+        "district_info": [{"address_name": "United States"}, {"address_name": "New York"}, {"address_name": "New York"}]});
+    let push = |kind: u32, data: Value| {
+        let (c, sim, shop) = (c.clone(), sim.clone(), shop.clone());
+        async move {
+            let (st, v) = common::post_json(
+                &c,
+                &format!("{sim}/sim/webhooks/push"),
+                &json!({"shop_id": shop, "type": kind, "data": data}),
+            )
+            .await;
+            assert_eq!(st, 200, "{v}");
+        }
+    };
+    let (st, _) = common::post_json(
+        &c,
+        &format!("{sim}/sim/orders/{id}/wire"),
+        &json!({"recipient_address": address}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    push(3, json!({"order_id": id, "update_time": 1_900_000_000})).await;
+    step_is(&c, &base, &id, "wait_package").await;
+
+    // TikTok's package changes (a tracking number): PACKAGE_UPDATE.
+    let (st, _) = common::post_json(
+        &c,
+        &format!("{sim}/sim/orders/{id}/wire"),
+        &json!({"recipient_address": address, "tracking_number": "TRK-EVENT-1"}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (_, detail) = common::get_json(&c, &format!("{sim}/sim/orders/{id}")).await;
+    let package = detail["package_id"].as_str().unwrap().to_string();
+    push(
+        4,
+        json!({"sc_type": "SPLIT", "role_type": "ROLE_SYSTEM", "update_time": 1_900_000_001,
+            "package_list": [{"package_id": package, "order_id_list": [id]}]}),
+    )
+    .await;
+    step_is(&c, &base, &id, "wait_cancellation").await;
+
+    // The buyer asks to cancel: the simulator pushes
+    // CANCELLATION_STATUS_CHANGE itself.
+    let (st, v) = common::post_json(
+        &c,
+        &format!("{sim}/sim/orders/{id}/buyer_cancel"),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let o = common::eventually(Duration::from_secs(20), "the workflow done", || {
+        let (c, u) = (c.clone(), format!("{base}/api/v1/orders/{id}"));
+        async move {
+            let (_, o) = common::get_json(&c, &u).await;
+            (o["instance_state"] == "completed:fulfilled").then_some(o)
+        }
+    })
+    .await;
+    let audit = common::get_json(&c, &format!("{base}/api/v1/orders/{id}/audit"))
+        .await
+        .1
+        .to_string();
+    assert_eq!(
+        o["cancel_request"]["cancel_id"].as_str().map(str::len),
+        Some(19),
+        "{o}"
+    );
+    for ty in ["address", "package", "cancellation"] {
+        assert!(
+            audit.contains(&format!("\\\"type\\\":\\\"{ty}\\\"")),
+            "{ty}: {o}\n{audit}"
+        );
+    }
+    daemon.shutdown().await;
+}
