@@ -157,6 +157,30 @@ pub fn install() -> PrometheusHandle {
                     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
                     30.0, 60.0, 300.0,
                 ])
+                // Fulfilment times run to days (an approval, a restock):
+                // buckets up to 3 days, so a target above 5 minutes can
+                // still be compared with the p95.
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        metrics_exporter_prometheus::Matcher::Suffix("fulfillment_seconds".into()),
+                        &[
+                            0.5,
+                            1.0,
+                            2.5,
+                            5.0,
+                            10.0,
+                            30.0,
+                            60.0,
+                            300.0,
+                            900.0,
+                            3600.0,
+                            4.0 * 3600.0,
+                            12.0 * 3600.0,
+                            86_400.0,
+                            3.0 * 86_400.0,
+                        ],
+                    )
+                })
                 .map(|b| b.build_recorder())
                 .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
             let handle = recorder.handle();

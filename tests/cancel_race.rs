@@ -121,6 +121,8 @@ async fn an_order_cancelled_under_the_ship_call_compensates_and_ends_cancelled()
         .await
         .1;
     assert_eq!(o["lifecycle"], "cancelled", "{o}\n{audit}");
+    // Nothing shipped: not counted as fulfilled in the figures.
+    assert!(o["fulfillment_ms"].is_null(), "{o}");
     // TikTok cancelled it (its ship-by passed), refused the ship call, and
     // shipped nothing.
     let (_, l) = common::get_json(&c, &format!("{sim}/sim/ledger?order_id={id}")).await;

@@ -747,8 +747,13 @@ impl W<'_> {
         self.changed = true;
         // The SLA clock starts when TikTok lets the seller ship: the first
         // AWAITING_SHIPMENT received (payment and the buyer-cancel hold
-        // are behind it).
-        if status == TiktokStatus::AwaitingShipment && self.rec.eligible_ms.is_none() {
+        // are behind it). Only on the move into it (or a first sight): an
+        // order already waiting when this was recorded keeps no start it
+        // would understate.
+        if status == TiktokStatus::AwaitingShipment
+            && status_changed
+            && self.rec.eligible_ms.is_none()
+        {
             self.rec.eligible_ms = Some(received_ms.max(self.rec.received_ms));
         }
         if status_changed {
@@ -758,6 +763,7 @@ impl W<'_> {
             self.set_lifecycle(next, src, &format!("TikTok says {status}"));
             if !status.is_known() {
                 self.hold_unknown_status(&status);
+                self.emit_changes(src, changes);
                 // A buyer's request still needs its answer (from a person).
                 self.on_cancel_request();
                 return;
@@ -782,13 +788,19 @@ impl W<'_> {
                 self.drive(Input::Event(ev));
             }
         }
+        self.emit_changes(src, changes);
+        self.on_cancel_request();
+    }
+
+    /// Audits the events a snapshot carried and gives them to a running
+    /// workflow.
+    fn emit_changes(&mut self, src: &str, changes: Vec<Data>) {
         for ev in changes {
             self.audit(src, "event", ev.to_json().to_string());
             if self.instance_running() {
                 self.drive(Input::Event(ev));
             }
         }
-        self.on_cancel_request();
     }
 
     fn on_operator(&mut self, a: &OperatorAction) {
@@ -1052,9 +1064,15 @@ impl W<'_> {
             if e.kind == crate::runtime::effects::ORDER_CANCELLED {
                 if let Some(mut o) = self.rec.order.clone() {
                     o.status = TiktokStatus::Cancelled;
+                    // Newer than what we had, so a snapshot read before the
+                    // cancellation cannot put the old status back.
+                    o.update_time += 1;
                     self.audit("tiktok", "status", e.message.clone());
                     self.on_snapshot(&o, "tiktok", self.env.now_ms);
                 }
+                // Nothing shipped: the order does not count as fulfilled in
+                // the figures.
+                self.rec.fulfillment_ms = None;
             }
         }
         self.drive(Input::EffectResult {
@@ -1149,11 +1167,26 @@ fn timer_of(e: &TimerEntry) -> TimerId {
 /// The events a new snapshot of an order carries beside its status:
 /// `address` (the recipient changed: RECIPIENT_ADDRESS_UPDATE),
 /// `package` (packages, tracking number or carrier changed:
-/// PACKAGE_UPDATE) and `cancellation` (the buyer's request appeared,
-/// changed or was withdrawn: CANCELLATION_STATUS_CHANGE).
+/// PACKAGE_UPDATE) and `cancellation` (the buyer's request appeared or
+/// changed, `requested`, or is no longer pending, `closed`:
+/// CANCELLATION_STATUS_CHANGE).
 fn order_changes(prev: &Order, now: &Order) -> Vec<Data> {
     let mut out = Vec::new();
-    if prev.recipient != now.recipient {
+    // The fields the event carries, and the street lines: TikTok masks a
+    // name or phone number differently between reads.
+    let place = |a: &Option<crate::order::Address>| {
+        a.as_ref().map(|a| {
+            (
+                a.full_address.clone(),
+                a.address_line1.clone(),
+                a.address_line2.clone(),
+                a.postal_code.clone(),
+                a.region_code.clone(),
+                a.districts.clone(),
+            )
+        })
+    };
+    if place(&prev.recipient) != place(&now.recipient) {
         if let Some(a) = &now.recipient {
             out.push(Data::map([
                 ("type", Data::from("address")),
@@ -1200,9 +1233,10 @@ fn order_changes(prev: &Order, now: &Order) -> Vec<Data> {
                 ("reason_text", Data::from(r.reason_text.as_str())),
                 ("respond_by", r.respond_by.map_or(Data::Null, Data::Int)),
             ]),
+            // Withdrawn by the buyer, answered, or the order cancelled.
             None if !now.buyer_cancel_requested => Data::map([
                 ("type", Data::from("cancellation")),
-                ("state", Data::from("withdrawn")),
+                ("state", Data::from("closed")),
                 (
                     "cancel_id",
                     Data::from(
