@@ -129,6 +129,13 @@ impl Rig {
         assert_eq!(st, 200, "{v}");
     }
 
+    /// Posts a CSV to `/api/v1/{what}/import`; it must be taken.
+    async fn import(&self, what: &str, csv: &str) {
+        let url = format!("{}/api/v1/{what}/import", self.daemon.base);
+        let (st, v) = common::post_text(&self.c, &url, csv).await;
+        assert_eq!(st, 200, "{v}");
+    }
+
     async fn stock(&self, item: &str) -> Value {
         get_json(
             &self.c,
@@ -277,13 +284,7 @@ async fn orders_waiting_for_stock_ship_after_a_csv_import_oldest_ship_by_first()
     // One unit arrives by CSV: the order due first takes it; the other
     // keeps waiting, held.
     let csv = format!("sku_id,warehouse_id,on_hand,product_id\n{sku},{warehouse},1,{product}\n");
-    let (st, v) = common::post_text(
-        &r.c,
-        &format!("{}/api/v1/inventory/import", r.daemon.base),
-        &csv,
-    )
-    .await;
-    assert_eq!(st, 200, "{v}");
+    r.import("inventory", &csv).await;
     r.shipped(&urgent).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let o = r.order(&late).await;
@@ -294,13 +295,7 @@ async fn orders_waiting_for_stock_ship_after_a_csv_import_oldest_ship_by_first()
     );
     // Another unit: the last one ships too. Nobody touched an order.
     let csv = format!("sku_id,warehouse_id,on_hand,product_id\n{sku},{warehouse},1,{product}\n");
-    let (st, _) = common::post_text(
-        &r.c,
-        &format!("{}/api/v1/inventory/import", r.daemon.base),
-        &csv,
-    )
-    .await;
-    assert_eq!(st, 200);
+    r.import("inventory", &csv).await;
     r.shipped(&late).await;
     assert_eq!(r.cancels_on_tiktok().await, 0);
     for id in [&first, &urgent, &late] {
@@ -444,13 +439,7 @@ async fn multipacks_and_bundles_take_the_right_units_all_or_nothing() {
     r.set_stock("SPOON", 2).await;
     // The multipack takes 3 cups; the bundle a cup and a lid (CSV).
     let csv = format!("sku_id,item,units\n{multipack},CUP,3\n{bundle},CUP,1\n{bundle},LID,1\n");
-    let (st, v) = common::post_text(
-        &r.c,
-        &format!("{}/api/v1/mappings/import", r.daemon.base),
-        &csv,
-    )
-    .await;
-    assert_eq!(st, 200, "{v}");
+    r.import("mappings", &csv).await;
 
     let mp = r.order_of(multipack, 1, 3 * 86_400).await;
     r.shipped(&mp).await;

@@ -78,7 +78,7 @@ async fn get(s: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
     };
     match inv.mapping(&path) {
         Ok(Some(m)) => {
-            let available = inv.sku_available(&path).await.unwrap_or(0);
+            let available = inv.sku_available(&path).unwrap_or(0);
             let mut v = serde_json::to_value(&m).unwrap_or_default();
             v["available"] = serde_json::json!(available);
             HttpResponse::Ok().json(v)

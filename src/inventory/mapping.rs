@@ -287,27 +287,21 @@ impl InventoryHandle {
         Ok(map)
     }
 
-    /// Writes several mappings in one transaction (the CSV import).
+    /// Writes mappings set by hand in one transaction (one, or a CSV
+    /// import). Automatic ones are written by `auto_map`.
     pub(super) async fn set_mappings(&self, maps: Vec<Mapping>) -> Result<()> {
         let skus: Vec<String> = maps.iter().map(|m| m.sku_id.clone()).collect();
         let jt = super::journal::expired_now(&self.inner.mappings);
         self.write(move |s, _r, m| {
             for map in &maps {
                 check_id("SKU", &map.sku_id).or_else(abort)?;
-                // An automatic mapping never replaces a recorded one (an
-                // operator's may have landed since it was derived).
-                if map.source == Source::SellerSku && m.get(key(b'm', &[&map.sku_id]))?.is_some() {
-                    continue;
-                }
                 for c in &map.components {
                     if s.get(c.item.as_bytes())?.is_none() {
                         tx_put(s, SKUS_TREE, &c.item, &SkuRecord::default())?;
                     }
                 }
                 put_mapping(m, map)?;
-                if map.source == Source::Manual {
-                    super::journal::record(m, &jt, "map", &map.sku_id, describe(&map.components))?;
-                }
+                super::journal::record(m, &jt, "map", &map.sku_id, describe(&map.components))?;
             }
             // Stock is unchanged; the mapped SKUs are told and pushed below.
             Ok(((), Vec::new()))
@@ -573,31 +567,6 @@ impl InventoryHandle {
             })
     }
 
-    /// Available units of a TikTok SKU (see [`Self::sku_available`]),
-    /// read directly: for callers that cannot wait.
-    pub(super) fn sku_available_now(&self, sku_id: &str) -> u64 {
-        let Ok(Some(map)) = self.mapping(sku_id) else {
-            return 0;
-        };
-        let mut least = u64::MAX;
-        for c in &map.components {
-            let a = self
-                .inner
-                .skus
-                .get(c.item.as_bytes())
-                .ok()
-                .flatten()
-                .and_then(|v| decode::<SkuRecord>(SKUS_TREE, &v).ok())
-                .map_or(0, |r| r.available());
-            least = least.min(a / u64::from(c.units.max(1)));
-        }
-        if least == u64::MAX {
-            0
-        } else {
-            least
-        }
-    }
-
     /// The product id a TikTok SKU is pushed under: configuration, then
     /// what the catalogue or an order said, then the id stored with the
     /// SKU's own item.
@@ -721,17 +690,17 @@ impl InventoryHandle {
 
     /// Available units of a TikTok SKU over all warehouses: for each item
     /// it takes, available ÷ units, the least of them (0 when unmapped).
-    pub async fn sku_available(&self, sku_id: &str) -> Result<u64> {
+    /// A few point reads.
+    pub fn sku_available(&self, sku_id: &str) -> Result<u64> {
         let Some(map) = self.mapping(sku_id)? else {
             return Ok(0);
         };
         let mut least = u64::MAX;
         for c in &map.components {
-            let a = self
-                .record(&c.item)
-                .await?
-                .map(|r| r.available())
-                .unwrap_or(0);
+            let a = match self.inner.skus.get(c.item.as_bytes())? {
+                Some(v) => decode::<SkuRecord>(SKUS_TREE, &v)?.available(),
+                None => 0,
+            };
             least = least.min(a / u64::from(c.units.max(1)));
         }
         Ok(if least == u64::MAX { 0 } else { least })
@@ -740,29 +709,20 @@ impl InventoryHandle {
     /// After a mapping changed: the SKU's orders held for it are told as
     /// far as its stock goes, and its quantity is pushed.
     fn after_mapping(&self, sku_id: &str) {
-        let me = self.clone();
-        let sku = sku_id.to_string();
-        // Reads item records; spawned so the caller's reply is not delayed
-        // (outside a runtime, nobody waits and nothing is pushed yet).
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
+        let after = match self.sku_available(sku_id) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(sku = %sku_id, error = %e, "Could not read the stock of a mapped SKU");
+                return;
+            }
         };
-        rt.spawn(async move {
-            let after = match me.sku_available(&sku).await {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(sku = %sku, error = %e, "Could not read the stock of a mapped SKU");
-                    return;
-                }
-            };
-            let c = Change {
-                sku: sku.clone(),
-                before: 0,
-                after,
-            };
-            me.wake_waiting(&[&c]);
-            me.send_to_pushers(&sku);
-        });
+        let c = Change {
+            sku: sku_id.to_string(),
+            before: 0,
+            after,
+        };
+        self.wake_waiting(&[&c]);
+        self.send_to_pushers(sku_id);
     }
 
     /// After an item's stock went up: known TikTok SKUs whose seller SKU is
@@ -779,33 +739,13 @@ impl InventoryHandle {
             .map(|k| String::from_utf8_lossy(&k[p.len()..]).into_owned())
             .collect();
         for sku in skus {
-            let recorded = self.inner.mappings.contains_key(key(b'm', &[&sku]));
-            if !matches!(recorded, Ok(false)) || sku == item {
-                continue;
-            }
-            if self.inner.skus.contains_key(sku.as_bytes()).unwrap_or(true) {
-                continue;
-            }
-            let map = Mapping {
-                sku_id: sku.clone(),
-                components: vec![Component {
-                    item: item.to_string(),
-                    units: 1,
-                }],
-                source: Source::SellerSku,
-                updated_ms: now_ms(),
-            };
-            let me = self.clone();
-            tokio::spawn(async move {
-                match me.set_mappings(vec![map]).await {
-                    Ok(()) => {
-                        tracing::info!(sku = %sku, "Mapped a TikTok SKU to the item of its seller SKU")
-                    }
-                    Err(e) => {
-                        tracing::warn!(sku = %sku, error = %e, "Could not map a SKU by its seller SKU")
-                    }
-                }
+            let mapped = self.known(&sku).and_then(|k| match k {
+                Some(k) => self.auto_map(&k),
+                None => Ok(()),
             });
+            if let Err(e) = mapped {
+                tracing::warn!(sku = %sku, error = %e, "Could not map a SKU by its seller SKU");
+            }
         }
     }
 }

@@ -700,7 +700,7 @@ impl InventoryHandle {
                 // SKU: mapped since (perhaps to an item with no stock
                 // then), they are told as far as its stock now goes.
                 for sku in &skus {
-                    let now = self.sku_available_now(sku);
+                    let now = self.sku_available(sku).unwrap_or(0);
                     if now > 0 {
                         let ch = Change {
                             sku: sku.clone(),
