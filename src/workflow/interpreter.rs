@@ -194,6 +194,10 @@ pub enum Input {
     RunFrom {
         step: String,
     },
+    /// Operator: release a hold the workflow placed. After an `end: held`
+    /// step, go on at its `release` step; in a `wait`, stop waiting and go
+    /// on as if it had matched (its output is null).
+    Release,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -327,6 +331,26 @@ impl<'a> Machine<'a> {
         self.inst.visits.get(&self.step().id).copied().unwrap_or(0)
     }
 
+    /// Sets the definition's `vars`.
+    fn init_vars(&mut self) {
+        let scope = self.scope(None);
+        for (k, t) in &self.def.vars {
+            match t.render(&scope) {
+                Ok(v) => match var_too_big(k, &v) {
+                    None => self.set_var(k.clone(), v),
+                    Some(e) => {
+                        self.trace.push(format!("{e}; set to null"));
+                        self.set_var(k.clone(), Data::Null);
+                    }
+                },
+                Err(e) => {
+                    self.trace.push(format!("vars.{k}: {e}; set to null"));
+                    self.set_var(k.clone(), Data::Null);
+                }
+            }
+        }
+    }
+
     fn set_output(&mut self, id: String, v: Data) {
         self.scope_cache = None;
         self.inst.outputs.insert(id, v);
@@ -401,22 +425,7 @@ impl<'a> Machine<'a> {
         let state = self.inst.state.clone();
         match (state, input) {
             (State::New, Input::Start) => {
-                let scope = self.scope(None);
-                for (k, t) in &self.def.vars {
-                    match t.render(&scope) {
-                        Ok(v) => match var_too_big(k, &v) {
-                            None => self.set_var(k.clone(), v),
-                            Some(e) => {
-                                self.trace.push(format!("{e}; set to null"));
-                                self.set_var(k.clone(), Data::Null);
-                            }
-                        },
-                        Err(e) => {
-                            self.trace.push(format!("vars.{k}: {e}; set to null"));
-                            self.set_var(k.clone(), Data::Null);
-                        }
-                    }
-                }
+                self.init_vars();
                 self.trace.push(format!("started {}", self.def.key()));
                 self.enter(0);
             }
@@ -490,17 +499,33 @@ impl<'a> Machine<'a> {
                 self.effects.push(Effect::CancelTimer { timer });
                 self.approval_decided(*approved, by, note);
             }
-            (State::AwaitingApproval { timer, .. }, Input::Timer(t)) if &timer == t => {
+            (State::AwaitingApproval { timer, message, .. }, Input::Timer(t)) if &timer == t => {
                 let StepKind::Approval { default, .. } = &self.step().kind else {
                     return;
                 };
-                let approved = *default == ApprovalDefault::Approve;
-                self.trace.push(format!(
-                    "{}: no decision before the timeout; default is to {}",
-                    self.step().id,
-                    if approved { "approve" } else { "reject" }
-                ));
-                self.approval_decided(approved, "timeout", "");
+                let id = self.step().id.clone();
+                match default {
+                    // Unanswered, the order stays with a person: still
+                    // awaiting the decision (its timer spent), held.
+                    ApprovalDefault::Hold => {
+                        self.trace.push(format!(
+                            "{id}: no decision before the timeout; held until an operator approves or rejects"
+                        ));
+                        self.inst.state = State::AwaitingApproval {
+                            timer,
+                            due_ms: self.ctx.now_ms,
+                            message,
+                        };
+                    }
+                    d => {
+                        let approved = *d == ApprovalDefault::Approve;
+                        self.trace.push(format!(
+                            "{id}: no decision before the timeout; default is to {}",
+                            if approved { "approve" } else { "reject" }
+                        ));
+                        self.approval_decided(approved, "timeout", "");
+                    }
+                }
             }
             (State::Cancelling { effect }, Input::EffectResult { effect: e, result })
                 if &effect == e =>
@@ -612,21 +637,43 @@ impl<'a> Machine<'a> {
                 self.set_output(id, Data::Null);
                 self.continue_after(self.inst.pc as usize);
             }
-            (
-                state @ (State::Exception { .. }
-                | State::Waiting { .. }
-                | State::Sleeping { .. }
-                | State::AwaitingApproval { .. }
-                | State::Backoff { .. }),
-                Input::RunFrom { step },
-            ) => match self.def.step_index(step) {
-                Some(i) => {
-                    self.disarm(&state);
-                    self.trace.push(format!("operator re-runs from {step}"));
-                    self.enter(i);
+            (State::Waiting { timer, .. }, Input::Release) => {
+                self.effects.push(Effect::CancelTimer { timer });
+                let id = self.step().id.clone();
+                self.trace
+                    .push(format!("{id}: released by an operator; going on"));
+                self.set_output(id, Data::Null);
+                self.continue_after(self.inst.pc as usize);
+            }
+            (State::Done(Terminal::Completed { outcome }), Input::Release) if outcome == HELD => {
+                match &self.step().kind {
+                    StepKind::End {
+                        release: Some(t), ..
+                    } => {
+                        let t = *t;
+                        self.trace.push(format!(
+                            "{}: hold released by an operator; going on at {}",
+                            self.step().id,
+                            self.def.steps[t].id
+                        ));
+                        self.enter(t);
+                    }
+                    _ => self.trace.push(format!(
+                        "ignored release: {} names no release step (run from a step instead)",
+                        self.step().id
+                    )),
                 }
-                None => self.trace.push(format!("ignored: no step \"{step}\"")),
-            },
+            }
+            (state, Input::RunFrom { step }) if rerunnable(&state) => {
+                match self.def.step_index(step) {
+                    Some(i) => {
+                        self.disarm(&state);
+                        self.trace.push(format!("operator re-runs from {step}"));
+                        self.enter(i);
+                    }
+                    None => self.trace.push(format!("ignored: no step \"{step}\"")),
+                }
+            }
             (state, input) => {
                 self.trace.push(format!(
                     "ignored {} in state {}",
@@ -867,7 +914,7 @@ impl<'a> Machine<'a> {
                     }
                 }
             }
-            StepKind::End { outcome } => {
+            StepKind::End { outcome, .. } => {
                 self.trace.push(format!("{id}: end ({outcome})"));
                 self.finish(Terminal::Completed {
                     outcome: outcome.clone(),
@@ -1118,6 +1165,74 @@ fn jitter_unit(order: &str, step: &str, visit: u32, attempt: u32) -> f64 {
     (h >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// Whether an operator may run the instance again from a step (or move it
+/// to another version): wherever it waits or stopped, after it failed, or
+/// after it ended held; never while a call is in flight, while it
+/// compensates, or after a real end.
+pub fn rerunnable(s: &State) -> bool {
+    match s {
+        State::Exception { .. }
+        | State::Waiting { .. }
+        | State::Sleeping { .. }
+        | State::AwaitingApproval { .. }
+        | State::Backoff { .. }
+        | State::Done(Terminal::Failed { .. }) => true,
+        State::Done(Terminal::Completed { outcome }) => outcome == HELD,
+        State::New
+        | State::Calling { .. }
+        | State::Cancelling { .. }
+        | State::Compensating { .. }
+        | State::Done(Terminal::Cancelled { .. }) => false,
+    }
+}
+
+/// Moves an instance to another workflow (or version of it), as an
+/// operator asks: whatever it waited for is disarmed; its outputs, visits,
+/// compensations and last caught `error` are kept (later steps still read
+/// `steps.*` and `error`, and a cancellation still undoes what was done);
+/// the new definition's `vars` are set (a variable it does not declare
+/// keeps its value), and it runs from `step` (the first step when `None`).
+/// The caller checks [`rerunnable`] (or that the instance is new) and that
+/// `step` exists.
+pub fn rebase(def: &Definition, inst: Instance, step: Option<&str>, ctx: &Ctx) -> Advance {
+    let from = format!("{}@{}", inst.workflow, inst.version);
+    let old_state = inst.state.clone();
+    let moved = Instance {
+        workflow: def.name.clone(),
+        version: def.version.clone(),
+        attempt: 0,
+        state: State::New,
+        ..inst
+    };
+    let mut m = Machine {
+        def,
+        ctx,
+        inst: moved,
+        effects: Vec::new(),
+        trace: Vec::new(),
+        budget: MAX_INLINE_TRANSITIONS,
+        pending: None,
+        running: false,
+        scope_cache: None,
+    };
+    m.disarm(&old_state);
+    m.init_vars();
+    let at = step.and_then(|s| def.step_index(s)).unwrap_or(0);
+    m.trace.push(format!(
+        "moved by an operator from {from} to {}; running from {}",
+        def.key(),
+        def.steps.get(at).map_or("the start", |s| s.id.as_str())
+    ));
+    if at < def.steps.len() {
+        m.enter(at);
+    }
+    Advance {
+        instance: m.inst,
+        effects: m.effects,
+        trace: m.trace,
+    }
+}
+
 pub fn state_name(s: &State) -> &'static str {
     match s {
         State::New => "new",
@@ -1152,6 +1267,7 @@ fn input_name(i: &Input) -> &'static str {
         Input::Resume => "resume",
         Input::Skip => "skip",
         Input::RunFrom { .. } => "run-from",
+        Input::Release => "release",
     }
 }
 

@@ -12,6 +12,9 @@ use super::actions::Action;
 use super::expr::{Expr, Template};
 use super::node::Pos;
 
+/// The outcome of an `end` step that leaves the order held for a person.
+pub const HELD: &str = "held";
+
 #[derive(Debug, Clone)]
 pub struct Definition {
     pub name: String,
@@ -32,6 +35,9 @@ pub struct Definition {
     pub reads_order: bool,
     /// What to do when the buyer asks to cancel (`on_cancel_request`).
     pub on_cancel_request: CancelRequestPolicy,
+    /// What the validator warns about (valid, but probably not meant:
+    /// `orderflow validate` prints them).
+    pub warnings: Vec<super::validate::Diagnostic>,
 }
 
 /// How a workflow answers a buyer's cancellation request, which can come
@@ -151,6 +157,13 @@ pub struct Step {
     pub next: Option<usize>,
 }
 
+impl Step {
+    /// Whether the step tells TikTok the order shipped.
+    pub fn ships(&self) -> bool {
+        matches!(&self.kind, StepKind::Call { action, .. } if matches!(action.name, "tiktok.mark_shipped" | "tiktok.ship_package"))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum StepKind {
     Call {
@@ -176,6 +189,8 @@ pub enum StepKind {
     },
     End {
         outcome: String,
+        /// For `end: held`: where an operator's release goes on (`release:`).
+        release: Option<usize>,
     },
     Fail {
         reason: Template,
@@ -210,6 +225,9 @@ pub enum OnTimeout {
 pub enum ApprovalDefault {
     Approve,
     Reject,
+    /// Unanswered, the order stays held for a person, with an alert (the
+    /// default: silence never cancels a sale).
+    Hold,
 }
 
 #[derive(Debug, Clone)]

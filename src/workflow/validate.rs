@@ -70,7 +70,12 @@ pub fn parse_workflow(path: &str, text: &str) -> Result<Definition, Report> {
     v.diags.sort();
     v.diags.dedup();
     match def {
-        Some(d) if v.diags.is_empty() => Ok(d),
+        Some(mut d) if v.diags.is_empty() => {
+            v.warnings.sort();
+            v.warnings.dedup();
+            d.warnings = v.warnings;
+            Ok(d)
+        }
         _ => {
             if v.diags.is_empty() {
                 v.diags.push(Diagnostic {
@@ -92,6 +97,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 #[derive(Default)]
 struct Validator {
     diags: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
 }
 
 /// A step target not yet resolved to an index.
@@ -146,7 +152,7 @@ enum DraftKind {
         cases: Vec<(Expr, PendingTarget)>,
         default: Option<PendingTarget>,
     },
-    End(String),
+    End(String, Option<PendingTarget>),
     Fail(Template),
     /// The step had errors; keep its id so references still resolve.
     Broken,
@@ -179,11 +185,20 @@ const STEP_KEYS: &[&str] = &[
     "catch",
     "compensate",
     "next",
+    "release",
 ];
 
 impl Validator {
     fn err(&mut self, pos: Pos, message: impl Into<String>) {
         self.diags.push(Diagnostic {
+            pos,
+            message: message.into(),
+        });
+    }
+
+    /// Something valid but probably not meant.
+    fn warn(&mut self, pos: Pos, message: impl Into<String>) {
+        self.warnings.push(Diagnostic {
             pos,
             message: message.into(),
         });
@@ -434,6 +449,7 @@ impl Validator {
             steps,
             reads_order: true,
             on_cancel_request,
+            warnings: Vec::new(),
         };
         def.reads_order = def.exprs_mention("order");
         Some(def)
@@ -897,6 +913,11 @@ impl Validator {
         if let Some(n) = s.get("next") {
             d.next = self.target(n, "next");
         }
+        if let Some(n) = s.get("release") {
+            if kind != "end" {
+                self.err(n.pos, "\"release\" only belongs on an `end: held` step");
+            }
+        }
         let body = s.get(kind).unwrap_or(s);
         d.kind = match kind {
             "call" => {
@@ -965,7 +986,24 @@ impl Validator {
             }
             "switch" => self.switch(body, &mut d),
             "end" => match self.string(body, "end") {
-                Some(o) if !o.is_empty() => DraftKind::End(o),
+                Some(o) if !o.is_empty() => {
+                    let release = s.get("release").and_then(|n| {
+                        if o != HELD {
+                            self.err(
+                                n.pos,
+                                format!("\"release\" only belongs on an `end: {HELD}` step (an operator's release of the hold goes on there)"),
+                            );
+                        }
+                        self.target(n, "release")
+                    });
+                    if o == HELD && release.is_none() && s.get("release").is_none() {
+                        self.warn(
+                            s.pos,
+                            format!("step \"{id}\" ends the order held but names no \"release\" step: an operator can only go on by choosing a step to run from"),
+                        );
+                    }
+                    DraftKind::End(o, release)
+                }
                 _ => DraftKind::Broken,
             },
             "fail" => match self.template(body, "fail") {
@@ -1091,13 +1129,17 @@ impl Validator {
             }
         };
         let default = match body.get("default") {
-            None => ApprovalDefault::Reject,
+            None => ApprovalDefault::Hold,
             Some(n) => match n.as_str() {
                 Some("approve") => ApprovalDefault::Approve,
                 Some("reject") => ApprovalDefault::Reject,
+                Some("hold") => ApprovalDefault::Hold,
                 _ => {
-                    self.err(n.pos, "approval.default must be \"approve\" or \"reject\"");
-                    ApprovalDefault::Reject
+                    self.err(
+                        n.pos,
+                        "approval.default must be \"hold\" (the default), \"approve\" or \"reject\"",
+                    );
+                    ApprovalDefault::Hold
                 }
             },
         };
@@ -1255,7 +1297,16 @@ impl Validator {
                         _ => None,
                     }
                 }
-                DraftKind::End(o) => Some(StepKind::End { outcome: o.clone() }),
+                DraftKind::End(o, release) => {
+                    let r = match release {
+                        None => Some(None),
+                        Some(t) => resolve(self, t).map(Some),
+                    };
+                    r.map(|release| StepKind::End {
+                        outcome: o.clone(),
+                        release,
+                    })
+                }
                 DraftKind::Fail(t) => Some(StepKind::Fail { reason: t.clone() }),
             };
             steps.push(kind.map(|kind| Step {
@@ -1381,6 +1432,41 @@ impl Validator {
                 }
             }
         }
+        self.cancel_paths(steps, &edges);
+    }
+
+    /// Warns about every `end: cancelled` some path reaches without a
+    /// `tiktok.cancel_order` step that succeeded: the order would end
+    /// cancelled here while the buyer's order lives on at TikTok.
+    fn cancel_paths(&mut self, steps: &[Step], edges: &[Vec<(usize, bool)>]) {
+        let cancels = |i: usize| matches!(&steps[i].kind, StepKind::Call { action, .. } if action.name == "tiktok.cancel_order");
+        let mut seen = vec![false; steps.len()];
+        let mut stack = vec![0usize];
+        while let Some(i) = stack.pop() {
+            if std::mem::replace(&mut seen[i], true) {
+                continue;
+            }
+            stack.extend(
+                edges[i]
+                    .iter()
+                    .filter(|(_, completed)| !(cancels(i) && *completed))
+                    .map(|(j, _)| *j),
+            );
+        }
+        for (i, s) in steps.iter().enumerate() {
+            let StepKind::End { outcome, .. } = &s.kind else {
+                continue;
+            };
+            if seen[i]
+                && crate::lifecycle::Lifecycle::parse(outcome)
+                    == Some(crate::lifecycle::Lifecycle::Cancelled)
+            {
+                self.warn(
+                    s.pos,
+                    format!("step \"{}\" ends the order cancelled on a path without a tiktok.cancel_order step: the buyer's order would stay open on TikTok; cancel it there first (or end held for a person)", s.id),
+                );
+            }
+        }
     }
 }
 
@@ -1430,7 +1516,10 @@ pub(crate) fn successors(steps: &[Step], i: usize) -> Vec<(usize, bool)> {
             }
             push(&mut out, default.or(fall), true);
         }
-        StepKind::End { .. } | StepKind::Fail { .. } => {}
+        // An operator's release of an `end: held` goes on at its
+        // `release` step: a path like any other.
+        StepKind::End { release, .. } => push(&mut out, *release, true),
+        StepKind::Fail { .. } => {}
     }
     out
 }
