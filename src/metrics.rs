@@ -25,6 +25,7 @@ pub const WEBHOOKS_QUARANTINED_TOTAL: &str = "orderflow_webhooks_quarantined_tot
 pub const ORDERS_UNDECODABLE_TOTAL: &str = "orderflow_orders_undecodable_total";
 pub const ORDERS_UNKNOWN_STATUS_TOTAL: &str = "orderflow_orders_unknown_status_total";
 pub const CANCEL_REQUESTS_TOTAL: &str = "orderflow_cancel_requests_total";
+pub const APPROVALS_OVERDUE_TOTAL: &str = "orderflow_approvals_overdue_total";
 pub const ORDERS: &str = "orderflow_orders";
 pub const ORDERS_AT_RISK: &str = "orderflow_orders_at_risk";
 pub const ORDERS_LATE: &str = "orderflow_orders_late";
@@ -46,6 +47,10 @@ pub fn describe() {
     describe_counter!(
         ORDERS_UNKNOWN_STATUS_TOTAL,
         "Orders TikTok reported in a status orderflow does not know: each is kept with its raw status and held for an operator."
+    );
+    describe_counter!(
+        APPROVALS_OVERDUE_TOTAL,
+        "Approvals nobody answered before their timeout: each order stays held for a person (nothing is cancelled) and one alert is sent."
     );
     describe_counter!(
         CANCEL_REQUESTS_TOTAL,

@@ -228,7 +228,13 @@ impl Handler<Process> for OrderActor {
             return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
         }
         let store = self.shared.store.clone();
-        let (ops, record, start, order_val) = (plan.ops, plan.record, plan.start, plan.order_val);
+        let (ops, record, start, order_val, alerts) = (
+            plan.ops,
+            plan.record,
+            plan.start,
+            plan.order_val,
+            plan.alerts,
+        );
         AtomicResponse::new(Box::pin(
             async move { store.commit(ops).await }
                 .into_actor(self)
@@ -245,6 +251,9 @@ impl Handler<Process> for OrderActor {
                                 ),
                                 serde_json::json!({"order_id": act.id, "error": record.last_error}),
                             );
+                        }
+                        for (text, data) in alerts {
+                            act.shared.executor.alert(text, data);
                         }
                         if done && !was_done {
                             if let Some(tx) = act.shared.on_finished.get() {

@@ -21,7 +21,8 @@ use crate::store::{
     StartedEffect, TimerEntry, Tree,
 };
 use crate::workflow::interpreter::{
-    advance, ActionError, Ctx, Effect, EffectId, Input, Instance, State, Terminal, TimerId,
+    advance, rebase, rerunnable, ActionError, Ctx, Effect, EffectId, Input, Instance, State,
+    Terminal, TimerId, TimerKind,
 };
 use crate::workflow::value::Data;
 use crate::workflow::{expr, Definition};
@@ -68,6 +69,8 @@ pub struct Plan {
     /// `record`'s order as CEL sees it, if this step built it (or was
     /// given it): hand it to the next step as [`Env::order_val`].
     pub order_val: Option<expr::Val>,
+    /// System alerts to send once `ops` are durable (text, details).
+    pub alerts: Vec<(String, serde_json::Value)>,
 }
 
 pub struct Env<'a> {
@@ -98,6 +101,7 @@ struct W<'a> {
     changed: bool,
     /// Audit entries of this step, written as one value in `finish`.
     audit_entries: Vec<AuditEntry>,
+    alerts: Vec<(String, serde_json::Value)>,
 }
 
 /// Runs one message against a record (a fresh record for a new order).
@@ -125,6 +129,7 @@ pub fn process(rec: OrderRecord, msg: &Msg, env: &Env) -> Result<Plan, Error> {
         order_val: env.order_val.clone(),
         changed: false,
         audit_entries: Vec::new(),
+        alerts: Vec::new(),
     };
     if let Some(why) = unusable {
         if w.rec.last_error.as_deref() != Some(why.as_str()) {
@@ -457,6 +462,16 @@ impl W<'_> {
             now_ms: self.env.now_ms,
         };
         let out = advance(&def, inst, &input, &ctx);
+        self.apply_advance(out);
+    }
+
+    /// Takes what the interpreter decided: the new instance, its trace in
+    /// the audit, its calls started (recorded in flight), its timers armed
+    /// or disarmed; then the lifecycle follows.
+    fn apply_advance(&mut self, out: crate::workflow::interpreter::Advance) {
+        let Some(def) = self.def.clone() else {
+            return;
+        };
         self.changed = true;
         self.rec.instance = Some(out.instance);
         for t in out.trace {
@@ -816,6 +831,10 @@ impl W<'_> {
                 format!("{} by {by} {note}", a.name())
             }
             OperatorAction::RunFrom { step } => format!("run from {step}"),
+            OperatorAction::Move { workflow, step } => match step {
+                Some(st) => format!("move to {workflow}, from {st}"),
+                None => format!("move to {workflow}"),
+            },
             OperatorAction::Note { text } => format!("note: {text}"),
             _ => a.name().to_string(),
         };
@@ -837,7 +856,13 @@ impl W<'_> {
             OperatorAction::Hold { .. } => {
                 let _ = self.hold_for("operator", "held by an operator");
             }
-            OperatorAction::Release => self.release_hold("operator"),
+            OperatorAction::Release if self.rec.held_from.is_some() => {
+                self.release_hold("operator")
+            }
+            // A hold the workflow placed: it goes on where its definition
+            // says (the `release` step of an `end: held`, or past a wait).
+            OperatorAction::Release => self.drive(Input::Release),
+            OperatorAction::Move { workflow, step } => self.move_to(workflow, step.as_deref()),
             OperatorAction::Note { text } => {
                 self.rec.note = Some(text.clone());
             }
@@ -874,6 +899,72 @@ impl W<'_> {
                 self.answer_cancel_request(&req.cancel_id, *approve, reason, true);
             }
         }
+    }
+
+    /// Moves the order to another workflow or version (`name@version`, or
+    /// a name for the version in force) and runs it from `step`; without
+    /// one, from the step it is at (if the new definition has it), else
+    /// from the first. An order no workflow took starts on it.
+    fn move_to(&mut self, workflow: &str, step: Option<&str>) {
+        let def = if workflow.contains('@') {
+            self.env.registry.get(workflow).ok()
+        } else {
+            self.env.registry.current().get(workflow).cloned()
+        };
+        let Some(def) = def else {
+            self.audit("operator", "ignored", format!("no workflow {workflow}"));
+            return;
+        };
+        if step.is_some_and(|st| def.step_index(st).is_none()) {
+            self.audit(
+                "operator",
+                "ignored",
+                format!("{} has no step {}", def.key(), step.unwrap_or_default()),
+            );
+            return;
+        }
+        let order = if def.reads_order {
+            self.order_val()
+        } else {
+            expr::null()
+        };
+        let ctx = Ctx {
+            order,
+            now_ms: self.env.now_ms,
+        };
+        let out = match self.rec.instance.take() {
+            Some(inst) if rerunnable(&inst.state) || inst.state == State::New => {
+                // Without a step, a live instance goes on at the step it
+                // is at, if the new definition has it.
+                let here = (!inst.is_terminal())
+                    .then(|| self.def.as_ref().and_then(|d| inst.current_step(d)))
+                    .flatten()
+                    .filter(|id| def.step_index(id).is_some())
+                    .map(str::to_string);
+                rebase(&def, inst, step.or(here.as_deref()), &ctx)
+            }
+            Some(inst) => {
+                let why = format!(
+                    "cannot move while the workflow is {}",
+                    crate::workflow::interpreter::state_name(&inst.state)
+                );
+                self.rec.instance = Some(inst);
+                self.audit("operator", "ignored", why);
+                return;
+            }
+            None => rebase(&def, Instance::new(&def, &self.rec.order_id), step, &ctx),
+        };
+        self.rec.workflow = Some(def.key());
+        self.def = Some(def);
+        self.rec.last_error = None;
+        if self.rec.lifecycle != Lifecycle::Processing {
+            self.set_lifecycle(
+                Lifecycle::Processing,
+                "operator",
+                "moved to another workflow",
+            );
+        }
+        self.apply_advance(out);
     }
 
     /// Stops the order's work (compensations run) and, with a TikTok
@@ -1101,14 +1192,49 @@ impl W<'_> {
             Some(pos) => {
                 self.rec.timers.remove(pos);
                 self.drive(Input::Timer(timer_of(entry)));
+                let overdue = entry.timer.kind == TimerKind::ApprovalTimeout
+                    && matches!(
+                        self.rec.instance.as_ref().map(|i| &i.state),
+                        Some(State::AwaitingApproval { .. })
+                    );
+                if overdue {
+                    self.approval_overdue(&entry.timer.step);
+                }
             }
         }
         Ok(())
     }
 
+    /// An approval nobody answered in time: the order stays held for a
+    /// person (nothing is cancelled), who is alerted once, with TikTok's
+    /// ship-by deadline.
+    fn approval_overdue(&mut self, step: &str) {
+        let ship_by = self.rec.order.as_ref().and_then(|o| o.deadlines.ship_by());
+        let by = ship_by.map_or_else(
+            || "no ship-by deadline known".to_string(),
+            |t| format!("ship by {}", fmt_unix(t)),
+        );
+        let text = format!(
+            "Order {} waits for an approval nobody gave ({step}): it is held, nothing was cancelled; approve or reject it ({by})",
+            self.rec.order_id
+        );
+        self.audit("workflow", "attention", text.clone());
+        metrics::counter!(crate::metrics::APPROVALS_OVERDUE_TOTAL).increment(1);
+        self.alerts.push((
+            text,
+            serde_json::json!({
+                "order_id": self.rec.order_id,
+                "kind": "approval_overdue",
+                "step": step,
+                "ship_by": ship_by,
+            }),
+        ));
+    }
+
     fn finish(mut self) -> Result<Plan, Error> {
         if !self.changed && self.ops.is_empty() {
             return Ok(Plan {
+                alerts: self.alerts,
                 record: self.rec,
                 ops: Vec::new(),
                 start: Vec::new(),
@@ -1156,6 +1282,7 @@ impl W<'_> {
             ops: self.ops,
             start: self.start,
             order_val: self.order_val,
+            alerts: self.alerts,
         })
     }
 }

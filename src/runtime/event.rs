@@ -128,6 +128,13 @@ pub enum OperatorAction {
         reason: Option<String>,
         by: String,
     },
+    /// Move the order to another workflow (`name`, the version in force)
+    /// or version (`name@version`), running from `step` (the first step
+    /// without one). An order no workflow took starts on it.
+    Move {
+        workflow: String,
+        step: Option<String>,
+    },
 }
 
 impl OperatorAction {
@@ -144,6 +151,7 @@ impl OperatorAction {
             OperatorAction::AnswerCancelRequest { approve: false, .. } => "reject_cancel_request",
             OperatorAction::RunFrom { .. } => "run_from",
             OperatorAction::Note { .. } => "note",
+            OperatorAction::Move { .. } => "move",
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod deadlines;
 pub mod effects;
 pub mod event;
 pub mod intake;
+pub mod interventions;
 pub mod report;
 pub mod timers;
 

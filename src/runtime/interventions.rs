@@ -1,0 +1,485 @@
+//! What an operator may do to an order now, and why not: the one place
+//! these rules live. The admin API checks every intervention against
+//! [`check`] before submitting it, and the order view, the lists, the CLI
+//! and the console show [`offers`] as they are given (no client repeats a
+//! rule), so nothing is offered that the order would refuse.
+//!
+//! The rules follow what [`super::core`] does with each action: an input
+//! the instance would ignore, or one a hold would only defer, is refused
+//! here with the reason instead of "accepted" and lost.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::event::OperatorAction;
+use crate::lifecycle::Lifecycle;
+use crate::store::{AnswerState, OrderRecord};
+use crate::tiktok::reasons::seller_can_cancel;
+use crate::workflow::interpreter::{rerunnable, state_name, State, Terminal};
+use crate::workflow::model::{StepKind, HELD};
+use crate::workflow::Definition;
+
+/// Why an intervention is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// Not for this order as it stands (the reason says why, and what
+    /// would work instead).
+    #[error("cannot {action} order {order_id}: {reason}")]
+    Refused {
+        action: &'static str,
+        order_id: String,
+        reason: String,
+    },
+    /// An argument the intervention needs is missing or names nothing.
+    #[error("{action} on order {order_id}: {reason}")]
+    BadArgument {
+        action: &'static str,
+        order_id: String,
+        reason: String,
+    },
+}
+
+/// Every intervention, in the order the console lays them out.
+pub const ALL: [&str; 12] = [
+    "approve",
+    "reject",
+    "release",
+    "resume",
+    "run_from",
+    "skip",
+    "move",
+    "hold",
+    "approve_cancel_request",
+    "reject_cancel_request",
+    "cancel",
+    "note",
+];
+
+/// One intervention as the server offers it for an order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Offer {
+    pub action: &'static str,
+    pub allowed: bool,
+    /// What it will do (allowed), or why it is refused.
+    pub why: String,
+    /// The argument it needs: `step` (run_from), `workflow` (move),
+    /// `cancel_reason` (cancel, when TikTok must be told), `note`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub needs: Option<&'static str>,
+    /// The steps `run_from` (and `move`, in the current definition) may
+    /// name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<String>,
+    /// The workflows `move` may name (`name@version`, those in force).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub workflows: Vec<String>,
+}
+
+/// What the rules need besides the record.
+pub struct Context<'a> {
+    /// The definition the order's instance runs on, if it loads.
+    pub def: Option<&'a Definition>,
+    /// The workflows in force, as `name@version`.
+    pub in_force: Vec<String>,
+    /// Whether the order's shop is configured, so TikTok can be told of a
+    /// cancellation (which then needs one of TikTok's reasons).
+    pub tiktok: bool,
+    /// Looks up a workflow by `name@version`, or by name for the version
+    /// in force (to check a `move`'s target and step).
+    pub resolve: &'a dyn Fn(&str) -> Option<Arc<Definition>>,
+}
+
+struct Rules<'a> {
+    rec: &'a OrderRecord,
+    cx: &'a Context<'a>,
+    state: Option<&'a State>,
+    operator_hold: bool,
+}
+
+fn yes(why: impl Into<String>) -> Result<String, String> {
+    Ok(why.into())
+}
+
+fn no(why: impl Into<String>) -> Result<String, String> {
+    Err(why.into())
+}
+
+impl Rules<'_> {
+    fn shipped(&self) -> bool {
+        matches!(
+            self.rec.lifecycle,
+            Lifecycle::Fulfilled | Lifecycle::Delivered
+        )
+    }
+
+    fn state_name(&self) -> &'static str {
+        self.state.map_or("none", state_name)
+    }
+
+    /// The checks every workflow intervention shares: a live order, not
+    /// held by an operator (whose hold would only defer it).
+    fn workflow_open(&self) -> Result<(), String> {
+        if self.rec.lifecycle.is_terminal() {
+            return Err(format!("the order is {}", self.rec.lifecycle));
+        }
+        if self.operator_hold {
+            return Err("it is held by an operator: release it first".into());
+        }
+        Ok(())
+    }
+
+    fn step_ids(&self) -> Vec<String> {
+        self.cx
+            .def
+            .map(|d| d.steps.iter().map(|s| s.id.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The `end: held` step the instance stopped at, and its release step.
+    fn held_end(&self) -> Option<(&str, Option<&str>)> {
+        let def = self.cx.def?;
+        let inst = self.rec.instance.as_ref()?;
+        if !matches!(&inst.state, State::Done(Terminal::Completed { outcome }) if outcome == HELD) {
+            return None;
+        }
+        let step = def.steps.get(inst.pc as usize)?;
+        match &step.kind {
+            StepKind::End { release, .. } => Some((
+                step.id.as_str(),
+                release
+                    .and_then(|t| def.steps.get(t))
+                    .map(|s| s.id.as_str()),
+            )),
+            _ => None,
+        }
+    }
+
+    fn rule(&self, action: &str) -> Result<String, String> {
+        let st = self.state;
+        match action {
+            "note" => yes("adds a note to the order"),
+            "hold" => {
+                if self.rec.lifecycle.is_terminal() {
+                    no(format!("the order is {}", self.rec.lifecycle))
+                } else if self.shipped() {
+                    no("it has shipped: nothing is left to hold")
+                } else if self.operator_hold {
+                    no("it is already held by an operator")
+                } else {
+                    yes("pauses the order: its workflow waits until released")
+                }
+            }
+            "release" => {
+                if self.operator_hold {
+                    let back = self.rec.held_from.unwrap_or(Lifecycle::Processing);
+                    return yes(format!(
+                        "ends the operator's hold; the order goes back to {back} and its workflow goes on"
+                    ));
+                }
+                if self.rec.lifecycle.is_terminal() {
+                    return no(format!("the order is {}", self.rec.lifecycle));
+                }
+                if let Some((end, release)) = self.held_end() {
+                    return match release {
+                        Some(r) => yes(format!(
+                            "ends the workflow's hold ({end}): it goes on at {r}"
+                        )),
+                        None => no(format!(
+                            "the workflow ended held at {end}, which names no release step: run it from a step"
+                        )),
+                    };
+                }
+                match st {
+                    Some(State::Waiting { .. }) if self.rec.lifecycle == Lifecycle::OnHold => {
+                        yes("ends the workflow's hold: it stops waiting and goes on")
+                    }
+                    _ => no("it is not held"),
+                }
+            }
+            "approve" | "reject" => {
+                self.workflow_open()?;
+                match st {
+                    Some(State::AwaitingApproval { .. }) => yes(if action == "approve" {
+                        "approves: the workflow goes on"
+                    } else {
+                        "rejects: the workflow takes its rejection path"
+                    }),
+                    _ => no(format!(
+                        "no approval is pending (the workflow is {})",
+                        self.state_name()
+                    )),
+                }
+            }
+            "resume" => {
+                self.workflow_open()?;
+                match st {
+                    // An expression fails the same way on the same data:
+                    // running it again would only fail again.
+                    Some(State::Exception { error }) if error.kind == "expression" => no(format!(
+                        "{} failed in its expression ({}), which fails the same way again: skip it, run from another step or move the order to a fixed workflow",
+                        error.step, error.message
+                    )),
+                    Some(State::Exception { error }) => {
+                        yes(format!("runs {} again", error.step))
+                    }
+                    _ => no(format!(
+                        "nothing failed to run again (the workflow is {}); run it from a step instead",
+                        self.state_name()
+                    )),
+                }
+            }
+            "skip" => {
+                self.workflow_open()?;
+                match st {
+                    Some(
+                        State::Exception { .. }
+                        | State::Waiting { .. }
+                        | State::Sleeping { .. }
+                        | State::AwaitingApproval { .. }
+                        | State::Backoff { .. },
+                    ) => yes("skips the current step (its output is null) and goes on"),
+                    _ => no(format!(
+                        "no step is stopped or waiting (the workflow is {})",
+                        self.state_name()
+                    )),
+                }
+            }
+            "run_from" => {
+                self.workflow_open()?;
+                if self.cx.def.is_none() {
+                    return no("its workflow cannot be loaded: move it to another one");
+                }
+                if self.shipped() {
+                    return no("it has shipped");
+                }
+                match st {
+                    Some(s) if rerunnable(s) => yes("runs the workflow from the chosen step"),
+                    _ => no(format!(
+                        "the workflow is {}: wait for it to stop or finish",
+                        self.state_name()
+                    )),
+                }
+            }
+            "move" => {
+                self.workflow_open()?;
+                if self.shipped() {
+                    return no("it has shipped");
+                }
+                if self.rec.order.is_none() {
+                    return no("it has not been fetched from TikTok yet");
+                }
+                if self.move_targets().is_empty() {
+                    return no(
+                        "no other workflow or version is in force: run it from a step instead",
+                    );
+                }
+                match st {
+                    None | Some(State::New) => {
+                        yes("starts the chosen workflow (none has taken the order)")
+                    }
+                    Some(s) if rerunnable(s) => {
+                        yes("moves the order to the chosen workflow or version")
+                    }
+                    Some(_) => no(format!(
+                        "the workflow is {}: wait for it to stop or finish",
+                        self.state_name()
+                    )),
+                }
+            }
+            "cancel" => {
+                if self.rec.lifecycle.is_terminal() {
+                    no(format!("the order is {}", self.rec.lifecycle))
+                } else if self.shipped() {
+                    no("it has shipped: TikTok takes no cancellation now (a return or refund goes through TikTok)")
+                } else if matches!(
+                    st,
+                    Some(State::Cancelling { .. } | State::Compensating { .. })
+                ) {
+                    no("its workflow is already being undone (compensating): wait for it to finish")
+                } else if self.tiktok_cancellable() {
+                    yes("stops the workflow (stock released, an unused label voided) and cancels the order on TikTok with the reason chosen")
+                } else {
+                    yes("stops orderflow's work on the order (stock released, an unused label voided); TikTok is not told")
+                }
+            }
+            "approve_cancel_request" | "reject_cancel_request" => {
+                if self.rec.lifecycle.is_terminal() {
+                    return no(format!("the order is {}", self.rec.lifecycle));
+                }
+                let pending = self
+                    .rec
+                    .order
+                    .as_ref()
+                    .filter(|o| o.buyer_cancel_requested)
+                    .and_then(|o| o.cancel_request.as_ref());
+                match pending {
+                    None => no("the buyer has no cancellation request pending"),
+                    Some(r)
+                        if matches!(
+                            self.rec.answer_for(&r.cancel_id),
+                            Some(AnswerState::Sent { .. })
+                        ) =>
+                    {
+                        no("the buyer's request is already answered")
+                    }
+                    Some(_) if action == "approve_cancel_request" => {
+                        yes("approves the buyer's request: TikTok cancels the order")
+                    }
+                    Some(_) => yes("rejects the buyer's request with the reason chosen"),
+                }
+            }
+            other => no(format!("there is no intervention {other}")),
+        }
+    }
+
+    fn tiktok_cancellable(&self) -> bool {
+        self.cx.tiktok
+            && self
+                .rec
+                .order
+                .as_ref()
+                .is_some_and(|o| seller_can_cancel(&o.status))
+    }
+
+    /// The workflows in force the order may move to: all but the version
+    /// it runs (moving there is running it from a step).
+    fn move_targets(&self) -> Vec<String> {
+        self.cx
+            .in_force
+            .iter()
+            .filter(|w| !self.is_current(w))
+            .cloned()
+            .collect()
+    }
+
+    fn is_current(&self, workflow: &str) -> bool {
+        let current = self
+            .rec
+            .instance
+            .as_ref()
+            .map(|i| (&i.workflow, &i.version));
+        (self.cx.resolve)(workflow).is_some_and(|d| current == Some((&d.name, &d.version)))
+    }
+
+    fn needs(&self, action: &str) -> Option<&'static str> {
+        match action {
+            "run_from" => Some("step"),
+            "move" => Some("workflow"),
+            "note" => Some("note"),
+            "cancel" if self.tiktok_cancellable() => Some("cancel_reason"),
+            _ => None,
+        }
+    }
+}
+
+fn rules<'a>(rec: &'a OrderRecord, cx: &'a Context<'a>) -> Rules<'a> {
+    Rules {
+        rec,
+        cx,
+        state: rec.instance.as_ref().map(|i| &i.state),
+        operator_hold: rec.lifecycle == Lifecycle::OnHold && rec.held_from.is_some(),
+    }
+}
+
+/// Every intervention for the order, allowed or not, with what it does or
+/// why not.
+pub fn offers(rec: &OrderRecord, cx: &Context) -> Vec<Offer> {
+    let r = rules(rec, cx);
+    ALL.iter()
+        .map(|&action| {
+            let verdict = r.rule(action);
+            let allowed = verdict.is_ok();
+            Offer {
+                action,
+                allowed,
+                why: verdict.unwrap_or_else(|e| e),
+                needs: r.needs(action),
+                steps: if allowed && matches!(action, "run_from" | "move") {
+                    r.step_ids()
+                } else {
+                    Vec::new()
+                },
+                workflows: if allowed && action == "move" {
+                    r.move_targets()
+                } else {
+                    Vec::new()
+                },
+            }
+        })
+        .collect()
+}
+
+/// The names of the interventions allowed now (what a list row offers).
+pub fn allowed(rec: &OrderRecord, cx: &Context) -> Vec<&'static str> {
+    let r = rules(rec, cx);
+    ALL.iter().copied().filter(|a| r.rule(a).is_ok()).collect()
+}
+
+/// Checks one intervention, with its arguments, against the order as it
+/// stands.
+pub fn check(rec: &OrderRecord, cx: &Context, action: &OperatorAction) -> Result<(), Error> {
+    let name = action.name();
+    let r = rules(rec, cx);
+    r.rule(name).map_err(|reason| Error::Refused {
+        action: name,
+        order_id: rec.order_id.clone(),
+        reason,
+    })?;
+    let bad = |reason: String| Error::BadArgument {
+        action: name,
+        order_id: rec.order_id.clone(),
+        reason,
+    };
+    match action {
+        OperatorAction::RunFrom { step } if !r.step_ids().contains(step) => Err(bad(format!(
+            "the workflow has no step \"{step}\" (it has: {})",
+            r.step_ids().join(", ")
+        ))),
+        OperatorAction::Move { workflow, step } => {
+            let def = (cx.resolve)(workflow).ok_or_else(|| {
+                bad(format!(
+                    "no workflow {workflow} (in force: {})",
+                    cx.in_force.join(", ")
+                ))
+            })?;
+            if r.is_current(workflow) {
+                return Err(bad(format!(
+                    "the order already runs {}: run it from a step instead",
+                    def.key()
+                )));
+            }
+            match step {
+                Some(s) if def.step_index(s).is_none() => Err(bad(format!(
+                    "{} has no step \"{s}\"",
+                    def.key()
+                ))),
+                _ => Ok(()),
+            }
+        }
+        OperatorAction::Cancel { .. } if r.tiktok_cancellable() => {
+            let status = rec.order.as_ref().map(|o| o.status.as_str()).unwrap_or_default();
+            Err(bad(format!(
+                "the order is {status} on TikTok, where it can still be cancelled: give a cancel_reason (one of {}; GET /api/v1/orders/{}/cancel-reasons lists the ones TikTok takes for it)",
+                crate::tiktok::reasons::CancelKind::ALL
+                    .map(crate::tiktok::reasons::CancelKind::as_str)
+                    .join(", "),
+                rec.order_id
+            )))
+        }
+        OperatorAction::SellerCancel { .. } if !cx.tiktok => Err(bad(format!(
+            "shop {} is not configured, so TikTok cannot be told: cancel without cancel_reason",
+            rec.shop_id
+        ))),
+        OperatorAction::SellerCancel { .. } if !r.tiktok_cancellable() => {
+            Err(match rec.order.as_ref() {
+                Some(o) => bad(format!(
+                    "TikTok takes no seller cancellation in status {}; cancel without cancel_reason to stop orderflow's work on it",
+                    o.status
+                )),
+                None => bad("the order has not been fetched from TikTok yet".into()),
+            })
+        }
+        _ => Ok(()),
+    }
+}
