@@ -81,8 +81,26 @@ pub enum OrdersCmd {
         #[arg(long)]
         reason: Option<String>,
     },
-    /// Release a hold.
-    Release { id: String },
+    /// Release a hold: an operator's, or one the workflow placed (it goes
+    /// on at the `release` step of its `end: held`, or past its wait).
+    /// With `--step`, go on from that step instead.
+    Release {
+        id: String,
+        #[arg(long)]
+        step: Option<String>,
+    },
+    /// Run the workflow from a step (after an exception, a failure, or a
+    /// hold the workflow ended in).
+    RunFrom { id: String, step: String },
+    /// Move the order to another workflow (`name`: the version in force)
+    /// or version (`name@version`), from `--step` or the first step. An
+    /// order no workflow took starts on it.
+    Move {
+        id: String,
+        workflow: String,
+        #[arg(long)]
+        step: Option<String>,
+    },
     /// Cancel: stop the workflow and run its compensations, and cancel on
     /// TikTok with `--cancel-reason` (a kind: out_of_stock, pricing_error,
     /// address_undeliverable, buyer_requested, buyer_did_not_pay,
@@ -302,6 +320,14 @@ pub enum Command {
         /// How approval steps are decided.
         #[arg(long, value_enum, default_value_t = Approval::Approve)]
         approval: Approval,
+        /// A step whose first call fails with an error kind, as
+        /// `STEP=KIND` (e.g. `reserve=unmapped_sku`); repeatable.
+        #[arg(long = "fail", value_parser = parse_fail)]
+        fail: Vec<(String, String)>,
+        /// The buyer asks to cancel as the workflow calls this step; the
+        /// workflow's `on_cancel_request` answers.
+        #[arg(long)]
+        cancel_request_at: Option<String>,
     },
     /// Admin tokens.
     #[command(subcommand)]
@@ -384,7 +410,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             order,
             events,
             approval,
-        } => dry_run(&workflow, &order, &events, approval),
+            fail,
+            cancel_request_at,
+        } => dry_run(
+            &workflow,
+            &order,
+            &events,
+            approval,
+            fail,
+            cancel_request_at,
+        ),
         Command::Token(TokenCmd::New) => {
             println!("{}", new_token());
             Ok(ExitCode::SUCCESS)
@@ -456,14 +491,21 @@ fn validate(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     let mut bad = 0usize;
+    let mut warnings = 0usize;
     for f in &files {
         match workflow::load_file(f) {
-            Ok(d) => println!(
-                "ok   {} ({}, {} steps)",
-                f.display(),
-                d.key(),
-                d.steps.len()
-            ),
+            Ok(d) => {
+                println!(
+                    "ok   {} ({}, {} steps)",
+                    f.display(),
+                    d.key(),
+                    d.steps.len()
+                );
+                for w in &d.warnings {
+                    warnings += 1;
+                    println!("warning: {}:{w}", f.display());
+                }
+            }
             Err(workflow::Error::Invalid(reports)) => {
                 for r in reports {
                     bad += r.diagnostics.len();
@@ -476,6 +518,9 @@ fn validate(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    if warnings > 0 {
+        eprintln!("{warnings} warning(s)");
+    }
     if bad == 0 {
         Ok(ExitCode::SUCCESS)
     } else {
@@ -484,11 +529,32 @@ fn validate(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// A command-line argument that does not read.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    BadArgument(String),
+}
+
+/// `STEP=KIND` for `dry-run --fail`.
+fn parse_fail(s: &str) -> Result<(String, String), Error> {
+    match s.split_once('=') {
+        Some((st, k)) if !st.trim().is_empty() && !k.trim().is_empty() => {
+            Ok((st.trim().to_string(), k.trim().to_string()))
+        }
+        _ => Err(Error::BadArgument(format!(
+            "--fail takes STEP=KIND (e.g. reserve=unmapped_sku), not {s:?}"
+        ))),
+    }
+}
+
 fn dry_run(
     wf: &std::path::Path,
     order: &std::path::Path,
     events: &[PathBuf],
     approval: Approval,
+    fail: Vec<(String, String)>,
+    cancel_request_at: Option<String>,
 ) -> anyhow::Result<ExitCode> {
     let def = match workflow::load_file(wf) {
         Ok(d) => d,
@@ -513,7 +579,12 @@ fn dry_run(
         Approval::Reject => dryrun::ApprovalChoice::Reject,
         Approval::Timeout => dryrun::ApprovalChoice::Timeout,
     };
-    let out = dryrun::run(&def, &order, &evs, choice);
+    let opts = dryrun::Options {
+        approval: choice,
+        fail,
+        cancel_request_at,
+    };
+    let out = dryrun::run_with(&def, &order, &evs, &opts);
     for l in &out.lines {
         println!("{l}");
     }
@@ -634,6 +705,36 @@ async fn orders(
                 ] {
                     println!("{k:>15}: {}", cell(&v[k]));
                 }
+                // What can be done now (the server decides), and why not.
+                let offers = v["interventions"].as_array().cloned().unwrap_or_default();
+                let can: Vec<String> = offers
+                    .iter()
+                    .filter(|o| o["allowed"] == true)
+                    .map(|o| match o["needs"].as_str() {
+                        Some(n) => format!("{} <{n}>", cell(&o["action"])),
+                        None => cell(&o["action"]),
+                    })
+                    .collect();
+                println!("{:>15}: {}", "can", can.join(", "));
+                for o in offers.iter().filter(|o| o["allowed"] == true) {
+                    let extra = match (o["steps"].as_array(), o["workflows"].as_array()) {
+                        (_, Some(w)) => format!(
+                            " (workflows: {})",
+                            w.iter().map(cell).collect::<Vec<_>>().join(", ")
+                        ),
+                        (Some(st), None) => format!(
+                            " (steps: {})",
+                            st.iter().map(cell).collect::<Vec<_>>().join(", ")
+                        ),
+                        _ => String::new(),
+                    };
+                    println!(
+                        "{:>15}  {}: {}{extra}",
+                        "",
+                        cell(&o["action"]),
+                        cell(&o["why"])
+                    );
+                }
             }
         }
         OrdersCmd::History { id } => {
@@ -676,7 +777,19 @@ async fn orders(
         OrdersCmd::Hold { id, reason } => {
             done(c.post(&act(&id, "hold"), json!({"reason": reason})).await?)
         }
-        OrdersCmd::Release { id } => done(c.post(&act(&id, "release"), json!({})).await?),
+        OrdersCmd::Release { id, step } => {
+            done(c.post(&act(&id, "release"), json!({"step": step})).await?)
+        }
+        OrdersCmd::RunFrom { id, step } => {
+            done(c.post(&act(&id, "run_from"), json!({"step": step})).await?)
+        }
+        OrdersCmd::Move { id, workflow, step } => done(
+            c.post(
+                &act(&id, "move"),
+                json!({"workflow": workflow, "step": step}),
+            )
+            .await?,
+        ),
         OrdersCmd::Cancel {
             id,
             reason,

@@ -9,8 +9,9 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{check_intervention, error, AppState};
+use super::{error, AppState};
 use crate::runtime::event::{EventKind, OperatorAction, OrderEvent, Source};
+use crate::runtime::interventions::{self, Context};
 use crate::runtime::report;
 use crate::store::OrderRecord;
 
@@ -141,6 +142,17 @@ pub struct ListQuery {
     pub after: Option<String>,
 }
 
+/// A list row: [`summary`] with the interventions allowed now
+/// (`actions`), which is all a row's buttons offer.
+pub fn row(s: &AppState, r: &OrderRecord, now_ms: i64) -> serde_json::Value {
+    let mut v = summary(r, now_ms);
+    let def = r.workflow.as_deref().and_then(|k| s.registry.get(k).ok());
+    let resolve = |n: &str| resolve_workflow(&s.registry, n);
+    let cx = intervention_context(s, r, def.as_deref(), &resolve);
+    v["actions"] = json!(interventions::allowed(r, &cx));
+    v
+}
+
 pub fn summary(r: &OrderRecord, now_ms: i64) -> serde_json::Value {
     json!({
         "order_id": r.order_id,
@@ -185,7 +197,7 @@ async fn list_orders(s: web::Data<AppState>, q: web::Query<ListQuery>) -> HttpRe
                 .and_then(|v: &serde_json::Value| v["order_id"].as_str().map(str::to_string));
             break;
         }
-        out.push(summary(&r, now));
+        out.push(row(&s, &r, now));
     }
     HttpResponse::Ok().json(json!({ "orders": out, "next": next }))
 }
@@ -229,31 +241,92 @@ pub struct BulkRequest {
     pub cancel_reason: Option<String>,
     #[serde(default)]
     pub step: Option<String>,
+    #[serde(default)]
+    pub workflow: Option<String>,
+}
+
+/// Why an intervention was not submitted; each variant chooses its HTTP
+/// status.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("unknown action {0} (one of {all})", all = crate::runtime::interventions::ALL.join(", "))]
+    UnknownAction(String),
+    #[error("{action} needs \"{field}\"")]
+    Missing {
+        action: &'static str,
+        field: &'static str,
+    },
+    #[error("no order {0}")]
+    NoOrder(String),
+    #[error(transparent)]
+    Refused(#[from] crate::runtime::interventions::Error),
+    /// TikTok would refuse the cancel reason for this order.
+    #[error(transparent)]
+    CancelReason(crate::tiktok::Error),
+    /// TikTok could not be asked (to check a cancel reason).
+    #[error(transparent)]
+    Tiktok(crate::tiktok::Error),
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    #[error(transparent)]
+    Runtime(#[from] crate::runtime::Error),
+}
+
+impl Error {
+    pub fn status(&self) -> actix_web::http::StatusCode {
+        use crate::runtime::interventions::Error as I;
+        use actix_web::http::StatusCode;
+        match self {
+            Error::UnknownAction(_) | Error::NoOrder(_) => StatusCode::NOT_FOUND,
+            Error::Missing { .. } | Error::Refused(I::BadArgument { .. }) => {
+                StatusCode::BAD_REQUEST
+            }
+            Error::Refused(I::Refused { .. }) | Error::CancelReason(_) => StatusCode::CONFLICT,
+            Error::Tiktok(_) | Error::Runtime(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// What an intervention may carry besides its name.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ActionArgs {
+    pub by: Option<String>,
+    pub note: Option<String>,
+    pub reason: Option<String>,
+    /// For `cancel`: TikTok's cancel reason, as a kind (`out_of_stock`, ...)
+    /// or an official key (see `GET /api/v1/orders/{id}/cancel-reasons`).
+    pub cancel_reason: Option<String>,
+    /// For `run_from` and `move`: the step to run from.
+    pub step: Option<String>,
+    /// For `move`: `name@version`, or a name for the version in force.
+    pub workflow: Option<String>,
 }
 
 /// Builds the operator action an endpoint name stands for.
-pub fn parse_action(
-    name: &str,
-    by: Option<String>,
-    note: Option<String>,
-    reason: Option<String>,
-    cancel_reason: Option<String>,
-    step: Option<String>,
-) -> Result<OperatorAction, String> {
-    let by = by.unwrap_or_else(|| "operator".into());
-    let note = note.unwrap_or_default();
+pub fn parse_action(name: &str, a: ActionArgs) -> Result<OperatorAction, Error> {
+    let by = a.by.unwrap_or_else(|| "operator".into());
+    let note = a.note.unwrap_or_default();
+    let given = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
     Ok(match name {
         "resume" | "retry" => OperatorAction::Resume,
         "skip" => OperatorAction::Skip,
         "approve" => OperatorAction::Approve { by, note },
         "reject" => OperatorAction::Reject { by, note },
         "hold" => OperatorAction::Hold {
-            reason: reason.unwrap_or_else(|| "held by an operator".into()),
+            reason: a.reason.unwrap_or_else(|| "held by an operator".into()),
         },
-        "release" => OperatorAction::Release,
+        "release" => match given(a.step) {
+            // Release into a chosen step: the same as running from it.
+            Some(step) => OperatorAction::RunFrom { step },
+            None => OperatorAction::Release,
+        },
         "cancel" => {
-            let reason = reason.unwrap_or_else(|| "cancelled by an operator".into());
-            match cancel_reason.filter(|r| !r.trim().is_empty()) {
+            let reason = a
+                .reason
+                .unwrap_or_else(|| "cancelled by an operator".into());
+            match given(a.cancel_reason) {
                 Some(cancel_reason) => OperatorAction::SellerCancel {
                     reason,
                     cancel_reason,
@@ -268,79 +341,95 @@ pub fn parse_action(
         },
         "reject_cancel_request" => OperatorAction::AnswerCancelRequest {
             approve: false,
-            reason: reason.filter(|r| !r.trim().is_empty()),
+            reason: given(a.reason),
             by,
         },
         "run_from" => OperatorAction::RunFrom {
-            step: step.ok_or("run_from needs \"step\"")?,
+            step: given(a.step).ok_or(Error::Missing {
+                action: "run_from",
+                field: "step",
+            })?,
+        },
+        "move" => OperatorAction::Move {
+            workflow: given(a.workflow).ok_or(Error::Missing {
+                action: "move",
+                field: "workflow",
+            })?,
+            step: given(a.step),
         },
         "note" => OperatorAction::Note {
-            text: note_or(reason, &note)?,
+            text: given(Some(note))
+                .or_else(|| given(a.reason))
+                .ok_or(Error::Missing {
+                    action: "note",
+                    field: "note",
+                })?,
         },
-        other => return Err(format!("unknown action {other}")),
+        other => return Err(Error::UnknownAction(other.to_string())),
     })
 }
 
-fn note_or(reason: Option<String>, note: &str) -> Result<String, String> {
-    let t = if note.is_empty() {
-        reason.unwrap_or_default()
+/// What the intervention rules need to know about the order's world.
+pub fn intervention_context<'a>(
+    s: &'a AppState,
+    rec: &OrderRecord,
+    def: Option<&'a crate::workflow::Definition>,
+    resolve: &'a dyn Fn(&str) -> Option<Arc<crate::workflow::Definition>>,
+) -> Context<'a> {
+    Context {
+        def,
+        in_force: s
+            .registry
+            .current()
+            .definitions
+            .iter()
+            .map(|d| d.key())
+            .collect(),
+        tiktok: s
+            .gateway
+            .as_ref()
+            .is_some_and(|g| g.knows_shop(&rec.shop_id)),
+        resolve,
+    }
+}
+
+/// Looks a workflow up as `move` names it: `name@version`, or a name for
+/// the version in force.
+pub fn resolve_workflow(
+    registry: &crate::runtime::Registry,
+    name: &str,
+) -> Option<Arc<crate::workflow::Definition>> {
+    if name.contains('@') {
+        registry.get(name).ok()
     } else {
-        note.to_string()
-    };
-    if t.is_empty() {
-        Err("note needs \"note\"".into())
-    } else {
-        Ok(t)
+        registry.current().get(name).cloned()
     }
 }
 
 /// Checks and submits one intervention for one order.
-pub async fn intervene(
-    s: &AppState,
-    order_id: &str,
-    action: OperatorAction,
-) -> Result<(), (u16, String)> {
-    let rec = match s.store.load_order(order_id) {
-        Ok(Some(r)) => r,
-        Ok(None) => return Err((404, format!("no order {order_id}"))),
-        Err(e) => return Err((500, e.to_string())),
-    };
-    check_intervention(&rec, &action).map_err(|m| (409, m))?;
+pub async fn intervene(s: &AppState, order_id: &str, action: OperatorAction) -> Result<(), Error> {
+    let rec = s
+        .store
+        .load_order(order_id)?
+        .ok_or_else(|| Error::NoOrder(order_id.to_string()))?;
+    let def = rec.workflow.as_deref().and_then(|k| s.registry.get(k).ok());
+    let resolve = |n: &str| resolve_workflow(&s.registry, n);
+    let cx = intervention_context(s, &rec, def.as_deref(), &resolve);
+    interventions::check(&rec, &cx, &action)?;
     // A TikTok reason is checked for the shop's market and the order's
     // status before anything is cancelled here: a reason TikTok would
     // refuse must not leave the order cancelled here and live there.
-    let tiktok = s.gateway.as_ref().filter(|g| g.knows_shop(&rec.shop_id));
-    if let (OperatorAction::Cancel { .. }, Some(order), Some(_)) = (&action, &rec.order, tiktok) {
-        if crate::tiktok::reasons::seller_can_cancel(&order.status) {
-            return Err((
-                409,
-                format!(
-                    "order {order_id} is {} on TikTok, where it can still be cancelled: give a cancel_reason (one of {}; GET /api/v1/orders/{order_id}/cancel-reasons lists the ones TikTok takes for it)",
-                    order.status,
-                    crate::tiktok::reasons::CancelKind::ALL
-                        .map(crate::tiktok::reasons::CancelKind::as_str)
-                        .join(", "),
-                ),
-            ));
-        }
-    }
-    if let (OperatorAction::SellerCancel { cancel_reason, .. }, Some(order)) = (&action, &rec.order)
-    {
-        let gateway = tiktok.ok_or_else(|| {
-            (
-                409,
-                format!(
-                    "shop {} is not configured, so TikTok cannot be told: cancel without cancel_reason",
-                    rec.shop_id
-                ),
-            )
-        })?;
+    if let (OperatorAction::SellerCancel { cancel_reason, .. }, Some(order), Some(gateway)) = (
+        &action,
+        &rec.order,
+        s.gateway.as_ref().filter(|g| g.knows_shop(&rec.shop_id)),
+    ) {
         gateway
             .cancel_key(order, cancel_reason)
             .await
             .map_err(|e| match e {
-                crate::tiktok::Error::CancelReason { .. } => (409, e.to_string()),
-                other => (503, other.to_string()),
+                crate::tiktok::Error::CancelReason { .. } => Error::CancelReason(e),
+                other => Error::Tiktok(other),
             })?;
     }
     let ev = OrderEvent {
@@ -351,11 +440,8 @@ pub async fn intervene(
         received_ms: s.runtime.shared.clock.now_ms(),
         kind: EventKind::Operator(action),
     };
-    s.intake
-        .submit(ev)
-        .await
-        .map(|_| ())
-        .map_err(|e| (503, e.to_string()))
+    s.intake.submit(ev).await?;
+    Ok(())
 }
 
 async fn start_bulk(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
@@ -364,16 +450,17 @@ async fn start_bulk(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed body: {e}")),
     };
-    let action = match parse_action(
-        &req.action,
-        req.by.clone(),
-        None,
-        req.reason.clone(),
-        req.cancel_reason.clone(),
-        req.step.clone(),
-    ) {
+    let args = ActionArgs {
+        by: req.by.clone(),
+        note: None,
+        reason: req.reason.clone(),
+        cancel_reason: req.cancel_reason.clone(),
+        step: req.step.clone(),
+        workflow: req.workflow.clone(),
+    };
+    let action = match parse_action(&req.action, args) {
         Ok(a) => a,
-        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let now = s.runtime.shared.clock.now_ms();
     let ids: Vec<String> = match (&req.ids, &req.filter) {
@@ -416,12 +503,12 @@ async fn start_bulk(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
                             message: "accepted".into(),
                         });
                     }
-                    Err((_, m)) => {
+                    Err(e) => {
                         j.failed += 1;
                         j.results.push(JobResult {
                             order_id,
                             ok: false,
-                            message: m,
+                            message: e.to_string(),
                         });
                     }
                 }

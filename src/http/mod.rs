@@ -36,7 +36,7 @@ use serde_json::json;
 use crate::actors::RuntimeHandle;
 use crate::lifecycle::Lifecycle;
 use crate::order::Order;
-use crate::runtime::event::{EventKind, OperatorAction, OrderEvent, Source};
+use crate::runtime::event::{EventKind, OrderEvent, Source};
 use crate::runtime::intake::Intake;
 use crate::runtime::Registry;
 use crate::store::{OrderRecord, Store};
@@ -351,6 +351,12 @@ async fn get_order(s: web::Data<AppState>, path: web::Path<String>) -> HttpRespo
     match s.store.load_order(&path) {
         Ok(Some(rec)) => {
             let mut v = order_view(&rec, &s.registry);
+            // What an operator may do now, and why not: the console and
+            // the CLI show these as given.
+            let def = rec.workflow.as_deref().and_then(|k| s.registry.get(k).ok());
+            let resolve = |n: &str| admin::resolve_workflow(&s.registry, n);
+            let cx = admin::intervention_context(&s, &rec, def.as_deref(), &resolve);
+            v["interventions"] = json!(crate::runtime::interventions::offers(&rec, &cx));
             // Names, variants and images of the line items, from the
             // catalogue.
             if let (Some(cat), Some(items)) = (&s.catalogue, v["line_items"].as_array_mut()) {
@@ -386,91 +392,6 @@ async fn get_audit(s: web::Data<AppState>, path: web::Path<String>) -> HttpRespo
                 .collect::<Vec<_>>(),
         ),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ActionBody {
-    pub by: Option<String>,
-    pub note: Option<String>,
-    pub reason: Option<String>,
-    /// For `cancel`: TikTok's cancel reason, as a kind (`out_of_stock`, ...)
-    /// or an official key (see `GET /api/v1/orders/{id}/cancel-reasons`).
-    pub cancel_reason: Option<String>,
-    pub step: Option<String>,
-}
-
-/// Is `action` allowed for the order as it stands? `Err` says why not.
-pub fn check_intervention(rec: &OrderRecord, action: &OperatorAction) -> Result<(), String> {
-    let st = rec.instance.as_ref().map(|i| &i.state);
-    let ok = match action {
-        OperatorAction::Resume => matches!(st, Some(State::Exception { .. })),
-        OperatorAction::Skip | OperatorAction::RunFrom { .. } => matches!(
-            st,
-            Some(
-                State::Exception { .. }
-                    | State::Waiting { .. }
-                    | State::Sleeping { .. }
-                    | State::AwaitingApproval { .. }
-                    | State::Backoff { .. }
-            )
-        ),
-        OperatorAction::Approve { .. } | OperatorAction::Reject { .. } => {
-            matches!(st, Some(State::AwaitingApproval { .. }))
-        }
-        OperatorAction::Hold { .. } => !rec.lifecycle.is_terminal() && rec.held_from.is_none(),
-        OperatorAction::Release => rec.held_from.is_some(),
-        // Whether TikTok must be told (and so a reason given) depends on
-        // the shop being configured: `admin::intervene` checks that.
-        OperatorAction::Cancel { .. } => !rec.lifecycle.is_terminal(),
-        OperatorAction::SellerCancel { .. } => {
-            if rec.lifecycle.is_terminal() {
-                false
-            } else {
-                match rec.order.as_ref() {
-                    Some(o) if seller_can_cancel(&o.status) => true,
-                    Some(o) => {
-                        return Err(format!(
-                            "TikTok takes no seller cancellation of order {} in status {}; cancel without cancel_reason to stop orderflow's work on it",
-                            rec.order_id, o.status
-                        ))
-                    }
-                    None => {
-                        return Err(format!(
-                            "order {} has not been fetched from TikTok yet",
-                            rec.order_id
-                        ))
-                    }
-                }
-            }
-        }
-        OperatorAction::Note { .. } => true,
-        OperatorAction::AnswerCancelRequest { .. } => {
-            !rec.lifecycle.is_terminal()
-                && rec
-                    .order
-                    .as_ref()
-                    .filter(|o| o.buyer_cancel_requested)
-                    .and_then(|o| o.cancel_request.as_ref())
-                    .is_some_and(|r| {
-                        !matches!(
-                            rec.answer_for(&r.cancel_id),
-                            Some(crate::store::AnswerState::Sent { .. })
-                        )
-                    })
-        }
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "cannot {} order {}: it is {} (workflow {})",
-            action.name(),
-            rec.order_id,
-            rec.lifecycle,
-            st.map_or("none", crate::workflow::interpreter::state_name)
-        ))
     }
 }
 
@@ -520,27 +441,23 @@ async fn post_action(
 ) -> HttpResponse {
     use actix_web::http::StatusCode;
     let (id, name) = path.into_inner();
-    let b: ActionBody = if body.is_empty() {
-        ActionBody::default()
+    let args: admin::ActionArgs = if body.is_empty() {
+        admin::ActionArgs::default()
     } else {
         match json_body(&body) {
             Ok(b) => b,
             Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed body: {e}")),
         }
     };
-    let action = match admin::parse_action(&name, b.by, b.note, b.reason, b.cancel_reason, b.step) {
-        Ok(a) => a,
-        Err(m) if m.starts_with("unknown action") => return error(StatusCode::NOT_FOUND, m),
-        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    let result = match admin::parse_action(&name, args) {
+        Ok(action) => admin::intervene(&s, &id, action).await,
+        Err(e) => Err(e),
     };
-    match admin::intervene(&s, &id, action).await {
+    match result {
         Ok(()) => {
             HttpResponse::Accepted().json(json!({"accepted": true, "order_id": id, "action": name}))
         }
-        Err((code, m)) => error(
-            StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            m,
-        ),
+        Err(e) => error(e.status(), e.to_string()),
     }
 }
 

@@ -359,7 +359,7 @@ impl Live {
             let now = self.state.runtime.shared.clock.now_ms();
             for id in ids {
                 if let Ok(Some(rec)) = self.state.store.load_order(&id) {
-                    let data = super::admin::summary(&rec, now);
+                    let data = super::admin::row(&self.state, &rec, now);
                     self.queue
                         .push_back(web::Bytes::from(format!("event: order\ndata: {data}\n\n")));
                 }

@@ -18,10 +18,10 @@
 const LIFECYCLES = ['pending', 'processing', 'on_hold', 'exception', 'fulfilled', 'delivered', 'completed', 'cancelled'];
 const TERMINAL = new Set(['completed', 'cancelled']);
 const TIKTOK_STATUSES = ['UNPAID', 'ON_HOLD', 'AWAITING_SHIPMENT', 'PARTIALLY_SHIPPING', 'AWAITING_COLLECTION', 'IN_TRANSIT', 'DELIVERED', 'COMPLETED', 'CANCELLED'];
-const DESTRUCTIVE = new Set(['cancel', 'skip', 'reject', 'run_from', 'approve_cancel_request', 'reject_cancel_request']);
+const DESTRUCTIVE = new Set(['cancel', 'skip', 'reject', 'run_from', 'move', 'approve_cancel_request', 'reject_cancel_request']);
 const ACTION_LABELS = {
   resume: 'Resume', retry: 'Retry', skip: 'Skip step', approve: 'Approve', reject: 'Reject',
-  hold: 'Hold', release: 'Release', cancel: 'Cancel', run_from: 'Run from step', note: 'Add note',
+  hold: 'Hold', release: 'Release', cancel: 'Cancel', run_from: 'Run from step', move: 'Move to workflow', note: 'Add note',
   approve_cancel_request: 'Approve buyer\'s cancel', reject_cancel_request: 'Reject buyer\'s cancel',
 };
 /** TikTok's cancel reasons as kinds (the server maps each to the key of the shop's market and the order's status). */
@@ -41,6 +41,7 @@ const ACTION_EXPLAIN = {
   skip: 'The current step will be skipped without running it; the workflow continues with the next step.',
   reject: 'The approval will be rejected; the workflow takes its rejection path (usually cancelling the order).',
   run_from: 'The workflow will jump to the chosen step and run from there.',
+  move: 'The order will move to the chosen workflow version and go on at the step it is at (or from the start if that version lacks it).',
 };
 const BULK_ACTIONS = ['resume', 'retry', 'skip', 'hold', 'release', 'cancel', 'approve', 'reject'];
 
@@ -300,33 +301,16 @@ async function logout() {
 
 // ---------------------------------------------------------------- actions
 
-/** Which one-tap actions a list row offers, from the summary alone (the server has the last word: 409). */
+/** The one-tap actions a list row shows: those the server allows now (`actions`) that need no choice but a confirmation. */
+const ROW_ACTIONS = ['approve', 'reject', 'release', 'resume', 'skip', 'hold', 'cancel'];
 function rowActions(summary) {
-  const lc = summary.lifecycle;
-  if (TERMINAL.has(lc)) return [];
-  switch (lc) {
-    case 'exception': return ['resume', 'skip', 'hold', 'cancel'];
-    // on_hold is an operator hold or a pending approval; the summary cannot
-    // tell, so offer both unless an error says it was held out of trouble.
-    case 'on_hold': return summary.last_error ? ['release', 'cancel'] : ['release', 'approve', 'reject', 'cancel'];
-    default: return ['hold', 'cancel'];
-  }
+  const allowed = new Set(summary.actions || []);
+  return ROW_ACTIONS.filter((a) => allowed.has(a));
 }
 
-/** The order page knows the instance state, so it mirrors the server's check exactly. */
+/** The order page's interventions: exactly those the server offers as allowed (notes have their own form). */
 function orderActions(o) {
-  const st = o.instance_state || 'none';
-  const lc = o.lifecycle;
-  const out = [];
-  if (st === 'exception') out.push('resume');
-  if (st === 'awaiting_approval') out.push('approve', 'reject');
-  if (['exception', 'waiting', 'sleeping', 'awaiting_approval', 'backoff'].includes(st)) out.push('skip');
-  const held = lc === 'on_hold' && st !== 'awaiting_approval';
-  if (!TERMINAL.has(lc) && !held) out.push('hold');
-  if (held) out.push('release');
-  if (!TERMINAL.has(lc)) out.push('cancel');
-  if (o.cancel_request && !TERMINAL.has(lc)) out.push('approve_cancel_request', 'reject_cancel_request');
-  return out;
+  return (o.interventions || []).filter((x) => x.allowed && x.action !== 'note');
 }
 
 /** What the cancel dialog offers: the reasons TikTok takes for this order now. */
@@ -337,18 +321,22 @@ async function cancelChoices(orderId) {
   return { choices: r.data.reasons.map((x) => [x.kind, `${x.text} (${x.key})`]), note: '' };
 }
 
-function actionButton(orderId, action, onDone, { small = true } = {}) {
+/** A button for one intervention: a name, or the server's offer ({action, why, steps, workflows}). */
+function actionButton(orderId, offer, onDone, { small = true } = {}) {
+  const o = typeof offer === 'string' ? { action: offer } : offer;
+  const action = o.action;
   const cls = ['btn', small ? 'btn-sm' : '', DESTRUCTIVE.has(action) ? 'btn-danger-ghost' : '', action === 'approve' ? 'btn-ok' : ''].join(' ').trim();
   const b = el('button', { type: 'button', class: cls, 'data-action': action, text: ACTION_LABELS[action] || action, 'aria-label': `${ACTION_LABELS[action] || action} order ${orderId}` });
-  b.addEventListener('click', () => doAction(orderId, action, b, onDone));
+  if (o.why) b.title = o.why;
+  b.addEventListener('click', () => doAction(orderId, action, b, onDone, {}, o));
   return b;
 }
 
 /** Runs one intervention; destructive ones ask first. */
-async function doAction(orderId, action, button, onDone, extra = {}) {
+async function doAction(orderId, action, button, onDone, extra = {}, offer = {}) {
   const body = { ...extra };
   if (DESTRUCTIVE.has(action)) {
-    let what = ACTION_EXPLAIN[action] || `${action} will be applied.`;
+    let what = offer.why ? `${offer.why}.` : (ACTION_EXPLAIN[action] || `${action} will be applied.`);
     let choices = null;
     let choiceLabel = 'TikTok cancel reason';
     if (action === 'cancel') {
@@ -358,6 +346,12 @@ async function doAction(orderId, action, button, onDone, extra = {}) {
     } else if (action === 'reject_cancel_request') {
       choices = REJECT_KINDS;
       choiceLabel = 'Reason for TikTok';
+    } else if (action === 'run_from') {
+      choices = (offer.steps || []).map((x) => [x, x]);
+      choiceLabel = 'Step to run from';
+    } else if (action === 'move') {
+      choices = (offer.workflows || []).map((x) => [x, x]);
+      choiceLabel = 'Workflow version';
     }
     const res = await confirmDialog(`Order ${orderId}: ${what}`, {
       title: `${ACTION_LABELS[action] || action} order ${orderId}?`,
@@ -369,6 +363,8 @@ async function doAction(orderId, action, button, onDone, extra = {}) {
     if (!res.ok) return;
     if (action === 'cancel' && res.choice) body.cancel_reason = res.choice;
     if (action === 'reject_cancel_request' && res.choice) body.reason = res.choice;
+    if (action === 'run_from' && res.choice) body.step = res.choice;
+    if (action === 'move' && res.choice) body.workflow = res.choice;
     if (res.reason) {
       if (action === 'cancel') body.reason = res.reason;
       else body.note = res.reason;
@@ -553,7 +549,7 @@ function renderAtRisk(wrap, orders, after) {
   const t = table('at-risk', ['Order', 'Time left', 'State', 'Ship by', el('th', { scope: 'col' }, el('span', { class: 'sr-only', text: 'Actions' }))]);
   const tb = t.tBodies[0];
   for (const o of list.slice(0, 50)) {
-    const acts = o.lifecycle === 'on_hold' ? [actionButton(o.order_id, 'release', after)] : [];
+    const acts = (o.actions || []).includes('release') ? [actionButton(o.order_id, 'release', after)] : [];
     const actCell = td('Actions', el('div', { class: 'btn-row' }, acts), acts.length ? 'actions' : 'actions empty-cell');
     tb.append(el('tr', { 'data-order-id': o.order_id },
       td('Order', el('div', { class: 'order-cell' },
@@ -578,7 +574,7 @@ function renderExceptions(wrap, orders, after) {
         el('a', { class: 'order-link mono', href: `#/orders/${enc(o.order_id)}`, text: o.order_id }),
         el('span', { class: 'muted small' }, o.workflow ? wfLabel(o.workflow) : '', o.workflow ? ' · ' : '', timeEl(o.updated_ms))),
       el('p', { class: 'error', text: o.last_error || 'no error recorded' }),
-      el('div', { class: 'btn-row' }, ['resume', 'skip', 'cancel'].map((a) => actionButton(o.order_id, a, after)))));
+      el('div', { class: 'btn-row' }, rowActions(o).map((a) => actionButton(o.order_id, a, after)))));
   }
   wrap.replaceChildren(list.length ? box : emptyState('The exception queue is empty.'));
   if (!list.length) wrap.firstChild.id = 'exceptions';
