@@ -54,7 +54,83 @@ pub struct DryRun {
     pub instance: Instance,
 }
 
+/// How the outside world answers, beyond the stubs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub approval: ApprovalChoice,
+    /// Steps whose first call fails with an error kind (`reserve` →
+    /// `unmapped_sku`), to walk the paths a failure takes.
+    pub fail: Vec<(String, String)>,
+    /// The buyer asks to cancel as the workflow calls this step: the
+    /// workflow's `on_cancel_request` answers, as the daemon would.
+    pub cancel_request_at: Option<String>,
+}
+
+impl Options {
+    pub fn approval(approval: ApprovalChoice) -> Options {
+        Options {
+            approval,
+            fail: Vec::new(),
+            cancel_request_at: None,
+        }
+    }
+}
+
 pub fn run(def: &Definition, order: &Order, events: &[Data], approval: ApprovalChoice) -> DryRun {
+    run_with(def, order, events, &Options::approval(approval))
+}
+
+/// The buyer's request, answered by the workflow's policy: the inputs it
+/// leads to (a cancellation when approved), and `None` when a person must
+/// answer (the walk stops there).
+fn cancel_request(
+    def: &Definition,
+    inst: &Instance,
+    step: &str,
+    lines: &mut Vec<String>,
+) -> Option<Vec<Input>> {
+    use super::model::CancelAnswer;
+    let shipped = inst
+        .outputs
+        .keys()
+        .any(|id| def.step_index(id).is_some_and(|i| def.steps[i].ships()));
+    let p = &def.on_cancel_request;
+    let answer = if shipped {
+        p.after_shipping
+    } else {
+        p.before_shipping
+    };
+    let when = if shipped {
+        "after shipping"
+    } else {
+        "before shipping"
+    };
+    match answer {
+        CancelAnswer::Approve => {
+            lines.push(format!(
+                "    buyer asks to cancel at {step} ({when}): the workflow approves; TikTok cancels the order"
+            ));
+            Some(vec![Input::Cancel {
+                reason: "the buyer's cancellation request was approved".into(),
+            }])
+        }
+        CancelAnswer::Reject => {
+            lines.push(format!(
+                "    buyer asks to cancel at {step} ({when}): the workflow rejects ({}); the order goes on",
+                p.reject_reason.as_str()
+            ));
+            Some(Vec::new())
+        }
+        CancelAnswer::Operator => {
+            lines.push(format!(
+                "    buyer asks to cancel at {step} ({when}): the order is held for a person to answer before TikTok's deadline"
+            ));
+            None
+        }
+    }
+}
+
+pub fn run_with(def: &Definition, order: &Order, events: &[Data], opts: &Options) -> DryRun {
     let order_json = order.to_json();
     let now_ms = order
         .create_time
@@ -65,6 +141,9 @@ pub fn run(def: &Definition, order: &Order, events: &[Data], approval: ApprovalC
         now_ms,
     };
     let mut events: VecDeque<Data> = events.iter().cloned().collect();
+    let mut fail = opts.fail.clone();
+    let mut cancel_at = opts.cancel_request_at.clone();
+    let mut approval_timed_out = false;
     let mut inst = Instance::new(def, &order.id);
     let mut lines = vec![format!(
         "dry-run of {} ({}) for order {}",
@@ -72,12 +151,17 @@ pub fn run(def: &Definition, order: &Order, events: &[Data], approval: ApprovalC
         def.key(),
         order.id
     )];
-    let mut input = Input::Start;
+    let mut queue: VecDeque<Input> = VecDeque::from([Input::Start]);
     for _ in 0..2_000 {
+        let Some(input) = queue.pop_front() else {
+            break;
+        };
         let out = advance(def, inst, &input, &ctx);
         inst = out.instance;
         lines.extend(out.trace.into_iter().map(|t| format!("  {t}")));
-        let mut next = None;
+        if !queue.is_empty() {
+            continue;
+        }
         for e in &out.effects {
             if let Effect::Call {
                 effect,
@@ -87,19 +171,46 @@ pub fn run(def: &Definition, order: &Order, events: &[Data], approval: ApprovalC
             } = e
             {
                 lines.push(format!("    -> {action} {}", args.to_json()));
-                let result = stub_result(action, &order.id);
+                if cancel_at.as_deref() == Some(effect.step.as_str()) && !effect.compensation {
+                    cancel_at = None;
+                    match cancel_request(def, &inst, &effect.step, &mut lines) {
+                        Some(inputs) => queue.extend(inputs),
+                        None => {
+                            return DryRun {
+                                lines,
+                                instance: inst,
+                            }
+                        }
+                    }
+                }
+                let failing = fail
+                    .iter()
+                    .position(|(st, _)| st == &effect.step && !effect.compensation);
+                let result = match failing {
+                    Some(i) => {
+                        let (_, kind) = fail.remove(i);
+                        lines.push(format!("    <- fails: {kind}"));
+                        Err(super::interpreter::ActionError {
+                            message: format!("dry-run: {} fails with {kind}", effect.step),
+                            kind,
+                        })
+                    }
+                    None => stub_result(action, &order.id),
+                };
                 if let Ok(r) = &result {
                     lines.push(format!("    <- {}", r.to_json()));
                 }
-                next = Some(Input::EffectResult {
+                queue.push_back(Input::EffectResult {
                     effect: effect.clone(),
                     result,
                 });
             }
         }
-        input = match (next, &inst.state) {
-            (Some(i), _) => i,
-            (None, State::Waiting { timer, .. }) => match events.pop_front() {
+        if !queue.is_empty() {
+            continue;
+        }
+        let next = match &inst.state {
+            State::Waiting { timer, .. } => match events.pop_front() {
                 Some(ev) => {
                     lines.push(format!("    event {}", ev.to_json()));
                     Input::Event(ev)
@@ -109,10 +220,10 @@ pub fn run(def: &Definition, order: &Order, events: &[Data], approval: ApprovalC
                     Input::Timer(timer.clone())
                 }
             },
-            (None, State::Sleeping { timer, .. } | State::Backoff { timer, .. }) => {
+            State::Sleeping { timer, .. } | State::Backoff { timer, .. } => {
                 Input::Timer(timer.clone())
             }
-            (None, State::AwaitingApproval { timer, .. }) => match approval {
+            State::AwaitingApproval { timer, .. } => match opts.approval {
                 ApprovalChoice::Approve => Input::Approval {
                     approved: true,
                     by: "dry-run".into(),
@@ -123,27 +234,35 @@ pub fn run(def: &Definition, order: &Order, events: &[Data], approval: ApprovalC
                     by: "dry-run".into(),
                     note: String::new(),
                 },
-                ApprovalChoice::Timeout => Input::Timer(timer.clone()),
+                ApprovalChoice::Timeout if approval_timed_out => {
+                    lines.push(
+                        "  stopped: held, awaiting an operator's approval (an alert with the ship-by deadline is sent)"
+                            .into(),
+                    );
+                    break;
+                }
+                ApprovalChoice::Timeout => {
+                    approval_timed_out = true;
+                    Input::Timer(timer.clone())
+                }
             },
-            (
-                None,
-                State::Compensating {
-                    backoff: Some(t), ..
-                },
-            ) => Input::Timer(t.clone()),
-            (None, State::Exception { error }) => {
+            State::Compensating {
+                backoff: Some(t), ..
+            } => Input::Timer(t.clone()),
+            State::Exception { error } => {
                 lines.push(format!(
                     "  stopped in exception at {}: an operator would resume, skip or cancel",
                     error.step
                 ));
                 break;
             }
-            (None, State::Done(_)) => break,
-            (None, other) => {
+            State::Done(_) => break,
+            other => {
                 lines.push(format!("  stopped in state {other:?}"));
                 break;
             }
         };
+        queue.push_back(next);
     }
     DryRun {
         lines,
