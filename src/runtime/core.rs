@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use super::event::{EventKind, OperatorAction, OrderEvent};
 use super::{Error, Registry};
+use crate::actions::ErrorKind;
 use crate::lifecycle::Lifecycle;
 use crate::order::{Order, TiktokStatus};
 use crate::store::{
@@ -1061,7 +1062,7 @@ impl W<'_> {
         // is told to cancel while the call is still its own), then the
         // result lets it compensate and end cancelled.
         if let Err(e) = result {
-            if e.kind == crate::runtime::effects::ORDER_CANCELLED {
+            if e.kind == ErrorKind::OrderCancelled.as_str() {
                 if let Some(mut o) = self.rec.order.clone() {
                     o.status = TiktokStatus::Cancelled;
                     // Newer than what we had, so a snapshot read before the

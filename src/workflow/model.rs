@@ -8,9 +8,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::actions::Action;
 use super::expr::{Expr, Template};
 use super::node::Pos;
+use crate::actions::Action;
 
 #[derive(Debug, Clone)]
 pub struct Definition {
