@@ -52,10 +52,10 @@ fn unanswered(url: &str, x: &reqwest::Error, timed_out: String) -> ActionError {
     }
 }
 
-/// The kind of a status other than a success: the other side's answer,
-/// as the label API's statuses are not (see
-/// `crate::shipping::labels::status_kind`), because any endpoint may
-/// stand behind `http.request`.
+/// The kind of a status other than a success. Not the label API's mapping
+/// (`crate::shipping::labels::status_kind`): any endpoint may stand behind
+/// `http.request`, so its 404 or 504 says less, and the action raises only
+/// the common kinds.
 fn status_kind(status: u16) -> ErrorKind {
     match status {
         429 => ErrorKind::RateLimited,

@@ -157,7 +157,8 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    /// Every kind, the runtime's own included.
+    /// Every kind: those of the language ([`ALL_ERRORS`]), then the
+    /// runtime's own.
     pub const ALL: [ErrorKind; 11] = [
         ErrorKind::Transient,
         ErrorKind::Timeout,
@@ -230,19 +231,8 @@ pub const DEFAULT_RETRYABLE: &[ErrorKind] = &[
 ];
 
 /// Every error kind the language knows (for `catch` and `retry.on`): all
-/// but the runtime's own [`ErrorKind::OrderCancelled`].
-pub const ALL_ERRORS: &[ErrorKind] = &[
-    ErrorKind::Transient,
-    ErrorKind::Timeout,
-    ErrorKind::RateLimited,
-    ErrorKind::Invalid,
-    ErrorKind::Rejected,
-    ErrorKind::OutOfStock,
-    ErrorKind::UnmappedSku,
-    ErrorKind::PaymentMismatch,
-    ErrorKind::NotFound,
-    ErrorKind::Expression,
-];
+/// but the runtime's own [`ErrorKind::OrderCancelled`], the last.
+pub const ALL_ERRORS: &[ErrorKind] = ErrorKind::ALL.split_at(ErrorKind::ALL.len() - 1).0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArgType {

@@ -13,12 +13,11 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::actions::{self, ArgType, ErrorKind, ALL_ERRORS, DEFAULT_RETRYABLE};
-
 use super::expr::{Expr, Template, SCOPE_NAMES};
 use super::model::*;
 use super::node::{self, Kind, Node, Pos};
 use super::value::Data;
+use crate::actions::{self, ArgType, ErrorKind, ALL_ERRORS, DEFAULT_RETRYABLE};
 
 /// Most steps a workflow may have.
 pub const MAX_STEPS: usize = 200;
