@@ -7,10 +7,13 @@
 //! - [`workflow`]: the workflow language. YAML parsed with spans
 //!   ([`workflow::node`]), checked by the validator ([`workflow::validate`])
 //!   into a definition ([`workflow::model`]), CEL expressions
-//!   ([`workflow::expr`]) with their cost bound ([`workflow::cost`]), the built-in action catalogue
-//!   ([`workflow::actions`]) and the pure interpreter
-//!   ([`workflow::interpreter`]): `advance(instance, input) -> (instance',
-//!   effects)`. Nothing in it does I/O.
+//!   ([`workflow::expr`]) with their cost bound ([`workflow::cost`]) and
+//!   the pure interpreter ([`workflow::interpreter`]): `advance(instance,
+//!   input) -> (instance', effects)`. Nothing in it does I/O.
+//! - [`actions`]: the built-in actions, one file per family (tiktok,
+//!   inventory, shipping, notify, order, http), each with its actions'
+//!   argument spec, execution and error mapping; the typed action names
+//!   and the error kinds the language and the runtime share.
 //! - [`tiktok`]: the TikTok Shop API: wire types, signing, client, the
 //!   rate-limited gateway actor, webhook verification, its config; every
 //!   listed error code classified ([`tiktok::codes`]) and the cancel and
@@ -64,7 +67,7 @@
 //! - [`shipping`]: carrier selection by rules (CEL, region, weight, value,
 //!   deadline), label providers (TikTok shipping, a label API), the carrier
 //!   → TikTok provider mapping checked against what TikTok offers
-//!   ([`shipping::tiktok_providers`]) and the error kinds failures map to.
+//!   ([`shipping::tiktok_providers`]).
 //! - [`notify`]: Slack-compatible JSON notifications and system alerts to
 //!   named channels, with bounded retries.
 //! - [`payment`]: is the order paid, and do its amounts add up.
@@ -79,6 +82,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+pub mod actions;
 pub mod actors;
 pub mod catalogue;
 pub mod cli;

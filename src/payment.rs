@@ -42,8 +42,8 @@ pub enum Error {
 impl Error {
     /// The workflow error kind (`payment_mismatch` for every variant: the
     /// order is not safe to fulfil as it stands).
-    pub fn kind(&self) -> &'static str {
-        "payment_mismatch"
+    pub fn kind(&self) -> crate::actions::ErrorKind {
+        crate::actions::ErrorKind::PaymentMismatch
     }
 }
 
@@ -204,7 +204,7 @@ mod tests {
             ),
             "{e:?}"
         );
-        assert_eq!(e.kind(), "payment_mismatch");
+        assert_eq!(e.kind(), crate::actions::ErrorKind::PaymentMismatch);
     }
 
     #[test]

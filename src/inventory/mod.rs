@@ -185,20 +185,10 @@ pub enum Error {
 }
 
 impl Error {
-    /// The workflow error kind this maps to.
+    /// The workflow error kind this maps to, as text (the stock API's and
+    /// the reservation metric's): [`crate::actions::ErrorKind::from_inventory`].
     pub fn kind(&self) -> &'static str {
-        match self {
-            Error::OutOfStock { .. } => "out_of_stock",
-            Error::UnmappedSku { .. } => "unmapped_sku",
-            Error::BelowReserved { .. }
-            | Error::Invalid(_)
-            | Error::Import(_)
-            | Error::Released { .. } => "invalid",
-            Error::NoReservation(_) => "not_found",
-            Error::Corrupt { .. } => "rejected",
-            Error::Storage(_) | Error::Task(_) => "transient",
-            Error::Tiktok(e) => crate::shipping::kind::tiktok_kind(e).as_str(),
-        }
+        crate::actions::ErrorKind::from_inventory(self).as_str()
     }
 }
 

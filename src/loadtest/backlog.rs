@@ -141,7 +141,7 @@ pub fn seed(data: &Path, workflows: &Path, waiting: usize, in_flight: usize) -> 
                 rec.in_flight.push(StartedEffect {
                     effect: calling_effect.clone(),
                     key: calling_effect.key(&id, &def.version),
-                    action: "http.request".into(),
+                    action: crate::actions::ActionName::HttpRequest.as_str().into(),
                     args: Data::map([("url", Data::from("http://127.0.0.1:1/"))]),
                     attempt: 1,
                     timeout_ms: Some(1000),

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use super::event::{EventKind, OperatorAction, OrderEvent};
 use super::{Error, Registry};
+use crate::actions::{ActionName, ErrorKind};
 use crate::lifecycle::Lifecycle;
 use crate::order::{Order, TiktokStatus};
 use crate::store::{
@@ -326,9 +327,9 @@ impl W<'_> {
     ) {
         let visit = self.rec.audit_seq as u32;
         let (action, verb) = if approve {
-            ("tiktok.approve_cancellation", "approve")
+            (ActionName::TiktokApproveCancellation.as_str(), "approve")
         } else {
-            ("tiktok.reject_cancellation", "reject")
+            (ActionName::TiktokRejectCancellation.as_str(), "reject")
         };
         let mut args = vec![("cancel_id", Data::from(cancel_id))];
         if let Some(r) = &reason {
@@ -499,8 +500,10 @@ impl W<'_> {
                     self.rec.in_flight.retain(|s| s.effect != effect);
                     self.rec.in_flight.push(started.clone());
                     self.start.push(started);
-                    if (action == "tiktok.mark_shipped" || action == "tiktok.ship_package")
-                        && self.rec.fulfillment_ms.is_none()
+                    if matches!(
+                        ActionName::parse(&action),
+                        Some(ActionName::TiktokMarkShipped | ActionName::TiktokShipPackage)
+                    ) && self.rec.fulfillment_ms.is_none()
                     {
                         self.rec.fulfillment_ms = Some(self.env.now_ms);
                         let secs = (self.env.now_ms - self.rec.received_ms).max(0) as f64 / 1000.0;
@@ -985,7 +988,7 @@ impl W<'_> {
                     OPERATOR_CANCEL,
                     visit,
                     key,
-                    "tiktok.cancel_order",
+                    ActionName::TiktokCancelOrder.as_str(),
                     Data::map([("reason", Data::from(r.as_str()))]),
                 );
                 self.audit(
@@ -1050,8 +1053,8 @@ impl W<'_> {
                 let text = format!("{}: {note}", effect.step);
                 self.audit("workflow", "note", text);
             }
-            match started.action.as_str() {
-                "order.tag" => {
+            match ActionName::parse(&started.action) {
+                Some(ActionName::OrderTag) => {
                     if let (Some(o), Some(Data::List(tags))) =
                         (self.rec.order.as_mut(), started.args.get("tags"))
                     {
@@ -1063,7 +1066,7 @@ impl W<'_> {
                         }
                     }
                 }
-                "order.hold" => {
+                Some(ActionName::OrderHold) => {
                     let reason = started
                         .args
                         .get("reason")
@@ -1071,7 +1074,7 @@ impl W<'_> {
                         .unwrap_or_default();
                     self.set_lifecycle(Lifecycle::OnHold, "workflow", &format!("held: {reason}"));
                 }
-                "tiktok.mark_shipped" | "tiktok.ship_package" => {
+                Some(ActionName::TiktokMarkShipped | ActionName::TiktokShipPackage) => {
                     self.set_lifecycle(
                         Lifecycle::Fulfilled,
                         "workflow",
@@ -1117,8 +1120,8 @@ impl W<'_> {
         // answer: the policy does not answer it again.
         if result.is_ok()
             && matches!(
-                started.action.as_str(),
-                "tiktok.approve_cancellation" | "tiktok.reject_cancellation"
+                ActionName::parse(&started.action),
+                Some(ActionName::TiktokApproveCancellation | ActionName::TiktokRejectCancellation)
             )
         {
             if let Some(req) = self
@@ -1130,7 +1133,7 @@ impl W<'_> {
                 self.rec.cancel_answer = Some(crate::store::CancelAnswerState {
                     cancel_id: req.cancel_id,
                     state: crate::store::AnswerState::Sent {
-                        approve: started.action == "tiktok.approve_cancellation",
+                        approve: started.action == ActionName::TiktokApproveCancellation.as_str(),
                     },
                     held: false,
                 });
@@ -1152,7 +1155,7 @@ impl W<'_> {
         // is told to cancel while the call is still its own), then the
         // result lets it compensate and end cancelled.
         if let Err(e) = result {
-            if e.kind == crate::runtime::effects::ORDER_CANCELLED {
+            if e.kind == ErrorKind::OrderCancelled.as_str() {
                 if let Some(mut o) = self.rec.order.clone() {
                     o.status = TiktokStatus::Cancelled;
                     // Newer than what we had, so a snapshot read before the

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::event::OperatorAction;
+use crate::actions::ErrorKind;
 use crate::lifecycle::Lifecycle;
 use crate::store::{AnswerState, OrderRecord};
 use crate::tiktok::reasons::seller_can_cancel;
@@ -216,7 +217,7 @@ impl Rules<'_> {
                 match st {
                     // An expression fails the same way on the same data:
                     // running it again would only fail again.
-                    Some(State::Exception { error }) if error.kind == "expression" => no(format!(
+                    Some(State::Exception { error }) if error.kind == ErrorKind::Expression.as_str() => no(format!(
                         "{} failed in its expression ({}), which fails the same way again: skip it, run from another step or move the order to a fixed workflow",
                         error.step, error.message
                     )),

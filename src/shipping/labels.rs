@@ -12,7 +12,7 @@
 //! | `POST {base}/labels/{id}/void` | | [`LabelData`] (`status: voided`) |
 //!
 //! Errors are `{"error": {"code", "message"}}` with an HTTP status that
-//! decides the [`ErrorKind`]. The buy is the one call that costs money, so
+//! decides the [`ErrorKind`] ([`status_kind`]). The buy is the one call that costs money, so
 //! it always carries the caller's idempotency key; the shipment creation
 //! carries `{key}/shipment`, so a replay finds the same shipment and then
 //! the same label.
@@ -196,7 +196,7 @@ impl LabelApiClient {
             Err(_) => String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
         };
         Err(fail(
-            ErrorKind::from_status(status.as_u16()),
+            status_kind(status.as_u16()),
             Some(status.as_u16()),
             message,
         ))
@@ -257,6 +257,18 @@ impl LabelApiClient {
             .http
             .post(format!("{}/labels/{}/void", self.base, seg(label_id)?));
         self.send("void", r).await
+    }
+}
+
+/// The kind of an HTTP status the label API answered with.
+pub fn status_kind(status: u16) -> ErrorKind {
+    match status {
+        404 | 410 => ErrorKind::NotFound,
+        408 | 504 => ErrorKind::Timeout,
+        429 => ErrorKind::RateLimited,
+        400 | 422 => ErrorKind::Invalid,
+        s if s >= 500 => ErrorKind::Transient,
+        _ => ErrorKind::Rejected,
     }
 }
 

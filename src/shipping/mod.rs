@@ -10,8 +10,9 @@
 //!   the simulator in `crate::simulator::labels`).
 //! - [`tiktok_providers`]: the carrier → TikTok provider id mapping checked
 //!   against what TikTok offers, at start and before every label.
-//! - [`kind`]: the error kinds the workflow language knows and how provider
-//!   failures map onto them.
+//!
+//! Failures map onto the error kinds workflows branch on
+//! ([`crate::actions::ErrorKind`]): [`Error::kind`].
 //!
 //! Buying a label costs money, so every purchase carries an idempotency key
 //! the caller derives from (order, step): a replay after a crash or a retry
@@ -19,7 +20,6 @@
 //! second one.
 
 pub mod carrier;
-pub mod kind;
 pub mod labels;
 pub mod provider;
 pub mod tiktok_providers;
@@ -29,8 +29,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::actions::ErrorKind;
 pub use carrier::{select_carrier, CarrierRouter, CarrierRule, Selection};
-pub use kind::{tiktok_kind, ErrorKind};
 pub use labels::{LabelAddress, LabelApiClient};
 pub use provider::{Label, LabelProvider, LabelRequest, Providers};
 
@@ -105,7 +105,7 @@ impl Error {
             Error::Expression { .. } => ErrorKind::Invalid,
             Error::Provider { kind, .. } => *kind,
             Error::NoRate { .. } | Error::Unsupported(_) => ErrorKind::Rejected,
-            Error::Tiktok(e) => tiktok_kind(e),
+            Error::Tiktok(e) => ErrorKind::from_tiktok(e),
         }
     }
 }
@@ -245,7 +245,7 @@ mod tests {
             (429, ErrorKind::RateLimited),
             (502, ErrorKind::Transient),
         ] {
-            assert_eq!(ErrorKind::from_status(s), k, "{s}");
+            assert_eq!(labels::status_kind(s), k, "{s}");
         }
     }
 }

@@ -149,7 +149,7 @@ impl Error {
     /// retry fixes it); reading TikTok keeps the gateway's kinds.
     pub fn kind(&self) -> super::ErrorKind {
         match self {
-            Error::Tiktok(e) => super::tiktok_kind(e),
+            Error::Tiktok(e) => super::ErrorKind::from_tiktok(e),
             _ => super::ErrorKind::Invalid,
         }
     }

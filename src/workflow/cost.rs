@@ -83,7 +83,7 @@ pub const ORDER_MAX_CELLS: u64 = 1 << 20;
 /// than 8 bytes of it.
 pub const STEPS_MAX: u64 = (super::node::MAX_FILE_BYTES / 8) as u64;
 /// `steps.X`: one step's output. `http.request` bodies are capped at
-/// `effects::MAX_RESPONSE_BYTES` (1 MiB) when read, and a `set` step's
+/// `actions::http::MAX_RESPONSE_BYTES` (1 MiB) when read, and a `set` step's
 /// output holds variables (see [`VAR_MAX_CELLS`]); the other actions build
 /// small outputs themselves. Any list or string in it is at most this long.
 pub const STEP_OUTPUT_MAX_BYTES: u64 = 1 << 20;

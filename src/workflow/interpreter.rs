@@ -24,10 +24,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::actions;
 use super::expr::{Scope, Template};
 use super::model::*;
 use super::value::Data;
+use crate::actions::{self, ErrorKind};
 
 /// How many steps may run without waiting for the outside world within one
 /// `advance`: a `goto` loop of `set`/`switch` steps must not spin forever.
@@ -287,7 +287,7 @@ pub fn advance(def: &Definition, inst: Instance, input: &Input, ctx: &Ctx) -> Ad
         ));
     } else if (m.inst.pc as usize) >= def.steps.len() && !m.inst.is_terminal() {
         let error = StepError {
-            kind: "invalid".into(),
+            kind: ErrorKind::Invalid.as_str().into(),
             message: format!("step index {} is outside the workflow", m.inst.pc),
             step: String::new(),
         };
@@ -484,9 +484,10 @@ impl<'a> Machine<'a> {
                         ));
                         self.enter(t);
                     }
-                    OnTimeout::Fail => {
-                        self.exception("timeout", format!("{id}: timed out waiting"))
-                    }
+                    OnTimeout::Fail => self.exception(
+                        ErrorKind::Timeout.as_str(),
+                        format!("{id}: timed out waiting"),
+                    ),
                 }
             }
             (State::Sleeping { timer, .. }, Input::Timer(t)) if &timer == t => {
@@ -746,7 +747,7 @@ impl<'a> Machine<'a> {
         if self.budget == 0 {
             self.inst.pc = i as u32;
             self.exception(
-                "invalid",
+                ErrorKind::Invalid.as_str(),
                 format!("more than {MAX_INLINE_TRANSITIONS} steps ran without waiting; is there a goto loop?"),
             );
             return;
@@ -766,7 +767,7 @@ impl<'a> Machine<'a> {
                         .push(format!("{id}: skipped, because `{}` is false", g.source));
                     return self.continue_after(i);
                 }
-                Err(e) => return self.exception("expression", e),
+                Err(e) => return self.exception(ErrorKind::Expression.as_str(), e),
             }
         }
         let now = self.ctx.now_ms;
@@ -799,14 +800,14 @@ impl<'a> Machine<'a> {
                         Ok(Data::Float(secs)) => (secs * 1000.0) as i64,
                         Ok(other) => {
                             return self.exception(
-                                "expression",
+                                ErrorKind::Expression.as_str(),
                                 format!(
                                     "sleep.until must give Unix seconds, not {}",
                                     other.to_json()
                                 ),
                             )
                         }
-                        Err(e) => return self.exception("expression", e),
+                        Err(e) => return self.exception(ErrorKind::Expression.as_str(), e),
                     },
                 };
                 let timer = TimerId {
@@ -829,7 +830,7 @@ impl<'a> Machine<'a> {
                     None => format!("approve order {}?", self.inst.order_id),
                     Some(t) => match t.render(&self.scope(None)) {
                         Ok(d) => d.render(),
-                        Err(e) => return self.exception("expression", e),
+                        Err(e) => return self.exception(ErrorKind::Expression.as_str(), e),
                     },
                 };
                 let timer = TimerId {
@@ -854,10 +855,10 @@ impl<'a> Machine<'a> {
             StepKind::Set(vars) => {
                 let out = match self.render_all(vars) {
                     Ok(out) => out,
-                    Err(e) => return self.exception("expression", e),
+                    Err(e) => return self.exception(ErrorKind::Expression.as_str(), e),
                 };
                 if let Some(e) = out.iter().find_map(|(k, v)| var_too_big(k, v)) {
-                    return self.exception("expression", e);
+                    return self.exception(ErrorKind::Expression.as_str(), e);
                 }
                 self.trace.push(format!(
                     "{id}: set {}",
@@ -893,7 +894,7 @@ impl<'a> Machine<'a> {
                             n + 1,
                             cond.source
                         )),
-                        Err(e) => return self.exception("expression", e),
+                        Err(e) => return self.exception(ErrorKind::Expression.as_str(), e),
                     }
                 }
                 self.inst
@@ -959,7 +960,7 @@ impl<'a> Machine<'a> {
         };
         let rendered = match self.render_all(args) {
             Ok(r) => r,
-            Err(e) => return self.exception("expression", e),
+            Err(e) => return self.exception(ErrorKind::Expression.as_str(), e),
         };
         let effect = EffectId {
             step: step.id.clone(),
@@ -1275,10 +1276,7 @@ fn input_name(i: &Input) -> &'static str {
 pub fn stub_result(action: &str, order_id: &str) -> Result<Data, ActionError> {
     match actions::lookup(action) {
         Some(a) => Ok(a.stub_output(order_id)),
-        None => Err(ActionError {
-            kind: "invalid".into(),
-            message: format!("unknown action {action}"),
-        }),
+        None => Err(ErrorKind::Invalid.error(format!("unknown action {action}"))),
     }
 }
 

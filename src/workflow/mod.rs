@@ -6,7 +6,6 @@
 //! ([`Catalog::select`]). Nothing here does I/O beyond reading the files it
 //! is asked to load. `workflows/README.md` documents the language.
 
-pub mod actions;
 pub mod cost;
 pub mod dryrun;
 pub mod expr;

@@ -8,9 +8,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::actions::Action;
 use super::expr::{Expr, Template};
 use super::node::Pos;
+use crate::actions::{Action, ActionName};
 
 /// The outcome of an `end` step that leaves the order held for a person.
 pub const HELD: &str = "held";
@@ -160,7 +160,8 @@ pub struct Step {
 impl Step {
     /// Whether the step tells TikTok the order shipped.
     pub fn ships(&self) -> bool {
-        matches!(&self.kind, StepKind::Call { action, .. } if matches!(action.name, "tiktok.mark_shipped" | "tiktok.ship_package"))
+        matches!(&self.kind, StepKind::Call { action, .. }
+            if action.is(ActionName::TiktokMarkShipped) || action.is(ActionName::TiktokShipPackage))
     }
 }
 

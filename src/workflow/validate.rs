@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::actions::{self, suggest, ArgType, ALL_ERRORS, DEFAULT_RETRYABLE};
 use super::expr::{Expr, Template, SCOPE_NAMES};
 use super::model::*;
 use super::node::{self, Kind, Node, Pos};
 use super::value::Data;
+use crate::actions::{self, ActionName, ArgType, ErrorKind, ALL_ERRORS, DEFAULT_RETRYABLE};
 
 /// Most steps a workflow may have.
 pub const MAX_STEPS: usize = 200;
@@ -687,7 +687,7 @@ impl Validator {
         match actions::lookup(&name) {
             Some(a) => Some(a),
             None => {
-                let hint = suggest(&name, actions::CATALOGUE.iter().map(|a| a.name))
+                let hint = suggest(&name, actions::catalogue().map(|a| a.name))
                     .map(|s| format!("; did you mean \"{s}\"?"))
                     .unwrap_or_default();
                 self.err(n.pos, format!("unknown action \"{name}\"{hint}"));
@@ -767,7 +767,10 @@ impl Validator {
             },
         };
         let on = match n.get("on") {
-            None => DEFAULT_RETRYABLE.iter().map(|s| s.to_string()).collect(),
+            None => DEFAULT_RETRYABLE
+                .iter()
+                .map(|k| k.as_str().to_string())
+                .collect(),
             Some(v) => {
                 let mut kinds = Vec::new();
                 if let Kind::Seq(items) = &v.kind {
@@ -794,12 +797,18 @@ impl Validator {
     }
 
     fn error_kind(&mut self, k: &str, pos: Pos) -> bool {
-        if k == "any" || ALL_ERRORS.contains(&k) {
+        if k == "any" || ErrorKind::in_language(k).is_some() {
             return true;
         }
-        let hint = suggest(k, ALL_ERRORS.iter().copied())
+        let known = || ALL_ERRORS.iter().map(|k| k.as_str());
+        let hint = suggest(k, known())
             .map(|s| format!("; did you mean \"{s}\"?"))
-            .unwrap_or_else(|| format!("; known kinds: any, {}", ALL_ERRORS.join(", ")));
+            .unwrap_or_else(|| {
+                format!(
+                    "; known kinds: any, {}",
+                    known().collect::<Vec<_>>().join(", ")
+                )
+            });
         self.err(pos, format!("unknown error kind \"{k}\"{hint}"));
         false
     }
@@ -928,7 +937,7 @@ impl Validator {
                 let args = self.args(action, s.get("with"), body.pos, &mut exprs, ExprPlace::Body);
                 d.exprs.extend(exprs);
                 for (k, _) in &d.catch {
-                    if k != "any" && ALL_ERRORS.contains(&k.as_str()) && !action.raises(k) {
+                    if ErrorKind::in_language(k).is_some_and(|kind| !action.raises(kind)) {
                         let pos = s
                             .get("catch")
                             .and_then(|c| c.as_map())
@@ -1439,7 +1448,7 @@ impl Validator {
     /// `tiktok.cancel_order` step that succeeded: the order would end
     /// cancelled here while the buyer's order lives on at TikTok.
     fn cancel_paths(&mut self, steps: &[Step], edges: &[Vec<(usize, bool)>]) {
-        let cancels = |i: usize| matches!(&steps[i].kind, StepKind::Call { action, .. } if action.name == "tiktok.cancel_order");
+        let cancels = |i: usize| matches!(&steps[i].kind, StepKind::Call { action, .. } if action.is(ActionName::TiktokCancelOrder));
         let mut seen = vec![false; steps.len()];
         let mut stack = vec![0usize];
         while let Some(i) = stack.pop() {
@@ -1522,4 +1531,30 @@ pub(crate) fn successors(steps: &[Step], i: usize) -> Vec<(usize, bool)> {
         StepKind::Fail { .. } => {}
     }
     out
+}
+
+/// Levenshtein distance, for "did you mean" hints.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The closest candidate within a sensible distance.
+fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(2);
+    candidates
+        .into_iter()
+        .map(|c| (distance(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
 }
