@@ -213,7 +213,7 @@ async fn admin_api_end_to_end() {
         v["error"]
             .as_str()
             .unwrap()
-            .contains("cannot approve order o0007: it is exception"),
+            .contains("cannot approve order o0007: no approval is pending"),
         "{v}"
     );
     let (s, _) = api

@@ -85,7 +85,7 @@ async fn operator_cancel_cancels_on_tiktok_and_compensates() {
         &serde_json::json!({"reason": "buyer asked by phone"}),
     )
     .await;
-    assert_eq!(s, 409, "{v}");
+    assert_eq!(s, 400, "a cancel_reason is needed: {v}");
     assert!(
         v["error"].as_str().unwrap().contains("cancel_reason"),
         "{v}"

@@ -124,7 +124,7 @@ impl RuntimeHandle {
                 Ok(Ok(())) => return Ok(()),
                 Ok(Err(e)) => {
                     tracing::warn!(order_id = %order_id, error = %e, "Delivery failed");
-                    return Err(Error::ActorUnavailable(order_id.to_string()));
+                    return Err(e);
                 }
                 Err(MailboxError::Closed) | Err(MailboxError::Timeout) => {
                     let _ = self

@@ -17,12 +17,13 @@ use actix::prelude::*;
 
 use super::{Passivated, Shared};
 use crate::runtime::core::{self, Msg};
+use crate::runtime::Error;
 use crate::store::{OrderRecord, StartedEffect};
 use crate::workflow::expr;
 
 /// Process one message; answered once its checkpoint is durable.
 #[derive(Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), Error>")]
 pub struct Process(pub Msg);
 
 /// Stop without telling the supervisor, as an unexpected death would
@@ -37,7 +38,7 @@ pub struct OrderActor {
     rec: Option<OrderRecord>,
     last_active: Instant,
     /// The actor could not load its checkpoint: it refuses work and stops.
-    broken: Option<String>,
+    broken: bool,
     notify_supervisor: bool,
     /// The `running` marker as this actor last committed it (`None` until
     /// its first commit): lets a step skip rewriting an unchanged marker.
@@ -55,7 +56,7 @@ impl OrderActor {
             shared,
             rec: None,
             last_active: Instant::now(),
-            broken: None,
+            broken: false,
             notify_supervisor: true,
             running_marker: None,
             order_val: None,
@@ -126,7 +127,7 @@ impl Actor for OrderActor {
             Ok(rec) => self.rec = rec,
             Err(e) => {
                 tracing::error!(order_id = %self.id, error = %e, "Could not load the checkpoint");
-                self.broken = Some(e.to_string());
+                self.broken = true;
                 ctx.stop();
                 return;
             }
@@ -150,7 +151,7 @@ impl Actor for OrderActor {
     }
 
     fn stopped(&mut self, ctx: &mut Context<Self>) {
-        if self.broken.is_none() {
+        if !self.broken {
             metrics::gauge!(crate::metrics::ACTORS_ACTIVE).decrement(1.0);
         }
         if self.notify_supervisor {
@@ -163,12 +164,12 @@ impl Actor for OrderActor {
 }
 
 impl Handler<Process> for OrderActor {
-    type Result = AtomicResponse<Self, Result<(), String>>;
+    type Result = AtomicResponse<Self, Result<(), Error>>;
 
     fn handle(&mut self, msg: Process, ctx: &mut Context<Self>) -> Self::Result {
         self.last_active = Instant::now();
-        if let Some(b) = &self.broken {
-            let e = b.clone();
+        if self.broken {
+            let e = Error::CheckpointUnreadable(self.id.clone());
             return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
         }
         let shop = match &msg.0 {
@@ -217,7 +218,7 @@ impl Handler<Process> for OrderActor {
                         }
                     }
                 }
-                return AtomicResponse::new(Box::pin(fut::ready(Err(e.to_string()))));
+                return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
             }
         };
         if plan.ops.is_empty() {
@@ -273,7 +274,7 @@ impl Handler<Process> for OrderActor {
                         // state and let the supervisor rebuild from disk.
                         tracing::error!(order_id = %act.id, error = %e, "Checkpoint failed; stopping the actor");
                         ctx.stop();
-                        Err(e.to_string())
+                        Err(Error::Store(e))
                     }
                 }),
         ))

@@ -282,8 +282,17 @@ impl Error {
                 StatusCode::BAD_REQUEST
             }
             Error::Refused(I::Refused { .. }) | Error::CancelReason(_) => StatusCode::CONFLICT,
+            // A full disk is the operator's to fix (507); a checkpoint that
+            // cannot be read or written will not heal by asking again
+            // (500); a busy or stopping runtime or TikTok will (503).
+            Error::Store(e) | Error::Runtime(crate::runtime::Error::Store(e)) => match e {
+                crate::store::Error::DiskFull { .. } => StatusCode::INSUFFICIENT_STORAGE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            Error::Runtime(crate::runtime::Error::CheckpointUnreadable(_)) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             Error::Tiktok(_) | Error::Runtime(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

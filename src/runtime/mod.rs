@@ -46,6 +46,10 @@ pub enum Error {
     ShuttingDown,
     #[error("order {0}: its actor is unavailable")]
     ActorUnavailable(String),
+    /// The order's checkpoint could not be read: its actor refuses work
+    /// (the error is logged where it was met).
+    #[error("order {0}: its checkpoint cannot be read")]
+    CheckpointUnreadable(String),
 }
 
 /// Time for the whole runtime: wall-clock milliseconds at start plus
