@@ -10,6 +10,8 @@
 //!   keyboard);
 //! - resume an order in exception from its page;
 //! - approve a high-value order;
+//! - run a failed order (a rejected approval) from a step, from a page that
+//!   shows exactly the interventions the server allows;
 //! - a bulk retry over three orders in exception, with its progress;
 //! - dry-run the workflow against a real order (nothing changes);
 //! - import stock as CSV and edit one SKU in place;
@@ -172,6 +174,19 @@ impl Env {
 
     async fn order(&self, id: &str) -> Value {
         self.api(&format!("/api/v1/orders/{id}")).await
+    }
+
+    /// POSTs to the admin API with the token; the status.
+    async fn post(&self, path: &str, body: Value) -> u16 {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
     }
 
     /// Waits until the API shows `id` satisfying `ok`.
@@ -388,6 +403,65 @@ async fn console_end_to_end() {
         audit.to_string().contains("approv"),
         "the approval is in the audit trail: {audit}"
     );
+
+    // --- A rejected approval fails this workflow (it names no on_reject):
+    // a dead end once. The page shows exactly the interventions the server
+    // allows, and one "Run from step" sends the order on.
+    env.submit("e2e-dead-1", "250.00", 40).await;
+    env.wait_order("e2e-dead-1", "awaiting approval", |o| {
+        o["waiting"]["approval"].is_string()
+    })
+    .await;
+    assert_eq!(
+        env.post(
+            "/api/v1/orders/e2e-dead-1/actions/reject",
+            json!({"by": "e2e"})
+        )
+        .await,
+        202
+    );
+    let o = env
+        .wait_order("e2e-dead-1", "failed", |o| o["instance_state"] == "failed")
+        .await;
+    b.goto(&env.url("/#/orders/e2e-dead-1")).await;
+    wait_view(&b, "order").await;
+    b.wait_for("#order[data-order-id='e2e-dead-1']").await;
+    b.wait_for("#actions button[data-action='run_from']").await;
+    let shown = b
+        .js(
+            "return [...document.querySelectorAll('#actions button[data-action]')].map(b => b.dataset.action).sort()",
+            json!([]),
+        )
+        .await;
+    let mut allowed: Vec<&str> = o["interventions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["allowed"] == true && x["action"] != "note")
+        .map(|x| x["action"].as_str().unwrap())
+        .collect();
+    allowed.sort();
+    assert_eq!(
+        shown,
+        json!(allowed),
+        "the page shows what the server allows: {o}"
+    );
+    for never in ["resume", "approve", "release"] {
+        assert!(
+            !shown.to_string().contains(&format!("\"{never}\"")),
+            "{never} would answer 409: {shown}"
+        );
+    }
+    b.click("#actions button[data-action='run_from']").await;
+    b.wait_for("#confirm[open] #confirm-choice option[value='call_partner']")
+        .await;
+    b.click("#confirm-choice option[value='call_partner']")
+        .await;
+    b.click("#confirm-yes").await;
+    let o = env
+        .wait_order("e2e-dead-1", "run again", |o| o["step"] == "wait_delivery")
+        .await;
+    assert_ne!(o["lifecycle"], "exception", "{o}");
 
     // --- Cancel from the order page: the dialog offers the reasons TikTok
     // takes for the order (a US shop of the demo simulator, paid).
