@@ -36,8 +36,9 @@
 //!   with fields added since as defaults: [`store::codec::since_v3`]), group
 //!   commit, and the disk guard that refuses writes on a nearly full disk.
 //! - [`runtime`]: one order's step ([`runtime::core`]), effects, intake,
-//!   timers, the ship-by deadline watcher, the workflow registry and the
-//!   clock.
+//!   timers, the ship-by deadline watcher, the workflow registry, the
+//!   clock, and which interventions an order allows now and why
+//!   ([`runtime::interventions`]: the API, CLI and console only render it).
 //! - [`actors`]: the supervisor and one actix actor per order, behind
 //!   [`actors::RuntimeHandle`].
 //! - [`sync`]: TikTok order sync: signed webhooks (those of shops not
