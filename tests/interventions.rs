@@ -484,7 +484,7 @@ fn each_dead_end_has_one_action_forward() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn every_offered_intervention_works_and_every_refusal_says_why(

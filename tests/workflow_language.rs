@@ -341,3 +341,128 @@ fn risky_orders_are_approved_in_the_flow_of_their_shipping_type() {
     assert!(!rejected.contains("-> tiktok.ship_package"), "{rejected}");
     assert!(!rejected.contains("tiktok.cancel_order"), "{rejected}");
 }
+
+/// The bundled workflows have no dead end `validate` warns about; the two
+/// patterns it warns on (a held end nobody can release, a cancelled end
+/// that leaves the buyer's order open on TikTok) are reported with their
+/// position, and the files still load.
+#[test]
+fn validate_warns_on_dead_ends_and_the_bundled_workflows_have_none() {
+    let ok = orderflow()
+        .args(["validate", "workflows/"])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&ok.stdout),
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(ok.status.success(), "{text}");
+    assert!(!text.contains("warning"), "{text}");
+
+    let warned = orderflow()
+        .args(["validate", "tests/fixtures/warnings"])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&warned.stdout),
+        String::from_utf8_lossy(&warned.stderr)
+    );
+    assert!(warned.status.success(), "warnings do not fail: {text}");
+    assert!(
+        text.contains("warning: tests/fixtures/warnings/held_without_release.yaml:17:5:")
+            && text.contains("names no \"release\" step"),
+        "{text}"
+    );
+    assert!(
+        text.contains("warning: tests/fixtures/warnings/cancelled_without_tiktok.yaml:13:5:")
+            && text.contains("without a tiktok.cancel_order step"),
+        "{text}"
+    );
+    assert!(text.contains("2 warning(s)"), "{text}");
+}
+
+/// `dry-run` shows the path of each kind of order through the bundled
+/// workflows, including what goes wrong: TikTok Shipping, a high-value
+/// cash-on-delivery order nobody approves, a SKU mapped to no item until a
+/// restock, and a buyer who asks to cancel while the label is bought.
+#[test]
+fn dry_run_shows_the_path_of_each_kind_of_order() {
+    let run = |workflow: &str, order: &str, extra: &[&str]| {
+        let out = orderflow()
+            .args(["dry-run", "--workflow", workflow, "--order", order])
+            .args(extra)
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(out.status.success(), "{text}");
+        text
+    };
+    let delivered = ["--event", "workflows/examples/delivered-event.json"];
+
+    let tiktok = run(
+        "workflows/tiktok_shipping.yaml",
+        "workflows/examples/tiktok-shipping-order.json",
+        &delivered,
+    );
+    assert!(tiktok.contains("-> tiktok.ship_package"), "{tiktok}");
+    assert!(
+        !tiktok.contains("-> shipping.buy_label"),
+        "TikTok buys the label: {tiktok}"
+    );
+    assert!(
+        tiktok.contains("finished: completed (fulfilled)"),
+        "{tiktok}"
+    );
+
+    let cod = run(
+        "workflows/high_value.yaml",
+        "workflows/examples/cod-order.json",
+        &["--approval", "timeout"],
+    );
+    assert!(
+        cod.contains("no decision before the timeout; held until an operator approves or rejects"),
+        "{cod}"
+    );
+    assert!(
+        cod.contains("stopped: held, awaiting an operator's approval"),
+        "{cod}"
+    );
+    assert!(!cod.contains("tiktok.cancel_order"), "{cod}");
+    assert!(!cod.contains("-> shipping.buy_label"), "{cod}");
+
+    let unmapped = run(
+        "workflows/standard.yaml",
+        "workflows/examples/standard-order.json",
+        &[
+            "--fail",
+            "reserve=unmapped_sku",
+            "--event",
+            "workflows/examples/restock-event.json",
+            "--event",
+            "workflows/examples/delivered-event.json",
+        ],
+    );
+    let held = unmapped.find("-> order.hold").expect(&unmapped);
+    let restocked = unmapped.find("\"type\":\"restock\"").expect(&unmapped);
+    let shipped = unmapped.find("-> tiktok.mark_shipped").expect(&unmapped);
+    assert!(
+        held < restocked && restocked < shipped,
+        "held, restocked, shipped: {unmapped}"
+    );
+    assert!(
+        unmapped.contains("finished: completed (fulfilled)"),
+        "{unmapped}"
+    );
+
+    let asked = run(
+        "workflows/standard.yaml",
+        "workflows/examples/standard-order.json",
+        &["--cancel-request-at", "buy_label"],
+    );
+    assert!(asked.contains("-> shipping.void_label"), "{asked}");
+    assert!(asked.contains("-> inventory.release"), "{asked}");
+    assert!(!asked.contains("-> tiktok.mark_shipped"), "{asked}");
+    assert!(asked.contains("finished: cancelled"), "{asked}");
+}
