@@ -66,15 +66,7 @@ async fn an_order_cancelled_under_the_ship_call_compensates_and_ends_cancelled()
         .unwrap();
     let base = format!("http://{}", daemon.addr);
     common::wait_ready(&c, &base).await;
-    let (_, shops) = common::get_json(&c, &format!("{sim}/sim/shops")).await;
-    let sku = shops["skus"][0]["id"].as_str().unwrap().to_string();
-    let (st, v) = common::post_json(
-        &c,
-        &format!("{base}/api/v1/inventory/{sku}"),
-        &json!({"on_hand": 5}),
-    )
-    .await;
-    assert_eq!(st, 200, "{v}");
+    let sku = common::stock_first_sku(&c, &sim, &base, 5).await;
     let id = common::sim_create(
         &c,
         &sim,

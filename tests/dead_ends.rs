@@ -25,9 +25,37 @@ use orderflow::daemon::Daemon;
 use orderflow::runtime::Clock;
 use serde_json::{json, Value};
 
+/// Reserve, buy a label, ship on TikTok, commit the stock: the steps both
+/// workflows end with.
+const SHIP: &str = r#"
+  - id: reserve
+    call: inventory.reserve
+    compensate:
+      call: inventory.release
+  - id: buy_label
+    call: shipping.buy_label
+    with:
+      carrier: USPS
+    compensate:
+      call: shipping.void_label
+      with:
+        label_id: "${{ steps.buy_label.label_id }}"
+  - id: mark_shipped
+    call: tiktok.mark_shipped
+    with:
+      tracking_number: "${{ steps.buy_label.tracking_number }}"
+      shipping_provider_id: "${{ steps.buy_label.shipping_provider_id }}"
+  - id: commit
+    call: inventory.commit
+  - id: done
+    end: fulfilled
+"#;
+
 /// Two units of a kind need a person (`fail`); others ask for an approval,
 /// whose rejection holds the order (`end: held`, released at `reserve`).
-const DEAD_ENDS: &str = r#"
+fn dead_ends() -> String {
+    format!(
+        r#"
 name: dead_ends
 trigger:
   on: AWAITING_SHIPMENT
@@ -39,30 +67,10 @@ steps:
       - default: approve
   - id: approve
     approval:
-      message: "ship ${{ order.id }}?"
+      message: "ship ${{{{ order.id }}}}?"
       timeout: 1h
       on_reject: rejected
-  - id: reserve
-    call: inventory.reserve
-    compensate:
-      call: inventory.release
-  - id: buy_label
-    call: shipping.buy_label
-    with:
-      carrier: USPS
-    compensate:
-      call: shipping.void_label
-      with:
-        label_id: "${{ steps.buy_label.label_id }}"
-  - id: mark_shipped
-    call: tiktok.mark_shipped
-    with:
-      tracking_number: "${{ steps.buy_label.tracking_number }}"
-      shipping_provider_id: "${{ steps.buy_label.shipping_provider_id }}"
-  - id: commit
-    call: inventory.commit
-  - id: done
-    end: fulfilled
+{SHIP}
   - id: refuse
     fail: "two of a kind: a person checks the order"
   - id: rejected
@@ -72,38 +80,23 @@ steps:
   - id: rejected_end
     end: held
     release: reserve
-"#;
+"#
+    )
+}
 
 /// Another workflow in force (it triggers on nothing it will see), for
 /// `move`.
-const ALT: &str = r#"
+fn alt() -> String {
+    format!(
+        r#"
 name: alt
 trigger:
   on: AWAITING_SHIPMENT
   when: "order.id == 'never'"
 steps:
-  - id: reserve
-    call: inventory.reserve
-    compensate:
-      call: inventory.release
-  - id: buy_label
-    call: shipping.buy_label
-    with:
-      carrier: USPS
-    compensate:
-      call: shipping.void_label
-      with:
-        label_id: "${{ steps.buy_label.label_id }}"
-  - id: mark_shipped
-    call: tiktok.mark_shipped
-    with:
-      tracking_number: "${{ steps.buy_label.tracking_number }}"
-      shipping_provider_id: "${{ steps.buy_label.shipping_provider_id }}"
-  - id: commit
-    call: inventory.commit
-  - id: done
-    end: fulfilled
-"#;
+{SHIP}"#
+    )
+}
 
 struct World {
     rig: SimRig,
@@ -122,10 +115,10 @@ async fn world(tag: &str, clock: Clock, alerts: Option<&Inbox>) -> World {
             ..common::quiet_sim()
         },
         200.0,
-        ("dead_ends.yaml", DEAD_ENDS),
+        ("dead_ends.yaml", &dead_ends()),
     )
     .await;
-    std::fs::write(rig.cfg.workflows.dir.join("alt.yaml"), ALT).unwrap();
+    std::fs::write(rig.cfg.workflows.dir.join("alt.yaml"), alt()).unwrap();
     let sim = rig.sim.base_url();
     common::sim_labels(&mut rig.cfg, &sim, &[("USPS", "6617675021119438849")]);
     rig.cfg.sync.poll_interval = orderflow::config::Dur(Duration::from_secs(3600));
@@ -136,15 +129,7 @@ async fn world(tag: &str, clock: Clock, alerts: Option<&Inbox>) -> World {
     let daemon = Daemon::start(rig.cfg.clone(), clock).await.unwrap();
     let base = format!("http://{}", daemon.addr);
     common::wait_ready(&c, &base).await;
-    let (_, shops) = get_json(&c, &format!("{sim}/sim/shops")).await;
-    let sku = shops["skus"][0]["id"].as_str().unwrap().to_string();
-    let (st, v) = post_json(
-        &c,
-        &format!("{base}/api/v1/inventory/{sku}"),
-        &json!({"on_hand": 20}),
-    )
-    .await;
-    assert_eq!(st, 200, "{v}");
+    let sku = common::stock_first_sku(&c, &sim, &base, 20).await;
     World {
         rig,
         daemon,

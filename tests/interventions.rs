@@ -367,6 +367,19 @@ fn check_all(w: &World, rec: &OrderRecord, tiktok: bool, n: &mut u32, trail: &[S
     }
 }
 
+/// An operator's rejection of the pending approval.
+fn reject(rec: &OrderRecord, n: &mut u32) -> Msg {
+    let by = "ops".into();
+    event(
+        rec,
+        n,
+        EventKind::Operator(OperatorAction::Reject {
+            by,
+            note: String::new(),
+        }),
+    )
+}
+
 /// The dead ends of the issue, one action each: an order a workflow ended
 /// held (payment, stock after approval, rejected approval) is released
 /// into its release step; an order whose workflow failed runs again from a
@@ -423,14 +436,7 @@ fn each_dead_end_has_one_action_forward() {
 
     // A rejected approval (high_value): held; release ships.
     let rec = ship_after(start(2, &mut n), &mut n);
-    let msg = event(
-        &rec,
-        &mut n,
-        EventKind::Operator(OperatorAction::Reject {
-            by: "ops".into(),
-            note: String::new(),
-        }),
-    );
+    let msg = reject(&rec, &mut n);
     let rec = ship_after(step(&w, &rec, &msg, T0 + 3), &mut n);
     assert_eq!(rec.lifecycle, Lifecycle::OnHold);
     let msg = event(&rec, &mut n, EventKind::Operator(OperatorAction::Release));
@@ -439,14 +445,7 @@ fn each_dead_end_has_one_action_forward() {
 
     // A failed workflow (fragile): run it from a step, it ships.
     let rec = ship_after(start(4, &mut n), &mut n);
-    let msg = event(
-        &rec,
-        &mut n,
-        EventKind::Operator(OperatorAction::Reject {
-            by: "ops".into(),
-            note: String::new(),
-        }),
-    );
+    let msg = reject(&rec, &mut n);
     let rec = ship_after(step(&w, &rec, &msg, T0 + 3), &mut n);
     assert!(matches!(
         rec.instance.as_ref().unwrap().state,

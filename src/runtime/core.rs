@@ -451,17 +451,7 @@ impl W<'_> {
             );
             return;
         }
-        // Converting the order for CEL is the largest cost of a step; a
-        // workflow whose expressions never mention `order` does without.
-        let order = if def.reads_order {
-            self.order_val()
-        } else {
-            expr::null()
-        };
-        let ctx = Ctx {
-            order,
-            now_ms: self.env.now_ms,
-        };
+        let ctx = self.ctx_for(&def);
         let out = advance(&def, inst, &input, &ctx);
         self.apply_advance(out);
     }
@@ -877,30 +867,39 @@ impl W<'_> {
             OperatorAction::AnswerCancelRequest {
                 approve, reason, ..
             } => {
-                let pending = self
-                    .rec
-                    .order
-                    .as_ref()
-                    .filter(|o| o.buyer_cancel_requested)
-                    .and_then(|o| o.cancel_request.clone());
-                let Some(req) = pending else {
-                    self.audit("operator", "ignored", "no cancellation request is pending");
-                    return;
+                let cancel_id = match self.rec.pending_cancel_request() {
+                    None => {
+                        self.audit("operator", "ignored", "no cancellation request is pending");
+                        return;
+                    }
+                    Some((_, true)) => {
+                        self.audit("operator", "ignored", "the request is already answered");
+                        return;
+                    }
+                    Some((req, false)) => req.cancel_id.clone(),
                 };
-                if matches!(
-                    self.rec.answer_for(&req.cancel_id),
-                    Some(crate::store::AnswerState::Sent { .. })
-                ) {
-                    self.audit("operator", "ignored", "the request is already answered");
-                    return;
-                }
                 let reason = (!approve).then(|| {
                     reason.clone().unwrap_or_else(|| {
                         crate::tiktok::reasons::RejectKind::Packed.as_str().into()
                     })
                 });
-                self.answer_cancel_request(&req.cancel_id, *approve, reason, true);
+                self.answer_cancel_request(&cancel_id, *approve, reason, true);
             }
+        }
+    }
+
+    /// What the interpreter sees of the world for `def`. Converting the
+    /// order for CEL is the largest cost of a step; a workflow whose
+    /// expressions never mention `order` does without.
+    fn ctx_for(&mut self, def: &Definition) -> Ctx {
+        let order = if def.reads_order {
+            self.order_val()
+        } else {
+            expr::null()
+        };
+        Ctx {
+            order,
+            now_ms: self.env.now_ms,
         }
     }
 
@@ -926,15 +925,7 @@ impl W<'_> {
             );
             return;
         }
-        let order = if def.reads_order {
-            self.order_val()
-        } else {
-            expr::null()
-        };
-        let ctx = Ctx {
-            order,
-            now_ms: self.env.now_ms,
-        };
+        let ctx = self.ctx_for(&def);
         let out = match self.rec.instance.take() {
             Some(inst) if rerunnable(&inst.state) || inst.state == State::New => {
                 // Without a step, a live instance goes on at the step it

@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::event::OperatorAction;
 use crate::actions::ErrorKind;
 use crate::lifecycle::Lifecycle;
-use crate::store::{AnswerState, OrderRecord};
+use crate::store::OrderRecord;
 use crate::tiktok::reasons::seller_can_cancel;
 use crate::workflow::interpreter::{rerunnable, state_name, State, Terminal};
 use crate::workflow::model::{StepKind, HELD};
@@ -308,22 +308,9 @@ impl Rules<'_> {
                 if self.rec.lifecycle.is_terminal() {
                     return no(format!("the order is {}", self.rec.lifecycle));
                 }
-                let pending = self
-                    .rec
-                    .order
-                    .as_ref()
-                    .filter(|o| o.buyer_cancel_requested)
-                    .and_then(|o| o.cancel_request.as_ref());
-                match pending {
+                match self.rec.pending_cancel_request() {
                     None => no("the buyer has no cancellation request pending"),
-                    Some(r)
-                        if matches!(
-                            self.rec.answer_for(&r.cancel_id),
-                            Some(AnswerState::Sent { .. })
-                        ) =>
-                    {
-                        no("the buyer's request is already answered")
-                    }
+                    Some((_, true)) => no("the buyer's request is already answered"),
                     Some(_) if action == "approve_cancel_request" => {
                         yes("approves the buyer's request: TikTok cancels the order")
                     }

@@ -226,6 +226,21 @@ impl AnswerState {
 
 impl OrderRecord {
     /// The pending request's answer state, if it is about `cancel_id`.
+    /// The buyer's cancellation request TikTok flags as pending, with
+    /// whether orderflow has already sent its answer.
+    pub fn pending_cancel_request(&self) -> Option<(&crate::order::CancelRequest, bool)> {
+        let req = self
+            .order
+            .as_ref()
+            .filter(|o| o.buyer_cancel_requested)
+            .and_then(|o| o.cancel_request.as_ref())?;
+        let answered = matches!(
+            self.answer_for(&req.cancel_id),
+            Some(AnswerState::Sent { .. })
+        );
+        Some((req, answered))
+    }
+
     pub fn answer_for(&self, cancel_id: &str) -> Option<AnswerState> {
         self.cancel_answer
             .as_ref()

@@ -267,17 +267,7 @@ impl Instance {
 
 /// Advances an instance by one input. Pure: no I/O, no clock, no randomness.
 pub fn advance(def: &Definition, inst: Instance, input: &Input, ctx: &Ctx) -> Advance {
-    let mut m = Machine {
-        def,
-        ctx,
-        inst,
-        effects: Vec::new(),
-        trace: Vec::new(),
-        budget: MAX_INLINE_TRANSITIONS,
-        pending: None,
-        running: false,
-        scope_cache: None,
-    };
+    let mut m = Machine::new(def, ctx, inst);
     if m.inst.version != def.version || m.inst.workflow != def.name {
         m.trace.push(format!(
             "ignored: instance runs {}@{}, not {}",
@@ -313,6 +303,22 @@ struct Machine<'a> {
     pending: Option<usize>,
     running: bool,
     scope_cache: Option<Scope>,
+}
+
+impl<'a> Machine<'a> {
+    fn new(def: &'a Definition, ctx: &'a Ctx, inst: Instance) -> Machine<'a> {
+        Machine {
+            def,
+            ctx,
+            inst,
+            effects: Vec::new(),
+            trace: Vec::new(),
+            budget: MAX_INLINE_TRANSITIONS,
+            pending: None,
+            running: false,
+            scope_cache: None,
+        }
+    }
 }
 
 /// Where control goes after a step.
@@ -1205,17 +1211,7 @@ pub fn rebase(def: &Definition, inst: Instance, step: Option<&str>, ctx: &Ctx) -
         state: State::New,
         ..inst
     };
-    let mut m = Machine {
-        def,
-        ctx,
-        inst: moved,
-        effects: Vec::new(),
-        trace: Vec::new(),
-        budget: MAX_INLINE_TRANSITIONS,
-        pending: None,
-        running: false,
-        scope_cache: None,
-    };
+    let mut m = Machine::new(def, ctx, moved);
     m.disarm(&old_state);
     m.init_vars();
     let at = step.and_then(|s| def.step_index(s)).unwrap_or(0);

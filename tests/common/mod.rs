@@ -906,3 +906,23 @@ pub fn sim_labels(
         .map(|(c, id)| (c.to_string(), id.to_string()))
         .collect();
 }
+
+/// The simulator's first SKU, stocked with `on_hand` units in the daemon at
+/// `base`: its id.
+pub async fn stock_first_sku(
+    client: &reqwest::Client,
+    sim: &str,
+    base: &str,
+    on_hand: u64,
+) -> String {
+    let (_, shops) = get_json(client, &format!("{sim}/sim/shops")).await;
+    let sku = shops["skus"][0]["id"].as_str().unwrap().to_string();
+    let (st, v) = post_json(
+        client,
+        &format!("{base}/api/v1/inventory/{sku}"),
+        &serde_json::json!({ "on_hand": on_hand }),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    sku
+}
