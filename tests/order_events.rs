@@ -4,7 +4,9 @@
 //! `package` event, a buyer's cancellation request (CANCELLATION_STATUS_
 //! CHANGE) a `cancellation` event. Each wakes a `wait` on it. The simulator
 //! changes the order and pushes TikTok's webhook; the daemon reads the
-//! order and tells the workflow what changed.
+//! order and tells the workflow what changed. With every webhook lost, the
+//! same changes come by polling (Search Orders by update time) and wake the
+//! same waits.
 
 mod common;
 
@@ -49,8 +51,19 @@ async fn step_is(c: &reqwest::Client, base: &str, id: &str, step: &'static str) 
 
 #[actix_rt::test]
 async fn address_package_and_cancellation_events_wake_waits() {
-    let rig = common::sim_rig(
-        "events",
+    events_wake_waits("events", false).await;
+}
+
+#[actix_rt::test]
+async fn the_same_events_come_by_polling_when_webhooks_are_lost() {
+    events_wake_waits("events-poll", true).await;
+}
+
+/// The scenario, by webhook, or with every webhook lost (`by_polling`:
+/// the daemon polls every 200 ms).
+async fn events_wake_waits(tag: &str, by_polling: bool) {
+    let mut rig = common::sim_rig(
+        tag,
         SimulatorArgs {
             buyer_cancel_rate: 0.0,
             manual_carrier: true,
@@ -62,6 +75,20 @@ async fn address_package_and_cancellation_events_wake_waits() {
     .await;
     let sim = rig.sim.base_url();
     let c = common::http();
+    rig.cfg.sync.poll_interval = orderflow::config::Dur(if by_polling {
+        Duration::from_millis(200)
+    } else {
+        Duration::from_secs(3600)
+    });
+    if by_polling {
+        let (st, _) = common::post_json(
+            &c,
+            &format!("{sim}/sim/faults"),
+            &json!({"webhook_drop_rate": 1.0}),
+        )
+        .await;
+        assert_eq!(st, 200);
+    }
     let daemon = Daemon::start(rig.cfg.clone(), Clock::system())
         .await
         .unwrap();
@@ -152,6 +179,21 @@ async fn address_package_and_cancellation_events_wake_waits() {
         assert!(
             audit.contains(&format!("\\\"type\\\":\\\"{ty}\\\"")),
             "{ty}: {o}\n{audit}"
+        );
+    }
+    if by_polling {
+        // Reading the same order again (every 200 ms) is no new event: the
+        // record is not touched.
+        let updated = || {
+            let (c, u) = (c.clone(), format!("{base}/api/v1/orders/{id}"));
+            async move { common::get_json(&c, &u).await.1["updated_ms"].clone() }
+        };
+        let before = updated().await;
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert_eq!(
+            updated().await,
+            before,
+            "an unchanged order polled again is no event"
         );
     }
     daemon.shutdown().await;

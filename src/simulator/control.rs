@@ -12,7 +12,7 @@
 //! | `POST /sim/orders/{id}/buyer_cancel` | | `{status}` or 409 `{error}` |
 //! | `POST /sim/orders/{id}/buyer_cancel/withdraw` | | `{status}`: the buyer withdraws a pending cancellation request, or 409 |
 //! | `POST /sim/orders/{id}/return` | `{return_type?}` (REFUND, default; RETURN_AND_REFUND; REPLACEMENT) | `{return_id}`: the buyer asks for a refund or return; RETURN_STATUS_CHANGE is pushed and Search Returns shows it |
-//! | `POST /sim/orders/{id}/wire` | `{field: value, ...}` (replaces the patch; `{}` clears it) | `{order_id, patch}`: Order Detail and Search Orders show these top-level fields in place of the true ones |
+//! | `POST /sim/orders/{id}/wire` | `{field: value, ...}` (replaces the patch; `{}` clears it) | `{order_id, patch}`: Order Detail and Search Orders show these top-level fields in place of the true ones; the order's `update_time` moves to now |
 //! | `POST /sim/carrier` | `{order_ids:[..], to?: "IN_TRANSIT"\|"DELIVERED"\|"COMPLETED"}` | `{advanced:[{order_id,status}], skipped:[{order_id,error}]}` |
 //! | `GET`/`POST /sim/clock` | `{time_scale}` | `{time_scale, now}` |
 //! | `GET`/`POST /sim/faults` | [`Faults`] (replaces all) | [`Faults`] |
@@ -392,10 +392,14 @@ async fn patch_wire(
     patch: Json<serde_json::Map<String, serde_json::Value>>,
 ) -> HttpResponse {
     let mut w = sim.world.lock();
+    let now = w.clock.now_secs();
     match w.orders.get_mut(id.as_str()) {
         None => err(actix_web::http::StatusCode::NOT_FOUND, "no such order"),
         Some(o) => {
             o.wire_patch = patch.into_inner();
+            // A change to the order is an update, as on TikTok: Search
+            // Orders by update_time (polling) finds it.
+            o.wire.update_time = now;
             HttpResponse::Ok().json(json!({ "order_id": id.as_str(), "patch": o.wire_patch }))
         }
     }

@@ -88,9 +88,13 @@ impl Poller {
                 .search_orders(shop, filter.clone(), page.clone(), Priority::background())
                 .await?;
             let mut orders = Vec::with_capacity(data.orders.len());
+            let mut seen = std::collections::HashMap::with_capacity(data.orders.len());
             for w in &data.orders {
                 match Order::from_wire(shop, w) {
-                    Ok(o) => orders.push(o),
+                    Ok(o) => {
+                        seen.insert(o.id.clone(), content_digest(w));
+                        orders.push(o)
+                    }
                     Err(e) => {
                         tracing::warn!(shop_id = %shop, error = %e, "An order TikTok sent that we cannot read: kept in the quarantine, the rest of the page goes on");
                         self.quarantine(shop, w, &e).await?;
@@ -103,8 +107,15 @@ impl Poller {
                 .await?;
             for order in orders {
                 latest = latest.max(order.update_time);
+                // The same order read again (pages overlap, polls repeat)
+                // is one event; a change within the same second of
+                // update_time (TikTok's resolution) is another.
+                let digest = seen.remove(&order.id).unwrap_or_default();
                 let ev = OrderEvent {
-                    id: format!("poll:{}:{}:{}", order.id, order.status, order.update_time),
+                    id: format!(
+                        "poll:{}:{}:{}:{digest}",
+                        order.id, order.status, order.update_time
+                    ),
                     order_id: order.id.clone(),
                     shop_id: shop.to_string(),
                     source: Source::Poll,
@@ -193,4 +204,12 @@ impl Poller {
             }
         }
     }
+}
+
+/// A short digest of an order as TikTok sent it (16 hex digits of its
+/// SHA-256): what tells two reads of one order apart.
+fn content_digest(w: &crate::tiktok::dto::WireOrder) -> String {
+    use sha2::Digest;
+    let raw = serde_json::to_vec(w).unwrap_or_default();
+    hex::encode(&sha2::Sha256::digest(&raw)[..8])
 }
