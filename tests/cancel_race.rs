@@ -1,9 +1,12 @@
-//! A cancellation race: TikTok cancels an order (its ship-by time passed)
-//! after the label was bought and before the ship call, and the webhook
-//! saying so is lost. The ship call is refused; the daemon reads the order,
-//! sees it cancelled, and the workflow compensates: the label is voided,
-//! the stock released, and the order ends `cancelled`, never in exception.
-//! Simulator over HTTP, real label API, polling off.
+//! Cancellation races between the label and the ship call, each ending
+//! `cancelled` with the label voided and the stock released, never in
+//! exception (simulator over HTTP, real label API, polling off):
+//!
+//! - TikTok cancels the order (its ship-by time passed) and the webhook
+//!   saying so is lost: the ship call is refused, the daemon reads the
+//!   order, sees it cancelled, and the workflow compensates;
+//! - the buyer asks to cancel: the workflow's `on_cancel_request` approves,
+//!   TikTok cancels, and the workflow compensates before it ships.
 
 mod common;
 
@@ -18,6 +21,8 @@ const RACE: &str = r#"
 name: race
 trigger:
   on: AWAITING_SHIPMENT
+on_cancel_request:
+  before_shipping: approve
 steps:
   - id: reserve
     call: inventory.reserve
@@ -44,11 +49,33 @@ steps:
 
 #[actix_rt::test]
 async fn an_order_cancelled_under_the_ship_call_compensates_and_ends_cancelled() {
-    // 100,000× simulated time: TikTok's 7 days to ship pass in about 6 s.
+    race("race", Canceller::Tiktok).await;
+}
+
+#[actix_rt::test]
+async fn a_buyer_who_cancels_after_the_label_gets_the_label_voided_and_the_stock_back() {
+    race("race-buyer", Canceller::Buyer).await;
+}
+
+#[derive(PartialEq)]
+enum Canceller {
+    /// TikTok's ship-by passes (the webhook lost).
+    Tiktok,
+    /// The buyer asks; the workflow approves.
+    Buyer,
+}
+
+async fn race(tag: &str, who: Canceller) {
     let mut rig = common::sim_rig(
-        "race",
+        tag,
         SimulatorArgs {
-            time_scale: 100_000.0,
+            // 100,000× simulated time: TikTok's 7 days to ship pass in
+            // about 6 s. The buyer's case runs in real time.
+            time_scale: if who == Canceller::Tiktok {
+                100_000.0
+            } else {
+                1.0
+            },
             buyer_cancel_rate: 0.0,
             manual_carrier: true,
             ..Default::default()
@@ -74,8 +101,7 @@ async fn an_order_cancelled_under_the_ship_call_compensates_and_ends_cancelled()
     )
     .await
     .remove(0);
-    // The label is bought and the workflow pauses before shipping; from
-    // now on TikTok's webhooks are lost.
+    // The label is bought and the workflow pauses before shipping.
     common::eventually(Duration::from_secs(20), "the label bought", || {
         let (c, u) = (c.clone(), format!("{base}/api/v1/orders/{id}"));
         async move {
@@ -84,13 +110,26 @@ async fn an_order_cancelled_under_the_ship_call_compensates_and_ends_cancelled()
         }
     })
     .await;
-    let (st, _) = common::post_json(
-        &c,
-        &format!("{sim}/sim/faults"),
-        &json!({"webhook_drop_rate": 1.0}),
-    )
-    .await;
-    assert_eq!(st, 200);
+    let (st, v) = match who {
+        // From now on TikTok's webhooks are lost.
+        Canceller::Tiktok => {
+            common::post_json(
+                &c,
+                &format!("{sim}/sim/faults"),
+                &json!({"webhook_drop_rate": 1.0}),
+            )
+            .await
+        }
+        Canceller::Buyer => {
+            common::post_json(
+                &c,
+                &format!("{sim}/sim/orders/{id}/buyer_cancel"),
+                &json!({}),
+            )
+            .await
+        }
+    };
+    assert_eq!(st, 200, "{v}");
     assert_eq!(
         common::get_json(&c, &format!("{base}/api/v1/inventory/{sku}"))
             .await
@@ -115,11 +154,20 @@ async fn an_order_cancelled_under_the_ship_call_compensates_and_ends_cancelled()
     assert_eq!(o["lifecycle"], "cancelled", "{o}\n{audit}");
     // Nothing shipped: not counted as fulfilled in the figures.
     assert!(o["fulfillment_ms"].is_null(), "{o}");
-    // TikTok cancelled it (its ship-by passed), refused the ship call, and
-    // shipped nothing.
+    // TikTok cancelled it (its ship-by passed, or the buyer's request was
+    // approved) and shipped nothing.
     let (_, l) = common::get_json(&c, &format!("{sim}/sim/ledger?order_id={id}")).await;
     let entries = l["entries"].as_array().unwrap();
-    assert!(entries.iter().any(|e| e["action"] == "auto_cancel"), "{l}");
+    let cause = match who {
+        Canceller::Tiktok => "auto_cancel",
+        Canceller::Buyer => "approve_cancellation",
+    };
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == cause && e["ok"] != false),
+        "{l}"
+    );
     assert!(
         !entries
             .iter()
@@ -143,11 +191,13 @@ async fn an_order_cancelled_under_the_ship_call_compensates_and_ends_cancelled()
         (Some(5), Some(0)),
         "{s}"
     );
-    assert!(
-        audit
-            .to_string()
-            .contains("TikTok cancelled the order before it shipped"),
-        "{audit}"
-    );
+    if who == Canceller::Tiktok {
+        assert!(
+            audit
+                .to_string()
+                .contains("TikTok cancelled the order before it shipped"),
+            "{audit}"
+        );
+    }
     daemon.shutdown().await;
 }
