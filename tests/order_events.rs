@@ -2,7 +2,8 @@
 //! paths: a changed recipient (RECIPIENT_ADDRESS_UPDATE) is an `address`
 //! event, a changed package or tracking number (PACKAGE_UPDATE) a
 //! `package` event, a buyer's cancellation request (CANCELLATION_STATUS_
-//! CHANGE) a `cancellation` event. Each wakes a `wait` on it. The simulator
+//! CHANGE) a `cancellation` event, a return or refund (RETURN_STATUS_
+//! CHANGE, Search Returns) a `return` event. Each wakes a `wait` on it. The simulator
 //! changes the order and pushes TikTok's webhook; the daemon reads the
 //! order and tells the workflow what changed. With every webhook lost, the
 //! same changes come by polling (Search Orders by update time) and wake the
@@ -30,6 +31,10 @@ steps:
     wait:
       until: "event.type == 'package' && event.tracking_number == 'TRK-EVENT-1'"
       timeout: 1h
+  - id: wait_return
+    wait:
+      until: "event.type == 'return' && event.return_type == 'REFUND' && event.return_status == 'RETURN_OR_REFUND_REQUEST_PENDING'"
+      timeout: 1h
   - id: wait_cancellation
     wait:
       until: "event.type == 'cancellation' && event.state == 'requested'"
@@ -50,7 +55,7 @@ async fn step_is(c: &reqwest::Client, base: &str, id: &str, step: &'static str) 
 }
 
 #[actix_rt::test]
-async fn address_package_and_cancellation_events_wake_waits() {
+async fn address_package_return_and_cancellation_events_wake_waits() {
     events_wake_waits("events", false).await;
 }
 
@@ -147,6 +152,16 @@ async fn events_wake_waits(tag: &str, by_polling: bool) {
             "package_list": [{"package_id": package, "order_id_list": [id]}]}),
     )
     .await;
+    step_is(&c, &base, &id, "wait_return").await;
+
+    // The buyer asks for a refund: RETURN_STATUS_CHANGE.
+    let (st, refund) = common::post_json(
+        &c,
+        &format!("{sim}/sim/orders/{id}/return"),
+        &json!({"return_type": "REFUND"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{refund}");
     step_is(&c, &base, &id, "wait_cancellation").await;
 
     // The buyer asks to cancel: the simulator pushes
@@ -168,18 +183,31 @@ async fn events_wake_waits(tag: &str, by_polling: bool) {
     .await;
     let audit = common::get_json(&c, &format!("{base}/api/v1/orders/{id}/audit"))
         .await
-        .1
-        .to_string();
+        .1;
     assert_eq!(
         o["cancel_request"]["cancel_id"].as_str().map(str::len),
         Some(19),
         "{o}"
     );
-    for ty in ["address", "package", "cancellation"] {
-        assert!(
-            audit.contains(&format!("\\\"type\\\":\\\"{ty}\\\"")),
-            "{ty}: {o}\n{audit}"
-        );
+    assert_eq!(o["returns"][0]["return_id"], refund["return_id"], "{o}");
+    // Each event came by the path under test: TikTok's webhook, or polling.
+    let source = if by_polling { "poll" } else { "webhook" };
+    let came = |ty: &str| {
+        audit.as_array().unwrap().iter().any(|e| {
+            e["source"] == source
+                && match ty {
+                    "return" => e["kind"] == "return",
+                    _ => {
+                        e["kind"] == "event"
+                            && e["detail"]
+                                .as_str()
+                                .is_some_and(|d| d.contains(&format!("\"type\":\"{ty}\"")))
+                    }
+                }
+        })
+    };
+    for ty in ["address", "package", "return", "cancellation"] {
+        assert!(came(ty), "{ty} by {source}: {o}\n{audit}");
     }
     if by_polling {
         // Reading the same order again (every 200 ms) is no new event: the

@@ -674,6 +674,13 @@ impl W<'_> {
                         );
                         return Ok(());
                     }
+                    // The same state again (the webhook and polling both
+                    // bring it): nothing new for the workflow.
+                    Some(x)
+                        if x.update_time == r.update_time && x.return_status == r.return_status =>
+                    {
+                        return Ok(());
+                    }
                     Some(x) => *x = r.clone(),
                     None => self.rec.returns.push(r.clone()),
                 }

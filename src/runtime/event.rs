@@ -82,6 +82,27 @@ pub struct ReturnUpdate {
     pub respond_by: Option<i64>,
 }
 
+impl ReturnUpdate {
+    /// A return as Search Returns shows it: with its reason and the
+    /// seller's deadline for the next action.
+    pub fn from_search(r: &crate::tiktok::dto::ReturnOrder) -> ReturnUpdate {
+        ReturnUpdate {
+            return_id: r.return_id.clone(),
+            return_type: r.return_type.clone(),
+            return_status: r.return_status.clone(),
+            role: r.role.clone(),
+            update_time: r.update_time.max(r.create_time),
+            reason: r.return_reason.clone(),
+            reason_text: r.return_reason_text.clone(),
+            respond_by: r
+                .seller_next_action_response
+                .iter()
+                .filter_map(|a| a.deadline)
+                .min(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum OperatorAction {
     /// Re-run the failed step (a new visit: a new idempotency key).

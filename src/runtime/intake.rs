@@ -76,7 +76,11 @@ impl Intake {
             return;
         }
         let event = match (&hydrator, event) {
-            (Some(h), mut e) if matches!(e.kind, super::event::EventKind::Return(_)) => {
+            // A polled return was read from Search Returns already.
+            (Some(h), mut e)
+                if matches!(e.kind, super::event::EventKind::Return(_))
+                    && e.source != super::event::Source::Poll =>
+            {
                 h.read_return(&mut e).await;
                 e
             }

@@ -1046,6 +1046,10 @@ fn dispatch(w: &mut World, r: Route, arg: &str, shop_id: &str, q: &Q<'_>, body: 
                 .filter(|o| f.order_ids.is_empty() || f.order_ids.contains(&o.wire.id))
                 .flat_map(|o| o.returns.iter().map(move |r| (o, r)))
                 .filter(|(_, r)| f.return_ids.is_empty() || f.return_ids.contains(&r.return_id))
+                .filter(|(_, r)| {
+                    f.update_time_ge.is_none_or(|g| r.update_time >= g)
+                        && f.update_time_lt.is_none_or(|l| r.update_time < l)
+                })
                 .map(|(o, r)| json!({
                     "return_id": r.return_id, "order_id": o.wire.id,
                     "return_type": r.return_type, "return_status": r.return_status,

@@ -124,13 +124,10 @@ impl Hydrator {
             .await
         {
             Ok(Some(found)) => {
-                r.reason = found.return_reason;
-                r.reason_text = found.return_reason_text;
-                r.respond_by = found
-                    .seller_next_action_response
-                    .iter()
-                    .filter_map(|a| a.deadline)
-                    .min();
+                let read = crate::runtime::event::ReturnUpdate::from_search(&found);
+                r.reason = read.reason;
+                r.reason_text = read.reason_text;
+                r.respond_by = read.respond_by;
             }
             Ok(None) => {}
             Err(e) => {

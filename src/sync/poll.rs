@@ -3,8 +3,11 @@
 //! Per shop, every `poll_interval`, search orders by `update_time` from the
 //! shop's durable cursor minus an overlap, through every page, and feed
 //! each order into the same intake as webhooks (deduplicated by order,
-//! status and update time). The cursor advances only after everything up
-//! to it is stored, so after a restart polling resumes where it left off.
+//! status, update time and content). Returns and refunds are searched the
+//! same way (Search Returns by `update_time`, their own cursor), so a lost
+//! RETURN_STATUS_CHANGE still reaches the order. Each cursor advances only
+//! after everything up to it is stored, so after a restart polling resumes
+//! where it left off.
 
 use std::time::Duration;
 
@@ -44,21 +47,99 @@ fn cursor_key(shop: &str) -> Vec<u8> {
     format!("poll:{shop}").into_bytes()
 }
 
+fn returns_cursor_key(shop: &str) -> Vec<u8> {
+    format!("poll-returns:{shop}").into_bytes()
+}
+
 impl Poller {
     /// The shop's cursor (Unix seconds): orders updated before it are in.
     pub fn cursor(&self, shop: &str) -> Result<Option<i64>, Error> {
+        self.read_cursor(cursor_key(shop))
+    }
+
+    fn read_cursor(&self, key: Vec<u8>) -> Result<Option<i64>, Error> {
         Ok(
             match self
                 .store
                 .trees
                 .cursors
-                .get(cursor_key(shop))
+                .get(key)
                 .map_err(crate::store::Error::from)?
             {
                 Some(v) => Some(codec::decode(&v).map_err(crate::store::Error::from)?),
                 None => None,
             },
         )
+    }
+
+    /// Where a poll starts: the cursor minus the overlap, or the initial
+    /// lookback when there is none yet; and the stored cursor.
+    fn window(&self, key: &[u8]) -> Result<(i64, Option<i64>), Error> {
+        let now_s = self.clock.now_ms() / 1000;
+        let stored = self.read_cursor(key.to_vec())?;
+        let cursor = stored.unwrap_or(now_s - self.config.initial_lookback.0.as_secs() as i64);
+        Ok((cursor, stored))
+    }
+
+    /// Moves a cursor to `latest` when that is later (or anchors it the
+    /// first time, so that after a restart polling resumes from here rather
+    /// than from "now minus the lookback" again).
+    async fn advance_cursor(
+        &self,
+        key: Vec<u8>,
+        cursor: i64,
+        stored: Option<i64>,
+        latest: i64,
+    ) -> Result<(), Error> {
+        if latest > cursor || stored.is_none() {
+            let latest = latest.max(cursor);
+            self.store
+                .commit(vec![Op::Put {
+                    tree: Tree::Cursors,
+                    key,
+                    value: codec::encode(&latest).map_err(crate::store::Error::from)?,
+                }])
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Submits every return updated in `[from, now)` as a return event;
+    /// how many were new to intake and the latest update time seen.
+    async fn poll_returns(&self, shop: &str, from: i64) -> Result<(usize, i64), Error> {
+        let filter = crate::tiktok::dto::SearchReturnsFilter {
+            update_time_ge: Some(from),
+            ..Default::default()
+        };
+        let (mut fresh, mut latest, mut page) = (0, from, None);
+        loop {
+            let data = self
+                .gateway
+                .search_returns(shop, filter.clone(), page, Priority::background())
+                .await?;
+            for r in &data.return_orders {
+                latest = latest.max(r.update_time);
+                let ev = OrderEvent {
+                    id: format!(
+                        "poll-return:{}:{}:{}",
+                        r.return_id, r.return_status, r.update_time
+                    ),
+                    order_id: r.order_id.clone(),
+                    shop_id: shop.to_string(),
+                    source: Source::Poll,
+                    received_ms: self.clock.now_ms(),
+                    kind: EventKind::Return(crate::runtime::event::ReturnUpdate::from_search(r)),
+                };
+                if !self.intake.submit(ev).await?.duplicate {
+                    fresh += 1;
+                }
+            }
+            if data.next_page_token.is_empty() || data.return_orders.is_empty() {
+                break;
+            }
+            page = Some(data.next_page_token);
+        }
+        Ok((fresh, latest))
     }
 
     /// Submits every order updated in `[from, to)` (Unix seconds); returns
@@ -168,24 +249,18 @@ impl Poller {
 
     /// One poll of a shop from its cursor; advances the cursor durably.
     pub async fn poll_once(&self, shop: &str) -> Result<usize, Error> {
-        let now_s = self.clock.now_ms() / 1000;
-        let stored = self.cursor(shop)?;
-        let cursor = stored.unwrap_or(now_s - self.config.initial_lookback.0.as_secs() as i64);
-        let from = cursor - self.config.poll_overlap.0.as_secs() as i64;
-        let (fresh, latest) = self.poll_range(shop, from.max(0), None).await?;
-        // The first poll anchors the cursor even when it finds nothing, so
-        // that after a restart polling resumes from here rather than from
-        // "now minus the lookback" again.
-        if latest > cursor || stored.is_none() {
-            let latest = latest.max(cursor);
-            self.store
-                .commit(vec![Op::Put {
-                    tree: Tree::Cursors,
-                    key: cursor_key(shop),
-                    value: codec::encode(&latest).map_err(crate::store::Error::from)?,
-                }])
-                .await?;
-        }
+        let overlap = self.config.poll_overlap.0.as_secs() as i64;
+        let (cursor, stored) = self.window(&cursor_key(shop))?;
+        let (mut fresh, latest) = self
+            .poll_range(shop, (cursor - overlap).max(0), None)
+            .await?;
+        self.advance_cursor(cursor_key(shop), cursor, stored, latest)
+            .await?;
+        let (cursor, stored) = self.window(&returns_cursor_key(shop))?;
+        let (returns, latest) = self.poll_returns(shop, (cursor - overlap).max(0)).await?;
+        self.advance_cursor(returns_cursor_key(shop), cursor, stored, latest)
+            .await?;
+        fresh += returns;
         if fresh > 0 {
             tracing::info!(shop_id = %shop, fresh, "Polling found changes webhooks had not brought");
         }

@@ -1062,6 +1062,7 @@ impl Client {
         &self,
         shop_id: &str,
         filter: &SearchReturnsFilter,
+        page_token: Option<&str>,
     ) -> Result<SearchReturnsData, Error> {
         let shop = self.shop(shop_id)?;
         let mut r = self.req(
@@ -1071,6 +1072,9 @@ impl Client {
             "/return_refund/202309/returns/search".into(),
         );
         r.query.push(("page_size", "50".into()));
+        if let Some(t) = page_token.filter(|t| !t.is_empty()) {
+            r.query.push(("page_token", t.to_string()));
+        }
         r.body = Some(Self::json("search_returns", filter)?);
         self.call(r).await
     }

@@ -648,6 +648,12 @@ pub struct SearchReturnsFilter {
     pub return_ids: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub order_ids: Vec<String>,
+    /// Unix seconds: returns updated at or after (polling's window).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update_time_ge: Option<i64>,
+    /// Unix seconds: returns updated before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update_time_lt: Option<i64>,
 }
 
 /// One return of Search Returns (the fields orderflow reads; statuses and

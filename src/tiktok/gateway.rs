@@ -736,19 +736,29 @@ impl GatewayHandle {
         return_id: &str,
         priority: Priority,
     ) -> Result<Option<ReturnOrder>, Error> {
-        let s = shop_id.to_string();
         let filter = SearchReturnsFilter {
             return_ids: vec![return_id.to_string()],
             ..Default::default()
         };
-        let d = self
-            .call(shop_id, priority, move |c| async move {
-                c.search_returns(&s, &filter).await
-            })
-            .await?;
+        let d = self.search_returns(shop_id, filter, None, priority).await?;
         Ok(d.return_orders
             .into_iter()
             .find(|r| r.return_id == return_id))
+    }
+
+    /// One page of Search Returns (50 returns).
+    pub async fn search_returns(
+        &self,
+        shop_id: &str,
+        filter: SearchReturnsFilter,
+        page_token: Option<String>,
+        priority: Priority,
+    ) -> Result<SearchReturnsData, Error> {
+        let s = shop_id.to_string();
+        self.call(shop_id, priority, move |c| async move {
+            c.search_returns(&s, &filter, page_token.as_deref()).await
+        })
+        .await
     }
 
     pub async fn approve_cancellation(
