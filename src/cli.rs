@@ -93,8 +93,10 @@ pub enum OrdersCmd {
     /// hold the workflow ended in).
     RunFrom { id: String, step: String },
     /// Move the order to another workflow (`name`: the version in force)
-    /// or version (`name@version`), from `--step` or the first step. An
-    /// order no workflow took starts on it.
+    /// or version (`name@version`), from `--step`; without it, from the
+    /// step it is at if the new one has it, else the first (a step must be
+    /// named when steps that acted would run again). An order no workflow
+    /// took starts on it once TikTok lets it ship.
     Move {
         id: String,
         workflow: String,

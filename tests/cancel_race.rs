@@ -140,11 +140,11 @@ async fn race(tag: &str, who: Canceller) {
         let (c, u) = (c.clone(), format!("{base}/api/v1/orders/{id}"));
         async move {
             let (_, o) = common::get_json(&c, &u).await;
-            matches!(
-                o["lifecycle"].as_str(),
-                Some("cancelled" | "exception" | "fulfilled")
-            )
-            .then_some(o)
+            // Ended: in exception, or its workflow finished (a cancelled
+            // order's compensations run after TikTok's status says so).
+            let finished = matches!(o["instance_state"].as_str(), Some(s)
+                if s == "cancelled" || s == "failed" || s.starts_with("completed"));
+            (o["lifecycle"] == "exception" || finished).then_some(o)
         }
     })
     .await;

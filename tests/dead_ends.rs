@@ -200,7 +200,9 @@ impl World {
     /// successful ship call, and orderflow counts it fulfilled.
     async fn shipped(&self, id: &str) {
         let o = self
-            .until(id, "shipped", |o| o["lifecycle"] == "fulfilled")
+            .until(id, "shipped and its workflow done", |o| {
+                o["lifecycle"] == "fulfilled" && o["instance_state"] == "completed:fulfilled"
+            })
             .await;
         assert!(o["fulfillment_ms"].is_i64(), "{o}");
         let (_, l) = get_json(&self.c, &format!("{}/sim/ledger?order_id={id}", self.sim)).await;

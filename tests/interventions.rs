@@ -229,7 +229,12 @@ fn world_moves(rec: &OrderRecord, n: &mut u32) -> Vec<(String, Msg)> {
 
 /// The action an offered intervention stands for, with the arguments it
 /// needs (the first step or workflow it offers).
-fn action_for(rec: &OrderRecord, offer: &interventions::Offer, n: u32) -> OperatorAction {
+fn action_for(
+    w: &World,
+    rec: &OrderRecord,
+    offer: &interventions::Offer,
+    n: u32,
+) -> OperatorAction {
     let step = offer
         .steps
         .first()
@@ -248,16 +253,30 @@ fn action_for(rec: &OrderRecord, offer: &interventions::Offer, n: u32) -> Operat
         "resume" => OperatorAction::Resume,
         "run_from" => OperatorAction::RunFrom { step },
         "skip" => OperatorAction::Skip,
-        "move" => OperatorAction::Move {
-            workflow: offer
+        "move" => {
+            let workflow = offer
                 .workflows
-                .iter()
-                .find(|w| rec.workflow.as_ref().is_some_and(|k| k == *w))
-                .or(offer.workflows.first())
+                .first()
                 .cloned()
-                .unwrap_or_else(|| "nope".into()),
-            step: None,
-        },
+                .unwrap_or_else(|| "nope".into());
+            // Where it goes on: by default (the step it is at) when the
+            // target has it, else the target's first step, named.
+            let target = if workflow.contains('@') {
+                w.registry.get(&workflow).ok()
+            } else {
+                w.registry.current().get(&workflow).cloned()
+            };
+            let here = rec.instance.as_ref().and_then(|i| {
+                let def = definition(w, rec)?;
+                i.current_step(&def).map(str::to_string)
+            });
+            let step = match target {
+                Some(t) if here.as_deref().is_some_and(|h| t.step_index(h).is_some()) => None,
+                Some(t) => t.steps.first().map(|s| s.id.clone()),
+                None => None,
+            };
+            OperatorAction::Move { workflow, step }
+        }
         "hold" => OperatorAction::Hold {
             reason: "prop".into(),
         },
@@ -310,6 +329,15 @@ fn definition(w: &World, rec: &OrderRecord) -> Option<Arc<Definition>> {
 /// Checks every intervention at this state: offered ones work, refused
 /// ones say why.
 fn check_all(w: &World, rec: &OrderRecord, tiktok: bool, n: &mut u32, trail: &[String]) {
+    with_context(w, rec, tiktok, |cx| {
+        let offers = interventions::offers(rec, cx);
+        check_offers(w, rec, cx, &offers, n, trail)
+    })
+}
+
+/// Runs `f` with the interventions' context for `rec`, as the API builds
+/// it: its definition and the workflows in force.
+fn with_context<T>(w: &World, rec: &OrderRecord, tiktok: bool, f: impl FnOnce(&Context) -> T) -> T {
     let def = definition(w, rec);
     let in_force: Vec<String> = w
         .registry
@@ -331,11 +359,21 @@ fn check_all(w: &World, rec: &OrderRecord, tiktok: bool, n: &mut u32, trail: &[S
         tiktok,
         resolve: &resolve,
     };
-    let offers = interventions::offers(rec, &cx);
+    f(&cx)
+}
+
+fn check_offers(
+    w: &World,
+    rec: &OrderRecord,
+    cx: &Context,
+    offers: &[interventions::Offer],
+    n: &mut u32,
+    trail: &[String],
+) {
     assert_eq!(offers.len(), ALL.len());
-    for offer in &offers {
-        let action = action_for(rec, offer, *n);
-        let checked = interventions::check(rec, &cx, &action);
+    for offer in offers {
+        let action = action_for(w, rec, offer, *n);
+        let checked = interventions::check(rec, cx, &action);
         if !offer.allowed {
             assert!(
                 !offer.why.is_empty(),
@@ -507,7 +545,7 @@ proptest! {
             let resolve = |name: &str| w.registry.current().get(name).cloned();
             let cx = Context { def: def.as_deref(), in_force: vec!["standard".into()], tiktok, resolve: &resolve };
             for offer in interventions::offers(&rec, &cx).into_iter().filter(|o| o.allowed) {
-                let a = action_for(&rec, &offer, n);
+                let a = action_for(w, &rec, &offer, n);
                 moves.push((format!("operator {}", offer.action), event(&rec, &mut n, EventKind::Operator(a))));
             }
             let (name, msg) = moves.swap_remove(*c as usize % moves.len());
@@ -521,3 +559,65 @@ proptest! {
 
 /// One registry for every case (loading the workflows is the slow part).
 static WORLD: std::sync::OnceLock<World> = std::sync::OnceLock::new();
+
+/// What could hurt a buyer is refused, with why: moving an unpaid order
+/// into a workflow that ships, and cancelling while a ship call is out to
+/// TikTok. An intervention that arrives after the order moved on (the API
+/// checked it before the ship call went out) is ignored by the actor, with
+/// the reason in the audit.
+#[test]
+fn what_could_hurt_a_buyer_is_refused_and_a_late_one_ignored() {
+    let w = world();
+    let mut n = 0;
+    let why = |rec: &OrderRecord, action: &str| {
+        with_context(&w, rec, true, |cx| {
+            interventions::offers(rec, cx)
+                .into_iter()
+                .find(|o| o.action == action)
+                .map(|o| (o.allowed, o.why))
+                .unwrap()
+        })
+    };
+
+    // Unpaid: no workflow has it, and none may be forced on it.
+    let mut unpaid = order(0);
+    unpaid.status = orderflow::order::TiktokStatus::Unpaid;
+    let rec = OrderRecord::new(unpaid.id.as_str(), "shop", T0);
+    let msg = event(&rec, &mut n, EventKind::Snapshot(Box::new(unpaid)));
+    let rec = step(&w, &rec, &msg, T0);
+    assert_eq!(rec.lifecycle, Lifecycle::Pending);
+    let (allowed, reason) = why(&rec, "move");
+    assert!(
+        !allowed && reason.contains("does not let it ship yet"),
+        "{reason}"
+    );
+
+    // Paid: answer every call until the ship call is out.
+    let first = order(0);
+    let mut rec = OrderRecord::new(first.id.as_str(), "shop", T0);
+    let msg = event(&rec, &mut n, EventKind::Snapshot(Box::new(first)));
+    rec = step(&w, &rec, &msg, T0);
+    let before_cancel = loop {
+        let s = rec.in_flight.first().cloned().expect("a call in flight");
+        if s.action == "tiktok.mark_shipped" {
+            break rec;
+        }
+        let msg = Msg::EffectDone {
+            effect: s.effect.clone(),
+            result: stub_result(&s.action, &rec.order_id),
+        };
+        rec = step(&w, &rec, &msg, T0 + 1);
+    };
+    let (allowed, reason) = why(&before_cancel, "cancel");
+    assert!(!allowed && reason.contains("ship call is out"), "{reason}");
+    let msg = event(
+        &before_cancel,
+        &mut n,
+        EventKind::Operator(OperatorAction::Cancel {
+            reason: "late".into(),
+        }),
+    );
+    let after = step(&w, &before_cancel, &msg, T0 + 2);
+    assert_eq!(visible(&after), visible(&before_cancel), "nothing changed");
+    assert_ne!(after.lifecycle, Lifecycle::Cancelled);
+}

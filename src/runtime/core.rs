@@ -819,6 +819,16 @@ impl W<'_> {
     }
 
     fn on_operator(&mut self, a: &OperatorAction) {
+        // The API checked the intervention against the order as it was;
+        // it may have moved on since (a ship call landed, a hold ended).
+        if let Some(why) = self.refusal(a.name()) {
+            self.audit(
+                "operator",
+                "ignored",
+                format!("{} refused: {why}", a.name()),
+            );
+            return;
+        }
         let detail = match a {
             OperatorAction::Hold { reason } | OperatorAction::Cancel { reason } => {
                 format!("{}: {reason}", a.name())
@@ -893,6 +903,29 @@ impl W<'_> {
                 self.answer_cancel_request(&cancel_id, *approve, reason, true);
             }
         }
+    }
+
+    /// Why the interventions' rules refuse `action` now, if they do.
+    fn refusal(&self, action: &str) -> Option<String> {
+        let registry = self.env.registry;
+        let current = registry.current();
+        let in_force: Vec<String> = current.definitions.iter().map(|d| d.key()).collect();
+        let resolve = |name: &str| -> Option<Arc<Definition>> {
+            if name.contains('@') {
+                registry.get(name).ok()
+            } else {
+                current.get(name).cloned()
+            }
+        };
+        let cx = super::interventions::Context {
+            def: self.def.as_deref(),
+            in_force,
+            // Whether TikTok can be told changes no rule, only what a
+            // cancellation needs (checked by the API).
+            tiktok: false,
+            resolve: &resolve,
+        };
+        super::interventions::refusal(&self.rec, &cx, action)
     }
 
     /// What the interpreter sees of the world for `def`. Converting the
@@ -1192,11 +1225,18 @@ impl W<'_> {
             }
             Some(pos) => {
                 self.rec.timers.remove(pos);
+                let deferred = self.rec.deferred.len();
                 self.drive(Input::Timer(timer_of(entry)));
+                // Overdue only when the timeout was taken (not deferred by a
+                // hold) and left this approval pending (`default: hold`: its
+                // deadline is now); a default that led into another approval
+                // has a deadline ahead.
+                let now = self.env.now_ms;
                 let overdue = entry.timer.kind == TimerKind::ApprovalTimeout
+                    && self.rec.deferred.len() == deferred
                     && matches!(
                         self.rec.instance.as_ref().map(|i| &i.state),
-                        Some(State::AwaitingApproval { .. })
+                        Some(State::AwaitingApproval { due_ms, .. }) if *due_ms <= now
                     );
                 if overdue {
                     self.approval_overdue(&entry.timer.step);

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::event::OperatorAction;
-use crate::actions::ErrorKind;
+use crate::actions::{ActionName, ErrorKind};
 use crate::lifecycle::Lifecycle;
 use crate::store::OrderRecord;
 use crate::tiktok::reasons::seller_can_cancel;
@@ -114,6 +114,21 @@ impl Rules<'_> {
         )
     }
 
+    /// A ship call is out: TikTok may be recording the shipment now.
+    fn ship_in_flight(&self) -> bool {
+        self.rec.in_flight.iter().any(|e| {
+            matches!(
+                ActionName::parse(&e.action),
+                Some(ActionName::TiktokMarkShipped | ActionName::TiktokShipPackage)
+            )
+        })
+    }
+
+    /// The buyer's cancellation request waits for orderflow's answer.
+    fn request_unanswered(&self) -> bool {
+        matches!(self.rec.pending_cancel_request(), Some((_, false)))
+    }
+
     fn state_name(&self) -> &'static str {
         self.state.map_or("none", state_name)
     }
@@ -172,6 +187,9 @@ impl Rules<'_> {
                 }
             }
             "release" => {
+                if self.request_unanswered() && self.rec.lifecycle == Lifecycle::OnHold {
+                    return no("the buyer's cancellation request waits for an answer: approve or reject it first");
+                }
                 if self.operator_hold {
                     let back = self.rec.held_from.unwrap_or(Lifecycle::Processing);
                     return yes(format!(
@@ -270,6 +288,17 @@ impl Rules<'_> {
                 if self.rec.order.is_none() {
                     return no("it has not been fetched from TikTok yet");
                 }
+                if self.rec.lifecycle == Lifecycle::Pending {
+                    let status = self
+                        .rec
+                        .order
+                        .as_ref()
+                        .map(|o| o.status.as_str())
+                        .unwrap_or_default();
+                    return no(format!(
+                        "TikTok does not let it ship yet ({status}): its workflow starts at AWAITING_SHIPMENT"
+                    ));
+                }
                 if self.move_targets().is_empty() {
                     return no(
                         "no other workflow or version is in force: run it from a step instead",
@@ -293,6 +322,8 @@ impl Rules<'_> {
                     no(format!("the order is {}", self.rec.lifecycle))
                 } else if self.shipped() {
                     no("it has shipped: TikTok takes no cancellation now (a return or refund goes through TikTok)")
+                } else if self.ship_in_flight() {
+                    no("a ship call is out to TikTok: wait for its answer (once shipped, a return or refund goes through TikTok)")
                 } else if matches!(
                     st,
                     Some(State::Cancelling { .. } | State::Compensating { .. })
@@ -404,6 +435,14 @@ pub fn allowed(rec: &OrderRecord, cx: &Context) -> Vec<&'static str> {
     ALL.iter().copied().filter(|a| r.rule(a).is_ok()).collect()
 }
 
+/// Why `action` is refused for the order as it stands, if it is (the rule
+/// alone, without its arguments): the actor asks again when the
+/// intervention arrives, since the order may have moved since the API
+/// checked it.
+pub fn refusal(rec: &OrderRecord, cx: &Context, action: &str) -> Option<String> {
+    rules(rec, cx).rule(action).err()
+}
+
 /// Checks one intervention, with its arguments, against the order as it
 /// stands.
 pub fn check(rec: &OrderRecord, cx: &Context, action: &OperatorAction) -> Result<(), Error> {
@@ -431,6 +470,23 @@ pub fn check(rec: &OrderRecord, cx: &Context, action: &OperatorAction) -> Result
                     cx.in_force.join(", ")
                 ))
             })?;
+            if step.is_none() {
+                if let Some(inst) = rec.instance.as_ref() {
+                    let here = (!inst.is_terminal())
+                        .then(|| cx.def.and_then(|d| inst.current_step(d)))
+                        .flatten()
+                        .filter(|id| def.step_index(id).is_some());
+                    if here.is_none() && !inst.compensations.is_empty() {
+                        let done: Vec<&str> =
+                            inst.compensations.iter().map(|c| c.step.as_str()).collect();
+                        return Err(bad(format!(
+                            "name the step of {} to go on at: {} already acted (its first step would run them again)",
+                            def.key(),
+                            done.join(", ")
+                        )));
+                    }
+                }
+            }
             if r.is_current(workflow) {
                 return Err(bad(format!(
                     "the order already runs {}: run it from a step instead",
