@@ -253,7 +253,7 @@ pub enum Command {
         workflows: Option<PathBuf>,
     },
     /// Run the TikTok Shop simulator (and label API) as its own server.
-    Simulator(crate::simulator::SimulatorArgs),
+    Simulator(Box<crate::simulator::SimulatorArgs>),
     /// Measure: the daemon as a child process against the simulator, or the
     /// engine alone; prints one table per scenario.
     Loadtest(crate::loadtest::LoadtestArgs),
@@ -396,7 +396,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let _ = tokio::signal::ctrl_c().await;
                     s2.cancel();
                 });
-                crate::simulator::run(args, stop).await
+                crate::simulator::run(*args, stop).await
             })?;
             Ok(ExitCode::SUCCESS)
         }

@@ -174,6 +174,8 @@ impl Daemon {
                 app_secret: "demo-app-secret".into(),
                 access_token: "demo-access-token".into(),
                 webhook_url: Some(format!("http://{addr}/webhooks/tiktok")),
+                // Tracking webhooks of the simulated EasyPost and Shippo.
+                tracking_webhook_base: Some(format!("http://{addr}")),
                 // The demo connects shops as a real seller would: the
                 // simulator's authorization page sends the browser back here.
                 redirect_url: Some(format!("http://{addr}/oauth/tiktok/callback")),
@@ -230,7 +232,7 @@ impl Daemon {
             )?)
         };
         if let Some(sim) = &simulator {
-            cfg.shipping.label_api_url = format!("{}/labels/v1", sim.base_url());
+            crate::simulator::carriers::demo_config(&mut cfg.shipping, &sim.base_url());
             // The simulator's TikTok ids for the carriers its label API sells.
             for (carrier, id) in [
                 ("USPS", "6617675021119438849"),
@@ -265,16 +267,20 @@ impl Daemon {
                 });
             }));
         }
+        let label_book = crate::shipping::LabelBook::new(store.clone(), &cfg.store.data_dir);
+        crate::shipping::tracking::describe_metrics();
         let fulfil = std::sync::Arc::new(crate::runtime::effects::Fulfilment {
             inventory: inventory.clone(),
             router: crate::shipping::CarrierRouter::new(&cfg.shipping)
                 .map_err(|e| Error::Fulfilment(e.to_string()))?,
             providers: crate::shipping::Providers::new(&cfg.shipping, gateway.clone())
                 .map_err(|e| Error::Fulfilment(e.to_string()))?,
+            labels: label_book.clone(),
             notifier: notifier.clone(),
             provider_ids: cfg.shipping.provider_ids.clone(),
         });
-        let mut executor = Executor::new(cfg.actions.http_timeout.0).with_fulfilment(fulfil);
+        let mut executor =
+            Executor::new(cfg.actions.http_timeout.0).with_fulfilment(fulfil.clone());
         if let Some(g) = &gateway {
             executor = executor.with_gateway(g.clone());
         }
@@ -460,6 +466,11 @@ impl Daemon {
             live_slots: Arc::new(tokio::sync::Semaphore::new(cfg.console.max_live_clients)),
             console: Arc::new(cfg.console.clone()),
             closing: closing.clone(),
+            labels: Some(label_book.clone()),
+            carrier_webhooks: http::labels::CarrierWebhooks {
+                easypost: cfg.shipping.providers.easypost.webhook_secret.clone(),
+                shippo: cfg.shipping.providers.shippo.webhook_secret.clone(),
+            },
         };
         let replay_state = state.clone();
         let max_body = cfg.server.max_body_bytes;
@@ -556,6 +567,58 @@ impl Daemon {
             clock.clone(),
             stop.clone(),
         ));
+        // Tracking by polling: the parcels still travelling are read from
+        // their provider, so a lost tracking webhook still reaches the order.
+        {
+            let (book, providers, intake, clock, stop) = (
+                label_book.clone(),
+                fulfil.providers.clone(),
+                intake.clone(),
+                clock.clone(),
+                stop.clone(),
+            );
+            let every = cfg.shipping.tracking_poll_interval;
+            actix::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(every) => {}
+                    }
+                    let mut after: Option<String> = None;
+                    loop {
+                        let now = clock.now_ms();
+                        match crate::shipping::tracking::poll_once(
+                            &book,
+                            &providers,
+                            after.as_deref(),
+                            100,
+                            now,
+                        )
+                        .await
+                        {
+                            Ok((scans, next)) => {
+                                for (order_id, scan) in scans {
+                                    if let Err(e) =
+                                        http::labels::submit(intake.clone(), now, &order_id, &scan)
+                                            .await
+                                    {
+                                        tracing::warn!(%order_id, error = %e, "Could not give an order its tracking update; the next poll tries again");
+                                    }
+                                }
+                                match next {
+                                    Some(n) => after = Some(n),
+                                    None => break,
+                                }
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "Tracking poll failed");
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+        }
         // The inbox sweep: events stored but still not applied after a
         // minute are delivered again.
         {

@@ -151,7 +151,7 @@ async fn cancellations_release_stock_and_void_labels_and_stock_adds_up() {
         &wf,
     );
     cfg.server.listen = listen;
-    cfg.shipping.label_api_url = format!("{sim_url}/labels/v1");
+    orderflow::simulator::carriers::demo_config(&mut cfg.shipping, &sim_url);
     for (carrier, id) in [
         ("USPS", "6617675021119438849"),
         ("UPS", "6617675021119438850"),

@@ -90,7 +90,7 @@ async fn a_thousand_orders_for_a_hundred_units_ship_exactly_a_hundred() {
         &wf,
     );
     cfg.server.listen = listen;
-    cfg.shipping.label_api_url = format!("{sim_url}/labels/v1");
+    orderflow::simulator::carriers::demo_config(&mut cfg.shipping, &sim_url);
     for (carrier, id) in [
         ("USPS", "6617675021119438849"),
         ("UPS", "6617675021119438850"),

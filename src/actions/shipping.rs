@@ -1,7 +1,8 @@
 //! `shipping.*`: choosing the carrier and buying (or voiding) the label,
 //! through [`crate::shipping`]'s router and providers.
 
-use crate::shipping::{CarrierRule, LabelRequest, Selection};
+use crate::shipping::purchase::{obtain, void, Outcome, Purchase};
+use crate::shipping::{CarrierRule, RateChoice, Selection};
 use crate::workflow::interpreter::ActionError;
 use crate::workflow::value::Data;
 
@@ -20,24 +21,45 @@ pub const SELECT_CARRIER: Action = Action {
         ),
         arg("default", Str, false, "carrier when no rule matches"),
     ],
-    outputs: &["carrier", "service", "shipping_provider_id"],
+    outputs: &[
+        "carrier",
+        "service",
+        "shipping_provider_id",
+        "provider",
+        "rate",
+    ],
     errors: &[],
     external: false,
 };
 
 pub const BUY_LABEL: Action = Action {
     name: "shipping.buy_label",
-    doc: "Buy a shipping label (idempotent per order and step).",
+    doc: "Get the order's one label: reused if bought, found by the order's reference if a purchase was cut off, else bought; its document kept with the order.",
     args: &[
-        arg("carrier", Str, true, "carrier name from select_carrier"),
+        arg("carrier", Str, true, "carrier name from select_carrier ('*': any)"),
         arg("service", Str, false, "service level"),
-        arg("provider", Str, false, "label_api (default) or tiktok"),
+        arg(
+            "provider",
+            Str,
+            false,
+            "easypost, shippo or tiktok (default: the rule's, else [shipping] provider)",
+        ),
+        arg(
+            "rate",
+            Str,
+            false,
+            "cheapest, fastest or cheapest_on_time (default: the rule's, else [shipping] rate_choice)",
+        ),
     ],
     outputs: &[
         "label_id",
         "tracking_number",
         "label_url",
         "shipping_provider_id",
+        "carrier",
+        "service",
+        "provider",
+        "reused",
     ],
     errors: &[],
     external: true,
@@ -45,8 +67,13 @@ pub const BUY_LABEL: Action = Action {
 
 pub const VOID_LABEL: Action = Action {
     name: "shipping.void_label",
-    doc: "Void a label that has not shipped (compensation for buy_label).",
-    args: &[arg("label_id", Str, true, "the label to void")],
+    doc: "Void (refund) the order's label while it has not shipped (compensation for buy_label).",
+    args: &[arg(
+        "label_id",
+        Str,
+        false,
+        "the label to void (default: the order's)",
+    )],
     outputs: &["voided"],
     errors: &[ErrorKind::NotFound],
     external: true,
@@ -72,12 +99,22 @@ pub(super) fn select_carrier(c: &Call<'_>) -> Result<Data, ActionError> {
         .map_err(failed)?;
     let now = chrono::Utc::now().timestamp();
     let sel = router.select(&o, now).map_err(failed)?;
+    let text = |v: Option<String>| v.map_or(Data::Null, Data::from);
     Ok(Data::map([
         ("carrier", Data::from(sel.carrier)),
-        ("service", sel.service.map_or(Data::Null, Data::from)),
+        ("service", text(sel.service)),
+        ("shipping_provider_id", text(sel.shipping_provider_id)),
         (
-            "shipping_provider_id",
-            sel.shipping_provider_id.map_or(Data::Null, Data::from),
+            "provider",
+            text(sel.provider.map(|p| p.as_str().to_string())),
+        ),
+        (
+            "rate",
+            text(sel.rate_choice.and_then(|r| {
+                serde_json::to_value(r)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+            })),
         ),
     ]))
 }
@@ -89,6 +126,21 @@ pub(super) async fn buy_label(c: &Call<'_>) -> Result<Data, ActionError> {
     }
     let o = c.order()?;
     let carrier = c.arg("carrier").unwrap_or_default();
+    let rate_choice = match c.arg("rate") {
+        None => None,
+        Some(r) => Some(
+            serde_json::from_value::<RateChoice>(serde_json::Value::String(r.clone())).map_err(
+                |_| {
+                    ErrorKind::Invalid
+                        .error(format!("rate {r:?}: cheapest, fastest or cheapest_on_time"))
+                },
+            )?,
+        ),
+    };
+    let provider = f
+        .providers
+        .named(c.arg("provider").as_deref())
+        .map_err(failed)?;
     let selection = Selection {
         shipping_provider_id: c
             .arg("shipping_provider_id")
@@ -96,51 +148,39 @@ pub(super) async fn buy_label(c: &Call<'_>) -> Result<Data, ActionError> {
         carrier,
         service: c.arg("service"),
         rule: None,
+        provider: Some(provider),
+        rate_choice,
     };
-    let provider = f
-        .providers
-        .get(c.arg("provider").as_deref())
-        .map_err(failed)?;
-    // A label TikTok would not take for this order is never bought: the
-    // provider id must be one TikTok offers for the order's delivery option.
-    if let (Some(g), Some(option)) = (c.gateway, o.delivery_option_id.as_deref()) {
-        crate::shipping::tiktok_providers::offered_for(
-            g,
-            &o.shop_id,
-            option,
-            &selection.carrier,
-            selection.shipping_provider_id.as_deref(),
-        )
-        .await
-        .map_err(|x| x.kind().error(x.to_string()))?;
-    }
-    let req = LabelRequest {
+    let purchase = Purchase {
+        book: &f.labels,
+        providers: &f.providers,
+        gateway: c.gateway,
+        http: c.http,
         order: &o,
         selection: &selection,
-        idempotency_key: &c.effect.key,
+        provider,
         weight_grams: f.router.weight_grams(&o),
+        now_ms: chrono::Utc::now().timestamp_millis(),
     };
-    let l = provider.buy_label(&req).await.map_err(failed)?;
+    let (l, outcome) = obtain(&purchase).await.map_err(failed)?;
+    let text = |v: Option<String>| v.map_or(Data::Null, Data::from);
     Ok(Data::map([
         ("label_id", Data::from(l.label_id)),
         ("tracking_number", Data::from(l.tracking_number)),
-        ("label_url", l.label_url.map_or(Data::Null, Data::from)),
-        (
-            "shipping_provider_id",
-            l.shipping_provider_id.map_or(Data::Null, Data::from),
-        ),
+        ("label_url", text(l.label_url)),
+        ("shipping_provider_id", text(l.shipping_provider_id)),
+        ("carrier", Data::from(l.carrier)),
+        ("service", text(l.service)),
+        ("provider", Data::from(l.provider.as_str().to_string())),
+        ("reused", Data::Bool(outcome != Outcome::Bought)),
     ]))
 }
 
 pub(super) async fn void_label(c: &Call<'_>) -> Result<Data, ActionError> {
     let f = c.fulfil()?;
-    let label = c
-        .arg("label_id")
-        .ok_or_else(|| ErrorKind::Invalid.error("void_label needs label_id"))?;
-    let provider = f
-        .providers
-        .get(c.arg("provider").as_deref())
+    let o = c.order()?;
+    let voided = void(&f.labels, &f.providers, &o.id, c.arg("label_id").as_deref())
+        .await
         .map_err(failed)?;
-    let voided = provider.void_label(&label).await.map_err(failed)?;
     Ok(Data::map([("voided", Data::Bool(voided))]))
 }

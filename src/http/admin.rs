@@ -270,6 +270,8 @@ pub enum Error {
     Store(#[from] crate::store::Error),
     #[error(transparent)]
     Runtime(#[from] crate::runtime::Error),
+    #[error(transparent)]
+    Label(#[from] crate::shipping::Error),
 }
 
 impl Error {
@@ -293,6 +295,13 @@ impl Error {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
             Error::Tiktok(_) | Error::Runtime(_) => StatusCode::SERVICE_UNAVAILABLE,
+            // The old label could not be voided, or its record written.
+            Error::Label(e) => match e.kind() {
+                crate::actions::ErrorKind::Rejected | crate::actions::ErrorKind::Invalid => {
+                    StatusCode::CONFLICT
+                }
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            },
         }
     }
 }
@@ -311,6 +320,9 @@ pub struct ActionArgs {
     pub step: Option<String>,
     /// For `move`: `name@version`, or a name for the version in force.
     pub workflow: Option<String>,
+    /// For `resume`, `run_from`, `release` and `move`: the label step buys
+    /// a new label instead of reusing the order's (which is voided first).
+    pub new_label: bool,
 }
 
 /// Builds the operator action an endpoint name stands for.
@@ -417,6 +429,18 @@ pub fn resolve_workflow(
 
 /// Checks and submits one intervention for one order.
 pub async fn intervene(s: &AppState, order_id: &str, action: OperatorAction) -> Result<(), Error> {
+    intervene_with(s, order_id, action, false).await
+}
+
+/// [`intervene`], and with `new_label` the order's label is marked to be
+/// replaced (voided first) when its label step runs again; only for an
+/// intervention that runs steps, and only once it is allowed.
+pub async fn intervene_with(
+    s: &AppState,
+    order_id: &str,
+    action: OperatorAction,
+    new_label: bool,
+) -> Result<(), Error> {
     let rec = s
         .store
         .load_order(order_id)?
@@ -425,6 +449,20 @@ pub async fn intervene(s: &AppState, order_id: &str, action: OperatorAction) -> 
     let resolve = |n: &str| resolve_workflow(&s.registry, n);
     let cx = intervention_context(s, &rec, def.as_deref(), &resolve);
     interventions::check(&rec, &cx, &action)?;
+    if new_label {
+        let runs = matches!(
+            action,
+            OperatorAction::Resume
+                | OperatorAction::RunFrom { .. }
+                | OperatorAction::Release
+                | OperatorAction::Move { .. }
+        );
+        let book = s.labels.as_ref().filter(|_| runs).ok_or(Error::Missing {
+            action: "new_label",
+            field: "an intervention that runs steps (resume, run_from, release, move)",
+        })?;
+        book.request_renewal(order_id).await?;
+    }
     // A TikTok reason is checked for the shop's market and the order's
     // status before anything is cancelled here: a reason TikTok would
     // refuse must not leave the order cancelled here and live there.
@@ -466,6 +504,7 @@ async fn start_bulk(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
         cancel_reason: req.cancel_reason.clone(),
         step: req.step.clone(),
         workflow: req.workflow.clone(),
+        new_label: false,
     };
     let action = match parse_action(&req.action, args) {
         Ok(a) => a,

@@ -23,6 +23,7 @@ pub mod catalogue;
 pub mod conn;
 pub mod console;
 pub mod inventory;
+pub mod labels;
 pub mod limits;
 pub mod mappings;
 pub mod shops;
@@ -78,6 +79,11 @@ pub struct AppState {
     pub logins: Arc<auth::LoginLimiter>,
     /// The names this daemon answers to.
     pub hosts: Arc<auth::AllowedHosts>,
+    /// Orders' labels and documents (absent in daemons built without
+    /// fulfilment).
+    pub labels: Option<crate::shipping::LabelBook>,
+    /// Label providers' webhook secrets, for tracking webhooks.
+    pub carrier_webhooks: labels::CarrierWebhooks,
     /// Request body bounds ([`limits`]).
     pub limits: limits::Limits,
     /// Places for live-event streams; a client beyond them gets 503.
@@ -109,6 +115,11 @@ pub fn routes() -> impl FnOnce(&mut web::ServiceConfig) {
                 web::post().to(crate::sync::webhook::receive),
             )
             .route("/oauth/tiktok/callback", web::get().to(shops::callback))
+            .route(
+                "/webhooks/easypost",
+                web::post().to(labels::easypost_webhook),
+            )
+            .route("/webhooks/shippo", web::post().to(labels::shippo_webhook))
             .service(
                 web::scope("/api/v1")
                     .wrap(actix_web::middleware::from_fn(auth::gate_api))
@@ -119,6 +130,7 @@ pub fn routes() -> impl FnOnce(&mut web::ServiceConfig) {
                     .configure(inventory::routes)
                     .configure(mappings::routes)
                     .configure(shops::routes)
+                    .configure(labels::routes)
                     .configure(catalogue::routes),
             )
             .configure(console::routes);
@@ -449,8 +461,9 @@ async fn post_action(
             Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed body: {e}")),
         }
     };
+    let new_label = args.new_label;
     let result = match admin::parse_action(&name, args) {
-        Ok(action) => admin::intervene(&s, &id, action).await,
+        Ok(action) => admin::intervene_with(&s, &id, action, new_label).await,
         Err(e) => Err(e),
     };
     match result {

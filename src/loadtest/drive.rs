@@ -202,11 +202,11 @@ impl Rig {
         let mut cfg = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\n\n[store]\ndata_dir = {}\n\n[workflows]\ndir = {}\n\n\
              [sync]\n# Webhooks carry the load; no poll competes for the rate limit.\npoll_interval = \"1h\"\n\n\
-             [shipping]\nlabel_api_url = {}\n\n[shipping.provider_ids]\nUSPS = \"6617675021119438849\"\nUPS = \"6617675021119438850\"\nFedEx = \"6617675021119438851\"\n\n\
+             [shipping.providers.easypost]\nbase_url = {}\napi_key = \"EZTKsimulated\"\n\n[shipping.provider_ids]\nUSPS = \"6617675021119438849\"\nUPS = \"6617675021119438850\"\nFedEx = \"6617675021119438851\"\n\n\
              [tiktok]\nbase_url = {}\nauth_url = {}\napp_key = {}\nbatch_window = {}\n",
             q(&dir.path().join("data").display().to_string()),
             q(&wf.display().to_string()),
-            q(&format!("{sim_url}/labels/v1")),
+            q(&format!("{sim_url}/easypost/v2")),
             q(&sim_url),
             q(&sim_url),
             q(APP_KEY),

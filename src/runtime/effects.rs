@@ -33,6 +33,8 @@ pub struct Fulfilment {
     pub inventory: crate::inventory::InventoryHandle,
     pub router: crate::shipping::CarrierRouter,
     pub providers: crate::shipping::Providers,
+    /// Each order's one label and its documents.
+    pub labels: crate::shipping::LabelBook,
     pub notifier: crate::notify::Notifier,
     /// Carrier name → TikTok's shipping provider id (`shipping.provider_ids`).
     pub provider_ids: std::collections::BTreeMap<String, String>,

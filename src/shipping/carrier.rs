@@ -45,6 +45,12 @@ pub struct CarrierRule {
     pub service: Option<String>,
     /// TikTok's id for the carrier; else looked up in `provider_ids`.
     pub shipping_provider_id: Option<String>,
+    /// The label provider (`easypost`, `shippo`, `tiktok`); else the
+    /// step's, else `[shipping] provider`.
+    pub provider: Option<super::ProviderKind>,
+    /// How the rate is chosen (`cheapest`, `fastest`,
+    /// `cheapest_on_time`); else `[shipping] rate_choice`.
+    pub rate: Option<super::RateChoice>,
 }
 
 /// The outcome of selection.
@@ -55,6 +61,12 @@ pub struct Selection {
     pub shipping_provider_id: Option<String>,
     /// Index of the rule that matched (None: the default).
     pub rule: Option<usize>,
+    /// The rule's label provider, when it names one.
+    #[serde(default)]
+    pub provider: Option<super::ProviderKind>,
+    /// The rule's rate choice, when it names one.
+    #[serde(default)]
+    pub rate_choice: Option<super::RateChoice>,
 }
 
 #[derive(Debug, Clone)]
@@ -224,16 +236,20 @@ impl CarrierRouter {
                 break;
             }
         }
-        let (carrier, service, pid, rule) = match chosen {
+        let (carrier, service, pid, rule, provider, rate_choice) = match chosen {
             Some((i, c)) => (
                 c.rule.carrier.clone(),
                 c.rule.service.clone(),
                 c.rule.shipping_provider_id.clone(),
                 Some(i),
+                c.rule.provider,
+                c.rule.rate,
             ),
             None => (
                 self.default_carrier.clone(),
                 self.default_service.clone(),
+                None,
+                None,
                 None,
                 None,
             ),
@@ -245,6 +261,8 @@ impl CarrierRouter {
             service,
             shipping_provider_id,
             rule,
+            provider,
+            rate_choice,
         })
     }
 

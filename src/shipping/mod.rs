@@ -1,28 +1,37 @@
-//! Shipping: which carrier takes an order, and getting it a label.
+//! Shipping: which carrier takes an order, getting it exactly one label,
+//! printing it, and following the parcel.
 //!
 //! - [`carrier`]: carrier selection. Rules from the workflow
 //!   (`[{when: CEL, carrier, service}]`) and from the configuration
 //!   (destination region, parcel weight, order value, ship-by deadline),
-//!   first match wins, else the default carrier.
-//! - [`provider`]: the label providers behind one enum: TikTok shipping
-//!   through the gateway, or a label API modelled on EasyPost/Shippo.
-//! - [`labels`]: the label API's wire types and its HTTP client (shared with
-//!   the simulator in `crate::simulator::labels`).
+//!   first match wins, else the default carrier; a rule may also name the
+//!   provider and how the rate is chosen.
+//! - [`provider`]: the label providers behind one enum (EasyPost, Shippo,
+//!   TikTok Shipping) and rate shopping ([`provider::RateChoice`]).
+//! - [`easypost`], [`shippo`]: each provider's documented wire format and
+//!   HTTP client (shared with the simulators in `crate::simulator::carriers`).
+//! - [`book`] and [`purchase`]: one label per order whatever crashes,
+//!   timeouts and operator actions happen (neither provider takes an
+//!   idempotency key, so the purchase is a protocol: record, look up by the
+//!   order's reference, reuse), the label's document on disk.
+//! - [`documents`]: the day's labels merged into one PDF to print.
+//! - [`tracking`]: the providers' tracking webhooks (verified as each
+//!   documents) and a poll for parcels still travelling, as `scan` events.
 //! - [`tiktok_providers`]: the carrier → TikTok provider id mapping checked
-//!   against what TikTok offers, at start and before every label.
+//!   against what TikTok offers, at start and before every purchase.
 //!
 //! Failures map onto the error kinds workflows branch on
 //! ([`crate::actions::ErrorKind`]): [`Error::kind`].
-//!
-//! Buying a label costs money, so every purchase carries an idempotency key
-//! the caller derives from (order, step): a replay after a crash or a retry
-//! after a timeout returns the label already bought instead of buying a
-//! second one.
 
+pub mod book;
 pub mod carrier;
-pub mod labels;
+pub mod documents;
+pub mod easypost;
 pub mod provider;
+pub mod purchase;
+pub mod shippo;
 pub mod tiktok_providers;
+pub mod tracking;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -30,14 +39,16 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use crate::actions::ErrorKind;
+pub use book::LabelBook;
 pub use carrier::{select_carrier, CarrierRouter, CarrierRule, Selection};
-pub use labels::{LabelAddress, LabelApiClient};
-pub use provider::{Label, LabelProvider, LabelRequest, Providers};
+pub use provider::{
+    Label, LabelAddress, LabelFormat, LabelProvider, ProviderKind, Providers, RateChoice,
+};
 
 use crate::tiktok::Secret;
 
-/// Counter, labels `provider` (`label_api`, `tiktok`) and `outcome` (`ok`
-/// or an error kind): label purchases.
+/// Counter, labels `provider` (`easypost`, `shippo`, `tiktok`) and
+/// `outcome` (`ok`, `reused` or an error kind): label purchases.
 pub const LABELS_TOTAL: &str = "orderflow_shipping_labels_total";
 /// Counter, label `outcome` (`ok` or an error kind): label voids.
 pub const VOIDS_TOTAL: &str = "orderflow_shipping_voids_total";
@@ -74,8 +85,9 @@ pub enum Error {
         message: String,
     },
     /// The label API failed; `kind` says whether a retry can help.
-    #[error("label API {op} failed ({kind}{}): {message}", .status.map(|s| format!(", HTTP {s}")).unwrap_or_default())]
+    #[error("{provider} {op} failed ({kind}{}): {message}", .status.map(|s| format!(", HTTP {s}")).unwrap_or_default())]
     Provider {
+        provider: ProviderKind,
         op: &'static str,
         kind: ErrorKind,
         status: Option<u16>,
@@ -95,6 +107,14 @@ pub enum Error {
     Invalid(String),
     #[error("invalid [shipping] configuration: {}", .0.join("; "))]
     InvalidConfig(Vec<String>),
+    /// TikTok would not take the chosen carrier for this order: found
+    /// before any purchase.
+    #[error(transparent)]
+    Mapping(#[from] tiktok_providers::Error),
+    #[error("label record: {0}")]
+    Store(crate::store::Error),
+    #[error("documents: {0}")]
+    Io(std::io::Error),
 }
 
 impl Error {
@@ -106,19 +126,46 @@ impl Error {
             Error::Provider { kind, .. } => *kind,
             Error::NoRate { .. } | Error::Unsupported(_) => ErrorKind::Rejected,
             Error::Tiktok(e) => ErrorKind::from_tiktok(e),
+            Error::Mapping(e) => e.kind(),
+            Error::Store(_) | Error::Io(_) => ErrorKind::Transient,
         }
     }
 }
 
-/// Which provider buys labels when a step does not say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum ProviderKind {
-    /// The label API at `label_api_url`.
-    #[default]
-    LabelApi,
-    /// TikTok shipping: Ship Package through the gateway.
-    Tiktok,
+/// One label provider's section (`[shipping.providers.easypost]`,
+/// `[shipping.providers.shippo]`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// The API key (EasyPost: HTTP basic auth's user name; Shippo:
+    /// `Authorization: ShippoToken <key>`). Empty: the provider is off.
+    pub api_key: Secret,
+    /// The secret the provider's tracking webhooks are authenticated with
+    /// (EasyPost: the HMAC key of `X-Hmac-Signature`; Shippo: the token
+    /// in the webhook URL's query). Empty: tracking webhooks are refused.
+    pub webhook_secret: Secret,
+    /// The API's base URL, up to and including its version (empty: the
+    /// provider's production API).
+    pub base_url: String,
+}
+
+impl ProviderConfig {
+    /// `base_url`, else `official`.
+    pub fn url<'a>(&'a self, official: &'a str) -> &'a str {
+        if self.base_url.trim().is_empty() {
+            official
+        } else {
+            &self.base_url
+        }
+    }
+}
+
+/// `[shipping.providers]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProvidersConfig {
+    pub easypost: ProviderConfig,
+    pub shippo: ProviderConfig,
 }
 
 /// The `[shipping]` section.
@@ -127,7 +174,7 @@ pub enum ProviderKind {
 pub struct ShippingConfig {
     /// Carrier when no rule matches.
     pub default_carrier: String,
-    /// Service of the default carrier (None: the cheapest it offers).
+    /// Service of the default carrier (None: chosen by `rate_choice`).
     pub default_service: Option<String>,
     /// Rules tried after a workflow's own, first match wins.
     pub rules: Vec<CarrierRule>,
@@ -137,18 +184,22 @@ pub struct ShippingConfig {
     pub sku_weights_grams: BTreeMap<String, u32>,
     /// Weight of one unit of a SKU not in `sku_weights_grams`.
     pub default_item_weight_grams: u32,
-    /// Default label provider.
+    /// Label provider when neither the step nor the rule names one.
     pub provider: ProviderKind,
-    /// Base URL of the label API, up to and including its version
-    /// (`…/labels/v1`).
-    pub label_api_url: String,
-    /// Bearer token of the label API (redacted in logs and dumps).
-    pub label_api_key: Secret,
-    /// Timeout of one label API request.
+    /// How a rate is chosen when a rule does not say.
+    pub rate_choice: RateChoice,
+    /// The label document's format: `pdf`, `png` or `zpl`.
+    pub label_format: LabelFormat,
+    /// Timeout of one request to a label provider.
     #[serde(with = "crate::config::human")]
-    pub label_api_timeout: Duration,
+    pub provider_timeout: Duration,
+    /// How often parcels still travelling are read from their provider
+    /// (the fallback for lost tracking webhooks).
+    #[serde(with = "crate::config::human")]
+    pub tracking_poll_interval: Duration,
     /// The return address printed on labels.
     pub ship_from: LabelAddress,
+    pub providers: ProvidersConfig,
 }
 
 impl Default for ShippingConfig {
@@ -160,31 +211,40 @@ impl Default for ShippingConfig {
             provider_ids: BTreeMap::new(),
             sku_weights_grams: BTreeMap::new(),
             default_item_weight_grams: 500,
-            provider: ProviderKind::LabelApi,
-            label_api_url: "http://127.0.0.1:8787/labels/v1".into(),
-            label_api_key: Secret::default(),
-            label_api_timeout: Duration::from_secs(10),
+            provider: ProviderKind::Easypost,
+            rate_choice: RateChoice::Cheapest,
+            label_format: LabelFormat::Pdf,
+            provider_timeout: Duration::from_secs(10),
+            tracking_poll_interval: Duration::from_secs(30 * 60),
             ship_from: LabelAddress::default(),
+            providers: ProvidersConfig::default(),
         }
     }
 }
 
 impl ShippingConfig {
-    /// Every problem at once; never quotes the API key.
+    /// Every problem at once; never quotes a key.
     pub fn validate(&self) -> Vec<String> {
         let mut p = Vec::new();
         if self.default_carrier.trim().is_empty() {
             p.push("shipping.default_carrier: must not be empty".into());
         }
-        match reqwest::Url::parse(&self.label_api_url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-            _ => p.push(format!(
-                "shipping.label_api_url: {:?} is not an http(s) URL",
-                self.label_api_url
-            )),
+        for (name, url) in [
+            ("easypost", self.providers.easypost.url(easypost::BASE_URL)),
+            ("shippo", self.providers.shippo.url(shippo::BASE_URL)),
+        ] {
+            match reqwest::Url::parse(url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+                _ => p.push(format!(
+                    "shipping.providers.{name}.base_url: {url:?} is not an http(s) URL"
+                )),
+            }
         }
-        if self.label_api_timeout.is_zero() {
-            p.push("shipping.label_api_timeout: must be positive".into());
+        if self.provider_timeout.is_zero() {
+            p.push("shipping.provider_timeout: must be positive".into());
+        }
+        if self.tracking_poll_interval.is_zero() {
+            p.push("shipping.tracking_poll_interval: must be positive".into());
         }
         if self.default_item_weight_grams == 0 {
             p.push("shipping.default_item_weight_grams: must be positive".into());
@@ -204,33 +264,52 @@ mod tests {
     use super::*;
 
     #[test]
-    fn config_defaults_are_valid_and_the_key_is_redacted() {
+    fn config_defaults_are_valid_and_the_keys_are_redacted() {
         assert!(ShippingConfig::default().validate().is_empty());
         let cfg: ShippingConfig = toml::from_str(
-            "label_api_key = \"sk_live_topsecret\"\nprovider = \"tiktok\"\nlabel_api_timeout = \"3s\"",
+            "provider = \"shippo\"\nprovider_timeout = \"3s\"\n[providers.easypost]\napi_key = \"EZAK_topsecret\"\nwebhook_secret = \"whsec_hidden\"\n[providers.shippo]\napi_key = \"shippo_live_hushhush\"",
         )
         .unwrap();
-        assert_eq!(cfg.provider, ProviderKind::Tiktok);
-        assert_eq!(cfg.label_api_timeout, Duration::from_secs(3));
-        assert_eq!(cfg.label_api_key.expose(), "sk_live_topsecret");
+        assert_eq!(cfg.provider, ProviderKind::Shippo);
+        assert_eq!(cfg.provider_timeout, Duration::from_secs(3));
+        assert_eq!(cfg.providers.easypost.api_key.expose(), "EZAK_topsecret");
+        assert_eq!(
+            cfg.providers.easypost.url(easypost::BASE_URL),
+            easypost::BASE_URL
+        );
         let dumped = format!("{cfg:?} {}", serde_json::to_string(&cfg).unwrap());
-        assert!(!dumped.contains("topsecret"), "{dumped}");
-        let client = LabelApiClient::new(
-            &cfg.label_api_url,
-            cfg.label_api_key.clone(),
-            cfg.label_api_timeout,
-        )
-        .unwrap();
-        assert!(!format!("{client:?}").contains("topsecret"));
+        for secret in ["topsecret", "whsec_hidden", "hushhush"] {
+            assert!(!dumped.contains(secret), "{dumped}");
+        }
+        let p = Providers::new(&cfg, None).unwrap();
+        let shown = format!("{p:?}");
+        assert!(
+            !shown.contains("topsecret") && !shown.contains("hushhush"),
+            "{shown}"
+        );
         assert!(toml::from_str::<ShippingConfig>("carrier = \"x\"").is_err());
-        let bad = ShippingConfig {
+        assert!(toml::from_str::<ShippingConfig>("provider = \"label_api\"").is_err());
+        let mut bad = ShippingConfig {
             default_carrier: " ".into(),
-            label_api_url: "ftp://x".into(),
-            label_api_timeout: Duration::ZERO,
+            provider_timeout: Duration::ZERO,
             default_item_weight_grams: 0,
             ..ShippingConfig::default()
         };
+        bad.providers.shippo.base_url = "ftp://x".into();
         assert_eq!(bad.validate().len(), 4, "{:?}", bad.validate());
+    }
+
+    #[test]
+    fn a_provider_without_a_key_is_refused_before_any_call() {
+        let p = Providers::new(&ShippingConfig::default(), None).unwrap();
+        let e = p.get(ProviderKind::Easypost).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Rejected);
+        assert!(e.to_string().contains("api_key"), "{e}");
+        assert_eq!(p.named(Some("ups")).unwrap_err().kind(), ErrorKind::Invalid);
+        assert_eq!(
+            p.get(ProviderKind::Tiktok).unwrap_err().kind(),
+            ErrorKind::Rejected
+        );
     }
 
     #[test]
@@ -245,7 +324,7 @@ mod tests {
             (429, ErrorKind::RateLimited),
             (502, ErrorKind::Transient),
         ] {
-            assert_eq!(labels::status_kind(s), k, "{s}");
+            assert_eq!(provider::status_kind(s), k, "{s}");
         }
     }
 }

@@ -1,138 +1,314 @@
 //! Label providers behind one interface.
 //!
-//! An enum rather than a trait object: there are two providers, both known
-//! here, and an enum keeps `async fn` without boxing.
+//! An enum rather than a trait object: three providers, all known here, and
+//! an enum keeps `async fn` without boxing.
 //!
-//! - [`LabelProvider::LabelApi`]: create a shipment from the order's
-//!   recipient and the configured return address, pick the rate of the
-//!   selected carrier (and service, else its cheapest), buy it with the
-//!   caller's idempotency key. `void_label` voids it.
-//! - [`LabelProvider::Tiktok`]: TikTok shipping. Ship Package
-//!   (`handover_method: PICKUP`) through the gateway at write priority,
-//!   ranked by the order's ship-by deadline; "already shipped" counts as
-//!   success, which makes a replay harmless. Neither the gateway nor the
-//!   simulator implements TikTok's shipping-document endpoint, so the
-//!   tracking number and provider come from Order Detail after the ship,
-//!   and `label_url` is None: the seller prints TikTok's label from Seller
-//!   Center. The label id is the package id. TikTok labels cannot be voided
-//!   through the API (cancel the order instead): `void_label` says so.
+//! - [`LabelProvider::Easypost`] and [`LabelProvider::Shippo`]: a shipment
+//!   from the order's recipient and the configured return address carrying
+//!   the order's reference, its rates, one bought ([`super::easypost`],
+//!   [`super::shippo`], each on its owner's documented wire format). Neither
+//!   takes an idempotency key on a purchase: [`super::purchase`] makes one
+//!   label per order a protocol (look the reference up before buying).
+//! - [`LabelProvider::Tiktok`]: TikTok Shipping. Ship Package
+//!   (`handover_method: PICKUP`) through the gateway; "already shipped"
+//!   counts as success, which makes a replay harmless. The tracking number
+//!   comes from Order Detail, the printable label and packing slip from Get
+//!   Package Shipping Document. TikTok labels cannot be voided through the
+//!   API (cancel the order instead).
+//!
+//! The rate is chosen by [`RateChoice`] among the selected carrier's (and
+//! service's) rates: the cheapest, the fastest, or the cheapest that arrives
+//! before TikTok's delivery deadline.
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::labels::{CreateShipment, LabelAddress, LabelApiClient, Parcel};
-use super::{Error, ErrorKind, ProviderKind, Selection, ShippingConfig, LABELS_TOTAL, VOIDS_TOTAL};
+use super::{easypost, shippo, Error, ErrorKind, ShippingConfig};
 use crate::order::{Money, Order};
-use crate::tiktok::dto::ShipPackageRequest;
-use crate::tiktok::gateway::Class;
-use crate::tiktok::{GatewayHandle, Priority};
+use crate::tiktok::GatewayHandle;
 
-/// What to buy a label for.
-#[derive(Debug, Clone, Copy)]
-pub struct LabelRequest<'a> {
-    pub order: &'a Order,
-    pub selection: &'a Selection,
-    /// Derived by the caller from (order, step); the same key never buys
-    /// twice.
-    pub idempotency_key: &'a str,
-    pub weight_grams: u32,
+/// A label provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    /// EasyPost (`[shipping.providers.easypost]`).
+    #[default]
+    Easypost,
+    /// Shippo (`[shipping.providers.shippo]`).
+    Shippo,
+    /// TikTok Shipping: Ship Package through the gateway.
+    Tiktok,
 }
 
-/// A bought label.
+impl ProviderKind {
+    pub const ALL: [ProviderKind; 3] = [
+        ProviderKind::Easypost,
+        ProviderKind::Shippo,
+        ProviderKind::Tiktok,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Easypost => "easypost",
+            ProviderKind::Shippo => "shippo",
+            ProviderKind::Tiktok => "tiktok",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ProviderKind> {
+        ProviderKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a rate is chosen among those of the selected carrier (and service).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RateChoice {
+    /// The lowest price.
+    #[default]
+    Cheapest,
+    /// The fewest delivery days (then the lowest price).
+    Fastest,
+    /// The lowest price among rates that arrive before TikTok's delivery
+    /// deadline (`delivery_due_time`); the fastest when none does.
+    CheapestOnTime,
+}
+
+/// The printable format of a label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelFormat {
+    #[default]
+    Pdf,
+    Png,
+    Zpl,
+}
+
+impl LabelFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            LabelFormat::Pdf => "pdf",
+            LabelFormat::Png => "png",
+            LabelFormat::Zpl => "zpl",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            LabelFormat::Pdf => "application/pdf",
+            LabelFormat::Png => "image/png",
+            LabelFormat::Zpl => "application/zpl",
+        }
+    }
+}
+
+/// An address on a label.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LabelAddress {
+    pub name: String,
+    pub company: String,
+    pub street1: String,
+    pub street2: String,
+    pub city: String,
+    pub state: String,
+    pub postal_code: String,
+    /// ISO country code, e.g. `US`.
+    pub country: String,
+    pub phone: String,
+    pub email: String,
+}
+
+/// What a shipment is created from.
+#[derive(Debug, Clone)]
+pub struct ShipmentRequest {
+    /// The order's purchase reference (`{order_id}-L{generation}`).
+    pub reference: String,
+    pub from: LabelAddress,
+    pub to: LabelAddress,
+    pub weight_grams: u32,
+    pub format: LabelFormat,
+}
+
+/// One way to ship a shipment, with its price.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Label {
-    /// `label_api` or `tiktok`.
-    pub provider: String,
+pub struct Rate {
+    pub id: String,
+    pub carrier: String,
+    pub service: String,
+    pub amount: Option<Money>,
+    pub currency: String,
+    pub delivery_days: Option<u32>,
+}
+
+/// A bought label as the provider answers it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bought {
+    /// EasyPost: the shipment id (refunds are per shipment); Shippo: the
+    /// transaction's `object_id`.
     pub label_id: String,
+    pub shipment_id: String,
     pub tracking_number: String,
     pub label_url: Option<String>,
     pub carrier: String,
-    pub service: Option<String>,
-    /// TikTok's id for the carrier, when known (selection or TikTok).
-    pub shipping_provider_id: Option<String>,
-    /// What the label cost, when the provider says.
+    pub service: String,
     pub cost: Option<Money>,
+    /// EasyPost's tracker (`trk_…`), created with the purchase.
+    pub tracker_id: Option<String>,
 }
 
-/// The providers.
+/// A shipment: its rates, and its label when one was bought.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quote {
+    pub shipment_id: String,
+    pub reference: Option<String>,
+    pub rates: Vec<Rate>,
+    pub bought: Option<Bought>,
+}
+
+/// The order's label, as kept in its record ([`super::book::Entry`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Label {
+    pub provider: ProviderKind,
+    /// What voids it: EasyPost's shipment id, Shippo's transaction id,
+    /// TikTok's package id.
+    pub label_id: String,
+    pub shipment_id: String,
+    /// The reference the purchase carried.
+    pub reference: String,
+    pub tracking_number: String,
+    pub label_url: Option<String>,
+    pub format: LabelFormat,
+    pub carrier: String,
+    pub service: Option<String>,
+    /// TikTok's id for the carrier.
+    pub shipping_provider_id: Option<String>,
+    pub cost: Option<Money>,
+    pub tracker_id: Option<String>,
+    pub bought_ms: i64,
+    /// Found at the provider by the order's reference after the answer to
+    /// its purchase was lost (a crash or a timeout), not bought again.
+    #[serde(default)]
+    pub recovered: bool,
+}
+
+/// What voiding answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refund {
+    /// Refunded, or submitted for a refund (the carrier decides later).
+    Accepted(String),
+    /// The provider refused (e.g. the parcel is moving).
+    Refused(String),
+}
+
+/// What is known of a purchase that may have reached the provider.
+#[derive(Debug, Clone, Copy)]
+pub struct Started<'a> {
+    pub reference: &'a str,
+    pub since_ms: i64,
+    pub shipment_id: Option<&'a str>,
+    pub rate_id: Option<&'a str>,
+}
+
+/// A label provider.
 #[derive(Debug, Clone)]
 pub enum LabelProvider {
-    LabelApi {
-        client: LabelApiClient,
-        ship_from: Box<LabelAddress>,
-    },
-    Tiktok {
-        gateway: GatewayHandle,
-    },
-}
-
-fn outcome(r: &Result<impl Sized, Error>) -> &'static str {
-    match r {
-        Ok(_) => "ok",
-        Err(e) => e.kind().as_str(),
-    }
+    Easypost(easypost::Client),
+    Shippo(shippo::Client),
+    Tiktok { gateway: GatewayHandle },
 }
 
 impl LabelProvider {
-    /// The label API provider from the configuration.
-    pub fn label_api(cfg: &ShippingConfig) -> Result<LabelProvider, Error> {
-        Ok(LabelProvider::LabelApi {
-            client: LabelApiClient::new(
-                &cfg.label_api_url,
-                cfg.label_api_key.clone(),
-                cfg.label_api_timeout,
-            )?,
-            ship_from: Box::new(cfg.ship_from.clone()),
-        })
-    }
-
-    pub fn tiktok(gateway: GatewayHandle) -> LabelProvider {
-        LabelProvider::Tiktok { gateway }
-    }
-
-    pub fn name(&self) -> &'static str {
+    pub fn kind(&self) -> ProviderKind {
         match self {
-            LabelProvider::LabelApi { .. } => "label_api",
-            LabelProvider::Tiktok { .. } => "tiktok",
+            LabelProvider::Easypost(_) => ProviderKind::Easypost,
+            LabelProvider::Shippo(_) => ProviderKind::Shippo,
+            LabelProvider::Tiktok { .. } => ProviderKind::Tiktok,
         }
     }
 
-    /// Buys (or, on a replay, finds) the order's label.
-    pub async fn buy_label(&self, req: &LabelRequest<'_>) -> Result<Label, Error> {
-        let r = match self {
-            LabelProvider::LabelApi { client, ship_from } => {
-                buy_via_api(client, ship_from, req).await
-            }
-            LabelProvider::Tiktok { gateway } => ship_via_tiktok(gateway, req).await,
-        };
-        metrics::counter!(LABELS_TOTAL, "provider" => self.name(), "outcome" => outcome(&r))
-            .increment(1);
-        match &r {
-            Ok(l) => {
-                tracing::info!(order_id = %req.order.id, provider = self.name(), label_id = %l.label_id, tracking_number = %l.tracking_number, "Label bought")
-            }
-            Err(e) => {
-                tracing::warn!(order_id = %req.order.id, provider = self.name(), kind = %e.kind(), error = %e, "Label purchase failed")
-            }
+    /// Creates a shipment and answers its rates.
+    pub async fn quote(&self, req: &ShipmentRequest) -> Result<Quote, Error> {
+        match self {
+            LabelProvider::Easypost(c) => c.create_shipment(req).await,
+            LabelProvider::Shippo(c) => c.create_shipment(req).await,
+            LabelProvider::Tiktok { .. } => Err(tiktok_has_no(req.reference.as_str())),
         }
-        r
     }
 
-    /// Voids a label. `Ok(true)` when voided (also when it already was).
-    pub async fn void_label(&self, label_id: &str) -> Result<bool, Error> {
-        let r = match self {
-            LabelProvider::LabelApi { client, .. } => {
-                client.void(label_id).await.map(|l| l.status == "voided")
+    /// The shipment of a purchase that may have reached the provider:
+    /// by its recorded ids when known, else by `reference` (created at or
+    /// after `since_ms`), with its label if one was bought.
+    pub async fn find(
+        &self,
+        started: &Started<'_>,
+        format: LabelFormat,
+    ) -> Result<Option<Quote>, Error> {
+        match self {
+            LabelProvider::Easypost(c) => {
+                c.find(
+                    started.shipment_id.unwrap_or(started.reference),
+                    started.reference,
+                    format,
+                )
+                .await
             }
+            LabelProvider::Shippo(c) => c.find(started).await,
+            LabelProvider::Tiktok { .. } => Ok(None),
+        }
+    }
+
+    /// Buys a rate of a shipment.
+    pub async fn buy(
+        &self,
+        quote: &Quote,
+        rate: &Rate,
+        format: LabelFormat,
+    ) -> Result<Bought, Error> {
+        match self {
+            LabelProvider::Easypost(c) => c.buy(&quote.shipment_id, &rate.id, format).await,
+            LabelProvider::Shippo(c) => c.buy(quote, rate, format).await,
+            LabelProvider::Tiktok { .. } => Err(tiktok_has_no(&quote.shipment_id)),
+        }
+    }
+
+    /// Voids (refunds) a label that has not shipped.
+    pub async fn refund(&self, label: &Label) -> Result<Refund, Error> {
+        match self {
+            LabelProvider::Easypost(c) => c.refund(&label.shipment_id).await,
+            LabelProvider::Shippo(c) => c.refund(&label.label_id).await,
             LabelProvider::Tiktok { .. } => Err(Error::Unsupported(format!(
-                "TikTok shipping labels cannot be voided through the API (package {label_id}); cancel the order instead"
+                "TikTok shipping labels cannot be voided through the API (package {}); cancel the order instead",
+                label.label_id
             ))),
-        };
-        metrics::counter!(VOIDS_TOTAL, "outcome" => outcome(&r)).increment(1);
-        r
+        }
+    }
+
+    /// Downloads a document the provider links to.
+    pub async fn download(&self, url: &str) -> Result<Vec<u8>, Error> {
+        match self {
+            LabelProvider::Easypost(c) => c.download(url).await,
+            LabelProvider::Shippo(c) => c.download(url).await,
+            LabelProvider::Tiktok { .. } => Err(tiktok_has_no(url)),
+        }
     }
 }
 
-fn recipient(order: &Order) -> Result<LabelAddress, Error> {
+fn tiktok_has_no(what: &str) -> Error {
+    Error::Unsupported(format!(
+        "TikTok Shipping has no shipments or rates ({what}); it ships the package itself"
+    ))
+}
+
+/// The recipient of an order as a label address.
+pub fn recipient(order: &Order) -> Result<LabelAddress, Error> {
     let a = order.recipient.as_ref().ok_or_else(|| {
         Error::Invalid(format!(
             "order {} has no recipient address (UNPAID, ON_HOLD or redacted)",
@@ -154,154 +330,111 @@ fn recipient(order: &Order) -> Result<LabelAddress, Error> {
         postal_code: a.postal_code.clone(),
         country: a.region_code.clone(),
         phone: a.phone_number.clone(),
+        email: order.buyer_email.clone(),
+        company: String::new(),
     })
 }
 
-async fn buy_via_api(
-    client: &LabelApiClient,
-    ship_from: &LabelAddress,
-    req: &LabelRequest<'_>,
-) -> Result<Label, Error> {
-    let sel = req.selection;
-    let shipment = client
-        .create_shipment(
-            &CreateShipment {
-                reference: Some(req.order.id.clone()),
-                from: ship_from.clone(),
-                to: recipient(req.order)?,
-                parcel: Parcel {
-                    weight_grams: req.weight_grams.max(1),
-                },
-            },
-            Some(&format!("{}/shipment", req.idempotency_key)),
-        )
-        .await?;
-    let carrier_rates = shipment
-        .rates
-        .iter()
-        .filter(|r| r.carrier.eq_ignore_ascii_case(&sel.carrier));
-    let cheapest = |it: &mut dyn Iterator<Item = &super::labels::Rate>| {
-        it.min_by_key(|r| Money::parse(&r.amount).unwrap_or(Money(i64::MAX)))
-            .cloned()
+/// Picks the rate: of `carrier` (any case; `*` for any), of `service` when
+/// given, by `choice`. `now`/`deliver_by` are Unix seconds.
+pub fn choose<'a>(
+    rates: &'a [Rate],
+    carrier: &str,
+    service: Option<&str>,
+    choice: RateChoice,
+    now: i64,
+    deliver_by: Option<i64>,
+) -> Option<&'a Rate> {
+    let fits = |r: &&Rate| {
+        (carrier == "*" || r.carrier.eq_ignore_ascii_case(carrier))
+            && service.is_none_or(|s| r.service.eq_ignore_ascii_case(s))
     };
-    let rate = match &sel.service {
-        Some(s) => cheapest(&mut carrier_rates.filter(|r| r.service.eq_ignore_ascii_case(s))),
-        None => cheapest(&mut carrier_rates.into_iter()),
+    let price = |r: &Rate| r.amount.map_or(i64::MAX, |m| m.0);
+    let days = |r: &Rate| r.delivery_days.unwrap_or(u32::MAX);
+    let cheapest = |it: &mut dyn Iterator<Item = &'a Rate>| {
+        it.min_by_key(|r| (price(r), days(r), r.id.clone()))
     };
-    let Some(rate) = rate else {
-        return Err(Error::NoRate {
-            carrier: sel.carrier.clone(),
-            service: sel.service.clone(),
-            offered: shipment
-                .rates
-                .iter()
-                .map(|r| format!("{} {}", r.carrier, r.service))
-                .collect::<Vec<_>>()
-                .join(", "),
-        });
+    let fastest = |it: &mut dyn Iterator<Item = &'a Rate>| {
+        it.min_by_key(|r| (days(r), price(r), r.id.clone()))
     };
-    let label = client
-        .buy(&shipment.id, &rate.id, req.idempotency_key)
-        .await?;
-    Ok(Label {
-        provider: "label_api".into(),
-        label_id: label.id,
-        tracking_number: label.tracking_number,
-        label_url: Some(label.label_url),
-        carrier: label.carrier,
-        service: Some(label.service),
-        shipping_provider_id: sel.shipping_provider_id.clone(),
-        cost: Money::parse(&label.amount),
-    })
-}
-
-async fn ship_via_tiktok(gateway: &GatewayHandle, req: &LabelRequest<'_>) -> Result<Label, Error> {
-    let order = req.order;
-    let package = order.packages.first().ok_or_else(|| {
-        Error::Invalid(format!(
-            "order {} has no package to ship through TikTok",
-            order.id
-        ))
-    })?;
-    let priority = Priority::for_order(Class::Write, order);
-    let shipped = gateway
-        .ship_package(
-            &order.shop_id,
-            package,
-            ShipPackageRequest {
-                handover_method: Some("PICKUP".into()),
-                pickup_slot: None,
-                self_shipment: None,
-            },
-            priority,
-        )
-        .await?;
-    if shipped.is_already_shipped() {
-        tracing::info!(order_id = %order.id, package_id = %package, "Package was already shipped; reading its tracking number");
+    match choice {
+        RateChoice::Cheapest => cheapest(&mut rates.iter().filter(fits)),
+        RateChoice::Fastest => fastest(&mut rates.iter().filter(fits)),
+        RateChoice::CheapestOnTime => {
+            let on_time = |r: &&Rate| match (deliver_by, r.delivery_days) {
+                (Some(by), Some(d)) => now + i64::from(d) * 86_400 <= by,
+                // No deadline: every rate is on time; no estimate: not known
+                // to be.
+                (None, _) => true,
+                (Some(_), None) => false,
+            };
+            cheapest(&mut rates.iter().filter(fits).filter(on_time))
+                .or_else(|| fastest(&mut rates.iter().filter(fits)))
+        }
     }
-    let detail = gateway
-        .order_detail(&order.shop_id, &order.id, priority)
-        .await?;
-    let tracking = detail
-        .tracking_number
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| Error::Provider {
-            op: "tiktok_tracking",
-            kind: ErrorKind::Transient,
-            status: None,
-            message: format!(
-                "order {} is shipped but TikTok has no tracking number yet",
-                order.id
-            ),
-        })?;
-    Ok(Label {
-        provider: "tiktok".into(),
-        label_id: package.clone(),
-        tracking_number: tracking,
-        label_url: None,
-        carrier: req.selection.carrier.clone(),
-        service: req.selection.service.clone(),
-        shipping_provider_id: detail
-            .shipping_provider_id
-            .or_else(|| req.selection.shipping_provider_id.clone()),
-        cost: None,
-    })
 }
 
-/// Both providers as configured, for the `shipping.buy_label` action's
-/// `provider` argument (`label_api`, `tiktok`, or none: the configured
-/// default).
+/// The providers as configured, for a step's or a rule's `provider`.
 #[derive(Debug, Clone)]
 pub struct Providers {
-    default: ProviderKind,
-    label_api: LabelProvider,
+    pub default: ProviderKind,
+    easypost: Result<LabelProvider, String>,
+    shippo: Result<LabelProvider, String>,
     tiktok: Option<LabelProvider>,
+    pub format: LabelFormat,
+    pub choice: RateChoice,
+    pub ship_from: LabelAddress,
+    /// Carrier → TikTok's shipping provider id (`[shipping.provider_ids]`).
+    pub provider_ids: std::collections::BTreeMap<String, String>,
 }
 
 impl Providers {
-    /// TikTok shipping is available only with a gateway.
+    /// TikTok Shipping is available only with a gateway. A provider whose
+    /// API key is empty is unavailable (a purchase through it is refused
+    /// before any call, with why).
     pub fn new(cfg: &ShippingConfig, gateway: Option<GatewayHandle>) -> Result<Providers, Error> {
+        let timeout: Duration = cfg.provider_timeout;
+        let ep = &cfg.providers.easypost;
+        let sh = &cfg.providers.shippo;
         Ok(Providers {
             default: cfg.provider,
-            label_api: LabelProvider::label_api(cfg)?,
-            tiktok: gateway.map(LabelProvider::tiktok),
+            easypost: if ep.api_key.is_empty() {
+                Err("[shipping.providers.easypost] api_key is not set".into())
+            } else {
+                Ok(LabelProvider::Easypost(easypost::Client::new(
+                    ep.url(easypost::BASE_URL),
+                    ep.api_key.clone(),
+                    timeout,
+                )?))
+            },
+            shippo: if sh.api_key.is_empty() {
+                Err("[shipping.providers.shippo] api_key is not set".into())
+            } else {
+                Ok(LabelProvider::Shippo(shippo::Client::new(
+                    sh.url(shippo::BASE_URL),
+                    sh.api_key.clone(),
+                    timeout,
+                )?))
+            },
+            tiktok: gateway.map(|gateway| LabelProvider::Tiktok { gateway }),
+            format: cfg.label_format,
+            choice: cfg.rate_choice,
+            ship_from: cfg.ship_from.clone(),
+            provider_ids: cfg.provider_ids.clone(),
         })
     }
 
-    /// The provider a step names (None: the configured default).
-    pub fn get(&self, name: Option<&str>) -> Result<&LabelProvider, Error> {
-        let kind = match name {
-            None => self.default,
-            Some("label_api") => ProviderKind::LabelApi,
-            Some("tiktok") => ProviderKind::Tiktok,
-            Some(other) => {
-                return Err(Error::Invalid(format!(
-                    "unknown label provider {other:?} (label_api or tiktok)"
-                )))
-            }
-        };
+    /// A provider by kind.
+    pub fn get(&self, kind: ProviderKind) -> Result<&LabelProvider, Error> {
         match kind {
-            ProviderKind::LabelApi => Ok(&self.label_api),
+            ProviderKind::Easypost => self
+                .easypost
+                .as_ref()
+                .map_err(|e| Error::Unsupported(e.clone())),
+            ProviderKind::Shippo => self
+                .shippo
+                .as_ref()
+                .map_err(|e| Error::Unsupported(e.clone())),
             ProviderKind::Tiktok => self.tiktok.as_ref().ok_or_else(|| {
                 Error::Unsupported(
                     "TikTok shipping needs the TikTok gateway, which is not configured".into(),
@@ -309,21 +442,115 @@ impl Providers {
             }),
         }
     }
+
+    /// The provider a step names (None: the configured default).
+    pub fn named(&self, name: Option<&str>) -> Result<ProviderKind, Error> {
+        match name {
+            None => Ok(self.default),
+            Some(n) => ProviderKind::parse(n).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "unknown label provider {n:?} (easypost, shippo or tiktok)"
+                ))
+            }),
+        }
+    }
+}
+
+/// The kind of an HTTP status a label provider answered with.
+pub fn status_kind(status: u16) -> ErrorKind {
+    match status {
+        404 | 410 => ErrorKind::NotFound,
+        408 | 504 => ErrorKind::Timeout,
+        429 => ErrorKind::RateLimited,
+        400 | 422 => ErrorKind::Invalid,
+        s if s >= 500 => ErrorKind::Transient,
+        _ => ErrorKind::Rejected,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn rate(id: &str, carrier: &str, service: &str, cents: i64, days: Option<u32>) -> Rate {
+        Rate {
+            id: id.into(),
+            carrier: carrier.into(),
+            service: service.into(),
+            amount: Some(Money(cents)),
+            currency: "USD".into(),
+            delivery_days: days,
+        }
+    }
+
     #[test]
-    fn providers_by_name() {
-        let p = Providers::new(&ShippingConfig::default(), None).unwrap();
-        assert_eq!(p.get(None).unwrap().name(), "label_api");
-        assert_eq!(p.get(Some("label_api")).unwrap().name(), "label_api");
+    fn rate_shopping_by_rule() {
+        let rates = [
+            rate("a", "USPS", "GroundAdvantage", 500, Some(5)),
+            rate("b", "USPS", "Priority", 800, Some(2)),
+            rate("c", "UPS", "Ground", 450, Some(6)),
+            rate("d", "USPS", "Express", 2500, Some(1)),
+        ];
+        let id = |r: Option<&Rate>| r.map(|r| r.id.clone());
         assert_eq!(
-            p.get(Some("tiktok")).unwrap_err().kind(),
-            ErrorKind::Rejected
+            id(choose(&rates, "usps", None, RateChoice::Cheapest, 0, None)),
+            Some("a".into())
         );
-        assert_eq!(p.get(Some("ups")).unwrap_err().kind(), ErrorKind::Invalid);
+        assert_eq!(
+            id(choose(&rates, "*", None, RateChoice::Cheapest, 0, None)),
+            Some("c".into())
+        );
+        assert_eq!(
+            id(choose(&rates, "USPS", None, RateChoice::Fastest, 0, None)),
+            Some("d".into())
+        );
+        assert_eq!(
+            id(choose(
+                &rates,
+                "USPS",
+                Some("priority"),
+                RateChoice::Fastest,
+                0,
+                None
+            )),
+            Some("b".into())
+        );
+        // Three days to the deadline: the 5-day rate is late, Priority is not.
+        let by = Some(3 * 86_400);
+        assert_eq!(
+            id(choose(
+                &rates,
+                "USPS",
+                None,
+                RateChoice::CheapestOnTime,
+                0,
+                by
+            )),
+            Some("b".into())
+        );
+        // Nothing on time: the fastest.
+        assert_eq!(
+            id(choose(
+                &rates,
+                "USPS",
+                None,
+                RateChoice::CheapestOnTime,
+                0,
+                Some(3600)
+            )),
+            Some("d".into())
+        );
+        assert_eq!(
+            id(choose(&rates, "FedEx", None, RateChoice::Cheapest, 0, None)),
+            None
+        );
+    }
+
+    #[test]
+    fn provider_names() {
+        for k in ProviderKind::ALL {
+            assert_eq!(ProviderKind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(ProviderKind::parse("label_api"), None);
     }
 }

@@ -67,6 +67,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
                 web::post().to(buyer_withdraw),
             )
             .route("/carrier", web::post().to(carrier))
+            .route("/tiktok/documents/{file}", web::get().to(tiktok_document))
             .route("/clock", web::get().to(get_clock))
             .route("/clock", web::post().to(set_clock))
             .route("/faults", web::get().to(get_faults))
@@ -869,4 +870,39 @@ async fn set_shop_webhook(
         }
     }
     HttpResponse::Ok().json(json!({}))
+}
+
+/// TikTok's shipping document for a package (what Get Package Shipping
+/// Document's `doc_url` points to): a real PDF, the label and, for
+/// `SHIPPING_LABEL_AND_PACKING_SLIP`, the packing slip as a second page.
+async fn tiktok_document(sim: Data<Arc<Shared>>, file: web::Path<String>) -> HttpResponse {
+    let Some((package, doc_type)) = file.strip_suffix(".pdf").and_then(|f| f.split_once('-'))
+    else {
+        return HttpResponse::NotFound().finish();
+    };
+    let (order, tracking) = {
+        let w = sim.world.lock();
+        match w.by_package.get(package).and_then(|id| w.orders.get(id)) {
+            Some(o) => (
+                o.wire.id.clone(),
+                o.wire.tracking_number.clone().unwrap_or_default(),
+            ),
+            None => return HttpResponse::NotFound().finish(),
+        }
+    };
+    let label = vec![
+        "TikTok Shipping".to_string(),
+        format!("PACKAGE {package}"),
+        format!("TRACKING {tracking}"),
+    ];
+    let slip = vec!["PACKING SLIP".to_string(), format!("ORDER {order}")];
+    let pages = match doc_type {
+        "PACKING_SLIP" => vec![slip],
+        "SHIPPING_LABEL_AND_PACKING_SLIP" => vec![label, slip],
+        _ => vec![label],
+    };
+    match crate::shipping::documents::text_pdf(&pages) {
+        Ok(pdf) => HttpResponse::Ok().content_type("application/pdf").body(pdf),
+        Err(e) => HttpResponse::InternalServerError().body(e.to_string()),
+    }
 }

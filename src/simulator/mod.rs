@@ -8,15 +8,16 @@
 //! - [`api`]: the TikTok endpoints and their checks.
 //! - [`control`]: `/sim/...` endpoints tests use to drive and inspect it.
 //! - [`push`]: signed webhook delivery with TikTok's retry schedule.
-//! - [`labels`]: a label API (EasyPost/Shippo style) on the same server,
-//!   with an idempotent purchase ledger and its own faults.
+//! - [`carriers`]: EasyPost and Shippo on their own wire formats on the
+//!   same server, with a purchase ledger, faults, label documents and
+//!   signed tracking webhooks.
 //!
 //! Entry points: [`start`] (tests; returns a [`SimulatorHandle`]) and
 //! [`run`] (the `orderflow simulator` command; runs until cancelled).
 
 pub mod api;
+pub mod carriers;
 pub mod control;
-pub mod labels;
 pub mod push;
 pub mod state;
 
@@ -143,9 +144,21 @@ pub struct SimulatorArgs {
     /// HTTP worker threads.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
-    /// Label API: the bearer token `/labels/v1` requires (none: any).
-    #[arg(long, env = "ORDERFLOW_SIM_LABEL_API_KEY")]
-    pub label_api_key: Option<String>,
+    /// Where the simulated EasyPost and Shippo send tracking webhooks:
+    /// `{base}/webhooks/easypost` (signed with `--easypost-webhook-secret`)
+    /// and `{base}/webhooks/shippo?token=<--shippo-webhook-token>`.
+    #[arg(long)]
+    pub tracking_webhook_base: Option<String>,
+    #[arg(long, default_value = carriers::DEMO_EASYPOST_SECRET)]
+    pub easypost_webhook_secret: String,
+    #[arg(long, default_value = carriers::DEMO_SHIPPO_TOKEN)]
+    pub shippo_webhook_token: String,
+    /// EasyPost: the API key `/easypost/v2` requires (none: any).
+    #[arg(long, env = "ORDERFLOW_SIM_EASYPOST_API_KEY")]
+    pub easypost_api_key: Option<String>,
+    /// Shippo: the API token `/shippo` requires (none: any).
+    #[arg(long, env = "ORDERFLOW_SIM_SHIPPO_API_KEY")]
+    pub shippo_api_key: Option<String>,
     /// Label API fault: fraction of calls answered 503 without effect.
     #[arg(long, default_value_t = 0.0)]
     pub label_error_rate: f64,
@@ -185,7 +198,11 @@ impl Default for SimulatorArgs {
             webhook_duplicate_rate: 0.0,
             webhook_reorder_rate: 0.0,
             workers: 2,
-            label_api_key: None,
+            tracking_webhook_base: None,
+            easypost_webhook_secret: carriers::DEMO_EASYPOST_SECRET.into(),
+            shippo_webhook_token: carriers::DEMO_SHIPPO_TOKEN.into(),
+            easypost_api_key: None,
+            shippo_api_key: None,
             label_error_rate: 0.0,
             label_latency_ms: 0,
         }
@@ -260,7 +277,7 @@ fn validate(args: &SimulatorArgs) -> Result<(), Error> {
     if let Err(e) = f.validate() {
         p.push(e);
     }
-    if let Err(e) = labels::validate_args(args) {
+    if let Err(e) = carriers::validate_args(args) {
         p.push(format!("label API: {e}"));
     }
     if p.is_empty() {
@@ -365,13 +382,13 @@ pub async fn start(args: SimulatorArgs) -> Result<SimulatorHandle, Error> {
         push_tx,
     });
     let data = web::Data::new(shared.clone());
-    let label_sim = web::Data::new(labels::LabelSim::new(&args));
+    let label_sim = web::Data::new(carriers::CarrierSim::new(&args));
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
             .app_data(web::PayloadConfig::new(4 << 20))
             .app_data(web::JsonConfig::default().limit(4 << 20))
-            .configure(|c| labels::routes(c, label_sim.clone()))
+            .configure(|c| carriers::routes(c, label_sim.clone()))
             .configure(control::routes)
             .default_service(web::to(api::handle))
     })

@@ -16,6 +16,7 @@
 //! | `definitions` | `name@version` | the workflow's YAML |
 //! | `effects` | idempotency key | no longer written (see below) |
 //! | `cursors` | name | polling cursors and other small state |
+//! | `labels` | `o/`, `t/`, `a/`, `d/` + … | each order's label, tracking → order, parcels in transit, labels per day (`crate::shipping::book`) |
 //!
 //! # The `effects` tree
 //!
@@ -99,6 +100,10 @@ pub enum Tree {
     /// Connected shops, their grants (tokens sealed) and authorization
     /// states (`crate::shops`).
     Shops,
+    /// Each order's label (one per order: `crate::shipping::book`), the
+    /// tracking number → order index, parcels still travelling and the
+    /// day's printable labels.
+    Labels,
 }
 
 pub struct Trees {
@@ -113,6 +118,7 @@ pub struct Trees {
     pub cursors: sled::Tree,
     pub quarantine: sled::Tree,
     pub shops: sled::Tree,
+    pub labels: sled::Tree,
 }
 
 impl Trees {
@@ -129,6 +135,7 @@ impl Trees {
             Tree::Cursors => &self.cursors,
             Tree::Quarantine => &self.quarantine,
             Tree::Shops => &self.shops,
+            Tree::Labels => &self.labels,
         }
     }
 }
@@ -401,6 +408,7 @@ impl Store {
             cursors: db.open_tree("cursors")?,
             quarantine: db.open_tree("quarantine")?,
             shops: db.open_tree("shops")?,
+            labels: db.open_tree("labels")?,
         });
         let guard = Arc::new(space::DiskGuard::new(dir.to_path_buf(), min_free_bytes));
         let committer = Committer::start(db.clone(), trees.clone(), max_batch, guard.clone());

@@ -956,6 +956,33 @@ impl Client {
         })
     }
 
+    /// `GET /fulfillment/202309/packages/{package_id}/shipping_documents`:
+    /// the URL (valid 24 h) of a TikTok Shipping package's documents.
+    /// `document_type` is one of TikTok's (`SHIPPING_LABEL`,
+    /// `PACKING_SLIP`, `SHIPPING_LABEL_AND_PACKING_SLIP`, …), `document_size`
+    /// `A6` or `A5`.
+    pub async fn shipping_document(
+        &self,
+        shop_id: &str,
+        package_id: &str,
+        document_type: &str,
+        document_size: &str,
+    ) -> Result<ShippingDocumentData, Error> {
+        let shop = self.shop(shop_id)?;
+        let mut r = self.req(
+            &shop,
+            "shipping_document",
+            Method::GET,
+            format!(
+                "/fulfillment/202309/packages/{}/shipping_documents",
+                path_seg(package_id)?
+            ),
+        );
+        r.query.push(("document_type", document_type.to_string()));
+        r.query.push(("document_size", document_size.to_string()));
+        self.call(r).await
+    }
+
     /// `POST /fulfillment/202309/packages/ship`. Per-package failures come
     /// back in `errors` (see [`ItemError::is_already_shipped`]).
     pub async fn batch_ship(

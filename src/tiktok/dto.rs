@@ -542,6 +542,16 @@ pub struct MarkShippedData {
     pub warning: Option<serde_json::Value>,
 }
 
+/// `data` of Get Package Shipping Document
+/// (`GET /fulfillment/202309/packages/{package_id}/shipping_documents`):
+/// the document's URL, valid for 24 hours.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ShippingDocumentData {
+    pub doc_url: String,
+    pub tracking_number: String,
+}
+
 /// Body of `POST /fulfillment/202309/orders/{order_id}/shipping_info/update`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

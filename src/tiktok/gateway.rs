@@ -643,6 +643,22 @@ impl GatewayHandle {
         .await
     }
 
+    /// Get Package Shipping Document: the URL of a TikTok Shipping
+    /// package's label and packing slip.
+    pub async fn shipping_document(
+        &self,
+        shop_id: &str,
+        package_id: &str,
+        document_type: &'static str,
+        priority: Priority,
+    ) -> Result<crate::tiktok::dto::ShippingDocumentData, Error> {
+        let (s, p) = (shop_id.to_string(), package_id.to_string());
+        self.call(shop_id, priority, move |c| async move {
+            c.shipping_document(&s, &p, document_type, "A6").await
+        })
+        .await
+    }
+
     pub async fn batch_ship(
         &self,
         shop_id: &str,

@@ -707,13 +707,22 @@ steps:
     end: fulfilled
 "#;
 
-/// The `[shipping]` of a daemon against the simulator: its label API and
-/// the TikTok ids of the three carriers it sells.
+/// The `[shipping]` of a daemon against the simulator: its EasyPost and
+/// Shippo (EasyPost by default) and the TikTok ids of the three carriers
+/// they sell.
 pub fn sim_shipping_toml(sim_url: &str) -> String {
+    use orderflow::simulator::carriers::*;
     format!(
         r#"
-[shipping]
-label_api_url = "{sim_url}/labels/v1"
+[shipping.providers.easypost]
+base_url = "{sim_url}/easypost/v2"
+api_key = "{DEMO_EASYPOST_KEY}"
+webhook_secret = "{DEMO_EASYPOST_SECRET}"
+
+[shipping.providers.shippo]
+base_url = "{sim_url}/shippo"
+api_key = "{DEMO_SHIPPO_KEY}"
+webhook_secret = "{DEMO_SHIPPO_TOKEN}"
 
 [shipping.provider_ids]
 USPS = "6617675021119438849"
@@ -893,14 +902,14 @@ pub fn manual_clock() -> (orderflow::runtime::Clock, orderflow::runtime::ClockCo
     orderflow::runtime::Clock::manual(now)
 }
 
-/// Labels from the simulator's label API at `sim_url`, with these carrier
-/// → TikTok provider ids.
+/// Labels from the simulator's EasyPost and Shippo at `sim_url` (EasyPost
+/// by default), with these carrier → TikTok provider ids.
 pub fn sim_labels(
     cfg: &mut orderflow::config::Config,
     sim_url: &str,
     provider_ids: &[(&str, &str)],
 ) {
-    cfg.shipping.label_api_url = format!("{sim_url}/labels/v1");
+    orderflow::simulator::carriers::demo_config(&mut cfg.shipping, sim_url);
     cfg.shipping.provider_ids = provider_ids
         .iter()
         .map(|(c, id)| (c.to_string(), id.to_string()))
