@@ -276,11 +276,12 @@ const ENV_PREFIX: &str = "ORDERFLOW_";
 /// Variables of the CLI and the simulator that share the prefix and are
 /// not configuration (`orderflow run` in a shell that set them for the CLI
 /// must still start).
-const NOT_CONFIG: [&str; 4] = [
+const NOT_CONFIG: [&str; 5] = [
     "ORDERFLOW_URL",
     "ORDERFLOW_TOKEN",
     "ORDERFLOW_SIM_LISTEN",
-    "ORDERFLOW_SIM_LABEL_API_KEY",
+    "ORDERFLOW_SIM_EASYPOST_API_KEY",
+    "ORDERFLOW_SIM_SHIPPO_API_KEY",
 ];
 
 impl Config {

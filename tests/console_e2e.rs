@@ -681,6 +681,157 @@ async fn console_end_to_end() {
     );
 }
 
+/// Downloads `href` in the page, with the page's session, as the Print
+/// button would: its status, content type and bytes.
+async fn download(b: &Browser, href: &str) -> (u64, String, Vec<u8>) {
+    let v = b
+        .js_async(
+            "const done = arguments[arguments.length - 1];
+             fetch(arguments[0], { credentials: 'same-origin' })
+               .then(async (r) => {
+                 const bytes = new Uint8Array(await r.arrayBuffer());
+                 let bin = '';
+                 for (const x of bytes) bin += String.fromCharCode(x);
+                 done([r.status, r.headers.get('content-type') || '', btoa(bin)]);
+               })
+               .catch((e) => done([0, String(e), '']));",
+            json!([href]),
+        )
+        .await;
+    let b64 = v[2].as_str().unwrap_or_default();
+    (
+        v[0].as_u64().unwrap_or(0),
+        v[1].as_str().unwrap_or_default().to_string(),
+        {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap_or_default()
+        },
+    )
+}
+
+/// Labels print from the console: the demo's simulated TikTok sends
+/// orders, a workflow buys each a label from the simulated EasyPost; the
+/// order page's Print button gives that order's one-page PDF, and the
+/// overview's "Print today's labels" one PDF of every label bought today.
+#[tokio::test]
+async fn labels_print_one_by_one_and_the_days_batch() {
+    browser::require_chromium();
+    let dir = tempfile::tempdir().unwrap();
+    let workflows = dir.path().join("workflows");
+    std::fs::create_dir_all(&workflows).unwrap();
+    std::fs::write(
+        workflows.join("labels.yaml"),
+        "name: labels\ntrigger:\n  on: AWAITING_SHIPMENT\nsteps:\n  - id: buy_label\n    call: shipping.buy_label\n    with: { carrier: USPS }\n  - id: wait_delivery\n    wait:\n      until: \"event.type == 'status' && event.status == 'DELIVERED'\"\n      timeout: 14d\n  - id: delivered\n    end: delivered\n",
+    )
+    .unwrap();
+    let daemon = Daemon::start(
+        &dir.path().join("data"),
+        &workflows,
+        &dir.path().join("daemon.log"),
+        &[
+            ("ORDERFLOW_SERVER__ADMIN_TOKEN", TOKEN),
+            ("ORDERFLOW_DEMO__ORDERS_PER_SECOND", "2"),
+        ],
+    );
+    let http = reqwest::Client::new();
+    common::wait_ready(&http, &daemon.base).await;
+    let api = |path: String| {
+        let (h, url) = (http.clone(), format!("{}{path}", daemon.base));
+        async move {
+            h.get(url)
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    // Three orders with their labels.
+    let labelled = common::eventually(
+        Duration::from_secs(60),
+        "three labelled orders",
+        || async move {
+            let list = api("/api/v1/orders?limit=200".into()).await;
+            let mut ids = Vec::new();
+            for o in list["orders"].as_array()? {
+                let id = o["order_id"].as_str()?.to_string();
+                let l = api(format!("/api/v1/orders/{id}/label")).await;
+                if !l["documents"].as_array().map(Vec::is_empty).unwrap_or(true) {
+                    ids.push(id);
+                }
+            }
+            (ids.len() >= 3).then_some(ids)
+        },
+    )
+    .await;
+
+    let b = Browser::start(1280, 900).await;
+    b.goto(&format!("{}/login", daemon.base)).await;
+    b.wait_for("form#login").await;
+    b.type_into("#token", TOKEN).await;
+    b.click("form#login [type=submit]").await;
+    wait_view(&b, "overview").await;
+
+    // One order's Print button: its label, one page.
+    let id = &labelled[0];
+    b.goto(&format!("{}/#/orders/{id}", daemon.base)).await;
+    b.wait_for("#shipping a.print").await;
+    let tracking = b.text("#tracking-number").await;
+    assert!(!tracking.is_empty());
+    let href = b
+        .js(
+            "return document.querySelector('#shipping a.print').getAttribute('href')",
+            json!([]),
+        )
+        .await;
+    let (status, ctype, pdf) = download(&b, href.as_str().unwrap()).await;
+    assert_eq!((status, ctype.as_str()), (200, "application/pdf"));
+    assert!(pdf.starts_with(b"%PDF-"), "not a PDF");
+    let doc = lopdf::Document::load_mem(&pdf).unwrap();
+    assert_eq!(doc.get_pages().len(), 1);
+    let text = doc.extract_text(&[1]).unwrap_or_default();
+    assert!(text.contains(&tracking), "{text:?} lacks {tracking}");
+
+    // The day's batch from the overview: one page per label bought today.
+    b.goto(&format!("{}/#/", daemon.base)).await;
+    wait_view(&b, "overview").await;
+    let href = b
+        .js(
+            "return document.querySelector('#print-today').getAttribute('href')",
+            json!([]),
+        )
+        .await;
+    let before = labelled.len();
+    let (status, ctype, pdf) = download(&b, href.as_str().unwrap()).await;
+    assert_eq!((status, ctype.as_str()), (200, "application/pdf"));
+    assert!(pdf.starts_with(b"%PDF-"));
+    let pages = lopdf::Document::load_mem(&pdf).unwrap().get_pages().len();
+    // Orders keep coming: at least the labels counted before, and exactly
+    // as many pages as labels bought by then.
+    let list = api("/api/v1/orders?limit=500".into()).await;
+    let mut now = 0;
+    for o in list["orders"].as_array().unwrap() {
+        let l = api(format!(
+            "/api/v1/orders/{}/label",
+            o["order_id"].as_str().unwrap()
+        ))
+        .await;
+        if l["state"] == "bought" {
+            now += 1;
+        }
+    }
+    assert!(
+        pages >= before && pages <= now,
+        "{pages} pages, {before}..={now} labels"
+    );
+    drop(b);
+    drop(daemon);
+}
+
 #[tokio::test]
 async fn without_a_session_everything_is_refused() {
     let env = Env::start().await;

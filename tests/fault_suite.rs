@@ -157,7 +157,7 @@ creator = "{down}"
             &data,
             &wf,
             &log,
-            &[("ORDERFLOW_SHIPPING__LABEL_API_TIMEOUT", "1s")],
+            &[("ORDERFLOW_SHIPPING__PROVIDER_TIMEOUT", "1s")],
         )
     };
 

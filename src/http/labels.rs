@@ -161,12 +161,19 @@ pub(crate) async fn submit(
     intake.submit(ev).await.map(|_| ())
 }
 
-async fn get_label(s: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
-    let Some(book) = &s.labels else {
-        return error(StatusCode::NOT_FOUND, "this daemon keeps no labels");
-    };
-    match book.load(&id) {
-        Ok(Some(e)) => HttpResponse::Ok().json(json!({
+/// The order's label as the order view shows it (null without one).
+pub(crate) fn shipping_view(
+    book: &crate::shipping::LabelBook,
+    order_id: &str,
+) -> serde_json::Value {
+    match book.load(order_id) {
+        Ok(Some(e)) => label_json(&e),
+        _ => serde_json::Value::Null,
+    }
+}
+
+fn label_json(e: &crate::shipping::book::Entry) -> serde_json::Value {
+    json!({
             "order_id": e.order_id,
             "generation": e.generation,
             "label": e.label(),
@@ -187,7 +194,15 @@ async fn get_label(s: web::Data<AppState>, id: web::Path<String>) -> HttpRespons
             })).collect::<Vec<_>>(),
             "scans": e.scans,
             "voided": e.voided,
-        })),
+    })
+}
+
+async fn get_label(s: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
+    let Some(book) = &s.labels else {
+        return error(StatusCode::NOT_FOUND, "this daemon keeps no labels");
+    };
+    match book.load(&id) {
+        Ok(Some(e)) => HttpResponse::Ok().json(label_json(&e)),
         Ok(None) => error(StatusCode::NOT_FOUND, format!("order {id} has no label")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

@@ -379,6 +379,10 @@ async fn get_order(s: web::Data<AppState>, path: web::Path<String>) -> HttpRespo
                     }
                 }
             }
+            // Its label, documents to print and the parcel's scans.
+            if let Some(book) = &s.labels {
+                v["shipping"] = labels::shipping_view(book, &rec.order_id);
+            }
             HttpResponse::Ok().json(v)
         }
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no order {}", path.as_str())),

@@ -149,8 +149,11 @@ pub struct SimulatorArgs {
     /// and `{base}/webhooks/shippo?token=<--shippo-webhook-token>`.
     #[arg(long)]
     pub tracking_webhook_base: Option<String>,
+    /// EasyPost: the secret its tracking webhooks are signed with
+    /// (`X-Hmac-Signature`).
     #[arg(long, default_value = carriers::DEMO_EASYPOST_SECRET)]
     pub easypost_webhook_secret: String,
+    /// Shippo: the token its tracking webhooks carry in their URL.
     #[arg(long, default_value = carriers::DEMO_SHIPPO_TOKEN)]
     pub shippo_webhook_token: String,
     /// EasyPost: the API key `/easypost/v2` requires (none: any).
@@ -159,10 +162,11 @@ pub struct SimulatorArgs {
     /// Shippo: the API token `/shippo` requires (none: any).
     #[arg(long, env = "ORDERFLOW_SIM_SHIPPO_API_KEY")]
     pub shippo_api_key: Option<String>,
-    /// Label API fault: fraction of calls answered 503 without effect.
+    /// EasyPost and Shippo fault: fraction of calls answered 503 without
+    /// effect.
     #[arg(long, default_value_t = 0.0)]
     pub label_error_rate: f64,
-    /// Label API fault: delay added to every answer, after the work is done
+    /// EasyPost and Shippo fault: delay added to every answer, after the work is done
     /// (a client timing out still gets its label bought).
     #[arg(long, default_value_t = 0)]
     pub label_latency_ms: u64,

@@ -164,6 +164,13 @@ impl Browser {
             .await
     }
 
+    /// Runs `script` asynchronously: it ends by calling
+    /// `arguments[arguments.length - 1]` with its result.
+    pub async fn js_async(&self, script: &str, args: Value) -> Value {
+        self.post("/execute/async", json!({"script": script, "args": args}))
+            .await
+    }
+
     /// The element `css` selects, if any now.
     pub async fn find(&self, css: &str) -> Option<String> {
         let v = self

@@ -342,6 +342,10 @@ pub async fn sim_rig(
     (file, yaml): (&str, &str),
 ) -> SimRig {
     let listen = free_addr();
+    let mut args = args;
+    if args.tracking_webhook_base.is_none() {
+        args.tracking_webhook_base = Some(format!("http://{listen}"));
+    }
     let (key, secret, token) = (
         format!("{tag}-app-key"),
         format!("{tag}-app-secret"),

@@ -490,7 +490,8 @@ async function viewOverview() {
     el('div', { class: 'panel-head' }, el('h2', { text: 'Exception queue' }), el('a', { href: '#/orders?state=exception', class: 'link-sm', text: 'Open in orders' })),
     el('div', { id: 'exceptions-wrap' }));
   const thr = el('section', { class: 'panel', id: 'throughput', 'aria-label': 'Throughput and fulfilment time' });
-  root.append(pageHeader('Overview'), counts, el('div', { class: 'grid-2' }, atRisk, exc), thr);
+  const printDay = el('a', { id: 'print-today', class: 'btn', href: '/api/v1/labels/print', target: '_blank', rel: 'noopener', text: "Print today's labels" });
+  root.append(pageHeader('Overview'), el('div', { class: 'btn-row' }, printDay), counts, el('div', { class: 'grid-2' }, atRisk, exc), thr);
 
   const errSlot = el('div', { class: 'overview-errors' });
   root.insertBefore(errSlot, counts);
@@ -949,6 +950,22 @@ async function viewOrder(id) {
   await refresh(true);
 }
 
+/** The order's label: carrier, tracking, its documents to print, the parcel's scans. */
+function shippingPanel(sh) {
+  const label = sh && sh.label;
+  const docs = (sh && sh.documents) || [];
+  const names = { label: 'Print label', tiktok_shipping_document: 'Print TikTok label and packing slip' };
+  const dl = el('dl', { class: 'kv' },
+    kv('Label', label ? el('span', { id: 'label-state', text: `${label.carrier}${label.service ? ' ' + label.service : ''} (${label.provider})` }) : el('span', { id: 'label-state', class: 'muted', text: sh && sh.state === 'purchase_started' ? 'purchase started' : 'none' })),
+    label && label.tracking_number ? kv('Tracking', el('span', { id: 'tracking-number', class: 'mono', text: label.tracking_number })) : null,
+    sh && (sh.scans || []).length ? kv('Last scan', el('span', { id: 'last-scan', text: sh.scans[sh.scans.length - 1].status.replace(/_/g, ' ') })) : null,
+    sh && (sh.voided || []).length ? kv('Voided', `${sh.voided.length} label(s)`) : null);
+  const print = el('div', { class: 'btn-row', role: 'group', 'aria-label': 'Documents' },
+    docs.map((d) => el('a', { class: 'btn print', 'data-doc': d.name, href: d.url, target: '_blank', rel: 'noopener', text: docs.length > 1 ? `${names[d.kind] || 'Print'} (${d.name})` : (names[d.kind] || 'Print') })));
+  return el('section', { id: 'shipping', class: 'panel', 'aria-labelledby': 'shipping-h' },
+    el('h2', { id: 'shipping-h', text: 'Shipping' }), dl, docs.length ? print : null);
+}
+
 function renderOrder(box, o, audit, afterAction) {
   const focusedAction = box.contains(document.activeElement) ? document.activeElement.dataset.action : null;
   const deadlines = o.deadlines || {};
@@ -1052,7 +1069,7 @@ function renderOrder(box, o, audit, afterAction) {
 
   box.replaceChildren(head, el('div', { class: 'order-grid' },
     el('div', { class: 'order-main' }, itemsPanel, auditPanel),
-    el('div', { class: 'order-side' }, pathPanel, dlPanel)));
+    el('div', { class: 'order-side' }, shippingPanel(o.shipping), pathPanel, dlPanel)));
   if (focusedAction) {
     const b = box.querySelector(`#actions [data-action="${focusedAction}"]`);
     if (b) b.focus();
