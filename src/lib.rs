@@ -20,7 +20,9 @@
 //!   reject reasons per market and status ([`tiktok::reasons`]).
 //! - [`simulator`]: a TikTok Shop simulator speaking the same wire protocol
 //!   (the seller authorization page and rotating tokens included), with
-//!   faults, a ledger and control endpoints for tests.
+//!   faults, a ledger and control endpoints for tests; EasyPost and Shippo
+//!   simulators on their own wire formats beside it
+//!   ([`simulator::carriers`]).
 //! - [`catalogue`]: each connected shop's products and SKUs read from
 //!   TikTok's Product API (names, variants, images, prices, virtual
 //!   bundles), at background priority, on connect, on a schedule, on demand
@@ -66,8 +68,13 @@
 //!   imports and reconciles ([`inventory::journal`]), one debounced push of available
 //!   quantities per connected shop and the drift reconcile (and fix).
 //! - [`shipping`]: carrier selection by rules (CEL, region, weight, value,
-//!   deadline), label providers (TikTok shipping, a label API), the carrier
-//!   → TikTok provider mapping checked against what TikTok offers
+//!   deadline), label providers on their documented APIs
+//!   ([`shipping::easypost`], [`shipping::shippo`], TikTok Shipping) with
+//!   rate shopping, one label per order as a protocol
+//!   ([`shipping::book`], [`shipping::purchase`]), label documents and the
+//!   day's merged PDF ([`shipping::documents`]), tracking webhooks and
+//!   poll as `scan` events ([`shipping::tracking`]), the carrier → TikTok
+//!   provider mapping checked against what TikTok offers
 //!   ([`shipping::tiktok_providers`]).
 //! - [`notify`]: Slack-compatible JSON notifications and system alerts to
 //!   named channels, with bounded retries.

@@ -710,6 +710,27 @@ fn seg(id: &str) -> Result<&str, Error> {
 mod tests {
     use super::*;
 
+    /// The official vector (EasyPost's Node client's webhook test): secret
+    /// `sécret`, whose NFKD form keys the HMAC, over the fixture's bytes.
+    #[test]
+    fn the_official_webhook_signature_vector_verifies() {
+        let body = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/easypost/webhook-hmac-vector.body.json"),
+        )
+        .unwrap();
+        let want =
+            "hmac-sha256-hex=e93977c8ccb20363d51a62b3fe1fc402b7829be1152da9e88cf9e8d07115a46b";
+        assert_eq!(signature("sécret", &body), want);
+        assert!(verify_signature("sécret", &body, Some(want)));
+        assert!(!verify_signature("secret", &body, Some(want)));
+        let mut changed = body.clone();
+        changed[10] ^= 1;
+        assert!(!verify_signature("sécret", &changed, Some(want)));
+        assert!(!verify_signature("sécret", &body, None));
+        assert!(!verify_signature("", &body, Some(want)));
+    }
+
     #[test]
     fn grams_to_ounces() {
         assert_eq!(ounces(500), 17.7);
