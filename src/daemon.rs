@@ -586,30 +586,20 @@ impl Daemon {
                     }
                     let mut after: Option<String> = None;
                     loop {
-                        let now = clock.now_ms();
                         match crate::shipping::tracking::poll_once(
                             &book,
                             &providers,
+                            &intake,
                             after.as_deref(),
                             100,
-                            now,
+                            clock.now_ms(),
                         )
                         .await
                         {
-                            Ok((scans, next)) => {
-                                for (order_id, scan) in scans {
-                                    if let Err(e) =
-                                        http::labels::submit(intake.clone(), now, &order_id, &scan)
-                                            .await
-                                    {
-                                        tracing::warn!(%order_id, error = %e, "Could not give an order its tracking update; the next poll tries again");
-                                    }
-                                }
-                                match next {
-                                    Some(n) => after = Some(n),
-                                    None => break,
-                                }
-                            }
+                            Ok((_, next)) => match next {
+                                Some(n) => after = Some(n),
+                                None => break,
+                            },
                             Err(e) => {
                                 tracing::warn!(error = %e, "Tracking poll failed");
                                 break;

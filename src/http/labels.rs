@@ -19,9 +19,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{error, AppState};
-use crate::runtime::event::{EventKind, OrderEvent, Source};
 use crate::shipping::provider::ProviderKind;
-use crate::shipping::tracking::{self, SCANS_TOTAL, TRACKING_WEBHOOKS_TOTAL};
+use crate::shipping::tracking::{self, TRACKING_WEBHOOKS_TOTAL};
 use crate::tiktok::Secret;
 
 /// The providers' webhook secrets.
@@ -105,9 +104,9 @@ async fn take(s: &AppState, p: ProviderKind, body: &[u8]) -> HttpResponse {
             return HttpResponse::Ok().json(json!({ "ok": true }));
         }
     };
-    match deliver(s, book, &scan).await {
-        Ok(true) => count(p, "applied"),
-        Ok(false) => count(p, "unknown_parcel"),
+    match tracking::take(book, &s.intake, &scan, s.runtime.shared.clock.now_ms()).await {
+        Ok(Some(_)) => count(p, "applied"),
+        Ok(None) => count(p, "unknown_parcel"),
         Err(e) => {
             tracing::error!(provider = %p, tracking_number = %scan.tracking_number, error = %e, "Could not store a tracking update; the provider retries");
             return error(
@@ -117,48 +116,6 @@ async fn take(s: &AppState, p: ProviderKind, body: &[u8]) -> HttpResponse {
         }
     }
     HttpResponse::Ok().json(json!({ "ok": true }))
-}
-
-/// Records a scan and tells its order. `Ok(false)`: no order owns the
-/// tracking number.
-pub(crate) async fn deliver(
-    s: &AppState,
-    book: &crate::shipping::LabelBook,
-    scan: &tracking::Scan,
-) -> Result<bool, crate::runtime::Error> {
-    let now = s.runtime.shared.clock.now_ms();
-    let found = tracking::record(book, scan, now)
-        .await
-        .map_err(|e| match e {
-            crate::shipping::Error::Store(x) => crate::runtime::Error::Store(x),
-            other => crate::runtime::Error::Store(crate::store::Error::Sled(other.to_string())),
-        })?;
-    let Some((order_id, news)) = found else {
-        return Ok(false);
-    };
-    if news {
-        submit(s.intake.clone(), now, &order_id, scan).await?;
-    }
-    Ok(true)
-}
-
-/// Gives a scan to its order through intake.
-pub(crate) async fn submit(
-    intake: crate::runtime::intake::Intake,
-    now_ms: i64,
-    order_id: &str,
-    scan: &tracking::Scan,
-) -> Result<(), crate::runtime::Error> {
-    metrics::counter!(SCANS_TOTAL, "status" => scan.status.as_str()).increment(1);
-    let ev = OrderEvent {
-        id: scan.id(),
-        order_id: order_id.to_string(),
-        shop_id: String::new(),
-        source: Source::System,
-        received_ms: now_ms,
-        kind: EventKind::Signal(scan.signal()),
-    };
-    intake.submit(ev).await.map(|_| ())
 }
 
 /// The order's label as the order view shows it (null without one).

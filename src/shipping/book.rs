@@ -63,6 +63,31 @@ pub enum State {
     Bought(Label),
 }
 
+impl State {
+    /// A purchase that may have reached the provider: where, and what is
+    /// known of it.
+    pub fn started(&self) -> Option<(ProviderKind, super::provider::Started<'_>)> {
+        match self {
+            State::Started {
+                provider,
+                reference,
+                started_ms,
+                shipment_id,
+                rate_id,
+            } => Some((
+                *provider,
+                super::provider::Started {
+                    reference,
+                    since_ms: *started_ms,
+                    shipment_id: shipment_id.as_deref(),
+                    rate_id: rate_id.as_deref(),
+                },
+            )),
+            _ => None,
+        }
+    }
+}
+
 /// A printable document kept with the order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Document {
@@ -234,6 +259,14 @@ impl LabelBook {
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
+    /// The order's parcel, while it is still travelling.
+    pub fn active_of(&self, order_id: &str) -> Result<Option<Active>, Error> {
+        match self.tree().get(active_key(order_id)).map_err(store_err)? {
+            None => Ok(None),
+            Some(v) => Ok(Some(codec::decode(&v).map_err(|x| Error::Store(x.into()))?)),
+        }
+    }
+
     /// Parcels still travelling, at most `limit`, from after `after` (an
     /// order id) on: the tracking poll's pages.
     pub fn active(&self, after: Option<&str>, limit: usize) -> Result<Vec<Active>, Error> {
@@ -269,8 +302,9 @@ impl LabelBook {
         Ok(out)
     }
 
-    /// The ops that record a bought label: its tracking number, an open
-    /// tracker and the day's batch.
+    /// The ops that record a bought label: its tracking number, the day's
+    /// batch, and an open tracker for the poll (not for TikTok Shipping,
+    /// whose parcels TikTok follows).
     pub fn bought_ops(
         &self,
         e: &Entry,
@@ -289,6 +323,8 @@ impl LabelBook {
                 key: tracking_key(&l.tracking_number),
                 value: e.order_id.clone().into_bytes(),
             });
+        }
+        if !l.tracking_number.is_empty() && l.provider != ProviderKind::Tiktok {
             let active = Active {
                 order_id: e.order_id.clone(),
                 shop_id: shop_id.to_string(),

@@ -24,9 +24,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::provider::{
-    status_kind, Bought, LabelAddress, LabelFormat, ProviderKind, Quote, Rate as NeutralRate,
-    Refund, ShipmentRequest,
+    Bought, LabelAddress, LabelFormat, ProviderKind, Quote, Rate as NeutralRate, Refund,
+    ShipmentRequest,
 };
+use super::rest::{seg, Rest};
 use super::{Error, ErrorKind};
 use crate::order::Money;
 use crate::tiktok::Secret;
@@ -357,94 +358,26 @@ pub fn verify_signature(secret: &str, body: &[u8], header: Option<&str>) -> bool
     want.as_bytes().ct_eq(h.trim().as_bytes()).into()
 }
 
+/// The text of an error body: `code: message`.
+pub fn error_text(body: &[u8]) -> String {
+    match serde_json::from_slice::<ApiError>(body) {
+        Ok(e) => format!("{}: {}", e.error.code, e.error.message),
+        Err(_) => String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+    }
+}
+
 /// The EasyPost client; cheap to clone.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Client {
-    http: reqwest::Client,
-    base: String,
-    key: Secret,
-}
-
-impl std::fmt::Debug for Client {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("easypost::Client")
-            .field("base", &self.base)
-            .field("key", &self.key)
-            .finish()
-    }
-}
-
-fn fail(op: &'static str, kind: ErrorKind, status: Option<u16>, message: String) -> Error {
-    Error::Provider {
-        provider: ProviderKind::Easypost,
-        op,
-        kind,
-        status,
-        message,
-    }
-}
-
-fn transport(op: &'static str, status: Option<u16>, e: reqwest::Error) -> Error {
-    let kind = if e.is_timeout() {
-        ErrorKind::Timeout
-    } else {
-        ErrorKind::Transient
-    };
-    fail(op, kind, status, e.without_url().to_string())
+    rest: Rest,
 }
 
 impl Client {
     /// `base_url` up to the version, e.g. `https://api.easypost.com/v2`.
     pub fn new(base_url: &str, key: Secret, timeout: Duration) -> Result<Client, Error> {
-        match reqwest::Url::parse(base_url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-            _ => {
-                return Err(Error::InvalidConfig(vec![format!(
-                    "shipping.providers.easypost.base_url: {base_url:?} is not an http(s) URL"
-                )]))
-            }
-        }
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| Error::Invalid(e.without_url().to_string()))?;
         Ok(Client {
-            http,
-            base: base_url.trim_end_matches('/').to_string(),
-            key,
+            rest: Rest::new(ProviderKind::Easypost, base_url, key, timeout)?,
         })
-    }
-
-    async fn send<T: serde::de::DeserializeOwned>(
-        &self,
-        op: &'static str,
-        req: reqwest::RequestBuilder,
-    ) -> Result<T, Error> {
-        let resp = req
-            .basic_auth(self.key.expose(), Some(""))
-            .send()
-            .await
-            .map_err(|e| transport(op, None, e))?;
-        let status = resp.status().as_u16();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| transport(op, Some(status), e))?;
-        if (200..300).contains(&status) {
-            return serde_json::from_slice(&bytes).map_err(|e| {
-                fail(
-                    op,
-                    ErrorKind::Transient,
-                    Some(status),
-                    format!("unreadable answer: {e}"),
-                )
-            });
-        }
-        let message = match serde_json::from_slice::<ApiError>(&bytes) {
-            Ok(e) => format!("{}: {}", e.error.code, e.error.message),
-            Err(_) => String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
-        };
-        Err(fail(op, status_kind(status), Some(status), message))
     }
 
     /// Creates a shipment carrying `reference`; answers its rates.
@@ -466,12 +399,8 @@ impl Client {
             },
         };
         let s: Shipment = self
-            .send(
-                "create_shipment",
-                self.http
-                    .post(format!("{}/shipments", self.base))
-                    .json(&body),
-            )
+            .rest
+            .send("create_shipment", self.rest.post("/shipments").json(&body))
             .await?;
         Ok(quote(s, req.format))
     }
@@ -485,10 +414,10 @@ impl Client {
         format: LabelFormat,
     ) -> Result<Option<Quote>, Error> {
         let r = self
+            .rest
             .send::<Shipment>(
                 "find_shipment",
-                self.http
-                    .get(format!("{}/shipments/{}", self.base, seg(id)?)),
+                self.rest.get(&format!("/shipments/{}", seg(id)?)),
             )
             .await;
         match r {
@@ -516,10 +445,11 @@ impl Client {
         format: LabelFormat,
     ) -> Result<Bought, Error> {
         let s: Shipment = self
+            .rest
             .send(
                 "buy",
-                self.http
-                    .post(format!("{}/shipments/{}/buy", self.base, seg(shipment_id)?))
+                self.rest
+                    .post(&format!("/shipments/{}/buy", seg(shipment_id)?))
                     .json(&BuyShipment {
                         rate: RateRef {
                             id: rate_id.to_string(),
@@ -529,10 +459,9 @@ impl Client {
             )
             .await?;
         let mut b = bought(&s, format).ok_or_else(|| {
-            fail(
+            self.rest.fail(
                 "buy",
                 ErrorKind::Transient,
-                None,
                 format!("shipment {} answered without a postage label", s.id),
             )
         })?;
@@ -562,14 +491,11 @@ impl Client {
         format: LabelFormat,
     ) -> Result<Option<String>, Error> {
         let s: Shipment = self
+            .rest
             .send(
                 "convert_label",
-                self.http
-                    .get(format!(
-                        "{}/shipments/{}/label",
-                        self.base,
-                        seg(shipment_id)?
-                    ))
+                self.rest
+                    .get(&format!("/shipments/{}/label", seg(shipment_id)?))
                     .query(&[("file_format", format_name(format))]),
             )
             .await?;
@@ -579,13 +505,11 @@ impl Client {
     /// Refunds an unused label.
     pub async fn refund(&self, shipment_id: &str) -> Result<Refund, Error> {
         let s: Shipment = self
+            .rest
             .send(
                 "refund",
-                self.http.post(format!(
-                    "{}/shipments/{}/refund",
-                    self.base,
-                    seg(shipment_id)?
-                )),
+                self.rest
+                    .post(&format!("/shipments/{}/refund", seg(shipment_id)?)),
             )
             .await?;
         let status = s.refund_status.unwrap_or_default();
@@ -596,35 +520,17 @@ impl Client {
     }
 
     pub async fn tracker(&self, tracker_id: &str) -> Result<Tracker, Error> {
-        self.send(
-            "tracker",
-            self.http
-                .get(format!("{}/trackers/{}", self.base, seg(tracker_id)?)),
-        )
-        .await
+        self.rest
+            .send(
+                "tracker",
+                self.rest.get(&format!("/trackers/{}", seg(tracker_id)?)),
+            )
+            .await
     }
 
     /// Downloads a label (EasyPost's label URLs need no key).
     pub async fn download(&self, url: &str) -> Result<Vec<u8>, Error> {
-        let r = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| transport("download", None, e))?;
-        let status = r.status().as_u16();
-        if !(200..300).contains(&status) {
-            return Err(fail(
-                "download",
-                status_kind(status),
-                Some(status),
-                format!("label download answered {status}"),
-            ));
-        }
-        Ok(r.bytes()
-            .await
-            .map_err(|e| transport("download", Some(status), e))?
-            .to_vec())
+        self.rest.download(url).await
     }
 }
 
@@ -691,19 +597,6 @@ fn quote(s: Shipment, format: LabelFormat) -> Quote {
         reference: s.reference.clone(),
         shipment_id: s.id,
     }
-}
-
-/// A path segment: ids and references are plain tokens, never paths.
-fn seg(id: &str) -> Result<&str, Error> {
-    if id.is_empty()
-        || id.len() > 128
-        || !id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        return Err(Error::Invalid(format!("{id:?} is not a valid id")));
-    }
-    Ok(id)
 }
 
 #[cfg(test)]

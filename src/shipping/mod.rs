@@ -9,7 +9,8 @@
 //! - [`provider`]: the label providers behind one enum (EasyPost, Shippo,
 //!   TikTok Shipping) and rate shopping ([`provider::RateChoice`]).
 //! - [`easypost`], [`shippo`]: each provider's documented wire format and
-//!   HTTP client (shared with the simulators in `crate::simulator::carriers`).
+//!   HTTP client (shared with the simulators in `crate::simulator::carriers`),
+//!   both on [`rest`] (authentication, error mapping, downloads).
 //! - [`book`] and [`purchase`]: one label per order whatever crashes,
 //!   timeouts and operator actions happen (neither provider takes an
 //!   idempotency key, so the purchase is a protocol: record, look up by the
@@ -29,6 +30,7 @@ pub mod documents;
 pub mod easypost;
 pub mod provider;
 pub mod purchase;
+pub mod rest;
 pub mod shippo;
 pub mod tiktok_providers;
 pub mod tracking;
@@ -115,6 +117,9 @@ pub enum Error {
     Store(crate::store::Error),
     #[error("documents: {0}")]
     Io(std::io::Error),
+    /// A tracking update could not be given to its order.
+    #[error("intake: {0}")]
+    Intake(crate::runtime::Error),
 }
 
 impl Error {
@@ -127,7 +132,7 @@ impl Error {
             Error::NoRate { .. } | Error::Unsupported(_) => ErrorKind::Rejected,
             Error::Tiktok(e) => ErrorKind::from_tiktok(e),
             Error::Mapping(e) => e.kind(),
-            Error::Store(_) | Error::Io(_) => ErrorKind::Transient,
+            Error::Store(_) | Error::Io(_) | Error::Intake(_) => ErrorKind::Transient,
         }
     }
 }

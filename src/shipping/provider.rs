@@ -199,6 +199,36 @@ pub struct Label {
     pub recovered: bool,
 }
 
+impl Label {
+    /// The order's label from a purchase's answer.
+    pub fn from_bought(
+        provider: ProviderKind,
+        reference: &str,
+        b: Bought,
+        format: LabelFormat,
+        shipping_provider_id: Option<String>,
+        bought_ms: i64,
+        recovered: bool,
+    ) -> Label {
+        Label {
+            provider,
+            label_id: b.label_id,
+            shipment_id: b.shipment_id,
+            reference: reference.to_string(),
+            tracking_number: b.tracking_number,
+            label_url: b.label_url,
+            format,
+            carrier: b.carrier,
+            service: Some(b.service),
+            shipping_provider_id,
+            cost: b.cost,
+            tracker_id: b.tracker_id,
+            bought_ms,
+            recovered,
+        }
+    }
+}
+
 /// What voiding answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refund {

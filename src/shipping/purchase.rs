@@ -116,41 +116,34 @@ async fn obtain_inner(p: &Purchase<'_>) -> Result<(Label, Outcome), Error> {
         e.renew = false;
         p.book.save(&e, vec![untrack(&e.order_id)]).await?;
     }
-    let mut found: Option<Quote> = None;
-    match e.state.clone() {
-        State::Bought(l) => {
-            documents(p, &mut e, &l).await?;
-            return Ok((l, Outcome::Reused));
+    let state = e.state.clone();
+    if let State::Bought(l) = state {
+        documents(p, &mut e, &l).await?;
+        return Ok((l, Outcome::Reused));
+    }
+    if let Some((provider, started)) = state.started() {
+        let prov = p.providers.get(provider)?;
+        let found = prov.find(&started, p.providers.format).await?;
+        if let Some(b) = found.as_ref().and_then(|q| q.bought.clone()) {
+            let l = record(p, &mut e, prov, started.reference, b, true).await?;
+            return Ok((l, Outcome::Found));
         }
-        State::Started {
+        if provider != p.provider {
+            // The step now names another provider; the purchase that
+            // may have started stays with the one it started at.
+            tracing::info!(order_id = %p.order.id, started = %provider, asked = %p.provider, "A purchase started at another provider continues there");
+        }
+        let reference = started.reference.to_string();
+        return buy(
+            p,
+            &mut e,
             provider,
             reference,
-            started_ms,
-            shipment_id,
-            rate_id,
-        } => {
-            let prov = p.providers.get(provider)?;
-            let started = Started {
-                reference: &reference,
-                since_ms: started_ms,
-                shipment_id: shipment_id.as_deref(),
-                rate_id: rate_id.as_deref(),
-            };
-            if let Some(q) = prov.find(&started, p.providers.format).await? {
-                if let Some(b) = q.bought.clone() {
-                    let l = record(p, &mut e, prov, &reference, b, true).await?;
-                    return Ok((l, Outcome::Found));
-                }
-                found = Some(q);
-            }
-            if provider != p.provider {
-                // The step now names another provider; the purchase that
-                // may have started stays with the one it started at.
-                tracing::info!(order_id = %p.order.id, started = %provider, asked = %p.provider, "A purchase started at another provider continues there");
-            }
-            return buy(p, &mut e, provider, reference, started_ms, found).await;
-        }
-        State::Empty => {}
+            started.since_ms,
+            found,
+            None,
+        )
+        .await;
     }
     if p.provider == ProviderKind::Tiktok {
         return ship_via_tiktok(p, &mut e).await;
@@ -159,7 +152,8 @@ async fn obtain_inner(p: &Purchase<'_>) -> Result<(Label, Outcome), Error> {
     // The carrier must be one TikTok takes for this order before anything
     // is created that could be bought ('*' is checked once a rate is
     // chosen, still before the purchase).
-    if p.selection.carrier != "*" {
+    let checked = p.selection.carrier != "*";
+    if checked {
         check_mapping(p, &p.selection.carrier).await?;
     }
     let reference = e.reference();
@@ -171,7 +165,8 @@ async fn obtain_inner(p: &Purchase<'_>) -> Result<(Label, Outcome), Error> {
         rate_id: None,
     };
     p.book.save(&e, Vec::new()).await?;
-    buy(p, &mut e, prov.kind(), reference, p.now_ms, None).await
+    let checked = checked.then_some(p.selection.carrier.as_str());
+    buy(p, &mut e, prov.kind(), reference, p.now_ms, None, checked).await
 }
 
 async fn buy(
@@ -181,6 +176,7 @@ async fn buy(
     reference: String,
     started_ms: i64,
     found: Option<Quote>,
+    checked: Option<&str>,
 ) -> Result<(Label, Outcome), Error> {
     let prov = p.providers.get(kind)?;
     let quote = match found {
@@ -218,7 +214,10 @@ async fn buy(
                 .join(", "),
         });
     };
-    check_mapping(p, &rate.carrier).await?;
+    // The carrier TikTok must take, unless this call checked it already.
+    if checked.is_none_or(|c| !c.eq_ignore_ascii_case(&rate.carrier)) {
+        check_mapping(p, &rate.carrier).await?;
+    }
     // What is about to be bought, durably, so that a replay asks for
     // exactly it.
     let state = State::Started {
@@ -274,24 +273,18 @@ async fn record(
     b: Bought,
     recovered: bool,
 ) -> Result<Label, Error> {
-    let l = Label {
-        provider: prov.kind(),
-        label_id: b.label_id,
-        shipment_id: b.shipment_id,
-        reference: reference.to_string(),
-        tracking_number: b.tracking_number,
-        label_url: b.label_url,
-        format: p.providers.format,
-        shipping_provider_id: p
-            .providers_id(&b.carrier)
-            .or_else(|| p.selection.shipping_provider_id.clone()),
-        carrier: b.carrier,
-        service: Some(b.service),
-        cost: b.cost,
-        tracker_id: b.tracker_id,
-        bought_ms: p.now_ms,
+    let spid = p
+        .providers_id(&b.carrier)
+        .or_else(|| p.selection.shipping_provider_id.clone());
+    let l = Label::from_bought(
+        prov.kind(),
+        reference,
+        b,
+        p.providers.format,
+        spid,
+        p.now_ms,
         recovered,
-    };
+    );
     e.state = State::Bought(l.clone());
     let ops = p.book.bought_ops(e, &l, &p.order.shop_id, p.now_ms)?;
     p.book.save(e, ops).await?;
@@ -319,7 +312,7 @@ async fn documents(p: &Purchase<'_>, e: &mut Entry, l: &Label) -> Result<(), Err
                     Priority::for_order(Class::Write, p.order),
                 )
                 .await?;
-            let bytes = download(p.http, &d.doc_url).await?;
+            let bytes = super::rest::download(p.http, ProviderKind::Tiktok, &d.doc_url).await?;
             (
                 format!("tiktok-{}.pdf", l.label_id),
                 "tiktok_shipping_document",
@@ -351,52 +344,6 @@ async fn documents(p: &Purchase<'_>, e: &mut Entry, l: &Label) -> Result<(), Err
         created_ms: p.now_ms,
     });
     p.book.save(e, Vec::new()).await
-}
-
-/// A GET of a document URL, bounded in size (labels are kilobytes).
-pub async fn download(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, Error> {
-    const MAX: usize = 16 << 20;
-    let fail = |kind, status, message: String| Error::Provider {
-        provider: ProviderKind::Tiktok,
-        op: "download",
-        kind,
-        status,
-        message,
-    };
-    let r = http.get(url).send().await.map_err(|x| {
-        fail(
-            if x.is_timeout() {
-                ErrorKind::Timeout
-            } else {
-                ErrorKind::Transient
-            },
-            None,
-            x.without_url().to_string(),
-        )
-    })?;
-    let status = r.status();
-    if !status.is_success() {
-        return Err(fail(
-            super::provider::status_kind(status.as_u16()),
-            Some(status.as_u16()),
-            format!("document download answered {status}"),
-        ));
-    }
-    let b = r.bytes().await.map_err(|x| {
-        fail(
-            ErrorKind::Transient,
-            Some(status.as_u16()),
-            x.without_url().to_string(),
-        )
-    })?;
-    if b.len() > MAX {
-        return Err(fail(
-            ErrorKind::Invalid,
-            Some(status.as_u16()),
-            format!("document of {} bytes is too large", b.len()),
-        ));
-    }
-    Ok(b.to_vec())
 }
 
 async fn ship_via_tiktok(p: &Purchase<'_>, e: &mut Entry) -> Result<(Label, Outcome), Error> {
@@ -461,9 +408,7 @@ async fn ship_via_tiktok(p: &Purchase<'_>, e: &mut Entry) -> Result<(Label, Outc
         recovered: false,
     };
     e.state = State::Bought(l.clone());
-    // TikTok follows its own parcels: no tracker of ours.
-    let mut ops = p.book.bought_ops(e, &l, &order.shop_id, p.now_ms)?;
-    ops.retain(|op| !matches!(op, crate::store::Op::Put { key, .. } if key.starts_with(b"a/")));
+    let ops = p.book.bought_ops(e, &l, &order.shop_id, p.now_ms)?;
     p.book.save(e, ops).await?;
     documents(p, e, &l).await?;
     Ok((l, Outcome::Bought))
@@ -472,50 +417,27 @@ async fn ship_via_tiktok(p: &Purchase<'_>, e: &mut Entry) -> Result<(Label, Outc
 /// Voids the entry's label (or one a started purchase may have bought),
 /// leaving the entry empty with the next generation. Not saved.
 async fn void_current(providers: &Providers, e: &mut Entry, why: &str) -> Result<bool, Error> {
-    let label = match e.state.clone() {
-        State::Empty => return Ok(false),
-        State::Bought(l) => Some(l),
-        State::Started {
-            provider,
-            reference,
-            started_ms,
-            shipment_id,
-            rate_id,
-        } => match providers
+    let state = e.state.clone();
+    let label = match (&state, state.started()) {
+        (State::Empty, _) => return Ok(false),
+        (State::Bought(l), _) => Some(l.clone()),
+        (_, Some((provider, started))) => providers
             .get(provider)?
-            .find(
-                &Started {
-                    reference: &reference,
-                    since_ms: started_ms,
-                    shipment_id: shipment_id.as_deref(),
-                    rate_id: rate_id.as_deref(),
-                },
-                providers.format,
-            )
+            .find(&started, providers.format)
             .await?
-        {
-            Some(Quote {
-                bought: Some(b),
-                shipment_id,
-                ..
-            }) => Some(Label {
-                provider,
-                label_id: b.label_id,
-                shipment_id,
-                reference: reference.clone(),
-                tracking_number: b.tracking_number,
-                label_url: b.label_url,
-                format: providers.format,
-                carrier: b.carrier,
-                service: Some(b.service),
-                shipping_provider_id: None,
-                cost: b.cost,
-                tracker_id: b.tracker_id,
-                bought_ms: started_ms,
-                recovered: true,
+            .and_then(|q| q.bought)
+            .map(|b| {
+                Label::from_bought(
+                    provider,
+                    started.reference,
+                    b,
+                    providers.format,
+                    None,
+                    started.since_ms,
+                    true,
+                )
             }),
-            _ => None,
-        },
+        (State::Started { .. }, None) => None,
     };
     if let Some(l) = label {
         let r = providers.get(l.provider)?.refund(&l).await;

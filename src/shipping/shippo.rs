@@ -26,9 +26,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::provider::{
-    status_kind, Bought, LabelAddress, LabelFormat, ProviderKind, Quote, Rate as NeutralRate,
-    Refund, ShipmentRequest,
+    Bought, LabelAddress, LabelFormat, ProviderKind, Quote, Rate as NeutralRate, Refund,
+    ShipmentRequest,
 };
+use super::rest::{seg, Rest};
 use super::{Error, ErrorKind};
 use crate::order::Money;
 use crate::tiktok::Secret;
@@ -321,39 +322,9 @@ pub fn file_type(f: LabelFormat) -> &'static str {
 }
 
 /// The Shippo client; cheap to clone.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Client {
-    http: reqwest::Client,
-    base: String,
-    key: Secret,
-}
-
-impl std::fmt::Debug for Client {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("shippo::Client")
-            .field("base", &self.base)
-            .field("key", &self.key)
-            .finish()
-    }
-}
-
-fn fail(op: &'static str, kind: ErrorKind, status: Option<u16>, message: String) -> Error {
-    Error::Provider {
-        provider: ProviderKind::Shippo,
-        op,
-        kind,
-        status,
-        message,
-    }
-}
-
-fn transport(op: &'static str, status: Option<u16>, e: reqwest::Error) -> Error {
-    let kind = if e.is_timeout() {
-        ErrorKind::Timeout
-    } else {
-        ErrorKind::Transient
-    };
-    fail(op, kind, status, e.without_url().to_string())
+    rest: Rest,
 }
 
 /// The text of an error body: `detail`, or the field errors.
@@ -384,60 +355,9 @@ pub fn error_text(body: &[u8]) -> String {
 impl Client {
     /// `base_url`, e.g. `https://api.goshippo.com`.
     pub fn new(base_url: &str, key: Secret, timeout: Duration) -> Result<Client, Error> {
-        match reqwest::Url::parse(base_url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-            _ => {
-                return Err(Error::InvalidConfig(vec![format!(
-                    "shipping.providers.shippo.base_url: {base_url:?} is not an http(s) URL"
-                )]))
-            }
-        }
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| Error::Invalid(e.without_url().to_string()))?;
         Ok(Client {
-            http,
-            base: base_url.trim_end_matches('/').to_string(),
-            key,
+            rest: Rest::new(ProviderKind::Shippo, base_url, key, timeout)?,
         })
-    }
-
-    async fn send<T: serde::de::DeserializeOwned>(
-        &self,
-        op: &'static str,
-        req: reqwest::RequestBuilder,
-    ) -> Result<T, Error> {
-        let resp = req
-            .header(
-                "Authorization",
-                format!("ShippoToken {}", self.key.expose()),
-            )
-            .header("SHIPPO-API-VERSION", API_VERSION)
-            .send()
-            .await
-            .map_err(|e| transport(op, None, e))?;
-        let status = resp.status().as_u16();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| transport(op, Some(status), e))?;
-        if (200..300).contains(&status) {
-            return serde_json::from_slice(&bytes).map_err(|e| {
-                fail(
-                    op,
-                    ErrorKind::Transient,
-                    Some(status),
-                    format!("unreadable answer: {e}"),
-                )
-            });
-        }
-        Err(fail(
-            op,
-            status_kind(status),
-            Some(status),
-            error_text(&bytes),
-        ))
     }
 
     /// Creates a shipment with the order's reference as its `metadata`.
@@ -457,12 +377,8 @@ impl Client {
             metadata: req.reference.clone(),
         };
         let s: Shipment = self
-            .send(
-                "create_shipment",
-                self.http
-                    .post(format!("{}/shipments/", self.base))
-                    .json(&body),
-            )
+            .rest
+            .send("create_shipment", self.rest.post("/shipments/").json(&body))
             .await?;
         Ok(quote(s, None))
     }
@@ -473,10 +389,10 @@ impl Client {
     pub async fn find(&self, st: &super::provider::Started<'_>) -> Result<Option<Quote>, Error> {
         if let Some(shipment_id) = st.shipment_id {
             let s: Shipment = self
+                .rest
                 .send(
                     "get_shipment",
-                    self.http
-                        .get(format!("{}/shipments/{}", self.base, seg(shipment_id)?)),
+                    self.rest.get(&format!("/shipments/{}", seg(shipment_id)?)),
                 )
                 .await?;
             let t = match st.rate_id {
@@ -505,9 +421,10 @@ impl Client {
         let mut page = 1u32;
         loop {
             let l: List<Shipment> = self
+                .rest
                 .send(
                     "list_shipments",
-                    self.http.get(format!("{}/shipments/", self.base)).query(&[
+                    self.rest.get("/shipments/").query(&[
                         ("object_created_gte", since.as_str()),
                         ("results", "100"),
                         ("page", &page.to_string()),
@@ -538,10 +455,11 @@ impl Client {
     /// The successful purchase of a rate, if any.
     async fn purchase_of_rate(&self, rate_id: &str) -> Result<Option<Transaction>, Error> {
         let l: List<Transaction> = self
+            .rest
             .send(
                 "list_transactions",
-                self.http
-                    .get(format!("{}/transactions/", self.base))
+                self.rest
+                    .get("/transactions/")
                     .query(&[("rate", rate_id), ("results", "25")]),
             )
             .await?;
@@ -558,16 +476,15 @@ impl Client {
         format: LabelFormat,
     ) -> Result<Bought, Error> {
         let t: Transaction = self
+            .rest
             .send(
                 "buy",
-                self.http
-                    .post(format!("{}/transactions/", self.base))
-                    .json(&CreateTransaction {
-                        rate: rate.id.clone(),
-                        label_file_type: file_type(format).into(),
-                        is_async: false,
-                        metadata: quote.reference.clone().unwrap_or_default(),
-                    }),
+                self.rest.post("/transactions/").json(&CreateTransaction {
+                    rate: rate.id.clone(),
+                    label_file_type: file_type(format).into(),
+                    is_async: false,
+                    metadata: quote.reference.clone().unwrap_or_default(),
+                }),
             )
             .await?;
         if t.status != "SUCCESS" {
@@ -581,14 +498,13 @@ impl Client {
                 })
                 .collect::<Vec<_>>()
                 .join("; ");
-            return Err(fail(
+            return Err(self.rest.fail(
                 "buy",
                 if t.status == "ERROR" {
                     ErrorKind::Rejected
                 } else {
                     ErrorKind::Transient
                 },
-                None,
                 format!("transaction {} is {}: {why}", t.object_id, t.status),
             ));
         }
@@ -598,14 +514,13 @@ impl Client {
     /// Refunds a label (`async: false`).
     pub async fn refund(&self, transaction_id: &str) -> Result<Refund, Error> {
         let r: RefundObject = self
+            .rest
             .send(
                 "refund",
-                self.http
-                    .post(format!("{}/refunds/", self.base))
-                    .json(&CreateRefund {
-                        transaction: transaction_id.to_string(),
-                        is_async: false,
-                    }),
+                self.rest.post("/refunds/").json(&CreateRefund {
+                    transaction: transaction_id.to_string(),
+                    is_async: false,
+                }),
             )
             .await?;
         Ok(match r.status.as_str() {
@@ -615,39 +530,21 @@ impl Client {
     }
 
     pub async fn track(&self, carrier: &str, tracking_number: &str) -> Result<Track, Error> {
-        self.send(
-            "track",
-            self.http.get(format!(
-                "{}/tracks/{}/{}",
-                self.base,
-                seg(&carrier.to_ascii_lowercase())?,
-                seg(tracking_number)?
-            )),
-        )
-        .await
+        self.rest
+            .send(
+                "track",
+                self.rest.get(&format!(
+                    "/tracks/{}/{}",
+                    seg(&carrier.to_ascii_lowercase())?,
+                    seg(tracking_number)?
+                )),
+            )
+            .await
     }
 
     /// Downloads a label (Shippo's label URLs need no key).
     pub async fn download(&self, url: &str) -> Result<Vec<u8>, Error> {
-        let r = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| transport("download", None, e))?;
-        let status = r.status().as_u16();
-        if !(200..300).contains(&status) {
-            return Err(fail(
-                "download",
-                status_kind(status),
-                Some(status),
-                format!("label download answered {status}"),
-            ));
-        }
-        Ok(r.bytes()
-            .await
-            .map_err(|e| transport("download", Some(status), e))?
-            .to_vec())
+        self.rest.download(url).await
     }
 }
 
@@ -687,19 +584,6 @@ fn quote(s: Shipment, t: Option<Transaction>) -> Quote {
         rates,
         bought,
     }
-}
-
-/// A path segment: ids are plain tokens, never paths.
-fn seg(id: &str) -> Result<&str, Error> {
-    if id.is_empty()
-        || id.len() > 128
-        || !id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        return Err(Error::Invalid(format!("{id:?} is not a valid id")));
-    }
-    Ok(id)
 }
 
 #[cfg(test)]

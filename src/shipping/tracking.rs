@@ -10,7 +10,8 @@
 //!
 //! Either way a bad or missing signature is 401 and nothing is read. A
 //! verified update becomes a [`Scan`]; its tracking number finds the order
-//! (the `t/` index of [`super::book`]), and the order gets a `scan` event:
+//! (the `t/` index of [`super::book`]), and the order gets a `scan` event
+//! ([`take`]):
 //! `{type: "scan", status, detail, carrier, tracking_number, at, provider}`
 //! with `status` one of [`ScanStatus`]. Updates for tracking numbers no
 //! order owns are acknowledged and counted, never stored as work.
@@ -131,6 +132,19 @@ impl Scan {
         }
     }
 
+    /// The order's event for this scan (through intake, like any event).
+    pub fn event(&self, order_id: &str, now_ms: i64) -> crate::runtime::event::OrderEvent {
+        use crate::runtime::event::{EventKind, OrderEvent, Source};
+        OrderEvent {
+            id: self.id(),
+            order_id: order_id.to_string(),
+            shop_id: String::new(),
+            source: Source::System,
+            received_ms: now_ms,
+            kind: EventKind::Signal(self.signal()),
+        }
+    }
+
     /// The `scan` event a workflow `wait`s on.
     pub fn signal(&self) -> crate::workflow::value::Data {
         use crate::workflow::value::Data;
@@ -231,83 +245,76 @@ pub fn parse_webhook(provider: ProviderKind, body: &[u8]) -> Result<Option<Scan>
     }
 }
 
-/// What becomes of a scan: the order it belongs to (None: no order owns
-/// the tracking number) after recording it with the label, and whether
-/// it is news.
-pub async fn record(
+/// Takes a scan: when it is news for the order owning its tracking
+/// number, the order gets it through intake (durable, deduplicated by the
+/// scan's id) and only then is it recorded with the label, so a failure
+/// in between is retried (by the provider, or by the next poll) and never
+/// lost. `Ok(None)`: no order owns the tracking number.
+pub async fn take(
     book: &LabelBook,
+    intake: &crate::runtime::intake::Intake,
     scan: &Scan,
     now_ms: i64,
-) -> Result<Option<(String, bool)>, Error> {
+) -> Result<Option<String>, Error> {
     let Some(order_id) = book.order_for_tracking(&scan.tracking_number)? else {
         return Ok(None);
     };
     let mut e = book.entry(&order_id)?;
-    let news = !e
-        .scans
+    let status = scan.status.as_str();
+    if e.scans
         .iter()
-        .any(|s| s.status == scan.status.as_str() && s.at == scan.at);
+        .any(|s| s.status == status && s.at == scan.at)
+    {
+        return Ok(Some(order_id));
+    }
+    intake
+        .submit(scan.event(&order_id, now_ms))
+        .await
+        .map_err(Error::Intake)?;
+    metrics::counter!(SCANS_TOTAL, "status" => status).increment(1);
+    e.scans.push(ScanRecord {
+        status: status.into(),
+        detail: scan.detail.clone(),
+        at: scan.at,
+        received_ms: now_ms,
+    });
+    // Bounded: a parcel's history is tens of scans; keep the last 100.
+    if e.scans.len() > 100 {
+        let cut = e.scans.len() - 100;
+        e.scans.drain(..cut);
+    }
     let mut ops = Vec::new();
-    if news {
-        e.scans.push(ScanRecord {
-            status: scan.status.as_str().into(),
-            detail: scan.detail.clone(),
-            at: scan.at,
-            received_ms: now_ms,
-        });
-        // Bounded: a parcel's history is tens of scans; keep the last 100.
-        if e.scans.len() > 100 {
-            let cut = e.scans.len() - 100;
-            e.scans.drain(..cut);
-        }
-        if let Some(a) = book
-            .active(Some(&prev_key(&order_id)), 1)?
-            .into_iter()
-            .find(|a| a.order_id == order_id)
-        {
-            let open = !scan.status.is_final();
-            let a = Active {
-                last_status: scan.status.as_str().into(),
-                ..a
-            };
-            ops.push(book.active_op(&a, open)?);
-        }
-        book.save(&e, ops).await?;
+    if let Some(a) = book.active_of(&order_id)? {
+        let open = !scan.status.is_final();
+        let a = Active {
+            last_status: status.into(),
+            ..a
+        };
+        ops.push(book.active_op(&a, open)?);
     }
-    Ok(Some((order_id, news)))
+    book.save(&e, ops).await?;
+    Ok(Some(order_id))
 }
 
-/// The key just before `order_id` among the `a/` keys, so that a page
-/// starting after it begins at `order_id`.
-fn prev_key(order_id: &str) -> String {
-    let mut s = order_id.to_string();
-    match s.pop() {
-        Some(c) if c as u32 > 0 => {
-            s.push(char::from_u32(c as u32 - 1).unwrap_or(c));
-            s.push('\u{10FFFF}');
-            s
-        }
-        _ => s,
-    }
-}
-
-/// One pass over the parcels still travelling: reads each one's tracker
-/// and returns the scans that are news, with their order. `after` pages
-/// through the open trackers (`limit` per call).
+/// One pass over a page of the parcels still travelling (`limit` of them,
+/// after the order id `after`): reads each one's tracker and takes what
+/// changed. Answers how many scans were new and where the next page
+/// starts. A provider that cannot be read now is read on the next pass.
 pub async fn poll_once(
     book: &LabelBook,
     providers: &Providers,
+    intake: &crate::runtime::intake::Intake,
     after: Option<&str>,
     limit: usize,
     now_ms: i64,
-) -> Result<(Vec<(String, Scan)>, Option<String>), Error> {
+) -> Result<(usize, Option<String>), Error> {
     let page = book.active(after, limit)?;
     let next = if page.len() == limit {
         page.last().map(|a| a.order_id.clone())
     } else {
         None
     };
-    let mut out = Vec::new();
+    let mut new = 0;
     for a in page {
         let scan = match providers.get(a.provider) {
             Ok(LabelProvider::Easypost(c)) => match &a.tracker_id {
@@ -329,11 +336,11 @@ pub async fn poll_once(
         if scan.status.as_str() == a.last_status {
             continue;
         }
-        if let Some((order_id, true)) = record(book, &scan, now_ms).await? {
-            out.push((order_id, scan));
+        if take(book, intake, &scan, now_ms).await?.is_some() {
+            new += 1;
         }
     }
-    Ok((out, next))
+    Ok((new, next))
 }
 
 #[cfg(test)]

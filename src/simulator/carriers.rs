@@ -426,6 +426,27 @@ fn gate(
     }
 }
 
+/// A request body, or the provider's answer to one it cannot read
+/// (EasyPost: 422 `PARAMETER.REQUIRED`; Shippo: 400 with `__all__`).
+fn parse<T: serde::de::DeserializeOwned>(
+    p: ProviderKind,
+    body: &[u8],
+) -> Result<T, Box<HttpResponse>> {
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(match p {
+            ProviderKind::Shippo => sh_error(
+                StatusCode::BAD_REQUEST,
+                json!({ "__all__": [e.to_string()] }),
+            ),
+            _ => ep_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "PARAMETER.REQUIRED",
+                format!("Missing required parameter: {e}"),
+            ),
+        })
+    })
+}
+
 async fn answer(latency: Duration, r: HttpResponse) -> HttpResponse {
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -697,19 +718,9 @@ async fn ep_create(sim: Data<CarrierSim>, req: HttpRequest, body: web::Bytes) ->
         Ok(l) => l,
         Err(r) => return *r,
     };
-    let b: ep::CreateShipment = match serde_json::from_slice(&body) {
+    let b: ep::CreateShipment = match parse(ProviderKind::Easypost, &body) {
         Ok(b) => b,
-        Err(e) => {
-            return answer(
-                latency,
-                ep_error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "PARAMETER.REQUIRED",
-                    format!("Missing required parameter: {e}"),
-                ),
-            )
-            .await
-        }
+        Err(r) => return answer(latency, *r).await,
     };
     let s = &b.shipment;
     let grams = ep_grams(&s.parcel);
@@ -805,19 +816,9 @@ async fn ep_buy(
         Ok(l) => l,
         Err(r) => return *r,
     };
-    let b: ep::BuyShipment = match serde_json::from_slice(&body) {
+    let b: ep::BuyShipment = match parse(ProviderKind::Easypost, &body) {
         Ok(b) => b,
-        Err(e) => {
-            return answer(
-                latency,
-                ep_error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "PARAMETER.REQUIRED",
-                    format!("Missing required parameter: {e}"),
-                ),
-            )
-            .await
-        }
+        Err(r) => return answer(latency, *r).await,
     };
     let host = host(&req);
     let mut late = Duration::ZERO;
@@ -1089,18 +1090,9 @@ async fn sh_create(sim: Data<CarrierSim>, req: HttpRequest, body: web::Bytes) ->
         Ok(l) => l,
         Err(r) => return *r,
     };
-    let b: sh::CreateShipment = match serde_json::from_slice(&body) {
+    let b: sh::CreateShipment = match parse(ProviderKind::Shippo, &body) {
         Ok(b) => b,
-        Err(e) => {
-            return answer(
-                latency,
-                sh_error(
-                    StatusCode::BAD_REQUEST,
-                    json!({ "__all__": [e.to_string()] }),
-                ),
-            )
-            .await
-        }
+        Err(r) => return answer(latency, *r).await,
     };
     let mut problems = serde_json::Map::new();
     if b.address_to.zip.is_empty() || b.address_to.country.is_empty() {
@@ -1227,18 +1219,9 @@ async fn sh_buy(sim: Data<CarrierSim>, req: HttpRequest, body: web::Bytes) -> Ht
         Ok(l) => l,
         Err(r) => return *r,
     };
-    let b: sh::CreateTransaction = match serde_json::from_slice(&body) {
+    let b: sh::CreateTransaction = match parse(ProviderKind::Shippo, &body) {
         Ok(b) => b,
-        Err(e) => {
-            return answer(
-                latency,
-                sh_error(
-                    StatusCode::BAD_REQUEST,
-                    json!({ "__all__": [e.to_string()] }),
-                ),
-            )
-            .await
-        }
+        Err(r) => return answer(latency, *r).await,
     };
     if b.rate.is_empty() {
         return answer(
@@ -1326,18 +1309,9 @@ async fn sh_refund(sim: Data<CarrierSim>, req: HttpRequest, body: web::Bytes) ->
         Ok(l) => l,
         Err(r) => return *r,
     };
-    let b: sh::CreateRefund = match serde_json::from_slice(&body) {
+    let b: sh::CreateRefund = match parse(ProviderKind::Shippo, &body) {
         Ok(b) => b,
-        Err(e) => {
-            return answer(
-                latency,
-                sh_error(
-                    StatusCode::BAD_REQUEST,
-                    json!({ "__all__": [e.to_string()] }),
-                ),
-            )
-            .await
-        }
+        Err(r) => return answer(latency, *r).await,
     };
     let r = {
         let mut w = sim.world.lock();
