@@ -60,7 +60,13 @@ pub enum OrdersCmd {
     /// The order's audit trail.
     History { id: String },
     /// Re-run the failed step.
-    Resume { id: String },
+    Resume {
+        id: String,
+        /// Buy a new label when the label step runs again, voiding the
+        /// order's current one first (without it, the label is reused).
+        #[arg(long)]
+        new_label: bool,
+    },
     /// Skip the current step.
     Skip { id: String },
     /// Approve a waiting approval.
@@ -88,10 +94,21 @@ pub enum OrdersCmd {
         id: String,
         #[arg(long)]
         step: Option<String>,
+        /// Buy a new label when the label step runs again, voiding the
+        /// order's current one first (without it, the label is reused).
+        #[arg(long)]
+        new_label: bool,
     },
     /// Run the workflow from a step (after an exception, a failure, or a
     /// hold the workflow ended in).
-    RunFrom { id: String, step: String },
+    RunFrom {
+        id: String,
+        step: String,
+        /// Buy a new label when the label step runs again, voiding the
+        /// order's current one first (without it, the label is reused).
+        #[arg(long)]
+        new_label: bool,
+    },
     /// Move the order to another workflow (`name`: the version in force)
     /// or version (`name@version`), from `--step`; without it, from the
     /// step it is at if the new one has it, else the first (a step must be
@@ -102,6 +119,10 @@ pub enum OrdersCmd {
         workflow: String,
         #[arg(long)]
         step: Option<String>,
+        /// Buy a new label when the label step runs again, voiding the
+        /// order's current one first (without it, the label is reused).
+        #[arg(long)]
+        new_label: bool,
     },
     /// Cancel: stop the workflow and run its compensations, and cancel on
     /// TikTok with `--cancel-reason` (a kind: out_of_stock, pricing_error,
@@ -766,7 +787,10 @@ async fn orders(
                 );
             }
         }
-        OrdersCmd::Resume { id } => done(c.post(&act(&id, "resume"), json!({})).await?),
+        OrdersCmd::Resume { id, new_label } => done(
+            c.post(&act(&id, "resume"), json!({"new_label": new_label}))
+                .await?,
+        ),
         OrdersCmd::Skip { id } => done(c.post(&act(&id, "skip"), json!({})).await?),
         OrdersCmd::Approve { id, note } => done(
             c.post(&act(&id, "approve"), json!({"note": note, "by": "cli"}))
@@ -779,16 +803,37 @@ async fn orders(
         OrdersCmd::Hold { id, reason } => {
             done(c.post(&act(&id, "hold"), json!({"reason": reason})).await?)
         }
-        OrdersCmd::Release { id, step } => {
-            done(c.post(&act(&id, "release"), json!({"step": step})).await?)
-        }
-        OrdersCmd::RunFrom { id, step } => {
-            done(c.post(&act(&id, "run_from"), json!({"step": step})).await?)
-        }
-        OrdersCmd::Move { id, workflow, step } => done(
+        OrdersCmd::Release {
+            id,
+            step,
+            new_label,
+        } => done(
+            c.post(
+                &act(&id, "release"),
+                json!({"step": step, "new_label": new_label}),
+            )
+            .await?,
+        ),
+        OrdersCmd::RunFrom {
+            id,
+            step,
+            new_label,
+        } => done(
+            c.post(
+                &act(&id, "run_from"),
+                json!({"step": step, "new_label": new_label}),
+            )
+            .await?,
+        ),
+        OrdersCmd::Move {
+            id,
+            workflow,
+            step,
+            new_label,
+        } => done(
             c.post(
                 &act(&id, "move"),
-                json!({"workflow": workflow, "step": step}),
+                json!({"workflow": workflow, "step": step, "new_label": new_label}),
             )
             .await?,
         ),

@@ -267,7 +267,8 @@ impl Daemon {
                 });
             }));
         }
-        let label_book = crate::shipping::LabelBook::new(store.clone(), &cfg.store.data_dir);
+        let label_book = crate::shipping::LabelBook::new(store.clone(), &cfg.store.data_dir)
+            .with_public_url(cfg.server.public_url.clone());
         crate::shipping::tracking::describe_metrics();
         let fulfil = std::sync::Arc::new(crate::runtime::effects::Fulfilment {
             inventory: inventory.clone(),

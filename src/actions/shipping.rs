@@ -60,6 +60,7 @@ pub const BUY_LABEL: Action = Action {
         "service",
         "provider",
         "reused",
+        "document_url",
     ],
     errors: &[],
     external: true,
@@ -163,6 +164,7 @@ pub(super) async fn buy_label(c: &Call<'_>) -> Result<Data, ActionError> {
         now_ms: chrono::Utc::now().timestamp_millis(),
     };
     let (l, outcome) = obtain(&purchase).await.map_err(failed)?;
+    let document_url = f.labels.document_url(&o.id, &l.label_id).map_err(failed)?;
     let text = |v: Option<String>| v.map_or(Data::Null, Data::from);
     Ok(Data::map([
         ("label_id", Data::from(l.label_id)),
@@ -173,6 +175,7 @@ pub(super) async fn buy_label(c: &Call<'_>) -> Result<Data, ActionError> {
         ("service", text(l.service)),
         ("provider", Data::from(l.provider.as_str().to_string())),
         ("reused", Data::Bool(outcome != Outcome::Bought)),
+        ("document_url", text(document_url)),
     ]))
 }
 

@@ -23,7 +23,12 @@ pub const SHIP_PACKAGE: Action = Action {
         arg("tracking_number", Str, false, "seller-shipped orders: the carrier's tracking number"),
         arg("shipping_provider_id", Str, false, "seller-shipped orders: TikTok's id for the carrier"),
     ],
-    outputs: &["package_id", "tracking_number", "shipping_provider_id"],
+    outputs: &[
+        "package_id",
+        "tracking_number",
+        "shipping_provider_id",
+        "document_url",
+    ],
     errors: &[],
     external: true,
 };
@@ -237,6 +242,7 @@ pub(super) async fn ship_package(c: &Call<'_>) -> Result<Data, ActionError> {
     } else {
         None
     };
+    let req_self = self_shipment.clone();
     let req = ShipPackageRequest {
         handover_method: Some(c.arg("handover_method").unwrap_or_else(|| "PICKUP".into())),
         self_shipment,
@@ -249,16 +255,52 @@ pub(super) async fn ship_package(c: &Call<'_>) -> Result<Data, ActionError> {
         .order_detail(&order.shop_id, &order.id, prio)
         .await
         .map_err(failed)?;
+    let tracking = fresh.tracking_number.unwrap_or_default();
+    let provider_id = fresh.shipping_provider_id.unwrap_or_default();
+    // TikTok Shipping: the package is the order's label, and TikTok's
+    // label and packing slip are kept with the order to print.
+    let mut document_url = Data::Null;
+    if let (Some(f), None, false) = (c.fulfil, &req_self, tracking.is_empty()) {
+        let selection = crate::shipping::Selection {
+            carrier: "TikTok Shipping".into(),
+            service: None,
+            shipping_provider_id: Some(provider_id.clone()).filter(|p| !p.is_empty()),
+            rule: None,
+            provider: Some(crate::shipping::ProviderKind::Tiktok),
+            rate_choice: None,
+        };
+        let p = crate::shipping::purchase::Purchase {
+            book: &f.labels,
+            providers: &f.providers,
+            gateway: Some(g),
+            http: c.http,
+            order: &order,
+            selection: &selection,
+            provider: crate::shipping::ProviderKind::Tiktok,
+            weight_grams: 0,
+            now_ms: chrono::Utc::now().timestamp_millis(),
+        };
+        let l = crate::shipping::purchase::shipped_by_tiktok(
+            &p,
+            &pkg,
+            tracking.clone(),
+            p.selection.shipping_provider_id.clone(),
+        )
+        .await
+        .map_err(|e| e.kind().error(e.to_string()))?;
+        if let Some(u) = f
+            .labels
+            .document_url(&order.id, &l.label_id)
+            .map_err(|e| e.kind().error(e.to_string()))?
+        {
+            document_url = Data::from(u);
+        }
+    }
     Ok(Data::map([
         ("package_id", Data::from(pkg)),
-        (
-            "tracking_number",
-            Data::from(fresh.tracking_number.unwrap_or_default()),
-        ),
-        (
-            "shipping_provider_id",
-            Data::from(fresh.shipping_provider_id.unwrap_or_default()),
-        ),
+        ("tracking_number", Data::from(tracking)),
+        ("shipping_provider_id", Data::from(provider_id)),
+        ("document_url", document_url),
     ]))
 }
 

@@ -185,6 +185,9 @@ pub fn day_of(ms: i64) -> String {
 pub struct LabelBook {
     store: Store,
     docs: PathBuf,
+    /// `[server] public_url`: document links in notifications are absolute
+    /// with it, paths of this daemon's API without it.
+    public_url: Option<String>,
 }
 
 impl std::fmt::Debug for LabelBook {
@@ -216,7 +219,34 @@ impl LabelBook {
         LabelBook {
             store,
             docs: data_dir.join("documents"),
+            public_url: None,
         }
+    }
+
+    /// Links to documents start with `url` (`[server] public_url`).
+    pub fn with_public_url(mut self, url: Option<String>) -> LabelBook {
+        self.public_url = url
+            .map(|u| u.trim_end_matches('/').to_string())
+            .filter(|u| !u.is_empty());
+        self
+    }
+
+    /// The link to the document of `label_id` (the admin API serves it),
+    /// if the order has one.
+    pub fn document_url(&self, order_id: &str, label_id: &str) -> Result<Option<String>, Error> {
+        let Some(e) = self.load(order_id)? else {
+            return Ok(None);
+        };
+        Ok(e.documents
+            .iter()
+            .find(|d| d.label_id == label_id)
+            .map(|d| {
+                format!(
+                    "{}/api/v1/orders/{order_id}/documents/{}",
+                    self.public_url.as_deref().unwrap_or(""),
+                    d.name
+                )
+            }))
     }
 
     fn tree(&self) -> &sled::Tree {

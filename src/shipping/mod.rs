@@ -198,6 +198,9 @@ pub struct ShippingConfig {
     /// Timeout of one request to a label provider.
     #[serde(with = "crate::config::human")]
     pub provider_timeout: Duration,
+    /// Requests to each label provider in flight at once; more wait their
+    /// turn (a burst after a restart queues instead of timing out).
+    pub provider_concurrency: usize,
     /// How often parcels still travelling are read from their provider
     /// (the fallback for lost tracking webhooks).
     #[serde(with = "crate::config::human")]
@@ -220,6 +223,7 @@ impl Default for ShippingConfig {
             rate_choice: RateChoice::Cheapest,
             label_format: LabelFormat::Pdf,
             provider_timeout: Duration::from_secs(10),
+            provider_concurrency: 16,
             tracking_poll_interval: Duration::from_secs(30 * 60),
             ship_from: LabelAddress::default(),
             providers: ProvidersConfig::default(),
@@ -247,6 +251,9 @@ impl ShippingConfig {
         }
         if self.provider_timeout.is_zero() {
             p.push("shipping.provider_timeout: must be positive".into());
+        }
+        if self.provider_concurrency == 0 {
+            p.push("shipping.provider_concurrency: must be positive".into());
         }
         if self.tracking_poll_interval.is_zero() {
             p.push("shipping.tracking_poll_interval: must be positive".into());

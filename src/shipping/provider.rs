@@ -435,6 +435,7 @@ impl Providers {
                     ep.url(easypost::BASE_URL),
                     ep.api_key.clone(),
                     timeout,
+                    cfg.provider_concurrency,
                 )?))
             },
             shippo: if sh.api_key.is_empty() {
@@ -444,6 +445,7 @@ impl Providers {
                     sh.url(shippo::BASE_URL),
                     sh.api_key.clone(),
                     timeout,
+                    cfg.provider_concurrency,
                 )?))
             },
             tiktok: gateway.map(|gateway| LabelProvider::Tiktok { gateway }),

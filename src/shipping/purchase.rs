@@ -112,7 +112,16 @@ async fn obtain_inner(p: &Purchase<'_>) -> Result<(Label, Outcome), Error> {
     if e.renew {
         // The operator asked for a new label: the old one is voided first,
         // and a label that cannot be voided stops here.
-        void_current(p.providers, &mut e, "an operator asked for a new label").await?;
+        if let Err(x) = void_current(p.providers, &mut e, "an operator asked for a new label").await
+        {
+            // Refused (the parcel is moving): the request is spent and the
+            // label stays the order's; a later resume reuses it.
+            if x.kind() == ErrorKind::Rejected {
+                e.renew = false;
+                p.book.save(&e, Vec::new()).await?;
+            }
+            return Err(x);
+        }
         e.renew = false;
         p.book.save(&e, vec![untrack(&e.order_id)]).await?;
     }
@@ -389,29 +398,63 @@ async fn ship_via_tiktok(p: &Purchase<'_>, e: &mut Entry) -> Result<(Label, Outc
                 order.id
             ),
         })?;
-    let l = Label {
-        provider: ProviderKind::Tiktok,
-        label_id: package.clone(),
-        shipment_id: package.clone(),
-        reference: e.reference(),
-        tracking_number: tracking,
-        label_url: None,
-        format: super::LabelFormat::Pdf,
-        carrier: p.selection.carrier.clone(),
-        service: p.selection.service.clone(),
-        shipping_provider_id: detail
-            .shipping_provider_id
-            .or_else(|| p.selection.shipping_provider_id.clone()),
-        cost: None,
-        tracker_id: None,
-        bought_ms: p.now_ms,
-        recovered: false,
-    };
-    e.state = State::Bought(l.clone());
-    let ops = p.book.bought_ops(e, &l, &order.shop_id, p.now_ms)?;
-    p.book.save(e, ops).await?;
-    documents(p, e, &l).await?;
+    let spid = detail
+        .shipping_provider_id
+        .or_else(|| p.selection.shipping_provider_id.clone());
+    let l = keep_tiktok_label(p, e, package, tracking, spid).await?;
     Ok((l, Outcome::Bought))
+}
+
+/// Records a shipped TikTok Shipping package as the order's label and
+/// fetches TikTok's label and packing slip for it; a package already
+/// recorded with its documents is left as it is.
+async fn keep_tiktok_label(
+    p: &Purchase<'_>,
+    e: &mut Entry,
+    package: &str,
+    tracking: String,
+    shipping_provider_id: Option<String>,
+) -> Result<Label, Error> {
+    let l = match e.label() {
+        Some(l) if l.provider == ProviderKind::Tiktok && l.label_id == package => l.clone(),
+        _ => {
+            let l = Label {
+                provider: ProviderKind::Tiktok,
+                label_id: package.to_string(),
+                shipment_id: package.to_string(),
+                reference: e.reference(),
+                tracking_number: tracking,
+                label_url: None,
+                format: super::LabelFormat::Pdf,
+                carrier: p.selection.carrier.clone(),
+                service: p.selection.service.clone(),
+                shipping_provider_id,
+                cost: None,
+                tracker_id: None,
+                bought_ms: p.now_ms,
+                recovered: false,
+            };
+            e.state = State::Bought(l.clone());
+            let ops = p.book.bought_ops(e, &l, &p.order.shop_id, p.now_ms)?;
+            p.book.save(e, ops).await?;
+            l
+        }
+    };
+    documents(p, e, &l).await?;
+    Ok(l)
+}
+
+/// After `tiktok.ship_package` shipped a TikTok Shipping package: the
+/// package is the order's label, and TikTok's documents are kept with the
+/// order (as `shipping.buy_label` with the `tiktok` provider does).
+pub async fn shipped_by_tiktok(
+    p: &Purchase<'_>,
+    package: &str,
+    tracking: String,
+    shipping_provider_id: Option<String>,
+) -> Result<Label, Error> {
+    let mut e = p.book.entry(&p.order.id)?;
+    keep_tiktok_label(p, &mut e, package, tracking, shipping_provider_id).await
 }
 
 /// Voids the entry's label (or one a started purchase may have bought),

@@ -18,6 +18,10 @@ pub struct Rest {
     http: reqwest::Client,
     base: String,
     key: Secret,
+    /// Requests in flight at once (`[shipping] provider_concurrency`): a
+    /// burst (hundreds of orders resuming after a restart) queues here
+    /// instead of overrunning the provider and timing out.
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Rest {
@@ -69,6 +73,7 @@ impl Rest {
         base_url: &str,
         key: Secret,
         timeout: Duration,
+        concurrency: usize,
     ) -> Result<Rest, Error> {
         match reqwest::Url::parse(base_url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => {}
@@ -87,6 +92,7 @@ impl Rest {
             http,
             base: base_url.trim_end_matches('/').to_string(),
             key,
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency.max(1))),
         })
     }
 
@@ -111,6 +117,9 @@ impl Rest {
         req: reqwest::RequestBuilder,
     ) -> Result<T, Error> {
         let p = self.provider;
+        // The semaphore is never closed; a closed one would only mean no
+        // limit.
+        let _permit = self.permits.acquire().await.ok();
         let req = match p {
             // HTTP basic auth, the key as the user name.
             ProviderKind::Easypost => req.basic_auth(self.key.expose(), Some("")),
@@ -147,6 +156,7 @@ impl Rest {
 
     /// Downloads a document the provider links to (label URLs need no key).
     pub async fn download(&self, url: &str) -> Result<Vec<u8>, Error> {
+        let _permit = self.permits.acquire().await.ok();
         download(&self.http, self.provider, url).await
     }
 }

@@ -354,9 +354,15 @@ pub fn error_text(body: &[u8]) -> String {
 
 impl Client {
     /// `base_url`, e.g. `https://api.goshippo.com`.
-    pub fn new(base_url: &str, key: Secret, timeout: Duration) -> Result<Client, Error> {
+    /// At most `concurrency` requests in flight.
+    pub fn new(
+        base_url: &str,
+        key: Secret,
+        timeout: Duration,
+        concurrency: usize,
+    ) -> Result<Client, Error> {
         Ok(Client {
-            rest: Rest::new(ProviderKind::Shippo, base_url, key, timeout)?,
+            rest: Rest::new(ProviderKind::Shippo, base_url, key, timeout, concurrency)?,
         })
     }
 

@@ -678,7 +678,7 @@ fn ep_shipment(w: &World, s: &SimShipment, host: &str) -> ep::Shipment {
         }),
         selected_rate: label.and_then(|l| rates.iter().find(|r| r.id == l.rate_id).cloned()),
         postage_label: label.map(|l| ep::PostageLabel {
-            id: format!("pl_{}", &l.id[4..]),
+            id: format!("pl_{}", l.id.trim_start_matches("shp_")),
             object: "PostageLabel".into(),
             label_date: Some(iso(l.created_ms)),
             label_resolution: Some(300),
