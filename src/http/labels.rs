@@ -124,12 +124,15 @@ pub(crate) fn shipping_view(
     order_id: &str,
 ) -> serde_json::Value {
     match book.load(order_id) {
-        Ok(Some(e)) => label_json(&e),
+        Ok(Some(e)) => label_json(book, &e),
         _ => serde_json::Value::Null,
     }
 }
 
-fn label_json(e: &crate::shipping::book::Entry) -> serde_json::Value {
+fn label_json(
+    book: &crate::shipping::LabelBook,
+    e: &crate::shipping::book::Entry,
+) -> serde_json::Value {
     json!({
             "order_id": e.order_id,
             "generation": e.generation,
@@ -149,7 +152,7 @@ fn label_json(e: &crate::shipping::book::Entry) -> serde_json::Value {
                 "created_ms": d.created_ms,
                 "url": format!("/api/v1/orders/{}/documents/{}", e.order_id, d.name),
             })).collect::<Vec<_>>(),
-            "scans": e.scans,
+            "scans": book.scans(&e.order_id).unwrap_or_default(),
             "voided": e.voided,
     })
 }
@@ -159,7 +162,7 @@ async fn get_label(s: web::Data<AppState>, id: web::Path<String>) -> HttpRespons
         return error(StatusCode::NOT_FOUND, "this daemon keeps no labels");
     };
     match book.load(&id) {
-        Ok(Some(e)) => HttpResponse::Ok().json(label_json(&e)),
+        Ok(Some(e)) => HttpResponse::Ok().json(label_json(book, &e)),
         Ok(None) => error(StatusCode::NOT_FOUND, format!("order {id} has no label")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

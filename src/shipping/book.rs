@@ -32,6 +32,7 @@
 //! | `o/{order_id}` | [`Entry`] |
 //! | `t/{tracking_number}` | order id (tracking webhooks find their order) |
 //! | `a/{order_id}` | [`Active`]: a parcel still travelling (the tracking poll walks only these) |
+//! | `s/{order_id}` | the parcel's [`ScanRecord`]s (apart from the entry: tracking never writes what a purchase writes) |
 //! | `d/{YYYY-MM-DD}/{order_id}` | empty: the order's label was bought that day (UTC), for the day's print batch |
 
 use std::path::{Path, PathBuf};
@@ -128,7 +129,6 @@ pub struct Entry {
     /// Labels voided for this order, oldest first.
     pub voided: Vec<Label>,
     pub documents: Vec<Document>,
-    pub scans: Vec<ScanRecord>,
 }
 
 impl Entry {
@@ -167,6 +167,9 @@ pub(crate) fn tracking_key(tracking: &str) -> Vec<u8> {
 }
 pub(crate) fn active_key(order_id: &str) -> Vec<u8> {
     format!("a/{order_id}").into_bytes()
+}
+pub(crate) fn scans_key(order_id: &str) -> Vec<u8> {
+    format!("s/{order_id}").into_bytes()
 }
 pub(crate) fn day_key(day: &str, order_id: &str) -> Vec<u8> {
     format!("d/{day}/{order_id}").into_bytes()
@@ -280,6 +283,11 @@ impl LabelBook {
         self.store.commit(more).await.map_err(Error::Store)
     }
 
+    /// Writes `ops` durably (group commit).
+    pub async fn commit(&self, ops: Vec<Op>) -> Result<(), Error> {
+        self.store.commit(ops).await.map_err(Error::Store)
+    }
+
     /// The order owning a tracking number.
     pub fn order_for_tracking(&self, tracking: &str) -> Result<Option<String>, Error> {
         Ok(self
@@ -287,6 +295,23 @@ impl LabelBook {
             .get(tracking_key(tracking))
             .map_err(store_err)?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// The scans of the order's parcel, oldest first.
+    pub fn scans(&self, order_id: &str) -> Result<Vec<ScanRecord>, Error> {
+        match self.tree().get(scans_key(order_id)).map_err(store_err)? {
+            None => Ok(Vec::new()),
+            Some(v) => codec::decode(&v).map_err(|x| Error::Store(x.into())),
+        }
+    }
+
+    /// Writes the order's scans.
+    pub fn scans_op(&self, order_id: &str, scans: &[ScanRecord]) -> Result<Op, Error> {
+        Ok(Op::Put {
+            tree: Tree::Labels,
+            key: scans_key(order_id),
+            value: codec::encode(&scans.to_vec()).map_err(|x| Error::Store(x.into()))?,
+        })
     }
 
     /// The order's parcel, while it is still travelling.

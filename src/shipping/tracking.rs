@@ -259,12 +259,9 @@ pub async fn take(
     let Some(order_id) = book.order_for_tracking(&scan.tracking_number)? else {
         return Ok(None);
     };
-    let mut e = book.entry(&order_id)?;
+    let mut scans = book.scans(&order_id)?;
     let status = scan.status.as_str();
-    if e.scans
-        .iter()
-        .any(|s| s.status == status && s.at == scan.at)
-    {
+    if scans.iter().any(|s| s.status == status && s.at == scan.at) {
         return Ok(Some(order_id));
     }
     intake
@@ -272,18 +269,18 @@ pub async fn take(
         .await
         .map_err(Error::Intake)?;
     metrics::counter!(SCANS_TOTAL, "status" => status).increment(1);
-    e.scans.push(ScanRecord {
+    scans.push(ScanRecord {
         status: status.into(),
         detail: scan.detail.clone(),
         at: scan.at,
         received_ms: now_ms,
     });
     // Bounded: a parcel's history is tens of scans; keep the last 100.
-    if e.scans.len() > 100 {
-        let cut = e.scans.len() - 100;
-        e.scans.drain(..cut);
+    if scans.len() > 100 {
+        let cut = scans.len() - 100;
+        scans.drain(..cut);
     }
-    let mut ops = Vec::new();
+    let mut ops = vec![book.scans_op(&order_id, &scans)?];
     if let Some(a) = book.active_of(&order_id)? {
         let open = !scan.status.is_final();
         let a = Active {
@@ -292,7 +289,7 @@ pub async fn take(
         };
         ops.push(book.active_op(&a, open)?);
     }
-    book.save(&e, ops).await?;
+    book.commit(ops).await?;
     Ok(Some(order_id))
 }
 
