@@ -355,6 +355,32 @@ pub enum Command {
     /// Admin tokens.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// The store of a stopped daemon.
+    #[command(subcommand)]
+    Store(StoreCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCmd {
+    /// Fence the store at EPOCH: from now on a daemon whose `[tenant]
+    /// epoch` is below it refuses to run on it (the old copy of a tenant
+    /// that moved). The daemon must be stopped.
+    Fence {
+        epoch: u64,
+        /// A TOML config file (for `[store] data_dir`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The sled data directory (overrides the config).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// The tenant and epochs the store records.
+    Show {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -447,6 +473,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", new_token());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Store(cmd) => store_cmd(cmd),
     }
 }
 
@@ -471,6 +498,66 @@ fn init_tracing_or(default: &str) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+}
+
+/// Opens the store of a stopped daemon, named by a config or a folder.
+fn open_store(
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+) -> Result<crate::store::Store, String> {
+    let flags = crate::config::Overrides {
+        listen: None,
+        data_dir,
+        workflows: None,
+    };
+    let cfg = crate::config::Config::load(config.as_deref(), std::env::vars(), &flags)
+        .map_err(|e| e.to_string())?;
+    let dir = &cfg.store.data_dir;
+    if !dir.exists() {
+        return Err(format!("no store at {}", dir.display()));
+    }
+    crate::store::Store::open(dir, cfg.store.cache_bytes, cfg.store.max_batch).map_err(|e| {
+        format!(
+            "cannot open the store at {} (is its daemon still running? stop it first): {e}",
+            dir.display()
+        )
+    })
+}
+
+fn store_cmd(cmd: StoreCmd) -> anyhow::Result<ExitCode> {
+    let (config, data_dir) = match &cmd {
+        StoreCmd::Fence {
+            config, data_dir, ..
+        }
+        | StoreCmd::Show { config, data_dir } => (config.clone(), data_dir.clone()),
+    };
+    let store = match open_store(config, data_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let system = actix_rt::System::new();
+    let r = system.block_on(async move {
+        match cmd {
+            StoreCmd::Fence { epoch, .. } => crate::tenant::fence(&store, epoch).await,
+            StoreCmd::Show { .. } => crate::tenant::read(&store).map(|r| r.unwrap_or_default()),
+        }
+    });
+    match r {
+        Ok(r) => {
+            println!(
+                "tenant {:?}: last ran with epoch {}, fenced below epoch {}",
+                r.id, r.epoch, r.fence
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 fn run_daemon(

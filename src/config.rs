@@ -83,6 +83,8 @@ pub struct Config {
     pub catalogue: crate::catalogue::CatalogueConfig,
     /// The fulfilment-time target.
     pub sla: crate::runtime::report::SlaConfig,
+    /// Who this process is beyond one machine: tenant, epoch, owned shops.
+    pub tenant: crate::tenant::TenantConfig,
 }
 
 /// The demo the daemon runs when no TikTok credentials are configured.
@@ -363,7 +365,7 @@ impl Config {
 
     /// Every problem at once.
     pub fn validate(&self) -> Result<(), Error> {
-        let mut problems = Vec::new();
+        let mut problems = self.tenant.validate();
         if self.listen_addr().is_none() {
             problems.push(format!(
                 "server.listen: `{}` is not an address like 127.0.0.1:8080",

@@ -105,6 +105,12 @@ pub enum Error {
     Gateway(#[from] crate::tiktok::Error),
     #[error("shops: {0}")]
     Shops(#[from] crate::shops::Error),
+    #[error("tenant {tenant}: {source}")]
+    Tenant {
+        tenant: String,
+        #[source]
+        source: crate::tenant::Error,
+    },
     #[error("listening on {addr}: {source}")]
     Listen {
         addr: String,
@@ -149,6 +155,14 @@ impl Daemon {
             cfg.store.max_batch,
             cfg.store.min_free_bytes,
         )?;
+        // Before anything runs: is this store this tenant's, at this epoch?
+        crate::tenant::describe_metrics();
+        crate::tenant::claim(&store, &cfg.tenant)
+            .await
+            .map_err(|source| Error::Tenant {
+                tenant: cfg.tenant.id.clone(),
+                source,
+            })?;
         let registry = Arc::new(Registry::load(cfg.workflows.dir.clone(), store.clone()).await?);
         for d in registry.current().definitions.iter() {
             tracing::info!(workflow = %d.key(), path = %d.path, "Workflow loaded");
@@ -331,7 +345,13 @@ impl Daemon {
             None => Vec::new(),
             Some(g) => vec![crate::sync::poll::Poller {
                 gateway: g.clone(),
-                shop_ids: cfg.tiktok.shops.iter().map(|s| s.id.clone()).collect(),
+                shop_ids: cfg
+                    .tiktok
+                    .shops
+                    .iter()
+                    .map(|s| s.id.clone())
+                    .filter(|id| cfg.tenant.owns(id))
+                    .collect(),
                 intake: intake.clone(),
                 store: store.clone(),
                 config: cfg.sync.clone(),
@@ -407,7 +427,15 @@ impl Daemon {
         {
             let arbiter = actix::Arbiter::current();
             let (g, p, inventory, cat) = (g.clone(), p.clone(), inventory.clone(), cat.clone());
+            let tenant = cfg.tenant.clone();
             shops.start(Arc::new(move |shop: &str, token: CancellationToken| {
+                // A connected shop another tenant owns is not polled,
+                // pushed to or read here.
+                if !tenant.owns(shop) {
+                    metrics::counter!(crate::tenant::FOREIGN_TOTAL, "source" => "poll").increment(1);
+                    tracing::warn!(shop_id = %shop, tenant = %tenant.id, "A connected shop this tenant does not own ([tenant] shops): not polled");
+                    return;
+                }
                 let (g, p, inventory, cat, shop) = (
                     g.clone(),
                     p.clone(),
@@ -468,6 +496,7 @@ impl Daemon {
             console: Arc::new(cfg.console.clone()),
             closing: closing.clone(),
             labels: Some(label_book.clone()),
+            tenant: Arc::new(cfg.tenant.clone()),
             carrier_webhooks: http::labels::CarrierWebhooks {
                 easypost: cfg.shipping.providers.easypost.webhook_secret.clone(),
                 shippo: cfg.shipping.providers.shippo.webhook_secret.clone(),

@@ -79,6 +79,9 @@
 //! - [`notify`]: Slack-compatible JSON notifications and system alerts to
 //!   named channels, with bounded retries.
 //! - [`payment`]: is the order paid, and do its amounts add up.
+//! - [`tenant`]: the tenant this process is (`[tenant] id`, `epoch`,
+//!   `shops`), the epoch recorded in the store and the fence that keeps an
+//!   old copy of a moved tenant from running; which shops it owns.
 //! - [`cli`]: the command line; `main.rs` only parses it and calls in here.
 //! - [`client`]: the CLI's client for a running daemon's admin API.
 //! - [`loadtest`]: `orderflow loadtest`: the daemon as a child process
@@ -111,5 +114,6 @@ pub mod shops;
 pub mod simulator;
 pub mod store;
 pub mod sync;
+pub mod tenant;
 pub mod tiktok;
 pub mod workflow;

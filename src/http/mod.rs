@@ -84,6 +84,8 @@ pub struct AppState {
     pub labels: Option<crate::shipping::LabelBook>,
     /// Label providers' webhook secrets, for tracking webhooks.
     pub carrier_webhooks: labels::CarrierWebhooks,
+    /// Which tenant this is and which shops it owns.
+    pub tenant: Arc<crate::tenant::TenantConfig>,
     /// Request body bounds ([`limits`]).
     pub limits: limits::Limits,
     /// Places for live-event streams; a client beyond them gets 503.
@@ -113,6 +115,12 @@ pub fn routes() -> impl FnOnce(&mut web::ServiceConfig) {
             .route(
                 "/webhooks/tiktok",
                 web::post().to(crate::sync::webhook::receive),
+            )
+            // The tenant's own prefix, as an ingress routing
+            // `/t/<tenant>/…` to its cell passes it on.
+            .route(
+                "/t/{tenant}/webhooks/tiktok",
+                web::post().to(crate::sync::webhook::receive_for_tenant),
             )
             .route("/oauth/tiktok/callback", web::get().to(shops::callback))
             .route(

@@ -77,6 +77,20 @@ pub async fn receive(
     }
 }
 
+/// `POST /t/{tenant}/webhooks/tiktok`: the same, under this tenant's
+/// path prefix; another tenant's prefix is not served here (404).
+pub async fn receive_for_tenant(
+    s: web::Data<AppState>,
+    tenant: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    if tenant.as_str() != s.tenant.id {
+        return HttpResponse::NotFound().finish();
+    }
+    receive(s, req, payload).await
+}
+
 /// Delivers the webhooks kept while `shop` was not connected, oldest
 /// first (after it connects). Deauthorization and expiry notices are not
 /// replayed: they described the shop's past. Returns how many were
@@ -137,6 +151,14 @@ async fn handle(s: &AppState, body: &[u8], now: i64, replaying: bool) -> Result<
         return quarantine(s, body, reason, Some(&event), now).await;
     }
     let shop = event.shop_id.clone();
+    // Another tenant's shop: acknowledged (TikTok must not retry it here)
+    // and dropped, never work for this process.
+    if !s.tenant.owns(&shop) {
+        count("foreign_shop");
+        metrics::counter!(crate::tenant::FOREIGN_TOTAL, "source" => "webhook").increment(1);
+        tracing::debug!(shop_id = %shop, "A webhook for a shop another tenant owns: dropped");
+        return Ok(());
+    }
     if let Some(shops) = &s.shops {
         if !shops.is_connected(&shop) {
             return hold_for_shop(s, shops, body, &event, now).await;

@@ -1,0 +1,240 @@
+//! Tenants (issue "Beyond one machine", first part): a store remembers its
+//! tenant and epoch, a fence keeps the old copy of a moved tenant from
+//! running (the refusal names both epochs), and a tenant's process drops
+//! work for a shop it does not own: a correctly signed webhook for another
+//! tenant's shop gets 200 and creates no order, while its own shop's
+//! webhook, under the tenant's path prefix, does.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use orderflow::daemon::Daemon;
+use orderflow::runtime::Clock;
+use orderflow::simulator::SimulatorArgs;
+use serde_json::json;
+
+fn cli(args: &[&str]) -> (bool, String) {
+    let out = Command::new(common::bin()).args(args).output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// `orderflow run` on `data` with this tenant and epoch, until it is ready
+/// or exits: `Ok` (then stopped) or the error it printed.
+fn run(dir: &std::path::Path, data: &std::path::Path, epoch: u64) -> Result<(), String> {
+    let config = dir.join(format!("tenant-{epoch}.toml"));
+    std::fs::write(
+        &config,
+        format!("[tenant]\nid = \"acme\"\nepoch = {epoch}\n"),
+    )
+    .unwrap();
+    let wf = dir.join("workflows");
+    std::fs::create_dir_all(&wf).unwrap();
+    let mut child = Command::new(common::bin())
+        .args(["run", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--workflows")
+        .arg(&wf)
+        .env("ORDERFLOW_DEMO__ORDERS_PER_SECOND", "0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return if status.success() { Ok(()) } else { Err(text) };
+        }
+        // The tenant check comes first and fails at once: still running
+        // after 3 s means it passed.
+        if started.elapsed() > Duration::from_secs(3) {
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_fenced_store_refuses_the_old_epoch_and_names_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    run(dir.path(), &data, 1).expect("epoch 1 runs on a new store");
+    let show = |d: &std::path::Path| cli(&["store", "show", "--data-dir", d.to_str().unwrap()]);
+    let (ok, text) = show(&data);
+    assert!(
+        ok && text.contains("\"acme\"") && text.contains("epoch 1"),
+        "{text}"
+    );
+
+    // The move: fence the old store above its epoch, then the copy runs
+    // with the new epoch.
+    let (ok, text) = cli(&["store", "fence", "1", "--data-dir", data.to_str().unwrap()]);
+    assert!(
+        !ok && text.contains("above the epoch"),
+        "a fence must be above: {text}"
+    );
+    let (ok, text) = cli(&["store", "fence", "2", "--data-dir", data.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    let err = run(dir.path(), &data, 1).expect_err("the old epoch refuses a fenced store");
+    assert!(
+        err.contains("fenced at epoch 2") && err.contains("runs epoch 1"),
+        "the refusal names both epochs: {err}"
+    );
+    run(dir.path(), &data, 2).expect("the new epoch runs");
+    // Having run at 2, the store refuses 1 even without the fence's help.
+    let err = run(dir.path(), &data, 1).expect_err("stale");
+    assert!(err.contains("epoch"), "{err}");
+    let (_, text) = show(&data);
+    assert!(
+        text.contains("epoch 2") && text.contains("below epoch 2"),
+        "{text}"
+    );
+    // Another tenant's config pointed at this store: refused.
+    let other = dir.path().join("other.toml");
+    std::fs::write(&other, "[tenant]\nid = \"globex\"\nepoch = 9\n").unwrap();
+    let out = Command::new(common::bin())
+        .args(["run", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&other)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--workflows")
+        .arg(dir.path().join("workflows"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && text.contains("belongs to tenant \"acme\""),
+        "{text}"
+    );
+}
+
+#[actix_rt::test]
+async fn a_webhook_for_another_tenants_shop_gets_200_and_creates_no_order() {
+    let mut rig = common::sim_rig(
+        "tenant-own",
+        SimulatorArgs {
+            shops: 2,
+            buyer_cancel_rate: 0.0,
+            ..Default::default()
+        },
+        1000.0,
+        ("watch.yaml", common::WAIT_WORKFLOW),
+    )
+    .await;
+    let shops: Vec<String> = rig.sim.shops().iter().map(|s| s.0.clone()).collect();
+    rig.cfg.tenant.id = "acme".into();
+    rig.cfg.tenant.shops = vec![shops[0].clone()];
+    let c = common::http();
+    let daemon = Daemon::start(rig.cfg.clone(), Clock::system())
+        .await
+        .unwrap();
+    let base = format!("http://{}", daemon.addr);
+    common::wait_ready(&c, &base).await;
+
+    let webhook = |shop: &str, order: &str| {
+        let body = json!({
+            "type": 1,
+            "tts_notification_id": format!("tenant-{order}"),
+            "shop_id": shop,
+            "timestamp": 1_764_000_000,
+            "data": {"order_id": order, "order_status": "AWAITING_SHIPMENT", "update_time": 1_764_000_000}
+        })
+        .to_string();
+        let sig = orderflow::tiktok::sign::webhook_signature(
+            "tenant-own-app-key",
+            "tenant-own-app-secret",
+            body.as_bytes(),
+        );
+        (body, sig)
+    };
+    // Real orders in both shops, their own webhooks lost: only ours reach
+    // the daemon, by the signed webhooks this test sends.
+    let sim = rig.sim.base_url();
+    let (st, _) = common::post_json(
+        &c,
+        &format!("{sim}/sim/faults"),
+        &json!({"webhook_drop_rate": 1.0}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let theirs = common::sim_create(
+        &c,
+        &sim,
+        json!({"shop_id": shops[1], "status": "AWAITING_SHIPMENT"}),
+    )
+    .await
+    .remove(0);
+    let ours = common::sim_create(
+        &c,
+        &sim,
+        json!({"shop_id": shops[0], "status": "AWAITING_SHIPMENT"}),
+    )
+    .await
+    .remove(0);
+    // Another tenant's shop: 200, nothing stored.
+    let (body, sig) = webhook(&shops[1], &theirs);
+    let r = c
+        .post(format!("{base}/webhooks/tiktok"))
+        .header("Authorization", sig)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (st, _) = common::get_json(&c, &format!("{base}/api/v1/orders/{theirs}")).await;
+    assert_eq!(st, 404, "no order for another tenant's shop");
+    assert!(
+        common::metric(
+            &c,
+            &base,
+            "orderflow_tenant_foreign_total",
+            r#"source="webhook""#
+        )
+        .await
+            >= 1.0
+    );
+    // Its own shop, under the tenant's prefix: stored and acted on.
+    let (body, sig) = webhook(&shops[0], &ours);
+    let r = c
+        .post(format!("{base}/t/acme/webhooks/tiktok"))
+        .header("Authorization", sig.clone())
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    common::eventually(Duration::from_secs(10), "its own shop's order", || {
+        let (c, u) = (c.clone(), format!("{base}/api/v1/orders/{ours}"));
+        async move { (common::get_json(&c, &u).await.0 == 200).then_some(()) }
+    })
+    .await;
+    // Another tenant's prefix is not served here.
+    let r = c
+        .post(format!("{base}/t/globex/webhooks/tiktok"))
+        .header("Authorization", sig)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    daemon.shutdown().await;
+}
