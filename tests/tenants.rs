@@ -238,3 +238,31 @@ async fn a_webhook_for_another_tenants_shop_gets_200_and_creates_no_order() {
     assert_eq!(r.status(), 404);
     daemon.shutdown().await;
 }
+
+/// The cell's config in `deploy/kubernetes/cell.yaml` is one the daemon
+/// takes, with the secrets the Secret supplies as environment variables.
+#[test]
+fn the_kubernetes_cell_config_is_valid() {
+    let yaml = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/cell.yaml"),
+    )
+    .unwrap();
+    let start = yaml.find("orderflow.toml: |\n").unwrap() + "orderflow.toml: |\n".len();
+    let toml: String = yaml[start..]
+        .lines()
+        .take_while(|l| !l.starts_with("---"))
+        .map(|l| l.strip_prefix("    ").unwrap_or(l.trim()))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("orderflow.toml");
+    std::fs::write(&file, toml).unwrap();
+    let env = [(
+        "ORDERFLOW_SERVER__ADMIN_TOKEN".to_string(),
+        orderflow::cli::new_token(),
+    )];
+    let cfg = orderflow::config::Config::load(Some(&file), env, &Default::default()).unwrap();
+    cfg.validate().unwrap();
+    assert_eq!((cfg.tenant.id.as_str(), cfg.tenant.epoch), ("acme", 1));
+    assert!(cfg.tenant.owns("7494000000000000001") && !cfg.tenant.owns("7494000000000000002"));
+}
