@@ -381,6 +381,35 @@ pub enum StoreCmd {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// A digest (SHA-256) of every tree, key, value and document of the
+    /// store: equal at the source and after an import.
+    Checksum {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Write the store and its documents to one file (the daemon stopped).
+    Export {
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Read an export into a new, empty data directory; checked against
+    /// the export's digest (nothing is kept when it does not match).
+    Import {
+        /// The export to read.
+        #[arg(long = "in")]
+        input: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -529,8 +558,21 @@ fn store_cmd(cmd: StoreCmd) -> anyhow::Result<ExitCode> {
         StoreCmd::Fence {
             config, data_dir, ..
         }
-        | StoreCmd::Show { config, data_dir } => (config.clone(), data_dir.clone()),
+        | StoreCmd::Show { config, data_dir }
+        | StoreCmd::Checksum { config, data_dir }
+        | StoreCmd::Export {
+            config, data_dir, ..
+        }
+        | StoreCmd::Import {
+            config, data_dir, ..
+        } => (config.clone(), data_dir.clone()),
     };
+    if let StoreCmd::Import { input, .. } = &cmd {
+        return import_store(config, data_dir, input);
+    }
+    if matches!(cmd, StoreCmd::Checksum { .. } | StoreCmd::Export { .. }) {
+        return transfer_out(cmd, config, data_dir);
+    }
     let store = match open_store(config, data_dir) {
         Ok(s) => s,
         Err(e) => {
@@ -542,7 +584,7 @@ fn store_cmd(cmd: StoreCmd) -> anyhow::Result<ExitCode> {
     let r = system.block_on(async move {
         match cmd {
             StoreCmd::Fence { epoch, .. } => crate::tenant::fence(&store, epoch).await,
-            StoreCmd::Show { .. } => crate::tenant::read(&store).map(|r| r.unwrap_or_default()),
+            _ => crate::tenant::read(&store).map(|r| r.unwrap_or_default()),
         }
     });
     match r {
@@ -551,6 +593,85 @@ fn store_cmd(cmd: StoreCmd) -> anyhow::Result<ExitCode> {
                 "tenant {:?}: last ran with epoch {}, fenced below epoch {}",
                 r.id, r.epoch, r.fence
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// The data directory a config (or the flag) names.
+fn data_dir_of(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> Result<PathBuf, String> {
+    let flags = crate::config::Overrides {
+        listen: None,
+        data_dir,
+        workflows: None,
+    };
+    crate::config::Config::load(config.as_deref(), std::env::vars(), &flags)
+        .map(|c| c.store.data_dir)
+        .map_err(|e| e.to_string())
+}
+
+/// `store checksum` and `store export`.
+fn transfer_out(
+    cmd: StoreCmd,
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let (store, dir) = match open_store(config.clone(), data_dir.clone())
+        .and_then(|s| data_dir_of(config, data_dir).map(|d| (s, d)))
+    {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let r = match cmd {
+        StoreCmd::Export { out, .. } => std::fs::File::create(&out)
+            .map_err(crate::store::transfer::Error::from)
+            .and_then(|f| {
+                let mut w = std::io::BufWriter::new(f);
+                let s = crate::store::transfer::export(&store.db, &dir, &mut w)?;
+                let f = w.into_inner().map_err(|e| e.into_error())?;
+                f.sync_all()?;
+                Ok(s)
+            }),
+        _ => crate::store::transfer::checksum(&store.db, &dir),
+    };
+    match r {
+        Ok(s) => {
+            println!("{s}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// `store import`.
+fn import_store(
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    input: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let dir = match data_dir_of(config, data_dir) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let r = std::fs::File::open(input)
+        .map_err(crate::store::transfer::Error::from)
+        .and_then(|f| crate::store::transfer::import(&mut std::io::BufReader::new(f), &dir));
+    match r {
+        Ok(s) => {
+            println!("{s}");
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

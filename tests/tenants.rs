@@ -1,6 +1,7 @@
 //! Tenants (issue "Beyond one machine", first part): a store remembers its
 //! tenant and epoch, a fence keeps the old copy of a moved tenant from
-//! running (the refusal names both epochs), and a tenant's process drops
+//! running (the refusal names both epochs), a move copies the store through
+//! `store export | import` with equal checksums, and a tenant's process drops
 //! work for a shop it does not own: a correctly signed webhook for another
 //! tenant's shop gets 200 and creates no order, while its own shop's
 //! webhook, under the tenant's path prefix, does.
@@ -93,6 +94,47 @@ fn a_fenced_store_refuses_the_old_epoch_and_names_both() {
     );
     let (ok, text) = cli(&["store", "fence", "2", "--data-dir", data.to_str().unwrap()]);
     assert!(ok, "{text}");
+    // Copy it to its new place through an export, checked end to end.
+    let file = dir.path().join("acme.export");
+    let moved = dir.path().join("moved");
+    let sum = |d: &std::path::Path| {
+        let (ok, text) = cli(&["store", "checksum", "--data-dir", d.to_str().unwrap()]);
+        assert!(ok, "{text}");
+        text.split("sha256 ").nth(1).unwrap().trim().to_string()
+    };
+    let source = sum(&data);
+    let (ok, text) = cli(&[
+        "store",
+        "export",
+        "--out",
+        file.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert!(ok && text.contains(&source), "{text}");
+    let (ok, text) = cli(&[
+        "store",
+        "import",
+        "--in",
+        file.to_str().unwrap(),
+        "--data-dir",
+        moved.to_str().unwrap(),
+    ]);
+    assert!(ok && text.contains(&source), "{text}");
+    assert_eq!(sum(&moved), source, "the copy is the store");
+    // Importing over it again is refused.
+    let (ok, text) = cli(&[
+        "store",
+        "import",
+        "--in",
+        file.to_str().unwrap(),
+        "--data-dir",
+        moved.to_str().unwrap(),
+    ]);
+    assert!(!ok && text.contains("not empty"), "{text}");
+    run(dir.path(), &moved, 2).expect("the copy runs in its new place with the new epoch");
+    let err = run(dir.path(), &moved, 1).expect_err("and not with the old one");
+    assert!(err.contains("fenced at epoch 2"), "{err}");
     let err = run(dir.path(), &data, 1).expect_err("the old epoch refuses a fenced store");
     assert!(
         err.contains("fenced at epoch 2") && err.contains("runs epoch 1"),

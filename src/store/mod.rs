@@ -16,7 +16,7 @@
 //! | `definitions` | `name@version` | the workflow's YAML |
 //! | `effects` | idempotency key | no longer written (see below) |
 //! | `cursors` | name | polling cursors and other small state |
-//! | `labels` | `o/`, `t/`, `a/`, `d/` + … | each order's label, tracking → order, parcels in transit, labels per day (`crate::shipping::book`) |
+//! | `labels` | `o/`, `t/`, `a/`, `s/`, `d/` + … | each order's label, tracking → order, parcels in transit, labels per day (`crate::shipping::book`) |
 //!
 //! # The `effects` tree
 //!
@@ -42,6 +42,7 @@
 pub mod codec;
 pub mod commit;
 pub mod space;
+pub mod transfer;
 
 use std::path::Path;
 use std::sync::Arc;
