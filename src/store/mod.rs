@@ -15,7 +15,7 @@
 //! | `audit` | order id + 0 + seq (u64 BE) | the [`AuditEntry`]s one checkpoint wrote, from `seq` on ([`encode_audit_group`]) |
 //! | `definitions` | `name@version` | the workflow's YAML |
 //! | `effects` | idempotency key | no longer written (see below) |
-//! | `cursors` | name | polling cursors and other small state |
+//! | `cursors` | name | polling cursors and other small state; `tenant`: the tenant, epoch and fence ([`crate::tenant`]) |
 //! | `labels` | `o/`, `t/`, `a/`, `s/`, `d/` + … | each order's label, tracking → order, parcels in transit, labels per day (`crate::shipping::book`) |
 //!
 //! # The `effects` tree
