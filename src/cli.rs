@@ -358,6 +358,37 @@ pub enum Command {
     /// The store of a stopped daemon.
     #[command(subcommand)]
     Store(StoreCmd),
+    /// The shard map (`[tenant] shard_map`): which epoch and shops each
+    /// tenant has.
+    #[command(subcommand)]
+    Shards(ShardsCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ShardsCmd {
+    /// Set a tenant's epoch (never lower; raising it fences every copy
+    /// that runs at an older one), and its shops and cell when given. The
+    /// file is replaced atomically.
+    Set {
+        /// The shard map file.
+        #[arg(long)]
+        map: PathBuf,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        epoch: u64,
+        /// The tenant's shops (repeatable; default: unchanged).
+        #[arg(long = "shop")]
+        shops: Vec<String>,
+        /// Where it runs (default: unchanged).
+        #[arg(long)]
+        cell: Option<String>,
+    },
+    /// Print the map.
+    Show {
+        #[arg(long)]
+        map: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -503,6 +534,43 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Store(cmd) => store_cmd(cmd),
+        Command::Shards(cmd) => shards_cmd(cmd),
+    }
+}
+
+fn shards_cmd(cmd: ShardsCmd) -> anyhow::Result<ExitCode> {
+    let r = match cmd {
+        ShardsCmd::Set {
+            map,
+            tenant,
+            epoch,
+            shops,
+            cell,
+        } => crate::tenant::ShardMap::set(
+            &map,
+            &tenant,
+            epoch,
+            (!shops.is_empty()).then_some(shops),
+            cell,
+        ),
+        ShardsCmd::Show { map } => crate::tenant::ShardMap::read(&map),
+    };
+    match r {
+        Ok(m) => {
+            for (id, e) in &m.tenants {
+                println!(
+                    "{id}: epoch {}, cell {}, shops {}",
+                    e.epoch,
+                    e.cell.as_deref().unwrap_or("-"),
+                    e.shops.join(",")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(1))
+        }
     }
 }
 

@@ -135,11 +135,15 @@ pub struct Daemon {
     server: actix_web::dev::ServerHandle,
     grace: Duration,
     simulator: Option<crate::simulator::SimulatorHandle>,
+    tenant: String,
+    /// Why the shard map moved this tenant on, once it did.
+    superseded: Arc<std::sync::Mutex<Option<crate::tenant::Error>>>,
+    superseded_now: CancellationToken,
 }
 
 impl Daemon {
     /// Starts everything inside the current actix `System`.
-    pub async fn start(cfg: Config, clock: Clock) -> Result<Daemon, Error> {
+    pub async fn start(mut cfg: Config, clock: Clock) -> Result<Daemon, Error> {
         let metrics = crate::metrics::install();
         cfg.sla.publish();
         if cfg.is_demo() {
@@ -155,8 +159,13 @@ impl Daemon {
             cfg.store.max_batch,
             cfg.store.min_free_bytes,
         )?;
-        // Before anything runs: is this store this tenant's, at this epoch?
+        // Before anything runs: is this store this tenant's, at this epoch
+        // (and the epoch the shard map gives it)?
         crate::tenant::describe_metrics();
+        cfg.tenant = cfg.tenant.resolve().map_err(|source| Error::Tenant {
+            tenant: cfg.tenant.id.clone(),
+            source,
+        })?;
         crate::tenant::claim(&store, &cfg.tenant)
             .await
             .map_err(|source| Error::Tenant {
@@ -180,7 +189,6 @@ impl Daemon {
             addr: listen.clone(),
             source,
         })?;
-        let mut cfg = cfg;
         let simulator = if cfg.is_demo() {
             let args = crate::simulator::SimulatorArgs {
                 listen: "127.0.0.1:0".into(),
@@ -708,7 +716,37 @@ impl Daemon {
                 "Recovery finished; ready"
             );
         });
-        tracing::info!(%addr, data_dir = %cfg.store.data_dir.display(), "orderflow listening");
+        // A running daemon whose tenant the shard map moved on stops.
+        let superseded = Arc::new(std::sync::Mutex::new(None));
+        let superseded_now = CancellationToken::new();
+        if cfg.tenant.shard_map.is_some() {
+            let (tenant, why, now, stop) = (
+                cfg.tenant.clone(),
+                superseded.clone(),
+                superseded_now.clone(),
+                stop.clone(),
+            );
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(tenant.shard_map_check.0) => {}
+                    }
+                    let t = tenant.clone();
+                    let check =
+                        tokio::task::spawn_blocking(move || crate::tenant::still_current(&t)).await;
+                    if let Ok(Err(e)) = check {
+                        tracing::error!(tenant = %tenant.id, error = %e, "Fenced by the shard map");
+                        if let Ok(mut w) = why.lock() {
+                            *w = Some(e);
+                        }
+                        now.cancel();
+                        return;
+                    }
+                }
+            });
+        }
+        tracing::info!(%addr, data_dir = %cfg.store.data_dir.display(), tenant = %cfg.tenant.id, epoch = cfg.tenant.epoch, "orderflow listening");
         Ok(Daemon {
             addr,
             runtime,
@@ -720,6 +758,9 @@ impl Daemon {
             server: server_handle,
             grace: cfg.runtime.shutdown_grace.0,
             simulator,
+            tenant: cfg.tenant.id.clone(),
+            superseded,
+            superseded_now,
         })
     }
 
@@ -773,6 +814,15 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
             _ = guard.failed() => {
                 daemon.shutdown().await;
                 return Err(Error::StoreFailed);
+            }
+            _ = daemon.superseded_now.cancelled() => {
+                let tenant = daemon.tenant.clone();
+                let why = daemon.superseded.lock().ok().and_then(|mut w| w.take());
+                daemon.shutdown().await;
+                return match why {
+                    Some(source) => Err(Error::Tenant { tenant, source }),
+                    None => Ok(()),
+                };
             }
             _ = term.recv() => break,
             _ = int.recv() => break,

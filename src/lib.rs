@@ -82,7 +82,8 @@
 //! - [`payment`]: is the order paid, and do its amounts add up.
 //! - [`tenant`]: the tenant this process is (`[tenant] id`, `epoch`,
 //!   `shops`), the epoch recorded in the store and the fence that keeps an
-//!   old copy of a moved tenant from running; which shops it owns.
+//!   old copy of a moved tenant from running; the shard map every cell
+//!   reads (`orderflow shards`); which shops it owns.
 //! - [`cli`]: the command line; `main.rs` only parses it and calls in here.
 //! - [`client`]: the CLI's client for a running daemon's admin API.
 //! - [`loadtest`]: `orderflow loadtest`: the daemon as a child process

@@ -16,25 +16,25 @@ use orderflow::runtime::Clock;
 use orderflow::simulator::SimulatorArgs;
 use serde_json::json;
 
-fn cli(args: &[&str]) -> (bool, String) {
-    let out = Command::new(common::bin()).args(args).output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
+use common::cli_output as cli;
 
 /// `orderflow run` on `data` with this tenant and epoch, until it is ready
 /// or exits: `Ok` (then stopped) or the error it printed.
 fn run(dir: &std::path::Path, data: &std::path::Path, epoch: u64) -> Result<(), String> {
+    run_with(dir, data, epoch, "")
+}
+
+/// [`run`] with more `[tenant]` settings.
+fn run_with(
+    dir: &std::path::Path,
+    data: &std::path::Path,
+    epoch: u64,
+    tenant: &str,
+) -> Result<(), String> {
     let config = dir.join(format!("tenant-{epoch}.toml"));
     std::fs::write(
         &config,
-        format!("[tenant]\nid = \"acme\"\nepoch = {epoch}\n"),
+        format!("[tenant]\nid = \"acme\"\nepoch = {epoch}\n{tenant}\n"),
     )
     .unwrap();
     let wf = dir.join("workflows");
@@ -168,6 +168,127 @@ fn a_fenced_store_refuses_the_old_epoch_and_names_both() {
     );
 }
 
+/// `store export` then `import`: a copy of `from` at `to`.
+fn copy(dir: &std::path::Path, from: &std::path::Path, to: &std::path::Path) {
+    let file = dir.join(format!(
+        "{}.export",
+        to.file_name().unwrap().to_string_lossy()
+    ));
+    for args in [
+        [
+            "export",
+            "--out",
+            file.to_str().unwrap(),
+            "--data-dir",
+            from.to_str().unwrap(),
+        ],
+        [
+            "import",
+            "--in",
+            file.to_str().unwrap(),
+            "--data-dir",
+            to.to_str().unwrap(),
+        ],
+    ] {
+        let (ok, text) = cli(&[&["store"][..], &args[..]].concat());
+        assert!(ok, "{text}");
+    }
+}
+
+#[test]
+fn a_copy_taken_before_the_fence_refuses_to_start_and_the_shard_map_stops_the_old_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let map = dir.path().join("shards.toml");
+    let set = |epoch: &str| {
+        let (ok, text) = cli(&[
+            "shards",
+            "set",
+            "--map",
+            map.to_str().unwrap(),
+            "--tenant",
+            "acme",
+            "--epoch",
+            epoch,
+            "--shop",
+            "7494000000000000001",
+        ]);
+        assert!(ok, "{text}");
+    };
+    let with_map = format!(
+        "shard_map = \"{}\"\nshard_map_check = \"100ms\"",
+        map.display()
+    );
+    set("1");
+    let data = dir.path().join("data");
+    run_with(dir.path(), &data, 1, &with_map).expect("epoch 1, as the map says");
+    // Someone copies the store before the move (a stray snapshot).
+    let early = dir.path().join("early");
+    copy(dir.path(), &data, &early);
+    // The move: the map to epoch 2, the old store fenced, a copy.
+    set("2");
+    let (ok, text) = cli(&["store", "fence", "2", "--data-dir", data.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    let moved = dir.path().join("moved");
+    copy(dir.path(), &data, &moved);
+
+    // The early copy does not run at the old epoch (the map says 2) ...
+    let err = run_with(dir.path(), &early, 1, &with_map).expect_err("old epoch");
+    assert!(
+        err.contains("gives this tenant epoch 2") && err.contains("runs epoch 1"),
+        "{err}"
+    );
+    // ... nor at the new one (it was never fenced for it), even without
+    // the map.
+    for tenant in [with_map.as_str(), ""] {
+        let err = run_with(dir.path(), &early, 2, tenant).expect_err("unfenced");
+        assert!(
+            err.contains("last ran with epoch 1") && err.contains("never fenced for epoch 2"),
+            "{err}"
+        );
+    }
+    // The fenced old place refuses too; the moved copy runs.
+    let err = run_with(dir.path(), &data, 1, &with_map).expect_err("fenced");
+    assert!(err.contains("epoch 2") && err.contains("epoch 1"), "{err}");
+    run_with(dir.path(), &moved, 2, &with_map).expect("the moved copy runs");
+
+    // A daemon still running when the map moves its tenant on stops by
+    // itself, naming both epochs.
+    let config = dir.path().join("running.toml");
+    std::fs::write(
+        &config,
+        format!("[tenant]\nid = \"acme\"\nepoch = 2\n{with_map}\n"),
+    )
+    .unwrap();
+    let log = dir.path().join("running.log");
+    let d = common::Daemon::start_with(
+        "127.0.0.1:0",
+        Some(&config),
+        &moved,
+        &dir.path().join("workflows"),
+        &log,
+        &[],
+    );
+    let mut d = d;
+    set("3");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = d.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "still running after the map moved it on"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!status.success(), "{text}");
+    assert!(
+        text.contains("moved this tenant on to epoch 3") && text.contains("runs epoch 2"),
+        "{text}"
+    );
+}
+
 #[actix_rt::test]
 async fn a_webhook_for_another_tenants_shop_gets_200_and_creates_no_order() {
     let mut rig = common::sim_rig(
@@ -285,20 +406,33 @@ async fn a_webhook_for_another_tenants_shop_gets_200_and_creates_no_order() {
 /// takes, with the secrets the Secret supplies as environment variables.
 #[test]
 fn the_kubernetes_cell_config_is_valid() {
-    let yaml = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/cell.yaml"),
-    )
-    .unwrap();
-    let start = yaml.find("orderflow.toml: |\n").unwrap() + "orderflow.toml: |\n".len();
-    let toml: String = yaml[start..]
-        .lines()
-        .take_while(|l| !l.starts_with("---"))
-        .map(|l| l.strip_prefix("    ").unwrap_or(l.trim()))
-        .collect::<Vec<_>>()
-        .join("\n");
+    // The file a ConfigMap's `name: |` block holds.
+    let block = |file: &str, name: &str| -> String {
+        let yaml = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("deploy/kubernetes")
+                .join(file),
+        )
+        .unwrap();
+        let key = format!("{name}: |\n");
+        let start = yaml.find(&key).unwrap() + key.len();
+        yaml[start..]
+            .lines()
+            .take_while(|l| !l.starts_with("---"))
+            .map(|l| l.strip_prefix("    ").unwrap_or(l.trim()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("orderflow.toml");
-    std::fs::write(&file, toml).unwrap();
+    let map = dir.path().join("shards.toml");
+    std::fs::write(&map, block("shards.yaml", "shards.toml")).unwrap();
+    std::fs::write(
+        &file,
+        block("cell.yaml", "orderflow.toml")
+            .replace("/etc/orderflow/shards/shards.toml", map.to_str().unwrap()),
+    )
+    .unwrap();
     let env = [(
         "ORDERFLOW_SERVER__ADMIN_TOKEN".to_string(),
         orderflow::cli::new_token(),
@@ -306,5 +440,7 @@ fn the_kubernetes_cell_config_is_valid() {
     let cfg = orderflow::config::Config::load(Some(&file), env, &Default::default()).unwrap();
     cfg.validate().unwrap();
     assert_eq!((cfg.tenant.id.as_str(), cfg.tenant.epoch), ("acme", 1));
-    assert!(cfg.tenant.owns("7494000000000000001") && !cfg.tenant.owns("7494000000000000002"));
+    // Its shops come from the shard map, at the map's epoch.
+    let tenant = cfg.tenant.resolve().unwrap();
+    assert!(tenant.owns("7494000000000000001") && !tenant.owns("7494000000000000002"));
 }

@@ -696,6 +696,57 @@ qps = 1000.0
     path
 }
 
+/// A workflow that buys a label (the carrier rules' choice), marks the
+/// order shipped with it, and waits for delivery: for tests about labels
+/// and shipping, with retries for a daemon that is killed or moved.
+pub const LABELS_WORKFLOW: &str = r#"
+name: labels
+trigger:
+  on: AWAITING_SHIPMENT
+steps:
+  - id: choose_carrier
+    call: shipping.select_carrier
+  - id: buy_label
+    call: shipping.buy_label
+    with:
+      carrier: "${{ steps.choose_carrier.carrier }}"
+      provider: "${{ steps.choose_carrier.provider }}"
+    timeout: 30s
+    retry:
+      max_attempts: 10
+      initial_delay: 200ms
+      max_delay: 2s
+  - id: mark_shipped
+    call: tiktok.mark_shipped
+    with:
+      tracking_number: "${{ steps.buy_label.tracking_number }}"
+      shipping_provider_id: "${{ steps.buy_label.shipping_provider_id }}"
+    retry:
+      max_attempts: 10
+      initial_delay: 200ms
+      max_delay: 2s
+  - id: wait_delivery
+    wait:
+      until: "event.type == 'status' && event.status == 'DELIVERED'"
+      timeout: 14d
+  - id: delivered
+    end: delivered
+"#;
+
+/// Runs the real CLI (no daemon URL): whether it succeeded, and its
+/// stdout and stderr.
+pub fn cli_output(args: &[&str]) -> (bool, String) {
+    let out = Command::new(bin()).args(args).output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
 /// A workflow that takes an order and waits (a day) for an `ok` event:
 /// for tests about everything but the workflow.
 pub const WAIT_WORKFLOW: &str = r#"
