@@ -24,40 +24,6 @@ use common::{
 };
 use orderflow::simulator::SimulatorArgs;
 
-const WORKFLOW: &str = r#"
-name: labels
-trigger:
-  on: AWAITING_SHIPMENT
-steps:
-  - id: choose_carrier
-    call: shipping.select_carrier
-  - id: buy_label
-    call: shipping.buy_label
-    with:
-      carrier: "${{ steps.choose_carrier.carrier }}"
-      provider: "${{ steps.choose_carrier.provider }}"
-    timeout: 30s
-    retry:
-      max_attempts: 10
-      initial_delay: 200ms
-      max_delay: 2s
-  - id: mark_shipped
-    call: tiktok.mark_shipped
-    with:
-      tracking_number: "${{ steps.buy_label.tracking_number }}"
-      shipping_provider_id: "${{ steps.buy_label.shipping_provider_id }}"
-    retry:
-      max_attempts: 10
-      initial_delay: 200ms
-      max_delay: 2s
-  - id: wait_delivery
-    wait:
-      until: "event.type == 'status' && event.status == 'DELIVERED'"
-      timeout: 14d
-  - id: delivered
-    end: delivered
-"#;
-
 struct Dir(std::path::PathBuf);
 impl Dir {
     fn path(&self) -> &std::path::Path {
@@ -117,7 +83,7 @@ async fn one_label_per_order_across_both_providers_through_kills_and_late_answer
     let dir = Dir(dir);
     let wf = dir.path().join("workflows");
     std::fs::create_dir_all(&wf).unwrap();
-    std::fs::write(wf.join("labels.yaml"), WORKFLOW).unwrap();
+    std::fs::write(wf.join("labels.yaml"), common::LABELS_WORKFLOW).unwrap();
     // Orders whose id ends in an even digit go to Shippo, the rest to
     // EasyPost (the default provider).
     let config = sim_daemon_config(

@@ -29,40 +29,6 @@ use std::time::{Duration, Instant};
 use common::{eventually, free_addr, get_json, sim_orders_in, start_simulator_thread, Daemon};
 use orderflow::simulator::SimulatorArgs;
 
-const WORKFLOW: &str = r#"
-name: labels
-trigger:
-  on: AWAITING_SHIPMENT
-steps:
-  - id: choose_carrier
-    call: shipping.select_carrier
-  - id: buy_label
-    call: shipping.buy_label
-    with:
-      carrier: "${{ steps.choose_carrier.carrier }}"
-      provider: "${{ steps.choose_carrier.provider }}"
-    timeout: 30s
-    retry:
-      max_attempts: 10
-      initial_delay: 200ms
-      max_delay: 2s
-  - id: mark_shipped
-    call: tiktok.mark_shipped
-    with:
-      tracking_number: "${{ steps.buy_label.tracking_number }}"
-      shipping_provider_id: "${{ steps.buy_label.shipping_provider_id }}"
-    retry:
-      max_attempts: 10
-      initial_delay: 200ms
-      max_delay: 2s
-  - id: wait_delivery
-    wait:
-      until: "event.type == 'status' && event.status == 'DELIVERED'"
-      timeout: 14d
-  - id: delivered
-    end: delivered
-"#;
-
 const TENANTS: [&str; 3] = ["acme", "globex", "initech"];
 const HOOKS: &str = "https://hooks.orderflow.test";
 
@@ -191,17 +157,7 @@ app_secret = "tm-app-secret"
     path
 }
 
-fn cli(args: &[&str]) -> (bool, String) {
-    let out = Command::new(common::bin()).args(args).output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
+use common::cli_output as cli;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_tenants_one_moves_under_load_and_nothing_is_lost_or_done_twice() {
@@ -231,7 +187,7 @@ async fn three_tenants_one_moves_under_load_and_nothing_is_lost_or_done_twice() 
     let dir = tempfile::tempdir().unwrap();
     let wf = dir.path().join("workflows");
     std::fs::create_dir_all(&wf).unwrap();
-    std::fs::write(wf.join("labels.yaml"), WORKFLOW).unwrap();
+    std::fs::write(wf.join("labels.yaml"), common::LABELS_WORKFLOW).unwrap();
 
     // The shard map: three shops per tenant, epoch 1.
     let map = dir.path().join("shards.toml");
