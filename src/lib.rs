@@ -36,8 +36,10 @@
 //!   cancelled).
 //! - [`store`]: sled trees, versioned envelopes (format V3; V1 values read,
 //!   with fields added since as defaults: [`store::codec::since_v3`]), group
-//!   commit, the disk guard that refuses writes on a nearly full disk, and
-//!   export, import and checksum of a closed store ([`store::transfer`]).
+//!   commit, the order indexes and counters written with each checkpoint
+//!   ([`store::index`]), the disk guard that refuses writes on a nearly
+//!   full disk, and export, import and checksum of a closed store
+//!   ([`store::transfer`]).
 //! - [`runtime`]: one order's step ([`runtime::core`]), effects, intake,
 //!   timers, the ship-by deadline watcher, the workflow registry, the
 //!   clock, and which interventions an order allows now and why

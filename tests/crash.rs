@@ -91,6 +91,7 @@ async fn sigkill_at_random_moments_loses_and_repeats_nothing() {
         }
         println!("kill {kill}: {} orders acknowledged so far", acked.len());
         daemon.kill9();
+        common::assert_indexes_match(&data);
         daemon = Daemon::start(&data, &wf, &log, &[]);
         wait_ready(&client, &daemon.base).await;
     }

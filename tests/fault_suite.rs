@@ -186,6 +186,7 @@ creator = "{down}"
         }
         tokio::time::sleep(Duration::from_millis(rng.random_range(150..1200))).await;
         daemon.kill9();
+        common::assert_indexes_match(&data);
         daemon = start();
         wait_ready(&client, &daemon.base).await;
     }

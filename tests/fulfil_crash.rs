@@ -94,6 +94,7 @@ async fn a_label_bought_before_a_crash_is_never_bought_again() {
         .await;
         println!("kill {kill}: {seen} labels bought");
         daemon.kill9();
+        common::assert_indexes_match(&data);
         daemon = start();
         wait_ready(&client, &daemon.base).await;
     }

@@ -146,6 +146,7 @@ provider = "shippo"
         .await;
         println!("kill {k}: {seen} labels bought (log: {})", log.display());
         daemon.kill9();
+        common::assert_indexes_match(&data);
         daemon = start();
         wait_ready(&client, &daemon.base).await;
     }

@@ -10,6 +10,11 @@ use std::process::Command;
 /// Runs `orderflow loadtest ARGS` and returns its table's rows, each a map
 /// from column to cell.
 fn loadtest(args: &[&str]) -> Vec<HashMap<String, String>> {
+    table(&loadtest_stdout(args))
+}
+
+/// Runs `orderflow loadtest ARGS`: what it printed.
+fn loadtest_stdout(args: &[&str]) -> String {
     let out = Command::new(common::bin())
         .arg("loadtest")
         .args(args)
@@ -19,6 +24,13 @@ fn loadtest(args: &[&str]) -> Vec<HashMap<String, String>> {
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{args:?}: {stdout}\n{stderr}");
+    stdout
+}
+
+/// The rows of the first table in `stdout`, each a map from column to
+/// cell.
+fn table(stdout: &str) -> Vec<HashMap<String, String>> {
+    let stdout = stdout.split("\n\n").next().unwrap_or_default();
     let split = |l: &str| -> Vec<String> {
         l.trim()
             .trim_matches('|')
@@ -102,15 +114,34 @@ fn max_steps_until_the_limit() {
 
 #[test]
 fn backlog_resumes_a_waiting_order() {
-    let rows = loadtest(&[
+    let stdout = loadtest_stdout(&[
         "--scenario",
         "backlog",
         "--orders",
         "1000",
         "--settle",
         "0s",
+        "--readers",
+        "2",
     ]);
+    let rows = table(&stdout);
     let row = &rows[0];
+    // The readers' tables follow: every webhook answered 200, with and
+    // without readers, and every read answered.
+    let acks = stdout
+        .split("\n\n")
+        .nth(2)
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let acks = table(acks);
+    assert_eq!(acks.len(), 2, "{stdout}");
+    for r in &acks {
+        assert_eq!(num(r, "not 200"), 0.0, "{r:?}");
+    }
+    let reads = table(stdout.split("\n\n").nth(1).unwrap());
+    assert_eq!(reads.len(), 4, "{stdout}");
+    for r in &reads {
+        assert!(num(r, "Reads done") > 0.0, "{r:?}");
+    }
     assert_eq!(num(row, "Orders waiting"), 1000.0, "{row:?}");
     assert!(num(row, "Disk") > 0.0, "{row:?}");
     let ready = num(row, "Start → /readyz");

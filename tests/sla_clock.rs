@@ -103,7 +103,12 @@ async fn the_sla_clock_starts_at_awaiting_shipment_not_at_the_first_webhook() {
         st["eligible_fulfillment_p95_s"].as_f64().unwrap() < 60.0,
         "{st}"
     );
-    assert!(st["fulfillment_p95_s"].as_f64().unwrap() >= 3600.0, "{st}");
+    // The stats' percentiles come from a DDSketch with 1% relative
+    // accuracy.
+    assert!(
+        st["fulfillment_p95_s"].as_f64().unwrap() >= 3600.0 * 0.99,
+        "{st}"
+    );
     assert_eq!(st["fulfillment_target_s"], 30.0, "{st}");
     assert_eq!(
         common::metric(&c, &base, "orderflow_sla_fulfillment_target_seconds", "").await,

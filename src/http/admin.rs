@@ -13,7 +13,8 @@ use super::{error, AppState};
 use crate::runtime::event::{EventKind, OperatorAction, OrderEvent, Source};
 use crate::runtime::interventions::{self, Context};
 use crate::runtime::report;
-use crate::store::OrderRecord;
+use crate::store::index::{self, Projection};
+use crate::store::{OrderRecord, Store};
 
 /// Mounted under `/api/v1`, behind [`super::auth::gate_api`].
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -42,7 +43,8 @@ pub struct Filter {
     pub updated_to: Option<i64>,
     #[serde(deserialize_with = "lenient::opt")]
     pub at_risk: Option<bool>,
-    /// Substring of the order id or the buyer's user id / email.
+    /// Search: a word starting with it (any case) in the order id, buyer
+    /// id, email or name, tracking number, seller SKUs or tags.
     pub q: Option<String>,
 }
 
@@ -85,20 +87,89 @@ impl Filter {
                 return false;
             }
         }
-        if let Some(q) = &self.q {
-            let q = q.to_ascii_lowercase();
-            let buyer = r
-                .order
-                .as_ref()
-                .map(|o| format!("{} {}", o.buyer_user_id, o.buyer_email).to_ascii_lowercase())
-                .unwrap_or_default();
-            if !r.order_id.to_ascii_lowercase().contains(&q) && !buyer.contains(&q) {
+        if let Some(q) = self.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+            let q = q.to_lowercase();
+            if !Projection::of(r).terms.iter().any(|t| t.starts_with(&q)) {
                 return false;
             }
         }
         true
     }
+
+    /// The orders matching, in order-id order after `after`, at most
+    /// `limit`, and the id to continue after when there are more. Walks
+    /// the narrowest index the filter names (search terms, at risk,
+    /// state, TikTok status, shop, SKU) and decodes only its candidates.
+    pub fn select(
+        &self,
+        store: &Store,
+        now_ms: i64,
+        margin_s: i64,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<OrderRecord>, Option<String>), crate::store::Error> {
+        let tree = &store.trees.orders;
+        let past = |id: &String| after.is_none_or(|a| id.as_str() > a);
+        let sorted = |mut v: Vec<String>| -> Box<dyn Iterator<Item = _>> {
+            v.sort();
+            v.dedup();
+            Box::new(v.into_iter().filter(past).map(Ok))
+        };
+        let q = self.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+        let candidates: Box<dyn Iterator<Item = Result<String, crate::store::Error>>> =
+            if let Some(q) = q {
+                sorted(index::search(tree, q, SEARCH_CAP)?)
+            } else if self.at_risk == Some(true) {
+                let until = now_ms / 1000 + margin_s;
+                sorted(
+                    index::ship_by_before(tree, until)
+                        .map(|r| r.map(|(_, id)| id))
+                        .collect::<Result<_, _>>()?,
+                )
+            } else if let Some((by, v)) = [
+                (index::By::Lifecycle, &self.state),
+                (index::By::TiktokStatus, &self.tiktok_status),
+                (index::By::Shop, &self.shop),
+                (index::By::Sku, &self.sku),
+            ]
+            .into_iter()
+            .find_map(|(by, v)| v.as_deref().map(|v| (by, v)))
+            {
+                Box::new(index::ids(tree, by, v, after))
+            } else {
+                let start = after.map(|a| {
+                    let mut k = a.as_bytes().to_vec();
+                    k.push(0);
+                    k
+                });
+                Box::new(
+                    tree.range(start.unwrap_or_default()..vec![index::PREFIX])
+                        .keys()
+                        .map(|k| Ok(String::from_utf8_lossy(&k?).into_owned())),
+                )
+            };
+        let mut out = Vec::new();
+        for id in candidates {
+            let id = id?;
+            let Some(r) = store.load_order(&id)? else {
+                continue;
+            };
+            if !self.matches(&r, now_ms, margin_s) {
+                continue;
+            }
+            if out.len() == limit {
+                let next = out.last().map(|r: &OrderRecord| r.order_id.clone());
+                return Ok((out, next));
+            }
+            out.push(r);
+        }
+        Ok((out, None))
+    }
 }
+
+/// A search matches at most this many orders (the newest pages of a
+/// search this broad are not worth reading: narrow it).
+const SEARCH_CAP: usize = 10_000;
 
 /// Numbers and booleans as JSON gives them or as query strings do. A
 /// query string's values are all text, and `#[serde(flatten)]` (which
@@ -173,33 +244,28 @@ pub fn summary(r: &OrderRecord, now_ms: i64) -> serde_json::Value {
 async fn list_orders(s: web::Data<AppState>, q: web::Query<ListQuery>) -> HttpResponse {
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
     let now = s.runtime.shared.clock.now_ms();
-    let start = match &q.after {
-        Some(a) => {
-            let mut k = a.as_bytes().to_vec();
-            k.push(0);
-            k
+    let q = q.into_inner();
+    let (store, margin) = (s.store.clone(), s.at_risk_margin_s);
+    // Off the HTTP workers: they also acknowledge TikTok's webhooks.
+    let found = web::block(move || {
+        q.filter
+            .select(&store, now, margin, q.after.as_deref(), limit)
+    })
+    .await;
+    match found {
+        Ok(Ok((orders, next))) => {
+            let out: Vec<_> = orders.iter().map(|r| row(&s, r, now)).collect();
+            HttpResponse::Ok().json(json!({ "orders": out, "next": next }))
         }
-        None => Vec::new(),
-    };
-    let mut out = Vec::new();
-    let mut next = None;
-    for item in s.store.trees.orders.range(start..) {
-        let Ok((_, v)) = item else { continue };
-        let Ok(r) = crate::store::codec::decode::<OrderRecord>(&v) else {
-            continue;
-        };
-        if !q.filter.matches(&r, now, s.at_risk_margin_s) {
-            continue;
-        }
-        if out.len() == limit {
-            next = out
-                .last()
-                .and_then(|v: &serde_json::Value| v["order_id"].as_str().map(str::to_string));
-            break;
-        }
-        out.push(row(&s, &r, now));
+        Ok(Err(e)) => error(
+            actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+            e.to_string(),
+        ),
+        Err(e) => error(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            e.to_string(),
+        ),
     }
-    HttpResponse::Ok().json(json!({ "orders": out, "next": next }))
 }
 
 /// A bulk intervention running in the background.
@@ -513,13 +579,14 @@ async fn start_bulk(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
     let now = s.runtime.shared.clock.now_ms();
     let ids: Vec<String> = match (&req.ids, &req.filter) {
         (Some(ids), None) => ids.clone(),
-        (None, Some(f)) => s
-            .store
-            .orders()
-            .flatten()
-            .filter(|r| f.matches(r, now, s.at_risk_margin_s))
-            .map(|r| r.order_id)
-            .collect(),
+        (None, Some(f)) => {
+            let (store, f, margin) = (s.store.clone(), f.clone(), s.at_risk_margin_s);
+            match web::block(move || f.select(&store, now, margin, None, usize::MAX)).await {
+                Ok(Ok((orders, _))) => orders.into_iter().map(|r| r.order_id).collect(),
+                Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            }
+        }
         _ => return error(StatusCode::BAD_REQUEST, "give exactly one of ids or filter"),
     };
     let id = format!("job-{}", s.store.next_id().unwrap_or_default());

@@ -35,7 +35,6 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::actors::RuntimeHandle;
-use crate::lifecycle::Lifecycle;
 use crate::order::Order;
 use crate::runtime::event::{EventKind, OrderEvent, Source};
 use crate::runtime::intake::Intake;
@@ -487,14 +486,17 @@ async fn post_action(
 }
 
 async fn lifecycle_counts(s: web::Data<AppState>) -> HttpResponse {
-    let mut counts: std::collections::BTreeMap<&'static str, u64> =
-        Lifecycle::ALL.iter().map(|l| (l.as_str(), 0)).collect();
-    let mut total = 0u64;
-    for rec in s.store.orders().flatten() {
-        *counts.entry(rec.lifecycle.as_str()).or_default() += 1;
-        total += 1;
+    // The counters kept with the checkpoints: no order is read.
+    match crate::store::index::by_lifecycle(&s.store.trees.orders) {
+        Ok(counts) => {
+            let total: u64 = counts.values().sum();
+            HttpResponse::Ok().json(json!({ "total": total, "by_lifecycle": counts }))
+        }
+        Err(e) => error(
+            actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+            e.to_string(),
+        ),
     }
-    HttpResponse::Ok().json(json!({ "total": total, "by_lifecycle": counts }))
 }
 
 #[derive(Debug, Deserialize)]

@@ -111,7 +111,13 @@ pub fn seed(data: &Path, workflows: &Path, waiting: usize, in_flight: usize) -> 
             let id = order_id(i);
             let mut o = order.clone();
             o.id = id.clone();
-            let mut rec = OrderRecord::new(&id, "shop-1", 1_764_072_000_000);
+            // Buyers a search can tell apart, orders over four shops and
+            // one day in 30 (received times spread over 30 days).
+            o.buyer_email = format!("buyer{i}@example.com");
+            let shop = format!("shop-{}", i % 4 + 1);
+            o.shop_id = shop.clone();
+            let received = 1_764_072_000_000 - (i % 30) as i64 * 86_400_000;
+            let mut rec = OrderRecord::new(&id, &shop, received);
             rec.order = Some(o);
             rec.workflow = Some(def.key());
             rec.audit_seq = 20;
@@ -119,7 +125,12 @@ pub fn seed(data: &Path, workflows: &Path, waiting: usize, in_flight: usize) -> 
                 let mut w = inst.clone();
                 w.order_id = id.clone();
                 rec.lifecycle = Lifecycle::Fulfilled;
-                rec.fulfillment_ms = Some(1_764_072_060_000);
+                rec.fulfillment_ms = Some(received + 60_000 + (i % 600) as i64 * 1000);
+                // One in a hundred waits for a person.
+                if i % 100 == 50 {
+                    rec.lifecycle = Lifecycle::Exception;
+                    rec.last_error = Some("loadtest: an exception to list".into());
+                }
                 // Due in 14 days from now: waiting, not late.
                 let due = now_ms + 14 * 86_400_000;
                 rec.timers.push(ArmedTimer {
@@ -156,6 +167,9 @@ pub fn seed(data: &Path, workflows: &Path, waiting: usize, in_flight: usize) -> 
         running.apply_batch(b_running)?;
         start = end;
     }
+    // The indexes and counters the daemon would have written with each
+    // checkpoint.
+    crate::store::index::rebuild(&orders)?;
     db.flush()?;
     Ok(Seeded {
         waiting,
@@ -220,10 +234,14 @@ pub fn run(args: &LoadtestArgs) -> Result<()> {
         }
         let resumed = started.elapsed();
         let event_to_resumed = sent.elapsed();
+        let figures = match args.readers {
+            0 => None,
+            n => Some(readers(&http, &d.base, n).await?),
+        };
         tokio::time::sleep(args.settle).await;
-        Ok::<_, Error>((ready, resumed, event_to_resumed, d.peak_rss()))
+        Ok::<_, Error>((ready, resumed, event_to_resumed, d.peak_rss(), figures))
     })?;
-    let (ready, resumed, event_to_resumed, rss) = out;
+    let (ready, resumed, event_to_resumed, rss, figures) = out;
     let t = Table::start(&[
         "Orders waiting",
         "Disk",
@@ -242,6 +260,201 @@ pub fn run(args: &LoadtestArgs) -> Result<()> {
         format!("{:.1} ms", event_to_resumed.as_secs_f64() * 1000.0),
         rss.map(mib).unwrap_or_else(|| "?".into()),
     ]);
+    if let Some(f) = figures {
+        f.print();
+    }
     super::finish_workdir(dir, args.keep);
     Ok(())
+}
+
+/// What [`readers`] measured, printed after the backlog's own table.
+struct ReaderFigures {
+    clients: usize,
+    reads: Vec<[String; 5]>,
+    acks: Vec<[String; 5]>,
+}
+
+impl ReaderFigures {
+    fn print(&self) {
+        println!();
+        let t = Table::start(&[
+            "Read",
+            "Alone p50",
+            "Alone p99",
+            &format!("With {} readers: p99", self.clients),
+            "Reads done",
+        ]);
+        for r in &self.reads {
+            t.row(r);
+        }
+        println!();
+        let t = Table::start(&[
+            "Webhook acks (200/s, 1,000)",
+            "p50",
+            "p99",
+            "max",
+            "not 200",
+        ]);
+        for r in &self.acks {
+            t.row(r);
+        }
+    }
+}
+
+/// The reads the console and the API make most, each alone, and webhook
+/// acknowledgements with and without `clients` hammering those reads.
+async fn readers(http: &reqwest::Client, base: &str, clients: usize) -> Result<ReaderFigures> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let reads: Arc<Vec<(&'static str, Vec<String>)>> = Arc::new(vec![
+        (
+            "orders?state=exception&limit=50",
+            vec![format!("{base}/api/v1/orders?state=exception&limit=50")],
+        ),
+        (
+            "search: a buyer's email",
+            vec![format!(
+                "{base}/api/v1/orders?q=buyer4242%40example&limit=50"
+            )],
+        ),
+        ("stats", vec![format!("{base}/api/v1/stats")]),
+        (
+            "console overview (its 3 calls at once)",
+            vec![
+                format!("{base}/api/v1/stats"),
+                format!("{base}/api/v1/orders?state=exception&limit=10"),
+                format!("{base}/api/v1/orders?at_risk=true&limit=10"),
+            ],
+        ),
+    ]);
+    async fn read(http: &reqwest::Client, urls: &[String]) -> Result<f64> {
+        let t = Instant::now();
+        let all = futures::future::join_all(
+            urls.iter()
+                .map(|u| async move { super::json(http.get(u), u).await }),
+        )
+        .await;
+        for r in all {
+            r?;
+        }
+        Ok(t.elapsed().as_secs_f64() * 1000.0)
+    }
+    let mut alone = Vec::new();
+    for (_, urls) in reads.iter() {
+        let mut v = Vec::with_capacity(200);
+        for _ in 0..200 {
+            v.push(read(http, urls).await?);
+        }
+        v.sort_by(f64::total_cmp);
+        alone.push(v);
+    }
+    // Webhooks for a shop the daemon has not connected: each is stored
+    // (durably, to replay once the shop connects) before its 200.
+    let mut seq = 0u64;
+    let mut acks = |http: reqwest::Client, n: usize| {
+        let start = seq;
+        seq += n as u64;
+        let hook = format!("{base}/webhooks/tiktok");
+        async move {
+            let t0 = tokio::time::Instant::now();
+            let mut tasks = Vec::with_capacity(n);
+            for i in 0..n {
+                // 200 a second.
+                tokio::time::sleep_until(t0 + Duration::from_millis(5 * i as u64)).await;
+                let body = serde_json::json!({
+                    "type": 1, "tts_notification_id": format!("backlog-reader-{}", start + i as u64),
+                    "shop_id": "shop-9", "timestamp": 1_764_072_000,
+                    "data": {"order_id": format!("reader-{}", start + i as u64), "order_status": "AWAITING_SHIPMENT", "update_time": 1_764_072_000},
+                })
+                .to_string();
+                let sig = crate::tiktok::sign::webhook_signature(
+                    "demo-app-key",
+                    "demo-app-secret",
+                    body.as_bytes(),
+                );
+                let (http, hook) = (http.clone(), hook.clone());
+                tasks.push(tokio::spawn(async move {
+                    let t = Instant::now();
+                    let ok = http
+                        .post(&hook)
+                        .header("Authorization", sig)
+                        .header("Content-Type", "application/json")
+                        .body(body)
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status() == 200);
+                    (t.elapsed().as_secs_f64() * 1000.0, ok)
+                }));
+            }
+            let mut v = Vec::with_capacity(n);
+            let mut failed = 0;
+            for t in tasks {
+                let (ms, ok) = t.await.unwrap_or((0.0, false));
+                if !ok {
+                    failed += 1;
+                }
+                v.push(ms);
+            }
+            v.sort_by(f64::total_cmp);
+            (v, failed)
+        }
+    };
+    let (quiet, quiet_failed) = acks(http.clone(), 1_000).await;
+    // Now with `clients` readers looping over the reads.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut hammer = Vec::new();
+    for c in 0..clients {
+        let (http, reads, stop) = (http.clone(), reads.clone(), stop.clone());
+        hammer.push(tokio::spawn(async move {
+            let mut got: Vec<Vec<f64>> = vec![Vec::new(); reads.len()];
+            let mut i = c;
+            while !stop.load(Ordering::Relaxed) {
+                let k = i % reads.len();
+                if let Ok(ms) = read(&http, &reads[k].1).await {
+                    got[k].push(ms);
+                }
+                i += 1;
+            }
+            got
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (busy, busy_failed) = acks(http.clone(), 1_000).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut loaded: Vec<Vec<f64>> = vec![Vec::new(); reads.len()];
+    for h in hammer {
+        if let Ok(got) = h.await {
+            for (k, v) in got.into_iter().enumerate() {
+                loaded[k].extend(v);
+            }
+        }
+    }
+    let mut f = ReaderFigures {
+        clients,
+        reads: Vec::new(),
+        acks: Vec::new(),
+    };
+    for (k, (name, _)) in reads.iter().enumerate() {
+        loaded[k].sort_by(f64::total_cmp);
+        f.reads.push([
+            name.to_string(),
+            super::ms(super::pct(&alone[k], 0.5)),
+            super::ms(super::pct(&alone[k], 0.99)),
+            super::ms(super::pct(&loaded[k], 0.99)),
+            loaded[k].len().to_string(),
+        ]);
+    }
+    for (name, v, failed) in [
+        ("no readers".to_string(), &quiet, quiet_failed),
+        (format!("{clients} readers"), &busy, busy_failed),
+    ] {
+        f.acks.push([
+            name,
+            super::ms(super::pct(v, 0.5)),
+            super::ms(super::pct(v, 0.99)),
+            super::ms(v.last().copied().unwrap_or(0.0)),
+            failed.to_string(),
+        ]);
+    }
+    Ok(f)
 }

@@ -214,6 +214,10 @@ pub struct LoadtestArgs {
     /// every order).
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     pub settle: Duration,
+    /// backlog: clients hammering the console's and the API's reads while
+    /// webhook acknowledgements are timed (0: skip the readers).
+    #[arg(long, default_value_t = 20)]
+    pub readers: usize,
     /// Give up on orders not shipped after this long without progress.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub stall: Duration,

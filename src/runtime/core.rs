@@ -1318,6 +1318,10 @@ impl W<'_> {
             key: id,
             value: codec::encode(&self.rec).map_err(crate::store::Error::from)?,
         });
+        self.ops.push(Op::Index {
+            order_id: self.rec.order_id.clone(),
+            projection: Box::new(crate::store::index::Projection::of(&self.rec)),
+        });
         Ok(Plan {
             record: self.rec,
             ops: self.ops,

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::notify::Notifier;
 use crate::runtime::report;
 use crate::runtime::Clock;
+use crate::store::index;
 use crate::store::Store;
 
 /// Store key (in `cursors`) recording that `order_id` was warned about.
@@ -159,12 +160,24 @@ impl DeadlineWatcher {
         let now = self.clock.now_ms();
         let margin = self.margin_s;
         let scanned = tokio::task::spawn_blocking(move || {
-            let sum = report::summarize(&store, now, margin);
+            let sum = report::counts(&store, now, margin);
             let marked =
                 |k: String| matches!(store.trees.cursors.contains_key(k.as_bytes()), Ok(true));
-            // One pass over the orders for both kinds of warning.
+            // Only the orders whose deadline falls before now + margin,
+            // from the deadline indexes.
+            let until = now / 1000 + margin;
+            let mut ids: Vec<String> = index::respond_by_before(&store.trees.orders, until)
+                .chain(index::ship_by_before(&store.trees.orders, until))
+                .flatten()
+                .map(|(_, id)| id)
+                .collect();
+            ids.sort();
+            ids.dedup();
             let mut due: Vec<AtRisk> = Vec::new();
-            for r in store.orders().flatten() {
+            for r in ids
+                .iter()
+                .filter_map(|id| store.load_order(id).ok().flatten())
+            {
                 if let Some((cancel_id, respond_by)) = cancel_answer_due(&r, now, margin) {
                     if !marked(cancel_marker(&cancel_id)) {
                         due.push(AtRisk {

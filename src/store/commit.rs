@@ -51,6 +51,12 @@ pub enum Op {
         tree: Tree,
         key: Vec<u8>,
     },
+    /// The indexes of the order whose checkpoint the same request writes
+    /// ([`super::index`]): applied in the checkpoint's own sled batch.
+    Index {
+        order_id: String,
+        projection: Box<super::index::Projection>,
+    },
 }
 
 struct Request {
@@ -162,14 +168,20 @@ fn writer(
 /// Applies a group in four phases: additions, checkpoints, deletions, and
 /// last the dedupe keys, so a dedupe key is never visible (or recovered)
 /// without the inbox record it stands for.
+///
+/// The checkpoints' phase also carries their index entries and counters
+/// ([`super::index`]), in the `orders` tree's one batch: sled applies a
+/// tree's batch atomically, so indexes never disagree with checkpoints.
 fn apply(trees: &super::Trees, batch: &[Request]) -> Result<(), Error> {
     for phase in 0..4 {
         let mut per_tree: Vec<(Tree, sled::Batch)> = Vec::new();
+        let mut index = super::index::Batcher::default();
         for op in batch.iter().flat_map(|r| r.ops.iter()) {
             let (tree, this_phase) = match op {
                 Op::Put { tree, .. } if *tree == Tree::Dedupe => (*tree, 3),
                 Op::Put { tree, .. } if *tree == Tree::Orders => (*tree, 1),
                 Op::Del { tree, .. } if *tree == Tree::Orders => (*tree, 1),
+                Op::Index { .. } => (Tree::Orders, 1),
                 Op::Put { tree, .. } => (*tree, 0),
                 Op::Del { tree, .. } => (*tree, 2),
             };
@@ -186,8 +198,21 @@ fn apply(trees: &super::Trees, batch: &[Request]) -> Result<(), Error> {
             let b = &mut per_tree[idx].1;
             match op {
                 Op::Put { key, value, .. } => b.insert(key.as_slice(), value.as_slice()),
-                Op::Del { key, .. } => b.remove(key.as_slice()),
+                Op::Del { tree, key } => {
+                    b.remove(key.as_slice());
+                    if *tree == Tree::Orders && !super::index::is_index_key(key) {
+                        let id = String::from_utf8_lossy(key);
+                        index.index(&trees.orders, b, &id, None)?;
+                    }
+                }
+                Op::Index {
+                    order_id,
+                    projection,
+                } => index.index(&trees.orders, b, order_id, Some((**projection).clone()))?,
             }
+        }
+        if let Some((_, b)) = per_tree.iter_mut().find(|(t, _)| *t == Tree::Orders) {
+            index.finish(&trees.orders, b)?;
         }
         for (tree, b) in per_tree {
             trees.get(tree).apply_batch(b)?;

@@ -7,7 +7,7 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `orders` | order id | [`OrderRecord`] (the checkpoint) |
+//! | `orders` | order id | [`OrderRecord`] (the checkpoint); under `0xFF`, its indexes and counters ([`index`]) |
 //! | `inbox` | sequence (u64 BE) | [`InboxEvent`] received, not yet applied |
 //! | `dedupe` | event id | sequence: duplicates are answered, not stored |
 //! | `timers` | due ms (u64 BE) + order id + 0 + timer | [`TimerEntry`] |
@@ -41,6 +41,7 @@
 
 pub mod codec;
 pub mod commit;
+pub mod index;
 pub mod space;
 pub mod transfer;
 
@@ -411,6 +412,8 @@ impl Store {
             shops: db.open_tree("shops")?,
             labels: db.open_tree("labels")?,
         });
+        // The order indexes are complete before anything writes.
+        index::ensure(&trees.orders)?;
         let guard = Arc::new(space::DiskGuard::new(dir.to_path_buf(), min_free_bytes));
         let committer = Committer::start(db.clone(), trees.clone(), max_batch, guard.clone());
         Ok(Store {
@@ -451,7 +454,7 @@ impl Store {
     /// Every checkpoint (for listings; the daemon never needs this on a hot
     /// path).
     pub fn orders(&self) -> impl Iterator<Item = Result<OrderRecord, Error>> + '_ {
-        self.trees.orders.iter().map(|r| {
+        self.trees.orders.range(..vec![index::PREFIX]).map(|r| {
             let (_, v) = r?;
             Ok(codec::decode(&v)?)
         })
@@ -572,7 +575,7 @@ impl Store {
     pub fn order_ids(&self) -> impl Iterator<Item = String> + Send + 'static {
         self.trees
             .orders
-            .iter()
+            .range(..vec![index::PREFIX])
             .keys()
             .filter_map(|k| k.ok())
             .filter_map(|k| String::from_utf8(k.to_vec()).ok())

@@ -747,6 +747,17 @@ pub fn cli_output(args: &[&str]) -> (bool, String) {
     )
 }
 
+/// After a crash, with the daemon dead: the order indexes and counters in
+/// the store at `data` match a full recount of its checkpoints
+/// (`orderflow admin check-index`).
+pub fn assert_indexes_match(data: &Path) {
+    let (ok, text) = cli_output(&["admin", "check-index", "--data-dir", data.to_str().unwrap()]);
+    assert!(
+        ok,
+        "the indexes disagree with the checkpoints after a kill:\n{text}"
+    );
+}
+
 /// A workflow that takes an order and waits (a day) for an `ok` event:
 /// for tests about everything but the workflow.
 pub const WAIT_WORKFLOW: &str = r#"
