@@ -365,6 +365,22 @@ pub enum Command {
     /// Maintenance of a stopped daemon's store.
     #[command(subcommand)]
     Admin(AdminCmd),
+    /// Back up the running daemon's store into a new folder on its machine
+    /// (`POST /api/v1/admin/backup`): consistent, while it keeps running.
+    Backup {
+        /// The folder to create (absolute, new or empty).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Restore a backup into a new data directory (no daemon needed).
+    Restore {
+        /// The backup's folder (with manifest.json).
+        #[arg(long)]
+        from: PathBuf,
+        /// The new data directory (must not exist or be empty).
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -558,7 +574,67 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Store(cmd) => store_cmd(cmd),
         Command::Shards(cmd) => shards_cmd(cmd),
         Command::Admin(cmd) => admin_cmd(cmd),
+        Command::Backup { to } => remote(backup(&client, to, json_out)),
+        Command::Restore { from, data_dir } => {
+            let started = std::time::Instant::now();
+            match crate::store::backup::restore(&from, &data_dir) {
+                Ok(r) => {
+                    println!(
+                        "restored {} into {} in {:.2} s: {}; indexes checked; taken {} (tenant {}, epoch {})",
+                        from.display(),
+                        r.data_dir.display(),
+                        started.elapsed().as_secs_f64(),
+                        r.summary,
+                        chrono::DateTime::from_timestamp_millis(r.manifest.started_ms)
+                            .map(|d| d.to_rfc3339())
+                            .unwrap_or_default(),
+                        r.manifest.tenant.as_deref().unwrap_or("-"),
+                        r.manifest.epoch.unwrap_or(0),
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
     }
+}
+
+async fn backup(
+    c: &crate::client::Client,
+    to: PathBuf,
+    json_out: bool,
+) -> Result<(), crate::client::Error> {
+    let to = if to.is_absolute() {
+        to
+    } else {
+        std::env::current_dir().map(|d| d.join(&to)).unwrap_or(to)
+    };
+    let v = c
+        .post_waiting(
+            "/api/v1/admin/backup",
+            serde_json::json!({ "to": to }),
+            std::time::Duration::from_secs(3600),
+        )
+        .await?;
+    if json_out {
+        print_json(&v);
+        return Ok(());
+    }
+    println!(
+        "backup in {}: {} bytes, sha256 {}; {} keys copied, {} changes during the copy, {} documents; took {:.0} ms, writes held {:.1} ms",
+        to.display(),
+        v["bytes"],
+        v["sha256"].as_str().unwrap_or_default(),
+        v["entries"],
+        v["changes"],
+        v["documents"],
+        v["took_ms"].as_f64().unwrap_or(0.0),
+        v["paused_ms"].as_f64().unwrap_or(0.0),
+    );
+    Ok(())
 }
 
 fn admin_cmd(cmd: AdminCmd) -> anyhow::Result<ExitCode> {

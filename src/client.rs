@@ -59,6 +59,22 @@ impl Client {
         self.call(reqwest::Method::POST, path, Some(body)).await
     }
 
+    /// POST a JSON body, waiting up to `timeout` for the answer (a backup
+    /// of a large store takes longer than the usual 30 s).
+    pub async fn post_waiting(
+        &self,
+        path: &str,
+        body: Value,
+        timeout: Duration,
+    ) -> Result<Value, Error> {
+        let req = self
+            .http
+            .post(format!("{}{}", self.base, path))
+            .json(&body)
+            .timeout(timeout);
+        self.send(req).await
+    }
+
     /// POST a text body (a CSV import).
     pub async fn post_text(&self, path: &str, text: String) -> Result<Value, Error> {
         let req = self

@@ -505,6 +505,7 @@ impl Daemon {
             closing: closing.clone(),
             labels: Some(label_book.clone()),
             tenant: Arc::new(cfg.tenant.clone()),
+            data_dir: cfg.store.data_dir.clone(),
             carrier_webhooks: http::labels::CarrierWebhooks {
                 easypost: cfg.shipping.providers.easypost.webhook_secret.clone(),
                 shippo: cfg.shipping.providers.shippo.webhook_secret.clone(),

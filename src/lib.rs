@@ -38,8 +38,9 @@
 //!   with fields added since as defaults: [`store::codec::since_v3`]), group
 //!   commit, the order indexes and counters written with each checkpoint
 //!   ([`store::index`]), the disk guard that refuses writes on a nearly
-//!   full disk, and export, import and checksum of a closed store
-//!   ([`store::transfer`]).
+//!   full disk, export, import and checksum of a closed store
+//!   ([`store::transfer`]), and the online backup and its restore
+//!   ([`store::backup`]).
 //! - [`runtime`]: one order's step ([`runtime::core`]), effects, intake,
 //!   timers, the ship-by deadline watcher, the workflow registry, the
 //!   clock, and which interventions an order allows now and why

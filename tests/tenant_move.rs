@@ -415,25 +415,7 @@ async fn three_tenants_one_moves_under_load_and_nothing_is_lost_or_done_twice() 
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // One label and one ship per order, none refunded, from the ledgers.
-    let (_, l) = get_json(
-        &client,
-        &format!("{sim}/sim/labels/ledger?provider=easypost"),
-    )
-    .await;
-    let mut labels: HashMap<String, (u32, u32)> = HashMap::new();
-    for e in l["entries"].as_array().unwrap() {
-        let reference = e["reference"].as_str().unwrap();
-        let order = reference
-            .rsplit_once("-L")
-            .map_or(reference, |x| x.0)
-            .to_string();
-        let slot = labels.entry(order).or_default();
-        match e["action"].as_str().unwrap() {
-            "buy" => slot.0 += 1,
-            "refund" => slot.1 += 1,
-            _ => {}
-        }
-    }
+    let labels = common::labels_per_order(&client, &sim).await;
     let ships = common::ships_per_order(&client, &sim).await;
     let mut per_tenant: BTreeMap<&str, usize> = BTreeMap::new();
     for (id, shop) in &ids {

@@ -21,7 +21,53 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/orders", web::get().to(list_orders))
         .route("/bulk", web::post().to(start_bulk))
         .route("/bulk/{id}", web::get().to(get_bulk))
-        .route("/stats", web::get().to(stats));
+        .route("/stats", web::get().to(stats))
+        .route("/admin/backup", web::post().to(backup));
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupRequest {
+    /// A new (or empty) folder on the daemon's machine, absolute.
+    pub to: std::path::PathBuf,
+}
+
+/// `POST /api/v1/admin/backup`: a consistent backup of the running store
+/// into a new folder ([`crate::store::backup`]); answers its manifest.
+async fn backup(
+    s: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    use crate::store::backup::Error as B;
+    use actix_web::http::StatusCode;
+    // Busy while it runs: the idle-connection watcher leaves it be.
+    let _busy = req
+        .conn_data::<super::conn::ConnGuard>()
+        .map(super::conn::ConnGuard::busy);
+    let req: BackupRequest = match super::json_body(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed body: {e}")),
+    };
+    let (store, dir) = (s.store.clone(), s.data_dir.clone());
+    let done =
+        tokio::task::spawn_blocking(move || crate::store::backup::backup(&store, &dir, &req.to))
+            .await;
+    match done {
+        Ok(Ok(m)) => {
+            tracing::info!(
+                bytes = m.bytes,
+                took_ms = m.took_ms,
+                paused_ms = m.paused_ms,
+                "Backup written"
+            );
+            HttpResponse::Ok().json(m)
+        }
+        Ok(Err(e @ B::NotAbsolute(_))) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Ok(Err(e @ B::NotEmpty(_))) => error(StatusCode::CONFLICT, e.to_string()),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }
 
 /// Filters shared by listing and bulk.

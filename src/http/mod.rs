@@ -85,6 +85,8 @@ pub struct AppState {
     pub carrier_webhooks: labels::CarrierWebhooks,
     /// Which tenant this is and which shops it owns.
     pub tenant: Arc<crate::tenant::TenantConfig>,
+    /// The store's folder (its documents; online backups).
+    pub data_dir: std::path::PathBuf,
     /// Request body bounds ([`limits`]).
     pub limits: limits::Limits,
     /// Places for live-event streams; a client beyond them gets 503.

@@ -45,14 +45,9 @@ fn utf8(body: &[u8]) -> Result<&str, Box<HttpResponse>> {
 
 async fn list_workflows(s: web::Data<AppState>) -> HttpResponse {
     let current = s.registry.current();
-    let mut running: std::collections::HashMap<String, u64> = Default::default();
-    for r in s.store.orders().flatten() {
-        if let (Some(k), Some(i)) = (&r.workflow, &r.instance) {
-            if !i.is_terminal() {
-                *running.entry(k.clone()).or_default() += 1;
-            }
-        }
-    }
+    // A counter kept with the checkpoints: no order is read.
+    let running =
+        crate::store::index::running_per_workflow(&s.store.trees.orders).unwrap_or_default();
     let list: Vec<_> = s
         .registry
         .versions()

@@ -262,6 +262,9 @@ pub fn run(args: &LoadtestArgs) -> Result<()> {
     ]);
     if let Some(f) = figures {
         f.print();
+        if let Some(ms) = super::fsync_latency_ms(&data) {
+            println!("\nfsync on the data's file system (4 KiB write + fdatasync, median of 50): {ms:.2} ms");
+        }
     }
     super::finish_workdir(dir, args.keep);
     Ok(())

@@ -307,6 +307,25 @@ pub fn ms(v: f64) -> String {
     format!("{v:.1} ms")
 }
 
+/// The file system's fsync latency in `dir` (a 4 KiB write, then
+/// `fdatasync`, 50 times): the median in ms. Every durable acknowledgement
+/// waits on one, so it is printed beside every durability figure.
+pub fn fsync_latency_ms(dir: &std::path::Path) -> Option<f64> {
+    use std::io::Write;
+    let path = dir.join(".fsync-probe");
+    let mut f = std::fs::File::create(&path).ok()?;
+    let mut v = Vec::with_capacity(50);
+    for _ in 0..50 {
+        let t = std::time::Instant::now();
+        f.write_all(&[0u8; 4096]).ok()?;
+        f.sync_data().ok()?;
+        v.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let _ = std::fs::remove_file(&path);
+    v.sort_by(f64::total_cmp);
+    Some(pct(&v, 0.5))
+}
+
 /// Bytes as MiB.
 pub fn mib(bytes: u64) -> String {
     format!("{:.0} MiB", bytes as f64 / (1u64 << 20) as f64)

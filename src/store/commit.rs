@@ -64,6 +64,22 @@ struct Request {
     done: oneshot::Sender<Result<(), Error>>,
 }
 
+enum Msg {
+    Commit(Request),
+    /// Stop between batches until `resume` says go (or is dropped).
+    Pause {
+        paused: mpsc::SyncSender<()>,
+        resume: mpsc::Receiver<()>,
+    },
+}
+
+/// While held, the writer takes no batch: every commit acknowledged before
+/// [`Committer::pause`] returned is applied and flushed, and none is in
+/// progress. Dropping it lets the writer go on.
+pub struct PauseGuard {
+    _resume: mpsc::Sender<()>,
+}
+
 /// Counters for benchmarks and the load tool.
 #[derive(Debug, Default)]
 pub struct CommitStats {
@@ -76,7 +92,7 @@ pub struct CommitStats {
 /// A cheap-to-clone handle to the writer thread.
 #[derive(Clone)]
 pub struct Committer {
-    tx: mpsc::Sender<Request>,
+    tx: mpsc::Sender<Msg>,
     pub stats: Arc<CommitStats>,
 }
 
@@ -87,7 +103,7 @@ impl Committer {
         max_batch: usize,
         guard: Arc<DiskGuard>,
     ) -> Committer {
-        let (tx, rx) = mpsc::channel::<Request>();
+        let (tx, rx) = mpsc::channel::<Msg>();
         let stats = Arc::new(CommitStats::default());
         let s = stats.clone();
         let spawned = std::thread::Builder::new()
@@ -103,7 +119,7 @@ impl Committer {
     pub async fn commit(&self, ops: Vec<Op>) -> Result<(), Error> {
         let (done, rx) = oneshot::channel();
         self.tx
-            .send(Request { ops, done })
+            .send(Msg::Commit(Request { ops, done }))
             .map_err(|_| Error::Closed)?;
         rx.await.map_err(|_| Error::Closed)?
     }
@@ -112,25 +128,60 @@ impl Committer {
     pub fn commit_blocking(&self, ops: Vec<Op>) -> Result<(), Error> {
         let (done, rx) = oneshot::channel();
         self.tx
-            .send(Request { ops, done })
+            .send(Msg::Commit(Request { ops, done }))
             .map_err(|_| Error::Closed)?;
         rx.blocking_recv().map_err(|_| Error::Closed)?
+    }
+
+    /// Waits until the writer is between batches and holds it there while
+    /// the guard lives (blocking: call it off the async workers). Writers
+    /// meanwhile queue, as they would behind a slow flush.
+    pub fn pause(&self) -> Result<PauseGuard, Error> {
+        let (paused, is_paused) = mpsc::sync_channel(1);
+        let (resume_tx, resume) = mpsc::channel();
+        self.tx
+            .send(Msg::Pause { paused, resume })
+            .map_err(|_| Error::Closed)?;
+        is_paused.recv().map_err(|_| Error::Closed)?;
+        Ok(PauseGuard { _resume: resume_tx })
     }
 }
 
 fn writer(
     db: sled::Db,
     trees: Arc<super::Trees>,
-    rx: mpsc::Receiver<Request>,
+    rx: mpsc::Receiver<Msg>,
     max_batch: usize,
     stats: Arc<CommitStats>,
     guard: Arc<DiskGuard>,
 ) {
-    while let Ok(first) = rx.recv() {
+    let mut carried: Option<Msg> = None;
+    loop {
+        let msg = match carried.take() {
+            Some(m) => m,
+            None => match rx.recv() {
+                Ok(m) => m,
+                Err(_) => break,
+            },
+        };
+        let first = match msg {
+            Msg::Commit(r) => r,
+            Msg::Pause { paused, resume } => {
+                let _ = paused.send(());
+                // Until the guard says go or is dropped.
+                let _ = resume.recv();
+                continue;
+            }
+        };
         let mut batch = vec![first];
         while batch.len() < max_batch {
             match rx.try_recv() {
-                Ok(r) => batch.push(r),
+                Ok(Msg::Commit(r)) => batch.push(r),
+                Ok(pause) => {
+                    // After this batch.
+                    carried = Some(pause);
+                    break;
+                }
                 Err(_) => break,
             }
         }

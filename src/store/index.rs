@@ -56,6 +56,8 @@ pub struct Projection {
     pub terms: BTreeSet<String>,
     /// Once the ship call was issued: what the stats count.
     pub fulfilled: Option<Fulfilled>,
+    /// The workflow (`name@version`) while its instance still runs.
+    pub running: Option<String>,
 }
 
 /// An order's fulfilment, for the stats.
@@ -89,6 +91,11 @@ impl Projection {
             ..Default::default()
         };
         p.terms.extend(words(&r.order_id));
+        if let (Some(k), Some(i)) = (&r.workflow, &r.instance) {
+            if !i.is_terminal() {
+                p.running = Some(k.clone());
+            }
+        }
         if let Some(f) = r.fulfillment_ms {
             p.fulfilled = Some(Fulfilled {
                 day: day(f),
@@ -167,6 +174,9 @@ impl Projection {
         ];
         for s in &self.skus {
             out.push(counter(&[b"k", s.as_bytes()]));
+        }
+        if let Some(w) = &self.running {
+            out.push(counter(&[b"w", w.as_bytes()]));
         }
         if let Some(f) = &self.fulfilled {
             out.push(counter(&[b"f", f.day.as_bytes()]));
@@ -673,6 +683,20 @@ pub fn fulfilment(tree: &sled::Tree) -> Result<Fulfilment, Error> {
         );
     }
     Ok(f)
+}
+
+/// Orders whose workflow instance still runs, per `name@version`.
+pub fn running_per_workflow(tree: &sled::Tree) -> Result<HashMap<String, u64>, Error> {
+    let prefix = [PREFIX, b'C', b'w'];
+    let mut out = HashMap::new();
+    for kv in tree.scan_prefix(prefix) {
+        let (k, v) = kv?;
+        out.insert(
+            String::from_utf8_lossy(&k[prefix.len()..]).into_owned(),
+            read_u64(&v),
+        );
+    }
+    Ok(out)
 }
 
 /// How many orders have `value` in lifecycle `state` (a counter read).

@@ -39,6 +39,7 @@
 //! failed ([`Error::Failed`]) and the daemon exits with status 75 to be
 //! restarted. Details in [`space`].
 
+pub mod backup;
 pub mod codec;
 pub mod commit;
 pub mod index;

@@ -10,13 +10,16 @@
 //! Record format (all lengths u32 little-endian): a magic line, then
 //! records `1 name key value` (a tree entry), `2 path bytes` (a document),
 //! `0 digest` (the end, 32 bytes). The digest covers every record before it.
+//! A backup taken while the daemon runs ([`super::backup`]) adds, after the
+//! copy's records, the changes made while it was read: `3 name key value`
+//! (set) and `4 name key` (removed), applied in order on import.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-const MAGIC: &[u8] = b"ORDERFLOW-STORE-EXPORT v1\n";
+pub(super) const MAGIC: &[u8] = b"ORDERFLOW-STORE-EXPORT v1\n";
 /// Bounds on what a record may claim, so a damaged file is an error, not
 /// an allocation of gigabytes.
 const MAX_FIELD: u32 = 256 << 20;
@@ -60,14 +63,14 @@ impl std::fmt::Display for Summary {
     }
 }
 
-fn field(out: &mut Vec<u8>, b: &[u8]) {
+pub(super) fn field(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(&(b.len() as u32).to_le_bytes());
     out.extend_from_slice(b);
 }
 
 /// Every document under `dir/documents`, as (relative path, absolute path),
 /// in a stable order.
-fn documents(dir: &Path) -> Result<Vec<(String, PathBuf)>, Error> {
+pub(super) fn documents(dir: &Path) -> Result<Vec<(String, PathBuf)>, Error> {
     let root = dir.join("documents");
     let mut out = Vec::new();
     let mut stack = vec![root.clone()];
@@ -170,6 +173,12 @@ fn read_field(r: &mut impl Read) -> Result<Vec<u8>, Error> {
 /// flushed and the documents synced; on a damaged file or a checksum that
 /// does not match, the directory is removed again.
 pub fn import(input: &mut impl Read, dir: &Path) -> Result<Summary, Error> {
+    import_open(input, dir).map(|(s, _)| s)
+}
+
+/// [`import`], handing back the imported database still open (sled holds
+/// its folder's lock until the last handle is dropped).
+pub fn import_open(input: &mut impl Read, dir: &Path) -> Result<(Summary, sled::Db), Error> {
     if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
         return Err(Error::NotEmpty(dir.display().to_string()));
     }
@@ -180,7 +189,7 @@ pub fn import(input: &mut impl Read, dir: &Path) -> Result<Summary, Error> {
     r
 }
 
-fn import_into(input: &mut impl Read, dir: &Path) -> Result<Summary, Error> {
+fn import_into(input: &mut impl Read, dir: &Path) -> Result<(Summary, sled::Db), Error> {
     let mut magic = vec![0u8; MAGIC.len()];
     input
         .read_exact(&mut magic)
@@ -207,6 +216,24 @@ fn import_into(input: &mut impl Read, dir: &Path) -> Result<Summary, Error> {
                 field(&mut rec, &v);
                 hash.update(&rec);
                 db.open_tree(&name)?.insert(k, v)?;
+                trees.insert(name);
+                entries += 1;
+            }
+            3 | 4 => {
+                let name = read_field(input)?;
+                let k = read_field(input)?;
+                let mut rec = vec![kind[0]];
+                field(&mut rec, &name);
+                field(&mut rec, &k);
+                let tree = db.open_tree(&name)?;
+                if kind[0] == 3 {
+                    let v = read_field(input)?;
+                    field(&mut rec, &v);
+                    tree.insert(k, v)?;
+                } else {
+                    tree.remove(k)?;
+                }
+                hash.update(&rec);
                 trees.insert(name);
                 entries += 1;
             }
@@ -244,12 +271,15 @@ fn import_into(input: &mut impl Read, dir: &Path) -> Result<Summary, Error> {
                 db.flush()?;
                 // The default tree is always there; count what the source had.
                 let names = db.tree_names().len().max(trees.len());
-                return Ok(Summary {
-                    trees: names,
-                    entries,
-                    documents: docs,
-                    checksum: computed,
-                });
+                return Ok((
+                    Summary {
+                        trees: names,
+                        entries,
+                        documents: docs,
+                        checksum: computed,
+                    },
+                    db,
+                ));
             }
             k => return Err(Error::Damaged(format!("unknown record kind {k}"))),
         }

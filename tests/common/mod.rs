@@ -874,6 +874,34 @@ pub async fn webhook_outcomes(client: &reqwest::Client, sim_url: &str) -> HashMa
     outcomes
 }
 
+/// Labels bought and refunded per order at the simulated EasyPost, from
+/// its ledger (`(bought, refunded)`).
+pub async fn labels_per_order(
+    client: &reqwest::Client,
+    sim_url: &str,
+) -> HashMap<String, (u32, u32)> {
+    let (_, l) = get_json(
+        client,
+        &format!("{sim_url}/sim/labels/ledger?provider=easypost"),
+    )
+    .await;
+    let mut labels: HashMap<String, (u32, u32)> = HashMap::new();
+    for e in l["entries"].as_array().unwrap() {
+        let reference = e["reference"].as_str().unwrap();
+        let order = reference
+            .rsplit_once("-L")
+            .map_or(reference, |x| x.0)
+            .to_string();
+        let slot = labels.entry(order).or_default();
+        match e["action"].as_str().unwrap() {
+            "buy" => slot.0 += 1,
+            "refund" => slot.1 += 1,
+            _ => {}
+        }
+    }
+    labels
+}
+
 /// Successful ship / mark-shipped calls per order, from TikTok's ledger.
 pub async fn ships_per_order(client: &reqwest::Client, sim_url: &str) -> HashMap<String, usize> {
     let (_, ledger) = get_json(client, &format!("{sim_url}/sim/ledger")).await;
