@@ -226,6 +226,20 @@ impl LabelBook {
         }
     }
 
+    /// When this store was restored from a backup (Unix ms), if it was:
+    /// labels bought after the backup are unknown to it
+    /// ([`crate::store::backup::RESTORED_KEY`]).
+    pub fn restored_at_ms(&self) -> Option<i64> {
+        self.store
+            .trees
+            .cursors
+            .get(crate::store::backup::RESTORED_KEY)
+            .ok()
+            .flatten()
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(i64::from_be_bytes)
+    }
+
     /// Links to documents start with `url` (`[server] public_url`).
     pub fn with_public_url(mut self, url: Option<String>) -> LabelBook {
         self.public_url = url

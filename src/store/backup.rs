@@ -107,6 +107,12 @@ pub struct Manifest {
     pub sha256: String,
 }
 
+/// Key in the `cursors` tree: when the store was restored (u64 BE, Unix
+/// ms). Effects done after the backup was taken are unknown to a restored
+/// store; label purchases ask the provider first for orders older than
+/// this (`crate::shipping::purchase`).
+pub const RESTORED_KEY: &[u8] = b"restored_at";
+
 const FILE: &str = "store.backup";
 const MANIFEST: &str = "manifest.json";
 
@@ -375,7 +381,11 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<Restored, Error> {
     }
     let checked = (|| -> Result<Vec<String>, Error> {
         let orders = db.open_tree("orders")?;
-        Ok(super::index::check(&orders, 20)?)
+        let bad = super::index::check(&orders, 20)?;
+        db.open_tree("cursors")?
+            .insert(RESTORED_KEY, &now_ms().to_be_bytes())?;
+        db.flush()?;
+        Ok(bad)
     })();
     drop(db);
     match checked {
