@@ -134,6 +134,7 @@ fn step(w: &World, rec: &OrderRecord, msg: &Msg, now_ms: i64) -> OrderRecord {
         now_ms,
         running_marker: None,
         order_val: None,
+        projection: None,
     };
     core::process(rec.clone(), msg, &env)
         .expect("a step processes")

@@ -47,6 +47,10 @@ pub struct OrderActor {
     /// (see `core::Env::order_val`); `None` whenever `rec` is replaced
     /// from elsewhere.
     order_val: Option<expr::Val>,
+    /// The index projection as this actor last committed it (`None` until
+    /// its first commit): a step that changes nothing indexed writes no
+    /// index operation (see `core::Env::projection`).
+    projection: Option<crate::store::index::Projection>,
 }
 
 impl OrderActor {
@@ -60,6 +64,7 @@ impl OrderActor {
             notify_supervisor: true,
             running_marker: None,
             order_val: None,
+            projection: None,
         }
     }
 
@@ -203,6 +208,7 @@ impl Handler<Process> for OrderActor {
             now_ms,
             running_marker: self.running_marker,
             order_val: self.order_val.take(),
+            projection: self.projection.as_ref(),
         };
         let plan = match core::process(rec, &msg.0, &env) {
             Ok(p) => p,
@@ -229,12 +235,13 @@ impl Handler<Process> for OrderActor {
             return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
         }
         let store = self.shared.store.clone();
-        let (ops, record, start, order_val, alerts) = (
+        let (ops, record, start, order_val, alerts, projection) = (
             plan.ops,
             plan.record,
             plan.start,
             plan.order_val,
             plan.alerts,
+            plan.projection,
         );
         AtomicResponse::new(Box::pin(
             async move { store.commit(ops).await }
@@ -262,6 +269,7 @@ impl Handler<Process> for OrderActor {
                             }
                         }
                         act.running_marker = Some(!record.in_flight.is_empty());
+                        act.projection = projection;
                         act.rec = Some(record);
                         act.order_val = order_val;
                         act.shared.publish_change(&act.id);

@@ -72,6 +72,9 @@ pub struct Plan {
     pub order_val: Option<expr::Val>,
     /// System alerts to send once `ops` are durable (text, details).
     pub alerts: Vec<(String, serde_json::Value)>,
+    /// The index projection of `record` when `ops` write its checkpoint:
+    /// hand it to the next step as [`Env::projection`] once durable.
+    pub projection: Option<crate::store::index::Projection>,
 }
 
 pub struct Env<'a> {
@@ -88,6 +91,11 @@ pub struct Env<'a> {
     /// order changes at a few messages only; a step that changes it drops
     /// the value.
     pub order_val: Option<expr::Val>,
+    /// The index projection of the record as last committed, when the
+    /// caller knows it (`None`: written with the checkpoint either way).
+    /// Most steps change nothing the indexes hold, and then write no index
+    /// operation: the commit writer's work stays with what changed.
+    pub projection: Option<&'a crate::store::index::Projection>,
 }
 
 struct W<'a> {
@@ -1280,6 +1288,7 @@ impl W<'_> {
                 ops: Vec::new(),
                 start: Vec::new(),
                 order_val: self.order_val,
+                projection: None,
             });
         }
         self.rec.updated_ms = self.env.now_ms;
@@ -1318,16 +1327,20 @@ impl W<'_> {
             key: id,
             value: codec::encode(&self.rec).map_err(crate::store::Error::from)?,
         });
-        self.ops.push(Op::Index {
-            order_id: self.rec.order_id.clone(),
-            projection: Box::new(crate::store::index::Projection::of(&self.rec)),
-        });
+        let projection = crate::store::index::Projection::of(&self.rec);
+        if self.env.projection != Some(&projection) {
+            self.ops.push(Op::Index {
+                order_id: self.rec.order_id.clone(),
+                projection: Box::new(projection.clone()),
+            });
+        }
         Ok(Plan {
             record: self.rec,
             ops: self.ops,
             start: self.start,
             order_val: self.order_val,
             alerts: self.alerts,
+            projection: Some(projection),
         })
     }
 }
