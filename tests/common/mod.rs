@@ -620,9 +620,21 @@ pub async fn orders_counted(client: &reqwest::Client, base: &str) -> f64 {
 }
 
 /// A free port on 127.0.0.1, for a daemon whose address must be known
-/// before it starts (the simulator's webhook URL). Another process could
-/// take it in between; on loopback in a test that is unlikely.
+/// before it starts (the simulator's webhook URL). It is chosen below the
+/// kernel's ephemeral range (32768-60999 on Linux), from which every
+/// outgoing connection and every bind to port 0 takes its port: a port
+/// from that range, freed here, was seen taken by one of the many client
+/// connections of tests running in parallel before the daemon bound it.
+/// Below it, only another test's pick of the very same port can collide.
 pub fn free_addr() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    for _ in 0..1000 {
+        let port: u16 = rng.random_range(20_000..32_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return format!("127.0.0.1:{port}");
+        }
+    }
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().to_string()
 }
