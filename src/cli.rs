@@ -855,14 +855,19 @@ fn transfer_out(
             }),
         _ => crate::store::transfer::checksum(&store.db, &dir),
     };
+    Ok(printed(r))
+}
+
+/// Prints what a store command did, or its error: exit 0 or 1.
+fn printed<T: std::fmt::Display, E: std::fmt::Display>(r: Result<T, E>) -> ExitCode {
     match r {
         Ok(s) => {
             println!("{s}");
-            Ok(ExitCode::SUCCESS)
+            ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("error: {e}");
-            Ok(ExitCode::from(1))
+            ExitCode::from(1)
         }
     }
 }
@@ -883,16 +888,7 @@ fn import_store(
     let r = std::fs::File::open(input)
         .map_err(crate::store::transfer::Error::from)
         .and_then(|f| crate::store::transfer::import(&mut std::io::BufReader::new(f), &dir));
-    match r {
-        Ok(s) => {
-            println!("{s}");
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            Ok(ExitCode::from(1))
-        }
-    }
+    Ok(printed(r))
 }
 
 fn run_daemon(

@@ -36,15 +36,9 @@ async fn a_backup_taken_under_load_restores_every_acknowledged_order() {
         qps: 10_000,
         ..Default::default()
     });
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
+    let client = common::unpooled_client();
     let dir = tempfile::tempdir().unwrap();
-    let wf = dir.path().join("workflows");
-    std::fs::create_dir_all(&wf).unwrap();
-    std::fs::write(wf.join("labels.yaml"), common::LABELS_WORKFLOW).unwrap();
+    let wf = common::labels_workflows(dir.path());
     let config = sim_daemon_config(
         dir.path(),
         &sim,

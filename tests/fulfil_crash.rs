@@ -109,14 +109,7 @@ async fn a_label_bought_before_a_crash_is_never_bought_again() {
     assert_eq!(st, 200);
     let base = daemon.base.clone();
     for id in &ids {
-        eventually(Duration::from_secs(40), "the order shipped", || {
-            let (c, b) = (client.clone(), base.clone());
-            async move {
-                let (_, o) = get_json(&c, &format!("{b}/api/v1/orders/{id}")).await;
-                (o["step"] == "wait_delivery").then_some(())
-            }
-        })
-        .await;
+        common::shipped(&client, &base, id, Duration::from_secs(40)).await;
     }
 
     // One purchase per order; the crashes show up as replays.

@@ -64,13 +64,7 @@ async fn one_label_per_order_across_both_providers_through_kills_and_late_answer
         qps: 10_000,
         ..Default::default()
     });
-    // No pooled connections: a daemon killed mid-answer, or a simulator
-    // worker closing an idle one, must not fail the test's own reads.
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
+    let client = common::unpooled_client();
     let dir = tempfile::tempdir().unwrap();
     let dir = if std::env::var("LABEL_CRASH_KEEP").is_ok() {
         tempfile::TempDir::with_prefix_in("label-crash-", "/tmp")
@@ -81,9 +75,7 @@ async fn one_label_per_order_across_both_providers_through_kills_and_late_answer
     };
     let _cleanup = Cleanup(dir.clone(), std::env::var("LABEL_CRASH_KEEP").is_err());
     let dir = Dir(dir);
-    let wf = dir.path().join("workflows");
-    std::fs::create_dir_all(&wf).unwrap();
-    std::fs::write(wf.join("labels.yaml"), common::LABELS_WORKFLOW).unwrap();
+    let wf = common::labels_workflows(dir.path());
     // Orders whose id ends in an even digit go to Shippo, the rest to
     // EasyPost (the default provider).
     let config = sim_daemon_config(
@@ -160,14 +152,7 @@ provider = "shippo"
     // Every order ships.
     let base = daemon.base.clone();
     for id in &ids {
-        eventually(Duration::from_secs(120), "the order shipped", || {
-            let (c, b) = (client.clone(), base.clone());
-            async move {
-                let (_, o) = get_json(&c, &format!("{b}/api/v1/orders/{id}")).await;
-                (o["step"] == "wait_delivery").then_some(())
-            }
-        })
-        .await;
+        common::shipped(&client, &base, id, Duration::from_secs(120)).await;
     }
     assert_eq!(ids.len(), orders);
     // Held answers finish before the ledgers are read.

@@ -179,15 +179,9 @@ async fn three_tenants_one_moves_under_load_and_nothing_is_lost_or_done_twice() 
         ..Default::default()
     });
     assert_eq!(shops.len(), 9);
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
+    let client = common::unpooled_client();
     let dir = tempfile::tempdir().unwrap();
-    let wf = dir.path().join("workflows");
-    std::fs::create_dir_all(&wf).unwrap();
-    std::fs::write(wf.join("labels.yaml"), common::LABELS_WORKFLOW).unwrap();
+    let wf = common::labels_workflows(dir.path());
 
     // The shard map: three shops per tenant, epoch 1.
     let map = dir.path().join("shards.toml");
@@ -397,14 +391,7 @@ async fn three_tenants_one_moves_under_load_and_nothing_is_lost_or_done_twice() 
     };
     for (id, shop) in &ids {
         let base = base_of(owner[shop]);
-        eventually(Duration::from_secs(120), "the order shipped", || {
-            let (c, b) = (client.clone(), base.clone());
-            async move {
-                let (_, o) = get_json(&c, &format!("{b}/api/v1/orders/{id}")).await;
-                (o["step"] == "wait_delivery").then_some(())
-            }
-        })
-        .await;
+        common::shipped(&client, &base, id, Duration::from_secs(120)).await;
         for tenant in TENANTS.iter().filter(|t| **t != owner[shop]) {
             let (st, _) =
                 get_json(&client, &format!("{}/api/v1/orders/{id}", base_of(tenant))).await;

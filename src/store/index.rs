@@ -699,14 +699,6 @@ pub fn running_per_workflow(tree: &sled::Tree) -> Result<HashMap<String, u64>, E
     Ok(out)
 }
 
-/// How many orders have `value` in lifecycle `state` (a counter read).
-pub fn count_in(tree: &sled::Tree, state: &str) -> Result<u64, Error> {
-    Ok(tree
-        .get(counter(&[b"l", state.as_bytes()]))?
-        .map(|v| read_u64(&v))
-        .unwrap_or(0))
-}
-
 /// Ensures the indexes are complete (rebuilding them from the checkpoints
 /// if an older version left none): at open, before the writer starts.
 pub fn ensure(tree: &sled::Tree) -> Result<(), Error> {

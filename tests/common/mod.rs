@@ -745,6 +745,38 @@ steps:
     end: delivered
 "#;
 
+/// `dir/workflows` holding [`LABELS_WORKFLOW`] alone.
+pub fn labels_workflows(dir: &Path) -> PathBuf {
+    let wf = dir.join("workflows");
+    std::fs::create_dir_all(&wf).unwrap();
+    std::fs::write(wf.join("labels.yaml"), LABELS_WORKFLOW).unwrap();
+    wf
+}
+
+/// A client without pooled connections: a daemon killed mid-answer, or a
+/// simulator worker closing an idle one, must not fail the test's own
+/// reads.
+pub fn unpooled_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+}
+
+/// Waits until order `id` at the daemon `base` has shipped and waits for
+/// delivery (step `wait_delivery`).
+pub async fn shipped(client: &reqwest::Client, base: &str, id: &str, deadline: Duration) {
+    eventually(deadline, &format!("{id} shipped"), || {
+        let url = format!("{base}/api/v1/orders/{id}");
+        async move {
+            let (_, o) = get_json(client, &url).await;
+            (o["step"] == "wait_delivery").then_some(())
+        }
+    })
+    .await;
+}
+
 /// Runs the real CLI (no daemon URL): whether it succeeded, and its
 /// stdout and stderr.
 pub fn cli_output(args: &[&str]) -> (bool, String) {
