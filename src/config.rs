@@ -198,6 +198,15 @@ pub struct RuntimeConfig {
     /// How often the deadline watcher looks for orders at risk (and
     /// refreshes the lifecycle and at-risk gauges).
     pub deadline_check: Dur,
+    /// Most orders intake keeps live at once. Past it, every event is still
+    /// stored and acknowledged, but its order waits (as a key, oldest
+    /// ship-by first) until a live one finishes its step; idle actors then
+    /// stop at once instead of after `passivate_after`.
+    pub max_active_orders: usize,
+    /// Resident memory, in bytes, above which the daemon admits a quarter
+    /// of `max_active_orders` and stops idle actors at once, until it is
+    /// back under 90% of it (0: no budget).
+    pub memory_budget: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -253,6 +262,8 @@ impl Default for RuntimeConfig {
             shutdown_grace: Dur(Duration::from_secs(10)),
             at_risk_margin: Dur(Duration::from_secs(6 * 3600)),
             deadline_check: Dur(Duration::from_secs(15)),
+            max_active_orders: 5_000,
+            memory_budget: 1 << 30,
         }
     }
 }
@@ -424,6 +435,12 @@ impl Config {
         }
         if self.runtime.arbiters == 0 || self.runtime.arbiters > 64 {
             problems.push("runtime.arbiters must be between 1 and 64".into());
+        }
+        if self.runtime.max_active_orders == 0 || self.runtime.max_active_orders > 1_000_000 {
+            problems.push("runtime.max_active_orders must be between 1 and 1000000".into());
+        }
+        if self.runtime.memory_budget != 0 && self.runtime.memory_budget < 64 << 20 {
+            problems.push("runtime.memory_budget must be 0 (none) or at least 64 MiB".into());
         }
         if self.runtime.passivate_after.0 < Duration::from_millis(10) {
             problems.push("runtime.passivate_after must be at least 10ms".into());

@@ -648,6 +648,21 @@ impl Daemon {
                 }
             });
         }
+        // Admission: the memory verdict and the backlog gauges every half
+        // second; the dispatcher of waiting orders stops with the daemon.
+        {
+            let (intake, clock, stop) = (intake.clone(), clock.clone(), stop.clone());
+            actix::spawn(async move {
+                loop {
+                    intake.admission().observe(clock.now_ms());
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    }
+                }
+                intake.close();
+            });
+        }
         // The inbox sweep: events stored but still not applied after a
         // minute are delivered again.
         {

@@ -41,8 +41,10 @@
 //!   full disk, export, import and checksum of a closed store
 //!   ([`store::transfer`]), and the online backup and its restore
 //!   ([`store::backup`]).
-//! - [`runtime`]: one order's step ([`runtime::core`]), effects, intake,
-//!   timers, the ship-by deadline watcher, the workflow registry, the
+//! - [`runtime`]: one order's step ([`runtime::core`]), effects, intake
+//!   with its admission control ([`runtime::admission`]: at most
+//!   `max_active_orders` live, the rest stored and waiting oldest ship-by
+//!   first, a memory budget), timers, the ship-by deadline watcher, the workflow registry, the
 //!   clock, and which interventions an order allows now and why
 //!   ([`runtime::interventions`]: the API, CLI and console only render it).
 //! - [`actors`]: the supervisor and one actix actor per order, behind

@@ -102,6 +102,7 @@ pub fn describe() {
         "Time to apply and flush one group commit."
     );
     describe_gauge!(ACTORS_ACTIVE, "Order actors currently in memory.");
+    crate::runtime::admission::metrics::describe();
     describe_counter!(
         ACTOR_RESTARTS_TOTAL,
         "Order actors found dead and rebuilt from their checkpoint."

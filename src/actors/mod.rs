@@ -49,6 +49,9 @@ pub struct Shared {
     /// (the console's server-sent events). Sent only while someone listens;
     /// a slow listener lags and skips, it never slows an order.
     pub changes: tokio::sync::broadcast::Sender<String>,
+    /// How many actors are live, and whether they should make room for
+    /// orders waiting to start ([`crate::runtime::admission`]).
+    pub pressure: Arc<crate::runtime::admission::Pressure>,
 }
 
 impl Shared {
@@ -100,6 +103,7 @@ impl RuntimeHandle {
             handle: OnceLock::new(),
             on_finished: OnceLock::new(),
             changes: tokio::sync::broadcast::channel(4096).0,
+            pressure: Arc::default(),
         });
         let arbs: Vec<ArbiterHandle> = (0..arbiters).map(|_| Arbiter::new().handle()).collect();
         let supervisor = Supervisor::new(shared.clone(), arbs).start();

@@ -119,7 +119,9 @@ impl OrderActor {
             .rec
             .as_ref()
             .is_some_and(|r| r.in_flight.iter().any(|e| running.contains(&e.key)));
-        !in_flight && self.last_active.elapsed() >= self.shared.config.passivate_after.0
+        !in_flight
+            && (self.shared.pressure.on()
+                || self.last_active.elapsed() >= self.shared.config.passivate_after.0)
     }
 }
 
@@ -274,7 +276,18 @@ impl Handler<Process> for OrderActor {
                         act.order_val = order_val;
                         act.shared.publish_change(&act.id);
                         act.last_active = Instant::now();
+                        let idle = start.is_empty()
+                            && act.rec.as_ref().is_some_and(|r| r.in_flight.is_empty());
                         act.start_effects(start, ctx.address());
+                        if idle && act.shared.pressure.on() {
+                            // Orders wait to start, or memory is over
+                            // budget: make room now (admission).
+                            metrics::counter!(
+                                crate::runtime::admission::metrics::EAGER_PASSIVATIONS_TOTAL
+                            )
+                            .increment(1);
+                            ctx.stop();
+                        }
                         Ok(())
                     }
                     Err(e) => {

@@ -58,7 +58,18 @@ impl Supervisor {
             })
         };
         self.actors.insert(id.to_string(), addr.clone());
+        self.shared.pressure.set_active(self.actors.len());
         addr
+    }
+
+    fn forget(&mut self, order_id: &str, addr: &Addr<OrderActor>) -> bool {
+        if self.actors.get(order_id) == Some(addr) {
+            self.actors.remove(order_id);
+            self.shared.pressure.set_active(self.actors.len());
+            true
+        } else {
+            false
+        }
     }
 }
 
@@ -91,9 +102,7 @@ impl Handler<Passivated> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, m: Passivated, _: &mut Context<Self>) {
-        if self.actors.get(&m.order_id) == Some(&m.addr) {
-            self.actors.remove(&m.order_id);
-        }
+        self.forget(&m.order_id, &m.addr);
     }
 }
 
@@ -101,9 +110,8 @@ impl Handler<Dead> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, m: Dead, _: &mut Context<Self>) {
-        if self.actors.get(&m.order_id) == Some(&m.addr) {
+        if self.forget(&m.order_id, &m.addr) {
             tracing::warn!(order_id = %m.order_id, "An order actor died; it is rebuilt from its checkpoint");
-            self.actors.remove(&m.order_id);
             metrics::counter!(crate::metrics::ACTOR_RESTARTS_TOTAL).increment(1);
         }
     }
@@ -114,6 +122,7 @@ impl Handler<Count> for Supervisor {
 
     fn handle(&mut self, _: Count, _: &mut Context<Self>) -> usize {
         self.actors.retain(|_, a| a.connected());
+        self.shared.pressure.set_active(self.actors.len());
         self.actors.len()
     }
 }

@@ -206,7 +206,28 @@ async fn readyz(s: web::Data<AppState>) -> impl Responder {
         return HttpResponse::ServiceUnavailable().body("recovering");
     }
     match s.store.writable() {
-        Ok(()) => HttpResponse::Ok().body("ready"),
+        Ok(()) => {
+            // Orders waiting to start are no reason to take this process
+            // out of service (their events are stored; the waiting is the
+            // point), but it says so.
+            let b = s.intake.admission().backlog();
+            if b.waiting == 0 && !b.over_budget {
+                return HttpResponse::Ok().body("ready");
+            }
+            let now = s.runtime.shared.clock.now_ms();
+            let oldest = b.oldest_ms.map_or(0, |t| (now - t).max(0) / 1000);
+            let mut text = format!(
+                "ready; backlog: {} orders waiting to start, the oldest for {oldest} s",
+                b.waiting
+            );
+            if b.over_budget {
+                text.push_str(&format!(
+                    "; memory over budget ({} MiB resident)",
+                    b.rss_bytes >> 20
+                ));
+            }
+            HttpResponse::Ok().body(text)
+        }
         Err(e) => HttpResponse::ServiceUnavailable().body(format!("degraded: {e}")),
     }
 }

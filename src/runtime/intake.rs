@@ -5,21 +5,22 @@
 //! the caller (a webhook sender, the poller, an operator) told it was
 //! received. Delivery to the order's actor happens after, and the inbox
 //! entry is removed in the same checkpoint that applies the event — so a
-//! crash between the two redelivers it on recovery.
+//! crash between the two redelivers it on recovery. How many orders are
+//! delivered at once is bounded by admission ([`super::admission`]): past
+//! `[runtime] max_active_orders`, stored events wait as keys, oldest
+//! ship-by first.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
+use super::admission::Admission;
 use super::core::Msg;
 use super::event::OrderEvent;
 use super::Error;
 use crate::actors::RuntimeHandle;
 use crate::store::{codec, InboxEvent, Op, Store, Tree};
-
-/// Most deliveries queued behind intake at once: beyond it, intake waits
-/// (backpressure to whoever is sending).
-const MAX_PENDING_DELIVERIES: usize = 20_000;
 
 /// Stripes of the lock that makes "is it a duplicate? then store it" one
 /// step per dedupe key.
@@ -34,7 +35,11 @@ pub struct Submitted {
 pub struct Intake {
     store: Store,
     runtime: RuntimeHandle,
-    pending: Arc<Semaphore>,
+    admission: Admission,
+    /// The task that starts waiting orders as slots free: started with the
+    /// first order that has to wait, stopped by [`Intake::close`].
+    dispatcher: Arc<AtomicBool>,
+    closed: CancellationToken,
     hydrator: Option<crate::sync::Hydrator>,
     /// Held from the duplicate check until the event is stored, by stripe
     /// of its dedupe key: TikTok delivers a duplicated webhook twice at
@@ -44,10 +49,18 @@ pub struct Intake {
 
 impl Intake {
     pub fn new(store: Store, runtime: RuntimeHandle) -> Intake {
+        let cfg = &runtime.shared.config;
+        let admission = Admission::new(
+            cfg.max_active_orders,
+            cfg.memory_budget,
+            runtime.shared.pressure.clone(),
+        );
         Intake {
             store,
             runtime,
-            pending: Arc::new(Semaphore::new(MAX_PENDING_DELIVERIES)),
+            admission,
+            dispatcher: Arc::new(AtomicBool::new(false)),
+            closed: CancellationToken::new(),
             hydrator: None,
             dedupe_locks: (0..DEDUPE_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
@@ -156,19 +169,79 @@ impl Intake {
         metrics::counter!(crate::metrics::EVENTS_TOTAL, "result" => "accepted").increment(1);
         metrics::counter!(crate::metrics::ORDERS_RECEIVED_TOTAL, "source" => event.source.as_str())
             .increment(1);
-        let permit = self
-            .pending
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| Error::ShuttingDown)?;
-        let runtime = self.runtime.clone();
-        let hydrator = self.hydrator.clone();
-        actix::spawn(async move {
-            Intake::dispatch(runtime, hydrator, seq, event).await;
-            drop(permit);
-        });
+        if self.admission.try_now(seq) {
+            let (runtime, hydrator) = (self.runtime.clone(), self.hydrator.clone());
+            let admission = self.admission.clone();
+            actix::spawn(async move {
+                Intake::dispatch(runtime, hydrator, seq, event).await;
+                admission.delivered(&[seq]);
+            });
+        } else {
+            self.wait_for_room(seq, &event);
+        }
         Ok(Submitted { duplicate: false })
+    }
+
+    /// Queues a stored event until its order may start (admission), and
+    /// makes sure the dispatcher runs.
+    fn wait_for_room(&self, seq: u64, event: &OrderEvent) {
+        if !self.admission.enqueue(seq, event) {
+            return;
+        }
+        if !self.dispatcher.swap(true, Ordering::AcqRel) {
+            let this = self.clone();
+            actix::spawn(async move { this.run_dispatcher().await });
+        }
+    }
+
+    /// Starts waiting orders as slots free, each order's stored events read
+    /// back from the inbox and delivered in the order they were stored.
+    async fn run_dispatcher(self) {
+        loop {
+            let admitted = tokio::select! {
+                _ = self.closed.cancelled() => return,
+                a = self.admission.next() => a,
+            };
+            let this = self.clone();
+            actix::spawn(async move {
+                for seq in &admitted.seqs {
+                    let stored = this
+                        .store
+                        .trees
+                        .inbox
+                        .get(seq.to_be_bytes())
+                        .map_err(crate::store::Error::from)
+                        .and_then(|v| {
+                            v.map(|v| codec::decode::<InboxEvent>(&v))
+                                .transpose()
+                                .map_err(crate::store::Error::from)
+                        });
+                    match stored {
+                        // Applied meanwhile (a redelivery got there first).
+                        Ok(None) => {}
+                        Ok(Some(e)) => {
+                            let (runtime, hydrator) = (this.runtime.clone(), this.hydrator.clone());
+                            Intake::dispatch(runtime, hydrator, e.seq, e.event).await;
+                        }
+                        Err(e) => {
+                            tracing::warn!(order_id = %admitted.order_id, seq, error = %e, "A waiting event could not be read back; the inbox sweep tries again");
+                        }
+                    }
+                }
+                this.admission.delivered(&admitted.seqs);
+            });
+        }
+    }
+
+    /// Orders waiting to start, the longest wait, the memory verdict.
+    pub fn admission(&self) -> &Admission {
+        &self.admission
+    }
+
+    /// Stops the dispatcher (shutdown): events still waiting stay in the
+    /// inbox and are delivered on the next start.
+    pub fn close(&self) {
+        self.closed.cancel();
     }
 
     /// Does a dedupe key (whose value is its event's inbox sequence) stand
@@ -193,44 +266,35 @@ impl Intake {
     /// Delivers again the stored events older than `older_than_ms` that are
     /// still not applied (a hydration that failed, an actor that died):
     /// the periodic sweep that makes "stored" imply "eventually applied"
-    /// without waiting for a restart. Redelivery is harmless: an order
+    /// without waiting for a restart. Events waiting for admission or being
+    /// delivered now are left alone. Redelivery is harmless: an order
     /// applies an event id once.
     pub async fn redeliver_stale(&self, now_ms: i64, older_than_ms: i64) -> Result<usize, Error> {
-        let stale: Vec<InboxEvent> = self
-            .store
-            .inbox()?
-            .into_iter()
-            .filter(|e| now_ms - e.event.received_ms > older_than_ms)
-            .collect();
-        let n = stale.len();
-        for e in stale {
-            let (runtime, hydrator) = (self.runtime.clone(), self.hydrator.clone());
-            actix::spawn(Intake::dispatch(runtime, hydrator, e.seq, e.event));
-        }
-        Ok(n)
+        self.requeue(|e| now_ms - e.event.received_ms > older_than_ms)
     }
 
-    /// Delivers every stored event not yet applied (recovery), in order.
+    /// Delivers every stored event not yet applied (recovery): queued for
+    /// admission, oldest ship-by first.
     pub async fn redeliver_inbox(&self) -> Result<usize, Error> {
-        let events = self.store.inbox()?;
-        let n = events.len();
-        let mut tasks = Vec::new();
-        let limit = Arc::new(Semaphore::new(256));
-        for e in events {
-            let permit = limit
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| Error::ShuttingDown)?;
-            let runtime = self.runtime.clone();
-            let hydrator = self.hydrator.clone();
-            tasks.push(actix::spawn(async move {
-                Intake::dispatch(runtime, hydrator, e.seq, e.event).await;
-                drop(permit);
-            }));
-        }
-        for t in tasks {
-            let _ = t.await;
+        self.requeue(|_| true)
+    }
+
+    fn requeue(&self, pick: impl Fn(&InboxEvent) -> bool) -> Result<usize, Error> {
+        let mut n = 0;
+        for r in self.store.trees.inbox.iter() {
+            let (k, v) = r.map_err(crate::store::Error::from)?;
+            let seq = match <[u8; 8]>::try_from(k.as_ref()) {
+                Ok(b) => u64::from_be_bytes(b),
+                Err(_) => continue,
+            };
+            if self.admission.knows(seq) {
+                continue;
+            }
+            let e: InboxEvent = codec::decode(&v).map_err(crate::store::Error::from)?;
+            if pick(&e) {
+                self.wait_for_room(e.seq, &e.event);
+                n += 1;
+            }
         }
         Ok(n)
     }

@@ -16,6 +16,7 @@
 //!   an instance may still run on.
 //! - [`Clock`]: the one source of time (tokio's clock, so tests can pause it).
 
+pub mod admission;
 pub mod core;
 pub mod deadlines;
 pub mod effects;
