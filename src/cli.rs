@@ -649,38 +649,42 @@ fn admin_cmd(cmd: AdminCmd) -> anyhow::Result<ExitCode> {
     let tree = &store.trees.orders;
     let started = std::time::Instant::now();
     match cmd {
-        AdminCmd::Reindex { .. } => match crate::store::index::rebuild(tree) {
-            Ok(n) => {
-                println!(
-                    "indexed {n} orders in {:.2} s",
-                    started.elapsed().as_secs_f64()
-                );
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                Ok(ExitCode::from(1))
-            }
-        },
-        AdminCmd::CheckIndex { .. } => match crate::store::index::check(tree, 20) {
-            Ok(bad) if bad.is_empty() => {
-                println!(
-                    "indexes and counters match the checkpoints ({:.2} s)",
-                    started.elapsed().as_secs_f64()
-                );
-                Ok(ExitCode::SUCCESS)
-            }
-            Ok(bad) => {
-                for b in bad {
-                    println!("{b}");
+        AdminCmd::Reindex { .. } => {
+            match crate::store::index::rebuild(tree, &store.trees.archive) {
+                Ok(n) => {
+                    println!(
+                        "indexed {n} orders in {:.2} s",
+                        started.elapsed().as_secs_f64()
+                    );
+                    Ok(ExitCode::SUCCESS)
                 }
-                Ok(ExitCode::from(1))
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(ExitCode::from(1))
+                }
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                Ok(ExitCode::from(2))
+        }
+        AdminCmd::CheckIndex { .. } => {
+            match crate::store::index::check(tree, &store.trees.archive, 20) {
+                Ok(bad) if bad.is_empty() => {
+                    println!(
+                        "indexes and counters match the checkpoints ({:.2} s)",
+                        started.elapsed().as_secs_f64()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Ok(bad) => {
+                    for b in bad {
+                        println!("{b}");
+                    }
+                    Ok(ExitCode::from(1))
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(ExitCode::from(2))
+                }
             }
-        },
+        }
     }
 }
 

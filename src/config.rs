@@ -85,6 +85,8 @@ pub struct Config {
     pub sla: crate::runtime::report::SlaConfig,
     /// Who this process is beyond one machine: tenant, epoch, owned shops.
     pub tenant: crate::tenant::TenantConfig,
+    /// What leaves the hot store, and when.
+    pub retention: crate::retention::RetentionConfig,
 }
 
 /// The demo the daemon runs when no TikTok credentials are configured.
@@ -461,6 +463,7 @@ impl Config {
         problems.extend(self.shipping.validate());
         problems.extend(self.notify.validate());
         problems.extend(self.sla.validate());
+        self.retention.validate(&mut problems);
         if !(self.demo.orders_per_second >= 0.0 && self.demo.orders_per_second <= 10_000.0) {
             problems.push("demo.orders_per_second must be between 0 and 10000".into());
         }

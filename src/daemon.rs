@@ -95,6 +95,8 @@ pub enum Error {
     },
     #[error("opening the store: {0}")]
     Store(#[from] crate::store::Error),
+    #[error("retention: {0}")]
+    Retention(#[from] crate::retention::Error),
     #[error("loading workflows: {0}")]
     Runtime(#[from] crate::runtime::Error),
     #[error("starting the built-in simulator: {0}")]
@@ -172,6 +174,13 @@ impl Daemon {
                 tenant: cfg.tenant.id.clone(),
                 source,
             })?;
+        // Dedupe keys from before their expiry index get one (once), and
+        // bulk jobs a restart interrupted say so.
+        crate::retention::ensure_dedupe_times(&store.trees, clock.now_ms())?;
+        let interrupted = crate::http::admin::interrupted_jobs(&store, clock.now_ms())?;
+        if interrupted > 0 {
+            tracing::warn!(jobs = interrupted, "Bulk jobs were interrupted by the restart; their remaining orders are listed on each job");
+        }
         let registry = Arc::new(Registry::load(cfg.workflows.dir.clone(), store.clone()).await?);
         for d in registry.current().definitions.iter() {
             tracing::info!(workflow = %d.key(), path = %d.path, "Workflow loaded");
@@ -463,6 +472,12 @@ impl Daemon {
         }
         let ready = Arc::new(AtomicBool::new(false));
         let closing = CancellationToken::new();
+        let retention = crate::retention::Retention::new(
+            store.clone(),
+            runtime.clone(),
+            &cfg.store.data_dir,
+            cfg.retention.clone(),
+        );
         let state = AppState {
             intake: intake.clone(),
             runtime: runtime.clone(),
@@ -506,6 +521,7 @@ impl Daemon {
             labels: Some(label_book.clone()),
             tenant: Arc::new(cfg.tenant.clone()),
             data_dir: cfg.store.data_dir.clone(),
+            retention: retention.clone(),
             carrier_webhooks: http::labels::CarrierWebhooks {
                 easypost: cfg.shipping.providers.easypost.webhook_secret.clone(),
                 shippo: cfg.shipping.providers.shippo.webhook_secret.clone(),
@@ -663,6 +679,9 @@ impl Daemon {
                 intake.close();
             });
         }
+        // Retention: finished orders to the archive, dedupe keys and old
+        // bulk jobs expired, every `[retention] check_every`.
+        actix::spawn(retention.clone().run(clock.clone(), stop.clone()));
         // The inbox sweep: events stored but still not applied after a
         // minute are delivered again.
         {

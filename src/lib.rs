@@ -89,6 +89,9 @@
 //!   `shops`), the epoch recorded in the store and the fence that keeps an
 //!   old copy of a moved tenant from running; the shard map every cell
 //!   reads (`orderflow shards`); which shops it owns.
+//! - [`retention`]: finished orders past `[retention] keep_days` moved
+//!   to gzip JSON-lines archive files by their own actor and still read by
+//!   id, dedupe keys expired, old bulk jobs deleted.
 //! - [`cli`]: the command line; `main.rs` only parses it and calls in here.
 //! - [`client`]: the CLI's client for a running daemon's admin API.
 //! - [`loadtest`]: `orderflow loadtest`: the daemon as a child process
@@ -115,6 +118,7 @@ pub mod metrics;
 pub mod notify;
 pub mod order;
 pub mod payment;
+pub mod retention;
 pub mod runtime;
 pub mod shipping;
 pub mod shops;

@@ -103,6 +103,7 @@ pub fn describe() {
     );
     describe_gauge!(ACTORS_ACTIVE, "Order actors currently in memory.");
     crate::runtime::admission::metrics::describe();
+    crate::retention::metrics::describe();
     describe_counter!(
         ACTOR_RESTARTS_TOTAL,
         "Order actors found dead and rebuilt from their checkpoint."

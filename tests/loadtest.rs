@@ -168,3 +168,18 @@ fn engine_finishes_every_flow() {
         assert!(num(row, "Mean checkpoint batch") >= 1.0, "{row:?}");
     }
 }
+
+#[test]
+fn retention_archives_what_is_old_and_finds_it_after_a_kill() {
+    // 130 days of 30 orders: the 30 oldest days go to the archive (an
+    // order is updated 10 days after it arrives; 90 days are kept).
+    let rows = loadtest(&["--scenario", "retention", "--days", "130", "--orders", "30"]);
+    let row = &rows[0];
+    let (archived, hot) = (num(row, "Archived"), num(row, "Left hot"));
+    assert!((archived - 900.0).abs() <= 30.0, "{row:?}");
+    assert_eq!(archived + hot, 3900.0, "{row:?}");
+    assert_eq!(
+        row["Found after SIGKILL + restart"], "100 of 100",
+        "{row:?}"
+    );
+}

@@ -21,7 +21,7 @@ use crate::runtime::effects::Executor;
 use crate::runtime::{Clock, Error, Registry};
 use crate::store::Store;
 
-use self::order::{Die, OrderActor, Process};
+use self::order::{Archive, Die, OrderActor, Process};
 use self::supervisor::{Count, Dead, GetOrSpawn, Supervisor};
 
 /// An actor stopped (idle, or after a failure); the supervisor forgets it.
@@ -142,6 +142,25 @@ impl RuntimeHandle {
             }
         }
         Err(Error::ActorUnavailable(order_id.to_string()))
+    }
+
+    /// Moves a finished order to the archive through its own actor (see
+    /// [`order::Archive`]): `Ok(false)` when it changed meanwhile.
+    pub async fn archive(
+        &self,
+        order_id: &str,
+        updated_ms: i64,
+        ops: Vec<crate::store::Op>,
+    ) -> Result<bool, Error> {
+        let addr = self
+            .supervisor
+            .send(GetOrSpawn(order_id.to_string()))
+            .await
+            .map_err(|_| Error::ShuttingDown)?;
+        match addr.send(Archive { updated_ms, ops }).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::ActorUnavailable(order_id.to_string())),
+        }
     }
 
     /// Makes sure the order has a live actor (which re-issues its

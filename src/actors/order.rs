@@ -26,6 +26,18 @@ use crate::workflow::expr;
 #[rtype(result = "Result<(), Error>")]
 pub struct Process(pub Msg);
 
+/// Move the finished order to the archive (`crate::retention`): `ops`
+/// (its archive entry, its audit and label keys removed) are committed with
+/// the checkpoint's removal, only if the record is still the one the pass
+/// archived (`updated_ms`) and still finished. `Ok(true)` once durable,
+/// `Ok(false)` if it changed; the actor stops either way after a move.
+#[derive(Message)]
+#[rtype(result = "Result<bool, Error>")]
+pub struct Archive {
+    pub updated_ms: i64,
+    pub ops: Vec<crate::store::Op>,
+}
+
 /// Stop without telling the supervisor, as an unexpected death would
 /// (tests use it to show the supervisor rebuilds a dead actor).
 #[derive(Message)]
@@ -51,6 +63,9 @@ pub struct OrderActor {
     /// its first commit): a step that changes nothing indexed writes no
     /// index operation (see `core::Env::projection`).
     projection: Option<crate::store::index::Projection>,
+    /// The order was moved to the archive: events for it are kept in the
+    /// quarantine, never applied to a new empty order.
+    archived: bool,
 }
 
 impl OrderActor {
@@ -65,7 +80,69 @@ impl OrderActor {
             running_marker: None,
             order_val: None,
             projection: None,
+            archived: false,
         }
+    }
+
+    /// A message for an archived order: an event is kept in the quarantine
+    /// (its inbox entry consumed) with an alert; a stale timer is removed.
+    fn archived_message(&mut self, msg: Msg) -> AtomicResponse<Self, Result<(), Error>> {
+        use crate::store::{Op, Tree};
+        let mut ops = Vec::new();
+        let mut alert = None;
+        match msg {
+            Msg::Event { inbox_seq, event } => {
+                if let Some(seq) = inbox_seq {
+                    ops.push(Op::Del {
+                        tree: Tree::Inbox,
+                        key: seq.to_be_bytes().to_vec(),
+                    });
+                }
+                let q = crate::store::Quarantined {
+                    received_ms: event.received_ms,
+                    reason: "archived_order".into(),
+                    kind: None,
+                    shop_id: Some(event.shop_id.clone()),
+                    notification_id: Some(event.id.clone()),
+                    body: serde_json::to_string(&event).unwrap_or_default(),
+                };
+                match self.shared.store.quarantine_op(&q) {
+                    Ok(op) => ops.push(op),
+                    Err(e) => {
+                        return AtomicResponse::new(Box::pin(fut::ready(Err(Error::Store(e)))))
+                    }
+                }
+                alert = Some((
+                    format!(
+                        "An event arrived for order {}, which was archived; it is kept in the quarantine, not applied",
+                        self.id
+                    ),
+                    serde_json::json!({"order_id": self.id, "event_id": event.id, "source": event.source.as_str()}),
+                ));
+            }
+            Msg::Timer { key, .. } => ops.push(Op::Del {
+                tree: Tree::Timers,
+                key,
+            }),
+            Msg::EffectDone { .. } => {}
+        }
+        if ops.is_empty() {
+            return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
+        }
+        let store = self.shared.store.clone();
+        AtomicResponse::new(Box::pin(
+            async move { store.commit(ops).await }
+                .into_actor(self)
+                .map(move |res, act, _| {
+                    res.map_err(Error::Store)?;
+                    if let Some((text, data)) = alert {
+                        metrics::counter!(crate::retention::metrics::ARCHIVED_EVENTS_TOTAL)
+                            .increment(1);
+                        act.shared.executor.alert(text, data);
+                    }
+                    Ok(())
+                }),
+        ))
     }
 
     /// Starts the effects a committed checkpoint decided, unless this
@@ -131,7 +208,13 @@ impl Actor for OrderActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(self.shared.config.mailbox);
         match self.shared.store.load_order(&self.id) {
-            Ok(rec) => self.rec = rec,
+            Ok(rec) => {
+                if rec.is_none() {
+                    self.archived = crate::retention::is_archived(&self.shared.store, &self.id)
+                        .unwrap_or(false);
+                }
+                self.rec = rec
+            }
             Err(e) => {
                 tracing::error!(order_id = %self.id, error = %e, "Could not load the checkpoint");
                 self.broken = true;
@@ -178,6 +261,9 @@ impl Handler<Process> for OrderActor {
         if self.broken {
             let e = Error::CheckpointUnreadable(self.id.clone());
             return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
+        }
+        if self.archived {
+            return self.archived_message(msg.0);
         }
         let shop = match &msg.0 {
             Msg::Event { event, .. } => event.shop_id.clone(),
@@ -297,6 +383,45 @@ impl Handler<Process> for OrderActor {
                         ctx.stop();
                         Err(Error::Store(e))
                     }
+                }),
+        ))
+    }
+}
+
+impl Handler<Archive> for OrderActor {
+    type Result = AtomicResponse<Self, Result<bool, Error>>;
+
+    fn handle(&mut self, m: Archive, _: &mut Context<Self>) -> Self::Result {
+        let finished = !self.broken
+            && self.rec.as_ref().is_some_and(|r| {
+                r.updated_ms == m.updated_ms
+                    && r.lifecycle.is_terminal()
+                    && r.in_flight.is_empty()
+                    && r.timers.is_empty()
+                    && r.instance.as_ref().is_none_or(|i| i.is_terminal())
+            });
+        if !finished {
+            return AtomicResponse::new(Box::pin(fut::ready(Ok(false))));
+        }
+        let mut ops = m.ops;
+        ops.push(crate::store::Op::Archive {
+            order_id: self.id.clone(),
+        });
+        let store = self.shared.store.clone();
+        AtomicResponse::new(Box::pin(
+            async move { store.commit(ops).await }
+                .into_actor(self)
+                .map(|res, act, ctx| {
+                    // Moved or not, what this actor holds is stale now.
+                    ctx.stop();
+                    res.map_err(Error::Store)?;
+                    act.rec = None;
+                    act.order_val = None;
+                    act.projection = None;
+                    act.running_marker = None;
+                    act.archived = true;
+                    act.shared.publish_change(&act.id);
+                    Ok(true)
                 }),
         ))
     }

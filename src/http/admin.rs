@@ -22,7 +22,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/bulk", web::post().to(start_bulk))
         .route("/bulk/{id}", web::get().to(get_bulk))
         .route("/stats", web::get().to(stats))
-        .route("/admin/backup", web::post().to(backup));
+        .route("/admin/backup", web::post().to(backup))
+        .route("/admin/retention", web::post().to(retention_pass));
 }
 
 #[derive(Debug, Deserialize)]
@@ -292,15 +293,45 @@ async fn list_orders(s: web::Data<AppState>, q: web::Query<ListQuery>) -> HttpRe
     let now = s.runtime.shared.clock.now_ms();
     let q = q.into_inner();
     let (store, margin) = (s.store.clone(), s.at_risk_margin_s);
+    // A search for an order id also finds it in the archive (first page).
+    let archived_id = q
+        .filter
+        .q
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| q.after.is_none() && !t.is_empty() && !t.contains(' '))
+        .map(str::to_string);
     // Off the HTTP workers: they also acknowledge TikTok's webhooks.
     let found = web::block(move || {
-        q.filter
-            .select(&store, now, margin, q.after.as_deref(), limit)
+        let page = q
+            .filter
+            .select(&store, now, margin, q.after.as_deref(), limit)?;
+        let archived = match archived_id {
+            Some(id) => store
+                .trees
+                .archive
+                .get(id.as_bytes())?
+                .map(|v| crate::store::codec::decode::<crate::store::Archived>(&v))
+                .transpose()?
+                .map(|a| (id, a)),
+            None => None,
+        };
+        Ok::<_, crate::store::Error>((page, archived))
     })
     .await;
     match found {
-        Ok(Ok((orders, next))) => {
-            let out: Vec<_> = orders.iter().map(|r| row(&s, r, now)).collect();
+        Ok(Ok(((orders, next), archived))) => {
+            let mut out: Vec<_> = orders.iter().map(|r| row(&s, r, now)).collect();
+            if let Some((id, a)) = archived {
+                out.push(json!({
+                    "order_id": id,
+                    "shop_id": a.shop_id,
+                    "lifecycle": a.lifecycle,
+                    "received_ms": a.history.received_ms,
+                    "updated_ms": a.updated_ms,
+                    "archived": {"at_ms": a.archived_ms, "file": a.file},
+                }));
+            }
             HttpResponse::Ok().json(json!({ "orders": out, "next": next }))
         }
         Ok(Err(e)) => error(
@@ -314,20 +345,114 @@ async fn list_orders(s: web::Data<AppState>, q: web::Query<ListQuery>) -> HttpRe
     }
 }
 
-/// A bulk intervention running in the background.
-#[derive(Debug, Clone, Serialize)]
+/// `POST /api/v1/admin/retention`: one retention pass now (archive,
+/// dedupe expiry, old jobs), answered with what it did.
+async fn retention_pass(s: web::Data<AppState>, req: actix_web::HttpRequest) -> HttpResponse {
+    let _busy = req
+        .conn_data::<super::conn::ConnGuard>()
+        .map(super::conn::ConnGuard::busy);
+    match s.retention.pass(s.runtime.shared.clock.now_ms()).await {
+        Ok(r) => HttpResponse::Ok().json(r),
+        Err(e) => error(
+            actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+            e.to_string(),
+        ),
+    }
+}
+
+/// A bulk intervention running in the background. Kept in the `jobs` tree
+/// (every [`JOB_SAVE_EVERY`] orders and when it ends), so it outlives a
+/// restart: one that a restart interrupted says `interrupted`, with the
+/// orders it had not reached in `remaining` (it is not resumed: an
+/// intervention is not repeated behind the operator's back). Deleted
+/// `[retention] keep_days` after it ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Job {
     pub id: String,
     pub action: String,
-    pub state: &'static str,
+    /// `running`, `finished` or `interrupted`.
+    pub state: String,
     pub total: usize,
     pub done: usize,
     pub succeeded: usize,
     pub failed: usize,
     pub results: Vec<JobResult>,
+    #[serde(default)]
+    pub started_ms: i64,
+    #[serde(default)]
+    pub ended_ms: Option<i64>,
+    /// Orders not reached yet.
+    #[serde(default)]
+    pub remaining: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A running job is saved after this many orders.
+const JOB_SAVE_EVERY: usize = 100;
+
+async fn save_job(store: &crate::store::Store, job: &Job) {
+    let op = crate::store::codec::encode(job).map(|value| crate::store::Op::Put {
+        tree: crate::store::Tree::Jobs,
+        key: job.id.as_bytes().to_vec(),
+        value,
+    });
+    let r = match op {
+        Ok(op) => store.commit(vec![op]).await,
+        Err(e) => Err(e.into()),
+    };
+    if let Err(e) = r {
+        tracing::warn!(job = %job.id, error = %e, "Could not save a bulk job's progress");
+    }
+}
+
+/// At start: jobs a restart interrupted say so.
+pub fn interrupted_jobs(
+    store: &crate::store::Store,
+    now_ms: i64,
+) -> Result<usize, crate::store::Error> {
+    let mut n = 0;
+    for kv in store.trees.jobs.iter() {
+        let (k, v) = kv?;
+        let mut job: Job = crate::store::codec::decode(&v)?;
+        if job.state == "running" {
+            job.state = "interrupted".into();
+            job.ended_ms = Some(now_ms);
+            store
+                .trees
+                .jobs
+                .insert(k, crate::store::codec::encode(&job)?)?;
+            n += 1;
+        }
+    }
+    if n > 0 {
+        store.trees.jobs.flush()?;
+    }
+    Ok(n)
+}
+
+/// Deletes the jobs that ended before `before_ms` (retention).
+pub async fn prune_jobs(
+    store: &crate::store::Store,
+    before_ms: i64,
+) -> Result<u64, crate::store::Error> {
+    let mut ops = Vec::new();
+    for kv in store.trees.jobs.iter() {
+        let (k, v) = kv?;
+        let job: Job = crate::store::codec::decode(&v)?;
+        if job.ended_ms.is_some_and(|t| t < before_ms) {
+            ops.push(crate::store::Op::Del {
+                tree: crate::store::Tree::Jobs,
+                key: k.to_vec(),
+            });
+        }
+    }
+    let n = ops.len() as u64;
+    if n > 0 {
+        store.commit(ops).await?;
+    }
+    Ok(n)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobResult {
     pub order_id: String,
     pub ok: bool,
@@ -639,19 +764,33 @@ async fn start_bulk(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
     let job = Job {
         id: id.clone(),
         action: req.action.clone(),
-        state: "running",
+        state: "running".into(),
         total: ids.len(),
         done: 0,
         succeeded: 0,
         failed: 0,
         results: Vec::new(),
+        started_ms: now,
+        ended_ms: None,
+        remaining: ids.clone(),
     };
+    save_job(&s.store, &job).await;
     s.jobs.lock().insert(id.clone(), job);
     let state = s.get_ref().clone();
     let job_id = id.clone();
     actix::spawn(async move {
         for order_id in ids {
             let r = intervene(&state, &order_id, action.clone()).await;
+            let save = {
+                let mut jobs = state.jobs.lock();
+                jobs.get_mut(&job_id).and_then(|j| {
+                    j.remaining.retain(|o| o != &order_id);
+                    (j.done % JOB_SAVE_EVERY == JOB_SAVE_EVERY - 1).then(|| j.clone())
+                })
+            };
+            if let Some(j) = save {
+                save_job(&state.store, &j).await;
+            }
             let mut jobs = state.jobs.lock();
             if let Some(j) = jobs.get_mut(&job_id) {
                 j.done += 1;
@@ -675,17 +814,42 @@ async fn start_bulk(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
                 }
             }
         }
-        if let Some(j) = state.jobs.lock().get_mut(&job_id) {
-            j.state = "finished";
+        let now = state.runtime.shared.clock.now_ms();
+        let done = state.jobs.lock().get(&job_id).cloned().map(|mut j| {
+            j.state = "finished".into();
+            j.ended_ms = Some(now);
+            j
+        });
+        if let Some(j) = done {
+            // Finished: saved, then read from the store from now on.
+            save_job(&state.store, &j).await;
+            state.jobs.lock().remove(&job_id);
         }
     });
     HttpResponse::Accepted().json(json!({ "job": id }))
 }
 
 async fn get_bulk(s: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
-    match s.jobs.lock().get(path.as_str()) {
-        Some(j) => HttpResponse::Ok().json(j),
-        None => error(
+    if let Some(j) = s.jobs.lock().get(path.as_str()) {
+        return HttpResponse::Ok().json(j);
+    }
+    let stored = s
+        .store
+        .trees
+        .jobs
+        .get(path.as_bytes())
+        .map_err(crate::store::Error::from)
+        .and_then(|v| {
+            v.map(|v| crate::store::codec::decode::<Job>(&v).map_err(Into::into))
+                .transpose()
+        });
+    match stored {
+        Ok(Some(j)) => HttpResponse::Ok().json(j),
+        Err(e) => error(
+            actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+            e.to_string(),
+        ),
+        Ok(None) => error(
             actix_web::http::StatusCode::NOT_FOUND,
             format!("no job {}", path.as_str()),
         ),

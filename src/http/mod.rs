@@ -87,6 +87,8 @@ pub struct AppState {
     pub tenant: Arc<crate::tenant::TenantConfig>,
     /// The store's folder (its documents; online backups).
     pub data_dir: std::path::PathBuf,
+    /// Retention passes on demand (`POST /api/v1/admin/retention`).
+    pub retention: crate::retention::Retention,
     /// Request body bounds ([`limits`]).
     pub limits: limits::Limits,
     /// Places for live-event streams; a client beyond them gets 503.
@@ -415,16 +417,49 @@ async fn get_order(s: web::Data<AppState>, path: web::Path<String>) -> HttpRespo
             }
             HttpResponse::Ok().json(v)
         }
-        Ok(None) => error(StatusCode::NOT_FOUND, format!("no order {}", path.as_str())),
+        Ok(None) => match archived(&s, &path).await {
+            Ok(Some((entry, line))) => {
+                let mut v = order_view(&line.record, &s.registry);
+                v["archived"] = json!({"at_ms": entry.archived_ms, "file": entry.file});
+                // Nothing can be done to an archived order.
+                v["interventions"] = json!([]);
+                v["shipping"] = json!({"label": line.label});
+                HttpResponse::Ok().json(v)
+            }
+            Ok(None) => error(StatusCode::NOT_FOUND, format!("no order {}", path.as_str())),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        },
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
+}
+
+/// An archived order read from its archive file (off the async workers).
+async fn archived(
+    s: &AppState,
+    id: &str,
+) -> Result<Option<(crate::store::Archived, crate::retention::Line)>, crate::retention::Error> {
+    let (store, dir, id) = (s.store.clone(), s.data_dir.clone(), id.to_string());
+    tokio::task::spawn_blocking(move || crate::retention::read(&store, &dir, &id))
+        .await
+        .map_err(|e| crate::retention::Error::Task(e.to_string()))?
 }
 
 async fn get_audit(s: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
     use actix_web::http::StatusCode;
     let rec = match s.store.load_order(&path) {
         Ok(Some(r)) => r,
-        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no order {}", path.as_str())),
+        Ok(None) => {
+            return match archived(&s, &path).await {
+                Ok(Some((_, line))) => HttpResponse::Ok().json(
+                    line.audit
+                        .into_iter()
+                        .map(|e| json!({"seq": e.seq, "at_ms": e.at_ms, "source": e.source, "kind": e.kind, "detail": e.detail}))
+                        .collect::<Vec<_>>(),
+                ),
+                Ok(None) => error(StatusCode::NOT_FOUND, format!("no order {}", path.as_str())),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            }
+        }
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     match s.store.audit(&path) {

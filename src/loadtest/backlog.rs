@@ -169,7 +169,7 @@ pub fn seed(data: &Path, workflows: &Path, waiting: usize, in_flight: usize) -> 
     }
     // The indexes and counters the daemon would have written with each
     // checkpoint.
-    crate::store::index::rebuild(&orders)?;
+    crate::store::index::rebuild(&orders, &db.open_tree("archive")?)?;
     db.flush()?;
     Ok(Seeded {
         waiting,

@@ -18,6 +18,9 @@
 //! - [`max`]: the arrival rate stepped up until p99 receipt → fulfilment
 //!   passes a limit.
 //! - [`engine`]: the engine alone, in this process: short durable flows.
+//! - [`retention`]: a store of many days of finished orders, seeded
+//!   straight into sled; one retention pass, archived orders read by id
+//!   before and after a SIGKILL.
 //!
 //! What is measured, and where (the order scenarios, [`drive`]):
 //! - *receipt*: the moment the load generator sends an order's webhook;
@@ -46,6 +49,7 @@ pub mod daemon;
 pub mod drive;
 pub mod engine;
 pub mod max;
+pub mod retention;
 pub mod spike;
 pub mod steady;
 
@@ -146,6 +150,8 @@ pub enum Scenario {
     Max,
     /// The engine alone: short durable flows, in this process.
     Engine,
+    /// A store of many days of finished orders: one retention pass.
+    Retention,
 }
 
 fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
@@ -218,6 +224,10 @@ pub struct LoadtestArgs {
     /// webhook acknowledgements are timed (0: skip the readers).
     #[arg(long, default_value_t = 20)]
     pub readers: usize,
+    /// retention: the days of finished orders seeded (orders per day:
+    /// --orders, default 1,000).
+    #[arg(long, default_value_t = 400)]
+    pub days: usize,
     /// Give up on orders not shipped after this long without progress.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub stall: Duration,
@@ -251,6 +261,7 @@ pub fn run(args: &LoadtestArgs) -> Result<()> {
             engine::print(&args.in_flight, args.flows, args.reads_order)
         }
         Scenario::Backlog => backlog::run(args),
+        Scenario::Retention => retention::run(args),
         Scenario::Steady | Scenario::Spike | Scenario::Max => {
             let system = actix_rt::System::new();
             system.block_on(async {

@@ -153,6 +153,12 @@ impl Intake {
             event: event.clone(),
         };
         let ops = vec![
+            // When the key expires ([`crate::retention`]).
+            Op::Put {
+                tree: Tree::Archive,
+                key: crate::retention::dedupe_time_key(event.received_ms, dedupe_key.as_bytes()),
+                value: Vec::new(),
+            },
             Op::Put {
                 tree: Tree::Dedupe,
                 key: dedupe_key.into_bytes(),
@@ -246,7 +252,7 @@ impl Intake {
 
     /// Does a dedupe key (whose value is its event's inbox sequence) stand
     /// for an event that is stored: still in the inbox, or applied to an
-    /// order that is stored?
+    /// order that is stored (or archived)?
     fn stands_for_something(&self, seen: &[u8], order_id: &str) -> Result<bool, Error> {
         let trees = &self.store.trees;
         if seen.len() == 8
@@ -257,10 +263,15 @@ impl Intake {
         {
             return Ok(true);
         }
+        // An archived order's events are answered from the key too.
         Ok(trees
             .orders
             .contains_key(order_id.as_bytes())
-            .map_err(crate::store::Error::from)?)
+            .map_err(crate::store::Error::from)?
+            || trees
+                .archive
+                .contains_key(order_id.as_bytes())
+                .map_err(crate::store::Error::from)?)
     }
 
     /// Delivers again the stored events older than `older_than_ms` that are

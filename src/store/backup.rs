@@ -381,7 +381,7 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<Restored, Error> {
     }
     let checked = (|| -> Result<Vec<String>, Error> {
         let orders = db.open_tree("orders")?;
-        let bad = super::index::check(&orders, 20)?;
+        let bad = super::index::check(&orders, &db.open_tree("archive")?, 20)?;
         db.open_tree("cursors")?
             .insert(RESTORED_KEY, &now_ms().to_be_bytes())?;
         db.flush()?;

@@ -57,6 +57,12 @@ pub enum Op {
         order_id: String,
         projection: Box<super::index::Projection>,
     },
+    /// The order leaves the `orders` tree for the archive: its checkpoint
+    /// and index entries go, and it leaves the counters of what is stored
+    /// now ([`super::index::Batcher::archive`]), in the checkpoints' batch.
+    Archive {
+        order_id: String,
+    },
 }
 
 struct Request {
@@ -232,7 +238,7 @@ fn apply(trees: &super::Trees, batch: &[Request]) -> Result<(), Error> {
                 Op::Put { tree, .. } if *tree == Tree::Dedupe => (*tree, 3),
                 Op::Put { tree, .. } if *tree == Tree::Orders => (*tree, 1),
                 Op::Del { tree, .. } if *tree == Tree::Orders => (*tree, 1),
-                Op::Index { .. } => (Tree::Orders, 1),
+                Op::Index { .. } | Op::Archive { .. } => (Tree::Orders, 1),
                 Op::Put { tree, .. } => (*tree, 0),
                 Op::Del { tree, .. } => (*tree, 2),
             };
@@ -260,6 +266,10 @@ fn apply(trees: &super::Trees, batch: &[Request]) -> Result<(), Error> {
                     order_id,
                     projection,
                 } => index.index(&trees.orders, b, order_id, Some((**projection).clone()))?,
+                Op::Archive { order_id } => {
+                    b.remove(order_id.as_bytes());
+                    index.archive(&trees.orders, b, order_id)?;
+                }
             }
         }
         if let Some((_, b)) = per_tree.iter_mut().find(|(t, _)| *t == Tree::Orders) {

@@ -18,10 +18,17 @@
 //! | `FF Q` term `0` id | | search terms (lowercase): id, buyer id, email, name, tracking number, seller SKUs, tags |
 //! | `FF B` ship-by (u64 BE, s) id | | unshipped orders by ship-by deadline |
 //! | `FF A` respond-by (u64 BE, s) id | | buyer cancellations awaiting an answer, by TikTok's deadline |
+//! | `FF E` finished (u64 BE, s) id | | finished orders (terminal, no workflow running) by their last update: what retention archives |
 //! | `FF C l` lifecycle | u64 BE | orders per lifecycle state |
 //! | `FF C s` shop `0` lifecycle | u64 BE | per shop and state |
 //! | `FF C d` day (`YYYY-MM-DD`, received) | u64 BE | orders received per day |
-//! | `FF V` | version | the indexes are complete (absent: rebuilt at open) |
+//! | `FF V` | version | the indexes are complete (absent or older: rebuilt at open) |
+//!
+//! Archiving an order ([`Batcher::archive`]) removes its entries and takes
+//! it out of the counters of what is stored now (lifecycle, shop, SKU,
+//! workflow), but not out of the history (received, fulfilled and late per
+//! day, the fulfilment sketches): those count archived orders too, which
+//! [`rebuild`] and [`check`] read from the archive's own tree.
 //!
 //! The writer is the only writer of the `orders` tree, so it reads the
 //! previous projection and counter values and writes the difference.
@@ -39,7 +46,7 @@ use crate::lifecycle::Lifecycle;
 
 pub const PREFIX: u8 = 0xFF;
 const VERSION_KEY: &[u8] = &[PREFIX, b'V'];
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
 /// The part of a checkpoint the indexes are made from.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +65,10 @@ pub struct Projection {
     pub fulfilled: Option<Fulfilled>,
     /// The workflow (`name@version`) while its instance still runs.
     pub running: Option<String>,
+    /// A finished order (terminal lifecycle, no workflow running): its
+    /// last update, Unix seconds.
+    #[serde(default)]
+    pub finished: Option<i64>,
 }
 
 /// An order's fulfilment, for the stats.
@@ -107,6 +118,9 @@ impl Projection {
                     .and_then(|o| o.deadlines.ship_by())
                     .is_some_and(|due| f / 1000 > due),
             });
+        }
+        if r.lifecycle.is_terminal() && p.running.is_none() {
+            p.finished = Some(r.updated_ms / 1000);
         }
         if let Some(o) = &r.order {
             p.tiktok_status = Some(o.status.as_str().to_string());
@@ -162,6 +176,9 @@ impl Projection {
         if let Some(t) = self.respond_by {
             out.insert(timed(b'A', t, id));
         }
+        if let Some(t) = self.finished {
+            out.insert(timed(b'E', t, id));
+        }
         out
     }
 
@@ -189,14 +206,52 @@ impl Projection {
 
     /// The sketches the order's fulfilment times go to: `(key, seconds)`.
     fn samples(&self) -> Vec<(Vec<u8>, f64)> {
-        let Some(f) = &self.fulfilled else {
-            return Vec::new();
-        };
-        let mut out = vec![(sketch_key(b'r', &f.day), f.receipt_s)];
-        if let Some(e) = f.eligible_s {
-            out.push((sketch_key(b'e', &f.day), e));
+        samples(self.fulfilled.as_ref())
+    }
+}
+
+fn samples(f: Option<&Fulfilled>) -> Vec<(Vec<u8>, f64)> {
+    let Some(f) = f else {
+        return Vec::new();
+    };
+    let mut out = vec![(sketch_key(b'r', &f.day), f.receipt_s)];
+    if let Some(e) = f.eligible_s {
+        out.push((sketch_key(b'e', &f.day), e));
+    }
+    out
+}
+
+/// The history counters an order adds one to (received per day; shipped
+/// and late per day): kept when it is archived.
+fn history_counters(received_ms: i64, f: Option<&Fulfilled>) -> Vec<Vec<u8>> {
+    let mut out = vec![counter(&[b"d", day(received_ms).as_bytes()])];
+    if let Some(f) = f {
+        out.push(counter(&[b"f", f.day.as_bytes()]));
+        if f.late {
+            out.push(counter(&[b"x", f.day.as_bytes()]));
         }
-        out
+    }
+    out
+}
+
+fn is_history(counter_key: &[u8]) -> bool {
+    matches!(counter_key.get(2), Some(b'd' | b'f' | b'x'))
+}
+
+/// What an archived order still counts for: the history counters and the
+/// fulfilment sketches (see the module doc).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    pub received_ms: i64,
+    pub fulfilled: Option<Fulfilled>,
+}
+
+impl History {
+    pub fn of(p: &Projection) -> History {
+        History {
+            received_ms: p.received_ms,
+            fulfilled: p.fulfilled.clone(),
+        }
     }
 }
 
@@ -315,6 +370,35 @@ impl Batcher {
         Ok(())
     }
 
+    /// The order `id` leaves for the archive: its entries and projection go,
+    /// and it leaves every counter but the history ones (see the module
+    /// doc).
+    pub fn archive(
+        &mut self,
+        tree: &sled::Tree,
+        b: &mut sled::Batch,
+        id: &str,
+    ) -> Result<(), Error> {
+        let old = match self.projections.get(id) {
+            Some(p) => p.clone(),
+            None => load(tree, id)?,
+        };
+        let Some(old) = old else {
+            return Ok(());
+        };
+        for k in old.entries(id) {
+            b.remove(k.as_slice());
+        }
+        for c in old.counters() {
+            if !is_history(&c) {
+                *self.deltas.entry(c).or_default() -= 1;
+            }
+        }
+        b.remove(projection_key(id));
+        self.projections.insert(id.to_string(), None);
+        Ok(())
+    }
+
     /// Writes the counters the batch changed.
     pub fn finish(self, tree: &sled::Tree, b: &mut sled::Batch) -> Result<(), Error> {
         for (k, values) in self.samples {
@@ -354,7 +438,7 @@ pub fn present(tree: &sled::Tree) -> Result<bool, Error> {
 
 /// Recomputes every index entry and counter from the checkpoints (the
 /// store closed, or before its writer starts). Returns the orders indexed.
-pub fn rebuild(tree: &sled::Tree) -> Result<u64, Error> {
+pub fn rebuild(tree: &sled::Tree, archived: &sled::Tree) -> Result<u64, Error> {
     // Incomplete from here on, until the end.
     tree.remove(VERSION_KEY)?;
     tree.flush()?;
@@ -391,6 +475,17 @@ pub fn rebuild(tree: &sled::Tree) -> Result<u64, Error> {
             pending = 0;
         }
     }
+    for h in archived_history(tree, archived)? {
+        for c in history_counters(h.received_ms, h.fulfilled.as_ref()) {
+            *counters.entry(c).or_default() += 1;
+        }
+        for (k, v) in samples(h.fulfilled.as_ref()) {
+            sketches
+                .entry(k)
+                .or_insert_with(|| DDSketch::new(SketchConfig::defaults()))
+                .add(v);
+        }
+    }
     for (k, v) in counters {
         b.insert(k, &v.to_be_bytes());
     }
@@ -406,7 +501,7 @@ pub fn rebuild(tree: &sled::Tree) -> Result<u64, Error> {
 
 /// Where the indexes disagree with the checkpoints (at most `limit`
 /// findings; empty: they agree).
-pub fn check(tree: &sled::Tree, limit: usize) -> Result<Vec<String>, Error> {
+pub fn check(tree: &sled::Tree, archived: &sled::Tree, limit: usize) -> Result<Vec<String>, Error> {
     let mut bad = Vec::new();
     let mut note = |s: String| {
         if bad.len() < limit {
@@ -437,6 +532,11 @@ pub fn check(tree: &sled::Tree, limit: usize) -> Result<Vec<String>, Error> {
             *counters.entry(c).or_default() += 1;
         }
         ids += 1;
+    }
+    for h in archived_history(tree, archived)? {
+        for c in history_counters(h.received_ms, h.fulfilled.as_ref()) {
+            *counters.entry(c).or_default() += 1;
+        }
     }
     // Every stored entry belongs to its order's projection.
     let mut projections = 0u64;
@@ -502,6 +602,55 @@ pub fn check(tree: &sled::Tree, limit: usize) -> Result<Vec<String>, Error> {
     Ok(bad)
 }
 
+/// The history of every archived order that is not also stored hot (an
+/// order archived again after a late change, or one whose archiving a
+/// crash interrupted, counts once, as the hot one).
+fn archived_history(tree: &sled::Tree, archived: &sled::Tree) -> Result<Vec<History>, Error> {
+    let mut out = Vec::new();
+    // Order ids are UTF-8, whose bytes never reach 0xF8; the archive
+    // tree's other keys start above it.
+    for kv in archived.range(..vec![0xF8u8]) {
+        let (k, v) = kv?;
+        if tree.contains_key(&k)? {
+            continue;
+        }
+        let e: crate::store::Archived = codec::decode(&v)?;
+        out.push(e.history);
+    }
+    Ok(out)
+}
+
+/// Finished orders last updated before `before_s` (Unix seconds), after
+/// the index key `after` (exclusive), at most `limit`: `(key, id)`.
+pub fn finished_before(
+    tree: &sled::Tree,
+    before_s: i64,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<Vec<(Vec<u8>, String)>, Error> {
+    let mut start = vec![PREFIX, b'E'];
+    let end = {
+        let mut e = start.clone();
+        e.extend_from_slice(&(before_s.max(0) as u64).to_be_bytes());
+        e
+    };
+    if let Some(a) = after {
+        start = a.to_vec();
+        start.push(0);
+    }
+    let mut out = Vec::new();
+    for k in tree.range(start..end).keys() {
+        let k = k?;
+        if let Some(id) = entry_id(&k) {
+            out.push((k.to_vec(), id));
+        }
+        if out.len() >= limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 fn show(k: &[u8]) -> String {
     String::from_utf8_lossy(&k[1..]).replace('\0', "/")
 }
@@ -509,7 +658,7 @@ fn show(k: &[u8]) -> String {
 /// The order id at the end of an index key.
 fn entry_id(k: &[u8]) -> Option<String> {
     let rest = match k.get(1)? {
-        b'B' | b'A' => k.get(10..)?,
+        b'B' | b'A' | b'E' => k.get(10..)?,
         _ => {
             let body = k.get(2..)?;
             &body[body.iter().position(|&b| b == 0)? + 1..]
@@ -701,12 +850,12 @@ pub fn running_per_workflow(tree: &sled::Tree) -> Result<HashMap<String, u64>, E
 
 /// Ensures the indexes are complete (rebuilding them from the checkpoints
 /// if an older version left none): at open, before the writer starts.
-pub fn ensure(tree: &sled::Tree) -> Result<(), Error> {
+pub fn ensure(tree: &sled::Tree, archived: &sled::Tree) -> Result<(), Error> {
     if present(tree)? {
         return Ok(());
     }
     let started = std::time::Instant::now();
-    let n = rebuild(tree)?;
+    let n = rebuild(tree, archived)?;
     if n > 0 {
         tracing::info!(
             orders = n,
@@ -752,7 +901,10 @@ mod tests {
         a.lifecycle = Lifecycle::OnHold;
         ops.extend(checkpoint(&a));
         store.committer.commit_blocking(ops).unwrap();
-        assert_eq!(check(tree, 10).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            check(tree, &store.trees.archive, 10).unwrap(),
+            Vec::<String>::new()
+        );
         let counts = by_lifecycle(tree).unwrap();
         assert_eq!(
             (counts["on_hold"], counts["pending"], counts["exception"]),
@@ -777,13 +929,16 @@ mod tests {
             .unwrap();
         b.lifecycle = Lifecycle::Pending;
         assert!(ids(By::Shop, "shop-2").is_empty());
-        assert_eq!(check(tree, 10).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            check(tree, &store.trees.archive, 10).unwrap(),
+            Vec::<String>::new()
+        );
         // A rebuild from the checkpoints writes exactly the same keys.
         let before: Vec<_> = tree
             .range(vec![PREFIX]..)
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(rebuild(tree).unwrap(), 1);
+        assert_eq!(rebuild(tree, &store.trees.archive).unwrap(), 1);
         let after: Vec<_> = tree
             .range(vec![PREFIX]..)
             .collect::<Result<_, _>>()
@@ -795,10 +950,10 @@ mod tests {
         tree.remove(named(b'H', "shop-1", &a.order_id)).unwrap();
         tree.insert(counter(&[b"l", b"on_hold"]), &7u64.to_be_bytes())
             .unwrap();
-        let bad = check(tree, 10).unwrap();
+        let bad = check(tree, &store.trees.archive, 10).unwrap();
         assert_eq!(bad.len(), 3, "{bad:?}");
-        rebuild(tree).unwrap();
-        assert!(check(tree, 10).unwrap().is_empty());
+        rebuild(tree, &store.trees.archive).unwrap();
+        assert!(check(tree, &store.trees.archive, 10).unwrap().is_empty());
     }
 
     #[test]
@@ -836,6 +991,6 @@ mod tests {
         let p50 = f.receipt.quantile(0.5).unwrap().unwrap();
         assert!((p50 - 1_500.0).abs() <= 15.0, "{p50}");
         assert_eq!(f.per_sku.get("S"), Some(&1));
-        assert!(check(tree, 10).unwrap().is_empty());
+        assert!(check(tree, &store.trees.archive, 10).unwrap().is_empty());
     }
 }

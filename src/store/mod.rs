@@ -107,6 +107,11 @@ pub enum Tree {
     /// tracking number → order index, parcels still travelling and the
     /// day's printable labels.
     Labels,
+    /// Orders moved to the archive files: where each one is ([`Archived`]),
+    /// and the dedupe keys' expiry index (`crate::retention`).
+    Archive,
+    /// Bulk interventions: each job, its progress and results.
+    Jobs,
 }
 
 pub struct Trees {
@@ -122,6 +127,8 @@ pub struct Trees {
     pub quarantine: sled::Tree,
     pub shops: sled::Tree,
     pub labels: sled::Tree,
+    pub archive: sled::Tree,
+    pub jobs: sled::Tree,
 }
 
 impl Trees {
@@ -139,6 +146,8 @@ impl Trees {
             Tree::Quarantine => &self.quarantine,
             Tree::Shops => &self.shops,
             Tree::Labels => &self.labels,
+            Tree::Archive => &self.archive,
+            Tree::Jobs => &self.jobs,
         }
     }
 }
@@ -331,6 +340,25 @@ pub struct Quarantined {
     pub body: String,
 }
 
+/// Where an archived order is: the archive tree's value under its id
+/// (`crate::retention`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Archived {
+    /// The archive file, relative to the data directory
+    /// (`archive/YYYY-MM-DD.jsonl.gz`, the day it was received).
+    pub file: String,
+    /// Its gzip member: byte offset and length.
+    pub offset: u64,
+    pub len: u64,
+    pub shop_id: String,
+    pub lifecycle: String,
+    /// Its last update before it was archived, Unix ms.
+    pub updated_ms: i64,
+    pub archived_ms: i64,
+    /// What it still counts for in the stats.
+    pub history: index::History,
+}
+
 /// A received event, stored before it is acknowledged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InboxEvent {
@@ -412,9 +440,11 @@ impl Store {
             quarantine: db.open_tree("quarantine")?,
             shops: db.open_tree("shops")?,
             labels: db.open_tree("labels")?,
+            archive: db.open_tree("archive")?,
+            jobs: db.open_tree("jobs")?,
         });
         // The order indexes are complete before anything writes.
-        index::ensure(&trees.orders)?;
+        index::ensure(&trees.orders, &trees.archive)?;
         let guard = Arc::new(space::DiskGuard::new(dir.to_path_buf(), min_free_bytes));
         let committer = Committer::start(db.clone(), trees.clone(), max_batch, guard.clone());
         Ok(Store {
@@ -495,6 +525,18 @@ impl Store {
         shop: &str,
     ) -> Result<bool, Error> {
         self.quarantine_inner(entry, once, Some(shop)).await
+    }
+
+    /// The operation that keeps `entry` in the quarantine, for a caller
+    /// that commits it with its own operations.
+    pub fn quarantine_op(&self, entry: &Quarantined) -> Result<Op, Error> {
+        let mut key = QUARANTINE_ENTRY.to_vec();
+        key.extend_from_slice(&self.next_id()?.to_be_bytes());
+        Ok(Op::Put {
+            tree: Tree::Quarantine,
+            key,
+            value: codec::encode(entry)?,
+        })
     }
 
     fn waiting_prefix(shop: &str) -> Vec<u8> {

@@ -71,9 +71,11 @@ pub(super) fn field(out: &mut Vec<u8>, b: &[u8]) {
 /// Every document under `dir/documents`, as (relative path, absolute path),
 /// in a stable order.
 pub(super) fn documents(dir: &Path) -> Result<Vec<(String, PathBuf)>, Error> {
-    let root = dir.join("documents");
     let mut out = Vec::new();
-    let mut stack = vec![root.clone()];
+    // The label documents and the archive files (`crate::retention`; only
+    // ever appended to, so a copy taken after the cut holds every member
+    // the copied archive tree points at).
+    let mut stack = vec![dir.join("documents"), dir.join(crate::retention::DIR)];
     while let Some(d) = stack.pop() {
         let rd = match std::fs::read_dir(&d) {
             Ok(r) => r,
