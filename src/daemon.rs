@@ -501,6 +501,7 @@ impl Daemon {
             shops: shops.clone(),
             catalogue: catalogue.clone(),
             jobs: Default::default(),
+            overview: Default::default(),
             at_risk_margin_s: cfg.runtime.at_risk_margin.0.as_secs() as i64,
             sla: cfg.sla.clone(),
             inventory: Some(inventory.clone()),

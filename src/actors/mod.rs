@@ -52,6 +52,8 @@ pub struct Shared {
     /// How many actors are live, and whether they should make room for
     /// orders waiting to start ([`crate::runtime::admission`]).
     pub pressure: Arc<crate::runtime::admission::Pressure>,
+    /// Checkpoints landed so far (what live views are computed from).
+    pub generation: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -61,6 +63,8 @@ impl Shared {
 
     /// Tells live views that `order_id`'s checkpoint changed.
     pub fn publish_change(&self, order_id: &str) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
         if self.changes.receiver_count() > 0 {
             let _ = self.changes.send(order_id.to_string());
         }
@@ -104,6 +108,7 @@ impl RuntimeHandle {
             on_finished: OnceLock::new(),
             changes: tokio::sync::broadcast::channel(4096).0,
             pressure: Arc::default(),
+            generation: Default::default(),
         });
         let arbs: Vec<ArbiterHandle> = (0..arbiters).map(|_| Arbiter::new().handle()).collect();
         let supervisor = Supervisor::new(shared.clone(), arbs).start();

@@ -22,6 +22,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/bulk", web::post().to(start_bulk))
         .route("/bulk/{id}", web::get().to(get_bulk))
         .route("/stats", web::get().to(stats))
+        .route("/overview", web::get().to(get_overview))
         .route("/admin/backup", web::post().to(backup))
         .route("/admin/retention", web::post().to(retention_pass));
 }
@@ -509,6 +510,9 @@ pub enum Error {
     Runtime(#[from] crate::runtime::Error),
     #[error(transparent)]
     Label(#[from] crate::shipping::Error),
+    /// The blocking pool could not run a read.
+    #[error("busy: {0}")]
+    Busy(String),
 }
 
 impl Error {
@@ -531,7 +535,9 @@ impl Error {
             Error::Runtime(crate::runtime::Error::CheckpointUnreadable(_)) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
-            Error::Tiktok(_) | Error::Runtime(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Tiktok(_) | Error::Runtime(_) | Error::Busy(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             // The old label could not be voided, or its record written.
             Error::Label(e) => match e.kind() {
                 crate::actions::ErrorKind::Rejected | crate::actions::ErrorKind::Invalid => {
@@ -857,7 +863,86 @@ async fn get_bulk(s: web::Data<AppState>, path: web::Path<String>) -> HttpRespon
 }
 
 async fn stats(s: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(stats_value(&s, s.runtime.shared.clock.now_ms()))
+}
+
+/// Orders the overview lists of each kind (the counts say how many there
+/// are in all).
+const OVERVIEW_ROWS: usize = 50;
+/// The last overview computed, the checkpoint generation it saw
+/// (`actors::Shared::generation`) and when (times left move on without
+/// any checkpoint: an overview is never older than [`OVERVIEW_MAX_AGE`]).
+pub type OverviewCache = Arc<Mutex<Option<(u64, std::time::Instant, Arc<String>)>>>;
+const OVERVIEW_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The console's overview in one answer: the stats, the most urgent orders
+/// at risk (ship-by index, soonest first) and exceptions, at most
+/// [`OVERVIEW_ROWS`] each. Computed once per change of any checkpoint
+/// whoever asks (any number of tabs, API clients and live streams, whose
+/// `overview` events come at most once a second), from the indexes and
+/// counters, the reads off the HTTP workers.
+pub async fn overview(s: &web::Data<AppState>) -> Result<Arc<String>, Error> {
+    let generation = s
+        .runtime
+        .shared
+        .generation
+        .load(std::sync::atomic::Ordering::Acquire);
+    if let Some((seen, at, v)) = s.overview.lock().as_ref() {
+        if *seen == generation && at.elapsed() < OVERVIEW_MAX_AGE {
+            return Ok(v.clone());
+        }
+    }
     let now = s.runtime.shared.clock.now_ms();
+    let (store, margin) = (s.store.clone(), s.at_risk_margin_s);
+    let (risky, excs) = web::block(move || {
+        // Soonest ship-by first, straight from the ship-by index.
+        let at_risk = Filter {
+            at_risk: Some(true),
+            ..Default::default()
+        };
+        let mut risky = Vec::new();
+        for found in index::ship_by_before(&store.trees.orders, now / 1000 + margin) {
+            let (_, id) = found?;
+            match store.load_order(&id)? {
+                Some(r) if at_risk.matches(&r, now, margin) => risky.push(r),
+                _ => continue,
+            }
+            if risky.len() == OVERVIEW_ROWS {
+                break;
+            }
+        }
+        let excs = Filter {
+            state: Some("exception".into()),
+            ..Default::default()
+        }
+        .select(&store, now, margin, None, OVERVIEW_ROWS)?
+        .0;
+        Ok::<_, crate::store::Error>((risky, excs))
+    })
+    .await
+    .map_err(|e| Error::Busy(e.to_string()))??;
+    let v = json!({
+        "stats": stats_value(s, now),
+        "at_risk": risky.iter().map(|r| row(s, r, now)).collect::<Vec<_>>(),
+        "exceptions": excs.iter().map(|r| row(s, r, now)).collect::<Vec<_>>(),
+        "at_ms": now,
+    });
+    let text = Arc::new(v.to_string());
+    *s.overview.lock() = Some((generation, std::time::Instant::now(), text.clone()));
+    Ok(text)
+}
+
+/// `GET /api/v1/overview`.
+async fn get_overview(s: web::Data<AppState>) -> HttpResponse {
+    match overview(&s).await {
+        Ok(text) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(text.as_str().to_owned()),
+        Err(e) => error(e.status(), e.to_string()),
+    }
+}
+
+fn stats_value(s: &AppState, now: i64) -> serde_json::Value {
     let mut sum = report::summarize(&s.store, now, s.at_risk_margin_s);
     sum.fulfillment_target_s = Some(s.sla.fulfilment_target.as_secs_f64());
     let mut v = serde_json::to_value(&sum).unwrap_or_default();
@@ -876,7 +961,7 @@ async fn stats(s: web::Data<AppState>) -> HttpResponse {
             .collect();
         v["top_sku_names"] = serde_json::Value::Object(names);
     }
-    HttpResponse::Ok().json(v)
+    v
 }
 
 #[cfg(test)]

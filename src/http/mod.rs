@@ -66,6 +66,8 @@ pub struct AppState {
     /// TikTok, for what the console offers (cancel reasons per market).
     pub gateway: Option<crate::tiktok::GatewayHandle>,
     pub jobs: admin::Jobs,
+    /// The last console overview computed ([`admin::overview`]).
+    pub overview: admin::OverviewCache,
     pub at_risk_margin_s: i64,
     /// The fulfilment-time target the figures show.
     pub sla: crate::runtime::report::SlaConfig,

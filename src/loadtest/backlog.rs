@@ -322,12 +322,8 @@ async fn readers(http: &reqwest::Client, base: &str, clients: usize) -> Result<R
         ),
         ("stats", vec![format!("{base}/api/v1/stats")]),
         (
-            "console overview (its 3 calls at once)",
-            vec![
-                format!("{base}/api/v1/stats"),
-                format!("{base}/api/v1/orders?state=exception&limit=10"),
-                format!("{base}/api/v1/orders?at_risk=true&limit=10"),
-            ],
+            "console overview (one call)",
+            vec![format!("{base}/api/v1/overview")],
         ),
     ]);
     async fn read(http: &reqwest::Client, urls: &[String]) -> Result<f64> {

@@ -322,7 +322,14 @@ struct Live {
     rx: tokio::sync::broadcast::Receiver<String>,
     state: web::Data<AppState>,
     queue: std::collections::VecDeque<web::Bytes>,
+    /// When this stream last carried an `overview` event.
+    overview_sent: Option<std::time::Instant>,
+    /// Orders changed since the last `overview` event.
+    overview_due: bool,
 }
+
+/// The fewest seconds between two `overview` events of one stream.
+const OVERVIEW_EVERY: Duration = Duration::from_secs(1);
 
 impl Live {
     /// The next chunk of the stream, or `None` when the daemon shuts down.
@@ -331,12 +338,22 @@ impl Live {
             if let Some(b) = self.queue.pop_front() {
                 return Some(b);
             }
+            // A due overview is sent once the stream may send one again.
+            let wait = match (self.overview_due, self.overview_sent) {
+                (true, Some(t)) => OVERVIEW_EVERY.saturating_sub(t.elapsed()),
+                (true, None) => Duration::ZERO,
+                (false, _) => KEEPALIVE,
+            };
             let first = tokio::select! {
                 _ = self.state.closing.cancelled() => return None,
-                r = tokio::time::timeout(KEEPALIVE, self.rx.recv()) => r,
+                r = tokio::time::timeout(wait, self.rx.recv()) => r,
             };
             let mut ids = BTreeSet::new();
             match first {
+                Err(_) if self.overview_due => {
+                    self.push_overview().await;
+                    continue;
+                }
                 Err(_) => return Some(web::Bytes::from_static(b": keepalive\n\n")),
                 Ok(Ok(id)) => {
                     ids.insert(id);
@@ -364,6 +381,29 @@ impl Live {
                         .push_back(web::Bytes::from(format!("event: order\ndata: {data}\n\n")));
                 }
             }
+            // Orders changed: the overview too, at most once a second per
+            // stream (one computation serves every stream).
+            self.overview_due = true;
+            if self
+                .overview_sent
+                .is_none_or(|t| t.elapsed() >= OVERVIEW_EVERY)
+            {
+                self.push_overview().await;
+            }
+        }
+    }
+
+    async fn push_overview(&mut self) {
+        self.overview_sent = Some(std::time::Instant::now());
+        match super::admin::overview(&self.state).await {
+            Ok(ov) => {
+                self.overview_due = false;
+                self.queue
+                    .push_back(web::Bytes::from(format!("event: overview\ndata: {ov}\n\n")));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "The overview for a live view failed; tried again in a second")
+            }
         }
     }
 }
@@ -385,6 +425,8 @@ async fn live(s: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
         rx: s.runtime.shared.changes.subscribe(),
         state: s.clone(),
         queue: [web::Bytes::from_static(b"event: hello\ndata: {}\n\n")].into(),
+        overview_sent: None,
+        overview_due: false,
     };
     let stream = futures::stream::unfold(live, |mut l| async move {
         l.next().await.map(|b| (Ok::<_, actix_web::Error>(b), l))

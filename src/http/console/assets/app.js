@@ -9,7 +9,8 @@
 //
 // Live updates come from the SSE stream /api/v1/live: an `order` event
 // carries one order summary; the current view upserts it or refetches
-// (throttled to one refetch per second).
+// (throttled to one refetch per second); an `overview` event carries the
+// whole overview (at most one a second), which the overview renders as is.
 
 'use strict';
 
@@ -390,7 +391,7 @@ async function doAction(orderId, action, button, onDone, extra = {}, offer = {})
 // ---------------------------------------------------------------- view plumbing
 
 const viewRoot = () => $('#view');
-let current = { name: '', token: 0, onOrder: null, cleanup: null };
+let current = { name: '', token: 0, onOrder: null, onOverview: null, cleanup: null };
 
 function setReady(v) { viewRoot().setAttribute('data-ready', v ? 'true' : 'false'); }
 
@@ -398,7 +399,7 @@ function setReady(v) { viewRoot().setAttribute('data-ready', v ? 'true' : 'false
 function beginView(name, title) {
   if (current.cleanup) { try { current.cleanup(); } catch (_) { /* ignore */ } }
   const token = ++current.token;
-  current = { name, token, onOrder: null, cleanup: null };
+  current = { name, token, onOrder: null, onOverview: null, cleanup: null };
   const root = viewRoot();
   root.setAttribute('data-view', name);
   setReady(false);
@@ -495,43 +496,34 @@ async function viewOverview() {
 
   const errSlot = el('div', { class: 'overview-errors' });
   root.insertBefore(errSlot, counts);
-  const refresh = async () => {
-    const [stats, risky, excs] = await Promise.allSettled([
-      apiOk('/api/v1/stats'),
-      fetchAtRisk(),
-      apiOk('/api/v1/orders?state=exception&limit=1000'),
-    ]);
-    if (!stillCurrent(token)) return;
-    const errors = [];
+  // One call (GET /api/v1/overview: stats, the most urgent orders at risk
+  // and the exceptions), then the live stream's `overview` events, which
+  // the server computes once a second for every open tab.
+  const render = (ov) => {
+    if (!stillCurrent(token) || !ov || !ov.stats) return;
     const restore = rememberFocus(root);
-    if (stats.status === 'fulfilled') {
-      renderCounts(counts, stats.value.by_lifecycle || {}, stats.value.total);
-      renderThroughput(thr, stats.value);
-    } else errors.push(`stats: ${stats.reason.message}`);
-    if (risky.status === 'fulfilled') renderAtRisk($('#at-risk-wrap'), risky.value, refreshSoon);
-    else errors.push(`orders at risk: ${risky.reason.message}`);
-    if (excs.status === 'fulfilled') renderExceptions($('#exceptions-wrap'), excs.value.orders || [], refreshSoon);
-    else errors.push(`exceptions: ${excs.reason.message}`);
-    errSlot.replaceChildren(...errors.filter((m) => !/not signed in/.test(m)).map((m) => errorBox(m)));
+    const st = ov.stats;
+    renderCounts(counts, st.by_lifecycle || {}, st.total);
+    renderThroughput(thr, st);
+    renderAtRisk($('#at-risk-wrap'), ov.at_risk || [], refreshSoon, st.at_risk);
+    renderExceptions($('#exceptions-wrap'), ov.exceptions || [], refreshSoon, st.exceptions_open);
+    errSlot.replaceChildren();
     restore();
     setReady(true);
   };
+  const refresh = async () => {
+    try {
+      render(await apiOk('/api/v1/overview'));
+    } catch (e) {
+      if (!stillCurrent(token)) return;
+      if (!/not signed in/.test(e.message)) errSlot.replaceChildren(errorBox(`overview: ${e.message}`));
+      setReady(true);
+    }
+  };
+  // After an action of this page: the next overview, not a second's wait.
   const refreshSoon = throttle(refresh, 1000);
-  current.onOrder = () => refreshSoon();
+  current.onOverview = render;
   await refresh();
-}
-
-/**
- * Orders at risk of missing ship-by. Falls back to the unshipped states and
- * the default 6 h margin when the server refuses `at_risk=true` (400).
- */
-async function fetchAtRisk() {
-  const r = await api('/api/v1/orders?at_risk=true&limit=1000');
-  if (r.ok) return (r.data && r.data.orders) || [];
-  if (r.status !== 400) throw new ApiError(r.status, (r.data && r.data.error) || `HTTP ${r.status}`, r.data);
-  const lists = await Promise.all(['pending', 'processing', 'on_hold', 'exception']
-    .map((st) => apiOk(`/api/v1/orders?state=${st}&limit=1000`)));
-  return lists.flatMap((l) => l.orders || []).filter((o) => o.time_left_s != null && o.time_left_s < 6 * 3600);
 }
 
 function renderCounts(box, byLc, total) {
@@ -545,7 +537,7 @@ function renderCounts(box, byLc, total) {
   );
 }
 
-function renderAtRisk(wrap, orders, after) {
+function renderAtRisk(wrap, orders, after, total) {
   const list = orders.slice().sort((a, b) => (a.time_left_s ?? Infinity) - (b.time_left_s ?? Infinity));
   const t = table('at-risk', ['Order', 'Time left', 'State', 'Ship by', el('th', { scope: 'col' }, el('span', { class: 'sr-only', text: 'Actions' }))]);
   const tb = t.tBodies[0];
@@ -563,10 +555,11 @@ function renderAtRisk(wrap, orders, after) {
     ));
   }
   wrap.replaceChildren(list.length ? t : emptyState('No order is at risk. Nice.'));
-  if (list.length > 50) wrap.append(el('p', { class: 'muted small', text: `Showing the 50 most urgent of ${list.length}.` }));
+  const all = Math.max(total ?? 0, list.length);
+  if (all > Math.min(list.length, 50)) wrap.append(el('p', { class: 'muted small', text: `Showing the ${Math.min(list.length, 50)} most urgent of ${all}.` }));
 }
 
-function renderExceptions(wrap, orders, after) {
+function renderExceptions(wrap, orders, after, total) {
   const box = el('div', { id: 'exceptions', class: 'exc-list' });
   const list = orders.slice().sort((a, b) => (b.updated_ms || 0) - (a.updated_ms || 0));
   for (const o of list) {
@@ -579,6 +572,7 @@ function renderExceptions(wrap, orders, after) {
   }
   wrap.replaceChildren(list.length ? box : emptyState('The exception queue is empty.'));
   if (!list.length) wrap.firstChild.id = 'exceptions';
+  if ((total ?? 0) > list.length) wrap.append(el('p', { class: 'muted small', text: `Showing ${list.length} of ${total}; open them all in orders.` }));
 }
 
 function renderThroughput(box, st) {
@@ -1754,6 +1748,13 @@ function connectLive() {
     if (current.onOrder) {
       try { current.onOrder(s); } catch (e) { console.error(e); }
     }
+  });
+  es.addEventListener('overview', (ev) => {
+    setLive(true);
+    if (!current.onOverview) return;
+    let ov;
+    try { ov = JSON.parse(ev.data); } catch (_) { return; }
+    try { current.onOverview(ov); } catch (e) { console.error(e); }
   });
   es.addEventListener('error', () => {
     setLive(false);
