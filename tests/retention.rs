@@ -151,6 +151,44 @@ async fn finished_orders_move_to_the_archive_and_stay_readable_by_id() {
     want.sort();
     assert_eq!(hot, want);
 
+    // Date ranges read the hour indexes: received since day 60, updated
+    // since day 60 (the held ones too), and the audit export since then.
+    let ids_of = |v: &serde_json::Value| {
+        let mut ids: Vec<String> = v["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["order_id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let since = t60 * 1000 - 1;
+    let (_, v) = get_json(&c, &format!("{base}/api/v1/orders?created_from={since}")).await;
+    assert_eq!(ids_of(&v), recent);
+    let (_, v) = get_json(&c, &format!("{base}/api/v1/orders?updated_from={since}")).await;
+    assert_eq!(ids_of(&v), want);
+    let export = c
+        .get(format!("{base}/api/v1/audit/export?since={since}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut exported: Vec<String> = export
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["order_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    exported.sort();
+    exported.dedup();
+    assert_eq!(exported, want, "{export}");
+
     // An archived order: read by id, with its audit, found by searching
     // its id, and nothing may be done to it.
     let (st, o) = get_json(&c, &format!("{base}/api/v1/orders/{}", old[0])).await;

@@ -184,6 +184,20 @@ impl Filter {
             .find_map(|(by, v)| v.as_deref().map(|v| (by, v)))
             {
                 Box::new(index::ids(tree, by, v, after))
+            } else if self.updated_from.is_some() || self.updated_to.is_some() {
+                sorted(index::in_hours(
+                    tree,
+                    index::When::Updated,
+                    self.updated_from,
+                    self.updated_to,
+                )?)
+            } else if self.created_from.is_some() || self.created_to.is_some() {
+                sorted(index::in_hours(
+                    tree,
+                    index::When::Received,
+                    self.created_from,
+                    self.created_to,
+                )?)
             } else {
                 let start = after.map(|a| {
                     let mut k = a.as_bytes().to_vec();

@@ -629,9 +629,26 @@ async fn export_audit(
             tx.blocking_send(chunk).is_ok()
         };
         let one = q.order_id.clone();
-        let ids: Box<dyn Iterator<Item = String>> = match one {
-            Some(id) => Box::new(std::iter::once(id)),
-            None => Box::new(store.order_ids()),
+        // Since a time: only the orders updated since (their entries
+        // since then are a subset), from the updated-hour index.
+        let ids: Box<dyn Iterator<Item = String>> = match (one, q.since) {
+            (Some(id), _) => Box::new(std::iter::once(id)),
+            (None, Some(t)) => match crate::store::index::in_hours(
+                &store.trees.orders,
+                crate::store::index::When::Updated,
+                Some(t),
+                None,
+            ) {
+                Ok(mut ids) => {
+                    ids.sort();
+                    Box::new(ids.into_iter())
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "The audit export could not read the updated index");
+                    return;
+                }
+            },
+            (None, None) => Box::new(store.order_ids()),
         };
         for id in ids {
             let Ok(Some(rec)) = store.load_order(&id) else {

@@ -19,6 +19,8 @@
 //! | `FF B` ship-by (u64 BE, s) id | | unshipped orders by ship-by deadline |
 //! | `FF A` respond-by (u64 BE, s) id | | buyer cancellations awaiting an answer, by TikTok's deadline |
 //! | `FF E` finished (u64 BE, s) id | | finished orders (terminal, no workflow running) by their last update: what retention archives |
+//! | `FF U` updated (u64 BE, hours) id | | every order by the hour of its last update (date ranges, the audit export since a time) |
+//! | `FF R` received (u64 BE, hours) id | | every order by the hour it was received (date ranges) |
 //! | `FF C l` lifecycle | u64 BE | orders per lifecycle state |
 //! | `FF C s` shop `0` lifecycle | u64 BE | per shop and state |
 //! | `FF C d` day (`YYYY-MM-DD`, received) | u64 BE | orders received per day |
@@ -45,6 +47,7 @@ use super::{codec, Error, OrderRecord};
 use crate::lifecycle::Lifecycle;
 
 pub const PREFIX: u8 = 0xFF;
+const HOUR_MS: i64 = 3_600_000;
 const VERSION_KEY: &[u8] = &[PREFIX, b'V'];
 const VERSION: u8 = 2;
 
@@ -69,6 +72,10 @@ pub struct Projection {
     /// last update, Unix seconds.
     #[serde(default)]
     pub finished: Option<i64>,
+    /// The hour (since the epoch) of its last update: coarse, so a busy
+    /// order moves in this index at most once an hour.
+    #[serde(default)]
+    pub updated_h: i64,
 }
 
 /// An order's fulfilment, for the stats.
@@ -122,6 +129,7 @@ impl Projection {
         if r.lifecycle.is_terminal() && p.running.is_none() {
             p.finished = Some(r.updated_ms / 1000);
         }
+        p.updated_h = r.updated_ms.max(0) / HOUR_MS;
         if let Some(o) = &r.order {
             p.tiktok_status = Some(o.status.as_str().to_string());
             if crate::runtime::report::unshipped(r) {
@@ -179,6 +187,8 @@ impl Projection {
         if let Some(t) = self.finished {
             out.insert(timed(b'E', t, id));
         }
+        out.insert(timed(b'U', self.updated_h, id));
+        out.insert(timed(b'R', self.received_ms.max(0) / HOUR_MS, id));
         out
     }
 
@@ -658,7 +668,7 @@ fn show(k: &[u8]) -> String {
 /// The order id at the end of an index key.
 fn entry_id(k: &[u8]) -> Option<String> {
     let rest = match k.get(1)? {
-        b'B' | b'A' | b'E' => k.get(10..)?,
+        b'B' | b'A' | b'E' | b'U' | b'R' => k.get(10..)?,
         _ => {
             let body = k.get(2..)?;
             &body[body.iter().position(|&b| b == 0)? + 1..]
@@ -670,6 +680,41 @@ fn entry_id(k: &[u8]) -> Option<String> {
 // ---------------------------------------------------------------------
 // Reading.
 // ---------------------------------------------------------------------
+
+/// Which time an order list's date range is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// Its last update (`FF U`).
+    Updated,
+    /// When it was received (`FF R`).
+    Received,
+}
+
+/// Ids of the orders whose time (`when`, to the hour) may fall in
+/// `[from_ms, to_ms]` (either end open): a superset by at most the hour at
+/// each end, which the caller's exact filter trims.
+pub fn in_hours(
+    tree: &sled::Tree,
+    when: When,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+) -> Result<Vec<String>, Error> {
+    let kind = match when {
+        When::Updated => b'U',
+        When::Received => b'R',
+    };
+    let start = timed(kind, from_ms.unwrap_or(0).max(0) / HOUR_MS, "");
+    let end = match to_ms {
+        Some(t) => timed(kind, t.max(0) / HOUR_MS + 1, ""),
+        None => vec![PREFIX, kind + 1],
+    };
+    let mut out = Vec::new();
+    for k in tree.range(start..end).keys() {
+        let k = k?;
+        out.push(String::from_utf8_lossy(&k[10..]).into_owned());
+    }
+    Ok(out)
+}
 
 /// The indexes a list can walk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -992,5 +1037,33 @@ mod tests {
         assert!((p50 - 1_500.0).abs() <= 15.0, "{p50}");
         assert_eq!(f.per_sku.get("S"), Some(&1));
         assert!(check(tree, &store.trees.archive, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn date_ranges_read_the_hour_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = sled::open(dir.path()).unwrap().open_tree("orders").unwrap();
+        let mut b = sled::Batch::default();
+        let hour = 3_600_000i64;
+        for (id, received, updated) in [("a", 10, 20), ("b", 11, 11), ("c", 30, 31)] {
+            let p = Projection {
+                received_ms: received * hour + 5,
+                updated_h: updated,
+                ..Default::default()
+            };
+            for e in p.entries(id) {
+                b.insert(e, &[] as &[u8]);
+            }
+        }
+        tree.apply_batch(b).unwrap();
+        let got = |w, f: Option<i64>, t: Option<i64>| {
+            let mut v = in_hours(&tree, w, f.map(|h| h * hour), t.map(|h| h * hour)).unwrap();
+            v.sort();
+            v
+        };
+        assert_eq!(got(When::Received, Some(10), Some(11)), ["a", "b"]);
+        assert_eq!(got(When::Received, Some(12), None), ["c"]);
+        assert_eq!(got(When::Updated, None, Some(19)), ["b"]);
+        assert_eq!(got(When::Updated, Some(20), None), ["a", "c"]);
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! The file holds every sled tree (its name, then each key and value in key
 //! order) and every file under the data directory's `documents/` (labels to
-//! print), then a SHA-256 over all of it. `checksum` computes the same
+//! print) and `archive/` (archived orders), then a SHA-256 over all of it. `checksum` computes the same
 //! digest from a store in place, so `checksum` at the source, the export's
 //! trailer and `checksum` after `import` must all agree.
 //!
@@ -243,9 +243,10 @@ fn import_into(input: &mut impl Read, dir: &Path) -> Result<(Summary, sled::Db),
                 let (rel, bytes) = (read_field(input)?, read_field(input)?);
                 let rel = String::from_utf8(rel.clone())
                     .map_err(|_| Error::Damaged("a document path is not UTF-8".into()))?;
-                // Only plain relative paths under documents/.
+                // Only plain relative paths under documents/ and archive/.
                 let p = Path::new(&rel);
-                if !rel.starts_with("documents/")
+                let archive = format!("{}/", crate::retention::DIR);
+                if !(rel.starts_with("documents/") || rel.starts_with(&archive))
                     || p.components()
                         .any(|c| !matches!(c, std::path::Component::Normal(_)))
                 {
@@ -304,6 +305,12 @@ mod tests {
         }
         std::fs::create_dir_all(src.path().join("documents/576")).unwrap();
         std::fs::write(src.path().join("documents/576/label-0.pdf"), b"%PDF-1.5 x").unwrap();
+        std::fs::create_dir_all(src.path().join("archive")).unwrap();
+        std::fs::write(
+            src.path().join("archive/2026-01-02.jsonl.gz"),
+            b"\x1f\x8b archived",
+        )
+        .unwrap();
         std::fs::write(
             src.path().join("documents/576/.label-1.pdf.tmp"),
             b"partial",
@@ -314,7 +321,7 @@ mod tests {
         let mut file = Vec::new();
         let exported = export(&db, src.path(), &mut file).unwrap();
         assert_eq!(exported, before);
-        assert_eq!((exported.entries, exported.documents), (3, 1));
+        assert_eq!((exported.entries, exported.documents), (3, 2));
         drop(db);
 
         let dst = tempfile::tempdir().unwrap();
@@ -323,6 +330,10 @@ mod tests {
         assert_eq!(imported.checksum, before.checksum);
         let db2 = sled::Config::new().path(&to).open().unwrap();
         assert_eq!(checksum(&db2, &to).unwrap().checksum, before.checksum);
+        assert_eq!(
+            std::fs::read(to.join("archive/2026-01-02.jsonl.gz")).unwrap(),
+            b"\x1f\x8b archived"
+        );
         assert_eq!(
             std::fs::read(to.join("documents/576/label-0.pdf")).unwrap(),
             b"%PDF-1.5 x"
