@@ -441,8 +441,13 @@ impl Config {
         if self.runtime.max_active_orders == 0 || self.runtime.max_active_orders > 1_000_000 {
             problems.push("runtime.max_active_orders must be between 1 and 1000000".into());
         }
-        if self.runtime.memory_budget != 0 && self.runtime.memory_budget < 64 << 20 {
-            problems.push("runtime.memory_budget must be 0 (none) or at least 64 MiB".into());
+        if self.runtime.memory_budget != 0
+            && self.runtime.memory_budget < self.store.cache_bytes + (128 << 20)
+        {
+            problems.push(format!(
+                "runtime.memory_budget must be 0 (none) or at least store.cache_bytes + 128 MiB ({} bytes): sled's cache alone would keep the daemon over it",
+                self.store.cache_bytes + (128 << 20)
+            ));
         }
         if self.runtime.passivate_after.0 < Duration::from_millis(10) {
             problems.push("runtime.passivate_after must be at least 10ms".into());

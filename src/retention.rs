@@ -5,7 +5,9 @@
 //!   `[retention] keep_days` move to the archive: one gzip member per
 //!   order, holding one JSON line (the checkpoint, its audit and its label
 //!   record), appended to `archive/YYYY-MM-DD.jsonl.gz` in the data
-//!   directory (the day it was received, UTC; `zcat` reads a file whole).
+//!   directory (the day it was received, UTC; `zcat` reads a file whole,
+//!   unless a crash tore a member mid-write: the index's offsets still
+//!   read every archived order).
 //!   The archive tree keeps, per order, its file, offset and length, so an
 //!   archived order is read by id with one seek; the order leaves the
 //!   `orders`, `audit` and `labels` trees and the indexes, and the stats
@@ -457,6 +459,11 @@ fn label_of(
     ];
     for l in entry.label().into_iter().chain(entry.voided.iter()) {
         keys.push(book::tracking_key(&l.tracking_number));
+        // The day's printable labels (the purchase's day; within a few
+        // ms of `bought_ms`, so the day after too).
+        for at in [l.bought_ms, l.bought_ms + 60_000] {
+            keys.push(book::day_key(&book::day_of(at), id));
+        }
     }
     for key in keys {
         if labels.contains_key(&key)? {

@@ -392,7 +392,10 @@ impl Handler<Archive> for OrderActor {
     type Result = AtomicResponse<Self, Result<bool, Error>>;
 
     fn handle(&mut self, m: Archive, _: &mut Context<Self>) -> Self::Result {
+        // An event stored for it and not applied yet (waiting for
+        // admission, being hydrated) keeps it hot: it must be applied.
         let finished = !self.broken
+            && !self.shared.pressure.holds(&self.id)
             && self.rec.as_ref().is_some_and(|r| {
                 r.updated_ms == m.updated_ms
                     && r.lifecycle.is_terminal()

@@ -376,11 +376,12 @@ async fn retention_pass(s: web::Data<AppState>, req: actix_web::HttpRequest) -> 
 }
 
 /// A bulk intervention running in the background. Kept in the `jobs` tree
-/// (every [`JOB_SAVE_EVERY`] orders and when it ends), so it outlives a
-/// restart: one that a restart interrupted says `interrupted`, with the
-/// orders it had not reached in `remaining` (it is not resumed: an
-/// intervention is not repeated behind the operator's back). Deleted
-/// `[retention] keep_days` after it ended.
+/// (when it starts, every [`JOB_SAVE_EVERY`] orders and when it ends), so it
+/// outlives a restart: one that a restart interrupted says `interrupted`,
+/// with the orders it had not reached at its last save in `remaining` (up
+/// to 99 of them may have been handled after that save; the results say
+/// which were). It is not resumed: an intervention is not repeated behind
+/// the operator's back. Deleted `[retention] keep_days` after it ended.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Job {
     pub id: String,
@@ -396,7 +397,8 @@ pub struct Job {
     pub started_ms: i64,
     #[serde(default)]
     pub ended_ms: Option<i64>,
-    /// Orders not reached yet.
+    /// Orders not reached as of the last save (filled in saved copies;
+    /// what an interrupted job had left).
     #[serde(default)]
     pub remaining: Vec<String>,
 }
@@ -795,43 +797,53 @@ async fn start_bulk(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
         remaining: ids.clone(),
     };
     save_job(&s.store, &job).await;
-    s.jobs.lock().insert(id.clone(), job);
+    // In memory the job carries no `remaining`: only its saved copies do.
+    s.jobs.lock().insert(
+        id.clone(),
+        Job {
+            remaining: Vec::new(),
+            ..job
+        },
+    );
     let state = s.get_ref().clone();
     let job_id = id.clone();
     actix::spawn(async move {
-        for order_id in ids {
+        for (i, order_id) in ids.iter().enumerate() {
+            let order_id = order_id.clone();
             let r = intervene(&state, &order_id, action.clone()).await;
             let save = {
                 let mut jobs = state.jobs.lock();
-                jobs.get_mut(&job_id).and_then(|j| {
-                    j.remaining.retain(|o| o != &order_id);
-                    (j.done % JOB_SAVE_EVERY == JOB_SAVE_EVERY - 1).then(|| j.clone())
-                })
+                if let Some(j) = jobs.get_mut(&job_id) {
+                    j.done += 1;
+                    match r {
+                        Ok(()) => {
+                            j.succeeded += 1;
+                            j.results.push(JobResult {
+                                order_id,
+                                ok: true,
+                                message: "accepted".into(),
+                            });
+                        }
+                        Err(e) => {
+                            j.failed += 1;
+                            j.results.push(JobResult {
+                                order_id,
+                                ok: false,
+                                message: e.to_string(),
+                            });
+                        }
+                    }
+                }
+                // Saved after the update, with what is not reached yet.
+                jobs.get(&job_id)
+                    .filter(|j| j.done % JOB_SAVE_EVERY == 0)
+                    .map(|j| Job {
+                        remaining: ids[i + 1..].to_vec(),
+                        ..j.clone()
+                    })
             };
             if let Some(j) = save {
                 save_job(&state.store, &j).await;
-            }
-            let mut jobs = state.jobs.lock();
-            if let Some(j) = jobs.get_mut(&job_id) {
-                j.done += 1;
-                match r {
-                    Ok(()) => {
-                        j.succeeded += 1;
-                        j.results.push(JobResult {
-                            order_id,
-                            ok: true,
-                            message: "accepted".into(),
-                        });
-                    }
-                    Err(e) => {
-                        j.failed += 1;
-                        j.results.push(JobResult {
-                            order_id,
-                            ok: false,
-                            message: e.to_string(),
-                        });
-                    }
-                }
             }
         }
         let now = state.runtime.shared.clock.now_ms();
@@ -877,38 +889,77 @@ async fn get_bulk(s: web::Data<AppState>, path: web::Path<String>) -> HttpRespon
 }
 
 async fn stats(s: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(stats_value(&s, s.runtime.shared.clock.now_ms()))
+    let (store, now, margin) = (
+        s.store.clone(),
+        s.runtime.shared.clock.now_ms(),
+        s.at_risk_margin_s,
+    );
+    // Counters only, but off the HTTP workers all the same.
+    match web::block(move || report::summarize(&store, now, margin)).await {
+        Ok(sum) => HttpResponse::Ok().json(stats_json(&s, sum)),
+        Err(e) => error(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            e.to_string(),
+        ),
+    }
 }
 
 /// Orders the overview lists of each kind (the counts say how many there
 /// are in all).
 const OVERVIEW_ROWS: usize = 50;
-/// The last overview computed, the checkpoint generation it saw
-/// (`actors::Shared::generation`) and when (times left move on without
-/// any checkpoint: an overview is never older than [`OVERVIEW_MAX_AGE`]).
-pub type OverviewCache = Arc<Mutex<Option<(u64, std::time::Instant, Arc<String>)>>>;
+/// The last overview computed, with the checkpoint generation it saw
+/// (`actors::Shared::generation`) and when; one computation at a time.
+#[derive(Default)]
+pub struct OverviewCache {
+    last: Mutex<Option<(u64, std::time::Instant, Arc<String>)>>,
+    flight: tokio::sync::Mutex<()>,
+}
+
+/// Times left move on without any checkpoint: an overview is never older.
 const OVERVIEW_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(10);
+/// Any overview this young serves a caller that asks for no particular
+/// change (API clients, a page opening), however busy the store.
+const OVERVIEW_ANY_AGE: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl OverviewCache {
+    fn fresh(&self, generation: u64, min: Option<u64>) -> Option<Arc<String>> {
+        let last = self.last.lock();
+        let (seen, at, v) = last.as_ref()?;
+        let age = at.elapsed();
+        let ok = match min {
+            Some(m) => *seen >= m && age < OVERVIEW_MAX_AGE,
+            None => (*seen == generation && age < OVERVIEW_MAX_AGE) || age < OVERVIEW_ANY_AGE,
+        };
+        ok.then(|| v.clone())
+    }
+}
 
 /// The console's overview in one answer: the stats, the most urgent orders
 /// at risk (ship-by index, soonest first) and exceptions, at most
-/// [`OVERVIEW_ROWS`] each. Computed once per change of any checkpoint
-/// whoever asks (any number of tabs, API clients and live streams, whose
-/// `overview` events come at most once a second), from the indexes and
-/// counters, the reads off the HTTP workers.
-pub async fn overview(s: &web::Data<AppState>) -> Result<Arc<String>, Error> {
-    let generation = s
-        .runtime
-        .shared
-        .generation
-        .load(std::sync::atomic::Ordering::Acquire);
-    if let Some((seen, at, v)) = s.overview.lock().as_ref() {
-        if *seen == generation && at.elapsed() < OVERVIEW_MAX_AGE {
-            return Ok(v.clone());
-        }
+/// [`OVERVIEW_ROWS`] each, from the indexes and counters, the reads off the
+/// HTTP workers. One computation at a time serves every caller: API
+/// clients and opening pages take any overview under a second old (or
+/// the latest, if no checkpoint changed since); a live stream that saw
+/// checkpoint generation `min` takes one computed at or after it.
+pub async fn overview(s: &web::Data<AppState>, min: Option<u64>) -> Result<Arc<String>, Error> {
+    let current = || {
+        s.runtime
+            .shared
+            .generation
+            .load(std::sync::atomic::Ordering::Acquire)
+    };
+    if let Some(v) = s.overview.fresh(current(), min) {
+        return Ok(v);
+    }
+    let _one = s.overview.flight.lock().await;
+    let generation = current();
+    if let Some(v) = s.overview.fresh(generation, min) {
+        return Ok(v);
     }
     let now = s.runtime.shared.clock.now_ms();
     let (store, margin) = (s.store.clone(), s.at_risk_margin_s);
-    let (risky, excs) = web::block(move || {
+    let (sum, risky, excs) = web::block(move || {
+        let sum = report::summarize(&store, now, margin);
         // Soonest ship-by first, straight from the ship-by index.
         let at_risk = Filter {
             at_risk: Some(true),
@@ -931,24 +982,24 @@ pub async fn overview(s: &web::Data<AppState>) -> Result<Arc<String>, Error> {
         }
         .select(&store, now, margin, None, OVERVIEW_ROWS)?
         .0;
-        Ok::<_, crate::store::Error>((risky, excs))
+        Ok::<_, crate::store::Error>((sum, risky, excs))
     })
     .await
     .map_err(|e| Error::Busy(e.to_string()))??;
     let v = json!({
-        "stats": stats_value(s, now),
+        "stats": stats_json(s, sum),
         "at_risk": risky.iter().map(|r| row(s, r, now)).collect::<Vec<_>>(),
         "exceptions": excs.iter().map(|r| row(s, r, now)).collect::<Vec<_>>(),
         "at_ms": now,
     });
     let text = Arc::new(v.to_string());
-    *s.overview.lock() = Some((generation, std::time::Instant::now(), text.clone()));
+    *s.overview.last.lock() = Some((generation, std::time::Instant::now(), text.clone()));
     Ok(text)
 }
 
 /// `GET /api/v1/overview`.
 async fn get_overview(s: web::Data<AppState>) -> HttpResponse {
-    match overview(&s).await {
+    match overview(&s, None).await {
         Ok(text) => HttpResponse::Ok()
             .content_type("application/json")
             .body(text.as_str().to_owned()),
@@ -956,8 +1007,7 @@ async fn get_overview(s: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-fn stats_value(s: &AppState, now: i64) -> serde_json::Value {
-    let mut sum = report::summarize(&s.store, now, s.at_risk_margin_s);
+fn stats_json(s: &AppState, mut sum: report::Summary) -> serde_json::Value {
     sum.fulfillment_target_s = Some(s.sla.fulfilment_target.as_secs_f64());
     let mut v = serde_json::to_value(&sum).unwrap_or_default();
     // The top SKUs' names and images, from the catalogue.

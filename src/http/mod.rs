@@ -67,7 +67,7 @@ pub struct AppState {
     pub gateway: Option<crate::tiktok::GatewayHandle>,
     pub jobs: admin::Jobs,
     /// The last console overview computed ([`admin::overview`]).
-    pub overview: admin::OverviewCache,
+    pub overview: Arc<admin::OverviewCache>,
     pub at_risk_margin_s: i64,
     /// The fulfilment-time target the figures show.
     pub sla: crate::runtime::report::SlaConfig,

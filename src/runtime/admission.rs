@@ -12,15 +12,18 @@
 //!   a priority, the order id): a waiting order costs about a hundred bytes,
 //!   its events stay on disk and are read back when it starts.
 //! - Waiting orders start **oldest ship-by first**; an order whose ship-by
-//!   is not known yet (a webhook before hydration) counts as due
-//!   [`UNKNOWN_SHIP_BY`] after it arrived; operators' and API events come
-//!   before all of them. Every later event of a waiting order joins it, so
-//!   one order's events are applied in the order they were stored.
-//! - While anything waits, or while the process is over
-//!   `[runtime] memory_budget`, actors **passivate eagerly**: an actor
-//!   stops as soon as it has no effect in flight instead of after
-//!   `passivate_after`, which frees its slot for the next order. Over the
-//!   budget the limit also drops to a quarter.
+//!   is not known yet (a webhook before hydration), or that has shipped,
+//!   counts as due [`UNKNOWN_SHIP_BY`] after it arrived; operators' and
+//!   API events come before all of them. One order's events are delivered
+//!   one delivery at a time, in the order they were stored: a later event
+//!   of an order being delivered waits for that delivery to finish.
+//! - While anything waits, actors **passivate eagerly**: an actor stops as
+//!   soon as it has no effect in flight instead of after `passivate_after`,
+//!   which frees its slot for the next order. Over `[runtime]
+//!   memory_budget` the limit drops to a quarter (so orders wait, and the
+//!   actors make room).
+//! - An order with an event waiting or being delivered is not archived
+//!   ([`Pressure::holds`]).
 //! - `/readyz` and `orderflow_admission_waiting` say how many orders wait
 //!   and for how long. When even the inbox cannot take more (the disk
 //!   guard), intake refuses and webhooks are answered 503 so TikTok
@@ -98,6 +101,8 @@ pub struct Pressure {
     on: AtomicBool,
     /// A slot freed or an order queued: the dispatcher looks again.
     wake: Notify,
+    /// Orders with an event waiting here or being delivered.
+    held: parking_lot::Mutex<HashSet<String>>,
 }
 
 impl Pressure {
@@ -116,6 +121,12 @@ impl Pressure {
     /// Should an actor with nothing in flight stop now?
     pub fn on(&self) -> bool {
         self.on.load(Ordering::Acquire)
+    }
+
+    /// Has this order an event waiting to be delivered, or being
+    /// delivered? (Retention leaves such an order hot.)
+    pub fn holds(&self, order_id: &str) -> bool {
+        self.held.lock().contains(order_id)
     }
 }
 
@@ -138,6 +149,8 @@ struct State {
     /// Every sequence waiting here or being delivered now (the inbox
     /// sweep leaves these alone).
     known: HashSet<u64>,
+    /// Orders being delivered now (one delivery per order at a time).
+    delivering: HashSet<String>,
 }
 
 /// The queue and limit in front of activation. Cheap to clone.
@@ -194,12 +207,21 @@ impl Admission {
         if matches!(event.source, Source::Operator | Source::Api) {
             return i64::MIN;
         }
+        use crate::order::TiktokStatus as S;
+        let unknown = event.received_ms + UNKNOWN_SHIP_BY.as_millis() as i64;
         match &event.kind {
-            EventKind::Snapshot(o) => match o.deadlines.ship_by() {
-                Some(s) => s.saturating_mul(1000),
-                None => event.received_ms + UNKNOWN_SHIP_BY.as_millis() as i64,
-            },
-            _ => event.received_ms + UNKNOWN_SHIP_BY.as_millis() as i64,
+            // Only an order still to ship is due by its ship-by.
+            EventKind::Snapshot(o)
+                if matches!(
+                    o.status,
+                    S::Unpaid | S::OnHold | S::AwaitingShipment | S::PartiallyShipping
+                ) =>
+            {
+                o.deadlines
+                    .ship_by()
+                    .map_or(unknown, |s| s.saturating_mul(1000))
+            }
+            _ => unknown,
         }
     }
 
@@ -218,12 +240,18 @@ impl Admission {
     /// Claims a slot for delivering `seq` now, if nothing waits and there
     /// is room (the path of every event when the daemon keeps up). The
     /// caller must call [`Admission::delivered`] once it is done.
-    pub fn try_now(&self, seq: u64) -> bool {
+    pub fn try_now(&self, seq: u64, order_id: &str) -> bool {
         let mut st = self.inner.state.lock();
-        if !st.heap.is_empty() || self.busy() >= self.limit() {
+        if !st.heap.is_empty()
+            || self.busy() >= self.limit()
+            || st.delivering.contains(order_id)
+            || st.by_order.contains_key(order_id)
+        {
             return false;
         }
         st.known.insert(seq);
+        st.delivering.insert(order_id.to_string());
+        self.inner.pressure.held.lock().insert(order_id.to_string());
         self.inner.delivering.fetch_add(1, Ordering::AcqRel);
         true
     }
@@ -247,6 +275,11 @@ impl Admission {
                 }
             }
             None => {
+                self.inner
+                    .pressure
+                    .held
+                    .lock()
+                    .insert(event.order_id.clone());
                 st.by_order.insert(event.order_id.clone(), seq);
                 st.waiting.insert(
                     seq,
@@ -285,35 +318,53 @@ impl Admission {
 
     fn take(&self) -> Option<Admitted> {
         let mut st = self.inner.state.lock();
-        loop {
-            let Reverse((_, first)) = *st.heap.peek()?;
-            if !st.waiting.contains_key(&first) {
+        // Orders still being delivered wait their turn (set aside, put back).
+        let mut aside = Vec::new();
+        let found = loop {
+            let Some(&Reverse((priority, first))) = st.heap.peek() else {
+                break None;
+            };
+            let Some(order) = st.waiting.get(&first).map(|w| w.order_id.clone()) else {
                 // A stale heap entry (the order was lifted to the front).
                 st.heap.pop();
                 continue;
+            };
+            if st.delivering.contains(&order) {
+                st.heap.pop();
+                aside.push(Reverse((priority, first)));
+                continue;
             }
             if self.busy() >= self.limit() {
-                return None;
+                break None;
             }
             st.heap.pop();
-            let w = st.waiting.remove(&first)?;
+            let Some(w) = st.waiting.remove(&first) else {
+                continue;
+            };
             st.by_order.remove(&w.order_id);
+            st.delivering.insert(w.order_id.clone());
             self.inner.delivering.fetch_add(1, Ordering::AcqRel);
-            self.refresh(&st);
-            return Some(Admitted {
+            break Some(Admitted {
                 order_id: w.order_id,
                 seqs: w.seqs,
             });
-        }
+        };
+        st.heap.extend(aside);
+        self.refresh(&st);
+        found
     }
 
     /// An order's delivery (from [`Admission::try_now`] or
     /// [`Admission::next`]) finished.
-    pub fn delivered(&self, seqs: &[u64]) {
+    pub fn delivered(&self, order_id: &str, seqs: &[u64]) {
         {
             let mut st = self.inner.state.lock();
             for s in seqs {
                 st.known.remove(s);
+            }
+            st.delivering.remove(order_id);
+            if !st.by_order.contains_key(order_id) {
+                self.inner.pressure.held.lock().remove(order_id);
             }
         }
         self.inner.delivering.fetch_sub(1, Ordering::AcqRel);
@@ -321,8 +372,10 @@ impl Admission {
     }
 
     fn refresh(&self, st: &State) {
-        let on = !st.waiting.is_empty() || self.inner.over_budget.load(Ordering::Acquire);
-        self.inner.pressure.on.store(on, Ordering::Release);
+        self.inner
+            .pressure
+            .on
+            .store(!st.waiting.is_empty(), Ordering::Release);
     }
 
     /// Orders waiting, the longest wait and the memory verdict.
@@ -405,9 +458,9 @@ mod tests {
     fn waits_past_the_limit_and_starts_by_priority_keeping_one_orders_events_together() {
         let p = Arc::new(Pressure::default());
         let a = Admission::new(1, 0, p.clone());
-        assert!(a.try_now(1));
+        assert!(a.try_now(1, "first"));
         // One slot, taken: the rest wait, and pressure is on.
-        assert!(!a.try_now(2));
+        assert!(!a.try_now(2, "second"));
         assert!(a.enqueue(2, &ev("late", Source::Webhook, 5_000)));
         assert!(a.enqueue(3, &ev("early", Source::Webhook, 1_000)));
         assert!(a.enqueue(4, &ev("late", Source::Webhook, 6_000)));
@@ -420,24 +473,24 @@ mod tests {
         assert_eq!(a.backlog().waiting, 3);
         assert_eq!(a.backlog().oldest_ms, Some(1_000));
         assert!(a.take().is_none(), "no slot yet");
-        a.delivered(&[1]);
+        a.delivered("first", &[1]);
         let first = a.take().unwrap();
         assert_eq!(first.order_id, "operator");
         assert!(a.take().is_none());
-        a.delivered(&first.seqs);
+        a.delivered(&first.order_id, &first.seqs);
         let second = a.take().unwrap();
         assert_eq!(
             (second.order_id.as_str(), second.seqs.clone()),
             ("early", vec![3])
         );
-        a.delivered(&second.seqs);
+        a.delivered(&second.order_id, &second.seqs);
         let third = a.take().unwrap();
         assert_eq!(
             (third.order_id.as_str(), third.seqs.clone()),
             ("late", vec![2, 4])
         );
         assert!(a.knows(4));
-        a.delivered(&third.seqs);
+        a.delivered(&third.order_id, &third.seqs);
         assert!(!a.knows(4));
         assert_eq!(a.backlog().waiting, 0);
         assert!(!p.on(), "nothing waits: actors keep their usual idle time");
@@ -448,10 +501,31 @@ mod tests {
         let p = Arc::new(Pressure::default());
         let a = Admission::new(2, 0, p.clone());
         p.set_active(2);
-        assert!(!a.try_now(1));
+        assert!(!a.try_now(1, "o"));
         a.enqueue(1, &ev("o", Source::Webhook, 0));
         assert!(a.take().is_none());
         p.set_active(1);
         assert_eq!(a.take().unwrap().order_id, "o");
+    }
+
+    #[test]
+    fn one_orders_deliveries_take_turns_and_hold_it_hot() {
+        let p = Arc::new(Pressure::default());
+        let a = Admission::new(10, 0, p.clone());
+        assert!(a.try_now(1, "o"));
+        assert!(p.holds("o"), "an order being delivered is held");
+        // A second event of the same order waits for the first delivery.
+        assert!(!a.try_now(2, "o"));
+        assert!(a.enqueue(2, &ev("o", Source::Webhook, 0)));
+        assert!(a.take().is_none(), "not while its first delivery runs");
+        // Another order is not held back by it.
+        assert!(a.enqueue(3, &ev("other", Source::Webhook, 5)));
+        assert_eq!(a.take().unwrap().order_id, "other");
+        a.delivered("o", &[1]);
+        assert!(p.holds("o"), "its second event still waits");
+        let next = a.take().unwrap();
+        assert_eq!((next.order_id.as_str(), next.seqs.clone()), ("o", vec![2]));
+        a.delivered("o", &next.seqs);
+        assert!(!p.holds("o"), "nothing left for it: it may be archived");
     }
 }

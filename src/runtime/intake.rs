@@ -175,12 +175,13 @@ impl Intake {
         metrics::counter!(crate::metrics::EVENTS_TOTAL, "result" => "accepted").increment(1);
         metrics::counter!(crate::metrics::ORDERS_RECEIVED_TOTAL, "source" => event.source.as_str())
             .increment(1);
-        if self.admission.try_now(seq) {
+        if self.admission.try_now(seq, &event.order_id) {
             let (runtime, hydrator) = (self.runtime.clone(), self.hydrator.clone());
             let admission = self.admission.clone();
             actix::spawn(async move {
+                let order_id = event.order_id.clone();
                 Intake::dispatch(runtime, hydrator, seq, event).await;
-                admission.delivered(&[seq]);
+                admission.delivered(&order_id, &[seq]);
             });
         } else {
             self.wait_for_room(seq, &event);
@@ -196,7 +197,18 @@ impl Intake {
         }
         if !self.dispatcher.swap(true, Ordering::AcqRel) {
             let this = self.clone();
-            actix::spawn(async move { this.run_dispatcher().await });
+            actix::spawn(async move {
+                // Whenever the task ends (closed, or its arbiter stopped and
+                // dropped it), the next waiting order starts a new one.
+                struct Running(Arc<AtomicBool>);
+                impl Drop for Running {
+                    fn drop(&mut self) {
+                        self.0.store(false, Ordering::Release);
+                    }
+                }
+                let _running = Running(this.dispatcher.clone());
+                this.run_dispatcher().await
+            });
         }
     }
 
@@ -234,7 +246,7 @@ impl Intake {
                         }
                     }
                 }
-                this.admission.delivered(&admitted.seqs);
+                this.admission.delivered(&admitted.order_id, &admitted.seqs);
             });
         }
     }

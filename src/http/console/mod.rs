@@ -326,6 +326,9 @@ struct Live {
     overview_sent: Option<std::time::Instant>,
     /// Orders changed since the last `overview` event.
     overview_due: bool,
+    /// The checkpoint generation when this stream last saw a change: the
+    /// next `overview` event is computed at or after it.
+    seen_generation: u64,
 }
 
 /// The fewest seconds between two `overview` events of one stream.
@@ -384,6 +387,12 @@ impl Live {
             // Orders changed: the overview too, at most once a second per
             // stream (one computation serves every stream).
             self.overview_due = true;
+            self.seen_generation = self
+                .state
+                .runtime
+                .shared
+                .generation
+                .load(std::sync::atomic::Ordering::Acquire);
             if self
                 .overview_sent
                 .is_none_or(|t| t.elapsed() >= OVERVIEW_EVERY)
@@ -395,7 +404,7 @@ impl Live {
 
     async fn push_overview(&mut self) {
         self.overview_sent = Some(std::time::Instant::now());
-        match super::admin::overview(&self.state).await {
+        match super::admin::overview(&self.state, Some(self.seen_generation)).await {
             Ok(ov) => {
                 self.overview_due = false;
                 self.queue
@@ -427,6 +436,7 @@ async fn live(s: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
         queue: [web::Bytes::from_static(b"event: hello\ndata: {}\n\n")].into(),
         overview_sent: None,
         overview_due: false,
+        seen_generation: 0,
     };
     let stream = futures::stream::unfold(live, |mut l| async move {
         l.next().await.map(|b| (Ok::<_, actix_web::Error>(b), l))
