@@ -537,3 +537,51 @@ pub mod metrics {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shipping::book::{Entry, State};
+    use crate::shipping::provider::{Label, LabelFormat, ProviderKind};
+
+    #[test]
+    fn a_label_record_survives_its_archive_line() {
+        let label = Label {
+            provider: ProviderKind::Easypost,
+            label_id: "shp_1".into(),
+            shipment_id: "shp_1".into(),
+            reference: "576-L0".into(),
+            tracking_number: "9400100000000000000001".into(),
+            label_url: Some("https://example.test/l.pdf".into()),
+            format: LabelFormat::Pdf,
+            carrier: "USPS".into(),
+            service: Some("Priority".into()),
+            shipping_provider_id: Some("6617675021119438849".into()),
+            cost: None,
+            tracker_id: Some("trk_1".into()),
+            bought_ms: 1_764_072_000_000,
+            recovered: false,
+        };
+        let entry = Entry {
+            order_id: "576".into(),
+            state: State::Bought(label),
+            ..Default::default()
+        };
+        let line = Line {
+            order_id: "576".into(),
+            archived_ms: 1,
+            record: OrderRecord::new("576", "shop", 1),
+            audit: Vec::new(),
+            label: serde_json::to_value(&entry).ok(),
+        };
+        let member = gzip_line(&line).unwrap();
+        let mut json = Vec::new();
+        flate2::read::GzDecoder::new(member.as_slice())
+            .read_to_end(&mut json)
+            .unwrap();
+        let back: Line = serde_json::from_slice(&json).unwrap();
+        let e: Entry = serde_json::from_value(back.label.unwrap()).unwrap();
+        assert_eq!(e, entry);
+        assert_eq!(back.record.order_id, "576");
+    }
+}

@@ -129,6 +129,16 @@ pub(crate) fn shipping_view(
     }
 }
 
+/// The shipping view of a label record read back from an archive line.
+pub(crate) fn archived_view(
+    book: &crate::shipping::LabelBook,
+    label: Option<&serde_json::Value>,
+) -> serde_json::Value {
+    label
+        .and_then(|v| serde_json::from_value::<crate::shipping::book::Entry>(v.clone()).ok())
+        .map_or(serde_json::Value::Null, |e| label_json(book, &e))
+}
+
 fn label_json(
     book: &crate::shipping::LabelBook,
     e: &crate::shipping::book::Entry,

@@ -425,7 +425,10 @@ async fn get_order(s: web::Data<AppState>, path: web::Path<String>) -> HttpRespo
                 v["archived"] = json!({"at_ms": entry.archived_ms, "file": entry.file});
                 // Nothing can be done to an archived order.
                 v["interventions"] = json!([]);
-                v["shipping"] = json!({"label": line.label});
+                v["shipping"] = match &s.labels {
+                    Some(book) => labels::archived_view(book, line.label.as_ref()),
+                    None => serde_json::Value::Null,
+                };
                 HttpResponse::Ok().json(v)
             }
             Ok(None) => error(StatusCode::NOT_FOUND, format!("no order {}", path.as_str())),
