@@ -293,16 +293,31 @@ impl Intake {
     /// delivered now are left alone. Redelivery is harmless: an order
     /// applies an event id once.
     pub async fn redeliver_stale(&self, now_ms: i64, older_than_ms: i64) -> Result<usize, Error> {
-        self.requeue(|e| now_ms - e.event.received_ms > older_than_ms)
+        self.requeue(|e| now_ms - e.event.received_ms > older_than_ms, None)
     }
 
     /// Delivers every stored event not yet applied (recovery): queued for
-    /// admission, oldest ship-by first.
+    /// admission, oldest ship-by first, and returns once every one of them
+    /// has been delivered (recovery is finished, `/readyz` says, only when
+    /// what was acknowledged before the restart is applied).
     pub async fn redeliver_inbox(&self) -> Result<usize, Error> {
-        self.requeue(|_| true)
+        let mut queued = Vec::new();
+        let n = self.requeue(|_| true, Some(&mut queued))?;
+        while !queued.is_empty() {
+            tokio::select! {
+                _ = self.closed.cancelled() => return Err(Error::ShuttingDown),
+                _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
+            }
+            queued.retain(|s| self.admission.knows(*s));
+        }
+        Ok(n)
     }
 
-    fn requeue(&self, pick: impl Fn(&InboxEvent) -> bool) -> Result<usize, Error> {
+    fn requeue(
+        &self,
+        pick: impl Fn(&InboxEvent) -> bool,
+        mut queued: Option<&mut Vec<u64>>,
+    ) -> Result<usize, Error> {
         let mut n = 0;
         for r in self.store.trees.inbox.iter() {
             let (k, v) = r.map_err(crate::store::Error::from)?;
@@ -316,6 +331,9 @@ impl Intake {
             let e: InboxEvent = codec::decode(&v).map_err(crate::store::Error::from)?;
             if pick(&e) {
                 self.wait_for_room(e.seq, &e.event);
+                if let Some(q) = queued.as_deref_mut() {
+                    q.push(e.seq);
+                }
                 n += 1;
             }
         }
