@@ -10,10 +10,8 @@ use std::time::Duration;
 
 use common::{
     free_addr, get_json, import_stock, labels_per_order, metric, post_json, ships_per_order,
-    sim_daemon_config, sim_first_sku, sim_orders, standard_workflows, start_simulator_thread,
-    wait_ready, Daemon,
+    sim_daemon_config, sim_first_sku, sim_orders, standard_workflows, wait_ready, Daemon,
 };
-use orderflow::simulator::SimulatorArgs;
 
 const MAX_ACTIVE: usize = 3;
 const ORDERS: usize = 30;
@@ -21,17 +19,7 @@ const ORDERS: usize = 30;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_past_the_limit_wait_stored_and_all_finish_once_even_across_a_kill() {
     let listen = free_addr();
-    let (sim_url, shops) = start_simulator_thread(SimulatorArgs {
-        app_key: "ad-app-key".into(),
-        app_secret: "ad-app-secret".into(),
-        access_token: "ad-access-token".into(),
-        webhook_url: Some(format!("http://{listen}/webhooks/tiktok")),
-        buyer_cancel_rate: 0.0,
-        manual_carrier: true,
-        shops: 1,
-        qps: 10_000,
-        ..Default::default()
-    });
+    let (sim_url, shops) = common::one_shop_simulator("ad", &listen);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .pool_max_idle_per_host(0)

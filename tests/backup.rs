@@ -13,10 +13,9 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    cli_output, eventually, free_addr, get_json, sim_daemon_config, sim_orders_in,
-    start_simulator_thread, wait_ready, Daemon,
+    cli_output, eventually, free_addr, get_json, sim_daemon_config, sim_orders_in, wait_ready,
+    Daemon,
 };
-use orderflow::simulator::SimulatorArgs;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_taken_under_load_restores_every_acknowledged_order() {
@@ -25,17 +24,7 @@ async fn a_backup_taken_under_load_restores_every_acknowledged_order() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(40);
     let listen = free_addr();
-    let (sim, shops) = start_simulator_thread(SimulatorArgs {
-        app_key: "bk-app-key".into(),
-        app_secret: "bk-app-secret".into(),
-        access_token: "bk-access-token".into(),
-        webhook_url: Some(format!("http://{listen}/webhooks/tiktok")),
-        buyer_cancel_rate: 0.0,
-        manual_carrier: true,
-        shops: 1,
-        qps: 10_000,
-        ..Default::default()
-    });
+    let (sim, shops) = common::one_shop_simulator("bk", &listen);
     let client = common::unpooled_client();
     let dir = tempfile::tempdir().unwrap();
     let wf = common::labels_workflows(dir.path());

@@ -19,9 +19,8 @@ use std::time::Duration;
 
 use common::{
     eventually, get_json, import_stock, post_json, sim_daemon_config, sim_first_sku, sim_orders,
-    standard_workflows, start_simulator_thread, wait_ready, Daemon,
+    standard_workflows, wait_ready, Daemon,
 };
-use orderflow::simulator::SimulatorArgs;
 
 const PER_ROUND: usize = 3;
 const KILLS: usize = 3;
@@ -30,17 +29,7 @@ const ORDERS: usize = PER_ROUND * KILLS;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_label_bought_before_a_crash_is_never_bought_again() {
     let listen = free_addr();
-    let (sim_url, shops) = start_simulator_thread(SimulatorArgs {
-        app_key: "cr-app-key".into(),
-        app_secret: "cr-app-secret".into(),
-        access_token: "cr-access-token".into(),
-        webhook_url: Some(format!("http://{listen}/webhooks/tiktok")),
-        buyer_cancel_rate: 0.0,
-        manual_carrier: true,
-        shops: 1,
-        qps: 10_000,
-        ..Default::default()
-    });
+    let (sim_url, shops) = common::one_shop_simulator("cr", &listen);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()

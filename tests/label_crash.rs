@@ -19,10 +19,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::{
-    eventually, get_json, post_json, sim_daemon_config, sim_orders_in, start_simulator_thread,
-    wait_ready, Daemon,
+    eventually, get_json, post_json, sim_daemon_config, sim_orders_in, wait_ready, Daemon,
 };
-use orderflow::simulator::SimulatorArgs;
 
 struct Dir(std::path::PathBuf);
 impl Dir {
@@ -53,17 +51,7 @@ async fn one_label_per_order_across_both_providers_through_kills_and_late_answer
     let kills = env_or("LABEL_CRASH_KILLS", 10);
     let started = Instant::now();
     let listen = free_addr();
-    let (sim_url, shops) = start_simulator_thread(SimulatorArgs {
-        app_key: "lc-app-key".into(),
-        app_secret: "lc-app-secret".into(),
-        access_token: "lc-access-token".into(),
-        webhook_url: Some(format!("http://{listen}/webhooks/tiktok")),
-        buyer_cancel_rate: 0.0,
-        manual_carrier: true,
-        shops: 1,
-        qps: 10_000,
-        ..Default::default()
-    });
+    let (sim_url, shops) = common::one_shop_simulator("lc", &listen);
     let client = common::unpooled_client();
     let dir = tempfile::tempdir().unwrap();
     let dir = if std::env::var("LABEL_CRASH_KEEP").is_ok() {

@@ -661,6 +661,25 @@ pub fn start_simulator_thread(
     rx.recv().unwrap()
 }
 
+/// [`start_simulator_thread`] as the crash and fulfilment tests use it: one
+/// quiet shop (no buyer cancellations, carriers scanned by hand, no rate
+/// limit to speak of) whose webhooks go to a daemon at `listen`; the app
+/// key, secret and access token are `{tag}-app-key`, `{tag}-app-secret`
+/// and `{tag}-access-token`.
+pub fn one_shop_simulator(tag: &str, listen: &str) -> (String, Vec<(String, String)>) {
+    start_simulator_thread(orderflow::simulator::SimulatorArgs {
+        app_key: format!("{tag}-app-key"),
+        app_secret: format!("{tag}-app-secret"),
+        access_token: format!("{tag}-access-token"),
+        webhook_url: Some(format!("http://{listen}/webhooks/tiktok")),
+        buyer_cancel_rate: 0.0,
+        manual_carrier: true,
+        shops: 1,
+        qps: 10_000,
+        ..Default::default()
+    })
+}
+
 /// The simulator's first shop's warehouse and first SKU: `(warehouse,
 /// sku, product)`.
 pub async fn sim_first_sku(client: &reqwest::Client, sim_url: &str) -> (String, String, String) {
