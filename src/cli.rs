@@ -317,6 +317,10 @@ pub enum Command {
     /// Which of the seller's items each TikTok SKU takes.
     #[command(subcommand)]
     Mappings(MappingsCmd),
+    /// People who sign in to the console (and their API tokens) on a
+    /// running daemon: admins only.
+    #[command(subcommand)]
+    Users(UsersCmd),
     /// The creator's figures: orders per day, fulfilment time, late
     /// dispatches, exceptions, top SKUs.
     Stats,
@@ -482,6 +486,44 @@ pub enum StoreCmd {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum UsersCmd {
+    /// Add a person. The password is read from ORDERFLOW_USER_PASSWORD or,
+    /// without it, from one line of standard input (at least 10
+    /// characters).
+    Add {
+        name: String,
+        /// viewer (reads), operator (works orders and stock) or admin
+        /// (also people, workflows, shops, backups).
+        #[arg(long, default_value = "operator")]
+        role: String,
+    },
+    /// Everyone, with their role and tokens.
+    List,
+    /// Change a role, set a new password (read as for `add`), disable or
+    /// enable.
+    Set {
+        name: String,
+        #[arg(long)]
+        role: Option<String>,
+        #[arg(long)]
+        password: bool,
+        #[arg(long, conflicts_with = "enable")]
+        disable: bool,
+        #[arg(long)]
+        enable: bool,
+    },
+    /// Remove a person with their tokens; their sessions end.
+    Remove { name: String },
+    /// A new API token for a person, printed once (use it as --token or
+    /// ORDERFLOW_TOKEN: the CLI then acts as that person).
+    Token {
+        name: String,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum TokenCmd {
     /// Print a new random admin token (256 bits from a cryptographic generator, as
     /// 64 hex digits) for `server.admin_token`.
@@ -524,6 +566,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Shops(c) => remote(shops(&client, c, json_out)),
         Command::Catalogue(c) => remote(catalogue(&client, c, json_out)),
         Command::Mappings(c) => remote(mappings(&client, c, json_out)),
+        Command::Users(c) => remote(users(&client, c, json_out)),
         Command::Stats => remote(stats(&client, json_out)),
         Command::Run {
             config,
@@ -1037,6 +1080,130 @@ fn dry_run(
 }
 
 /// Runs a client command on a small runtime; errors are printed plainly.
+/// A new password: `ORDERFLOW_USER_PASSWORD`, else one line of stdin.
+fn read_password() -> Result<String, crate::client::Error> {
+    if let Ok(p) = std::env::var("ORDERFLOW_USER_PASSWORD") {
+        return Ok(p);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| crate::client::Error::Decode(format!("reading the password: {e}")))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+async fn users(
+    c: &crate::client::Client,
+    cmd: UsersCmd,
+    json_out: bool,
+) -> Result<(), crate::client::Error> {
+    use crate::client::{cell, table};
+    use serde_json::json;
+    let out = |v: &serde_json::Value, text: String| {
+        if json_out {
+            print_json(v);
+        } else {
+            println!("{text}");
+        }
+    };
+    match cmd {
+        UsersCmd::Add { name, role } => {
+            let password = read_password()?;
+            let v = c
+                .post(
+                    "/api/v1/users",
+                    json!({"name": name, "role": role, "password": password}),
+                )
+                .await?;
+            out(
+                &v,
+                format!("added {} ({})", cell(&v["name"]), cell(&v["role"])),
+            );
+        }
+        UsersCmd::List => {
+            let v = c.get("/api/v1/users").await?;
+            let rows: Vec<Vec<String>> = v["users"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|u| {
+                            vec![
+                                cell(&u["name"]),
+                                cell(&u["role"]),
+                                if u["disabled"].as_bool() == Some(true) {
+                                    "disabled".into()
+                                } else {
+                                    "active".into()
+                                },
+                                u["tokens"].as_array().map_or(0, Vec::len).to_string(),
+                                cell(&u["created_by"]),
+                            ]
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out(
+                &v,
+                table(&["name", "role", "status", "tokens", "added by"], &rows),
+            );
+        }
+        UsersCmd::Set {
+            name,
+            role,
+            password,
+            disable,
+            enable,
+        } => {
+            let mut body = serde_json::Map::new();
+            if let Some(r) = role {
+                body.insert("role".into(), json!(r));
+            }
+            if password {
+                body.insert("password".into(), json!(read_password()?));
+            }
+            if disable || enable {
+                body.insert("disabled".into(), json!(disable));
+            }
+            let v = c
+                .call(
+                    reqwest::Method::PUT,
+                    &format!("/api/v1/users/{}", urlencode(&name)),
+                    Some(serde_json::Value::Object(body)),
+                )
+                .await?;
+            out(&v, format!("{}: {}", cell(&v["name"]), cell(&v["role"])));
+        }
+        UsersCmd::Remove { name } => {
+            let v = c
+                .call(
+                    reqwest::Method::DELETE,
+                    &format!("/api/v1/users/{}", urlencode(&name)),
+                    None,
+                )
+                .await?;
+            out(&v, format!("removed {name}"));
+        }
+        UsersCmd::Token { name, label } => {
+            let v = c
+                .post(
+                    &format!("/api/v1/users/{}/tokens", urlencode(&name)),
+                    json!({ "label": label }),
+                )
+                .await?;
+            out(
+                &v,
+                format!(
+                    "{}\n(token {} for {}: shown once, only its hash is kept)",
+                    cell(&v["token"]),
+                    cell(&v["id"]),
+                    cell(&v["user"])
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
 fn remote(
     f: impl std::future::Future<Output = Result<(), crate::client::Error>>,
 ) -> anyhow::Result<ExitCode> {

@@ -505,7 +505,7 @@ impl Daemon {
             at_risk_margin_s: cfg.runtime.at_risk_margin.0.as_secs() as i64,
             sla: cfg.sla.clone(),
             inventory: Some(inventory.clone()),
-            sessions: Arc::new(http::auth::Sessions::new(cfg.console.session_ttl.0)),
+            people: crate::people::People::new(store.clone(), cfg.console.session_ttl.0),
             logins: Arc::new(http::auth::LoginLimiter::new()),
             hosts: Arc::new(http::auth::AllowedHosts::new(
                 &cfg.server.allowed_hosts,

@@ -118,6 +118,7 @@ pub mod metrics;
 pub mod notify;
 pub mod order;
 pub mod payment;
+pub mod people;
 pub mod retention;
 pub mod runtime;
 pub mod shipping;

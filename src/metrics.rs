@@ -33,6 +33,7 @@ pub const WORKFLOW_STEPS_TOTAL: &str = "orderflow_workflow_steps_total";
 pub const STEP_DURATION_SECONDS: &str = "orderflow_step_duration_seconds";
 pub const HTTP_REFUSED_TOTAL: &str = "orderflow_http_refused_total";
 pub const CONSOLE_LOGINS_TOTAL: &str = "orderflow_console_logins_total";
+pub const CONSOLE_LOGIN_LOCKS_TOTAL: &str = "orderflow_console_login_locks_total";
 pub const STORE_WRITABLE: &str = "orderflow_store_writable";
 pub const STORE_FREE_BYTES: &str = "orderflow_store_free_bytes";
 pub const WORKFLOWS_INVALID: &str = "orderflow_workflows_invalid";
@@ -129,11 +130,15 @@ pub fn describe() {
     );
     describe_counter!(
         HTTP_REFUSED_TOTAL,
-        "Requests refused at the gate, by reason (unauthorized, csrf, cross_site)."
+        "Requests refused at the gate, by reason (unauthorized, csrf, cross_site, host, throttled, role)."
     );
     describe_counter!(
         CONSOLE_LOGINS_TOTAL,
-        "Console logins, by result (ok, refused)."
+        "Console logins, by result (ok, refused, throttled)."
+    );
+    describe_counter!(
+        CONSOLE_LOGIN_LOCKS_TOTAL,
+        "Logins locked after a run of wrong passwords (or wrong admin tokens) in a row."
     );
     describe_gauge!(
         STORE_WRITABLE,

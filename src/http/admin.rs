@@ -43,6 +43,9 @@ async fn backup(
 ) -> HttpResponse {
     use crate::store::backup::Error as B;
     use actix_web::http::StatusCode;
+    if let Err(r) = super::auth::require(&req, crate::people::Role::Admin) {
+        return r.into();
+    }
     // Busy while it runs: the idle-connection watcher leaves it be.
     let _busy = req
         .conn_data::<super::conn::ConnGuard>()
@@ -363,6 +366,9 @@ async fn list_orders(s: web::Data<AppState>, q: web::Query<ListQuery>) -> HttpRe
 /// `POST /api/v1/admin/retention`: one retention pass now (archive,
 /// dedupe expiry, old jobs), answered with what it did.
 async fn retention_pass(s: web::Data<AppState>, req: actix_web::HttpRequest) -> HttpResponse {
+    if let Err(r) = super::auth::require(&req, crate::people::Role::Admin) {
+        return r.into();
+    }
     let _busy = req
         .conn_data::<super::conn::ConnGuard>()
         .map(super::conn::ConnGuard::busy);
@@ -686,9 +692,14 @@ pub fn resolve_workflow(
     }
 }
 
-/// Checks and submits one intervention for one order.
-pub async fn intervene(s: &AppState, order_id: &str, action: OperatorAction) -> Result<(), Error> {
-    intervene_with(s, order_id, action, false).await
+/// Checks and submits one intervention for one order, by `by`.
+pub async fn intervene(
+    s: &AppState,
+    order_id: &str,
+    action: OperatorAction,
+    by: &str,
+) -> Result<(), Error> {
+    intervene_with(s, order_id, action, false, by).await
 }
 
 /// [`intervene`], and with `new_label` the order's label is marked to be
@@ -699,6 +710,7 @@ pub async fn intervene_with(
     order_id: &str,
     action: OperatorAction,
     new_label: bool,
+    by: &str,
 ) -> Result<(), Error> {
     let rec = s
         .store
@@ -744,20 +756,28 @@ pub async fn intervene_with(
         shop_id: rec.shop_id.clone(),
         source: Source::Operator,
         received_ms: s.runtime.shared.clock.now_ms(),
-        kind: EventKind::Operator(action),
+        kind: EventKind::OperatorBy {
+            by: by.to_string(),
+            action,
+        },
     };
     s.intake.submit(ev).await?;
     Ok(())
 }
 
-async fn start_bulk(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+async fn start_bulk(
+    s: web::Data<AppState>,
+    http: actix_web::HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
     use actix_web::http::StatusCode;
     let req: BulkRequest = match super::json_body(&body) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed body: {e}")),
     };
+    let by = super::auth::principal(&http).actor(req.by.as_deref());
     let args = ActionArgs {
-        by: req.by.clone(),
+        by: Some(by.clone()),
         note: None,
         reason: req.reason.clone(),
         cancel_reason: req.cancel_reason.clone(),
@@ -810,7 +830,7 @@ async fn start_bulk(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
     actix::spawn(async move {
         for (i, order_id) in ids.iter().enumerate() {
             let order_id = order_id.clone();
-            let r = intervene(&state, &order_id, action.clone()).await;
+            let r = intervene(&state, &order_id, action.clone(), &by).await;
             let save = {
                 let mut jobs = state.jobs.lock();
                 if let Some(j) = jobs.get_mut(&job_id) {

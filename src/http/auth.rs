@@ -2,15 +2,23 @@
 //!
 //! Two kinds of caller, two proofs:
 //!
-//! - **Scripts and the CLI** send `Authorization: Bearer <admin token>`,
-//!   compared in constant time. A bearer header is never sent by a browser
-//!   on its own, so it needs no CSRF defence.
-//! - **The console** logs in once (`POST /login` with the token) and then
-//!   holds a server-side session named by an `HttpOnly; SameSite=Strict`
-//!   cookie: JavaScript never sees the token or the cookie. A cookie *is*
-//!   sent by the browser on its own, so every state-changing request that
-//!   rides on it must also carry the session's CSRF token in
-//!   `X-CSRF-Token`.
+//! - **Scripts and the CLI** send `Authorization: Bearer <token>`: the
+//!   admin token (compared in constant time; automation and the bootstrap)
+//!   or a person's API token (`oft_…`, looked up by its hash:
+//!   [`crate::people`]). A bearer header is never sent by a browser on its
+//!   own, so it needs no CSRF defence.
+//! - **People in the console** sign in once (`POST /login` with their name
+//!   and password, or the admin token) and then hold a session named by an
+//!   `HttpOnly; SameSite=Strict` cookie, kept in the store so a restart
+//!   logs nobody out: JavaScript never sees the cookie. A cookie *is* sent
+//!   by the browser on its own, so every state-changing request that rides
+//!   on it must also carry the session's CSRF token in `X-CSRF-Token`.
+//!
+//! Either way the gate finds a [`Principal`] (a name and a role) and puts
+//! it on the request: a **viewer** is refused every change here (403);
+//! what needs an **admin** (people, workflows, shops, backups, retention,
+//! raw events) the handlers refuse with [`require`]. Interventions, stock
+//! and mapping changes are recorded under the principal's name.
 //!
 //! Before either, two checks that hold with or without a token:
 //!
@@ -31,8 +39,10 @@
 //! is its proof), health, readiness and metrics have no gate.
 //!
 //! Logins are rate limited ([`LoginLimiter`]): per source address with a
-//! growing wait, and a lock of the login after a run of wrong guesses from
-//! anywhere. Wrong bearer tokens count against their source too (not the
+//! growing wait; per login name, each wrong answer slower than the last
+//! ([`login_delay`]) and a lock of that login after 20 wrong in a row from
+//! anywhere (counted in `orderflow_console_login_locks_total`). Wrong
+//! bearer tokens count against their source too (not the
 //! account, so a guesser cannot lock the CLI out). With no token (loopback only, enforced by `config::validate`)
 //! only the host and cross-site checks apply.
 
@@ -44,93 +54,18 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::HeaderMap;
 use actix_web::http::Method;
 use actix_web::middleware::Next;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use parking_lot::Mutex;
-use rand::RngCore;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::AppState;
+use crate::people::{Principal, Role, Via};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "orderflow_session";
 /// The header that carries a session's CSRF token.
 pub const CSRF_HEADER: &str = "X-CSRF-Token";
-/// Most sessions kept at once; the oldest go first beyond it.
-const MAX_SESSIONS: usize = 1024;
-
-/// Console logins, in memory: a restart logs everyone out, which is the
-/// safe direction.
-pub struct Sessions {
-    map: Mutex<HashMap<String, Session>>,
-    ttl: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct Session {
-    pub csrf: String,
-    expires: Instant,
-}
-
-fn random_token() -> String {
-    let mut b = [0u8; 32];
-    rand::rng().fill_bytes(&mut b);
-    hex::encode(b)
-}
-
-impl Sessions {
-    pub fn new(ttl: Duration) -> Sessions {
-        Sessions {
-            map: Mutex::new(HashMap::new()),
-            ttl,
-        }
-    }
-
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
-
-    /// A new session: its id (the cookie's value) and its CSRF token.
-    pub fn create(&self) -> (String, Session) {
-        let now = Instant::now();
-        let id = random_token();
-        let s = Session {
-            csrf: random_token(),
-            expires: now + self.ttl,
-        };
-        let mut map = self.map.lock();
-        map.retain(|_, s| s.expires > now);
-        if map.len() >= MAX_SESSIONS {
-            if let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, s)| s.expires)
-                .map(|(k, _)| k.clone())
-            {
-                map.remove(&oldest);
-            }
-        }
-        map.insert(id.clone(), s.clone());
-        (id, s)
-    }
-
-    /// The live session `id` names, if any.
-    pub fn get(&self, id: &str) -> Option<Session> {
-        let mut map = self.map.lock();
-        match map.get(id) {
-            Some(s) if s.expires > Instant::now() => Some(s.clone()),
-            Some(_) => {
-                map.remove(id);
-                None
-            }
-            None => None,
-        }
-    }
-
-    pub fn remove(&self, id: &str) {
-        self.map.lock().remove(id);
-    }
-}
-
 /// Wrong logins a source may make before each further try must wait.
 const SOURCE_FREE_FAILURES: u32 = 5;
 /// The longest wait between tries, for a source and for the account.
@@ -158,7 +93,26 @@ pub struct Throttled {
     pub retry_after: Duration,
 }
 
-/// Login attempts, per source address and for the account: a guess costs
+/// How long the answer to a wrong login waits: 300 ms, plus 50 ms for
+/// each wrong try in a row at that login before it (at most 2 s), so a run
+/// of guesses slows down well before the login locks.
+pub fn login_delay(failures_before: u32) -> Duration {
+    (Duration::from_millis(300) + Duration::from_millis(50) * failures_before)
+        .min(Duration::from_secs(2))
+}
+
+/// What a wrong login led to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strike {
+    /// Counted only.
+    Counted,
+    /// The source must now wait between tries.
+    Waiting,
+    /// The login is locked for [`MAX_BACKOFF`].
+    Locked,
+}
+
+/// Login attempts, per source address and per login name: a guess costs
 /// an exponentially growing wait after the first few, and a run of wrong
 /// guesses from anywhere locks the login for a while. In memory: a restart
 /// forgets, which costs an attacker a restart per few guesses.
@@ -170,8 +124,12 @@ pub struct LoginLimiter {
 #[derive(Default)]
 struct LimiterState {
     sources: HashMap<std::net::IpAddr, Strikes>,
-    account: Option<Strikes>,
+    /// Per login name (`""` for the admin token).
+    accounts: HashMap<String, Strikes>,
 }
+
+/// Login names remembered at once.
+const MAX_ACCOUNTS: usize = 10_000;
 
 fn backoff(failures: u32, free: u32) -> Option<Duration> {
     let over = failures.checked_sub(free.saturating_add(1))?;
@@ -184,15 +142,20 @@ impl LoginLimiter {
         LoginLimiter::default()
     }
 
-    /// May `source` try now?
-    pub fn check(&self, source: std::net::IpAddr, now: Instant) -> Result<(), Throttled> {
+    /// May `source` try to log in as `login` now?
+    pub fn check(
+        &self,
+        source: std::net::IpAddr,
+        login: &str,
+        now: Instant,
+    ) -> Result<(), Throttled> {
         let st = self.state.lock();
         let wait = |s: Option<&Strikes>| {
             s.and_then(|s| s.until)
                 .and_then(|u| u.checked_duration_since(now))
                 .filter(|d| !d.is_zero())
         };
-        if let Some(d) = wait(st.account.as_ref()) {
+        if let Some(d) = wait(st.accounts.get(login)) {
             return Err(Throttled {
                 reason: "account",
                 retry_after: d,
@@ -207,17 +170,17 @@ impl LoginLimiter {
         Ok(())
     }
 
-    /// A wrong console login from `source`: counted for the source and
-    /// the account. Returns whether this one started a wait or a lock
-    /// (worth one log line; the rest are only counted).
-    pub fn failed(&self, source: std::net::IpAddr, now: Instant) -> bool {
-        self.strike(source, now, true)
+    /// A wrong console login from `source` as `login`: counted for the
+    /// source and that login. Returns whether this one started a wait or
+    /// locked the login (worth one log line; the rest are only counted).
+    pub fn failed(&self, source: std::net::IpAddr, login: &str, now: Instant) -> Strike {
+        self.strike(source, now, Some(login))
     }
 
     /// A wrong bearer token from `source`: counted for the source only, so
     /// a guesser slows itself down without locking the CLI out.
     pub fn failed_bearer(&self, source: std::net::IpAddr, now: Instant) -> bool {
-        self.strike(source, now, false)
+        self.strike(source, now, None) != Strike::Counted
     }
 
     /// May `source` present a bearer token now? Only its own strikes
@@ -239,7 +202,7 @@ impl LoginLimiter {
         }
     }
 
-    fn strike(&self, source: std::net::IpAddr, now: Instant, account: bool) -> bool {
+    fn strike(&self, source: std::net::IpAddr, now: Instant, login: Option<&str>) -> Strike {
         let mut st = self.state.lock();
         if st.sources.len() >= MAX_SOURCES && !st.sources.contains_key(&source) {
             let stale = st
@@ -264,11 +227,25 @@ impl LoginLimiter {
         s.failures = s.failures.saturating_add(1);
         s.last = now;
         s.until = backoff(s.failures, SOURCE_FREE_FAILURES).map(|d| now + d);
-        let source_started = s.failures == SOURCE_FREE_FAILURES + 1;
-        if !account {
+        let source_started = if s.failures == SOURCE_FREE_FAILURES + 1 {
+            Strike::Waiting
+        } else {
+            Strike::Counted
+        };
+        let Some(login) = login else {
             return source_started;
+        };
+        if st.accounts.len() >= MAX_ACCOUNTS && !st.accounts.contains_key(login) {
+            let stale = st
+                .accounts
+                .iter()
+                .min_by_key(|(_, s)| s.last)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = stale {
+                st.accounts.remove(&k);
+            }
         }
-        let a = st.account.get_or_insert(fresh);
+        let a = st.accounts.entry(login.to_string()).or_insert(fresh);
         if now.saturating_duration_since(a.last) > MAX_BACKOFF {
             *a = fresh;
         }
@@ -278,7 +255,7 @@ impl LoginLimiter {
             // Locked for a while; after it, another full run is needed.
             a.until = Some(now + MAX_BACKOFF);
             a.failures = 0;
-            return true;
+            return Strike::Locked;
         }
         source_started
     }
@@ -291,11 +268,21 @@ impl LoginLimiter {
         }
     }
 
-    /// A right login from `source`: its strikes and the account's go.
-    pub fn succeeded(&self, source: std::net::IpAddr) {
+    /// Wrong tries in a row at `login` (the answer to each is slowed by
+    /// them: [`login_delay`]).
+    pub fn login_failures(&self, login: &str) -> u32 {
+        self.state
+            .lock()
+            .accounts
+            .get(login)
+            .map_or(0, |s| s.failures)
+    }
+
+    /// A right login from `source` as `login`: their strikes go.
+    pub fn succeeded(&self, source: std::net::IpAddr, login: &str) {
         let mut st = self.state.lock();
         st.sources.remove(&source);
-        st.account = None;
+        st.accounts.remove(login);
     }
 }
 
@@ -316,9 +303,59 @@ pub fn session_id(headers: &HeaderMap) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-/// The session a console request belongs to.
-pub fn session_of(req: &HttpRequest, sessions: &Sessions) -> Option<Session> {
-    session_id(req.headers()).and_then(|id| sessions.get(&id))
+/// The session a console request belongs to, with its person.
+pub fn session_of(
+    req: &HttpRequest,
+    people: &crate::people::People,
+) -> Option<(crate::people::SessionRec, Principal)> {
+    session_id(req.headers()).and_then(|id| people.session(&id))
+}
+
+/// Who made this request (the gate put it there). A request the gate did
+/// not see is nobody's: a viewer with no name.
+pub fn principal(req: &HttpRequest) -> Principal {
+    req.extensions()
+        .get::<Principal>()
+        .cloned()
+        .unwrap_or(Principal {
+            name: "unknown".into(),
+            role: Role::Viewer,
+            via: Via::Session,
+        })
+}
+
+/// A request refused for its person's role (403 with the reason).
+#[derive(Debug)]
+pub struct Denied(String);
+
+impl From<Denied> for HttpResponse {
+    fn from(d: Denied) -> HttpResponse {
+        HttpResponse::Forbidden().json(json!({ "error": d.0 }))
+    }
+}
+
+/// The request's person if their role is at least `role`, else why not.
+pub fn require(req: &HttpRequest, role: Role) -> Result<Principal, Denied> {
+    let p = principal(req);
+    if p.role >= role {
+        Ok(p)
+    } else {
+        refused("role");
+        let article = if p.role == Role::Viewer { "a" } else { "an" };
+        Err(Denied(format!(
+            "{} is {article} {}: this needs the {} role",
+            p.name,
+            p.role.as_str(),
+            role.as_str()
+        )))
+    }
+}
+
+/// What a viewer may post: reading work that changes nothing.
+fn viewer_may_post(path: &str) -> bool {
+    path == "/logout"
+        || path.ends_with("/workflows/validate")
+        || path.ends_with("/workflows/dry-run")
 }
 
 fn eq(a: &str, b: &str) -> bool {
@@ -496,6 +533,11 @@ async fn gate<B: MessageBody + 'static>(
         return Ok(deny(req, resp));
     }
     let Some(expected) = state.admin_token.clone() else {
+        req.extensions_mut().insert(Principal {
+            name: "operator".into(),
+            role: Role::Admin,
+            via: Via::Open,
+        });
         return next.call(req).await.map(|r| r.map_into_left_body());
     };
     if guard == Guard::Open {
@@ -505,7 +547,7 @@ async fn gate<B: MessageBody + 'static>(
         refused("unauthorized");
         HttpResponse::Unauthorized().json(json!({"error": "missing or wrong bearer token"}))
     };
-    if let Some(h) = req.headers().get("Authorization") {
+    let who = if let Some(h) = req.headers().get("Authorization") {
         let source = source_of(req.peer_addr());
         let now = Instant::now();
         // A source that guessed wrong too often waits before its next
@@ -522,43 +564,78 @@ async fn gate<B: MessageBody + 'static>(
             .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
-        if eq(given, expected.expose()) {
-            state.logins.succeeded_bearer(source);
-            return next.call(req).await.map(|r| r.map_into_left_body());
+        let found = if eq(given, expected.expose()) {
+            Some(Principal {
+                name: crate::people::ADMIN_TOKEN_NAME.into(),
+                role: Role::Admin,
+                via: Via::AdminToken,
+            })
+        } else if given.starts_with(crate::people::TOKEN_PREFIX) {
+            state.people.by_token(given).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "Could not read an API token");
+                None
+            })
+        } else {
+            None
+        };
+        match found {
+            Some(p) => {
+                state.logins.succeeded_bearer(source);
+                p
+            }
+            None => {
+                if state.logins.failed_bearer(source, now) {
+                    tracing::warn!(source = %source, "Wrong bearer tokens from this address: backing off");
+                }
+                let resp = unauthorized();
+                return Ok(deny(req, resp));
+            }
         }
-        if state.logins.failed_bearer(source, now) {
-            tracing::warn!(source = %source, "Wrong bearer tokens from this address: backing off");
+    } else {
+        match session_of(req.request(), &state.people) {
+            Some((session, p)) => {
+                if unsafe_method {
+                    let given = req
+                        .headers()
+                        .get(CSRF_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    if !eq(given, &session.csrf) {
+                        refused("csrf");
+                        let resp = HttpResponse::Forbidden()
+                            .json(json!({"error": "missing or wrong CSRF token"}));
+                        return Ok(deny(req, resp));
+                    }
+                }
+                p
+            }
+            None => {
+                let resp = match guard {
+                    Guard::Page => HttpResponse::SeeOther()
+                        .insert_header(("Location", "/login"))
+                        .finish(),
+                    _ => unauthorized(),
+                };
+                return Ok(deny(req, resp));
+            }
         }
-        let resp = unauthorized();
+    };
+    // A viewer reads: every change is refused here, whatever the route
+    // (what an operator may not do, the handlers refuse: [`require`]).
+    if who.role == Role::Viewer && unsafe_method && !viewer_may_post(req.path()) {
+        refused("role");
+        let resp = HttpResponse::Forbidden().json(json!({
+            "error": format!("{} is a viewer: viewers cannot change anything", who.name),
+        }));
         return Ok(deny(req, resp));
     }
-    match session_of(req.request(), &state.sessions) {
-        Some(session) => {
-            if unsafe_method {
-                let given = req
-                    .headers()
-                    .get(CSRF_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                if !eq(given, &session.csrf) {
-                    refused("csrf");
-                    let resp = HttpResponse::Forbidden()
-                        .json(json!({"error": "missing or wrong CSRF token"}));
-                    return Ok(deny(req, resp));
-                }
-            }
-            next.call(req).await.map(|r| r.map_into_left_body())
-        }
-        None => {
-            let resp = match guard {
-                Guard::Page => HttpResponse::SeeOther()
-                    .insert_header(("Location", "/login"))
-                    .finish(),
-                _ => unauthorized(),
-            };
-            Ok(deny(req, resp))
-        }
-    }
+    // Stock and mapping changes made while serving it are journaled under
+    // the person's name.
+    let name = who.actor(None);
+    req.extensions_mut().insert(who);
+    crate::inventory::journal::acting_as(name, next.call(req))
+        .await
+        .map(|r| r.map_into_left_body())
 }
 
 #[cfg(test)]
@@ -616,41 +693,61 @@ mod tests {
     }
 
     #[test]
-    fn logins_back_off_per_source_and_lock_the_account() {
+    fn logins_back_off_per_source_and_lock_the_login() {
         let l = LoginLimiter::new();
         let a: std::net::IpAddr = "10.0.0.1".parse().unwrap();
         let b: std::net::IpAddr = "10.0.0.2".parse().unwrap();
         let t0 = Instant::now();
         for _ in 0..SOURCE_FREE_FAILURES {
-            assert!(l.check(a, t0).is_ok());
-            l.failed(a, t0);
+            assert!(l.check(a, "alice", t0).is_ok());
+            l.failed(a, "alice", t0);
         }
         // The sixth wrong guess starts a wait of a second, then two, …
-        assert!(l.check(a, t0).is_ok());
-        assert!(l.failed(a, t0), "the first backoff is worth a log line");
-        let t = l.check(a, t0).unwrap_err();
+        assert!(l.check(a, "bob", t0).is_ok());
+        assert_eq!(
+            l.failed(a, "bob", t0),
+            Strike::Waiting,
+            "the first backoff is worth a log line"
+        );
+        let t = l.check(a, "carol", t0).unwrap_err();
         assert_eq!(t.reason, "source");
         assert_eq!(t.retry_after, Duration::from_secs(1));
-        assert!(l.check(b, t0).is_ok(), "another source is not slowed");
-        assert!(l.check(a, t0 + Duration::from_secs(2)).is_ok());
-        l.failed(a, t0);
+        assert!(
+            l.check(b, "carol", t0).is_ok(),
+            "another source is not slowed"
+        );
+        assert!(l.check(a, "carol", t0 + Duration::from_secs(2)).is_ok());
+        l.failed(a, "carol", t0);
         assert_eq!(
-            l.check(a, t0).unwrap_err().retry_after,
+            l.check(a, "carol", t0).unwrap_err().retry_after,
             Duration::from_secs(2)
         );
-        // A run of wrong guesses from many sources locks the account.
+        // A run of wrong guesses at one login from many sources locks it
+        // (each answer slower than the last: `login_delay`); other logins
+        // are not touched.
+        assert!(login_delay(10) > login_delay(0));
+        assert_eq!(login_delay(100), Duration::from_secs(2));
+        let mut last = Strike::Counted;
         for i in 0..ACCOUNT_LOCK_FAILURES {
             let ip = std::net::IpAddr::from([10, 1, 0, i as u8]);
-            l.failed(ip, t0);
+            assert!(
+                l.check(ip, "dave", t0).is_ok(),
+                "not locked before the 20th"
+            );
+            assert_eq!(l.login_failures("dave"), i);
+            last = l.failed(ip, "dave", t0);
         }
+        assert_eq!(last, Strike::Locked);
         let c: std::net::IpAddr = "10.9.9.9".parse().unwrap();
-        let t = l.check(c, t0).unwrap_err();
+        let t = l.check(c, "dave", t0).unwrap_err();
         assert_eq!(t.reason, "account");
+        assert_eq!(t.retry_after, MAX_BACKOFF);
+        assert!(l.check(c, "erin", t0).is_ok(), "only that login is locked");
         let later = t0 + MAX_BACKOFF + Duration::from_secs(1);
-        assert!(l.check(c, later).is_ok());
+        assert!(l.check(c, "dave", later).is_ok());
         // After the lock, one more wrong guess does not lock it again.
-        l.failed(std::net::IpAddr::from([10, 2, 0, 1]), later);
-        assert!(l.check(c, later).is_ok());
+        l.failed(std::net::IpAddr::from([10, 2, 0, 1]), "dave", later);
+        assert!(l.check(c, "dave", later).is_ok());
         // Wrong bearer tokens slow their source only.
         let d: std::net::IpAddr = "10.7.7.7".parse().unwrap();
         for _ in 0..=SOURCE_FREE_FAILURES {
@@ -658,11 +755,14 @@ mod tests {
         }
         assert!(l.check_bearer(d, later).is_err());
         assert!(
-            l.check(c, later).is_ok(),
-            "the account is not locked by bearer guesses"
+            l.check(c, "", later).is_ok(),
+            "the admin login is not locked by bearer guesses"
         );
-        l.succeeded(a);
-        assert!(l.check(a, t0).is_ok(), "a right login clears the strikes");
+        l.succeeded(a, "carol");
+        assert!(
+            l.check(a, "carol", t0).is_ok(),
+            "a right login clears the strikes"
+        );
     }
 
     #[test]
@@ -682,17 +782,5 @@ mod tests {
         assert!(any.allows(Some("whatever.example")));
         let listed = AllowedHosts::new(&["a.example".into()], "0.0.0.0:8080".parse().ok());
         assert!(!listed.allows(Some("b.example")));
-    }
-
-    #[test]
-    fn sessions_expire_and_are_removed() {
-        let s = Sessions::new(Duration::from_millis(0));
-        let (id, _) = s.create();
-        assert!(s.get(&id).is_none());
-        let s = Sessions::new(Duration::from_secs(60));
-        let (id, sess) = s.create();
-        assert_eq!(s.get(&id).map(|x| x.csrf), Some(sess.csrf));
-        s.remove(&id);
-        assert!(s.get(&id).is_none());
     }
 }

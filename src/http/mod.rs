@@ -26,10 +26,11 @@ pub mod inventory;
 pub mod labels;
 pub mod limits;
 pub mod mappings;
+pub mod people;
 pub mod shops;
 pub mod workflows;
 
-use actix_web::{web, HttpResponse, Responder};
+use actix_web::{web, HttpRequest, HttpResponse, Responder};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 use serde_json::json;
@@ -74,8 +75,8 @@ pub struct AppState {
     /// Stock, for the inventory endpoints; `None` in daemons built without
     /// it.
     pub inventory: Option<crate::inventory::InventoryHandle>,
-    /// Console logins.
-    pub sessions: Arc<auth::Sessions>,
+    /// Users, their sessions and API tokens.
+    pub people: crate::people::People,
     /// Wrong logins, per source and for the account.
     pub logins: Arc<auth::LoginLimiter>,
     /// The names this daemon answers to.
@@ -144,7 +145,8 @@ pub fn routes() -> impl FnOnce(&mut web::ServiceConfig) {
                     .configure(mappings::routes)
                     .configure(shops::routes)
                     .configure(labels::routes)
-                    .configure(catalogue::routes),
+                    .configure(catalogue::routes)
+                    .configure(people::routes),
             )
             .configure(console::routes);
     }
@@ -258,8 +260,11 @@ pub struct EventRequest {
     pub signal: Option<serde_json::Value>,
 }
 
-async fn post_event(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+async fn post_event(s: web::Data<AppState>, http: HttpRequest, body: web::Bytes) -> HttpResponse {
     use actix_web::http::StatusCode;
+    if let Err(r) = auth::require(&http, crate::people::Role::Admin) {
+        return r.into();
+    }
     let req: EventRequest = match json_body(&body) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed event: {e}")),
@@ -522,12 +527,13 @@ async fn cancel_reasons(s: web::Data<AppState>, id: web::Path<String>) -> HttpRe
 
 async fn post_action(
     s: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> HttpResponse {
     use actix_web::http::StatusCode;
     let (id, name) = path.into_inner();
-    let args: admin::ActionArgs = if body.is_empty() {
+    let mut args: admin::ActionArgs = if body.is_empty() {
         admin::ActionArgs::default()
     } else {
         match json_body(&body) {
@@ -535,9 +541,12 @@ async fn post_action(
             Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed body: {e}")),
         }
     };
+    // A person acts as themself, whatever the body says.
+    let by = auth::principal(&req).actor(args.by.as_deref());
+    args.by = Some(by.clone());
     let new_label = args.new_label;
     let result = match admin::parse_action(&name, args) {
-        Ok(action) => admin::intervene_with(&s, &id, action, new_label).await,
+        Ok(action) => admin::intervene_with(&s, &id, action, new_label, &by).await,
         Err(e) => Err(e),
     };
     match result {

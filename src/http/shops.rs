@@ -109,7 +109,14 @@ async fn complete(
     Ok(json!({ "connected": out }))
 }
 
-async fn connect(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+async fn connect(
+    s: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    if let Err(r) = super::auth::require(&req, crate::people::Role::Admin) {
+        return r.into();
+    }
     let Some(shops) = &s.shops else {
         return no_app();
     };
@@ -151,14 +158,19 @@ fn by_of(body: &[u8]) -> Option<String> {
 /// `POST /shops/{id}/disconnect` and `POST /shops/{id}/reconnect`.
 async fn lifecycle(
     s: web::Data<AppState>,
+    req: actix_web::HttpRequest,
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> HttpResponse {
+    let who = match super::auth::require(&req, crate::people::Role::Admin) {
+        Ok(p) => p,
+        Err(r) => return r.into(),
+    };
     let (id, op) = path.into_inner();
     let Some(shops) = &s.shops else {
         return no_app();
     };
-    let Some(by) = by_of(&body) else {
+    let Some(by) = by_of(&body).map(|b| who.actor(Some(&b))) else {
         return error(
             StatusCode::BAD_REQUEST,
             "the body must be empty or a JSON object like {\"by\": \"name\"}",

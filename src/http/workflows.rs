@@ -63,7 +63,10 @@ async fn list_workflows(s: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(list)
 }
 
-async fn reload_workflows(s: web::Data<AppState>) -> HttpResponse {
+async fn reload_workflows(s: web::Data<AppState>, req: actix_web::HttpRequest) -> HttpResponse {
+    if let Err(r) = super::auth::require(&req, crate::people::Role::Admin) {
+        return r.into();
+    }
     match s.registry.reload().await {
         Ok(keys) => HttpResponse::Ok().json(json!({ "loaded": keys })),
         Err(e) => {
@@ -210,9 +213,13 @@ static SAVING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// `PUT /api/v1/workflows/{name}` (see the module doc).
 async fn save_workflow(
     s: web::Data<AppState>,
+    req: actix_web::HttpRequest,
     name: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
+    if let Err(r) = super::auth::require(&req, crate::people::Role::Admin) {
+        return r.into();
+    }
     let name = name.into_inner();
     if !file_name_ok(&name) {
         return error(

@@ -62,22 +62,47 @@ pub(super) fn expired(tree: &sled::Tree, now: i64) -> Vec<sled::IVec> {
         .collect()
 }
 
-/// [`expired`] as of now.
-pub(super) fn expired_now(tree: &sled::Tree) -> Vec<sled::IVec> {
-    expired(tree, now_ms())
+tokio::task_local! {
+    /// The person the changes in scope are made by.
+    static ACTOR: String;
+}
+
+/// Runs `f`; the changes it makes are journaled as made by `by` (the
+/// HTTP handlers name the person who asked).
+pub async fn acting_as<F: std::future::Future>(by: String, f: F) -> F::Output {
+    ACTOR.scope(by, f).await
+}
+
+/// What a journaled change needs, read before its transaction: the keys
+/// due for removal ([`expired`]) and who is making it.
+pub(super) struct Before {
+    expired: Vec<sled::IVec>,
+    by: Option<String>,
+}
+
+/// [`expired`] as of now, and the person in scope ([`acting_as`]).
+pub(super) fn expired_now(tree: &sled::Tree) -> Before {
+    Before {
+        expired: expired(tree, now_ms()),
+        by: ACTOR.try_with(|a| a.clone()).ok(),
+    }
 }
 
 /// Appends an entry inside the inventory's transaction, removing the
 /// `expired` keys read before it ([`expired`]).
 pub(super) fn record(
     m: &TransactionalTree,
-    expired: &[sled::IVec],
+    before: &Before,
     kind: &str,
     subject: &str,
     detail: String,
 ) -> TxResult<()> {
+    let detail = match &before.by {
+        Some(by) => format!("{detail} (by {by})"),
+        None => detail,
+    };
     let e = entry(kind, subject, detail);
-    for k in expired {
+    for k in &before.expired {
         m.remove(k.clone())?;
     }
     let bytes = encode(MAPPINGS_TREE, &e).or_else(sled::transaction::abort)?;

@@ -665,7 +665,8 @@ impl W<'_> {
                     self.drive(Input::Event(data.clone()));
                 }
             }
-            EventKind::Operator(action) => self.on_operator(action),
+            EventKind::Operator(action) => self.on_operator(action, None),
+            EventKind::OperatorBy { by, action } => self.on_operator(action, Some(by)),
             EventKind::Return(r) => {
                 // Newest state of each return; an older push is ignored.
                 match self
@@ -826,18 +827,18 @@ impl W<'_> {
         }
     }
 
-    fn on_operator(&mut self, a: &OperatorAction) {
+    fn on_operator(&mut self, a: &OperatorAction, who: Option<&str>) {
         // The API checked the intervention against the order as it was;
         // it may have moved on since (a ship call landed, a hold ended).
         if let Some(why) = self.refusal(a.name()) {
             self.audit(
                 "operator",
                 "ignored",
-                format!("{} refused: {why}", a.name()),
+                format!("{} refused: {why}{}", a.name(), by_suffix(who)),
             );
             return;
         }
-        let detail = match a {
+        let mut detail = match a {
             OperatorAction::Hold { reason } | OperatorAction::Cancel { reason } => {
                 format!("{}: {reason}", a.name())
             }
@@ -856,6 +857,13 @@ impl W<'_> {
             OperatorAction::Note { text } => format!("note: {text}"),
             _ => a.name().to_string(),
         };
+        // Approvals already name their person in the text.
+        if !matches!(
+            a,
+            OperatorAction::Approve { .. } | OperatorAction::Reject { .. }
+        ) {
+            detail.push_str(&by_suffix(who));
+        }
         self.audit("operator", "intervention", detail);
         match a {
             OperatorAction::Resume => self.drive(Input::Resume),
@@ -1437,4 +1445,9 @@ fn order_changes(prev: &Order, now: &Order) -> Vec<Data> {
         out.push(ev);
     }
     out
+}
+
+/// ` (by alice)`, or nothing when nobody was named.
+fn by_suffix(who: Option<&str>) -> String {
+    who.map(|w| format!(" (by {w})")).unwrap_or_default()
 }

@@ -61,6 +61,14 @@ pub enum EventKind {
     /// A return or refund of the order changed (RETURN_STATUS_CHANGE): kept
     /// on the order and given to the workflow as `{type: "return", …}`.
     Return(ReturnUpdate),
+    /// An intervention by a named person (a console user, a user's API
+    /// token, or the name a script gave with the admin token): recorded in
+    /// the audit under that name. (Last, so stored events of older
+    /// versions keep their variant numbers.)
+    OperatorBy {
+        by: String,
+        action: OperatorAction,
+    },
 }
 
 /// A return as TikTok's RETURN_STATUS_CHANGE reports it.

@@ -112,6 +112,9 @@ pub enum Tree {
     Archive,
     /// Bulk interventions: each job, its progress and results.
     Jobs,
+    /// The console's people: users, their API tokens and sessions
+    /// (`crate::people`).
+    People,
 }
 
 pub struct Trees {
@@ -129,6 +132,7 @@ pub struct Trees {
     pub labels: sled::Tree,
     pub archive: sled::Tree,
     pub jobs: sled::Tree,
+    pub people: sled::Tree,
 }
 
 impl Trees {
@@ -148,6 +152,7 @@ impl Trees {
             Tree::Labels => &self.labels,
             Tree::Archive => &self.archive,
             Tree::Jobs => &self.jobs,
+            Tree::People => &self.people,
         }
     }
 }
@@ -442,6 +447,7 @@ impl Store {
             labels: db.open_tree("labels")?,
             archive: db.open_tree("archive")?,
             jobs: db.open_tree("jobs")?,
+            people: db.open_tree("people")?,
         });
         // The order indexes are complete before anything writes.
         index::ensure(&trees.orders, &trees.archive)?;

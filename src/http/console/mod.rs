@@ -210,15 +210,22 @@ fn see_other(to: &str) -> HttpResponse {
 }
 
 async fn login_page(s: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let logged_in = auth::session_of(&req, &s.sessions).is_some();
+    let logged_in = auth::session_of(&req, &s.people).is_some();
     if s.admin_token.is_none() || logged_in {
         return see_other("/");
     }
     login_form(&s, StatusCode::OK, None)
 }
 
+/// The sign-in form: a user's name and password, or (name left empty) the
+/// admin token as the password, which signs in as the bootstrap admin.
+/// `token` is the older form's field, still taken.
 #[derive(Debug, Deserialize)]
 pub struct LoginForm {
+    #[serde(default)]
+    pub user: String,
+    #[serde(default)]
+    pub password: String,
     #[serde(default)]
     pub token: String,
 }
@@ -239,14 +246,21 @@ async fn login(
     req: HttpRequest,
     form: web::Form<LoginForm>,
 ) -> HttpResponse {
-    let Some(expected) = &s.admin_token else {
+    let Some(expected) = s.admin_token.clone() else {
         return see_other("/");
+    };
+    let form = form.into_inner();
+    let name = form.user.trim().to_ascii_lowercase();
+    // The login the limiter counts against: the name, or "" for the
+    // admin token.
+    let login_name = if name.is_empty() {
+        String::new()
+    } else {
+        name.chars().take(64).collect()
     };
     let source = auth::source_of(req.peer_addr());
     let now = std::time::Instant::now();
-    // Throttled tries are not even compared: a locked login cannot be
-    // guessed, only waited out.
-    if let Err(t) = s.logins.check(source, now) {
+    if let Err(t) = s.logins.check(source, &login_name, now) {
         metrics::counter!(crate::metrics::CONSOLE_LOGINS_TOTAL, "result" => "throttled", "reason" => t.reason)
             .increment(1);
         let mut resp = login_form(
@@ -265,51 +279,108 @@ async fn login(
         }
         return resp;
     }
-    let ok: bool =
-        subtle::ConstantTimeEq::ct_eq(form.token.as_bytes(), expected.expose().as_bytes()).into();
-    if !ok {
-        metrics::counter!(crate::metrics::CONSOLE_LOGINS_TOTAL, "result" => "refused").increment(1);
-        if s.logins.failed(source, now) {
-            tracing::warn!(source = %source, "Console logins refused repeatedly: backing off this source (and locking the login after more)");
-        } else {
-            tracing::debug!(source = %source, "Console login refused: wrong admin token");
+    let secret = if form.password.is_empty() {
+        form.token
+    } else {
+        form.password
+    };
+    let who: Option<String> = if login_name.is_empty() {
+        let ok: bool =
+            subtle::ConstantTimeEq::ct_eq(secret.as_bytes(), expected.expose().as_bytes()).into();
+        ok.then(|| crate::people::ADMIN_TOKEN_NAME.to_string())
+    } else {
+        let (people, n) = (s.people.clone(), login_name.clone());
+        match web::block(move || people.verify(&n, &secret)).await {
+            Ok(Ok(u)) => u.map(|u| u.name),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "Could not read a user to log in");
+                return login_form(
+                    &s,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Some("Sign-in is unavailable right now; try again."),
+                );
+            }
+            Err(_) => {
+                return login_form(
+                    &s,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Some("Sign-in is busy; try again."),
+                )
+            }
         }
-        // A pause per wrong guess; the token's length does the rest.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let Some(who) = who else {
+        metrics::counter!(crate::metrics::CONSOLE_LOGINS_TOTAL, "result" => "refused").increment(1);
+        let delay = auth::login_delay(s.logins.login_failures(&login_name));
+        match s.logins.failed(source, &login_name, now) {
+            auth::Strike::Locked => {
+                metrics::counter!(crate::metrics::CONSOLE_LOGIN_LOCKS_TOTAL).increment(1);
+                tracing::warn!(source = %source, login = %login_name, "A login was locked after a run of wrong passwords");
+            }
+            auth::Strike::Waiting => {
+                tracing::warn!(source = %source, "Console logins refused repeatedly: backing off this source (and locking the login after more)");
+            }
+            auth::Strike::Counted => {
+                tracing::debug!(source = %source, "Console login refused");
+            }
+        }
+        tokio::time::sleep(delay).await;
         return login_form(
             &s,
             StatusCode::UNAUTHORIZED,
-            Some("That token is not right."),
+            Some(if login_name.is_empty() {
+                "That token is not right."
+            } else {
+                "That name and password do not match."
+            }),
         );
-    }
-    s.logins.succeeded(source);
+    };
+    s.logins.succeeded(source, &login_name);
     metrics::counter!(crate::metrics::CONSOLE_LOGINS_TOTAL, "result" => "ok").increment(1);
-    let (id, _) = s.sessions.create();
+    let id = match s.people.create_session(&who).await {
+        Ok((id, _)) => id,
+        Err(e) => {
+            tracing::error!(error = %e, "Could not store a session");
+            return login_form(
+                &s,
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("Sign-in is unavailable right now; try again."),
+            );
+        }
+    };
+    tracing::info!(user = %who, "Console login");
     HttpResponse::SeeOther()
         .insert_header(("Location", "/"))
-        .insert_header(("Set-Cookie", cookie(&s, &id, s.sessions.ttl().as_secs())))
+        .insert_header(("Set-Cookie", cookie(&s, &id, s.people.ttl().as_secs())))
         .insert_header(("Cache-Control", "no-store"))
         .finish()
 }
 
 async fn logout(s: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     if let Some(id) = auth::session_id(req.headers()) {
-        s.sessions.remove(&id);
+        s.people.end_session(&id).await;
     }
     HttpResponse::NoContent()
         .insert_header(("Set-Cookie", cookie(&s, "", 0)))
         .finish()
 }
 
-/// `GET /api/v1/console/session`: the page's CSRF token.
+/// `GET /api/v1/console/session`: the page's CSRF token and who is signed
+/// in, with their role (the page hides what the role cannot do; the
+/// server refuses it either way).
 async fn session(s: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let csrf = auth::session_of(&req, &s.sessions).map(|x| x.csrf);
+    let who = auth::principal(&req);
+    let csrf = auth::session_of(&req, &s.people).map(|(x, _)| x.csrf);
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
-        .json(json!({"csrf": csrf.unwrap_or_default(), "auth": s.admin_token.is_some()}))
+        .json(json!({
+            "csrf": csrf.unwrap_or_default(),
+            "auth": s.admin_token.is_some(),
+            "user": who.name,
+            "role": who.role,
+        }))
 }
 
-/// How long changes are gathered before they are sent.
 const GATHER: Duration = Duration::from_millis(200);
 /// A comment line this often keeps proxies from closing an idle stream.
 const KEEPALIVE: Duration = Duration::from_secs(15);
