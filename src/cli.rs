@@ -54,6 +54,17 @@ pub enum OrdersCmd {
         /// Continue after this order id (the previous page's `next`).
         #[arg(long)]
         after: Option<String>,
+        /// received (default), updated, ship_by, total or id; `-` first for
+        /// largest first. Default: newest received first.
+        #[arg(long, allow_hyphen_values = true)]
+        sort: Option<String>,
+        /// Only orders received since: a duration back from now (`24h`,
+        /// `7d`), a date (`2026-12-01`) or an RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// The whole filtered list as CSV on standard output (every page).
+        #[arg(long)]
+        csv: bool,
     },
     /// One order: lifecycle, workflow step, what it waits for, last error.
     Show { id: String },
@@ -1080,6 +1091,27 @@ fn dry_run(
 }
 
 /// Runs a client command on a small runtime; errors are printed plainly.
+/// `--since`: `24h` / `7d` back from now, `2026-12-01`, or RFC 3339; Unix
+/// ms.
+pub fn parse_since(text: &str) -> Result<i64, String> {
+    let t = text.trim();
+    let now = chrono::Utc::now().timestamp_millis();
+    if let Ok(d) = humantime::parse_duration(t) {
+        return Ok(now - d.as_millis() as i64);
+    }
+    if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(t) {
+        return Ok(dt.timestamp_millis());
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        if let Some(dt) = d.and_hms_opt(0, 0, 0) {
+            return Ok(dt.and_utc().timestamp_millis());
+        }
+    }
+    Err(format!(
+        "--since {t:?}: give a duration back from now (24h, 7d), a date (2026-12-01) or an RFC 3339 time"
+    ))
+}
+
 /// A new password: `ORDERFLOW_USER_PASSWORD`, else one line of stdin.
 fn read_password() -> Result<String, crate::client::Error> {
     if let Ok(p) = std::env::var("ORDERFLOW_USER_PASSWORD") {
@@ -1247,7 +1279,14 @@ async fn orders(
             q,
             limit,
             after,
+            sort,
+            since,
+            csv,
         } => {
+            let since_ms = match since.as_deref().map(parse_since).transpose() {
+                Ok(v) => v,
+                Err(e) => return Err(crate::client::Error::Decode(e)),
+            };
             let mut qs = vec![format!("limit={limit}")];
             for (k, v) in [
                 ("state", state),
@@ -1255,6 +1294,8 @@ async fn orders(
                 ("sku", sku),
                 ("q", q),
                 ("after", after),
+                ("sort", sort),
+                ("created_from", since_ms.map(|m| m.to_string())),
             ] {
                 if let Some(v) = v {
                     qs.push(format!("{k}={}", urlencode(&v)));
@@ -1262,6 +1303,14 @@ async fn orders(
             }
             if at_risk {
                 qs.push("at_risk=true".into());
+            }
+            if csv {
+                qs.push("format=csv".into());
+                let text = c
+                    .get_text(&format!("/api/v1/orders?{}", qs.join("&")))
+                    .await?;
+                print!("{text}");
+                return Ok(());
             }
             let v = c.get(&format!("/api/v1/orders?{}", qs.join("&"))).await?;
             if json_out {
@@ -1275,6 +1324,11 @@ async fn orders(
                         .map(|o| {
                             vec![
                                 cell(&o["order_id"]),
+                                o["received_ms"]
+                                    .as_i64()
+                                    .and_then(chrono::DateTime::from_timestamp_millis)
+                                    .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                                    .unwrap_or_default(),
                                 cell(&o["shop_id"]),
                                 cell(&o["lifecycle"]),
                                 cell(&o["tiktok_status"]),
@@ -1288,7 +1342,7 @@ async fn orders(
             println!(
                 "{}",
                 table(
-                    &["order", "shop", "state", "tiktok", "left_s", "error"],
+                    &["order", "received", "shop", "state", "tiktok", "left_s", "error"],
                     &rows
                 )
             );

@@ -75,6 +75,31 @@ impl Client {
         self.send(req).await
     }
 
+    /// GET a text answer (a CSV export) as it is.
+    pub async fn get_text(&self, path: &str) -> Result<String, Error> {
+        let mut req = self.http.get(format!("{}{}", self.base, path));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.map_err(|e| Error::Unreachable {
+            url: self.base.clone(),
+            message: e.without_url().to_string(),
+        })?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| Error::Decode(e.to_string()))?;
+        match status {
+            401 => Err(Error::Unauthorized),
+            s if s >= 400 => Err(Error::Api {
+                status,
+                message: text,
+            }),
+            _ => Ok(text),
+        }
+    }
+
     /// POST a text body (a CSV import).
     pub async fn post_text(&self, path: &str, text: String) -> Result<Value, Error> {
         let req = self

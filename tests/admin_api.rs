@@ -142,31 +142,72 @@ async fn admin_api_end_to_end() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // Listing: filters and stable pages that cover everything once.
-    let mut seen = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let q = match &after {
-            Some(a) => format!("/api/v1/orders?state=exception&limit=300&after={a}"),
-            None => "/api/v1/orders?state=exception&limit=300".to_string(),
-        };
-        let (s, v) = api.get(&q).await;
-        assert_eq!(s, 200);
-        for o in v["orders"].as_array().unwrap() {
-            seen.push(o["order_id"].as_str().unwrap().to_string());
-            assert_eq!(o["lifecycle"], "exception");
+    // Listing: filters and stable pages that cover everything once, newest
+    // first by default; by id, and by total, when asked.
+    let pages = |sort: &'static str| {
+        let api = &api;
+        async move {
+            let mut seen: Vec<(String, i64)> = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let q = match &after {
+                    Some(a) => format!("/api/v1/orders?state=exception&limit=300{sort}&after={a}"),
+                    None => format!("/api/v1/orders?state=exception&limit=300{sort}"),
+                };
+                let (s, v) = api.get(&q).await;
+                assert_eq!(s, 200, "{v}");
+                assert_eq!(v["matched"], N as u64, "counted: {v}");
+                assert!(v["counts"]["exception"].as_u64().unwrap() >= N as u64);
+                for o in v["orders"].as_array().unwrap() {
+                    seen.push((
+                        o["order_id"].as_str().unwrap().to_string(),
+                        o["received_ms"].as_i64().unwrap(),
+                    ));
+                    assert_eq!(o["lifecycle"], "exception");
+                }
+                match v["next"].as_str() {
+                    Some(n) => after = Some(n.to_string()),
+                    None => break,
+                }
+            }
+            assert_eq!(seen.len(), N);
+            assert_eq!(seen.iter().map(|x| &x.0).collect::<HashSet<_>>().len(), N);
+            seen
         }
-        match v["next"].as_str() {
-            Some(n) => after = Some(n.to_string()),
-            None => break,
-        }
-    }
-    assert_eq!(seen.len(), N);
-    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), N);
+    };
+    let newest = pages("").await;
     assert!(
-        seen.windows(2).all(|w| w[0] < w[1]),
-        "pages are in order-id order"
+        newest.windows(2).all(|w| w[0].1 >= w[1].1),
+        "newest received first"
     );
+    let by_id = pages("&sort=id").await;
+    assert!(by_id.windows(2).all(|w| w[0].0 < w[1].0), "id order");
+    let oldest = pages("&sort=received").await;
+    assert!(oldest.windows(2).all(|w| w[0].1 <= w[1].1), "oldest first");
+    let (s, v) = api.get("/api/v1/orders?sort=bogus").await;
+    assert_eq!(s, 400, "{v}");
+    // The same list as CSV: a header and one line per order.
+    let csv = api
+        .http
+        .get(format!(
+            "{}/api/v1/orders?state=exception&format=csv",
+            api.base
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(
+        lines[0].starts_with("order_id,shop_id,received"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(lines.len(), N + 1, "{csv}");
+    assert!(lines[1..].iter().all(|l| l.contains(",exception,")));
     let (_, v) = api.get("/api/v1/orders?shop=shop-b&limit=1000").await;
     assert_eq!(v["orders"].as_array().unwrap().len(), N / 2);
     let (_, v) = api.get("/api/v1/orders?q=o0042").await;
@@ -335,7 +376,7 @@ async fn admin_api_end_to_end() {
     // The CLI: a table, JSON, and clear errors.
     let out = Command::new(bin())
         .args([
-            "--url", &api.base, "--token", TOKEN, "orders", "list", "--limit", "3",
+            "--url", &api.base, "--token", TOKEN, "orders", "list", "--limit", "3", "--sort", "id",
         ])
         .output()
         .unwrap();
@@ -346,6 +387,40 @@ async fn admin_api_end_to_end() {
         text.contains("o0000") && text.contains("fulfilled"),
         "{text}"
     );
+    // Newest first by default; --since and --csv.
+    let out = Command::new(bin())
+        .args([
+            "--url", &api.base, "--token", TOKEN, "orders", "list", "--since", "1h", "--csv",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert!(csv.starts_with("order_id,"), "{csv}");
+    assert!(
+        csv.lines().count() > N,
+        "every order of the last hour: {}",
+        csv.lines().count()
+    );
+    let out = Command::new(bin())
+        .args([
+            "--url",
+            &api.base,
+            "--token",
+            TOKEN,
+            "orders",
+            "list",
+            "--since",
+            "yesterday-ish",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--since"));
     let out = Command::new(bin())
         .args([
             "--url", &api.base, "--token", TOKEN, "--json", "orders", "show", "o0002",

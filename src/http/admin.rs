@@ -76,7 +76,7 @@ async fn backup(
 }
 
 /// Filters shared by listing and bulk.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Filter {
     pub state: Option<String>,
@@ -151,6 +151,196 @@ impl Filter {
     /// `limit`, and the id to continue after when there are more. Walks
     /// the narrowest index the filter names (search terms, at risk,
     /// state, TikTok status, shop, SKU) and decodes only its candidates.
+    /// Whether the list has a filter that names its candidates through
+    /// an index (a search, at-risk, state, status, shop, SKU or a date
+    /// range), and their ids, up to `cap` + 1.
+    fn candidate_ids(
+        &self,
+        tree: &sled::Tree,
+        now_ms: i64,
+        margin_s: i64,
+        cap: usize,
+    ) -> Result<Option<Vec<String>>, crate::store::Error> {
+        let q = self.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+        let mut ids: Vec<String> = if let Some(q) = q {
+            index::search(tree, q, SEARCH_CAP)?
+        } else if self.at_risk == Some(true) {
+            let until = now_ms / 1000 + margin_s;
+            index::ship_by_before(tree, until)
+                .take(cap + 1)
+                .map(|r| r.map(|(_, id)| id))
+                .collect::<Result<_, _>>()?
+        } else if let Some((by, v)) = [
+            (index::By::Lifecycle, &self.state),
+            (index::By::TiktokStatus, &self.tiktok_status),
+            (index::By::Shop, &self.shop),
+            (index::By::Sku, &self.sku),
+        ]
+        .into_iter()
+        .find_map(|(by, v)| v.as_deref().map(|v| (by, v)))
+        {
+            index::ids(tree, by, v, None)
+                .take(cap + 1)
+                .collect::<Result<_, _>>()?
+        } else if self.updated_from.is_some() || self.updated_to.is_some() {
+            index::in_hours(
+                tree,
+                index::When::Updated,
+                self.updated_from,
+                self.updated_to,
+            )?
+        } else if self.created_from.is_some() || self.created_to.is_some() {
+            index::in_hours(
+                tree,
+                index::When::Received,
+                self.created_from,
+                self.created_to,
+            )?
+        } else {
+            return Ok(None);
+        };
+        ids.sort();
+        ids.dedup();
+        Ok(Some(ids))
+    }
+
+    /// One page in `sort` order, after the order `after`.
+    ///
+    /// - A filter with at most [`SORT_IN_MEMORY`] candidates: read them
+    ///   all, sort, page (and `matched` is exact).
+    /// - Otherwise by received or updated time: walk that hour index from
+    ///   the cursor's hour, one hour at a time, sorting each hour; a page
+    ///   reads only the hours it shows (and, with a filter, at most
+    ///   [`SCAN_PER_PAGE`] orders).
+    /// - By ship-by: the ship-by index (orders not shipped yet), soonest
+    ///   first.
+    /// - By id: the orders tree's own order.
+    /// - By total (or id, descending) over more than [`SORT_IN_MEMORY`] orders: refused
+    ///   (narrow the list first), never a scan of everything.
+    pub fn select_sorted(
+        &self,
+        store: &Store,
+        now_ms: i64,
+        margin_s: i64,
+        sort: Sort,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, SortError> {
+        let tree = &store.trees.orders;
+        let cursor = match after {
+            Some(a) => match store.load_order(a)? {
+                Some(r) => Some(r),
+                None => return Err(SortError::Cursor(a.to_string())),
+            },
+            None => None,
+        };
+        let past = |r: &OrderRecord| {
+            cursor
+                .as_ref()
+                .is_none_or(|c| sort.cmp(c, r) == std::cmp::Ordering::Less)
+        };
+        if let Some(ids) = self.candidate_ids(tree, now_ms, margin_s, SORT_IN_MEMORY)? {
+            if ids.len() <= SORT_IN_MEMORY {
+                let mut all = Vec::with_capacity(ids.len());
+                for id in ids {
+                    if let Some(r) = store.load_order(&id)? {
+                        if self.matches(&r, now_ms, margin_s) {
+                            all.push(r);
+                        }
+                    }
+                }
+                all.sort_by(|a, b| sort.cmp(a, b));
+                let matched = Some(all.len() as u64);
+                let mut rest: Vec<OrderRecord> = all.into_iter().filter(|r| past(r)).collect();
+                let next = (rest.len() > limit).then(|| rest[limit - 1].order_id.clone());
+                rest.truncate(limit);
+                return Ok(Page {
+                    orders: rest,
+                    next,
+                    matched,
+                    partial: false,
+                });
+            }
+        }
+        let when = match sort.key {
+            // Id order is the orders tree's own (and the indexes').
+            SortKey::Id if !sort.desc => {
+                let (orders, next) = self.select(store, now_ms, margin_s, after, limit)?;
+                return Ok(Page {
+                    orders,
+                    next,
+                    ..Page::default()
+                });
+            }
+            SortKey::Received => index::When::Received,
+            SortKey::Updated => index::When::Updated,
+            SortKey::ShipBy if !sort.desc => {
+                let mut page = Page::default();
+                let mut examined = 0;
+                for item in index::ship_by_before(tree, i64::MAX) {
+                    let (_, id) = item?;
+                    let Some(r) = store.load_order(&id)? else {
+                        continue;
+                    };
+                    examined += 1;
+                    if !past(&r) || !self.matches(&r, now_ms, margin_s) {
+                        if examined >= SCAN_PER_PAGE {
+                            page.next = Some(r.order_id);
+                            page.partial = true;
+                            return Ok(page);
+                        }
+                        continue;
+                    }
+                    if page.orders.len() == limit {
+                        page.next = page.orders.last().map(|r| r.order_id.clone());
+                        return Ok(page);
+                    }
+                    page.orders.push(r);
+                }
+                return Ok(page);
+            }
+            _ => return Err(SortError::TooMany),
+        };
+        let unfiltered = self == &Filter::default();
+        let mut page = Page {
+            matched: if unfiltered {
+                Some(index::by_lifecycle(tree)?.values().sum())
+            } else {
+                None
+            },
+            ..Page::default()
+        };
+        let from = cursor.as_ref().and_then(|c| sort.value(c));
+        let mut examined = 0;
+        for hour in index::hours(tree, when, from, sort.desc) {
+            let mut recs = Vec::new();
+            for id in hour? {
+                if let Some(r) = store.load_order(&id)? {
+                    recs.push(r);
+                }
+            }
+            recs.sort_by(|a, b| sort.cmp(a, b));
+            for r in recs {
+                if !past(&r) {
+                    continue;
+                }
+                examined += 1;
+                if self.matches(&r, now_ms, margin_s) {
+                    if page.orders.len() == limit {
+                        page.next = page.orders.last().map(|r| r.order_id.clone());
+                        return Ok(page);
+                    }
+                    page.orders.push(r);
+                } else if examined >= SCAN_PER_PAGE {
+                    page.next = Some(r.order_id);
+                    page.partial = true;
+                    return Ok(page);
+                }
+            }
+        }
+        Ok(page)
+    }
+
     pub fn select(
         &self,
         store: &Store,
@@ -273,11 +463,122 @@ pub struct ListQuery {
     pub filter: Filter,
     #[serde(default, deserialize_with = "lenient::opt")]
     pub limit: Option<usize>,
-    /// The `next` of the previous page: pages are in order-id order, so a
-    /// page boundary never moves when orders change.
+    /// The `next` of the previous page: the last order shown (the next
+    /// page starts after it in the list's order).
     pub after: Option<String>,
+    /// `received` (the default), `updated`, `ship_by`, `total` or `id`;
+    /// `-` first (or `dir=desc`) for the largest first. Without either,
+    /// newest first.
+    pub sort: Option<String>,
+    pub dir: Option<String>,
+    /// `csv`: the whole filtered list as CSV.
+    pub format: Option<String>,
 }
 
+/// What a list is ordered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Received,
+    Updated,
+    ShipBy,
+    Total,
+    /// Order id order (the list's order before sorting existed).
+    Id,
+}
+
+/// A list's order: the key and its direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    pub key: SortKey,
+    pub desc: bool,
+}
+
+impl Sort {
+    /// From `sort` and `dir`: newest received first when neither is given.
+    pub fn parse(sort: Option<&str>, dir: Option<&str>) -> Result<Sort, String> {
+        let raw = sort
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .unwrap_or("-received");
+        let (name, minus) = match raw.strip_prefix('-') {
+            Some(n) => (n, true),
+            None => (raw, false),
+        };
+        let key = match name {
+            "received" | "created" => SortKey::Received,
+            "updated" => SortKey::Updated,
+            "ship_by" => SortKey::ShipBy,
+            "total" => SortKey::Total,
+            "id" => SortKey::Id,
+            other => {
+                return Err(format!(
+                    "unknown sort {other:?} (one of received, updated, ship_by, total, id; - first for descending)"
+                ))
+            }
+        };
+        let desc = match dir.map(str::trim) {
+            Some("desc") => true,
+            Some("asc") => false,
+            Some(other) if !other.is_empty() => {
+                return Err(format!("unknown dir {other:?} (asc or desc)"))
+            }
+            _ => minus,
+        };
+        Ok(Sort { key, desc })
+    }
+
+    /// The record's sort value; orders without one (no ship-by yet) sort
+    /// last either way.
+    fn value(self, r: &OrderRecord) -> Option<i64> {
+        match self.key {
+            SortKey::Received => Some(r.received_ms),
+            SortKey::Updated => Some(r.updated_ms),
+            SortKey::ShipBy => r.order.as_ref().and_then(|o| o.deadlines.ship_by()),
+            SortKey::Total => r
+                .order
+                .as_ref()
+                .map(|o| (o.payment.total_amount.as_f64() * 100.0).round() as i64),
+            SortKey::Id => Some(0),
+        }
+    }
+
+    fn cmp(self, a: &OrderRecord, b: &OrderRecord) -> std::cmp::Ordering {
+        let (va, vb) = (self.value(a), self.value(b));
+        let by_value = match (va, vb) {
+            (Some(x), Some(y)) if self.desc => y.cmp(&x),
+            (Some(x), Some(y)) => x.cmp(&y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        };
+        let by_id = if self.desc {
+            b.order_id.cmp(&a.order_id)
+        } else {
+            a.order_id.cmp(&b.order_id)
+        };
+        by_value.then(by_id)
+    }
+}
+
+/// Lists of up to this many candidates (a search, a state, a shop, a date
+/// range) are read whole and sorted in memory.
+pub const SORT_IN_MEMORY: usize = 5_000;
+/// A page walking the hour indexes with a filter examines at most this
+/// many orders; past it the page ends early with `next` (and `partial`).
+pub const SCAN_PER_PAGE: usize = 20_000;
+
+/// One page of a sorted list.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub orders: Vec<OrderRecord>,
+    pub next: Option<String>,
+    /// How many orders match, when the list knew without extra reads.
+    pub matched: Option<u64>,
+    /// The page stopped at [`SCAN_PER_PAGE`] before it was full.
+    pub partial: bool,
+}
+
+/// A list row: [`summary`] with the interventions allowed now
 /// A list row: [`summary`] with the interventions allowed now
 /// (`actions`), which is all a row's buttons offer.
 pub fn row(s: &AppState, r: &OrderRecord, now_ms: i64) -> serde_json::Value {
@@ -306,11 +607,89 @@ pub fn summary(r: &OrderRecord, now_ms: i64) -> serde_json::Value {
     })
 }
 
+/// Rows a CSV export carries at most (a note ends a longer one).
+pub const CSV_MAX_ROWS: usize = 200_000;
+
+fn csv_field(v: &str) -> String {
+    // A cell a spreadsheet would run as a formula is quoted as text.
+    let v = if v.starts_with(['=', '+', '-', '@']) {
+        format!("'{v}")
+    } else {
+        v.to_string()
+    };
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v
+    }
+}
+
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+/// The CSV export's header.
+pub const CSV_HEADER: &str = "order_id,shop_id,received,updated,lifecycle,tiktok_status,ship_by,total,currency,buyer_name,buyer_email,items,seller_skus,tracking_number,last_error";
+
+/// One order as a CSV line (with its newline).
+pub fn csv_line(r: &OrderRecord) -> String {
+    let o = r.order.as_ref();
+    let cells = [
+        r.order_id.clone(),
+        r.shop_id.clone(),
+        iso(r.received_ms),
+        iso(r.updated_ms),
+        r.lifecycle.as_str().to_string(),
+        o.map(|o| o.status.as_str().to_string()).unwrap_or_default(),
+        o.and_then(|o| o.deadlines.ship_by())
+            .map(|s| iso(s * 1000))
+            .unwrap_or_default(),
+        o.map(|o| o.payment.total_amount.to_string())
+            .unwrap_or_default(),
+        o.map(|o| o.payment.currency.clone()).unwrap_or_default(),
+        o.and_then(|o| o.recipient.as_ref())
+            .map(|a| a.name.clone())
+            .unwrap_or_default(),
+        o.map(|o| o.buyer_email.clone()).unwrap_or_default(),
+        o.map(|o| o.line_items.len().to_string())
+            .unwrap_or_default(),
+        o.map(|o| {
+            o.line_items
+                .iter()
+                .map(|l| l.seller_sku.as_str())
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default(),
+        o.and_then(|o| o.tracking_number.clone())
+            .unwrap_or_default(),
+        r.last_error.clone().unwrap_or_default(),
+    ];
+    let mut line = cells
+        .iter()
+        .map(|c| csv_field(c))
+        .collect::<Vec<_>>()
+        .join(",");
+    line.push('\n');
+    line
+}
+
 async fn list_orders(s: web::Data<AppState>, q: web::Query<ListQuery>) -> HttpResponse {
+    use actix_web::http::StatusCode;
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
     let now = s.runtime.shared.clock.now_ms();
     let q = q.into_inner();
+    let sort = match Sort::parse(q.sort.as_deref(), q.dir.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
     let (store, margin) = (s.store.clone(), s.at_risk_margin_s);
+    if q.format.as_deref() == Some("csv") {
+        return csv_export(store, q.filter, sort, now, margin).await;
+    }
     // A search for an order id also finds it in the archive (first page).
     let archived_id = q
         .filter
@@ -323,23 +702,27 @@ async fn list_orders(s: web::Data<AppState>, q: web::Query<ListQuery>) -> HttpRe
     let found = web::block(move || {
         let page = q
             .filter
-            .select(&store, now, margin, q.after.as_deref(), limit)?;
+            .select_sorted(&store, now, margin, sort, q.after.as_deref(), limit)?;
         let archived = match archived_id {
             Some(id) => store
                 .trees
                 .archive
-                .get(id.as_bytes())?
+                .get(id.as_bytes())
+                .map_err(crate::store::Error::from)?
                 .map(|v| crate::store::codec::decode::<crate::store::Archived>(&v))
-                .transpose()?
+                .transpose()
+                .map_err(crate::store::Error::from)?
                 .map(|a| (id, a)),
             None => None,
         };
-        Ok::<_, crate::store::Error>((page, archived))
+        // Counts per state: the counters kept with the checkpoints.
+        let counts = crate::store::index::by_lifecycle(&store.trees.orders)?;
+        Ok::<_, SortError>((page, archived, counts))
     })
     .await;
     match found {
-        Ok(Ok(((orders, next), archived))) => {
-            let mut out: Vec<_> = orders.iter().map(|r| row(&s, r, now)).collect();
+        Ok(Ok((page, archived, counts))) => {
+            let mut out: Vec<_> = page.orders.iter().map(|r| row(&s, r, now)).collect();
             if let Some((id, a)) = archived {
                 out.push(json!({
                     "order_id": id,
@@ -350,17 +733,74 @@ async fn list_orders(s: web::Data<AppState>, q: web::Query<ListQuery>) -> HttpRe
                     "archived": {"at_ms": a.archived_ms, "file": a.file},
                 }));
             }
-            HttpResponse::Ok().json(json!({ "orders": out, "next": next }))
+            HttpResponse::Ok().json(json!({
+                "orders": out,
+                "next": page.next,
+                "matched": page.matched,
+                "partial": page.partial,
+                "counts": counts,
+            }))
         }
-        Ok(Err(e)) => error(
-            actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
-            e.to_string(),
-        ),
-        Err(e) => error(
-            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-            e.to_string(),
-        ),
+        Ok(Err(e @ (SortError::TooMany | SortError::Cursor(_)))) => {
+            error(StatusCode::BAD_REQUEST, e.to_string())
+        }
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
+}
+
+/// `GET /api/v1/orders?format=csv&…`: every order the filter matches, in
+/// the list's order, as CSV, read page by page on the blocking pool and
+/// streamed (memory stays one page).
+async fn csv_export(
+    store: Store,
+    filter: Filter,
+    sort: Sort,
+    now: i64,
+    margin: i64,
+) -> HttpResponse {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<web::Bytes, std::io::Error>>(4);
+    let first = tx.clone();
+    std::thread::spawn(move || {
+        let _ = first.blocking_send(Ok(web::Bytes::from(format!("{CSV_HEADER}\n"))));
+        let mut after: Option<String> = None;
+        let mut rows = 0usize;
+        loop {
+            let page = match filter.select_sorted(&store, now, margin, sort, after.as_deref(), 500)
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ =
+                        tx.blocking_send(Ok(web::Bytes::from(format!("# export stopped: {e}\n"))));
+                    return;
+                }
+            };
+            let mut chunk = String::new();
+            for r in &page.orders {
+                chunk.push_str(&csv_line(r));
+            }
+            rows += page.orders.len();
+            if !chunk.is_empty() && tx.blocking_send(Ok(web::Bytes::from(chunk))).is_err() {
+                return;
+            }
+            match page.next {
+                Some(n) if rows < CSV_MAX_ROWS => after = Some(n),
+                Some(_) => {
+                    let _ = tx.blocking_send(Ok(web::Bytes::from(format!(
+                        "# stopped at {CSV_MAX_ROWS} rows: narrow the filter for the rest\n"
+                    ))));
+                    return;
+                }
+                None => return,
+            }
+        }
+    });
+    let body =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+    HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header(("Content-Disposition", "attachment; filename=\"orders.csv\""))
+        .streaming(body)
 }
 
 /// `POST /api/v1/admin/retention`: one retention pass now (archive,
@@ -503,6 +943,17 @@ pub struct BulkRequest {
     pub step: Option<String>,
     #[serde(default)]
     pub workflow: Option<String>,
+}
+
+/// Why a sorted list could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SortError {
+    #[error("the list matches more than {SORT_IN_MEMORY} orders: sort it by received, updated or ship_by, or narrow it (state, shop, SKU, dates, search) to sort by total or id")]
+    TooMany,
+    #[error("no order {0} to continue after (it may have been archived)")]
+    Cursor(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
 }
 
 /// Why an intervention was not submitted; each variant chooses its HTTP

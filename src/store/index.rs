@@ -716,6 +716,60 @@ pub fn in_hours(
     Ok(out)
 }
 
+/// Order ids one hour at a time, by the hour they were received or last
+/// updated: newest hour first with `newest_first`, from the hour of
+/// `from_ms` (inclusive) when given. Each item is one hour's ids (in id
+/// order); a list sorts each hour by the exact time and so pages through
+/// any number of orders reading only the hours it shows.
+pub fn hours(
+    tree: &sled::Tree,
+    when: When,
+    from_ms: Option<i64>,
+    newest_first: bool,
+) -> impl Iterator<Item = Result<Vec<String>, Error>> + '_ {
+    let kind = match when {
+        When::Updated => b'U',
+        When::Received => b'R',
+    };
+    let keys: Box<dyn Iterator<Item = sled::Result<sled::IVec>>> = match (from_ms, newest_first) {
+        (Some(t), true) => Box::new(
+            tree.range(timed(kind, 0, "")..timed(kind, t.max(0) / HOUR_MS + 1, ""))
+                .rev()
+                .map(|kv| kv.map(|(k, _)| k)),
+        ),
+        (None, true) => Box::new(
+            tree.range(timed(kind, 0, "")..vec![PREFIX, kind + 1])
+                .rev()
+                .map(|kv| kv.map(|(k, _)| k)),
+        ),
+        (Some(t), false) => Box::new(
+            tree.range(timed(kind, t.max(0) / HOUR_MS, "")..vec![PREFIX, kind + 1])
+                .keys(),
+        ),
+        (None, false) => Box::new(
+            tree.range(timed(kind, 0, "")..vec![PREFIX, kind + 1])
+                .keys(),
+        ),
+    };
+    let mut keys = keys.peekable();
+    std::iter::from_fn(move || {
+        let first = match keys.next()? {
+            Ok(k) => k,
+            Err(e) => return Some(Err(e.into())),
+        };
+        let hour = first[2..10].to_vec();
+        let mut ids = vec![String::from_utf8_lossy(&first[10..]).into_owned()];
+        while let Some(Ok(k)) = keys.peek() {
+            if k[2..10] != hour[..] {
+                break;
+            }
+            ids.push(String::from_utf8_lossy(&k[10..]).into_owned());
+            keys.next();
+        }
+        Some(Ok(ids))
+    })
+}
+
 /// The indexes a list can walk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum By {
