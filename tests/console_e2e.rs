@@ -242,10 +242,17 @@ async fn assert_fits(b: &Browser, what: &str) {
         )
         .await;
     let (content, viewport) = (v[0].as_i64().unwrap(), v[1].as_i64().unwrap());
-    assert!(
-        content <= viewport,
-        "{what} is {content} px wide in a {viewport} px window"
-    );
+    if content > viewport {
+        let wide = b
+            .js(
+                "return Array.from(document.querySelectorAll('body *'))\
+                   .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 0.5)\
+                   .slice(0, 8).map((e) => `${e.tagName}#${e.id}.${e.className}`)",
+                json!([]),
+            )
+            .await;
+        panic!("{what} is {content} px wide in a {viewport} px window: {wide}");
+    }
 }
 
 /// Screenshots of the current page at phone and desk widths.
@@ -276,11 +283,11 @@ async fn console_end_to_end() {
     b.goto(&env.url("/")).await;
     b.wait_for("form#login").await;
     assert!(b.url().await.ends_with("/login"), "at {}", b.url().await);
-    b.type_into("#token", "not-the-token-at-all").await;
+    b.type_into("#password", "not-the-token-at-all").await;
     b.click("form#login [type=submit]").await;
     let refused = b.text("#login-error").await;
     assert!(!refused.is_empty(), "a wrong token says so");
-    b.type_into("#token", TOKEN).await;
+    b.type_into("#password", TOKEN).await;
     b.click("form#login [type=submit]").await;
     wait_view(&b, "overview").await;
     let cookies = b.cookies().await;
@@ -775,7 +782,7 @@ async fn labels_print_one_by_one_and_the_days_batch() {
     let b = Browser::start(1280, 900).await;
     b.goto(&format!("{}/login", daemon.base)).await;
     b.wait_for("form#login").await;
-    b.type_into("#token", TOKEN).await;
+    b.type_into("#password", TOKEN).await;
     b.click("form#login [type=submit]").await;
     wait_view(&b, "overview").await;
 
@@ -951,7 +958,7 @@ async fn a_forged_cross_site_post_is_refused() {
     .await;
     let b = Browser::start(1280, 900).await;
     b.goto(&env.url("/login")).await;
-    b.type_into("#token", TOKEN).await;
+    b.type_into("#password", TOKEN).await;
     b.click("form#login [type=submit]").await;
     wait_view(&b, "overview").await;
 
@@ -990,4 +997,182 @@ async fn a_forged_cross_site_post_is_refused() {
     let o = env.order("e2e-target").await;
     assert_ne!(o["lifecycle"], "on_hold", "{o}");
     assert_eq!(env.refused("cross_site").await, 1.0);
+}
+
+/// People in the console, at 375 and 1280 px: an operator signs in with
+/// their own account, finds an order by the buyer's name, sees its products
+/// and tracking number, approves an order from the approvals inbox, and
+/// the audit names them; a viewer is offered no intervention and is refused
+/// one (403).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_work_orders_under_their_own_names() {
+    let env = Env::start().await;
+    for (name, role, pw) in [
+        ("alice", "operator", "alice-password-1"),
+        ("victor", "viewer", "victor-password-1"),
+    ] {
+        let r = env
+            .http
+            .post(env.url("/api/v1/users"))
+            .bearer_auth(TOKEN)
+            .json(&json!({"name": name, "role": role, "password": pw}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{name}");
+    }
+    for (i, width) in [375u32, 1280].into_iter().enumerate() {
+        // An order over 100 waits for approval; its buyer has a name, its
+        // line a product name, TikTok gave a tracking number.
+        let id = format!("pp-{width}");
+        let buyer = if i == 0 {
+            "Grace Hopper"
+        } else {
+            "Ada Lovelace"
+        };
+        let now_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let mut o = wire_order(&id, now_s);
+        for k in ["original_total_product_price", "sub_total", "total_amount"] {
+            o["payment"][k] = json!("250.00");
+        }
+        o["recipient_address"] = json!({"name": buyer, "full_address": "1 Main St, Springfield, IL 62701", "phone_number": "(+1)213*****00", "region_code": "US"});
+        o["line_items"][0]["product_name"] = json!("Glow Serum 30 ml");
+        o["tracking_number"] = json!(format!("9400{width}00000000000"));
+        let r = env
+            .http
+            .post(env.url("/api/v1/events"))
+            .bearer_auth(TOKEN)
+            .json(&json!({"id": format!("ev-{id}"), "shop_id": "shop-1", "order": o}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        env.wait_order(&id, "waiting for approval", |o| o["step"] == "approve")
+            .await;
+
+        let b = Browser::start(width, 900).await;
+        b.goto(&env.url("/login")).await;
+        b.type_into("#user", "alice").await;
+        b.type_into("#password", "alice-password-1").await;
+        b.click("form#login [type=submit]").await;
+        wait_view(&b, "overview").await;
+        b.wait_until(
+            "signed in as alice",
+            "document.querySelector('#whoami').textContent.includes('alice')",
+        )
+        .await;
+
+        // Find the order by the buyer's name.
+        b.goto(&env.url("/#/orders")).await;
+        wait_view(&b, "orders").await;
+        b.type_into("#f-q", buyer.split(' ').next().unwrap()).await;
+        b.press_enter("#f-q").await;
+        let link = format!("#orders tr[data-order-id='{id}'] a.order-link");
+        b.click(&link).await;
+        wait_view(&b, "order").await;
+        b.wait_until(
+            "the buyer, product and tracking number are shown",
+            &format!(
+                "document.querySelector('#buyer-name')?.textContent.includes({buyer:?}) && \
+                 document.querySelector('#line-items')?.textContent.includes('Glow Serum 30 ml') && \
+                 document.querySelector('#tracking-number')?.textContent.includes('9400{width}')"
+            ),
+        )
+        .await;
+        b.wait_until(
+            "the masked phone number says so",
+            "document.querySelector('#buyer').textContent.includes('masked by TikTok')",
+        )
+        .await;
+        if width == 375 {
+            // Tap targets on a phone: the order page's buttons.
+            let small = b
+                .js(
+                    "return Array.from(document.querySelectorAll('#actions button, a.order-link, .nav a'))\
+                       .filter((e) => e.offsetParent !== null)\
+                       .map((e) => e.getBoundingClientRect())\
+                       .filter((r) => r.width < 44 || r.height < 44).length",
+                    json!([]),
+                )
+                .await;
+            assert_eq!(small, json!(0), "tap targets at 375 px are 44×44 or larger");
+            assert_fits(&b, "the order page at 375 px").await;
+        }
+
+        // Approve it from the inbox in one tap.
+        b.goto(&env.url("/#/approvals")).await;
+        wait_view(&b, "approvals").await;
+        let approve = format!("#approvals li[data-order-id='{id}'] [data-action='approve']");
+        b.click(&approve).await;
+        env.wait_order(&id, "approved", |o| o["step"] != "approve")
+            .await;
+        let audit = env.api(&format!("/api/v1/orders/{id}/audit")).await;
+        assert!(
+            audit.to_string().contains("approve by alice"),
+            "the audit names her: {audit}"
+        );
+        b.goto(&env.url(&format!("/#/orders/{id}"))).await;
+        wait_view(&b, "order").await;
+        b.wait_until(
+            "the timeline names her",
+            "document.querySelector('#audit').textContent.includes('approve by alice')",
+        )
+        .await;
+
+        // A viewer: no button, and a refused request.
+        let v = Browser::start(width, 900).await;
+        v.goto(&env.url("/login")).await;
+        v.type_into("#user", "victor").await;
+        v.type_into("#password", "victor-password-1").await;
+        v.click("form#login [type=submit]").await;
+        wait_view(&v, "overview").await;
+        let other = format!("pv-{width}");
+        env.submit(&other, "250.00", 48).await;
+        env.wait_order(&other, "waiting for approval", |o| o["step"] == "approve")
+            .await;
+        v.goto(&env.url(&format!("/#/orders/{other}"))).await;
+        wait_view(&v, "order").await;
+        v.wait_until(
+            "the viewer sees the order",
+            "document.querySelector('#order-lifecycle') !== null",
+        )
+        .await;
+        assert_eq!(
+            v.js(
+                "return document.querySelectorAll('#actions button').length",
+                json!([])
+            )
+            .await,
+            json!(0),
+            "a viewer is offered no intervention"
+        );
+        v.goto(&env.url("/#/approvals")).await;
+        wait_view(&v, "approvals").await;
+        v.wait_for(&format!("#approvals li[data-order-id='{other}']"))
+            .await;
+        assert_eq!(
+            v.js(
+                "return document.querySelectorAll('#approvals button').length",
+                json!([])
+            )
+            .await,
+            json!(0)
+        );
+        let status = v
+            .js_async(
+                &format!(
+                    "const done = arguments[arguments.length - 1];\
+                     fetch('/api/v1/console/session').then((r) => r.json()).then((s) =>\
+                       fetch('/api/v1/orders/{other}/actions/approve', {{method: 'POST',\
+                         headers: {{'X-CSRF-Token': s.csrf, 'Content-Type': 'application/json'}}, body: '{{}}'}}))\
+                       .then((r) => done(r.status)).catch((e) => done(String(e)));"
+                ),
+                json!([]),
+            )
+            .await;
+        assert_eq!(status, json!(403), "the server refuses a viewer");
+    }
 }

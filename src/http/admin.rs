@@ -23,6 +23,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/bulk/{id}", web::get().to(get_bulk))
         .route("/stats", web::get().to(stats))
         .route("/overview", web::get().to(get_overview))
+        .route("/approvals", web::get().to(approvals))
         .route("/admin/backup", web::post().to(backup))
         .route("/admin/retention", web::post().to(retention_pass));
 }
@@ -677,8 +678,13 @@ pub fn csv_line(r: &OrderRecord) -> String {
     line
 }
 
-async fn list_orders(s: web::Data<AppState>, q: web::Query<ListQuery>) -> HttpResponse {
+async fn list_orders(
+    s: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+    q: web::Query<ListQuery>,
+) -> HttpResponse {
     use actix_web::http::StatusCode;
+    let viewer = super::auth::principal(&req).role < crate::people::Role::Operator;
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
     let now = s.runtime.shared.clock.now_ms();
     let q = q.into_inner();
@@ -722,7 +728,17 @@ async fn list_orders(s: web::Data<AppState>, q: web::Query<ListQuery>) -> HttpRe
     .await;
     match found {
         Ok(Ok((page, archived, counts))) => {
-            let mut out: Vec<_> = page.orders.iter().map(|r| row(&s, r, now)).collect();
+            let mut out: Vec<_> = page
+                .orders
+                .iter()
+                .map(|r| {
+                    let mut v = row(&s, r, now);
+                    if viewer {
+                        v["actions"] = json!([]);
+                    }
+                    v
+                })
+                .collect();
             if let Some((id, a)) = archived {
                 out.push(json!({
                     "order_id": id,
@@ -801,6 +817,83 @@ async fn csv_export(
         .content_type("text/csv; charset=utf-8")
         .insert_header(("Content-Disposition", "attachment; filename=\"orders.csv\""))
         .streaming(body)
+}
+
+/// Approval timers a page of the inbox reads at most.
+const APPROVAL_SCAN: usize = 50_000;
+
+/// `GET /api/v1/approvals?limit=N`: orders waiting for a person's
+/// decision, the soonest deadline first: each with its question, when the
+/// approval times out (and what happens then), its total and items. Read
+/// from the timers, which every approval arms, so it costs the orders
+/// waiting, never all orders.
+async fn approvals(
+    s: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+    q: web::Query<std::collections::HashMap<String, String>>,
+) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    let limit = q
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(50)
+        .clamp(1, 500);
+    let viewer = super::auth::principal(&req).role < crate::people::Role::Operator;
+    let store = s.store.clone();
+    let registry = s.registry.clone();
+    let now = s.runtime.shared.clock.now_ms();
+    let found = web::block(move || {
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for kv in store.trees.timers.iter().take(APPROVAL_SCAN) {
+            let (k, v) = kv?;
+            if !k.ends_with(b":ApprovalTimeout") {
+                continue;
+            }
+            let t: crate::store::TimerEntry = crate::store::codec::decode(&v)?;
+            if !seen.insert(t.order_id.clone()) {
+                continue;
+            }
+            let Some(rec) = store.load_order(&t.order_id)? else {
+                continue;
+            };
+            let view = super::order_view(&rec, &registry);
+            let Some(question) = view["waiting"]["approval"].as_str().map(str::to_string) else {
+                continue;
+            };
+            out.push((rec, question, t.due_ms));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok::<_, crate::store::Error>(out)
+    })
+    .await;
+    match found {
+        Ok(Ok(list)) => {
+            let rows: Vec<_> = list
+                .iter()
+                .map(|(rec, question, due_ms)| {
+                    let mut v = row(&s, rec, now);
+                    if viewer {
+                        v["actions"] = json!([]);
+                    }
+                    v["question"] = json!(question);
+                    v["decide_by_ms"] = json!(due_ms);
+                    v["buyer_name"] = json!(rec
+                        .order
+                        .as_ref()
+                        .and_then(|o| o.recipient.as_ref())
+                        .map(|a| a.name.as_str()));
+                    v["currency"] = json!(rec.order.as_ref().map(|o| o.payment.currency.as_str()));
+                    v
+                })
+                .collect();
+            HttpResponse::Ok().json(json!({ "approvals": rows }))
+        }
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
 }
 
 /// `POST /api/v1/admin/retention`: one retention pass now (archive,

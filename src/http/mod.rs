@@ -388,6 +388,15 @@ pub fn order_view(rec: &OrderRecord, registry: &Registry) -> serde_json::Value {
         "fulfillment_type": rec.order.as_ref().map(|o| o.fulfillment_type.as_str()),
         "returns": rec.returns,
         "shipping_type": rec.order.as_ref().map(|o| o.shipping_type.as_str()),
+        "buyer": rec.order.as_ref().map(buyer_view),
+        "payment": rec.order.as_ref().map(|o| json!({
+            "currency": o.payment.currency,
+            "total": o.payment.total_amount.to_string(),
+            "sub_total": o.payment.sub_total.to_string(),
+            "shipping_fee": o.payment.shipping_fee.to_string(),
+            "tax": o.payment.tax.to_string(),
+        })),
+        "tiktok_tracking_number": rec.order.as_ref().and_then(|o| o.tracking_number.clone()),
         "cancel_request": rec
             .order
             .as_ref()
@@ -397,7 +406,68 @@ pub fn order_view(rec: &OrderRecord, registry: &Registry) -> serde_json::Value {
     })
 }
 
-async fn get_order(s: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
+/// The buyer as TikTok gives them: name, email, message and the shipping
+/// address. TikTok masks some fields (`J***n`, `(+1)213*****00`) until an
+/// order may be shipped; each masked one is listed in `masked`, so the
+/// console says so instead of showing stars as if they were the data.
+fn buyer_view(o: &crate::order::Order) -> serde_json::Value {
+    let a = o.recipient.as_ref();
+    let field = |v: Option<&str>| v.unwrap_or("").to_string();
+    let fields = [
+        ("name", field(a.map(|a| a.name.as_str()))),
+        ("phone_number", field(a.map(|a| a.phone_number.as_str()))),
+        ("full_address", field(a.map(|a| a.full_address.as_str()))),
+        ("address_line1", field(a.map(|a| a.address_line1.as_str()))),
+        ("address_line2", field(a.map(|a| a.address_line2.as_str()))),
+        ("postal_code", field(a.map(|a| a.postal_code.as_str()))),
+        ("email", o.buyer_email.clone()),
+    ];
+    let masked: Vec<&str> = fields
+        .iter()
+        .filter(|(_, v)| v.contains('*'))
+        .map(|(k, _)| *k)
+        .collect();
+    let mut v = serde_json::Map::new();
+    for (k, val) in &fields {
+        v.insert((*k).to_string(), json!(val));
+    }
+    v.insert(
+        "region_code".into(),
+        json!(a.map(|a| a.region_code.as_str())),
+    );
+    v.insert("districts".into(), json!(a.map(|a| &a.districts)));
+    v.insert("user_id".into(), json!(o.buyer_user_id));
+    v.insert("message".into(), json!(o.buyer_message));
+    v.insert("masked".into(), json!(masked));
+    serde_json::Value::Object(v)
+}
+
+/// Interventions as a person sees them: a viewer is offered none, each
+/// with the reason.
+pub(crate) fn offers_for(
+    who: &crate::people::Principal,
+    offers: Vec<crate::runtime::interventions::Offer>,
+) -> Vec<crate::runtime::interventions::Offer> {
+    if who.role >= crate::people::Role::Operator {
+        return offers;
+    }
+    offers
+        .into_iter()
+        .map(|mut o| {
+            if o.allowed {
+                o.allowed = false;
+                o.why = format!("{} is a viewer: viewers cannot change anything", who.name);
+            }
+            o
+        })
+        .collect()
+}
+
+async fn get_order(
+    s: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> HttpResponse {
     use actix_web::http::StatusCode;
     match s.store.load_order(&path) {
         Ok(Some(rec)) => {
@@ -407,7 +477,10 @@ async fn get_order(s: web::Data<AppState>, path: web::Path<String>) -> HttpRespo
             let def = rec.workflow.as_deref().and_then(|k| s.registry.get(k).ok());
             let resolve = |n: &str| admin::resolve_workflow(&s.registry, n);
             let cx = admin::intervention_context(&s, &rec, def.as_deref(), &resolve);
-            v["interventions"] = json!(crate::runtime::interventions::offers(&rec, &cx));
+            v["interventions"] = json!(offers_for(
+                &auth::principal(&req),
+                crate::runtime::interventions::offers(&rec, &cx)
+            ));
             // Names, variants and images of the line items, from the
             // catalogue.
             if let (Some(cat), Some(items)) = (&s.catalogue, v["line_items"].as_array_mut()) {

@@ -226,6 +226,13 @@ impl Browser {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let e = self.wait_for(css).await;
+            // Centred first: on a phone the fixed bottom bar covers the
+            // lowest rows, where WebDriver would scroll the element to.
+            self.js(
+                "const e = document.querySelector(arguments[0]); if (e) e.scrollIntoView({block: 'center'});",
+                json!([css]),
+            )
+            .await;
             let r = self.post(&format!("/element/{e}/click"), json!({})).await;
             let error = r.get("error").and_then(Value::as_str).unwrap_or("");
             if error.is_empty() {

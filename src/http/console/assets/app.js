@@ -231,7 +231,9 @@ function confirmDialog(text, { title = 'Are you sure?', yes = 'Confirm', askReas
 
 // ---------------------------------------------------------------- API
 
-const session = { csrf: '', auth: true };
+const session = { csrf: '', auth: true, user: '', role: 'admin' };
+/** May the signed-in person change anything? (The server refuses a viewer either way.) */
+const canAct = () => session.role !== 'viewer';
 
 class ApiError extends Error {
   constructor(status, message, data) { super(message); this.status = status; this.data = data; }
@@ -288,9 +290,18 @@ async function loadSession() {
     if (r.ok && r.data) {
       session.csrf = r.data.csrf || '';
       session.auth = r.data.auth !== false;
+      session.user = r.data.user || '';
+      session.role = r.data.role || 'viewer';
     }
   } catch (_) { /* keep defaults; the API calls will tell */ }
   $('#logout').hidden = !session.auth;
+  const who = $('#whoami');
+  if (who && session.auth && session.user) {
+    who.hidden = false;
+    who.textContent = `${session.user} · ${session.role}`;
+  }
+  const people = $('[data-nav="people"]');
+  if (people) people.hidden = session.role !== 'admin';
 }
 
 async function logout() {
@@ -305,12 +316,14 @@ async function logout() {
 /** The one-tap actions a list row shows: those the server allows now (`actions`) that need no choice but a confirmation. */
 const ROW_ACTIONS = ['approve', 'reject', 'release', 'resume', 'skip', 'hold', 'cancel'];
 function rowActions(summary) {
+  if (!canAct()) return [];
   const allowed = new Set(summary.actions || []);
   return ROW_ACTIONS.filter((a) => allowed.has(a));
 }
 
 /** The order page's interventions: exactly those the server offers as allowed (notes have their own form). */
 function orderActions(o) {
+  if (!canAct()) return [];
   return (o.interventions || []).filter((x) => x.allowed && x.action !== 'note');
 }
 
@@ -619,7 +632,22 @@ function emptyState(text) {
 
 // ---------------------------------------------------------------- orders list
 
-const FILTER_KEYS = ['state', 'tiktok_status', 'shop', 'sku', 'q', 'at_risk'];
+const FILTER_KEYS = ['state', 'tiktok_status', 'shop', 'sku', 'q', 'at_risk', 'sort', 'from', 'to'];
+const SORTS = [['-received', 'Newest first'], ['received', 'Oldest first'], ['-updated', 'Recently updated'], ['ship_by', 'Ship-by, soonest'], ['-total', 'Total, highest'], ['total', 'Total, lowest']];
+const VIEWS_KEY = 'orderflow.savedViews';
+
+/** The list's filters as the API takes them: dates become Unix ms (local midnight; `to` inclusive). */
+function apiFilters(f) {
+  const out = { ...f };
+  delete out.from; delete out.to;
+  if (f.from) { const t = new Date(`${f.from}T00:00:00`).getTime(); if (!Number.isNaN(t)) out.created_from = String(t); }
+  if (f.to) { const t = new Date(`${f.to}T00:00:00`).getTime(); if (!Number.isNaN(t)) out.created_to = String(t + 86400000 - 1); }
+  return out;
+}
+
+function savedViews() {
+  try { return JSON.parse(localStorage.getItem(VIEWS_KEY) || '[]').filter((v) => v && v.name); } catch (_) { return []; }
+}
 
 function parseQuery(qs) {
   const p = new URLSearchParams(qs || '');
@@ -648,6 +676,12 @@ async function viewOrders(query) {
   const shop = el('input', { id: 'f-shop', name: 'shop', type: 'text', placeholder: 'Shop id', autocomplete: 'off' });
   const sku = el('input', { id: 'f-sku', name: 'sku', type: 'text', placeholder: 'SKU id', autocomplete: 'off' });
   const risk = el('input', { id: 'f-risk', name: 'at_risk', type: 'checkbox', value: 'true' });
+  const sortSel = el('select', { id: 'f-sort', name: 'sort' }, SORTS.map(([v, t]) => el('option', { value: v, text: t })));
+  const from = el('input', { id: 'f-from', name: 'from', type: 'date' });
+  const to = el('input', { id: 'f-to', name: 'to', type: 'date' });
+  sortSel.value = filters.sort || '-received';
+  from.value = filters.from || '';
+  to.value = filters.to || '';
   stateSel.value = filters.state || '';
   ttSel.value = filters.tiktok_status || '';
   if (filters.tiktok_status && ttSel.value !== filters.tiktok_status) {
@@ -664,6 +698,9 @@ async function viewOrders(query) {
     field('f-tiktok', 'TikTok status', ttSel),
     field('f-shop', 'Shop', shop),
     field('f-sku', 'SKU', sku),
+    field('f-from', 'Received from', from),
+    field('f-to', 'Received to', to),
+    field('f-sort', 'Sort', sortSel),
     el('div', { class: 'field field-check' }, risk, el('label', { for: 'f-risk', text: 'At risk only' })),
     el('div', { class: 'field field-buttons' },
       el('button', { type: 'submit', class: 'btn btn-primary', text: 'Apply' }),
@@ -684,10 +721,24 @@ async function viewOrders(query) {
   const t = table('orders', [el('th', { scope: 'col', class: 'col-select' }, selectAll), 'Order', 'State', 'TikTok status', 'Workflow', 'Ship by', 'Updated', 'Error', 'Actions'], 'orders-table');
   const tbody = t.tBodies[0];
   const more = el('button', { id: 'more', type: 'button', class: 'btn', text: 'Load more', hidden: true });
-  const countLine = el('p', { class: 'muted small', id: 'orders-count' });
+  const countLine = el('p', { class: 'muted small', id: 'orders-count', role: 'status' });
   const empty = el('p', { class: 'empty', text: 'No orders match these filters.', hidden: true });
+  const stateCounts = el('nav', { id: 'state-counts', class: 'state-counts', 'aria-label': 'Orders per state' });
+  const csv = el('a', { id: 'export-csv', class: 'btn', href: '/api/v1/orders?format=csv', download: 'orders.csv', text: 'Export CSV' });
+  const viewSel = el('select', { id: 'saved-views' });
+  const saveView = el('button', { id: 'save-view', type: 'button', class: 'btn', text: 'Save view' });
+  const dropView = el('button', { id: 'drop-view', type: 'button', class: 'btn btn-ghost', text: 'Delete view' });
+  function renderViews() {
+    const views = savedViews();
+    viewSel.replaceChildren(el('option', { value: '', text: views.length ? 'Saved views…' : 'No saved views' }),
+      views.map((v, i) => el('option', { value: String(i), text: v.name })));
+    dropView.hidden = !views.length;
+  }
+  renderViews();
+  const tools = el('div', { class: 'list-tools btn-row' },
+    el('label', { for: 'saved-views', class: 'sr-only', text: 'Saved views' }), viewSel, saveView, dropView, csv);
 
-  root.append(pageHeader('Orders'), form, bulk, bulkProgress, el('div', { class: 'table-wrap' }, t), empty, el('div', { class: 'more-row' }, countLine, more));
+  root.append(pageHeader('Orders'), form, tools, stateCounts, bulk, bulkProgress, el('div', { class: 'table-wrap' }, t), empty, el('div', { class: 'more-row' }, countLine, more));
 
   function field(id, label, input, extra = '') {
     return el('div', { class: `field ${extra}`.trim() }, el('label', { for: id, text: label }), input);
@@ -785,8 +836,9 @@ async function viewOrders(query) {
     if (!stillCurrent(token)) return;
     const f = append ? active : currentFilters();
     active = f;
-    const p = new URLSearchParams({ ...f, limit: '50' });
+    const p = new URLSearchParams({ ...apiFilters(f), limit: '50' });
     if (append && next) p.set('after', next);
+    csv.href = `/api/v1/orders?${new URLSearchParams({ ...apiFilters(f), format: 'csv' }).toString()}`;
     if (!append) {
       setReady(false);
       const qs = new URLSearchParams(f).toString();
@@ -800,7 +852,15 @@ async function viewOrders(query) {
       for (const s of data.orders || []) upsert(s);
       next = data.next || null;
       more.hidden = !next;
-      countLine.textContent = `${rows.size} shown${next ? ', more available' : ''}`;
+      const of = data.matched != null ? ` of ${data.matched}` : (next ? ', more available' : '');
+      countLine.textContent = `${rows.size} shown${of}${data.partial ? ' (still looking: load more)' : ''}`;
+      if (data.counts) {
+        stateCounts.replaceChildren(...LIFECYCLES.filter((lc) => data.counts[lc]).map((lc) => {
+          const q = new URLSearchParams({ ...f, state: lc }).toString();
+          return el('a', { class: `count-chip chip chip-${lc}`, href: `#/orders?${q}`, 'data-state': lc, 'aria-current': f.state === lc ? 'true' : null },
+            el('span', { text: lc.replace('_', ' ') }), el('strong', { text: ` ${data.counts[lc]}` }));
+        }));
+      }
       empty.hidden = rows.size > 0;
       syncBulk();
     } catch (e) {
@@ -814,7 +874,28 @@ async function viewOrders(query) {
 
   form.addEventListener('submit', (ev) => { ev.preventDefault(); load(false); });
   form.addEventListener('reset', () => setTimeout(() => load(false), 0));
-  for (const input of [stateSel, ttSel, risk]) input.addEventListener('change', () => load(false));
+  for (const input of [stateSel, ttSel, risk, sortSel, from, to]) input.addEventListener('change', () => load(false));
+  saveView.addEventListener('click', async () => {
+    const name = (window.prompt('Name this view', '') || '').trim();
+    if (!name) return;
+    const views = savedViews().filter((v) => v.name !== name);
+    views.push({ name, query: new URLSearchParams(currentFilters()).toString() });
+    localStorage.setItem(VIEWS_KEY, JSON.stringify(views));
+    renderViews();
+    toast(`View “${name}” saved in this browser`);
+  });
+  dropView.addEventListener('click', () => {
+    const i = Number(viewSel.value);
+    if (viewSel.value === '') return;
+    const views = savedViews();
+    views.splice(i, 1);
+    localStorage.setItem(VIEWS_KEY, JSON.stringify(views));
+    renderViews();
+  });
+  viewSel.addEventListener('change', () => {
+    const v = savedViews()[Number(viewSel.value)];
+    if (v && viewSel.value !== '') location.hash = v.query ? `#/orders?${v.query}` : '#/orders';
+  });
   more.addEventListener('click', () => load(true));
   selectAll.addEventListener('change', () => {
     for (const b of $$('input.select', tbody)) {
@@ -944,14 +1025,52 @@ async function viewOrder(id) {
   await refresh(true);
 }
 
+/** The carrier's own public tracking page for a number, when we know the carrier. */
+function trackingUrl(carrier, number) {
+  const c = String(carrier || '').toLowerCase();
+  const n = encodeURIComponent(number);
+  if (c.includes('usps')) return `https://tools.usps.com/go/TrackConfirmAction?tLabels=${n}`;
+  if (c.includes('ups')) return `https://www.ups.com/track?tracknum=${n}`;
+  if (c.includes('fedex')) return `https://www.fedex.com/fedextrack/?trknbr=${n}`;
+  if (c.includes('dhl')) return `https://www.dhl.com/global-en/home/tracking/tracking-express.html?tracking-id=${n}`;
+  if (c.includes('royal')) return `https://www.royalmail.com/track-your-item#/tracking-results/${n}`;
+  return null;
+}
+
+function trackingEl(carrier, number) {
+  const url = trackingUrl(carrier, number);
+  return url
+    ? el('a', { id: 'tracking-number', class: 'mono', href: url, target: '_blank', rel: 'noopener noreferrer', text: number, 'aria-label': `Track ${number} on the carrier's site` })
+    : el('span', { id: 'tracking-number', class: 'mono', text: number });
+}
+
+/** The buyer and where it goes, as TikTok gives them; masked fields say so. */
+function buyerPanel(o) {
+  const b = o.buyer || {};
+  const masked = new Set(b.masked || []);
+  const show = (k, v) => (masked.has(k) ? el('span', null, el('span', { class: 'mono', text: v }), el('span', { class: 'muted small', text: ' (masked by TikTok)' })) : v);
+  const address = b.full_address || [b.address_line1, b.address_line2, (b.districts || []).slice().reverse().join(', '), b.postal_code, b.region_code].filter(Boolean).join(', ');
+  const pay = o.payment;
+  return el('section', { id: 'buyer', class: 'panel', 'aria-labelledby': 'buyer-h' },
+    el('h2', { id: 'buyer-h', text: 'Buyer' }),
+    el('dl', { class: 'kv' },
+      kv('Name', b.name ? el('span', { id: 'buyer-name' }, show('name', b.name)) : el('span', { class: 'muted', text: 'not given' })),
+      b.email ? kv('Email', show('email', b.email)) : null,
+      b.phone_number ? kv('Phone', show('phone_number', b.phone_number)) : null,
+      kv('Ship to', address ? el('span', { id: 'buyer-address' }, show('full_address', address)) : el('span', { class: 'muted', text: 'not given' })),
+      b.message ? kv('Message', el('q', { text: b.message })) : null,
+      pay ? kv('Total', el('span', { id: 'order-total', text: `${pay.total} ${pay.currency}` })) : null));
+}
+
 /** The order's label: carrier, tracking, its documents to print, the parcel's scans. */
-function shippingPanel(sh) {
+function shippingPanel(sh, tiktokTracking) {
   const label = sh && sh.label;
   const docs = (sh && sh.documents) || [];
   const names = { label: 'Print label', tiktok_shipping_document: 'Print TikTok label and packing slip' };
   const dl = el('dl', { class: 'kv' },
     kv('Label', label ? el('span', { id: 'label-state', text: `${label.carrier}${label.service ? ' ' + label.service : ''} (${label.provider})` }) : el('span', { id: 'label-state', class: 'muted', text: sh && sh.state === 'purchase_started' ? 'purchase started' : 'none' })),
-    label && label.tracking_number ? kv('Tracking', el('span', { id: 'tracking-number', class: 'mono', text: label.tracking_number })) : null,
+    label && label.tracking_number ? kv('Tracking', trackingEl(label.carrier, label.tracking_number))
+      : (tiktokTracking ? kv('Tracking', trackingEl('', tiktokTracking)) : null),
     sh && (sh.scans || []).length ? kv('Last scan', el('span', { id: 'last-scan', text: sh.scans[sh.scans.length - 1].status.replace(/_/g, ' ') })) : null,
     sh && (sh.voided || []).length ? kv('Voided', `${sh.voided.length} label(s)`) : null);
   const print = el('div', { class: 'btn-row', role: 'group', 'aria-label': 'Documents' },
@@ -998,7 +1117,7 @@ function renderOrder(box, o, audit, afterAction) {
       el('span', { class: 'order-error-label', text: 'Last error' }),
       el('p', { id: 'order-error', class: o.last_error ? 'error' : 'muted', text: o.last_error || '' })),
     actions,
-    noteForm(o.order_id, afterAction),
+    canAct() ? noteForm(o.order_id, afterAction) : null,
   );
   if (!o.last_error) head.querySelector('.order-error').hidden = true;
 
@@ -1062,8 +1181,8 @@ function renderOrder(box, o, audit, afterAction) {
     el('h2', { id: 'audit-h', text: `Audit timeline (${(audit || []).length})` }), auditList);
 
   box.replaceChildren(head, el('div', { class: 'order-grid' },
-    el('div', { class: 'order-main' }, itemsPanel, auditPanel),
-    el('div', { class: 'order-side' }, shippingPanel(o.shipping), pathPanel, dlPanel)));
+    el('div', { class: 'order-main' }, buyerPanel(o), itemsPanel, auditPanel),
+    el('div', { class: 'order-side' }, shippingPanel(o.shipping, o.tiktok_tracking_number), pathPanel, dlPanel)));
   if (focusedAction) {
     const b = box.querySelector(`#actions [data-action="${focusedAction}"]`);
     if (b) b.focus();
@@ -1096,6 +1215,110 @@ function noteForm(orderId, after) {
     input.value = '';
   });
   return f;
+}
+
+// ---------------------------------------------------------------- approvals
+
+/** Orders waiting for a decision, soonest deadline first: approve in one tap, reject with a reason. */
+async function viewApprovals() {
+  const token = beginView('approvals', 'Approvals');
+  const root = viewRoot();
+  const list = el('ul', { id: 'approvals', class: 'cards' });
+  const empty = el('p', { class: 'empty', text: 'Nothing waits for a decision.', hidden: true });
+  root.append(pageHeader('Approvals'), el('p', { class: 'muted', text: 'Orders a workflow holds for a person, the soonest deadline first. When the deadline passes, the workflow applies its default.' }), list, empty);
+  const load = async () => {
+    if (!stillCurrent(token)) return;
+    setReady(false);
+    try {
+      const data = await apiOk('/api/v1/approvals?limit=100');
+      if (!stillCurrent(token)) return;
+      const focused = list.contains(document.activeElement) ? [document.activeElement.closest('li')?.dataset.orderId, document.activeElement.dataset.action] : null;
+      list.replaceChildren(...(data.approvals || []).map((a) => approvalCard(a, load)));
+      empty.hidden = list.childElementCount > 0;
+      if (focused && focused[0]) {
+        const b = list.querySelector(`li[data-order-id="${CSS.escape(focused[0])}"] [data-action="${focused[1]}"]`);
+        if (b) b.focus();
+      }
+    } catch (e) {
+      if (stillCurrent(token) && e.status !== 401) list.replaceChildren(errorBox(e.message));
+    }
+    if (stillCurrent(token)) setReady(true);
+  };
+  const soon = throttle(load, 1000);
+  current.onOrder = () => soon();
+  await load();
+}
+
+function approvalCard(a, after) {
+  const left = a.decide_by_ms ? Math.round((a.decide_by_ms - Date.now()) / 1000) : null;
+  const done = () => setTimeout(after, 400);
+  const buttons = canAct()
+    ? el('div', { class: 'btn-row', role: 'group', 'aria-label': `Decide order ${a.order_id}` },
+      actionButton(a.order_id, { action: 'approve' }, done, { small: false }),
+      actionButton(a.order_id, { action: 'reject' }, done, { small: false }))
+    : null;
+  return el('li', { class: 'panel card', 'data-order-id': a.order_id },
+    el('div', { class: 'card-head' },
+      el('a', { class: 'order-link mono', href: `#/orders/${enc(a.order_id)}`, text: a.order_id }),
+      left != null ? el('span', { class: 'muted small' }, 'decide by ', timeEl(a.decide_by_ms)) : null),
+    el('p', { class: 'question', text: a.question }),
+    el('p', { class: 'muted small', text: [a.buyer_name, a.total != null ? `${a.total} ${a.currency || ''}`.trim() : null, a.items != null ? `${a.items} item${a.items === 1 ? '' : 's'}` : null].filter(Boolean).join(' · ') }),
+    buttons);
+}
+
+// ---------------------------------------------------------------- people
+
+async function viewPeople() {
+  const token = beginView('people', 'People');
+  const root = viewRoot();
+  const t = table('people', ['Name', 'Role', 'Status', 'API tokens', 'Added by', '']);
+  const name = el('input', { id: 'p-name', name: 'name', type: 'text', autocomplete: 'off', required: true, autocapitalize: 'none', spellcheck: 'false' });
+  const role = el('select', { id: 'p-role', name: 'role' }, ['viewer', 'operator', 'admin'].map((r) => el('option', { value: r, text: r })));
+  role.value = 'operator';
+  const pw = el('input', { id: 'p-password', name: 'password', type: 'password', autocomplete: 'new-password', minlength: '10', required: true });
+  const form = el('form', { id: 'add-person', class: 'filters' },
+    el('div', { class: 'field' }, el('label', { for: 'p-name', text: 'Name' }), name),
+    el('div', { class: 'field' }, el('label', { for: 'p-role', text: 'Role' }), role),
+    el('div', { class: 'field' }, el('label', { for: 'p-password', text: 'Password (10+ characters)' }), pw),
+    el('div', { class: 'field field-buttons' }, el('button', { type: 'submit', class: 'btn btn-primary', text: 'Add person' })));
+  const tokenOut = el('p', { id: 'new-token', class: 'notice', role: 'status', hidden: true });
+  root.append(pageHeader('People'), el('p', { class: 'muted', text: 'Viewers read; operators work orders, approvals and stock; admins also manage people, workflows and shops. Every action is recorded under the person’s name.' }), form, tokenOut, el('div', { class: 'table-wrap' }, t));
+  const load = async () => {
+    if (!stillCurrent(token)) return;
+    setReady(false);
+    try {
+      const data = await apiOk('/api/v1/users');
+      if (!stillCurrent(token)) return;
+      t.tBodies[0].replaceChildren(...(data.users || []).map((u) => {
+        const tok = el('button', { type: 'button', class: 'btn btn-sm', 'data-action': 'token', text: 'New API token', 'aria-label': `New API token for ${u.name}` });
+        tok.addEventListener('click', async () => {
+          try {
+            const r = await apiOk(`/api/v1/users/${enc(u.name)}/tokens`, { method: 'POST', json: { label: 'console' } });
+            tokenOut.hidden = false;
+            tokenOut.replaceChildren('Token for ', el('strong', { text: u.name }), ' (shown once): ', mono(r.token));
+            load();
+          } catch (e) { toast(e.message, true); }
+        });
+        return el('tr', { 'data-user': u.name },
+          td('Name', mono(u.name)), td('Role', u.role), td('Status', u.disabled ? 'disabled' : 'active'),
+          td('API tokens', String((u.tokens || []).length)), td('Added by', u.created_by || '—'), td('', tok));
+      }));
+    } catch (e) {
+      if (stillCurrent(token) && e.status !== 401) t.replaceWith(errorBox(e.message));
+    }
+    if (stillCurrent(token)) setReady(true);
+  };
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    try {
+      await apiOk('/api/v1/users', { method: 'POST', json: { name: name.value.trim(), role: role.value, password: pw.value } });
+      toast(`Added ${name.value.trim()} (${role.value})`);
+      form.reset();
+      role.value = 'operator';
+      load();
+    } catch (e) { toast(`Could not add: ${e.message}`, true); }
+  });
+  await load();
 }
 
 // ---------------------------------------------------------------- workflows
@@ -1778,6 +2001,8 @@ function route() {
   if (parts.length === 0) return viewOverview();
   if (parts[0] === 'orders' && parts.length === 1) return viewOrders(query);
   if (parts[0] === 'orders' && parts.length >= 2) return viewOrder(decodeURIComponent(parts.slice(1).join('/')));
+  if (parts[0] === 'approvals') return viewApprovals();
+  if (parts[0] === 'people') return viewPeople();
   if (parts[0] === 'workflows') return viewWorkflows();
   if (parts[0] === 'inventory') return viewInventory();
   if (parts[0] === 'shops') return viewShops();
