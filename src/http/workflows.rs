@@ -2,6 +2,9 @@
 //! a candidate, a dry-run of a candidate against a real order, saving a
 //! changed file, and reload.
 //!
+//! Validation, dry-runs and saves check the channels `notify.send` names
+//! against the configuration's (see [`crate::runtime::Registry::use_channels`]).
+//!
 //! Saving (`PUT /api/v1/workflows/{name}`) is the console's "upload": the
 //! text is validated first and nothing touches the folder unless it is
 //! valid; it then replaces the file that defines that workflow (or becomes

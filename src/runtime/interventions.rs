@@ -6,7 +6,11 @@
 //!
 //! The rules follow what [`super::core`] does with each action: an input
 //! the instance would ignore, or one a hold would only defer, is refused
-//! here with the reason instead of "accepted" and lost.
+//! here with the reason instead of "accepted" and lost. Each allowed one
+//! carries its [`Consequence`], worked out from the order as it stands
+//! (what TikTok is told, the stock released and the labels voided, from
+//! the compensations of the steps that acted), which is what a
+//! confirmation shows and what the runtime then does.
 
 use std::sync::Arc;
 
