@@ -336,11 +336,16 @@ pub enum Command {
     /// dispatches, exceptions, top SKUs.
     Stats,
     /// Check workflow files: exit 0 when all are valid, 1 with every error
-    /// printed as `file:line:col: message` otherwise.
+    /// printed as `file:line:col: message` otherwise. The channels
+    /// `notify.send` steps name must be defined in the configuration, read
+    /// as `run` reads it (the file, then ORDERFLOW_* variables).
     Validate {
         /// Files or folders (folders: every *.yaml/*.yml inside).
         #[arg(default_value = "workflows")]
         paths: Vec<PathBuf>,
+        /// A TOML config file, for its [notify.channels].
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Walk a workflow against a sample order with stubbed effects and print
     /// what would happen, step by step, and why.
@@ -605,7 +610,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::loadtest::run(&args)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Validate { paths } => validate(&paths),
+        Command::Validate { paths, config } => validate(&paths, config.as_deref()),
         Command::DryRun {
             workflow,
             order,
@@ -983,17 +988,31 @@ fn run_daemon(
     }
 }
 
-fn validate(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+fn validate(paths: &[PathBuf], config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     let files = workflow::collect_files(paths)?;
     if files.is_empty() {
         eprintln!("no workflow files found");
         return Ok(ExitCode::from(1));
     }
+    let cfg = match crate::config::Config::load(
+        config,
+        std::env::vars(),
+        &crate::config::Overrides::default(),
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: the configuration: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let channels = workflow::Channels::new(cfg.notify.channels.keys().cloned());
     let mut bad = 0usize;
     let mut warnings = 0usize;
+    let mut sends = false;
     for f in &files {
-        match workflow::load_file(f) {
+        match workflow::load_file_with(f, Some(&channels)) {
             Ok(d) => {
+                sends |= d.sends_notifications();
                 println!(
                     "ok   {} ({}, {} steps)",
                     f.display(),
@@ -1016,6 +1035,11 @@ fn validate(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
                 println!("{e}");
             }
         }
+    }
+    if sends && channels.is_empty() {
+        eprintln!(
+            "note: the configuration defines no notification channel ([notify.channels]), so the channels notify.send steps name were not checked"
+        );
     }
     if warnings > 0 {
         eprintln!("{warnings} warning(s)");

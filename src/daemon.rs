@@ -284,6 +284,11 @@ impl Daemon {
         }
         let notifier = crate::notify::Notifier::new(cfg.notify.clone())
             .map_err(|e| Error::Fulfilment(e.to_string()))?;
+        // The workflows in force, and every later load, save and
+        // validation, name only channels the notifier has.
+        registry.use_channels(crate::workflow::Channels::new(
+            cfg.notify.channels.keys().cloned(),
+        ));
         {
             let n = notifier.clone();
             inventory.on_low_stock(Arc::new(move |low: crate::inventory::LowStock| {

@@ -52,6 +52,7 @@ poll_interval = "1s"
 default_channel = "ops"
 [notify.channels]
 ops = "{alerts}"
+creator = "{alerts}"
 {shipping}"#,
         key = dir.join("keys/secret.key").display(),
         shipping = common::sim_shipping_toml(sim_url),
@@ -176,11 +177,13 @@ impl Rig {
         .remove(0)
     }
 
-    /// The alerts received whose text mentions `needle`.
+    /// The alerts received whose text mentions `needle` (the workflow's
+    /// messages to the creator arrive there too).
     fn alerts_about(&self, needle: &str) -> Vec<Value> {
         self.alerts
             .delivered()
             .into_iter()
+            .filter(|a| a["event"]["kind"] != "workflow")
             .filter(|a| a["text"].as_str().is_some_and(|t| t.contains(needle)))
             .collect()
     }

@@ -492,6 +492,17 @@ async fn console_end_to_end() {
         offered.contains("seller_cancel_reason_wrong_price"),
         "the paid US key is offered: {offered}"
     );
+    // The confirmation names what it will do, in the server's words.
+    b.wait_until(
+        "the dialog's button names the consequence",
+        "document.querySelector('#confirm-yes').textContent === 'Cancel order on TikTok'",
+    )
+    .await;
+    let said = b.text("#confirm-text").await;
+    assert!(
+        said.contains("cancels it on TikTok") && said.contains("nothing is released or voided"),
+        "the dialog says what the cancel does to this order: {said}"
+    );
     b.click("#confirm-choice option[value='pricing_error']")
         .await;
     b.click("#confirm-yes").await;

@@ -10,7 +10,13 @@
 //!   with why, and a refused action answers 409 with that reason;
 //! - an approval nobody answers holds the order with one alert and
 //!   cancels nothing on TikTok (the simulator's ledger), and a late
-//!   approval still ships it.
+//!   approval still ships it;
+//! - interventions mean what they say: each one offered names its
+//!   consequence from the order's state (the stock it releases, the label
+//!   it voids, what TikTok is told), and does that; Hold on a shipped
+//!   order and Cancel on a delivered one are refused with the reason
+//!   (409), never "accepted"; an operator's hold on an order waiting for
+//!   approval refuses Approve, naming the hold and offering Release.
 //!
 //! (The console's side is in `console_e2e.rs`: a failed order run from a
 //! step with one tap, and only the buttons the server allows.)
@@ -108,6 +114,15 @@ struct World {
 }
 
 async fn world(tag: &str, clock: Clock, alerts: Option<&Inbox>) -> World {
+    world_on(tag, clock, alerts, ("dead_ends.yaml", &dead_ends())).await
+}
+
+async fn world_on(
+    tag: &str,
+    clock: Clock,
+    alerts: Option<&Inbox>,
+    workflow: (&str, &str),
+) -> World {
     let mut rig = common::sim_rig(
         tag,
         orderflow::simulator::SimulatorArgs {
@@ -115,7 +130,7 @@ async fn world(tag: &str, clock: Clock, alerts: Option<&Inbox>) -> World {
             ..common::quiet_sim()
         },
         200.0,
-        ("dead_ends.yaml", &dead_ends()),
+        workflow,
     )
     .await;
     std::fs::write(rig.cfg.workflows.dir.join("alt.yaml"), alt()).unwrap();
@@ -406,6 +421,239 @@ async fn an_unanswered_approval_holds_the_order_with_one_alert_and_cancels_nothi
     let (s, v) = w.act(&id, "approve", json!({"by": "ana"})).await;
     assert_eq!(s, 202, "{v}");
     w.shipped(&id).await;
+    w.daemon.shutdown().await;
+    w.rig.sim.stop().await;
+}
+
+/// Reserve and buy a label, then ask a person: an order stopped with its
+/// stock and label held. A rejection holds it (`end: held`), still holding
+/// both, for a person to cancel or release.
+const SECOND_LOOK: &str = r#"
+name: second_look
+trigger:
+  on: AWAITING_SHIPMENT
+steps:
+  - id: reserve
+    call: inventory.reserve
+    compensate:
+      call: inventory.release
+  - id: buy_label
+    call: shipping.buy_label
+    with:
+      carrier: USPS
+    compensate:
+      call: shipping.void_label
+      with:
+        label_id: "${{ steps.buy_label.label_id }}"
+  - id: look
+    approval:
+      message: "ship ${{ order.id }}?"
+      timeout: 1h
+      on_reject: rejected
+  - id: mark_shipped
+    call: tiktok.mark_shipped
+    with:
+      tracking_number: "${{ steps.buy_label.tracking_number }}"
+      shipping_provider_id: "${{ steps.buy_label.shipping_provider_id }}"
+  - id: commit
+    call: inventory.commit
+  - id: done
+    end: fulfilled
+  - id: rejected
+    call: order.hold
+    with:
+      reason: "a second look said no"
+  - id: rejected_end
+    end: held
+    release: mark_shipped
+"#;
+
+/// Every intervention the view allows names what it will do: a summary
+/// (its `why`) and the words of the button that confirms it.
+fn every_offer_says_what_it_does(o: &Value) {
+    for x in o["interventions"].as_array().unwrap() {
+        if x["allowed"] != true {
+            assert!(
+                !x["why"].as_str().unwrap_or_default().is_empty(),
+                "refused without a reason: {x}"
+            );
+            assert!(x["consequence"].is_null(), "a refused offer promises: {x}");
+            continue;
+        }
+        let c = &x["consequence"];
+        let summary = c["summary"].as_str().unwrap_or_default();
+        assert!(!summary.is_empty(), "no consequence: {x}");
+        assert!(!c["confirm"].as_str().unwrap_or_default().is_empty(), "{x}");
+        assert_eq!(x["why"].as_str(), Some(summary), "{x}");
+    }
+}
+
+/// A refusal: 409, with the reason the order view gives.
+async fn refused(w: &World, id: &str, action: &str, body: Value) -> Value {
+    let o = w.order(id).await;
+    assert!(!allowed(&o, action), "{action} offered: {o}");
+    let why = offer(&o, action)["why"].as_str().unwrap().to_string();
+    let (s, v) = w.act(id, action, body).await;
+    assert_eq!(s, 409, "{action} on {id}: {v}");
+    assert_eq!(v["reason"].as_str(), Some(why.as_str()), "{v}");
+    assert!(v["error"].as_str().unwrap().contains(&why), "{v}");
+    assert_eq!(v["action"], action, "{v}");
+    v
+}
+
+#[actix_rt::test]
+async fn interventions_say_what_they_do_and_refuse_what_they_cannot() {
+    let w = world_on(
+        "say-what",
+        Clock::system(),
+        None,
+        ("second_look.yaml", SECOND_LOOK),
+    )
+    .await;
+    let waiting = |o: &Value| o["waiting"]["approval"].is_string();
+
+    // --- An order stopped for approval, its stock and label held: the
+    // cancel offer names both, and that TikTok is told.
+    let shipped = w.create(1).await;
+    let rejected = w.create(1).await;
+    for id in [&shipped, &rejected] {
+        let o = w.until(id, "waiting for approval", waiting).await;
+        every_offer_says_what_it_does(&o);
+        let c = &offer(&o, "cancel")["consequence"];
+        assert_eq!(c["confirm"], "Cancel order on TikTok", "{o}");
+        assert!(
+            c["tiktok"].as_str().is_some_and(|t| t.contains("TikTok")),
+            "{c}"
+        );
+        let releases = c["releases"].to_string();
+        assert!(
+            releases.contains(&format!("1 × {}", w.sku)) && releases.contains("reserve"),
+            "{c}"
+        );
+        assert_eq!(c["voids"].as_array().map(Vec::len), Some(1), "{c}");
+        assert!(c["voids"][0].as_str().unwrap().contains("buy_label"), "{c}");
+    }
+
+    // --- An operator's hold on it: Approve is refused, naming the hold
+    // and offering Release; released, the approval goes through.
+    let (s, v) = w.act(&shipped, "hold", json!({"reason": "checking"})).await;
+    assert_eq!(s, 202, "{v}");
+    let o = w
+        .until(&shipped, "held by an operator", |o| {
+            allowed(o, "release") && !allowed(o, "approve")
+        })
+        .await;
+    every_offer_says_what_it_does(&o);
+    let release = offer(&o, "release")["why"].as_str().unwrap().to_string();
+    assert!(
+        release.contains("waiting for approval at look"),
+        "{release}"
+    );
+    let v = refused(&w, &shipped, "approve", json!({"by": "ana"})).await;
+    assert!(v["reason"].as_str().unwrap().contains("held"), "{v}");
+    assert!(
+        v["instead"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "release"),
+        "{v}"
+    );
+    let (s, v) = w.act(&shipped, "release", json!({})).await;
+    assert_eq!(s, 202, "{v}");
+    w.until(&shipped, "approvable again", |o| allowed(o, "approve"))
+        .await;
+    let (s, v) = w.act(&shipped, "approve", json!({"by": "ana"})).await;
+    assert_eq!(s, 202, "{v}");
+    w.shipped(&shipped).await;
+
+    // --- Shipped: Hold and Cancel are refused with the reason, and so
+    // they are once delivered; nothing reaches TikTok.
+    let o = w.order(&shipped).await;
+    every_offer_says_what_it_does(&o);
+    let v = refused(&w, &shipped, "hold", json!({})).await;
+    assert!(v["reason"].as_str().unwrap().contains("shipped"), "{v}");
+    refused(
+        &w,
+        &shipped,
+        "cancel",
+        json!({"cancel_reason": "out_of_stock"}),
+    )
+    .await;
+    let (s, v) = post_json(
+        &w.c,
+        &format!("{}/sim/carrier", w.sim),
+        &json!({"order_ids": [shipped], "to": "DELIVERED"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let o = w
+        .until(&shipped, "delivered", |o| o["lifecycle"] == "delivered")
+        .await;
+    every_offer_says_what_it_does(&o);
+    let v = refused(&w, &shipped, "cancel", json!({})).await;
+    assert!(v["reason"].as_str().unwrap().contains("shipped"), "{v}");
+    refused(&w, &shipped, "hold", json!({})).await;
+    assert!(
+        !w.ledger_has(&shipped, "cancel").await,
+        "TikTok told nothing"
+    );
+    assert_eq!(w.order(&shipped).await["lifecycle"], "delivered");
+
+    // --- Rejected, the workflow ends held with the stock and the label
+    // still held: cancel does what it named (stock released, label
+    // voided, TikTok told).
+    let (s, v) = w.act(&rejected, "reject", json!({"by": "ana"})).await;
+    assert_eq!(s, 202, "{v}");
+    let o = w
+        .until(&rejected, "held by its workflow", |o| {
+            o["instance_state"] == "completed:held"
+        })
+        .await;
+    every_offer_says_what_it_does(&o);
+    let c = offer(&o, "cancel")["consequence"].clone();
+    assert_eq!(c["confirm"], "Cancel order on TikTok", "{c}");
+    assert_eq!(
+        (
+            c["releases"].as_array().map(Vec::len),
+            c["voids"].as_array().map(Vec::len)
+        ),
+        (Some(1), Some(1)),
+        "{c}"
+    );
+    let (s, v) = w
+        .act(
+            &rejected,
+            "cancel",
+            json!({"reason": "a second look", "cancel_reason": "pricing_error"}),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    w.until(&rejected, "cancelled, its workflow undone", |o| {
+        o["lifecycle"] == "cancelled"
+            && o["instance_state"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("cancelled"))
+    })
+    .await;
+    assert!(w.ledger_has(&rejected, "cancel").await, "TikTok told");
+    let labels = eventually(Duration::from_secs(20), "the label voided", || {
+        let (c, u) = (w.c.clone(), format!("{}/sim/labels/ledger", w.sim));
+        async move {
+            let l = get_json(&c, &u).await.1;
+            (l["voided"].as_u64() == Some(1)).then_some(l)
+        }
+    })
+    .await;
+    assert_eq!(labels["bought"].as_u64(), Some(2), "{labels}");
+    let s = get_json(&w.c, &format!("{}/api/v1/inventory/{}", w.base, w.sku))
+        .await
+        .1;
+    assert_eq!(
+        (s["on_hand"].as_u64(), s["reserved"].as_u64()),
+        (Some(19), Some(0)),
+        "one shipped, the cancelled one's unit released: {s}"
+    );
     w.daemon.shutdown().await;
     w.rig.sim.stop().await;
 }

@@ -14,6 +14,7 @@
 
 use std::sync::Arc;
 
+use orderflow::actions::ActionName;
 use orderflow::lifecycle::Lifecycle;
 use orderflow::order::{CancelRequest, Order, TiktokStatus};
 use orderflow::runtime::core::{self, Env, Msg};
@@ -392,6 +393,16 @@ fn check_offers(
                 trail.join(" → ")
             )
         });
+        let consequence = offer
+            .consequence
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} is offered without its consequence", offer.action));
+        assert!(
+            !consequence.summary.is_empty() && !consequence.confirm.is_empty(),
+            "{} is offered with an empty consequence: {consequence:?}",
+            offer.action
+        );
+        assert_eq!(offer.why, consequence.summary);
         let before = visible(rec);
         let deferred = rec.deferred.len();
         let msg = event(rec, n, EventKind::Operator(action));
@@ -403,7 +414,94 @@ fn check_offers(
             offer.why,
             trail.join(" → ")
         );
+        if matches!(offer.action, "cancel" | "approve_cancel_request") {
+            check_undo(w, rec, after, offer, n, trail);
+        }
     }
+}
+
+/// A cancellation does what its consequence says, no more and no less:
+/// once every call answers (and, for a buyer's request, TikTok cancels),
+/// one release per stock it names, one void per label, and TikTok told
+/// exactly when it says so.
+fn check_undo(
+    w: &World,
+    before: &OrderRecord,
+    after: OrderRecord,
+    offer: &interventions::Offer,
+    n: &mut u32,
+    trail: &[String],
+) {
+    let c = offer.consequence.as_ref().expect("an allowed offer");
+    let old: Vec<String> = before.in_flight.iter().map(|s| s.key.clone()).collect();
+    let mut after = after;
+    if offer.action == "approve_cancel_request" {
+        // TikTok cancels the order as it takes the approval.
+        let msg = event(
+            &after,
+            n,
+            snapshot(&after, |o| o.status = TiktokStatus::Cancelled),
+        );
+        after = step(w, &after, &msg, T0 + 2);
+    }
+    let (rec, called) = drain(w, after, &old);
+    let count = |a: ActionName| called.iter().filter(|c| *c == a.as_str()).count();
+    let told = match offer.action {
+        "cancel" => count(ActionName::TiktokCancelOrder),
+        _ => count(ActionName::TiktokApproveCancellation),
+    };
+    assert_eq!(
+        (
+            count(ActionName::InventoryRelease),
+            count(ActionName::ShippingVoidLabel),
+            told
+        ),
+        (
+            c.releases.len(),
+            c.voids.len(),
+            usize::from(c.tiktok.is_some())
+        ),
+        "{} promised {c:?}; it called {called:?}\n  after: {}",
+        offer.action,
+        trail.join(" → ")
+    );
+    assert_eq!(rec.lifecycle, Lifecycle::Cancelled, "{rec:?}");
+}
+
+/// Answers every call with success, and fires every timer (a
+/// compensation's retry), until nothing is in flight or armed; the record
+/// then, and the actions called that were not in flight in `old` (or were
+/// compensations).
+fn drain(w: &World, mut rec: OrderRecord, old: &[String]) -> (OrderRecord, Vec<String>) {
+    let mut called = Vec::new();
+    for _ in 0..32 {
+        let msg = if let Some(s) = rec.in_flight.first().cloned() {
+            // A compensation already running counts: it is part of the
+            // undoing promised.
+            if !old.contains(&s.key) || s.effect.compensation {
+                called.push(s.action.clone());
+            }
+            Msg::EffectDone {
+                effect: s.effect.clone(),
+                result: stub_result(&s.action, &rec.order_id),
+            }
+        } else if let Some(t) = rec.timers.first().cloned() {
+            Msg::Timer {
+                key: orderflow::store::timer_key(&rec.order_id, &t.timer, t.due_ms),
+                entry: TimerEntry {
+                    order_id: rec.order_id.clone(),
+                    timer: t.timer.clone(),
+                    due_ms: t.due_ms,
+                },
+            }
+        } else {
+            break;
+        };
+        let now = rec.timers.iter().map(|t| t.due_ms).max().unwrap_or(0);
+        rec = step(w, &rec, &msg, now.max(T0 + 2));
+    }
+    assert!(rec.in_flight.is_empty(), "calls still in flight: {rec:?}");
+    (rec, called)
 }
 
 /// An operator's rejection of the pending approval.

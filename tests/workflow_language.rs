@@ -466,3 +466,96 @@ fn dry_run_shows_the_path_of_each_kind_of_order() {
     assert!(!asked.contains("-> tiktok.mark_shipped"), "{asked}");
     assert!(asked.contains("finished: cancelled"), "{asked}");
 }
+
+/// A `notify.send` step that names a channel the configuration does not
+/// define is refused where it names it, with the channels that are
+/// defined; the default channel, a name an expression computes, and a
+/// configuration with notifications off are not refused. `validate` takes
+/// the channels from the configuration it loads: the bundled workflows
+/// name `creator`, refused where the configuration lacks it.
+#[test]
+fn a_channel_the_configuration_does_not_define_is_refused_where_it_is_named() {
+    use orderflow::workflow::{parse_workflow_with, Channels};
+    let text = r#"name: tell
+trigger:
+  on: AWAITING_SHIPMENT
+steps:
+  - id: tell
+    call: notify.send
+    with:
+      channel: creatr
+      text: "packed"
+  - id: tell_default
+    call: notify.send
+    with:
+      text: "packed"
+  - id: tell_computed
+    call: notify.send
+    with:
+      channel: "${{ 'ops' }}"
+      text: "packed"
+  - id: done
+    end: notified
+"#;
+    let defined = Channels::new(["default", "creator", "ops"]);
+    let report = parse_workflow_with("tell.yaml", text, Some(&defined))
+        .expect_err("an undefined channel is refused")
+        .to_string();
+    assert_eq!(report.lines().count(), 1, "{report}");
+    assert!(
+        report.starts_with("tell.yaml:8:16: notify.send names channel \"creatr\"")
+            && report.contains("(defined in [notify.channels]: creator, default, ops)")
+            && report.contains("did you mean \"creator\"?"),
+        "{report}"
+    );
+    let fixed = text.replace("creatr", "creator");
+    assert!(parse_workflow_with("tell.yaml", &fixed, Some(&defined)).is_ok());
+    // Notifications off: nothing to check against (the daemon warns that
+    // those steps send nothing, and each one's audit says so).
+    assert!(parse_workflow_with("tell.yaml", text, Some(&Channels::default())).is_ok());
+    assert!(parse_workflow("tell.yaml", text).is_ok(), "unchecked");
+
+    // `validate` reads the channels from its configuration.
+    let dir = tempfile::tempdir().unwrap();
+    let config = |channels: &str| {
+        let path = dir.path().join("orderflow.toml");
+        std::fs::write(
+            &path,
+            format!("[notify]\ndefault_channel = \"default\"\n[notify.channels]\n{channels}"),
+        )
+        .unwrap();
+        path
+    };
+    let run = |config: &Path| {
+        let out = orderflow()
+            .args(["validate", "workflows/", "--config"])
+            .arg(config)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (code, text) = run(&config("default = \"https://example.com/hook\"\n"));
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("workflows/standard.yaml:96:16: notify.send names channel \"creator\""),
+        "{text}"
+    );
+    assert!(text.contains("workflows/high_value.yaml:"), "{text}");
+    let (code, text) = run(&config(
+        "default = \"https://example.com/hook\"\ncreator = \"https://example.com/creator\"\n",
+    ));
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!text.contains("note:"), "{text}");
+    // The example configuration of the deploy folder (notifications off
+    // until a channel is set) passes, and says the names went unchecked.
+    let (code, text) = run(Path::new("deploy/orderflow.example.toml"));
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("defines no notification channel"), "{text}");
+}

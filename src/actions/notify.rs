@@ -1,7 +1,13 @@
 //! `notify.send`: a notification to a configured channel. A failure to
 //! deliver is recorded in the output, never failing (or blocking) the
-//! order.
+//! order. A channel the configuration does not define is an error
+//! (`invalid`: the order stops for an operator, who defines it and
+//! resumes, or skips the step): the validator refuses such a workflow, so
+//! it happens only when the configuration changed under a running order,
+//! or the name came from an expression. With no channel configured at all
+//! notifications are off: the step sends nothing and its audit says so.
 
+use crate::actions::ErrorKind;
 use crate::workflow::interpreter::ActionError;
 use crate::workflow::value::Data;
 
@@ -42,11 +48,25 @@ pub(super) async fn send(c: &Call<'_>) -> Result<Data, ActionError> {
             ("attempts", Data::Int(i64::from(d.attempts))),
             ("text", text),
         ])),
+        Err(crate::notify::Error::UnknownChannel(name)) => {
+            let defined: Vec<&str> = f
+                .notifier
+                .config()
+                .channels
+                .keys()
+                .map(String::as_str)
+                .collect();
+            Err(ErrorKind::Invalid.error(format!(
+                "no notification channel named \"{name}\" in the configuration (defined in [notify.channels]: {}): nothing was sent; define it and resume, or skip the step",
+                defined.join(", ")
+            )))
+        }
         Err(x) => {
-            tracing::warn!(error = %x, "Notification not sent");
+            tracing::debug!(error = %x, "Notification not sent");
             Ok(Data::map([
                 ("delivered", Data::Bool(false)),
                 ("error", Data::from(x.to_string())),
+                ("note", Data::from(format!("not sent: {x}"))),
                 ("text", text),
             ]))
         }

@@ -1082,6 +1082,32 @@ pub enum Error {
 }
 
 impl Error {
+    /// The JSON answer: `error`, and for an intervention the order refuses
+    /// the `reason` alone and what it allows `instead` (a hold names
+    /// `release`).
+    pub fn body(&self) -> serde_json::Value {
+        use crate::runtime::interventions::Error as I;
+        let mut v = json!({ "error": self.to_string() });
+        match self {
+            Error::Refused(I::Refused {
+                action,
+                reason,
+                instead,
+                ..
+            }) => {
+                v["action"] = json!(action);
+                v["reason"] = json!(reason);
+                v["instead"] = json!(instead);
+            }
+            Error::Refused(I::BadArgument { action, reason, .. }) => {
+                v["action"] = json!(action);
+                v["reason"] = json!(reason);
+            }
+            _ => {}
+        }
+        v
+    }
+
     pub fn status(&self) -> actix_web::http::StatusCode {
         use crate::runtime::interventions::Error as I;
         use actix_web::http::StatusCode;

@@ -626,7 +626,7 @@ async fn post_action(
         Ok(()) => {
             HttpResponse::Accepted().json(json!({"accepted": true, "order_id": id, "action": name}))
         }
-        Err(e) => error(e.status(), e.to_string()),
+        Err(e) => HttpResponse::build(e.status()).json(e.body()),
     }
 }
 

@@ -2,6 +2,9 @@
 //! a candidate, a dry-run of a candidate against a real order, saving a
 //! changed file, and reload.
 //!
+//! Validation, dry-runs and saves check the channels `notify.send` names
+//! against the configuration's (see [`crate::runtime::Registry::use_channels`]).
+//!
 //! Saving (`PUT /api/v1/workflows/{name}`) is the console's "upload": the
 //! text is validated first and nothing touches the folder unless it is
 //! valid; it then replaces the file that defines that workflow (or becomes
@@ -78,12 +81,13 @@ async fn reload_workflows(s: web::Data<AppState>, req: actix_web::HttpRequest) -
 
 /// `POST /api/v1/workflows/validate`: a candidate YAML in the body; every
 /// problem with its line and column.
-async fn validate_workflow(body: web::Bytes) -> HttpResponse {
+async fn validate_workflow(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
     let text = match utf8(&body) {
         Ok(t) => t,
         Err(resp) => return *resp,
     };
-    match crate::workflow::parse_workflow("candidate.yaml", text) {
+    let channels = s.registry.channels();
+    match crate::workflow::parse_workflow_with("candidate.yaml", text, channels.as_ref()) {
         Ok(d) => HttpResponse::Ok().json(
             json!({"valid": true, "name": d.name, "version": d.version, "steps": d.steps.len()}),
         ),
@@ -131,7 +135,12 @@ async fn dry_run(s: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
             )
         }
     };
-    let def = match crate::workflow::parse_workflow("candidate.yaml", &req.yaml) {
+    let channels = s.registry.channels();
+    let def = match crate::workflow::parse_workflow_with(
+        "candidate.yaml",
+        &req.yaml,
+        channels.as_ref(),
+    ) {
         Ok(d) => d,
         Err(r) => {
             return HttpResponse::Ok().json(json!({"valid": false, "diagnostics": diagnostics(&r)}))
@@ -231,7 +240,12 @@ async fn save_workflow(
         Ok(t) => t,
         Err(resp) => return *resp,
     };
-    let def = match crate::workflow::parse_workflow(&format!("{name}.yaml"), text) {
+    let channels = s.registry.channels();
+    let def = match crate::workflow::parse_workflow_with(
+        &format!("{name}.yaml"),
+        text,
+        channels.as_ref(),
+    ) {
         Ok(d) => d,
         Err(r) => {
             return HttpResponse::UnprocessableEntity()

@@ -63,6 +63,9 @@ pub enum Error {
     InvalidConfig(Vec<String>),
     #[error("no notification channel named {0:?}")]
     UnknownChannel(String),
+    /// No channel is configured at all: notifications are off.
+    #[error("notifications are off: [notify.channels] defines no channel")]
+    NoChannels,
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
 }
@@ -275,9 +278,12 @@ impl Notifier {
     }
 
     /// Sends `event` to `channel` (None: the default channel). `Err` only
-    /// for an unknown channel; delivery failures come back as a
-    /// [`Delivery`] with `delivered: false`.
+    /// for an unknown channel, or none configured; delivery failures come
+    /// back as a [`Delivery`] with `delivered: false`.
     pub async fn send(&self, channel: Option<&str>, event: &Event) -> Result<Delivery, Error> {
+        if self.inner.cfg.channels.is_empty() {
+            return Err(Error::NoChannels);
+        }
         let name = channel.unwrap_or(&self.inner.cfg.default_channel);
         let url = self
             .inner

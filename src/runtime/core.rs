@@ -628,6 +628,19 @@ impl W<'_> {
         self.rec.instance.as_ref().is_some_and(|i| !i.is_terminal())
     }
 
+    /// Whether a cancellation has work to undo through the instance: it
+    /// runs, or it ended held with what it did still standing (see
+    /// [`crate::workflow::interpreter::undoable`]); and its definition
+    /// loads (without it nothing can run).
+    fn instance_undoable(&self) -> bool {
+        self.def.is_some()
+            && self
+                .rec
+                .instance
+                .as_ref()
+                .is_some_and(crate::workflow::interpreter::undoable)
+    }
+
     fn on_event(&mut self, ev: &OrderEvent) -> Result<(), Error> {
         let src = ev.source.as_str();
         if self.rec.shop_id.is_empty() {
@@ -795,22 +808,18 @@ impl W<'_> {
         }
         if self.rec.instance.is_none() {
             self.maybe_start_workflow();
+        } else if status_changed && status == TiktokStatus::Cancelled {
+            self.cancel_instance("cancelled on TikTok", src);
         } else if status_changed && self.instance_running() {
-            if status == TiktokStatus::Cancelled {
-                self.drive(Input::Cancel {
-                    reason: "cancelled on TikTok".into(),
-                });
-            } else {
-                let ev = Data::map([
-                    ("type", Data::from("status")),
-                    ("status", Data::from(status.as_str())),
-                    (
-                        "update_time",
-                        Data::Int(self.rec.order.as_ref().map_or(0, |o| o.update_time)),
-                    ),
-                ]);
-                self.drive(Input::Event(ev));
-            }
+            let ev = Data::map([
+                ("type", Data::from("status")),
+                ("status", Data::from(status.as_str())),
+                (
+                    "update_time",
+                    Data::Int(self.rec.order.as_ref().map_or(0, |o| o.update_time)),
+                ),
+            ]);
+            self.drive(Input::Event(ev));
         }
         self.emit_changes(src, changes);
         self.on_cancel_request();
@@ -1056,12 +1065,28 @@ impl W<'_> {
             ),
             None => {}
         }
-        if self.instance_running() {
+        self.cancel_instance(reason, "operator");
+    }
+
+    /// Cancels the instance: what it did is undone (its compensations
+    /// run); with nothing to undo, the order is cancelled at once. A
+    /// cancellation ends any hold first (TikTok's may already have moved
+    /// the lifecycle out of it), so the undoing does not wait behind it:
+    /// inputs that waited for the release are applied after the
+    /// cancellation (a call's result among them may be what needs
+    /// undoing).
+    fn cancel_instance(&mut self, reason: &str, source: &str) {
+        self.rec.held_from = None;
+        let waited = std::mem::take(&mut self.rec.deferred);
+        if self.instance_undoable() {
             self.drive(Input::Cancel {
                 reason: reason.to_string(),
             });
+            for input in waited {
+                self.drive(input);
+            }
         } else {
-            self.set_lifecycle(Lifecycle::Cancelled, "operator", reason);
+            self.set_lifecycle(Lifecycle::Cancelled, source, reason);
         }
     }
 

@@ -6,7 +6,11 @@
 //!
 //! The rules follow what [`super::core`] does with each action: an input
 //! the instance would ignore, or one a hold would only defer, is refused
-//! here with the reason instead of "accepted" and lost.
+//! here with the reason instead of "accepted" and lost. Each allowed one
+//! carries its [`Consequence`], worked out from the order as it stands
+//! (what TikTok is told, the stock released and the labels voided, from
+//! the compensations of the steps that acted), which is what a
+//! confirmation shows and what the runtime then does.
 
 use std::sync::Arc;
 
@@ -17,7 +21,7 @@ use crate::actions::{ActionName, ErrorKind};
 use crate::lifecycle::Lifecycle;
 use crate::store::OrderRecord;
 use crate::tiktok::reasons::seller_can_cancel;
-use crate::workflow::interpreter::{rerunnable, state_name, State, Terminal};
+use crate::workflow::interpreter::{rerunnable, state_name, undoable, Input, State, Terminal};
 use crate::workflow::model::{StepKind, HELD};
 use crate::workflow::Definition;
 
@@ -31,6 +35,8 @@ pub enum Error {
         action: &'static str,
         order_id: String,
         reason: String,
+        /// The interventions that the order allows now (notes aside).
+        instead: Vec<&'static str>,
     },
     /// An argument the intervention needs is missing or names nothing.
     #[error("{action} on order {order_id}: {reason}")]
@@ -62,8 +68,12 @@ pub const ALL: [&str; 12] = [
 pub struct Offer {
     pub action: &'static str,
     pub allowed: bool,
-    /// What it will do (allowed), or why it is refused.
+    /// What it will do (allowed: the consequence's summary), or why it is
+    /// refused.
     pub why: String,
+    /// What it will do, from the order as it stands: only when allowed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consequence: Option<Consequence>,
     /// The argument it needs: `step` (run_from), `workflow` (move),
     /// `cancel_reason` (cancel, when TikTok must be told), `note`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -75,6 +85,26 @@ pub struct Offer {
     /// The workflows `move` may name (`name@version`, those in force).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub workflows: Vec<String>,
+}
+
+/// What an allowed intervention will do, worked out from the order as it
+/// stands (its workflow's state, what its steps did, TikTok's status), so
+/// a confirmation can name it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Consequence {
+    /// The words of the button that confirms it ("Cancel order on
+    /// TikTok").
+    pub confirm: String,
+    /// Everything below in one sentence.
+    pub summary: String,
+    /// What it tells TikTok; `None`: TikTok is not told.
+    pub tiktok: Option<String>,
+    /// Stock it gives back, and the step that reserved it.
+    pub releases: Vec<String>,
+    /// Labels it voids, and the step that bought each.
+    pub voids: Vec<String>,
+    /// Any other undo call it runs (a step's `compensate`).
+    pub undoes: Vec<String>,
 }
 
 /// What the rules need besides the record.
@@ -89,6 +119,18 @@ pub struct Context<'a> {
     /// Looks up a workflow by `name@version`, or by name for the version
     /// in force (to check a `move`'s target and step).
     pub resolve: &'a dyn Fn(&str) -> Option<Arc<Definition>>,
+}
+
+/// One call undoing what a step did (see [`Rules::undo_calls`]).
+struct Undo<'a> {
+    step: &'a str,
+    action: &'a str,
+    /// The label a `shipping.void_label` names.
+    label: Option<&'a str>,
+    /// The step's call is still in flight: its undo runs once it answers.
+    pending: bool,
+    /// The undo is running now (the workflow is compensating).
+    running: bool,
 }
 
 struct Rules<'a> {
@@ -182,8 +224,13 @@ impl Rules<'_> {
                     no("it has shipped: nothing is left to hold")
                 } else if self.operator_hold {
                     no("it is already held by an operator")
+                } else if matches!(st, Some(State::AwaitingApproval { .. })) {
+                    yes(format!(
+                        "pauses the order: its approval at {} cannot be given or refused until the hold is released; TikTok is not told and its ship-by deadline keeps running",
+                        self.current_step().unwrap_or("its approval step")
+                    ))
                 } else {
-                    yes("pauses the order: its workflow waits until released")
+                    yes("pauses the order: its workflow waits until released; TikTok is not told and its ship-by deadline keeps running")
                 }
             }
             "release" => {
@@ -191,9 +238,21 @@ impl Rules<'_> {
                     return no("the buyer's cancellation request waits for an answer: approve or reject it first");
                 }
                 if self.operator_hold {
-                    let back = self.rec.held_from.unwrap_or(Lifecycle::Processing);
+                    let back = match (self.rec.held_from, st) {
+                        (_, Some(State::AwaitingApproval { .. })) => format!(
+                            "waiting for approval at {}, which can then be given",
+                            self.current_step().unwrap_or("its approval step")
+                        ),
+                        (Some(l), _) if l != Lifecycle::OnHold => l.to_string(),
+                        _ => Lifecycle::Processing.to_string(),
+                    };
+                    let waited = match self.rec.deferred.len() {
+                        0 => String::new(),
+                        1 => "; the one input that waited behind the hold is applied".into(),
+                        n => format!("; the {n} inputs that waited behind the hold are applied"),
+                    };
                     return yes(format!(
-                        "ends the operator's hold; the order goes back to {back} and its workflow goes on"
+                        "ends the operator's hold; the order goes back to {back} and its workflow goes on{waited}"
                     ));
                 }
                 if self.rec.lifecycle.is_terminal() {
@@ -330,9 +389,12 @@ impl Rules<'_> {
                 ) {
                     no("its workflow is already being undone (compensating): wait for it to finish")
                 } else if self.tiktok_cancellable() {
-                    yes("stops the workflow (stock released, an unused label voided) and cancels the order on TikTok with the reason chosen")
+                    yes("stops orderflow's work on the order and cancels it on TikTok with the reason chosen")
                 } else {
-                    yes("stops orderflow's work on the order (stock released, an unused label voided); TikTok is not told")
+                    yes(format!(
+                        "stops orderflow's work on the order; TikTok is not told ({})",
+                        self.why_tiktok_not_told()
+                    ))
                 }
             }
             "approve_cancel_request" | "reject_cancel_request" => {
@@ -350,6 +412,225 @@ impl Rules<'_> {
             }
             other => no(format!("there is no intervention {other}")),
         }
+    }
+
+    /// Why a cancellation here does not reach TikTok.
+    fn why_tiktok_not_told(&self) -> String {
+        match self.rec.order.as_ref() {
+            _ if !self.cx.tiktok => {
+                format!("shop {} is not configured to call TikTok", self.rec.shop_id)
+            }
+            Some(o) => format!("it takes no seller cancellation in status {}", o.status),
+            None => "the order has not been fetched from TikTok yet".into(),
+        }
+    }
+
+    /// The id of the step the instance is at, if it is inside one.
+    fn current_step(&self) -> Option<&str> {
+        let inst = self.rec.instance.as_ref()?;
+        self.cx
+            .def?
+            .steps
+            .get(inst.pc as usize)
+            .map(|s| s.id.as_str())
+    }
+
+    /// The action the instance's current step calls, if it is a call.
+    fn current_call(&self) -> Option<&'static str> {
+        let inst = self.rec.instance.as_ref()?;
+        match &self.cx.def?.steps.get(inst.pc as usize)?.kind {
+            StepKind::Call { action, .. } => Some(action.name),
+            _ => None,
+        }
+    }
+
+    /// What undoing the workflow runs, newest first: the compensation of a
+    /// call still in flight (once it answers), then those of the steps
+    /// that acted. Empty when the workflow has nothing left to undo (or
+    /// its definition does not load, so nothing can run).
+    fn undo_calls(&self) -> Vec<Undo<'_>> {
+        let (Some(def), Some(inst)) = (self.cx.def, self.rec.instance.as_ref()) else {
+            return Vec::new();
+        };
+        if !undoable(inst) {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        if let State::Calling { effect } | State::Cancelling { effect } = &inst.state {
+            let step = def.step_index(&effect.step).map(|i| &def.steps[i]);
+            // Its answer may be in already, waiting behind a hold: a
+            // failed call did nothing to undo.
+            let answered = self.rec.deferred.iter().find_map(|i| match i {
+                Input::EffectResult { effect: e, result } if e == effect => Some(result.is_ok()),
+                _ => None,
+            });
+            let in_flight = self.rec.in_flight.iter().any(|s| &s.effect == effect);
+            let acts = answered.unwrap_or(in_flight);
+            if let Some((step, c)) = step
+                .and_then(|s| s.compensate.as_ref().map(|c| (s, c)))
+                .filter(|_| acts)
+            {
+                out.push(Undo {
+                    step: &step.id,
+                    action: c.action.name,
+                    label: None,
+                    pending: answered.is_none(),
+                    running: false,
+                });
+            }
+        }
+        let compensating = matches!(inst.state, State::Compensating { .. });
+        for (i, c) in inst.compensations.iter().enumerate().rev() {
+            out.push(Undo {
+                step: &c.step,
+                action: &c.action,
+                label: c.args.get("label_id").and_then(|d| d.as_str()),
+                pending: false,
+                running: compensating && i + 1 == inst.compensations.len(),
+            });
+        }
+        out
+    }
+
+    /// The order's stock, as a reservation holds it: "2 × SKU1, 1 × SKU2".
+    fn stock(&self) -> String {
+        let demand = self
+            .rec
+            .order
+            .as_ref()
+            .map(|o| o.stock_demand())
+            .unwrap_or_default();
+        if demand.is_empty() {
+            return "the order's stock".into();
+        }
+        demand
+            .iter()
+            .map(|d| format!("{} × {}", d.units, d.sku_id))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// What an allowed `action` will do, with `what` (its rule's words)
+    /// as the start of the summary.
+    fn consequence(&self, action: &str, what: String) -> Consequence {
+        let mut c = Consequence {
+            confirm: String::new(),
+            summary: String::new(),
+            tiktok: None,
+            releases: Vec::new(),
+            voids: Vec::new(),
+            undoes: Vec::new(),
+        };
+        let step = || {
+            self.current_step()
+                .unwrap_or("the current step")
+                .to_string()
+        };
+        // Undoing the workflow: what a cancellation (orderflow's, or
+        // TikTok's after the buyer's request is approved) runs.
+        let undo = |c: &mut Consequence| {
+            for u in self.undo_calls() {
+                let when = if u.pending {
+                    format!(", once {}'s call answers", u.step)
+                } else if u.running {
+                    ", already under way".to_string()
+                } else {
+                    String::new()
+                };
+                match ActionName::parse(u.action) {
+                    Some(ActionName::InventoryRelease) => {
+                        c.releases
+                            .push(format!("{} reserved by {}{when}", self.stock(), u.step))
+                    }
+                    Some(ActionName::ShippingVoidLabel) => c.voids.push(match u.label {
+                        Some(l) => format!("label {l} bought by {}{when}", u.step),
+                        None => format!("the label bought by {}{when}", u.step),
+                    }),
+                    _ => c
+                        .undoes
+                        .push(format!("{} to undo {}{when}", u.action, u.step)),
+                }
+            }
+        };
+        c.confirm = match action {
+            "note" => "Save note".into(),
+            "hold" => "Hold order".into(),
+            "release" => "Release hold".into(),
+            "approve" => "Approve and go on".into(),
+            "reject" => "Reject approval".into(),
+            "resume" => format!("Run {} again", step()),
+            "skip" => format!("Skip {}", step()),
+            "run_from" => "Run from step".into(),
+            "move" => "Move order".into(),
+            "approve_cancel_request" => {
+                c.tiktok = Some(
+                    "approves the buyer's cancellation request: TikTok cancels the order".into(),
+                );
+                undo(&mut c);
+                "Approve cancellation on TikTok".into()
+            }
+            "reject_cancel_request" => {
+                c.tiktok = Some("rejects the buyer's cancellation request with the reason chosen: the order stays open on TikTok".into());
+                "Reject cancellation on TikTok".into()
+            }
+            "cancel" => {
+                undo(&mut c);
+                if self.tiktok_cancellable() {
+                    c.tiktok = Some("cancels the order on TikTok with the reason chosen".into());
+                    "Cancel order on TikTok".into()
+                } else {
+                    "Cancel in orderflow only".into()
+                }
+            }
+            other => other.to_string(),
+        };
+        if action == "resume" {
+            if let Some(call) = self.current_call().filter(|a| a.starts_with("tiktok.")) {
+                c.tiktok = Some(format!("calls TikTok again ({call})"));
+            }
+        }
+        if action == "reject" && self.rejection_undoes() {
+            undo(&mut c);
+        }
+        let mut parts = vec![what];
+        if let Some(t) = c.tiktok.as_ref().filter(|_| action == "resume") {
+            parts.push(t.clone());
+        }
+        if !c.releases.is_empty() {
+            parts.push(format!("releases {}", c.releases.join(", ")));
+        }
+        if !c.voids.is_empty() {
+            parts.push(format!("voids {}", c.voids.join(", ")));
+        }
+        if !c.undoes.is_empty() {
+            parts.push(format!("runs {}", c.undoes.join(", ")));
+        }
+        if matches!(action, "cancel" | "approve_cancel_request")
+            && c.releases.is_empty()
+            && c.voids.is_empty()
+            && c.undoes.is_empty()
+        {
+            parts.push(
+                "nothing was reserved or bought for it, so nothing is released or voided".into(),
+            );
+        }
+        c.summary = parts.join("; ");
+        c
+    }
+
+    /// Whether rejecting the pending approval fails the workflow, which
+    /// then undoes what it did (no `on_reject` step).
+    fn rejection_undoes(&self) -> bool {
+        let (Some(def), Some(inst)) = (self.cx.def, self.rec.instance.as_ref()) else {
+            return false;
+        };
+        matches!(
+            def.steps.get(inst.pc as usize).map(|s| &s.kind),
+            Some(StepKind::Approval {
+                on_reject: None,
+                ..
+            })
+        )
     }
 
     fn tiktok_cancellable(&self) -> bool {
@@ -409,10 +690,18 @@ pub fn offers(rec: &OrderRecord, cx: &Context) -> Vec<Offer> {
         .map(|&action| {
             let verdict = r.rule(action);
             let allowed = verdict.is_ok();
+            let consequence = verdict
+                .as_ref()
+                .ok()
+                .map(|what| r.consequence(action, what.clone()));
             Offer {
                 action,
                 allowed,
-                why: verdict.unwrap_or_else(|e| e),
+                why: match (&consequence, verdict) {
+                    (Some(c), _) => c.summary.clone(),
+                    (None, v) => v.unwrap_or_else(|e| e),
+                },
+                consequence,
                 needs: r.needs(action),
                 steps: if allowed && matches!(action, "run_from" | "move") {
                     r.step_ids()
@@ -452,6 +741,11 @@ pub fn check(rec: &OrderRecord, cx: &Context, action: &OperatorAction) -> Result
         action: name,
         order_id: rec.order_id.clone(),
         reason,
+        instead: ALL
+            .iter()
+            .copied()
+            .filter(|&a| a != "note" && r.rule(a).is_ok())
+            .collect(),
     })?;
     let bad = |reason: String| Error::BadArgument {
         action: name,

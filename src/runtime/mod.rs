@@ -33,7 +33,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use crate::store::{Op, Store, Tree};
-use crate::workflow::{Catalog, Definition};
+use crate::workflow::{Catalog, Definition, Report};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -141,6 +141,10 @@ pub struct Registry {
     store: Store,
     current: RwLock<Arc<Catalog>>,
     versions: RwLock<HashMap<String, Arc<Definition>>>,
+    /// The notification channels the configuration defines, once the
+    /// daemon has told (see [`Registry::use_channels`]): every later load,
+    /// save and validation checks the channels `notify.send` names.
+    channels: RwLock<Option<crate::workflow::Channels>>,
 }
 
 impl Registry {
@@ -156,6 +160,7 @@ impl Registry {
             store,
             current: RwLock::new(Arc::new(Catalog::default())),
             versions: RwLock::new(HashMap::new()),
+            channels: RwLock::new(None),
         };
         let (cat, invalid) = Catalog::load_valid(std::slice::from_ref(&r.dir))?;
         for report in &invalid {
@@ -222,7 +227,8 @@ impl Registry {
     /// its errors and the workflows in force stay as they were. Every
     /// version loaded is stored, so instances on it survive later edits.
     pub async fn reload(&self) -> Result<Vec<String>, Error> {
-        let cat = Catalog::load(std::slice::from_ref(&self.dir))?;
+        let channels = self.channels();
+        let cat = Catalog::load_with(std::slice::from_ref(&self.dir), channels.as_ref())?;
         let keys = self.install(cat).await?;
         metrics::gauge!(crate::metrics::WORKFLOWS_INVALID).set(0.0);
         Ok(keys)
@@ -234,6 +240,62 @@ impl Registry {
         let keys = cat.definitions.iter().map(|d| d.key()).collect();
         self.put_in_force(cat);
         Ok(keys)
+    }
+
+    /// Takes the notification channels the configuration defines, and
+    /// checks the workflows in force against them: one that names a
+    /// channel not defined is taken out of force, logged with the
+    /// `line:col` of the name and counted in `orderflow_workflows_invalid`
+    /// (as an invalid file is at start; versions already running keep
+    /// running, and a send to a channel that does not exist stops the
+    /// order for an operator). Every later reload, save and validation
+    /// checks the same. With no channel defined, notifications are off:
+    /// the workflows that would send are named in a warning. Returns the
+    /// reports of the workflows taken out.
+    pub fn use_channels(&self, channels: crate::workflow::Channels) -> Vec<Report> {
+        *self.channels.write() = Some(channels.clone());
+        let cat = self.current();
+        let mut kept = Vec::new();
+        let mut invalid = Vec::new();
+        for d in &cat.definitions {
+            match crate::workflow::parse_workflow_with(&d.path, &d.source, Some(&channels)) {
+                Ok(_) => kept.push(d.clone()),
+                Err(r) => invalid.push(r),
+            }
+        }
+        for report in &invalid {
+            tracing::error!(
+                path = %report.path,
+                problems = report.diagnostics.len(),
+                "Workflow names a notification channel the configuration does not define; it was taken out of force:\n{report}"
+            );
+        }
+        if !invalid.is_empty() {
+            metrics::gauge!(crate::metrics::WORKFLOWS_INVALID).increment(invalid.len() as f64);
+            *self.current.write() = Arc::new(Catalog { definitions: kept });
+        }
+        if channels.is_empty() {
+            let senders: Vec<String> = self
+                .current()
+                .definitions
+                .iter()
+                .filter(|d| d.sends_notifications())
+                .map(|d| d.name.clone())
+                .collect();
+            if !senders.is_empty() {
+                tracing::warn!(
+                    workflows = %senders.join(", "),
+                    "Notifications are off: [notify.channels] defines no channel, so the notify.send steps of these workflows send nothing (each one's audit says so)"
+                );
+            }
+        }
+        invalid
+    }
+
+    /// The notification channels workflows are checked against, once
+    /// known.
+    pub fn channels(&self) -> Option<crate::workflow::Channels> {
+        self.channels.read().clone()
     }
 
     /// The folder the workflows are read from.

@@ -601,6 +601,18 @@ impl<'a> Machine<'a> {
                 },
                 Input::Timer(t),
             ) if &timer == t => self.run_compensation(then, attempt + 1),
+            // Ended held (or failed) with what it did still standing (a
+            // reservation, a label kept for the release): a cancellation
+            // undoes it, as it would have while the workflow ran.
+            (State::Done(t), Input::Cancel { reason }) if undoable_end(&t, &self.inst) => {
+                self.trace.push(format!(
+                    "cancelled ({reason}) after the workflow ended {}",
+                    terminal_name(&t)
+                ));
+                self.start_compensation(Terminal::Cancelled {
+                    reason: reason.clone(),
+                });
+            }
             (State::Done(_), Input::Cancel { .. }) => {
                 self.trace
                     .push("cancel ignored: the workflow already finished".into());
@@ -1191,6 +1203,26 @@ pub fn rerunnable(s: &State) -> bool {
         | State::Compensating { .. }
         | State::Done(Terminal::Cancelled { .. }) => false,
     }
+}
+
+/// Whether a cancellation still undoes what the instance did: while it
+/// runs, and after it ended held or failed with compensations left (an
+/// order held by its workflow keeps its reservation and label for its
+/// release).
+pub fn undoable(inst: &Instance) -> bool {
+    match &inst.state {
+        State::Done(t) => undoable_end(t, inst),
+        _ => true,
+    }
+}
+
+fn undoable_end(t: &Terminal, inst: &Instance) -> bool {
+    let ended_open = match t {
+        Terminal::Completed { outcome } => outcome == HELD,
+        Terminal::Failed { .. } => true,
+        Terminal::Cancelled { .. } => false,
+    };
+    ended_open && !inst.compensations.is_empty()
 }
 
 /// Moves an instance to another workflow (or version of it), as an

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 pub use interpreter::{advance, Advance, Ctx, Effect, Input, Instance};
 pub use model::Definition;
-pub use validate::{parse_workflow, Diagnostic, Report};
+pub use validate::{parse_workflow, parse_workflow_with, Channels, Diagnostic, Report};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -62,8 +62,14 @@ pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
     Ok(out)
 }
 
-/// Loads and validates one file.
+/// Loads and validates one file (channel names unchecked).
 pub fn load_file(path: &Path) -> Result<Definition, Error> {
+    load_file_with(path, None)
+}
+
+/// Loads and validates one file; with `channels`, the channels its
+/// `notify.send` steps name must be defined.
+pub fn load_file_with(path: &Path, channels: Option<&Channels>) -> Result<Definition, Error> {
     let meta = std::fs::metadata(path).map_err(|source| Error::Io {
         path: path.display().to_string(),
         source,
@@ -95,7 +101,7 @@ pub fn load_file(path: &Path) -> Result<Definition, Error> {
             }],
         }])
     })?;
-    parse_workflow(&shown, &text).map_err(|r| Error::Invalid(vec![r]))
+    parse_workflow_with(&shown, &text, channels).map_err(|r| Error::Invalid(vec![r]))
 }
 
 /// The workflows currently in force: one definition per name.
@@ -108,7 +114,13 @@ impl Catalog {
     /// Loads every file; any invalid file (or two files with one name)
     /// fails the whole load, with every problem of every file.
     pub fn load(paths: &[PathBuf]) -> Result<Catalog, Error> {
-        let (cat, reports) = Catalog::load_valid(paths)?;
+        Catalog::load_with(paths, None)
+    }
+
+    /// [`Catalog::load`], and with `channels` the channels the workflows'
+    /// `notify.send` steps name must be defined.
+    pub fn load_with(paths: &[PathBuf], channels: Option<&Channels>) -> Result<Catalog, Error> {
+        let (cat, reports) = Catalog::load_valid_with(paths, channels)?;
         if reports.is_empty() {
             Ok(cat)
         } else {
@@ -120,10 +132,17 @@ impl Catalog {
     /// with a name already used is invalid). Fails only when the paths
     /// cannot be read.
     pub fn load_valid(paths: &[PathBuf]) -> Result<(Catalog, Vec<Report>), Error> {
+        Catalog::load_valid_with(paths, None)
+    }
+
+    fn load_valid_with(
+        paths: &[PathBuf],
+        channels: Option<&Channels>,
+    ) -> Result<(Catalog, Vec<Report>), Error> {
         let mut defs: Vec<Arc<Definition>> = Vec::new();
         let mut reports = Vec::new();
         for f in collect_files(paths)? {
-            match load_file(&f) {
+            match load_file_with(&f, channels) {
                 Ok(d) => {
                     if let Some(other) = defs.iter().find(|o| o.name == d.name) {
                         reports.push(Report {

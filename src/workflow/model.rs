@@ -121,6 +121,16 @@ impl Definition {
         hit
     }
 
+    /// Whether a step (or a step's compensation) calls `notify.send`.
+    pub fn sends_notifications(&self) -> bool {
+        self.steps.iter().any(|s| {
+            matches!(&s.kind, StepKind::Call { action, .. } if action.is(ActionName::NotifySend))
+                || s.compensate
+                    .as_ref()
+                    .is_some_and(|c| c.action.is(ActionName::NotifySend))
+        })
+    }
+
     pub fn step_index(&self, id: &str) -> Option<usize> {
         self.steps.iter().position(|s| s.id == id)
     }

@@ -53,8 +53,59 @@ impl fmt::Display for Report {
     }
 }
 
+/// The notification channels a configuration defines (`[notify.channels]`):
+/// a `notify.send` step's `channel`, when written out, must name one of
+/// them. Empty means notifications are off: nothing is sent, and no name
+/// can be checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Channels(BTreeSet<String>);
+
+impl Channels {
+    pub fn new<S: Into<String>>(names: impl IntoIterator<Item = S>) -> Channels {
+        Channels(names.into_iter().map(Into::into).collect())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.contains(name)
+    }
+
+    /// The names, sorted, comma-separated.
+    pub fn list(&self) -> String {
+        self.0.iter().cloned().collect::<Vec<_>>().join(", ")
+    }
+
+    /// Why `name` is refused, if it is.
+    fn refusal(&self, name: &str) -> Option<String> {
+        if self.is_empty() || self.contains(name) {
+            return None;
+        }
+        let hint = suggest(name, self.0.iter().map(String::as_str))
+            .map(|s| format!(" (did you mean \"{s}\"?)"))
+            .unwrap_or_default();
+        Some(format!(
+            "notify.send names channel \"{name}\", which the configuration does not define (defined in [notify.channels]: {}): nothing would be sent; define it there or name a defined one{hint}",
+            self.list()
+        ))
+    }
+}
+
 /// Validates one workflow file's text. `path` is only used in messages.
+/// Channel names are not checked (see [`parse_workflow_with`]).
 pub fn parse_workflow(path: &str, text: &str) -> Result<Definition, Report> {
+    parse_workflow_with(path, text, None)
+}
+
+/// [`parse_workflow`], and with `channels` every channel a `notify.send`
+/// step names must be one of them (when any is defined).
+pub fn parse_workflow_with(
+    path: &str,
+    text: &str,
+    channels: Option<&Channels>,
+) -> Result<Definition, Report> {
     let report = |diagnostics| Report {
         path: path.to_string(),
         diagnostics,
@@ -65,7 +116,10 @@ pub fn parse_workflow(path: &str, text: &str) -> Result<Definition, Report> {
             message: e.message,
         }])
     })?;
-    let mut v = Validator::default();
+    let mut v = Validator {
+        channels: channels.cloned(),
+        ..Validator::default()
+    };
     let def = v.definition(&root, path, text);
     v.diags.sort();
     v.diags.dedup();
@@ -98,6 +152,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 struct Validator {
     diags: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
+    /// The channels `notify.send` may name, when known.
+    channels: Option<Channels>,
 }
 
 /// A step target not yet resolved to an index.
@@ -642,6 +698,14 @@ impl Validator {
                     let Some(t) = self.template(v, &format!("argument \"{key}\"")) else {
                         continue;
                     };
+                    if let (Template::Literal(d), Some(channels)) = (&t, &self.channels) {
+                        let named = d
+                            .as_str()
+                            .filter(|_| key == "channel" && action.is(ActionName::NotifySend));
+                        if let Some(why) = named.and_then(|c| channels.refusal(c)) {
+                            self.err(v.pos, why);
+                        }
+                    }
                     if let Template::Literal(d) = &t {
                         let number_as_text = spec.ty == ArgType::Str && d.as_f64().is_some();
                         if !(spec.ty.accepts(d) || number_as_text) {

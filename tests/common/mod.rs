@@ -1041,8 +1041,13 @@ pub async fn start_daemon(cfg: &orderflow::config::Config) -> (orderflow::daemon
 }
 
 /// System alerts (and notifications) of `cfg` go to `url` as channel
-/// `ops`.
+/// `ops`, and so do the bundled workflows' messages to the creator
+/// (channel `creator`, which a workflow may only name when it is defined).
 pub fn alerts_to(cfg: &mut orderflow::config::Config, url: String) {
+    cfg.notify.channels.insert(
+        "creator".into(),
+        orderflow::notify::Secret::new(url.clone()),
+    );
     cfg.notify
         .channels
         .insert("ops".into(), orderflow::notify::Secret::new(url));

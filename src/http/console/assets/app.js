@@ -36,8 +36,8 @@ const REJECT_KINDS = [
   ['invalid_reason', 'Invalid reason for cancellation'], ['on_schedule', 'Delivery is on schedule'],
 ];
 const ACTION_EXPLAIN = {
-  cancel: 'The order will be cancelled: its workflow stops, compensations run (stock released, labels voided) and TikTok is told, with the reason you choose.',
-  approve_cancel_request: 'TikTok will cancel the order as the buyer asked; its compensations run (stock released, an unused label voided).',
+  cancel: 'Each order\'s workflow stops and undoes what it did (the stock it reserved released, the labels it bought voided); TikTok is told, with the reason you choose, where it still takes a seller cancellation. A shipped order is refused.',
+  approve_cancel_request: 'TikTok will cancel the order as the buyer asked; its workflow undoes what it did (the stock it reserved released, the labels it bought voided).',
   reject_cancel_request: 'The buyer\'s request will be refused with the reason you choose; the order goes on.',
   skip: 'The current step will be skipped without running it; the workflow continues with the next step.',
   reject: 'The approval will be rejected; the workflow takes its rejection path (usually cancelling the order).',
@@ -346,17 +346,36 @@ function actionButton(orderId, offer, onDone, { small = true } = {}) {
   return b;
 }
 
-/** Runs one intervention; destructive ones ask first. */
+/** The server's offer of `action` for the order as it stands now ({allowed, why, consequence, …}); null when it cannot be read. */
+async function currentOffer(orderId, action) {
+  const r = await api(`/api/v1/orders/${enc(orderId)}`);
+  if (!r.ok || !r.data) return null;
+  return (r.data.interventions || []).find((x) => x.action === action) || null;
+}
+
+/** Runs one intervention; destructive ones ask first, in the server's words: what it will do, and a button that names it. */
 async function doAction(orderId, action, button, onDone, extra = {}, offer = {}) {
   const body = { ...extra };
   if (DESTRUCTIVE.has(action)) {
-    let what = offer.why ? `${offer.why}.` : (ACTION_EXPLAIN[action] || `${action} will be applied.`);
+    // A list row knows the name only: ask the server what it will do now.
+    if (!offer.consequence) {
+      const now = await currentOffer(orderId, action);
+      if (now && !now.allowed) {
+        toast(`${ACTION_LABELS[action] || action} is not possible for order ${orderId}: ${now.why}`, true);
+        if (onDone) onDone(orderId, action);
+        return;
+      }
+      if (now) offer = { ...offer, ...now };
+    }
+    const consequence = offer.consequence || null;
+    let what = consequence ? `${consequence.summary}.` : (offer.why ? `${offer.why}.` : (ACTION_EXPLAIN[action] || `${action} will be applied.`));
     let choices = null;
     let choiceLabel = 'TikTok cancel reason';
     if (action === 'cancel') {
       const c = await cancelChoices(orderId);
       choices = c.choices;
-      what += c.note;
+      // The consequence already says whether TikTok is told.
+      if (!consequence) what += c.note;
     } else if (action === 'reject_cancel_request') {
       choices = REJECT_KINDS;
       choiceLabel = 'Reason for TikTok';
@@ -369,7 +388,7 @@ async function doAction(orderId, action, button, onDone, extra = {}, offer = {})
     }
     const res = await confirmDialog(`Order ${orderId}: ${what}`, {
       title: `${ACTION_LABELS[action] || action} order ${orderId}?`,
-      yes: ACTION_LABELS[action] || action,
+      yes: (consequence && consequence.confirm) || ACTION_LABELS[action] || action,
       askReason: action === 'cancel' || action === 'reject',
       choices,
       choiceLabel,
@@ -393,6 +412,8 @@ async function doAction(orderId, action, button, onDone, extra = {}, offer = {})
     } else {
       const msg = (r.data && r.data.error) || `HTTP ${r.status}`;
       toast(`${ACTION_LABELS[action] || action} failed: ${msg}`, true);
+      // The order moved on since the page drew it: draw what it allows now.
+      if (r.status === 409 && onDone) onDone(orderId, action);
     }
   } catch (e) {
     if (e.status !== 401) toast(`${action} failed: ${e.message}`, true);
