@@ -208,7 +208,15 @@ impl Env {
             Duration::from_secs(30),
             "the order waits for approval",
             || async {
-                let o = self.admin_get(&format!("/api/v1/orders/{id}")).await;
+                // Not there yet is a 404: ask again.
+                let r = self
+                    .http
+                    .get(format!("{}/api/v1/orders/{id}", self.base()))
+                    .bearer_auth(TOKEN)
+                    .send()
+                    .await
+                    .ok()?;
+                let o: Value = r.json().await.ok()?;
                 (o["waiting"].to_string().contains("approval")
                     || o["step"].as_str() == Some("approve"))
                 .then_some(())
@@ -273,6 +281,15 @@ async fn people_sign_in_act_under_their_names_and_keep_to_their_roles() {
         )
         .await;
     assert_eq!(st, 202, "{v}");
+    common::eventually(Duration::from_secs(20), "the order is held", || async {
+        let o = env.admin_get("/api/v1/orders/P-1").await;
+        let offers = o["interventions"].as_array()?.clone();
+        offers
+            .iter()
+            .any(|x| x["action"] == "release" && x["allowed"] == true)
+            .then_some(())
+    })
+    .await;
     let (st, v) = env
         .post_as(&alice, "/api/v1/orders/P-1/actions/release", json!({}))
         .await;
