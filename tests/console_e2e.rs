@@ -1187,3 +1187,212 @@ async fn people_work_orders_under_their_own_names() {
         assert_eq!(status, json!(403), "the server refuses a viewer");
     }
 }
+
+/// axe-core's browser build, installed once (pinned) beside the build:
+/// `AXE_CORE_JS` names it, else `target/axe/…`, installed with npm if
+/// missing.
+fn axe_source() -> String {
+    const VERSION: &str = "4.11.0";
+    if let Ok(p) = std::env::var("AXE_CORE_JS") {
+        return std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("AXE_CORE_JS={p}: {e}"));
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/axe");
+    let file = dir.join("node_modules/axe-core/axe.min.js");
+    let installed = std::fs::read_to_string(dir.join("node_modules/axe-core/package.json"))
+        .is_ok_and(|p| p.contains(&format!("\"version\": \"{VERSION}\"")));
+    if !installed {
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = std::process::Command::new("npm")
+            .args([
+                "install",
+                "--no-save",
+                "--no-audit",
+                "--no-fund",
+                "--prefix",
+            ])
+            .arg(&dir)
+            .arg(format!("axe-core@{VERSION}"))
+            .output()
+            .expect("npm (Node.js) runs the accessibility check's install");
+        assert!(
+            out.status.success(),
+            "npm install axe-core: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    std::fs::read_to_string(&file).unwrap()
+}
+
+/// Runs axe-core on the page as it is: the serious and critical
+/// violations, each as `rule: target (summary)`.
+async fn axe_serious(b: &Browser, axe: &str) -> Vec<String> {
+    // Evaluated by WebDriver itself: the page's CSP (rightly) refuses an
+    // inline script.
+    let loaded = b
+        .js(
+            &format!("if (!window.axe) {{ {axe}\n }} return typeof window.axe;"),
+            json!([]),
+        )
+        .await;
+    assert_eq!(loaded, json!("object"), "axe-core loaded");
+    let v = b
+        .js_async(
+            "const done = arguments[arguments.length - 1];\
+             axe.run(document, {resultTypes: ['violations']}).then((r) => done(r.violations\
+               .filter((v) => v.impact === 'serious' || v.impact === 'critical')\
+               .flatMap((v) => v.nodes.slice(0, 3).map((n) => `${v.id}: ${n.target.join(' ')} (${(n.failureSummary || '').split('\\n')[1] || ''})`))))\
+               .catch((e) => done(['axe failed: ' + e]));",
+            json!([]),
+        )
+        .await;
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| x.as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_else(|| vec![format!("axe gave {v}")])
+}
+
+/// Accessibility, in Chromium: axe-core finds no serious or critical
+/// violation on any page (at 1280 and 375 px); and a keyboard user tabs
+/// from the top of the overview to the first exception's Resume and
+/// presses it while orders stream in, and focus stays put throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_is_accessible_and_live_updates_keep_focus() {
+    let env = Env::start().await;
+    let axe = axe_source();
+    let r = env
+        .http
+        .post(env.url("/api/v1/users"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"name": "kim", "role": "admin", "password": "kim-password-12"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    // Two orders in exception, one waiting for approval.
+    env.inbox.fail_next(2);
+    for id in ["a11y-exc-1", "a11y-exc-2"] {
+        env.submit(id, "20.00", 48).await;
+        env.wait_lifecycle(id, "exception").await;
+    }
+    env.submit("a11y-approve", "250.00", 48).await;
+    env.wait_order("a11y-approve", "waiting for approval", |o| {
+        o["step"] == "approve"
+    })
+    .await;
+
+    let b = Browser::start(1280, 900).await;
+    b.goto(&env.url("/login")).await;
+    b.wait_for("form#login").await;
+    let mut found = Vec::new();
+    for (page, width) in [("login", 1280), ("login", 375)] {
+        b.resize(width, 900).await;
+        for v in axe_serious(&b, &axe).await {
+            found.push(format!("{page} at {width}: {v}"));
+        }
+    }
+    b.resize(1280, 900).await;
+    b.type_into("#user", "kim").await;
+    b.type_into("#password", "kim-password-12").await;
+    b.click("form#login [type=submit]").await;
+    wait_view(&b, "overview").await;
+    let pages = [
+        ("overview", "/#/"),
+        ("orders", "/#/orders"),
+        ("order", "/#/orders/a11y-exc-1"),
+        ("approvals", "/#/approvals"),
+        ("workflows", "/#/workflows"),
+        ("inventory", "/#/inventory"),
+        ("shops", "/#/shops"),
+        ("people", "/#/people"),
+    ];
+    for width in [1280u32, 375] {
+        b.resize(width, 900).await;
+        for (view, path) in pages {
+            b.goto(&env.url(path)).await;
+            wait_view(&b, view).await;
+            for v in axe_serious(&b, &axe).await {
+                found.push(format!("{view} at {width}: {v}"));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "axe-core, serious or critical:\n{}",
+        found.join("\n")
+    );
+
+    // Keyboard only, while orders stream in (the overview is pushed about
+    // once a second).
+    b.resize(1280, 900).await;
+    b.goto(&env.url("/#/")).await;
+    wait_view(&b, "overview").await;
+    b.wait_for("#exceptions [data-order-id] [data-action='resume']")
+        .await;
+    let streaming = {
+        let http = env.http.clone();
+        let url = env.url("/api/v1/events");
+        tokio::spawn(async move {
+            for i in 0..200 {
+                let now_s = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs() as i64;
+                let id = format!("a11y-stream-{i}");
+                let _ = http
+                    .post(&url)
+                    .bearer_auth(TOKEN)
+                    .json(&json!({"id": format!("ev-{id}"), "shop_id": "shop-1", "order": wire_order(&id, now_s)}))
+                    .send()
+                    .await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let first_resume =
+        "document.querySelector('#exceptions [data-order-id] [data-action=\"resume\"]')";
+    b.js(
+        "document.activeElement && document.activeElement.blur(); document.body.focus();",
+        json!([]),
+    )
+    .await;
+    let mut reached = false;
+    for _ in 0..120 {
+        b.press_key("\u{E004}").await;
+        let on = b
+            .js(
+                &format!("return document.activeElement === {first_resume}"),
+                json!([]),
+            )
+            .await;
+        if on == json!(true) {
+            reached = true;
+            break;
+        }
+    }
+    assert!(reached, "Tab reaches the first exception's Resume");
+    let target = b
+        .js(
+            "return document.activeElement.closest('[data-order-id]').dataset.orderId",
+            json!([]),
+        )
+        .await;
+    let target = target.as_str().unwrap().to_string();
+    // Several live updates later, focus has not moved.
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let still = b
+            .js(
+                "const a = document.activeElement; return a && a.dataset.action === 'resume' && a.closest('[data-order-id]').dataset.orderId",
+                json!([]),
+            )
+            .await;
+        assert_eq!(still, json!(target), "focus stays on the Resume button");
+    }
+    b.press_key("\u{E007}").await;
+    env.wait_order(&target, "resumed", |o| o["lifecycle"] != "exception")
+        .await;
+    streaming.abort();
+}

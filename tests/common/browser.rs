@@ -261,6 +261,18 @@ impl Browser {
             .await;
     }
 
+    /// Presses a key (a WebDriver key code, e.g. Tab `\u{E004}`) on
+    /// whatever has focus, as a keyboard user would.
+    pub async fn press_key(&self, key: &str) {
+        let active = self.get("/element/active").await;
+        let e = active[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no active element: {active}"))
+            .to_string();
+        self.post(&format!("/element/{e}/value"), json!({"text": key}))
+            .await;
+    }
+
     /// Waits for `css`, clears it and types `text`.
     pub async fn type_into(&self, css: &str, text: &str) {
         let e = self.wait_for(css).await;

@@ -560,8 +560,48 @@ async function viewOverview() {
   await refresh();
 }
 
+/**
+ * Makes `parent`'s children the nodes for `items`, in order, keeping every
+ * node whose item did not change (same key and signature): a live update
+ * never replaces, moves or blurs what the keyboard is on unless that very
+ * order changed. Returns the nodes, in order.
+ */
+function reconcile(parent, items, keyOf, sigOf, build) {
+  const old = new Map();
+  for (const n of Array.from(parent.children)) if (n.dataset && n.dataset.key) old.set(n.dataset.key, n);
+  const nodes = items.map((it) => {
+    const key = keyOf(it);
+    const sig = sigOf(it);
+    const prev = old.get(key);
+    if (prev && prev.dataset.sig === sig) { old.delete(key); return prev; }
+    const n = build(it);
+    n.dataset.key = key;
+    n.dataset.sig = sig;
+    return n;
+  });
+  for (const n of old.values()) n.remove();
+  nodes.forEach((n, i) => {
+    const at = parent.children[i];
+    if (at !== n) parent.insertBefore(n, at || null);
+  });
+  for (const extra of Array.from(parent.children).slice(nodes.length)) extra.remove();
+  return nodes;
+}
+
 function renderCounts(box, byLc, total) {
   const states = [...LIFECYCLES, ...Object.keys(byLc).filter((k) => !LIFECYCLES.includes(k))];
+  // The same cards as last time: only their numbers change.
+  const cards = Array.from(box.querySelectorAll('a.count-card'));
+  if (cards.length === states.length && cards.every((c, i) => c.dataset.state === states[i])) {
+    for (const c of cards) {
+      const n = c.querySelector('.count');
+      const v = String(byLc[c.dataset.state] ?? 0);
+      if (n.textContent !== v) n.textContent = v;
+    }
+    const all = box.querySelector('.count-all');
+    if (all) all.textContent = String(total ?? 0);
+    return;
+  }
   box.replaceChildren(
     ...states.map((s) => el('a', { class: `count-card state-${s}`, href: `#/orders?state=${enc(s)}`, 'data-state': s },
       el('span', { class: 'count-label' }, el('span', { class: `dot dot-${s}`, 'aria-hidden': 'true' }), s),
@@ -572,44 +612,77 @@ function renderCounts(box, byLc, total) {
 }
 
 function renderAtRisk(wrap, orders, after, total) {
-  const list = orders.slice().sort((a, b) => (a.time_left_s ?? Infinity) - (b.time_left_s ?? Infinity));
-  const t = table('at-risk', ['Order', 'Time left', 'State', 'Ship by', el('th', { scope: 'col' }, el('span', { class: 'sr-only', text: 'Actions' }))]);
-  const tb = t.tBodies[0];
-  for (const o of list.slice(0, 50)) {
-    const acts = (o.actions || []).includes('release') ? [actionButton(o.order_id, 'release', after)] : [];
-    const actCell = td('Actions', el('div', { class: 'btn-row' }, acts), acts.length ? 'actions' : 'actions empty-cell');
-    tb.append(el('tr', { 'data-order-id': o.order_id },
-      td('Order', el('div', { class: 'order-cell' },
-        el('a', { class: 'order-link mono', href: `#/orders/${enc(o.order_id)}`, text: o.order_id }),
-        el('span', { class: 'muted small mono', text: o.shop_id || '' }))),
-      td('Time left', timeLeftChip(o.time_left_s), 'time-left'),
-      td('State', lifecycleChip(o.lifecycle), 'lifecycle'),
-      td('Ship by', o.ship_by ? timeEl(o.ship_by * 1000) : '—', 'nowrap'),
-      actCell,
-    ));
+  const list = orders.slice().sort((a, b) => (a.time_left_s ?? Infinity) - (b.time_left_s ?? Infinity)).slice(0, 50);
+  let t = wrap.querySelector('table#at-risk');
+  if (!list.length) {
+    if (!wrap.querySelector('.empty')) wrap.replaceChildren(emptyState('No order is at risk. Nice.'));
+    return;
   }
-  wrap.replaceChildren(list.length ? t : emptyState('No order is at risk. Nice.'));
+  if (!t) {
+    t = table('at-risk', ['Order', 'Time left', 'State', 'Ship by', el('th', { scope: 'col' }, el('span', { class: 'sr-only', text: 'Actions' }))]);
+    wrap.replaceChildren(t);
+  }
+  const canRelease = (o) => canAct() && (o.actions || []).includes('release');
+  const rows = reconcile(t.tBodies[0], list, (o) => o.order_id,
+    (o) => [o.lifecycle, o.ship_by, o.shop_id, canRelease(o)].join('|'),
+    (o) => {
+      const acts = canRelease(o) ? [actionButton(o.order_id, 'release', after)] : [];
+      return el('tr', { 'data-order-id': o.order_id },
+        td('Order', el('div', { class: 'order-cell' },
+          el('a', { class: 'order-link mono', href: `#/orders/${enc(o.order_id)}`, text: o.order_id }),
+          el('span', { class: 'muted small mono', text: o.shop_id || '' }))),
+        td('Time left', timeLeftChip(o.time_left_s), 'time-left'),
+        td('State', lifecycleChip(o.lifecycle), 'lifecycle'),
+        td('Ship by', o.ship_by ? timeEl(o.ship_by * 1000) : '—', 'nowrap'),
+        td('Actions', el('div', { class: 'btn-row' }, acts), acts.length ? 'actions' : 'actions empty-cell'));
+    });
+  // Time left moves every second: its chip is patched, the row stays.
+  rows.forEach((tr, i) => {
+    const cell = tr.querySelector('td.time-left');
+    const chip = timeLeftChip(list[i].time_left_s);
+    if (cell && cell.textContent !== chip.textContent) cell.replaceChildren(chip);
+  });
   const all = Math.max(total ?? 0, list.length);
-  if (all > Math.min(list.length, 50)) wrap.append(el('p', { class: 'muted small', text: `Showing the ${Math.min(list.length, 50)} most urgent of ${all}.` }));
+  let note = wrap.querySelector('p.more-note');
+  const text = all > list.length ? `Showing the ${list.length} most urgent of ${all}.` : '';
+  if (text && !note) { note = el('p', { class: 'muted small more-note' }); wrap.append(note); }
+  if (note) { note.textContent = text; note.hidden = !text; }
 }
 
 function renderExceptions(wrap, orders, after, total) {
-  const box = el('div', { id: 'exceptions', class: 'exc-list' });
   const list = orders.slice().sort((a, b) => (b.updated_ms || 0) - (a.updated_ms || 0));
-  for (const o of list) {
-    box.append(el('article', { class: 'exc-item', 'data-order-id': o.order_id },
+  if (!list.length) {
+    if (!wrap.querySelector('.empty')) {
+      wrap.replaceChildren(emptyState('The exception queue is empty.'));
+      wrap.firstChild.id = 'exceptions';
+    }
+    return;
+  }
+  let box = wrap.querySelector('div#exceptions');
+  if (!box) {
+    box = el('div', { id: 'exceptions', class: 'exc-list' });
+    wrap.replaceChildren(box);
+  }
+  reconcile(box, list, (o) => o.order_id,
+    (o) => [o.last_error, o.workflow, o.updated_ms, rowActions(o).join(',')].join('|'),
+    (o) => el('article', { class: 'exc-item', 'data-order-id': o.order_id },
       el('div', { class: 'exc-top' },
         el('a', { class: 'order-link mono', href: `#/orders/${enc(o.order_id)}`, text: o.order_id }),
         el('span', { class: 'muted small' }, o.workflow ? wfLabel(o.workflow) : '', o.workflow ? ' · ' : '', timeEl(o.updated_ms))),
       el('p', { class: 'error', text: o.last_error || 'no error recorded' }),
       el('div', { class: 'btn-row' }, rowActions(o).map((a) => actionButton(o.order_id, a, after)))));
-  }
-  wrap.replaceChildren(list.length ? box : emptyState('The exception queue is empty.'));
-  if (!list.length) wrap.firstChild.id = 'exceptions';
-  if ((total ?? 0) > list.length) wrap.append(el('p', { class: 'muted small', text: `Showing ${list.length} of ${total}; open them all in orders.` }));
+  let note = wrap.querySelector('p.more-note');
+  const text = (total ?? 0) > list.length ? `Showing ${list.length} of ${total}; open them all in orders.` : '';
+  if (text && !note) { note = el('p', { class: 'muted small more-note' }); wrap.append(note); }
+  if (note) { note.textContent = text; note.hidden = !text; }
 }
 
 function renderThroughput(box, st) {
+  // Nothing in it takes focus, but a screen reader re-reads what is
+  // replaced: only a change rebuilds it.
+  const sig = JSON.stringify([st.fulfillment_p50_s, st.fulfillment_p95_s, st.eligible_fulfillment_p95_s, st.late_dispatch_rate, st.at_risk, st.late, st.exceptions_open, st.total, st.orders_per_day, st.top_skus]);
+  if (box.dataset.sig === sig) return;
+  box.dataset.sig = sig;
   const figures = [
     ['Fulfilment p50', st.fulfillment_p50_s != null ? fmtDuration(st.fulfillment_p50_s) : '—', 'receipt → ship call', 'p50'],
     ['Fulfilment p95', st.fulfillment_p95_s != null ? fmtDuration(st.fulfillment_p95_s) : '—', 'receipt → ship call', 'p95'],
