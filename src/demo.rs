@@ -124,6 +124,11 @@ fn compressed(d: Duration, scale: f64) -> Duration {
 /// channels where the config has none of the name, and the ship-by margins
 /// on its clock.
 pub fn configure(cfg: &mut Config, sim: &SimulatorHandle) {
+    configure_at(cfg, &sim.base_url());
+}
+
+/// [`configure`] for a simulator at `sim_base`.
+fn configure_at(cfg: &mut Config, sim_base: &str) {
     let n = &mut cfg.notify;
     let names = WORKFLOW_CHANNELS
         .iter()
@@ -131,9 +136,9 @@ pub fn configure(cfg: &mut Config, sim: &SimulatorHandle) {
         .chain([n.default_channel.clone()])
         .chain(n.alerts_channel.clone());
     for name in names.collect::<Vec<_>>() {
-        n.channels.entry(name.clone()).or_insert_with(|| {
-            crate::notify::Secret::new(format!("{}/sim/notify/{name}", sim.base_url()))
-        });
+        n.channels
+            .entry(name.clone())
+            .or_insert_with(|| crate::notify::Secret::new(format!("{sim_base}/sim/notify/{name}")));
     }
     let scale = cfg.demo.time_scale;
     let r = &mut cfg.runtime;
@@ -235,6 +240,67 @@ mod tests {
         assert_eq!(compressed(h6, 1.0), h6);
         assert_eq!(compressed(h6, 1e6), Duration::from_secs(1));
         assert_eq!(compressed(Duration::ZERO, 3600.0), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn every_channel_the_bundled_workflows_name_exists_in_the_demo() {
+        let mut cfg = Config::default();
+        cfg.notify.channels.insert(
+            "creator".into(),
+            crate::notify::Secret::new("https://example.com/mine"),
+        );
+        configure_at(&mut cfg, "http://127.0.0.1:9");
+        let n = &cfg.notify;
+        assert!(n.validate().is_empty(), "{:?}", n.validate());
+        // The operator's own channel is kept; the default is the simulator.
+        assert_eq!(n.channels["creator"].expose(), "https://example.com/mine");
+        assert_eq!(
+            n.channels[&n.default_channel].expose(),
+            "http://127.0.0.1:9/sim/notify/default"
+        );
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows");
+        let mut named = 0;
+        for f in std::fs::read_dir(dir).unwrap() {
+            let path = f.unwrap().path();
+            if path.extension().is_none_or(|e| e != "yaml") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for line in text.lines() {
+                if let Some(c) = line.trim().strip_prefix("channel:") {
+                    let c = c.trim().trim_matches('"');
+                    assert!(
+                        WORKFLOW_CHANNELS.contains(&c) || c == n.default_channel,
+                        "{}: channel {c:?} is not in the demo's config",
+                        path.display()
+                    );
+                    named += 1;
+                }
+            }
+        }
+        assert!(named > 0, "the bundled workflows name their channels");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn low_stock_is_restocked_through_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let inv = crate::inventory::Inventory::open(&db, Default::default()).unwrap();
+        inv.set("LOW", Some("W1"), RESTOCK_BELOW - 1).await.unwrap();
+        inv.set("LOW", Some("W2"), RESTOCK_BELOW).await.unwrap();
+        inv.set("FULL", None, SEED_UNITS).await.unwrap();
+        assert_eq!(restock_once(&inv).await, 1);
+        let low = inv.get("LOW").await.unwrap().unwrap();
+        let on_hand: Vec<u32> = low.warehouses.iter().map(|w| w.on_hand).collect();
+        assert_eq!(on_hand, [RESTOCK_BELOW - 1 + RESTOCK_UNITS, RESTOCK_BELOW]);
+        let full = inv.get("FULL").await.unwrap().unwrap();
+        assert_eq!(full.on_hand, u64::from(SEED_UNITS));
+        let j = inv.journal_entries(None, 1).await.unwrap();
+        assert_eq!(
+            (j[0].kind.as_str(), j[0].subject.as_str()),
+            ("adjust", "LOW")
+        );
+        assert_eq!(restock_once(&inv).await, 0, "enough now");
     }
 
     #[test]
