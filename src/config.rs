@@ -95,8 +95,10 @@ pub struct Config {
 pub struct DemoConfig {
     /// New simulated orders per second.
     pub orders_per_second: f64,
-    /// How much faster than real time the simulated lifecycle runs (the
-    /// buyer-cancel hold, carrier scans, delivery).
+    /// How much faster than TikTok the simulated lifecycle runs: TikTok's
+    /// durations (the buyer-cancel hold, the ship-by windows, carrier
+    /// scans, delivery) are divided by it, on the daemon's own clock (see
+    /// `crate::demo`).
     pub time_scale: f64,
 }
 

@@ -101,6 +101,8 @@ pub enum Error {
     Runtime(#[from] crate::runtime::Error),
     #[error("starting the built-in simulator: {0}")]
     Simulator(#[from] crate::simulator::Error),
+    #[error("demo mode: {0}")]
+    Demo(#[from] crate::demo::Error),
     #[error("fulfilment services: {0}")]
     Fulfilment(String),
     #[error("starting the TikTok gateway: {0}")]
@@ -198,27 +200,12 @@ impl Daemon {
             addr: listen.clone(),
             source,
         })?;
+        let mut demo = None;
         let simulator = if cfg.is_demo() {
-            let args = crate::simulator::SimulatorArgs {
-                listen: "127.0.0.1:0".into(),
-                app_key: "demo-app-key".into(),
-                app_secret: "demo-app-secret".into(),
-                access_token: "demo-access-token".into(),
-                webhook_url: Some(format!("http://{addr}/webhooks/tiktok")),
-                // Tracking webhooks of the simulated EasyPost and Shippo.
-                tracking_webhook_base: Some(format!("http://{addr}")),
-                // The demo connects shops as a real seller would: the
-                // simulator's authorization page sends the browser back here.
-                redirect_url: Some(format!("http://{addr}/oauth/tiktok/callback")),
-                // Access tokens expire on the demo's fast clock (refreshed
-                // every few minutes, as the keeper is meant to); the
-                // seller's authorization lasts a real year.
-                authorization_ttl_secs: (365.0 * 86_400.0 * cfg.demo.time_scale.max(1.0)) as i64,
-                orders_per_second: cfg.demo.orders_per_second,
-                time_scale: cfg.demo.time_scale,
-                shops: 1,
-                ..Default::default()
-            };
+            // One more run: the simulator's ids never repeat an earlier
+            // run's in this data directory.
+            let run = crate::demo::next_run(&store)?;
+            let args = crate::demo::simulator_args(&cfg, addr, run);
             let sim = crate::simulator::start(args).await?;
             cfg.tiktok.base_url = sim.base_url();
             cfg.tiktok.auth_url = sim.base_url();
@@ -237,9 +224,18 @@ impl Daemon {
                     ..Default::default()
                 })
                 .collect();
+            crate::demo::configure(&mut cfg, &sim);
+            demo = Some(crate::demo::Info {
+                time_scale: cfg.demo.time_scale,
+                orders_per_second: cfg.demo.orders_per_second,
+                run,
+                simulator: sim.base_url(),
+            });
             tracing::warn!(
                 simulator = %sim.base_url(),
                 orders_per_second = cfg.demo.orders_per_second,
+                time_scale = cfg.demo.time_scale,
+                run,
                 "DEMO MODE: no TikTok credentials are configured, so orderflow runs the built-in TikTok Shop simulator with a demo order stream. Configure [tiktok] to talk to TikTok Shop."
             );
             Some(sim)
@@ -280,7 +276,7 @@ impl Daemon {
             .map_err(|e| Error::Fulfilment(e.to_string()))?;
         inventory.use_flusher(store.committer.clone());
         if simulator.is_some() {
-            seed_demo_stock(&inventory, &cfg.tiktok.base_url).await;
+            crate::demo::seed_stock(&inventory, &cfg.tiktok.base_url).await;
         }
         let notifier = crate::notify::Notifier::new(cfg.notify.clone())
             .map_err(|e| Error::Fulfilment(e.to_string()))?;
@@ -528,6 +524,7 @@ impl Daemon {
             tenant: Arc::new(cfg.tenant.clone()),
             data_dir: cfg.store.data_dir.clone(),
             retention: retention.clone(),
+            demo: demo.map(Arc::new),
             carrier_webhooks: http::labels::CarrierWebhooks {
                 easypost: cfg.shipping.providers.easypost.webhook_secret.clone(),
                 shippo: cfg.shipping.providers.shippo.webhook_secret.clone(),
@@ -609,6 +606,10 @@ impl Daemon {
                     }
                 });
             }
+        }
+        // The demo's stock is replenished now and then, as a seller would.
+        if simulator.is_some() {
+            actix::spawn(crate::demo::restock(inventory.clone(), stop.clone()));
         }
         // Lifecycle and at-risk gauges, and one warning per order about to
         // miss its ship-by deadline, from a periodic pass over the orders.
@@ -877,42 +878,4 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
     }
     daemon.shutdown().await;
     Ok(())
-}
-
-/// Demo mode: give every simulated SKU stock (and its product id) so demo
-/// orders can be reserved.
-async fn seed_demo_stock(inventory: &crate::inventory::InventoryHandle, sim_base: &str) {
-    let skus = match reqwest::get(format!("{sim_base}/sim/shops")).await {
-        Ok(r) => r.json::<serde_json::Value>().await.unwrap_or_default(),
-        Err(e) => {
-            tracing::warn!(error = %e, "Could not read the simulator's SKUs");
-            return;
-        }
-    };
-    let warehouses: Vec<Option<String>> = {
-        let w: Vec<Option<String>> = skus["shops"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|s| s["warehouse_id"].as_str().map(|w| Some(w.to_string())))
-            .collect();
-        if w.is_empty() {
-            vec![None]
-        } else {
-            w
-        }
-    };
-    for s in skus["skus"].as_array().into_iter().flatten() {
-        let (Some(id), Some(product)) = (s["id"].as_str(), s["product_id"].as_str()) else {
-            continue;
-        };
-        if inventory.get(id).await.ok().flatten().is_some() {
-            continue;
-        }
-        for w in &warehouses {
-            let _ = inventory.set(id, w.as_deref(), 500).await;
-        }
-        let _ = inventory.set_product_id(id, product).await;
-    }
-    tracing::info!("Demo stock: 500 units of every simulated SKU in every warehouse");
 }

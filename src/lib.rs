@@ -65,6 +65,11 @@
 //! - [`config`]: layered configuration with one `validate()`.
 //! - [`metrics`]: every metric name, described once.
 //! - [`daemon`]: wiring, recovery, graceful shutdown.
+//! - [`demo`]: demo mode around the built-in simulator: one clock (the
+//!   simulator's on real time, TikTok's durations divided by the time
+//!   scale), a run number in the store so restarts never repeat an id,
+//!   stock seeded and replenished, notification channels, and what `GET
+//!   /api/v1/about` says for the console's DEMO banner.
 //! - [`inventory`]: stock per item (the seller's key) and warehouse in
 //!   sled, TikTok SKUs mapped to items ([`inventory::mapping`]: multipacks,
 //!   bundles, by seller SKU), all-or-nothing idempotent reservations that
@@ -110,6 +115,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod http;
 pub mod inventory;
 pub mod lifecycle;

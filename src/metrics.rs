@@ -10,7 +10,7 @@ pub const EFFECTS_TOTAL: &str = "orderflow_effects_total";
 pub const LIFECYCLE_TRANSITIONS_TOTAL: &str = "orderflow_lifecycle_transitions_total";
 pub const ORDER_FULFILLMENT_SECONDS: &str = "orderflow_order_fulfillment_seconds";
 /// Histogram: from the order's first AWAITING_SHIPMENT (eligible to ship)
-/// to its ship / mark-shipped call: the SLA clock.
+/// to TikTok taking its ship / mark-shipped call: the SLA clock.
 pub const ORDER_ELIGIBLE_FULFILLMENT_SECONDS: &str =
     "orderflow_order_eligible_to_fulfillment_seconds";
 /// Gauge: `[sla] fulfilment_target` in seconds, for the alert rule.
@@ -81,12 +81,12 @@ pub fn describe() {
     describe_histogram!(
         ORDER_FULFILLMENT_SECONDS,
         Unit::Seconds,
-        "From receipt of an order to its ship / mark-shipped call being issued."
+        "From receipt of an order to TikTok taking its ship / mark-shipped call."
     );
     describe_histogram!(
         ORDER_ELIGIBLE_FULFILLMENT_SECONDS,
         Unit::Seconds,
-        "From an order's first AWAITING_SHIPMENT (eligible to ship, after payment and TikTok's buyer-cancel hold) to its ship / mark-shipped call."
+        "From an order's first AWAITING_SHIPMENT (eligible to ship, after payment and TikTok's buyer-cancel hold) to TikTok taking its ship / mark-shipped call."
     );
     describe_gauge!(
         SLA_FULFILLMENT_TARGET_SECONDS,

@@ -94,7 +94,12 @@ impl Env {
             &dir.path().join("data"),
             &workflows,
             &dir.path().join("daemon.log"),
-            &[("ORDERFLOW_SERVER__ADMIN_TOKEN", TOKEN)],
+            &[
+                ("ORDERFLOW_SERVER__ADMIN_TOKEN", TOKEN),
+                // The orders this test submits keep real time: the demo's
+                // at-risk margin (TikTok time) stays 6 real hours.
+                ("ORDERFLOW_DEMO__TIME_SCALE", "1"),
+            ],
         );
         // Idle pooled connections are dropped before the daemon's 5 s
         // keep-alive closes them: reusing one at that moment loses the

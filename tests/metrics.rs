@@ -93,7 +93,7 @@ async fn metrics_after_a_run_of_orders() {
             .get("orderflow_order_fulfillment_seconds_count")
             .map(|v| v.iter().map(|(_, x)| x).sum::<f64>())
             .unwrap_or(0.0);
-        // A fulfilment counts once the ship call is issued, its step's
+        // A fulfilment counts once TikTok took the ship call, its step's
         // duration once the answer is back: wait for both.
         let shipped_steps = m
             .get("orderflow_step_duration_seconds_count")

@@ -79,6 +79,12 @@ async fn the_sla_clock_starts_at_awaiting_shipment_not_at_the_first_webhook() {
         let (c, base) = (c.clone(), base.clone());
         async move { common::metric(&c, &base, &format!("{name}_{what}"), "").await }
     };
+    // The fulfilment counts once TikTok's answer to the ship call is back
+    // (its webhook may come first).
+    common::eventually(Duration::from_secs(10), "the fulfilment counted", || async move {
+        (m("orderflow_order_fulfillment_seconds", "count").await >= 1.0).then_some(())
+    })
+    .await;
     let eligible = (
         m("orderflow_order_eligible_to_fulfillment_seconds", "count").await,
         m("orderflow_order_eligible_to_fulfillment_seconds", "sum").await,

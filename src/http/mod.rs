@@ -12,6 +12,8 @@
 //! - the web console at `/` and its live events ([`console`]), behind the
 //!   gate in [`auth`] (bearer token, or session cookie plus CSRF token);
 //! - `GET /api/v1/stats/lifecycle`: orders per lifecycle state;
+//! - `GET /api/v1/about`: the version, and demo mode's time scale and
+//!   simulator (`demo`, null outside demo mode);
 //! - `/api/v1/inventory…`: stock ([`inventory`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -100,6 +102,9 @@ pub struct AppState {
     /// Cancelled first at shutdown, so long-lived streams (live events) end
     /// and the server can drain.
     pub closing: tokio_util::sync::CancellationToken,
+    /// Demo mode: the simulator's time scale and address (`GET
+    /// /api/v1/about`); `None` with TikTok configured.
+    pub demo: Option<Arc<crate::demo::Info>>,
 }
 
 #[derive(Clone)]
@@ -161,6 +166,7 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
         .route("/orders/{id}/cancel-reasons", web::get().to(cancel_reasons))
         .route("/audit/export", web::get().to(export_audit))
         .route("/orders/{id}/actions/{action}", web::post().to(post_action))
+        .route("/about", web::get().to(about))
         .route("/stats/lifecycle", web::get().to(lifecycle_counts))
         .route("/webhooks/quarantine", web::get().to(quarantined_webhooks));
 }
@@ -628,6 +634,15 @@ async fn post_action(
         }
         Err(e) => HttpResponse::build(e.status()).json(e.body()),
     }
+}
+
+/// `GET /api/v1/about`: this daemon's version, and in demo mode the
+/// simulated TikTok's time scale and address (the console's DEMO banner).
+async fn about(s: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "demo": s.demo.as_deref(),
+    }))
 }
 
 async fn lifecycle_counts(s: web::Data<AppState>) -> HttpResponse {

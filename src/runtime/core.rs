@@ -498,20 +498,6 @@ impl W<'_> {
                     self.rec.in_flight.retain(|s| s.effect != effect);
                     self.rec.in_flight.push(started.clone());
                     self.start.push(started);
-                    if matches!(
-                        ActionName::parse(&action),
-                        Some(ActionName::TiktokMarkShipped | ActionName::TiktokShipPackage)
-                    ) && self.rec.fulfillment_ms.is_none()
-                    {
-                        self.rec.fulfillment_ms = Some(self.env.now_ms);
-                        let secs = (self.env.now_ms - self.rec.received_ms).max(0) as f64 / 1000.0;
-                        metrics::histogram!(crate::metrics::ORDER_FULFILLMENT_SECONDS).record(secs);
-                        if let Some(e) = self.rec.eligible_ms {
-                            let secs = (self.env.now_ms - e).max(0) as f64 / 1000.0;
-                            metrics::histogram!(crate::metrics::ORDER_ELIGIBLE_FULFILLMENT_SECONDS)
-                                .record(secs);
-                        }
-                    }
                 }
                 Effect::StartTimer { timer, due_ms } => {
                     let entry = TimerEntry {
@@ -1115,6 +1101,26 @@ impl W<'_> {
             .increment(1);
         metrics::histogram!(crate::metrics::STEP_DURATION_SECONDS, "workflow" => workflow, "step" => effect.step.clone())
             .record((self.env.now_ms - started.started_ms).max(0) as f64 / 1000.0);
+        // The order counts as shipped once TikTok took the ship call, as
+        // TikTok counts it: a call waiting in the gateway's queue leaves the
+        // order at risk (and late, past its ship-by), and lateness is
+        // judged by when TikTok took it.
+        if result.is_ok()
+            && matches!(
+                ActionName::parse(&started.action),
+                Some(ActionName::TiktokMarkShipped | ActionName::TiktokShipPackage)
+            )
+            && self.rec.fulfillment_ms.is_none()
+        {
+            self.rec.fulfillment_ms = Some(self.env.now_ms);
+            let secs = (self.env.now_ms - self.rec.received_ms).max(0) as f64 / 1000.0;
+            metrics::histogram!(crate::metrics::ORDER_FULFILLMENT_SECONDS).record(secs);
+            if let Some(e) = self.rec.eligible_ms {
+                let secs = (self.env.now_ms - e).max(0) as f64 / 1000.0;
+                metrics::histogram!(crate::metrics::ORDER_ELIGIBLE_FULFILLMENT_SECONDS)
+                    .record(secs);
+            }
+        }
         // The result needs no write of its own: this checkpoint drops the
         // effect from `in_flight` and feeds the result to the instance, and
         // nothing else ever reads it (see the `effects` tree in `store`).

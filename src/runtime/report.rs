@@ -57,23 +57,28 @@ pub struct Summary {
     pub exceptions_open: u64,
     /// Orders received per UTC day (`YYYY-MM-DD`).
     pub orders_per_day: BTreeMap<String, u64>,
-    /// Receipt → fulfilment initiated, seconds.
+    /// Receipt → fulfilment (TikTok took the ship call), seconds.
     pub fulfillment_p50_s: Option<f64>,
     pub fulfillment_p95_s: Option<f64>,
-    /// Eligible to ship (first AWAITING_SHIPMENT) → fulfilment initiated,
+    /// Eligible to ship (first AWAITING_SHIPMENT) → fulfilment,
     /// seconds: the SLA clock, without payment and TikTok's hold.
     pub eligible_fulfillment_p50_s: Option<f64>,
     pub eligible_fulfillment_p95_s: Option<f64>,
     /// `[sla] fulfilment_target`, seconds.
     pub fulfillment_target_s: Option<f64>,
-    /// Shipped orders whose ship call came after their ship-by deadline,
-    /// over all shipped orders.
+    /// Shipped orders whose ship call TikTok took after their ship-by
+    /// deadline, over all shipped orders.
     pub late_dispatch_rate: Option<f64>,
+    /// Orders whose ship call TikTok took (the rate's denominator).
+    pub shipped: u64,
+    /// Of those, taken after the ship-by deadline (the rate's numerator).
+    pub late_dispatches: u64,
     /// SKUs by units ordered, most first (top 10).
     pub top_skus: Vec<(String, u64)>,
 }
 
-/// Not yet shipped: the ship-by deadline still matters.
+/// Not yet shipped (no ship call TikTok took): the ship-by deadline still
+/// matters.
 pub fn unshipped(r: &OrderRecord) -> bool {
     matches!(
         r.lifecycle,
@@ -129,6 +134,7 @@ pub fn summarize(store: &Store, now_ms: i64, margin_s: i64) -> Summary {
     s.eligible_fulfillment_p50_s = pct(&f.eligible, 0.5);
     s.eligible_fulfillment_p95_s = pct(&f.eligible, 0.95);
     s.late_dispatch_rate = (f.shipped > 0).then(|| f.late as f64 / f.shipped as f64);
+    (s.shipped, s.late_dispatches) = (f.shipped, f.late);
     let mut top: Vec<(String, u64)> = f.per_sku.into_iter().collect();
     top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     top.truncate(10);

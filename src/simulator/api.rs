@@ -1266,7 +1266,7 @@ fn dispatch(w: &mut World, r: Route, arg: &str, shop_id: &str, q: &Q<'_>, body: 
                 msg.clone(),
             );
             if code == 0 {
-                let cancel_id = format!("4{:018}", w.ledger.len());
+                let cancel_id = format!("4{:018}", w.run_base(18) + w.ledger.len() as u64);
                 let data = json!({
                     "order_id": req.order_id, "cancellations_role": "SELLER", "cancel_status": "CANCELLATION_REQUEST_SUCCESS",
                     "cancel_id": cancel_id, "create_time": w.clock.now_secs(),

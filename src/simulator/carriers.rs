@@ -222,7 +222,8 @@ impl CarrierSim {
         CarrierSim {
             world: Mutex::new(World {
                 rng: StdRng::seed_from_u64(args.seed ^ 0x1abe1),
-                seq: 0,
+                // The run number in the high bits: ids unique across runs.
+                seq: u64::from(args.run) << 40,
                 shipments: HashMap::new(),
                 order: Vec::new(),
                 labels: HashMap::new(),

@@ -14,7 +14,11 @@
 //! | `POST /sim/orders/{id}/return` | `{return_type?}` (REFUND, default; RETURN_AND_REFUND; REPLACEMENT) | `{return_id}`: the buyer asks for a refund or return; RETURN_STATUS_CHANGE is pushed and Search Returns shows it |
 //! | `POST /sim/orders/{id}/wire` | `{field: value, ...}` (replaces the patch; `{}` clears it) | `{order_id, patch}`: Order Detail and Search Orders show these top-level fields in place of the true ones; the order's `update_time` moves to now |
 //! | `POST /sim/carrier` | `{order_ids:[..], to?: "IN_TRANSIT"\|"DELIVERED"\|"COMPLETED"}` | `{advanced:[{order_id,status}], skipped:[{order_id,error}]}` |
-//! | `GET`/`POST /sim/clock` | `{time_scale}` | `{time_scale, now}` |
+//! | `GET`/`POST /sim/clock` | `{time_scale}` | `{time_scale, now, real_clock}` (`real_clock`: timestamps are real time and TikTok's durations are divided by the scale; see `--real-clock`) |
+//! | `GET /sim/deadlines` | `?at_risk_margin_secs=` (TikTok seconds, default 0) | `{shipped, shipped_late, auto_cancelled, late_unshipped, at_risk, now}`: packages shipped and those shipped after their ship-by deadline, orders TikTok cancelled for not shipping in time, and now: orders not shipped past their ship-by deadline, and those with less than the margin left (the late included) |
+//! | `GET`/`POST /sim/stream` | `{orders_per_second}` | `{orders_per_second}`: the generated order stream's rate (0 stops it) |
+//! | `POST /sim/notify/{channel}` | a notification (`{text, event?}`, as orderflow's notifier sends it) | 200: a notification channel that keeps what it receives |
+//! | `GET /sim/notifications` | `?channel=` | `{counts:{channel:n}, recent:[{channel,text,kind,order_id,at_ms}]}` (the latest 500) |
 //! | `GET`/`POST /sim/faults` | [`Faults`] (replaces all) | [`Faults`] |
 //! | `GET /sim/ledger` | `?order_id=&action=` | `{entries:[LedgerEntry]}` |
 //! | `GET /sim/stats` | | `{limit_qps, shops:{id:{total,max_per_second,per_second:[[unix_sec,n]]}}, endpoints:{name:{total,ok,throttled,faulted,rejected}}}` |
@@ -72,6 +76,11 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
             .route("/clock", web::post().to(set_clock))
             .route("/faults", web::get().to(get_faults))
             .route("/faults", web::post().to(set_faults))
+            .route("/deadlines", web::get().to(deadlines))
+            .route("/stream", web::get().to(get_stream))
+            .route("/stream", web::post().to(set_stream))
+            .route("/notify/{channel}", web::post().to(notify))
+            .route("/notifications", web::get().to(notifications))
             .route("/ledger", web::get().to(ledger))
             .route("/stats", web::get().to(stats))
             .route("/webhooks", web::get().to(webhooks))
@@ -451,7 +460,11 @@ async fn buyer_return(
     }
     let mut w = sim.world.lock();
     let now = w.clock.now_secs();
-    let return_id = format!("4036{:015}", w.ledger.len() + w.orders.len());
+    let respond_within = w.clock.span_secs(super::state::RESPOND_WITHIN_SECS);
+    let return_id = format!(
+        "4036{:015}",
+        w.run_base(15) + (w.ledger.len() + w.orders.len()) as u64
+    );
     let Some(o) = w.orders.get_mut(id.as_str()) else {
         return err(actix_web::http::StatusCode::NOT_FOUND, "no such order");
     };
@@ -461,7 +474,7 @@ async fn buyer_return(
         return_status: "RETURN_OR_REFUND_REQUEST_PENDING".into(),
         create_time: now,
         update_time: now,
-        deadline: now + super::state::RESPOND_WITHIN_SECS,
+        deadline: now + respond_within,
     });
     let shop_id = o.shop_id.clone();
     w.notify(
@@ -536,7 +549,7 @@ async fn carrier(sim: Data<Arc<Shared>>, body: Json<Carrier>) -> HttpResponse {
 
 fn clock_json(sim: &Shared) -> serde_json::Value {
     let w = sim.world.lock();
-    json!({ "time_scale": w.clock.scale(), "now": w.clock.now() })
+    json!({ "time_scale": w.clock.scale(), "now": w.clock.now(), "real_clock": w.clock.is_real() })
 }
 
 async fn get_clock(sim: Data<Arc<Shared>>) -> HttpResponse {
@@ -574,6 +587,105 @@ async fn set_faults(sim: Data<Arc<Shared>>, body: Json<Faults>) -> HttpResponse 
         .then(|| std::time::Instant::now() + std::time::Duration::from_millis(f.storm_ms));
     w.faults = f;
     HttpResponse::Ok().json(&w.faults)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeadlinesQuery {
+    #[serde(default)]
+    at_risk_margin_secs: i64,
+}
+
+/// Late dispatches so far, and the orders late or at risk now (see
+/// [`super::state::DeadlineCounts`]).
+async fn deadlines(sim: Data<Arc<Shared>>, q: Query<DeadlinesQuery>) -> HttpResponse {
+    let w = sim.world.lock();
+    let now = w.clock.now_secs();
+    let until = now.saturating_add(w.clock.span_secs(q.at_risk_margin_secs.max(0)));
+    let (mut late, mut at_risk) = (0u64, 0u64);
+    for o in w.orders.values() {
+        let unshipped = matches!(
+            TiktokStatus::parse(&o.wire.status),
+            Some(TiktokStatus::Unpaid | TiktokStatus::OnHold | TiktokStatus::AwaitingShipment)
+        );
+        match super::state::ship_by(&o.wire) {
+            Some(due) if unshipped && due < until => {
+                at_risk += 1;
+                if due < now {
+                    late += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    let c = &w.deadlines;
+    HttpResponse::Ok().json(json!({
+        "shipped": c.shipped,
+        "shipped_late": c.shipped_late,
+        "auto_cancelled": c.auto_cancelled,
+        "late_unshipped": late,
+        "at_risk": at_risk,
+        "now": now,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Stream {
+    orders_per_second: f64,
+}
+
+async fn get_stream(sim: Data<Arc<Shared>>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "orders_per_second": sim.world.lock().orders_per_second }))
+}
+
+async fn set_stream(sim: Data<Arc<Shared>>, body: Json<Stream>) -> HttpResponse {
+    let r = body.orders_per_second;
+    if !(r.is_finite() && (0.0..=100_000.0).contains(&r)) {
+        return err(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "orders_per_second must be within [0, 100000]",
+        );
+    }
+    sim.world.lock().orders_per_second = r;
+    HttpResponse::Ok().json(json!({ "orders_per_second": r }))
+}
+
+/// A notification channel: keeps what orderflow's notifier sends (any
+/// JSON; `text` and `event.kind`/`event.order_id` are read when there).
+async fn notify(sim: Data<Arc<Shared>>, channel: Path<String>, body: web::Bytes) -> HttpResponse {
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let field = |v: &serde_json::Value| v.as_str().map(str::to_string);
+    let n = super::state::Notification {
+        channel: channel.into_inner(),
+        text: field(&v["text"]).unwrap_or_default(),
+        kind: field(&v["event"]["kind"]),
+        order_id: field(&v["event"]["order_id"]),
+        at_ms: super::state::real_now_ms(),
+    };
+    let mut w = sim.world.lock();
+    *w.notified.entry(n.channel.clone()).or_default() += 1;
+    if w.notifications.len() == super::state::NOTIFICATIONS_KEPT {
+        w.notifications.pop_front();
+    }
+    w.notifications.push_back(n);
+    HttpResponse::Ok().json(json!({ "ok": true }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotificationsQuery {
+    channel: Option<String>,
+}
+
+async fn notifications(sim: Data<Arc<Shared>>, q: Query<NotificationsQuery>) -> HttpResponse {
+    let w = sim.world.lock();
+    let recent: Vec<_> = w
+        .notifications
+        .iter()
+        .filter(|n| q.channel.as_ref().is_none_or(|c| &n.channel == c))
+        .collect();
+    HttpResponse::Ok().json(json!({ "counts": w.notified, "recent": recent }))
 }
 
 #[derive(Deserialize)]

@@ -105,6 +105,20 @@ pub struct SimulatorArgs {
     /// window, carrier, SLAs, webhook retry delays).
     #[arg(long, default_value_t = 1.0)]
     pub time_scale: f64,
+    /// Keep TikTok's timestamps on the real clock and divide its durations
+    /// (the hold, ship-by windows, carrier steps, answer deadlines) by the
+    /// time scale, instead of running order time itself faster: a client
+    /// on a real clock then sees the deadlines the simulator enforces (the
+    /// demo's daemon runs so).
+    #[arg(long)]
+    pub real_clock: bool,
+    /// The run number, 0 to 9999, in the top digits of every id the
+    /// simulator makes (orders, packages, notifications, cancellations,
+    /// returns, labels): a simulator started again with the next number
+    /// never repeats an id of an earlier run (the demo keeps the number in
+    /// its data directory).
+    #[arg(long, default_value_t = 0)]
+    pub run: u32,
     /// Seed of the random generator (orders, addresses, faults).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -190,6 +204,8 @@ impl Default for SimulatorArgs {
             shops: 2,
             qps: 50,
             time_scale: 1.0,
+            real_clock: false,
+            run: 0,
             seed: 1,
             buyer_cancel_rate: 0.05,
             manual_carrier: false,
@@ -260,6 +276,9 @@ impl SimulatorHandle {
     }
 }
 
+/// The largest run number (`--run`): four digits of every id.
+pub const MAX_RUN: u32 = 9999;
+
 fn validate(args: &SimulatorArgs) -> Result<(), Error> {
     let mut p = Vec::new();
     if args.app_key.is_empty() || args.app_secret.is_empty() || args.access_token.is_empty() {
@@ -270,6 +289,9 @@ fn validate(args: &SimulatorArgs) -> Result<(), Error> {
     }
     if !(args.orders_per_second.is_finite() && args.orders_per_second >= 0.0) {
         p.push("orders per second must be >= 0".into());
+    }
+    if args.run > MAX_RUN {
+        p.push(format!("run must be at most {MAX_RUN}"));
     }
     if args.qps == 0 {
         p.push("qps must be at least 1".into());
@@ -305,8 +327,9 @@ fn initial_faults(a: &SimulatorArgs) -> Faults {
     }
 }
 
-/// Advances the lifecycle and generates orders, every 50 ms.
-async fn ticker(sim: Arc<Shared>, orders_per_second: f64, cancel: CancellationToken) {
+/// Advances the lifecycle and generates orders (at the world's
+/// `orders_per_second`), every 50 ms.
+async fn ticker(sim: Arc<Shared>, cancel: CancellationToken) {
     let mut every = tokio::time::interval(Duration::from_millis(50));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut carry = 0.0;
@@ -321,7 +344,7 @@ async fn ticker(sim: Arc<Shared>, orders_per_second: f64, cancel: CancellationTo
         let pushes = {
             let mut w = sim.world.lock();
             w.tick();
-            carry += orders_per_second * dt;
+            carry += w.orders_per_second * dt;
             while carry >= 1.0 {
                 carry -= 1.0;
                 let n_shops = w.shops.len();
@@ -365,6 +388,9 @@ pub async fn start(args: SimulatorArgs) -> Result<SimulatorHandle, Error> {
         !args.manual_carrier,
         args.webhook_url.clone(),
     );
+    world.clock = state::SimClock::new(args.time_scale, args.real_clock);
+    world.set_run(args.run);
+    world.orders_per_second = args.orders_per_second;
     world.faults = initial_faults(&args);
     world.redirect_url = args.redirect_url.clone();
     world.webhook_resolve = args.webhook_resolve.clone();
@@ -412,11 +438,7 @@ pub async fn start(args: SimulatorArgs) -> Result<SimulatorHandle, Error> {
             tracing::error!(error = %e, "Simulator HTTP server failed");
         }
     });
-    tokio::spawn(ticker(
-        shared.clone(),
-        args.orders_per_second,
-        cancel.clone(),
-    ));
+    tokio::spawn(ticker(shared.clone(), cancel.clone()));
     tokio::spawn(push::run(shared, push_rx, cancel.clone()));
     tracing::info!(%addr, shops = args.shops, qps = args.qps, "TikTok Shop simulator listening");
     Ok(SimulatorHandle {

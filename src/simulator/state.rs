@@ -24,23 +24,39 @@ pub(crate) fn real_now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Simulated seconds since the epoch, running `scale` times real time.
+/// TikTok's clock. Two ways to run `scale` times faster than real time:
+///
+/// - **Simulated time** (the default): `now` is simulated seconds since the
+///   epoch, running `scale` times real time from the real time at start;
+///   TikTok's durations are as TikTok has them. Timestamps and deadlines
+///   run ahead of any real clock.
+/// - **Real clock** (`--real-clock`, the demo's): `now` is real time, and
+///   TikTok's durations (the hold, the ship-by windows, the carrier's
+///   steps, answer deadlines) are divided by `scale`. A client on a real
+///   clock (the demo's daemon) then sees the deadlines the simulator keeps:
+///   what it counts late is what the simulator cancels or counts late.
+///
+/// Everything the world schedules is `now() + span(d)` for a TikTok
+/// duration `d`, so both read the same to the rest of the simulator.
 pub(crate) struct SimClock {
     base_real: Instant,
     base_sim: f64,
     scale: f64,
+    real: bool,
 }
 
 impl SimClock {
-    fn new(scale: f64) -> SimClock {
+    pub(crate) fn new(scale: f64, real: bool) -> SimClock {
         SimClock {
             base_real: Instant::now(),
             base_sim: real_now_ms() as f64 / 1000.0,
             scale,
+            real,
         }
     }
     pub(crate) fn now(&self) -> f64 {
-        self.base_sim + self.base_real.elapsed().as_secs_f64() * self.scale
+        let rate = if self.real { 1.0 } else { self.scale };
+        self.base_sim + self.base_real.elapsed().as_secs_f64() * rate
     }
     pub(crate) fn now_secs(&self) -> i64 {
         self.now() as i64
@@ -48,7 +64,30 @@ impl SimClock {
     pub(crate) fn scale(&self) -> f64 {
         self.scale
     }
-    /// Changes the speed from now on without jumping.
+    /// Whether `now` is real time (durations divided by the scale).
+    pub(crate) fn is_real(&self) -> bool {
+        self.real
+    }
+    /// A TikTok duration of `secs`, on this clock.
+    pub(crate) fn span(&self, secs: f64) -> f64 {
+        if self.real {
+            secs / self.scale.max(1e-9)
+        } else {
+            secs
+        }
+    }
+    /// [`Self::span`] in whole seconds (rounded up; at least one for a
+    /// positive duration).
+    pub(crate) fn span_secs(&self, secs: i64) -> i64 {
+        match secs {
+            _ if !self.real => secs,
+            0 => 0,
+            s if s > 0 => scaled(s, self.scale),
+            s => -scaled(-s, self.scale),
+        }
+    }
+    /// Changes the speed from now on without jumping (on the real clock:
+    /// the durations that begin from now on).
     pub(crate) fn set_scale(&mut self, scale: f64) {
         self.base_sim = self.now();
         self.base_real = Instant::now();
@@ -126,6 +165,38 @@ pub struct LedgerEntry {
     pub code: i64,
     pub detail: String,
 }
+
+/// What the simulator counts against TikTok's deadlines (`GET
+/// /sim/deadlines`), judged as TikTok does: a package shipped after its
+/// ship-by deadline (the earliest of `rts_sla_time`, `shipping_due_time`
+/// and `cancel_order_sla_time`, whole seconds) is a late dispatch.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DeadlineCounts {
+    /// Packages shipped (ship or mark-shipped calls that took effect).
+    pub shipped: u64,
+    /// Of those, shipped after the ship-by deadline.
+    pub shipped_late: u64,
+    /// Orders TikTok cancelled because they were not shipped by
+    /// `shipping_due_time`.
+    pub auto_cancelled: u64,
+}
+
+/// A message the simulator received on `POST /sim/notify/{channel}` (the
+/// demo's notification channels).
+#[derive(Debug, Clone, Serialize)]
+pub struct Notification {
+    pub channel: String,
+    pub text: String,
+    /// The event's kind (`workflow`, `alert`), when the body carried one.
+    pub kind: Option<String>,
+    pub order_id: Option<String>,
+    /// Real time, Unix milliseconds.
+    pub at_ms: i64,
+}
+
+/// How many notifications `GET /sim/notifications` keeps (the counts per
+/// channel cover all).
+pub(crate) const NOTIFICATIONS_KEPT: usize = 500;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct EndpointStats {
@@ -271,6 +342,10 @@ pub(crate) struct World {
     pub orders: HashMap<String, SimOrder>,
     pub by_package: HashMap<String, String>,
     pub order_seq: u64,
+    /// The run number (`--run`): the top four digits of every id's
+    /// counter, so a simulator started again with the next number never
+    /// repeats an id of an earlier run.
+    pub run: u32,
     pub access: HashMap<String, TokenState>,
     pub refresh: HashMap<String, RefreshState>,
     pub used_codes: HashSet<String>,
@@ -284,6 +359,13 @@ pub(crate) struct World {
     pub issued_tokens: Vec<String>,
     pub token_seq: u64,
     pub ledger: Vec<LedgerEntry>,
+    pub deadlines: DeadlineCounts,
+    /// New orders generated per real second (`GET`/`POST /sim/stream`).
+    pub orders_per_second: f64,
+    /// The latest notifications received, oldest first, and how many per
+    /// channel in all.
+    pub notifications: std::collections::VecDeque<Notification>,
+    pub notified: BTreeMap<String, u64>,
     pub faults: Faults,
     pub storm_until: Option<Instant>,
     /// Fixed one-second windows per (app, shop): (unix second, count).
@@ -394,7 +476,7 @@ impl World {
                 }
             }
         }
-        let clock = SimClock::new(time_scale);
+        let clock = SimClock::new(time_scale, false);
         let now = real_now_ms() / 1000;
         let mut access = HashMap::new();
         access.insert(
@@ -423,6 +505,7 @@ impl World {
             orders: HashMap::new(),
             by_package: HashMap::new(),
             order_seq: 0,
+            run: 0,
             access,
             refresh,
             used_codes: HashSet::new(),
@@ -431,6 +514,10 @@ impl World {
             authorization_ttl_secs,
             token_seq: 0,
             ledger: Vec::new(),
+            deadlines: DeadlineCounts::default(),
+            orders_per_second: 0.0,
+            notifications: Default::default(),
+            notified: BTreeMap::new(),
             faults: Faults::default(),
             storm_until: None,
             windows: HashMap::new(),
@@ -448,6 +535,19 @@ impl World {
             webhook_resolve: None,
             product_search_limit: 10_000,
         }
+    }
+
+    /// Numbers the ids of run `run` from: the run number in the top four
+    /// of `digits` digits.
+    pub(crate) fn run_base(&self, digits: u32) -> u64 {
+        u64::from(self.run) * 10u64.pow(digits.saturating_sub(4))
+    }
+
+    /// Starts the id counters of run `run` (before any id is made).
+    pub(crate) fn set_run(&mut self, run: u32) {
+        self.run = run;
+        self.order_seq = self.run_base(15);
+        self.notification_seq = self.run_base(17);
     }
 
     pub(crate) fn shop_by_cipher(&self, cipher: &str) -> Option<&SimShop> {
@@ -564,16 +664,18 @@ impl World {
             self.rng.random_range(10..9999),
             STREETS[self.rng.random_range(0..STREETS.len())]
         );
+        // TikTok's durations on the clock (see `SimClock`).
+        let span = |d: i64| self.clock.span_secs(d);
         let paid_base = match status {
-            TiktokStatus::Unpaid => now_s + 120,
+            TiktokStatus::Unpaid => now_s + span(120),
             TiktokStatus::OnHold => now_s,
-            _ => now_s - HOLD_SECS as i64,
+            _ => now_s - span(HOLD_SECS as i64),
         };
         let rts = match ship_by_in_secs {
-            Some(s) => now_s + s,
-            None => paid_base + 2 * DAY,
+            Some(s) => now_s + span(s),
+            None => paid_base + span(2 * DAY),
         };
-        let shipping_due = rts.max(paid_base + 7 * DAY);
+        let shipping_due = rts.max(paid_base + span(7 * DAY));
         let wire = WireOrder {
             id: id.clone(),
             status: status.as_str().into(),
@@ -600,12 +702,12 @@ impl World {
             has_updated_recipient_address: Some(false),
             is_buyer_request_cancel: Some(false),
             rts_sla_time: Some(rts),
-            tts_sla_time: Some(rts + DAY),
+            tts_sla_time: Some(rts + span(DAY)),
             shipping_due_time: Some(shipping_due),
             cancel_order_sla_time: Some(shipping_due),
-            collection_due_time: Some(shipping_due + 2 * DAY),
-            delivery_due_time: Some(shipping_due + 9 * DAY),
-            delivery_sla_time: Some(rts + 6 * DAY),
+            collection_due_time: Some(shipping_due + span(2 * DAY)),
+            delivery_due_time: Some(shipping_due + span(9 * DAY)),
+            delivery_sla_time: Some(rts + span(6 * DAY)),
             payment: Some(WirePayment {
                 currency: "USD".into(),
                 sub_total: Some(sub_total.to_string()),
@@ -661,14 +763,17 @@ impl World {
         };
         let buyer_cancel_at = (matches!(status, TiktokStatus::Unpaid | TiktokStatus::OnHold)
             && self.rng.random_bool(self.buyer_cancel_rate.clamp(0.0, 1.0)))
-        .then(|| paid_base as f64 + self.rng.random_range(60.0..HOLD_SECS - 60.0));
+        .then(|| {
+            let after = self.rng.random_range(60.0..HOLD_SECS - 60.0);
+            paid_base as f64 + self.clock.span(after)
+        });
         let mut o = SimOrder {
             shop_id: shop_id.clone(),
             wire,
             package_id: package_id.clone(),
             pay_at: (status == TiktokStatus::Unpaid).then_some(paid_base as f64),
             hold_until: matches!(status, TiktokStatus::Unpaid | TiktokStatus::OnHold)
-                .then_some(paid_base as f64 + HOLD_SECS),
+                .then_some(paid_base as f64 + self.clock.span(HOLD_SECS)),
             buyer_cancel_at,
             next_carrier_at: None,
             wire_patch: Default::default(),
@@ -788,6 +893,7 @@ impl World {
     /// Marks a package shipped: AWAITING_SHIPMENT → AWAITING_COLLECTION.
     pub(crate) fn ship(&mut self, order_id: &str, tracking: Option<&str>, provider: Option<&str>) {
         let now = self.clock.now();
+        let collect_after = self.clock.span(COLLECT_AFTER);
         let auto = self.auto_carrier;
         let tn = tracking
             .filter(|t| !t.is_empty())
@@ -797,6 +903,12 @@ impl World {
             .filter(|p| !p.is_empty())
             .unwrap_or(PROVIDERS[0].0)
             .to_string();
+        if let Some(o) = self.orders.get(order_id) {
+            self.deadlines.shipped += 1;
+            if ship_by(&o.wire).is_some_and(|due| now as i64 > due) {
+                self.deadlines.shipped_late += 1;
+            }
+        }
         if let Some(o) = self.orders.get_mut(order_id) {
             o.wire.rts_time = Some(now as i64);
             o.wire.tracking_number = Some(tn.clone());
@@ -809,7 +921,7 @@ impl World {
                 li.tracking_number = Some(tn.clone());
                 li.shipping_provider_id = Some(pid.clone());
             }
-            o.next_carrier_at = auto.then_some(now + COLLECT_AFTER);
+            o.next_carrier_at = auto.then_some(now + collect_after);
         }
         self.set_status(order_id, TiktokStatus::AwaitingCollection);
         // In the US, TikTok closes a buyer's pending request when the
@@ -859,11 +971,15 @@ impl World {
             self.set_status(order_id, s.clone());
         }
         let now = self.clock.now();
+        let (deliver_after, complete_after) = (
+            self.clock.span(DELIVER_AFTER),
+            self.clock.span(COMPLETE_AFTER),
+        );
         let auto = self.auto_carrier;
         if let Some(o) = self.orders.get_mut(order_id) {
             o.next_carrier_at = match s {
-                TiktokStatus::InTransit if auto => Some(now + DELIVER_AFTER),
-                TiktokStatus::Delivered if auto => Some(now + COMPLETE_AFTER),
+                TiktokStatus::InTransit if auto => Some(now + deliver_after),
+                TiktokStatus::Delivered if auto => Some(now + complete_after),
                 _ => None,
             };
         }
@@ -930,6 +1046,7 @@ impl World {
                     self.record_simple(&shop_id, "buyer_cancel", &id);
                 }
                 "auto_cancel" => {
+                    self.deadlines.auto_cancelled += 1;
                     self.cancel(&id, "SYSTEM", "system_cancel_order_reason_shipping_timeout");
                     self.record_simple(&shop_id, "auto_cancel", &id);
                 }
@@ -975,7 +1092,11 @@ impl World {
             {
                 let shop_id = o.shop_id.clone();
                 let now = self.clock.now_secs();
-                let cancel_id = format!("4035{:015}", self.ledger.len() + 1);
+                let respond_within = self.clock.span_secs(RESPOND_WITHIN_SECS);
+                let cancel_id = format!(
+                    "4035{:015}",
+                    self.run_base(15) + self.ledger.len() as u64 + 1
+                );
                 if let Some(o) = self.orders.get_mut(order_id) {
                     o.wire.is_buyer_request_cancel = Some(true);
                     o.wire.request_cancel_time = Some(now);
@@ -985,7 +1106,7 @@ impl World {
                         status: "CANCELLATION_REQUEST_PENDING".into(),
                         create_time: now,
                         update_time: now,
-                        deadline: now + RESPOND_WITHIN_SECS,
+                        deadline: now + respond_within,
                         answered_with: None,
                     });
                 }
@@ -1119,6 +1240,15 @@ impl World {
     }
 }
 
+/// The order's ship-by deadline, as the daemon reads it
+/// (`order::Deadlines::ship_by`): the earliest of TikTok's three.
+pub(crate) fn ship_by(o: &WireOrder) -> Option<i64> {
+    [o.rts_sla_time, o.shipping_due_time, o.cancel_order_sla_time]
+        .into_iter()
+        .flatten()
+        .min()
+}
+
 /// `secs` of simulated time in real seconds (at least one).
 pub(crate) fn scaled(secs: i64, time_scale: f64) -> i64 {
     ((secs as f64 / time_scale.max(1e-9)).ceil() as i64).max(1)
@@ -1146,5 +1276,67 @@ fn attach_package(o: &mut SimOrder) {
     }];
     for li in &mut o.wire.line_items {
         li.package_id = Some(o.package_id.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn world(scale: f64, real: bool) -> World {
+        let mut w = World::new(1, 1, scale, "at", "rt", 7 * DAY, 365 * DAY, 0.0, true, None);
+        w.clock = SimClock::new(scale, real);
+        w
+    }
+
+    #[test]
+    fn on_the_real_clock_tiktok_durations_are_divided_by_the_scale() {
+        let c = SimClock::new(3600.0, true);
+        let real = real_now_ms() as f64 / 1000.0;
+        assert!((c.now() - real).abs() < 1.0, "real time, not run ahead");
+        assert_eq!(c.span(3600.0), 1.0);
+        assert_eq!(c.span_secs(2 * DAY), 48);
+        assert_eq!(c.span_secs(60), 1, "rounded up");
+        assert_eq!(c.span_secs(-2 * DAY), -48);
+        assert_eq!(c.span_secs(0), 0);
+        // Simulated time: durations as TikTok has them, the clock ahead.
+        let c = SimClock::new(3600.0, false);
+        assert_eq!((c.span(3600.0), c.span_secs(2 * DAY)), (3600.0, 2 * DAY));
+    }
+
+    #[test]
+    fn a_real_clock_orders_deadlines_are_real_times_a_client_can_keep() {
+        let mut w = world(3600.0, true);
+        let now = real_now_ms() / 1000;
+        let items = [("sku-1".to_string(), 1)];
+        let (id, _) = w.create_order(0, &items, TiktokStatus::AwaitingShipment, None);
+        let o = &w.orders[&id].wire;
+        // Paid an hour ago (a second here): ship by 2 days after payment
+        // (48 s), TikTok cancels 7 days after (168 s).
+        let rts = o.rts_sla_time.unwrap();
+        assert!((now + 47..=now + 48).contains(&rts), "{rts} vs {now}");
+        assert_eq!(ship_by(o), Some(rts));
+        assert_eq!(o.shipping_due_time.unwrap() - rts, 120);
+        // Shipped in time, then one shipped after its deadline.
+        w.ship(&id, None, None);
+        let (late, _) = w.create_order(0, &items, TiktokStatus::AwaitingShipment, Some(-5));
+        w.ship(&late, None, None);
+        let c = &w.deadlines;
+        assert_eq!((c.shipped, c.shipped_late), (2, 1));
+    }
+
+    #[test]
+    fn a_runs_ids_start_at_its_number() {
+        let mut w = world(1.0, false);
+        w.set_run(7);
+        w.default_webhook_url = Some("http://127.0.0.1:9/hook".into());
+        let (id, package) = w.create_order(0, &[("s".into(), 1)], TiktokStatus::Unpaid, None);
+        assert_eq!(id, "5769000700000000001");
+        assert_eq!(package, "1152000700000000001");
+        assert_eq!(w.outbox[0].notification_id, "7300070000000000001");
+        let mut first = world(1.0, false);
+        first.set_run(6);
+        let (id6, _) = first.create_order(0, &[("s".into(), 1)], TiktokStatus::Unpaid, None);
+        assert_ne!(id, id6);
     }
 }

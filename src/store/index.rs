@@ -64,7 +64,7 @@ pub struct Projection {
     pub respond_by: Option<i64>,
     pub skus: BTreeSet<String>,
     pub terms: BTreeSet<String>,
-    /// Once the ship call was issued: what the stats count.
+    /// Once TikTok took the ship call: what the stats count.
     pub fulfilled: Option<Fulfilled>,
     /// The workflow (`name@version`) while its instance still runs.
     pub running: Option<String>,
@@ -87,7 +87,7 @@ pub struct Fulfilled {
     pub receipt_s: f64,
     /// Eligible to ship → ship call, seconds (the SLA clock).
     pub eligible_s: Option<f64>,
-    /// The ship call came after the ship-by deadline.
+    /// TikTok took the ship call after the ship-by deadline.
     pub late: bool,
 }
 

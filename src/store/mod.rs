@@ -193,7 +193,9 @@ pub struct OrderRecord {
     pub audit_seq: u64,
     pub received_ms: i64,
     pub updated_ms: i64,
-    /// When the ship / mark-shipped call was issued.
+    /// When TikTok took the ship / mark-shipped call (its success came
+    /// back): until then the order is unshipped in the figures, at risk
+    /// and late as its ship-by deadline says.
     pub fulfillment_ms: Option<i64>,
     pub last_error: Option<String>,
     /// Lifecycle to return to when an operator releases a hold.

@@ -2086,6 +2086,25 @@ function connectLive() {
   });
 }
 
+// ---------------------------------------------------------------- demo banner
+
+/**
+ * Demo mode (GET /api/v1/about names it): a banner saying TikTok is
+ * simulated and how much faster its clock runs. Hidden otherwise.
+ */
+async function showDemoBanner() {
+  const r = await api('/api/v1/about').catch(() => null);
+  const demo = r && r.ok && r.data ? r.data.demo : null;
+  const box = $('#demo-banner');
+  if (!box || !demo) return;
+  const scale = Number(demo.time_scale) || 1;
+  setKids(box,
+    el('strong', { text: 'DEMO' }),
+    ` Simulated TikTok Shop at ${scale.toLocaleString('en-US')}× speed: a 2-day ship-by window `
+      + `lasts ${fmtDuration((2 * 86400) / scale)} here. Orders and buyers are made up.`);
+  box.hidden = false;
+}
+
 // ---------------------------------------------------------------- router
 
 function route() {
@@ -2118,6 +2137,7 @@ function onHashChange() {
 async function main() {
   $('#logout').addEventListener('click', logout);
   await loadSession();
+  showDemoBanner();
   window.addEventListener('hashchange', onHashChange);
   onHashChange();
   connectLive();

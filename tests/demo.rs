@@ -1,0 +1,197 @@
+//! The demo tells the truth: `orderflow run` with no configuration runs the
+//! built-in simulator on the daemon's clock, so the at-risk, late and
+//! late-dispatch figures the daemon reports are the ones the simulated
+//! TikTok counts (`GET /sim/deadlines`); `GET /api/v1/about` says it is a
+//! demo, at which time scale; and a demo started again in the same folder
+//! keeps receiving new orders (the simulator's ids never repeat a run's).
+//! Real processes on embedded defaults, the repository's own workflows.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{eventually, get_json, post_json, wait_ready, Daemon};
+use serde_json::Value;
+
+fn workflows() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows")
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// `GET /api/v1/about`'s `demo`.
+async fn about(c: &reqwest::Client, base: &str) -> Value {
+    let (st, v) = get_json(c, &format!("{base}/api/v1/about")).await;
+    assert_eq!(st, 200, "{v}");
+    v["demo"].clone()
+}
+
+/// A counter of the daemon's `/metrics` (0 when absent).
+async fn counter(c: &reqwest::Client, base: &str, series: &str) -> f64 {
+    let text = c
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn orders_total(c: &reqwest::Client, base: &str) -> u64 {
+    let (_, v) = get_json(c, &format!("{base}/api/v1/stats")).await;
+    v["total"].as_u64().unwrap_or(0)
+}
+
+#[actix_rt::test]
+async fn a_demo_restarted_in_the_same_folder_keeps_receiving_new_orders() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, log) = (dir.path().join("data"), dir.path().join("log"));
+    let env = [("ORDERFLOW_DEMO__ORDERS_PER_SECOND", "20")];
+    let c = client();
+    let d = Daemon::start(&data, &workflows(), &log, &env);
+    wait_ready(&c, &d.base).await;
+    let demo = about(&c, &d.base).await;
+    assert_eq!(demo["time_scale"], 3600.0, "{demo}");
+    assert_eq!(demo["run"], 1, "{demo}");
+    let base = d.base.clone();
+    let before = eventually(Duration::from_secs(30), "20 demo orders", || {
+        let (c, b) = (c.clone(), base.clone());
+        async move {
+            let n = orders_total(&c, &b).await;
+            (n >= 20).then_some(n)
+        }
+    })
+    .await;
+    d.kill9();
+
+    // The same folder: the simulator starts again with the next run
+    // number, so its order and notification ids are new to the daemon.
+    let d = Daemon::start(&data, &workflows(), &log, &env);
+    wait_ready(&c, &d.base).await;
+    assert_eq!(about(&c, &d.base).await["run"], 2);
+    let base = d.base.clone();
+    let after = eventually(Duration::from_secs(30), "20 more demo orders", || {
+        let (c, b) = (c.clone(), base.clone());
+        async move {
+            let n = orders_total(&c, &b).await;
+            (n >= before + 20).then_some(n)
+        }
+    })
+    .await;
+    let accepted = counter(&c, &base, "orderflow_webhooks_total{result=\"accepted\"}").await;
+    let duplicates = counter(&c, &base, "orderflow_webhooks_total{result=\"duplicate\"}").await;
+    println!(
+        "orders before the restart: {before}, after: {after}; webhooks accepted since: {accepted}, duplicates: {duplicates}"
+    );
+    assert!(accepted >= 20.0, "{accepted}");
+    assert_eq!(duplicates, 0.0, "no new webhook is taken for an old one");
+    let status = d.terminate();
+    assert!(status.success(), "{status:?}");
+}
+
+/// The daemon's figures and the simulator's, read one after the other.
+async fn figures(c: &reqwest::Client, base: &str, sim: &str) -> (Value, Value) {
+    let (_, ours) = get_json(c, &format!("{base}/api/v1/stats")).await;
+    // The daemon's default margin (6 h of TikTok's time), as the
+    // simulator counts it.
+    let (_, theirs) = get_json(c, &format!("{sim}/sim/deadlines?at_risk_margin_secs=21600")).await;
+    (ours, theirs)
+}
+
+#[actix_rt::test]
+async fn the_demos_late_and_at_risk_figures_are_the_simulators() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = client();
+    // TikTok's 2 days to ship pass in 4.3 s, its 7 days before it cancels
+    // an unshipped order in 15 s.
+    let d = Daemon::start(
+        &dir.path().join("data"),
+        &workflows(),
+        &dir.path().join("log"),
+        &[
+            ("ORDERFLOW_DEMO__ORDERS_PER_SECOND", "20"),
+            ("ORDERFLOW_DEMO__TIME_SCALE", "40000"),
+        ],
+    );
+    wait_ready(&c, &d.base).await;
+    let demo = about(&c, &d.base).await;
+    assert_eq!(demo["time_scale"], 40000.0, "{demo}");
+    let sim = demo["simulator"].as_str().unwrap().to_string();
+    let base = d.base.clone();
+    // 3 s of orders shipped in time, then 3 s of orders that cannot get a
+    // label (the simulated EasyPost answers 503), then no more orders.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let faults = format!("{sim}/sim/labels/faults");
+    let (st, v) = post_json(&c, &faults, &serde_json::json!({"error_rate": 1.0})).await;
+    assert_eq!(st, 200, "{v}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let stream = format!("{sim}/sim/stream");
+    let (st, v) = post_json(&c, &stream, &serde_json::json!({"orders_per_second": 0})).await;
+    assert_eq!(st, 200, "{v}");
+
+    // Those orders pass their ship-by deadline unshipped: the daemon
+    // counts them late and at risk as the simulator does.
+    let (ours, theirs) = eventually(
+        Duration::from_secs(15),
+        "the same late orders on both sides",
+        || {
+            let (c, b, s) = (c.clone(), base.clone(), sim.clone());
+            async move {
+                let (ours, theirs) = figures(&c, &b, &s).await;
+                (theirs["late_unshipped"].as_u64()? >= 10
+                    && ours["late"] == theirs["late_unshipped"]
+                    && ours["at_risk"] == theirs["at_risk"])
+                    .then_some((ours, theirs))
+            }
+        },
+    )
+    .await;
+    println!(
+        "unshipped: daemon late {} at risk {}; simulator late {} at risk {}",
+        ours["late"], ours["at_risk"], theirs["late_unshipped"], theirs["at_risk"]
+    );
+
+    // Labels again: those still retrying ship, late. Once nothing is left
+    // to ship (shipped, or cancelled by TikTok), the late dispatches agree.
+    let (st, v) = post_json(&c, &faults, &serde_json::json!({})).await;
+    assert_eq!(st, 200, "{v}");
+    let (ours, theirs) = eventually(Duration::from_secs(40), "nothing left to ship", || {
+        let (c, b, s) = (c.clone(), base.clone(), sim.clone());
+        async move {
+            let (ours, theirs) = figures(&c, &b, &s).await;
+            (theirs["at_risk"] == 0 && ours["at_risk"] == 0 && ours["shipped"] == theirs["shipped"])
+                .then_some((ours, theirs))
+        }
+    })
+    .await;
+    println!(
+        "daemon: shipped {} late {} (rate {}); simulator: shipped {} late {}, cancelled for not shipping {}",
+        ours["shipped"],
+        ours["late_dispatches"],
+        ours["late_dispatch_rate"],
+        theirs["shipped"],
+        theirs["shipped_late"],
+        theirs["auto_cancelled"]
+    );
+    assert!(theirs["shipped"].as_u64().unwrap() >= 20, "{theirs}");
+    assert_eq!(
+        ours["late_dispatches"], theirs["shipped_late"],
+        "{ours}\n{theirs}"
+    );
+    assert!(
+        theirs["shipped_late"].as_u64().unwrap() + theirs["auto_cancelled"].as_u64().unwrap() >= 10,
+        "the orders without labels were late: {theirs}"
+    );
+    let status = d.terminate();
+    assert!(status.success(), "{status:?}");
+}
