@@ -177,8 +177,47 @@ pub struct StoreConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkflowsConfig {
-    /// Folder of workflow YAML files.
+    /// Folder of workflow YAML files (the bundled ones; may be read-only).
     pub dir: PathBuf,
+    /// A writable folder the workflows are loaded from and the console
+    /// saves to (the systemd unit's `StateDirectory`:
+    /// `/var/lib/orderflow/workflows`). On a start that finds it with no
+    /// workflow in it, the files of `dir` are copied in as the starting
+    /// point; after that it is the one folder that counts.
+    pub edit_dir: Option<PathBuf>,
+}
+
+impl WorkflowsConfig {
+    /// The folder workflows are loaded from and saved to: `edit_dir` when
+    /// set, seeded from `dir` when it holds no workflow; else `dir`.
+    pub fn working_dir(&self) -> std::io::Result<PathBuf> {
+        let Some(edit) = &self.edit_dir else {
+            return Ok(self.dir.clone());
+        };
+        std::fs::create_dir_all(edit)?;
+        let is_yaml = |p: &std::path::Path| {
+            matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+        };
+        let has_any = std::fs::read_dir(edit)?
+            .filter_map(Result::ok)
+            .any(|e| is_yaml(&e.path()));
+        if !has_any && self.dir != *edit {
+            let mut copied = 0;
+            if let Ok(entries) = std::fs::read_dir(&self.dir) {
+                for e in entries.filter_map(Result::ok) {
+                    let p = e.path();
+                    if is_yaml(&p) {
+                        if let Some(name) = p.file_name() {
+                            std::fs::copy(&p, edit.join(name))?;
+                            copied += 1;
+                        }
+                    }
+                }
+            }
+            tracing::info!(from = %self.dir.display(), to = %edit.display(), files = copied, "Workflows: the editable folder starts as a copy of the bundled files");
+        }
+        Ok(edit.clone())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -253,6 +292,7 @@ impl Default for WorkflowsConfig {
     fn default() -> Self {
         WorkflowsConfig {
             dir: PathBuf::from("./workflows"),
+            edit_dir: None,
         }
     }
 }

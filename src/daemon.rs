@@ -183,7 +183,20 @@ impl Daemon {
         if interrupted > 0 {
             tracing::warn!(jobs = interrupted, "Bulk jobs were interrupted by the restart; their remaining orders are listed on each job");
         }
-        let registry = Arc::new(Registry::load(cfg.workflows.dir.clone(), store.clone()).await?);
+        let wf_dir = cfg
+            .workflows
+            .working_dir()
+            .map_err(|source| Error::DataDir {
+                path: cfg
+                    .workflows
+                    .edit_dir
+                    .clone()
+                    .unwrap_or_default()
+                    .display()
+                    .to_string(),
+                source,
+            })?;
+        let registry = Arc::new(Registry::load(wf_dir, store.clone()).await?);
         for d in registry.current().definitions.iter() {
             tracing::info!(workflow = %d.key(), path = %d.path, "Workflow loaded");
         }

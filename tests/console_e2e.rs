@@ -705,6 +705,49 @@ async fn console_end_to_end() {
         on_disk,
         "the file is untouched"
     );
+
+    // --- Edit in place: choosing the workflow opens its YAML; a change
+    // shows as a diff against the running version; the save asks, names
+    // the version it replaces, and lands in the history with who saved it.
+    b.goto(&env.url("/#/workflows")).await;
+    wait_view(&b, "workflows").await;
+    b.click("tr[data-workflow='console'] .wf-pick").await;
+    b.wait_until(
+        "the running YAML is opened",
+        "document.querySelector('#wf-yaml').value.includes('call_partner') && document.querySelector('#wf-editing').textContent.includes('console@')",
+    )
+    .await;
+    b.js(
+        "const t = document.querySelector('#wf-yaml'); t.value = t.value.replace('approve?', 'approve now?'); \
+         t.dispatchEvent(new Event('input', {bubbles: true}));",
+        json!([]),
+    )
+    .await;
+    b.wait_until(
+        "the change is shown against the running version",
+        "document.querySelector('#wf-diff summary').textContent.includes('2 lines') && document.querySelector('#wf-diff pre').textContent.includes('+ ')",
+    )
+    .await;
+    b.wait_until(
+        "checked as typed",
+        "!document.querySelector('#wf-ok').hidden",
+    )
+    .await;
+    b.click("#wf-save").await;
+    b.wait_until(
+        "the save asks first, naming the version it replaces",
+        "document.querySelector('#confirm').open && document.querySelector('#confirm-text').textContent.includes('console@')",
+    )
+    .await;
+    b.click("#confirm-yes").await;
+    b.wait_until(
+        "the save is in the history, by the admin token",
+        "document.querySelector('#wf-history').textContent.includes('by admin-token')",
+    )
+    .await;
+    assert!(std::fs::read_to_string(env.workflows.join("console.yaml"))
+        .unwrap()
+        .contains("approve now?"));
 }
 
 /// Downloads `href` in the page, with the page's session, as the Print

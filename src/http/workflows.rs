@@ -30,7 +30,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/workflows/reload", web::post().to(reload_workflows))
         .route("/workflows/validate", web::post().to(validate_workflow))
         .route("/workflows/dry-run", web::post().to(dry_run))
-        .route("/workflows/{name}", web::put().to(save_workflow));
+        .route("/workflows/history", web::get().to(history))
+        .route("/workflows/{name}", web::put().to(save_workflow))
+        .route("/workflows/{name}/source", web::get().to(source));
 }
 
 fn diagnostics(r: &Report) -> serde_json::Value {
@@ -64,6 +66,95 @@ async fn list_workflows(s: web::Data<AppState>) -> HttpResponse {
         })
         .collect();
     HttpResponse::Ok().json(list)
+}
+
+/// One workflow save, as kept in the `history` tree.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Saved {
+    pub at_ms: i64,
+    pub by: String,
+    pub name: String,
+    /// `name@version` now in force.
+    pub key: String,
+    /// What was in force before (none for a new workflow).
+    pub replaced: Option<String>,
+    pub path: String,
+    pub bytes: usize,
+}
+
+fn history_key(at_ms: i64, seq: u64) -> Vec<u8> {
+    let mut k = (at_ms.max(0) as u64).to_be_bytes().to_vec();
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// `GET /api/v1/workflows/{name}/source`: the YAML of the version in
+/// force, as the editor's starting point, and whether a save can be
+/// written where it lives.
+async fn source(s: web::Data<AppState>, name: web::Path<String>) -> HttpResponse {
+    let Some(d) = s.registry.current().get(&name).cloned() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no workflow {name} in force"),
+        );
+    };
+    let dir = std::path::Path::new(&d.path)
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| s.registry.dir().to_path_buf());
+    let writable = dir_writable(&dir);
+    HttpResponse::Ok().json(json!({
+        "name": d.name, "version": d.version, "key": d.key(), "path": d.path,
+        "source": d.source, "writable": writable,
+        "why_not": (!writable).then(|| not_writable(&dir)),
+    }))
+}
+
+/// Can a file be created in `dir`? (Tried, not guessed from modes: a
+/// read-only mount or systemd's ProtectSystem says no either way.)
+fn dir_writable(dir: &std::path::Path) -> bool {
+    let probe = dir.join(".orderflow-write-probe");
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+fn not_writable(dir: &std::path::Path) -> String {
+    format!(
+        "the workflows folder {} is read-only here: set [workflows] edit_dir to a writable folder (the systemd unit's StateDirectory, /var/lib/orderflow/workflows); it starts as a copy of the bundled files",
+        dir.display()
+    )
+}
+
+/// `GET /api/v1/workflows/history?name=&limit=`: saves, newest first.
+async fn history(
+    s: web::Data<AppState>,
+    q: web::Query<std::collections::HashMap<String, String>>,
+) -> HttpResponse {
+    let limit = q
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(50)
+        .clamp(1, 500);
+    let name = q.get("name").cloned();
+    let mut out = Vec::new();
+    for kv in s.store.trees.history.iter().rev() {
+        let Ok((_, v)) = kv else { break };
+        let Ok(saved) = crate::store::codec::decode::<Saved>(&v) else {
+            continue;
+        };
+        if name.as_deref().is_none_or(|n| n == saved.name) {
+            out.push(saved);
+            if out.len() >= limit {
+                break;
+            }
+        }
+    }
+    HttpResponse::Ok().json(json!({ "saves": out }))
 }
 
 async fn reload_workflows(s: web::Data<AppState>, req: actix_web::HttpRequest) -> HttpResponse {
@@ -226,9 +317,10 @@ async fn save_workflow(
     name: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    if let Err(r) = super::auth::require(&req, crate::people::Role::Admin) {
-        return r.into();
-    }
+    let who = match super::auth::require(&req, crate::people::Role::Admin) {
+        Ok(p) => p,
+        Err(r) => return r.into(),
+    };
     let name = name.into_inner();
     if !file_name_ok(&name) {
         return error(
@@ -265,6 +357,12 @@ async fn save_workflow(
         .get(&name)
         .map(|d| PathBuf::from(&d.path))
         .unwrap_or_else(|| s.registry.dir().join(format!("{name}.yaml")));
+    let replaced = s.registry.current().get(&name).map(|d| d.key());
+    if let Some(dir) = path.parent() {
+        if !dir_writable(dir) {
+            return error(StatusCode::CONFLICT, not_writable(dir));
+        }
+    }
     let previous = std::fs::read(&path).ok();
     if let Err(e) = write_atomically(&path, text.as_bytes()) {
         return error(
@@ -274,7 +372,30 @@ async fn save_workflow(
     }
     match s.registry.reload().await {
         Ok(keys) => {
-            tracing::info!(workflow = %def.key(), path = %path.display(), "Workflow saved and reloaded");
+            tracing::info!(workflow = %def.key(), path = %path.display(), by = %who.name, "Workflow saved and reloaded");
+            // Every save, in the history: who, which version over which.
+            let now = s.runtime.shared.clock.now_ms();
+            let saved = Saved {
+                at_ms: now,
+                by: who.actor(None),
+                name: def.name.clone(),
+                key: def.key(),
+                replaced,
+                path: path.display().to_string(),
+                bytes: text.len(),
+            };
+            let op = crate::store::codec::encode(&saved).map(|value| crate::store::Op::Put {
+                tree: crate::store::Tree::History,
+                key: history_key(now, s.store.next_id().unwrap_or_default()),
+                value,
+            });
+            let recorded = match op {
+                Ok(op) => s.store.commit(vec![op]).await,
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = recorded {
+                tracing::warn!(workflow = %def.key(), error = %e, "Could not record a workflow save in the history");
+            }
             HttpResponse::Ok().json(json!({
                 "valid": true, "name": def.name, "version": def.version, "key": def.key(), "loaded": keys,
             }))

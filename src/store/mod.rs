@@ -115,6 +115,9 @@ pub enum Tree {
     /// The console's people: users, their API tokens and sessions
     /// (`crate::people`).
     People,
+    /// Workflow saves, by time: who saved which version over which
+    /// (`crate::http::workflows`).
+    History,
 }
 
 pub struct Trees {
@@ -133,6 +136,7 @@ pub struct Trees {
     pub archive: sled::Tree,
     pub jobs: sled::Tree,
     pub people: sled::Tree,
+    pub history: sled::Tree,
 }
 
 impl Trees {
@@ -153,6 +157,7 @@ impl Trees {
             Tree::Archive => &self.archive,
             Tree::Jobs => &self.jobs,
             Tree::People => &self.people,
+            Tree::History => &self.history,
         }
     }
 }
@@ -450,6 +455,7 @@ impl Store {
             archive: db.open_tree("archive")?,
             jobs: db.open_tree("jobs")?,
             people: db.open_tree("people")?,
+            history: db.open_tree("history")?,
         });
         // The order indexes are complete before anything writes.
         index::ensure(&trees.orders, &trees.archive)?;

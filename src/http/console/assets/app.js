@@ -1441,24 +1441,104 @@ async function viewWorkflows() {
   const dryrun = el('button', { id: 'wf-dryrun', type: 'button', class: 'btn', text: 'Dry-run' });
   const dryResult = el('div', { id: 'wf-dryrun-result', class: 'dryrun', 'aria-live': 'polite' });
 
+  const editing = el('p', { id: 'wf-editing', class: 'muted small', role: 'status' });
+  const diffBox = el('details', { id: 'wf-diff', class: 'wf-diff' }, el('summary', { text: 'Changes against the running version: none' }), el('pre', { class: 'diff' }));
+  const historyList = el('ol', { id: 'wf-history', class: 'wf-history' });
+  let running = null; // { name, key, source } of the version in force being edited
   const editor = el('section', { class: 'panel', 'aria-labelledby': 'wf-edit-h' },
     el('h2', { id: 'wf-edit-h', text: 'Edit a workflow' }),
-    el('p', { class: 'muted small', text: 'Paste or upload a changed YAML, validate it, dry-run it against an order, then save: the file is written to the workflows folder and reloaded. Running orders keep their version.' }),
+    el('p', { class: 'muted small', text: 'Choose a workflow to open its YAML, or paste or upload one. It is checked as you type; the changes against the running version are shown; dry-run it against an order, then save: the file is written and reloaded, and the save is kept in the history. Running orders keep their version.' }),
+    editing,
     el('div', { class: 'form-row' },
       el('div', { class: 'field' }, el('label', { for: 'wf-name', text: 'Workflow name' }), name),
       el('div', { class: 'field' }, el('label', { for: 'wf-file', text: 'Load from a file' }), file)),
     el('div', { class: 'field' }, el('label', { for: 'wf-yaml', text: 'Workflow YAML' }), yaml, caret),
     el('div', { class: 'btn-row' }, validate, save),
-    ok, errors,
+    ok, errors, diffBox,
     el('h3', { text: 'Dry-run against an order' }),
     el('p', { class: 'muted small', text: 'Runs the YAML above against a copy of the order with simulated calls; nothing is changed.' }),
     el('div', { class: 'form-row' },
       el('div', { class: 'field' }, el('label', { for: 'wf-order', text: 'Order id' }), orderId),
       el('div', { class: 'field' }, el('label', { for: 'wf-approval', text: 'Approval answer' }), approval),
       el('div', { class: 'field field-buttons' }, dryrun)),
-    dryResult);
+    dryResult,
+    el('h3', { text: 'Saves' }),
+    historyList);
 
   root.append(pageHeader('Workflows'), el('div', { class: 'wf-grid' }, listPanel, editor));
+
+  /** Lines removed (-) and added (+) between the running text and the editor's, with a little context. */
+  function lineDiff(a, b) {
+    const x = a.split('\n');
+    const y = b.split('\n');
+    if (x.length * y.length > 4e6) return { text: '(too large to compare here)', changed: -1 };
+    const n = x.length; const m = y.length;
+    const lcs = Array.from({ length: n + 1 }, () => new Uint32Array(m + 1));
+    for (let i = n - 1; i >= 0; i--) for (let j = m - 1; j >= 0; j--) lcs[i][j] = x[i] === y[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
+    const out = []; let i = 0; let j = 0; let changed = 0;
+    while (i < n || j < m) {
+      if (i < n && j < m && x[i] === y[j]) { out.push(`  ${x[i]}`); i++; j++; } else if (j < m && (i >= n || lcs[i][j + 1] >= lcs[i + 1][j])) { out.push(`+ ${y[j]}`); j++; changed++; } else { out.push(`- ${x[i]}`); i++; changed++; }
+    }
+    // Context: three lines around each change.
+    const keep = new Set();
+    out.forEach((l, k) => { if (l[0] !== ' ') for (let d = -3; d <= 3; d++) keep.add(k + d); });
+    const lines = []; let last = -2;
+    out.forEach((l, k) => { if (keep.has(k)) { if (k !== last + 1) lines.push('…'); lines.push(l); last = k; } });
+    return { text: lines.join('\n'), changed };
+  }
+  function showDiff() {
+    if (!running || running.name !== name.value.trim()) {
+      diffBox.hidden = true;
+      return;
+    }
+    diffBox.hidden = false;
+    const d = lineDiff(running.source, yaml.value);
+    diffBox.querySelector('summary').textContent = d.changed === 0 ? `Changes against ${running.key}: none` : `Changes against ${running.key}: ${d.changed < 0 ? 'many' : `${d.changed} line${d.changed === 1 ? '' : 's'}`}`;
+    diffBox.querySelector('pre').textContent = d.text;
+    return d;
+  }
+  async function loadHistory(n) {
+    try {
+      const h = await apiOk(`/api/v1/workflows/history?limit=20${n ? `&name=${enc(n)}` : ''}`);
+      if (!stillCurrent(token)) return;
+      historyList.replaceChildren(...(h.saves || []).map((x) => el('li', null, timeEl(x.at_ms), ' ', mono(x.key), x.replaced ? el('span', { class: 'muted', text: ` over ${x.replaced}` }) : null, el('span', { text: ` by ${x.by}` }))));
+      if (!historyList.childElementCount) historyList.append(el('li', { class: 'muted', text: 'No saves yet.' }));
+    } catch (_) { /* the list is a convenience */ }
+  }
+  // Checked as you type (half a second after the last key).
+  let typing = 0;
+  async function checkNow() {
+    if (!yaml.value.trim()) { errors.replaceChildren(); ok.hidden = true; return; }
+    try {
+      const r = await apiOk('/api/v1/workflows/validate', { method: 'POST', body: yaml.value, contentType: 'application/yaml' });
+      if (!stillCurrent(token)) return;
+      if (r.valid) showOk(`Valid: ${r.name} version ${r.version}, ${r.steps} step${r.steps === 1 ? '' : 's'}.`);
+      else showDiagnostics(r.diagnostics);
+    } catch (_) { /* the Validate button says why */ }
+  }
+  yaml.addEventListener('input', () => {
+    clearTimeout(typing);
+    typing = setTimeout(() => { checkNow(); showDiff(); }, 500);
+  });
+  async function openWorkflow(n) {
+    try {
+      const src = await apiOk(`/api/v1/workflows/${enc(n)}/source`);
+      if (!stillCurrent(token)) return;
+      running = { name: src.name, key: src.key, source: src.source };
+      name.value = src.name;
+      yaml.value = src.source;
+      editing.textContent = `Editing ${src.key} (${src.path})${src.writable ? '' : ` — read-only: ${src.why_not}`}`;
+      save.disabled = !src.writable;
+      save.title = src.writable ? '' : src.why_not;
+      ok.hidden = true;
+      errors.replaceChildren();
+      updateCaret();
+      showDiff();
+      loadHistory(src.name);
+    } catch (e) {
+      if (e.status !== 401) toast(`Could not open ${n}: ${e.message}`, true);
+    }
+  }
 
   function showDiagnostics(diags) {
     ok.hidden = true;
@@ -1533,6 +1613,18 @@ async function viewWorkflows() {
     const n = name.value.trim();
     if (!n) { name.focus(); toast('Give the workflow a name first.', true); return; }
     if (!yaml.value.trim()) { showDiagnostics([{ line: 1, col: 1, message: 'the workflow is empty' }]); return; }
+    // Checked first: an invalid text is never offered for saving.
+    try {
+      const v = await apiOk('/api/v1/workflows/validate', { method: 'POST', body: yaml.value, contentType: 'application/yaml' });
+      if (!v.valid) { showDiagnostics(v.diagnostics); toast('The workflow has errors; nothing was saved.', true); return; }
+    } catch (e) {
+      if (e.status !== 401) toast(`Validation failed: ${e.message}`, true);
+      return;
+    }
+    const d = showDiff();
+    if (d && d.changed === 0) { toast('Nothing changed against the running version.'); return; }
+    const sure = await confirmDialog(d ? `${d.changed < 0 ? 'Many' : d.changed} changed line${d.changed === 1 ? '' : 's'} against ${running.key} (shown under the editor). Orders already running keep their version; new orders take this one.` : `Save ${n} as a new workflow.`, { title: `Save ${n} and put it in force?`, yes: `Save ${n} and reload` });
+    if (!sure.ok) return;
     save.disabled = true;
     try {
       const r = await api(`/api/v1/workflows/${enc(n)}`, { method: 'PUT', body: yaml.value, contentType: 'application/yaml' });
@@ -1541,6 +1633,7 @@ async function viewWorkflows() {
         showOk(`Saved and reloaded: ${d.name || n} is now version ${d.version ?? '?'}.`);
         toast(`Workflow ${d.name || n} saved: version ${d.version ?? '?'}`);
         loadList();
+        openWorkflow(d.name || n);
       } else if (Array.isArray(d.diagnostics)) {
         showDiagnostics(d.diagnostics);
         toast('The workflow has errors; nothing was saved.', true);
@@ -1613,14 +1706,11 @@ async function viewWorkflows() {
             el('span', { class: 'mono', title: v.key || String(v.version), text: shortVersion(v.version) }), v.current ? el('span', { class: 'badge', text: 'current' }) : null,
             el('span', { class: 'muted nowrap', text: `${v.orders || 0} running` }))))),
           td('Running', el('span', { class: 'num-big', text: String(total) }), 'orders num'));
-        const choose = () => {
-          name.value = n;
-          ok.hidden = true;
-          errors.replaceChildren();
+        const choose = async () => {
           for (const r of $$('tr.chosen', tb)) r.classList.remove('chosen');
           tr.classList.add('chosen');
+          await openWorkflow(n);
           yaml.focus();
-          toast(`Editing ${n}: paste or upload its YAML.`);
         };
         pick.addEventListener('click', (ev) => { ev.stopPropagation(); choose(); });
         tr.addEventListener('click', choose);
@@ -1634,6 +1724,7 @@ async function viewWorkflows() {
   }
 
   await loadList();
+  await loadHistory(null);
   if (stillCurrent(token)) setReady(true);
 }
 
