@@ -56,12 +56,19 @@
 //! - [`http`]: health, metrics, intake, the admin API and stock over
 //!   handles; the gate on each route scope ([`http::auth`]: Host check,
 //!   cross-site check, bearer token or a console session with its CSRF
-//!   token, login rate limits); request bounds ([`http::limits`]: body
+//!   token, login rate limits, roles); request bounds ([`http::limits`]: body
 //!   size, read deadline, shared body memory) and connections
 //!   ([`http::conn`]: idle connections shut); shops and the authorization
-//!   callback ([`http::shops`]); SKU mappings ([`http::mappings`]); the
-//!   web console ([`http::console`]:
-//!   compiled-in pages, login, live events).
+//!   callback ([`http::shops`]); SKU mappings ([`http::mappings`]); order
+//!   lists sorted through the indexes, with counts and CSV export, and the
+//!   approvals inbox ([`http::admin`]); workflows read, checked, dry-run,
+//!   saved to `edit_dir` and kept in a history ([`http::workflows`]); the
+//!   web console ([`http::console`]: compiled-in pages, login, live
+//!   events).
+//! - [`people`]: the console's users with roles (viewer, operator,
+//!   admin), Argon2id passwords, sessions kept in the store and per-user
+//!   API tokens; served by [`http::people`] and checked by the gate
+//!   ([`http::auth`]), which puts the person on every request.
 //! - [`config`]: layered configuration with one `validate()`.
 //! - [`metrics`]: every metric name, described once.
 //! - [`daemon`]: wiring, recovery, graceful shutdown.
