@@ -77,27 +77,16 @@ impl Client {
 
     /// GET a text answer (a CSV export) as it is.
     pub async fn get_text(&self, path: &str) -> Result<String, Error> {
-        let mut req = self.http.get(format!("{}{}", self.base, path));
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
-        let resp = req.send().await.map_err(|e| Error::Unreachable {
-            url: self.base.clone(),
-            message: e.without_url().to_string(),
-        })?;
-        let status = resp.status().as_u16();
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| Error::Decode(e.to_string()))?;
-        match status {
-            401 => Err(Error::Unauthorized),
-            s if s >= 400 => Err(Error::Api {
+        let (status, text) = self
+            .exchange(self.http.get(format!("{}{}", self.base, path)))
+            .await?;
+        if status >= 400 {
+            return Err(Error::Api {
                 status,
                 message: text,
-            }),
-            _ => Ok(text),
+            });
         }
+        Ok(text)
     }
 
     /// POST a text body (a CSV import).
@@ -110,9 +99,9 @@ impl Client {
         self.send(req).await
     }
 
-    /// Adds the token, sends, and turns the answer into a value or one of
-    /// the errors the CLI explains (unreachable, 401, an API error).
-    async fn send(&self, mut req: reqwest::RequestBuilder) -> Result<Value, Error> {
+    /// Adds the token and sends: the status and the body as text (401 is
+    /// the CLI's own error).
+    async fn exchange(&self, mut req: reqwest::RequestBuilder) -> Result<(u16, String), Error> {
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
@@ -128,6 +117,13 @@ impl Client {
         if status == 401 {
             return Err(Error::Unauthorized);
         }
+        Ok((status, text))
+    }
+
+    /// Adds the token, sends, and turns the answer into a value or one of
+    /// the errors the CLI explains (unreachable, 401, an API error).
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, Error> {
+        let (status, text) = self.exchange(req).await?;
         let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         if status >= 400 {
             let message = v["error"]

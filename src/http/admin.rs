@@ -152,6 +152,19 @@ impl Filter {
     /// `limit`, and the id to continue after when there are more. Walks
     /// the narrowest index the filter names (search terms, at risk,
     /// state, TikTok status, shop, SKU) and decodes only its candidates.
+    /// The first exact-value filter an index serves (state, TikTok status,
+    /// shop, SKU), with its value.
+    fn indexed(&self) -> Option<(index::By, &str)> {
+        [
+            (index::By::Lifecycle, &self.state),
+            (index::By::TiktokStatus, &self.tiktok_status),
+            (index::By::Shop, &self.shop),
+            (index::By::Sku, &self.sku),
+        ]
+        .into_iter()
+        .find_map(|(by, v)| v.as_deref().map(|v| (by, v)))
+    }
+
     /// Whether the list has a filter that names its candidates through
     /// an index (a search, at-risk, state, status, shop, SKU or a date
     /// range), and their ids, up to `cap` + 1.
@@ -171,15 +184,7 @@ impl Filter {
                 .take(cap + 1)
                 .map(|r| r.map(|(_, id)| id))
                 .collect::<Result<_, _>>()?
-        } else if let Some((by, v)) = [
-            (index::By::Lifecycle, &self.state),
-            (index::By::TiktokStatus, &self.tiktok_status),
-            (index::By::Shop, &self.shop),
-            (index::By::Sku, &self.sku),
-        ]
-        .into_iter()
-        .find_map(|(by, v)| v.as_deref().map(|v| (by, v)))
-        {
+        } else if let Some((by, v)) = self.indexed() {
             index::ids(tree, by, v, None)
                 .take(cap + 1)
                 .collect::<Result<_, _>>()?
@@ -368,15 +373,7 @@ impl Filter {
                         .map(|r| r.map(|(_, id)| id))
                         .collect::<Result<_, _>>()?,
                 )
-            } else if let Some((by, v)) = [
-                (index::By::Lifecycle, &self.state),
-                (index::By::TiktokStatus, &self.tiktok_status),
-                (index::By::Shop, &self.shop),
-                (index::By::Sku, &self.sku),
-            ]
-            .into_iter()
-            .find_map(|(by, v)| v.as_deref().map(|v| (by, v)))
-            {
+            } else if let Some((by, v)) = self.indexed() {
                 Box::new(index::ids(tree, by, v, after))
             } else if self.updated_from.is_some() || self.updated_to.is_some() {
                 sorted(index::in_hours(
@@ -833,11 +830,7 @@ async fn approvals(
     q: web::Query<std::collections::HashMap<String, String>>,
 ) -> HttpResponse {
     use actix_web::http::StatusCode;
-    let limit = q
-        .get("limit")
-        .and_then(|l| l.parse::<usize>().ok())
-        .unwrap_or(50)
-        .clamp(1, 500);
+    let limit = super::limit_of(&q, 50, 500);
     let viewer = super::auth::principal(&req).role < crate::people::Role::Operator;
     let store = s.store.clone();
     let registry = s.registry.clone();

@@ -108,7 +108,7 @@ pub enum Strike {
     Counted,
     /// The source must now wait between tries.
     Waiting,
-    /// The login is locked for [`MAX_BACKOFF`].
+    /// The login is locked (for 15 minutes).
     Locked,
 }
 

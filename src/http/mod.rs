@@ -190,6 +190,19 @@ async fn quarantined_webhooks(
     }
 }
 
+/// A `limit` query parameter: `default` when absent or unreadable, kept
+/// within 1..=`max`.
+pub(crate) fn limit_of(
+    q: &std::collections::HashMap<String, String>,
+    default: usize,
+    max: usize,
+) -> usize {
+    q.get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(default)
+        .clamp(1, max)
+}
+
 pub(crate) fn error(
     status: actix_web::http::StatusCode,
     message: impl Into<String>,

@@ -135,11 +135,7 @@ async fn history(
     s: web::Data<AppState>,
     q: web::Query<std::collections::HashMap<String, String>>,
 ) -> HttpResponse {
-    let limit = q
-        .get("limit")
-        .and_then(|l| l.parse::<usize>().ok())
-        .unwrap_or(50)
-        .clamp(1, 500);
+    let limit = super::limit_of(&q, 50, 500);
     let name = q.get("name").cloned();
     let mut out = Vec::new();
     for kv in s.store.trees.history.iter().rev() {
