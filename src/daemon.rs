@@ -288,9 +288,11 @@ impl Daemon {
         let inventory = crate::inventory::Inventory::open(&store.db, cfg.inventory.clone())
             .map_err(|e| Error::Fulfilment(e.to_string()))?;
         inventory.use_flusher(store.committer.clone());
-        if simulator.is_some() {
-            crate::demo::seed_stock(&inventory, &cfg.tiktok.base_url).await;
-        }
+        let demo_skus = if simulator.is_some() {
+            crate::demo::seed_stock(&inventory, &cfg.tiktok.base_url).await
+        } else {
+            Vec::new()
+        };
         let notifier = crate::notify::Notifier::new(cfg.notify.clone())
             .map_err(|e| Error::Fulfilment(e.to_string()))?;
         // The workflows in force, and every later load, save and
@@ -622,7 +624,11 @@ impl Daemon {
         }
         // The demo's stock is replenished now and then, as a seller would.
         if simulator.is_some() {
-            actix::spawn(crate::demo::restock(inventory.clone(), stop.clone()));
+            actix::spawn(crate::demo::restock(
+                inventory.clone(),
+                demo_skus,
+                stop.clone(),
+            ));
         }
         // Lifecycle and at-risk gauges, and one warning per order about to
         // miss its ship-by deadline, from a periodic pass over the orders.

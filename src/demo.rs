@@ -147,15 +147,18 @@ fn configure_at(cfg: &mut Config, sim_base: &str) {
 }
 
 /// Gives every simulated SKU not yet in stock [`SEED_UNITS`] in every
-/// warehouse (and its product id), so demo orders can be reserved.
-pub async fn seed_stock(inventory: &InventoryHandle, sim_base: &str) {
+/// warehouse (and its product id), so demo orders can be reserved. Returns
+/// the simulated SKUs: the only ones [`restock`] tops up (stock the seller
+/// keeps for anything else is theirs alone).
+pub async fn seed_stock(inventory: &InventoryHandle, sim_base: &str) -> Vec<String> {
     let skus = match reqwest::get(format!("{sim_base}/sim/shops")).await {
         Ok(r) => r.json::<serde_json::Value>().await.unwrap_or_default(),
         Err(e) => {
             tracing::warn!(error = %e, "Could not read the simulator's SKUs");
-            return;
+            return Vec::new();
         }
     };
+    let mut simulated = Vec::new();
     let warehouses: Vec<Option<String>> = {
         let w: Vec<Option<String>> = skus["shops"]
             .as_array()
@@ -173,6 +176,7 @@ pub async fn seed_stock(inventory: &InventoryHandle, sim_base: &str) {
         let (Some(id), Some(product)) = (s["id"].as_str(), s["product_id"].as_str()) else {
             continue;
         };
+        simulated.push(id.to_string());
         if inventory.get(id).await.ok().flatten().is_some() {
             continue;
         }
@@ -185,11 +189,12 @@ pub async fn seed_stock(inventory: &InventoryHandle, sim_base: &str) {
         units = SEED_UNITS,
         "Demo stock: every simulated SKU stocked in every warehouse"
     );
+    simulated
 }
 
-/// One look at the stock: [`RESTOCK_UNITS`] more wherever fewer than
-/// [`RESTOCK_BELOW`] are available. Returns the restocks made.
-pub async fn restock_once(inventory: &InventoryHandle) -> usize {
+/// One look at the simulated SKUs' stock: [`RESTOCK_UNITS`] more wherever
+/// fewer than [`RESTOCK_BELOW`] are available. Returns the restocks made.
+pub async fn restock_once(inventory: &InventoryHandle, skus: &[String]) -> usize {
     let stock = match inventory.list().await {
         Ok(s) => s,
         Err(e) => {
@@ -198,7 +203,7 @@ pub async fn restock_once(inventory: &InventoryHandle) -> usize {
         }
     };
     let mut made = 0;
-    for s in stock {
+    for s in stock.into_iter().filter(|s| skus.contains(&s.sku)) {
         for w in s.warehouses.iter().filter(|w| w.available < RESTOCK_BELOW) {
             match inventory
                 .adjust(&s.sku, w.warehouse.as_deref(), i64::from(RESTOCK_UNITS))
@@ -218,13 +223,13 @@ pub async fn restock_once(inventory: &InventoryHandle) -> usize {
 }
 
 /// [`restock_once`] every [`RESTOCK_EVERY`] until `stop`.
-pub async fn restock(inventory: InventoryHandle, stop: CancellationToken) {
+pub async fn restock(inventory: InventoryHandle, skus: Vec<String>, stop: CancellationToken) {
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(RESTOCK_EVERY) => {}
         }
-        restock_once(&inventory).await;
+        restock_once(&inventory, &skus).await;
     }
 }
 
@@ -289,7 +294,9 @@ mod tests {
         inv.set("LOW", Some("W1"), RESTOCK_BELOW - 1).await.unwrap();
         inv.set("LOW", Some("W2"), RESTOCK_BELOW).await.unwrap();
         inv.set("FULL", None, SEED_UNITS).await.unwrap();
-        assert_eq!(restock_once(&inv).await, 1);
+        inv.set("SELLERS-OWN", None, 1).await.unwrap();
+        let simulated = ["LOW".to_string(), "FULL".to_string()];
+        assert_eq!(restock_once(&inv, &simulated).await, 1);
         let low = inv.get("LOW").await.unwrap().unwrap();
         let on_hand: Vec<u32> = low.warehouses.iter().map(|w| w.on_hand).collect();
         assert_eq!(on_hand, [RESTOCK_BELOW - 1 + RESTOCK_UNITS, RESTOCK_BELOW]);
@@ -300,7 +307,9 @@ mod tests {
             (j[0].kind.as_str(), j[0].subject.as_str()),
             ("adjust", "LOW")
         );
-        assert_eq!(restock_once(&inv).await, 0, "enough now");
+        assert_eq!(restock_once(&inv, &simulated).await, 0, "enough now");
+        let own = inv.get("SELLERS-OWN").await.unwrap().unwrap();
+        assert_eq!(own.on_hand, 1, "only the simulated SKUs are topped up");
     }
 
     #[test]
