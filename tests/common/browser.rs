@@ -254,11 +254,28 @@ impl Browser {
 
     /// Focuses the element `css` selects and presses Enter on it, as a
     /// keyboard user would.
+    /// A live page may re-render the element between finding and the key
+    /// press (it keeps focus on the new one): a stale element is found
+    /// again and the key pressed again, as `click` does.
     pub async fn press_enter(&self, css: &str) {
-        let e = self.wait_for(css).await;
-        self.js("arguments[0].focus()", json!([{ELEMENT: e}])).await;
-        self.post(&format!("/element/{e}/value"), json!({"text": "\u{E007}"}))
-            .await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let e = self.wait_for(css).await;
+            self.js("arguments[0].focus()", json!([{ELEMENT: e}])).await;
+            let r = self
+                .post(&format!("/element/{e}/value"), json!({"text": "\u{E007}"}))
+                .await;
+            let error = r.get("error").and_then(Value::as_str).unwrap_or("");
+            if error.is_empty() {
+                return;
+            }
+            assert!(
+                matches!(error, "stale element reference" | "element not interactable")
+                    && Instant::now() < deadline,
+                "Enter on {css} failed: {r}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Presses a key (a WebDriver key code, e.g. Tab `\u{E004}`) on
