@@ -215,9 +215,9 @@ impl Filter {
     /// - A filter with at most [`SORT_IN_MEMORY`] candidates: read them
     ///   all, sort, page (and `matched` is exact).
     /// - Otherwise by received or updated time: walk that hour index from
-    ///   the cursor's hour, one hour at a time, sorting each hour; a page
-    ///   reads only the hours it shows (and, with a filter, at most
-    ///   [`SCAN_PER_PAGE`] orders).
+    ///   the cursor, by the hour and then by order id within it (TikTok's
+    ///   ids grow with time); a page reads only its own orders (and, with a
+    ///   filter, at most [`SCAN_PER_PAGE`]).
     /// - By ship-by: the ship-by index (orders not shipped yet), soonest
     ///   first.
     /// - By id: the orders tree's own order.
@@ -316,32 +316,29 @@ impl Filter {
             },
             ..Page::default()
         };
-        let from = cursor.as_ref().and_then(|c| sort.value(c));
+        // By the hour, then by id within it: a page reads its own orders,
+        // however many share an hour (a viral hour, a backlog).
+        let after = cursor.as_ref().and_then(|c| {
+            sort.value(c)
+                .map(|ms| (index::hour_of(ms), c.order_id.as_str()))
+        });
         let mut examined = 0;
-        for hour in index::hours(tree, when, from, sort.desc) {
-            let mut recs = Vec::new();
-            for id in hour? {
-                if let Some(r) = store.load_order(&id)? {
-                    recs.push(r);
-                }
-            }
-            recs.sort_by(|a, b| sort.cmp(a, b));
-            for r in recs {
-                if !past(&r) {
-                    continue;
-                }
-                examined += 1;
-                if self.matches(&r, now_ms, margin_s) {
-                    if page.orders.len() == limit {
-                        page.next = page.orders.last().map(|r| r.order_id.clone());
-                        return Ok(page);
-                    }
-                    page.orders.push(r);
-                } else if examined >= SCAN_PER_PAGE {
-                    page.next = Some(r.order_id);
-                    page.partial = true;
+        for item in index::by_hour(tree, when, after, sort.desc) {
+            let (_, id) = item?;
+            let Some(r) = store.load_order(&id)? else {
+                continue;
+            };
+            examined += 1;
+            if self.matches(&r, now_ms, margin_s) {
+                if page.orders.len() == limit {
+                    page.next = page.orders.last().map(|r| r.order_id.clone());
                     return Ok(page);
                 }
+                page.orders.push(r);
+            } else if examined >= SCAN_PER_PAGE {
+                page.next = Some(r.order_id);
+                page.partial = true;
+                return Ok(page);
             }
         }
         Ok(page)

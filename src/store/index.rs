@@ -716,58 +716,50 @@ pub fn in_hours(
     Ok(out)
 }
 
-/// Order ids one hour at a time, by the hour they were received or last
-/// updated: newest hour first with `newest_first`, from the hour of
-/// `from_ms` (inclusive) when given. Each item is one hour's ids (in id
-/// order); a list sorts each hour by the exact time and so pages through
-/// any number of orders reading only the hours it shows.
-pub fn hours(
-    tree: &sled::Tree,
+/// Order ids by the hour they were received or last updated, then by id:
+/// newest hour first (ids descending) with `newest_first`. With `after`
+/// (an hour and an id), only what comes after it in that order. Each item
+/// is read as it is needed, so a page costs its own orders however many
+/// orders share an hour.
+pub fn by_hour<'a>(
+    tree: &'a sled::Tree,
     when: When,
-    from_ms: Option<i64>,
+    after: Option<(i64, &str)>,
     newest_first: bool,
-) -> impl Iterator<Item = Result<Vec<String>, Error>> + '_ {
+) -> impl Iterator<Item = Result<(i64, String), Error>> + use<'a> {
     let kind = match when {
         When::Updated => b'U',
         When::Received => b'R',
     };
-    let keys: Box<dyn Iterator<Item = sled::Result<sled::IVec>>> = match (from_ms, newest_first) {
-        (Some(t), true) => Box::new(
-            tree.range(timed(kind, 0, "")..timed(kind, t.max(0) / HOUR_MS + 1, ""))
+    let lo = timed(kind, 0, "");
+    let hi = vec![PREFIX, kind + 1];
+    let keys: Box<dyn Iterator<Item = sled::Result<sled::IVec>>> = match (after, newest_first) {
+        (Some((h, id)), true) => Box::new(
+            tree.range(lo..timed(kind, h, id))
                 .rev()
                 .map(|kv| kv.map(|(k, _)| k)),
         ),
-        (None, true) => Box::new(
-            tree.range(timed(kind, 0, "")..vec![PREFIX, kind + 1])
-                .rev()
-                .map(|kv| kv.map(|(k, _)| k)),
-        ),
-        (Some(t), false) => Box::new(
-            tree.range(timed(kind, t.max(0) / HOUR_MS, "")..vec![PREFIX, kind + 1])
-                .keys(),
-        ),
-        (None, false) => Box::new(
-            tree.range(timed(kind, 0, "")..vec![PREFIX, kind + 1])
-                .keys(),
-        ),
-    };
-    let mut keys = keys.peekable();
-    std::iter::from_fn(move || {
-        let first = match keys.next()? {
-            Ok(k) => k,
-            Err(e) => return Some(Err(e.into())),
-        };
-        let hour = first[2..10].to_vec();
-        let mut ids = vec![String::from_utf8_lossy(&first[10..]).into_owned()];
-        while let Some(Ok(k)) = keys.peek() {
-            if k[2..10] != hour[..] {
-                break;
-            }
-            ids.push(String::from_utf8_lossy(&k[10..]).into_owned());
-            keys.next();
+        (None, true) => Box::new(tree.range(lo..hi).rev().map(|kv| kv.map(|(k, _)| k))),
+        (Some((h, id)), false) => {
+            let mut start = timed(kind, h, id);
+            start.push(0);
+            Box::new(tree.range(start..hi).keys())
         }
-        Some(Ok(ids))
+        (None, false) => Box::new(tree.range(lo..hi).keys()),
+    };
+    keys.map(|k| {
+        let k = k?;
+        let hour = k
+            .get(2..10)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map_or(0, |b| u64::from_be_bytes(b) as i64);
+        Ok((hour, String::from_utf8_lossy(&k[10..]).into_owned()))
     })
+}
+
+/// The hour of `ms`, as the hour indexes key it.
+pub fn hour_of(ms: i64) -> i64 {
+    ms.max(0) / HOUR_MS
 }
 
 /// The indexes a list can walk.
