@@ -270,8 +270,10 @@ impl Browser {
                 return;
             }
             assert!(
-                matches!(error, "stale element reference" | "element not interactable")
-                    && Instant::now() < deadline,
+                matches!(
+                    error,
+                    "stale element reference" | "element not interactable"
+                ) && Instant::now() < deadline,
                 "Enter on {css} failed: {r}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
