@@ -1589,6 +1589,19 @@ async fn get_overview(s: web::Data<AppState>) -> HttpResponse {
 
 fn stats_json(s: &AppState, mut sum: report::Summary) -> serde_json::Value {
     sum.fulfillment_target_s = Some(s.sla.fulfilment_target.as_secs_f64());
+    // Orders acknowledged but still waiting to start (a backlog) have no
+    // checkpoint yet: they count by the ship-by their snapshot names, as
+    // TikTok counts them.
+    let now = s.runtime.shared.clock.now_ms();
+    let orders = &s.store.trees.orders;
+    let (waiting_at_risk, waiting_late) =
+        s.intake
+            .admission()
+            .due_before(now, now + s.at_risk_margin_s * 1000, |id| {
+                orders.contains_key(id.as_bytes()).unwrap_or(true)
+            });
+    sum.at_risk += waiting_at_risk;
+    sum.late += waiting_late;
     let mut v = serde_json::to_value(&sum).unwrap_or_default();
     // The top SKUs' names and images, from the catalogue.
     if let Some(cat) = &s.catalogue {

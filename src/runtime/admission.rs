@@ -378,6 +378,43 @@ impl Admission {
             .store(!st.waiting.is_empty(), Ordering::Release);
     }
 
+    /// Orders acknowledged and waiting to start, due to ship before
+    /// `until_ms` by the ship-by their stored snapshot names, and of those
+    /// already past it at `now_ms`: `(at_risk, late)`. Only orders
+    /// `counted` says are not counted yet (no checkpoint) are taken, so an
+    /// order is never counted twice. Costs the orders waiting.
+    pub fn due_before(
+        &self,
+        now_ms: i64,
+        until_ms: i64,
+        counted: impl Fn(&str) -> bool,
+    ) -> (u64, u64) {
+        let st = self.inner.state.lock();
+        let mut due = Vec::new();
+        for Reverse((priority, seq)) in st.heap.iter() {
+            // Operator and API events wait first (`i64::MIN`); they say
+            // nothing of a ship-by.
+            if *priority == i64::MIN || *priority >= until_ms {
+                continue;
+            }
+            if let Some(w) = st.waiting.get(seq) {
+                due.push((w.order_id.clone(), *priority));
+            }
+        }
+        drop(st);
+        let (mut at_risk, mut late) = (0, 0);
+        for (id, ship_by_ms) in due {
+            if counted(&id) {
+                continue;
+            }
+            at_risk += 1;
+            if ship_by_ms < now_ms {
+                late += 1;
+            }
+        }
+        (at_risk, late)
+    }
+
     /// Orders waiting, the longest wait and the memory verdict.
     pub fn backlog(&self) -> Backlog {
         let st = self.inner.state.lock();
@@ -494,6 +531,33 @@ mod tests {
         assert!(!a.knows(4));
         assert_eq!(a.backlog().waiting, 0);
         assert!(!p.on(), "nothing waits: actors keep their usual idle time");
+    }
+
+    #[test]
+    fn waiting_orders_count_by_their_ship_by_unless_counted_already() {
+        let p = Arc::new(Pressure::default());
+        let a = Admission::new(1, 0, p);
+        assert!(a.try_now(1, "busy"));
+        // Due 48 h after arrival when the ship-by is not known yet.
+        assert!(a.enqueue(2, &ev("a", Source::Webhook, 0)));
+        assert!(a.enqueue(3, &ev("b", Source::Webhook, 100_000_000)));
+        assert!(a.enqueue(4, &ev("op", Source::Operator, 0)));
+        let due_a = UNKNOWN_SHIP_BY.as_millis() as i64;
+        assert_eq!(
+            a.due_before(due_a + 1, due_a + 50_000_000, |_| false),
+            (1, 1)
+        );
+        assert_eq!(a.due_before(due_a - 1, due_a + 1, |_| false), (1, 0));
+        assert_eq!(
+            a.due_before(due_a + 1, due_a + 50_000_000, |id| id == "a"),
+            (0, 0),
+            "an order with a checkpoint is counted there"
+        );
+        assert_eq!(
+            a.due_before(0, i64::MAX, |_| false),
+            (2, 0),
+            "never the operator's"
+        );
     }
 
     #[test]
