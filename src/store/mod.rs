@@ -17,6 +17,7 @@
 //! | `effects` | idempotency key | no longer written (see below) |
 //! | `cursors` | name | polling cursors and other small state; `tenant`: the tenant, epoch and fence ([`crate::tenant`]) |
 //! | `labels` | `o/`, `t/`, `a/`, `s/`, `d/` + … | each order's label, tracking → order, parcels in transit, labels per day (`crate::shipping::book`) |
+//! | `push` | `k`; `s` + channel + 0 + SHA-256 of the endpoint | the Web Push (VAPID) key, sealed; the browsers subscribed to each web_push channel (`crate::notify::push`) |
 //!
 //! # The `effects` tree
 //!
@@ -115,6 +116,9 @@ pub enum Tree {
     /// The console's people: users, their API tokens and sessions
     /// (`crate::people`).
     People,
+    /// Web Push: the VAPID key (sealed) and the browsers subscribed to
+    /// each web_push channel (`crate::notify::push`).
+    Push,
 }
 
 pub struct Trees {
@@ -133,6 +137,7 @@ pub struct Trees {
     pub archive: sled::Tree,
     pub jobs: sled::Tree,
     pub people: sled::Tree,
+    pub push: sled::Tree,
 }
 
 impl Trees {
@@ -153,6 +158,7 @@ impl Trees {
             Tree::Archive => &self.archive,
             Tree::Jobs => &self.jobs,
             Tree::People => &self.people,
+            Tree::Push => &self.push,
         }
     }
 }
@@ -448,6 +454,7 @@ impl Store {
             archive: db.open_tree("archive")?,
             jobs: db.open_tree("jobs")?,
             people: db.open_tree("people")?,
+            push: db.open_tree("push")?,
         });
         // The order indexes are complete before anything writes.
         index::ensure(&trees.orders, &trees.archive)?;
