@@ -12,7 +12,9 @@
 //! - the web console at `/` and its live events ([`console`]), behind the
 //!   gate in [`auth`] (bearer token, or session cookie plus CSRF token);
 //! - `GET /api/v1/stats/lifecycle`: orders per lifecycle state;
-//! - `/api/v1/inventory…`: stock ([`inventory`]).
+//! - `/api/v1/inventory…`: stock ([`inventory`]);
+//! - `/api/v1/push…`: the Web Push key and the devices subscribed to
+//!   alerts ([`push`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -27,6 +29,7 @@ pub mod labels;
 pub mod limits;
 pub mod mappings;
 pub mod people;
+pub mod push;
 pub mod shops;
 pub mod workflows;
 
@@ -77,6 +80,9 @@ pub struct AppState {
     pub inventory: Option<crate::inventory::InventoryHandle>,
     /// Users, their sessions and API tokens.
     pub people: crate::people::People,
+    /// Notification channels, and the devices subscribed to web push
+    /// ([`push`]).
+    pub notifier: crate::notify::Notifier,
     /// Wrong logins, per source and for the account.
     pub logins: Arc<auth::LoginLimiter>,
     /// The names this daemon answers to.
@@ -146,7 +152,8 @@ pub fn routes() -> impl FnOnce(&mut web::ServiceConfig) {
                     .configure(shops::routes)
                     .configure(labels::routes)
                     .configure(catalogue::routes)
-                    .configure(people::routes),
+                    .configure(people::routes)
+                    .configure(push::routes),
             )
             .configure(console::routes);
     }
