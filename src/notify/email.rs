@@ -207,6 +207,7 @@ impl Mailer {
         let mut b = lettre::Message::builder()
             .from(self.from.clone())
             .subject(subject(event))
+            .message_id(None)
             .header(ContentType::TEXT_PLAIN);
         for t in &self.to {
             b = b.to(t.clone());
