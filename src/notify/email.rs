@@ -248,9 +248,9 @@ impl Mailer {
 /// line and at most [`SUBJECT_MAX`] characters.
 pub fn subject(event: &Event) -> String {
     let text: String = event.text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let what = match &event.order_id {
-        Some(id) if !text.contains(id.as_str()) => format!("Order {id}: {text}"),
-        _ if event.kind == "alert" && event.order_id.is_none() => format!("Alert: {text}"),
+    let what = match event.about_order() {
+        Some(id) if !text.contains(id) => format!("Order {id}: {text}"),
+        None if event.kind == "alert" => format!("Alert: {text}"),
         _ => text,
     };
     let mut s = format!("[orderflow] {what}");
@@ -265,7 +265,7 @@ pub fn body(channel: &str, event: &Event, console_url: Option<&str>) -> String {
     let mut b = String::new();
     b.push_str(event.text.trim());
     b.push_str("\n\n");
-    if let Some(id) = &event.order_id {
+    if let Some(id) = event.about_order() {
         b.push_str(&format!("Order:   {id}\n"));
         if let Some(url) = console_url {
             b.push_str(&format!(
@@ -406,6 +406,9 @@ mod tests {
         assert_eq!(subject(&e), "[orderflow] Order 5764 is ready to pack");
         let e = Event::new("alert", "Low stock: A has 2 left");
         assert_eq!(subject(&e), "[orderflow] Alert: Low stock: A has 2 left");
+        // A system alert about one order names it (from its data).
+        let e = Event::new("alert", "Ship-by in 2h").data(serde_json::json!({"order_id": "77"}));
+        assert_eq!(subject(&e), "[orderflow] Order 77: Ship-by in 2h");
         let long = Event::new("alert", "x".repeat(400));
         assert_eq!(subject(&long).chars().count(), SUBJECT_MAX);
         let b = body(

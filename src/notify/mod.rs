@@ -474,6 +474,16 @@ impl Event {
         self.data = data;
         self
     }
+    /// The order the event is about: its `order_id`, or for a system
+    /// alert about one order, the `order_id` of its data. Emails name it and
+    /// link it, push notifications open it.
+    pub fn about_order(&self) -> Option<&str> {
+        self.order_id
+            .as_deref()
+            .or_else(|| self.data.get("order_id").and_then(|v| v.as_str()))
+            .filter(|id| !id.is_empty())
+    }
+
     /// The JSON body POSTed.
     pub fn body(&self) -> serde_json::Value {
         serde_json::json!({ "text": self.text, "event": self })

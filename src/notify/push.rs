@@ -323,7 +323,7 @@ pub fn payload(event: &Event) -> Vec<u8> {
         body.truncate(cut);
         body.push('…');
     }
-    let (title, url, tag) = match &event.order_id {
+    let (title, url, tag) = match event.about_order() {
         Some(id) => (
             format!("orderflow: order {id}"),
             format!("/#/orders/{}", fragment(id)),
@@ -344,7 +344,7 @@ pub fn payload(event: &Event) -> Vec<u8> {
         "title": title,
         "body": body,
         "kind": event.kind,
-        "order_id": event.order_id,
+        "order_id": event.about_order(),
         "url": url,
         "tag": tag,
         "at": event.at,
@@ -790,6 +790,15 @@ mod tests {
         assert_eq!(p["body"], "SKU A is out");
         assert_eq!(p["url"], "/#/orders/57%2F64");
         assert_eq!(p["order_id"], "57/64");
+        let p: serde_json::Value = serde_json::from_slice(&payload(
+            &Event::new("alert", "Order 9 needs an operator")
+                .data(serde_json::json!({"order_id": "9"})),
+        ))
+        .unwrap();
+        assert_eq!(
+            (p["url"].as_str(), p["order_id"].as_str()),
+            (Some("/#/orders/9"), Some("9"))
+        );
         let long = payload(&Event::new("alert", "é".repeat(5000)));
         let p: serde_json::Value = serde_json::from_slice(&long).unwrap();
         assert_eq!(p["title"], "orderflow alert");
