@@ -51,18 +51,19 @@ fn unavailable() -> HttpResponse {
     )
 }
 
-/// Is `channel` a web_push channel of the configuration? Else the answer.
-fn push_channel(s: &AppState, channel: &str) -> Result<(), HttpResponse> {
+/// Why `channel` is not a web_push channel of the configuration, as the
+/// answer; None when it is one.
+fn not_push_channel(s: &AppState, channel: &str) -> Option<HttpResponse> {
     match s.notifier.channel_kind(channel) {
-        Some(Kind::WebPush) => Ok(()),
-        Some(k) => Err(error(
+        Some(Kind::WebPush) => None,
+        Some(k) => Some(error(
             StatusCode::NOT_FOUND,
             format!(
                 "channel {channel:?} is a {} channel, not web_push",
                 k.as_str()
             ),
         )),
-        None => Err(error(
+        None => Some(error(
             StatusCode::NOT_FOUND,
             format!(
                 "no web_push channel {channel:?} in the configuration (web_push channels: {})",
@@ -94,7 +95,7 @@ async fn subscribe(s: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed body: {e}")),
     };
-    if let Err(r) = push_channel(&s, &b.channel) {
+    if let Some(r) = not_push_channel(&s, &b.channel) {
         return r;
     }
     let Some(book) = s.notifier.push() else {

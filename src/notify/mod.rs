@@ -532,7 +532,7 @@ pub struct NotifyStats {
 /// A channel, ready to send.
 enum Route {
     Webhook(Secret),
-    Email(email::Mailer),
+    Email(Box<email::Mailer>),
     WebPush(push::Target),
 }
 
@@ -618,7 +618,7 @@ impl Notifier {
                 Kind::Webhook => Route::Webhook(c.url.clone().unwrap_or_else(|| Secret::new(""))),
                 Kind::Email => {
                     match email::Mailer::new(name, c, cfg.timeout, |var| std::env::var(var).ok()) {
-                        Ok(m) => Route::Email(m),
+                        Ok(m) => Route::Email(Box::new(m)),
                         Err(e) => {
                             problems.push(e.to_string());
                             continue;
