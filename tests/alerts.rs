@@ -763,3 +763,104 @@ async fn the_console_subscribes_a_device_and_a_workflows_alert_reaches_it_and_th
     daemon.shutdown().await;
     sim.stop().await;
 }
+
+/// Alerts change nothing, so a viewer may subscribe their own device (the
+/// subscription records who), while every other change stays refused.
+#[actix_rt::test]
+async fn a_viewer_may_subscribe_their_own_device() {
+    use common::{sim_rig, wait_ready, SimRig};
+    const TOKEN: &str = "alerts-admin-token-4f9c2e7b1a";
+    let SimRig {
+        sim,
+        dir: _dir,
+        mut cfg,
+    } = sim_rig(
+        "av",
+        orderflow::simulator::SimulatorArgs {
+            shops: 1,
+            ..Default::default()
+        },
+        50.0,
+        (
+            "tell.yaml",
+            &WORKFLOW.replace("channel: mail", "channel: phones"),
+        ),
+    )
+    .await;
+    cfg.server.admin_token = Some(Secret::new(TOKEN));
+    cfg.notify.channels.insert("phones".into(), push_channel());
+    cfg.notify.default_channel = "phones".into();
+    let daemon = orderflow::daemon::Daemon::start(cfg, orderflow::runtime::Clock::system())
+        .await
+        .unwrap();
+    let base = format!("http://{}", daemon.addr);
+    let client = common::http();
+    wait_ready(&client, &base).await;
+    let as_admin = |r: reqwest::RequestBuilder| r.bearer_auth(TOKEN);
+    let r = as_admin(client.post(format!("{base}/api/v1/users")))
+        .json(&json!({"name": "vera", "role": "viewer", "password": "a long enough password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let r = as_admin(client.post(format!("{base}/api/v1/users/vera/tokens")))
+        .json(&json!({"label": "phone"}))
+        .send()
+        .await
+        .unwrap();
+    let vera = r.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let phone = Browser::new(66);
+    let endpoint = "https://push.example.net/wpush/v2/vera";
+    let r = client
+        .post(format!("{base}/api/v1/push/subscriptions"))
+        .bearer_auth(&vera)
+        .json(&json!({"channel": "phones", "subscription": phone.subscription(endpoint)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
+    let stored: Vec<orderflow::notify::push::Subscription> = daemon
+        .store
+        .trees
+        .get(orderflow::store::Tree::Push)
+        .scan_prefix(b"s")
+        .map(|kv| orderflow::store::codec::decode(&kv.unwrap().1).unwrap())
+        .collect();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        (stored[0].created_by.as_str(), stored[0].endpoint.as_str()),
+        ("vera", endpoint)
+    );
+    // Without a proof, nobody subscribes anything.
+    let r = client
+        .post(format!("{base}/api/v1/push/subscriptions"))
+        .json(&json!({"channel": "phones", "subscription": phone.subscription(endpoint)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    // Any other change is still refused to a viewer.
+    let r = client
+        .post(format!("{base}/api/v1/orders/1/actions/note"))
+        .bearer_auth(&vera)
+        .json(&json!({"note": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let r = client
+        .delete(format!("{base}/api/v1/push/subscriptions"))
+        .bearer_auth(&vera)
+        .json(&json!({"endpoint": endpoint}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["removed"], 1);
+
+    daemon.shutdown().await;
+    sim.stop().await;
+}
