@@ -602,7 +602,9 @@ fn set_path(tree: &mut toml::Value, path: &[String], v: toml::Value) -> Result<(
                     toml::Value::String(b.to_string())
                 }
                 (None, toml::Value::Integer(n))
-                    if key.ends_with("token") || key.ends_with("secret") =>
+                    if key.ends_with("token")
+                        || key.ends_with("secret")
+                        || key.ends_with("password") =>
                 {
                     toml::Value::String(n.to_string())
                 }

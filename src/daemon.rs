@@ -105,6 +105,10 @@ pub enum Error {
     Demo(#[from] crate::demo::Error),
     #[error("fulfilment services: {0}")]
     Fulfilment(String),
+    #[error("notifications: {0}")]
+    Notify(#[from] crate::notify::Error),
+    #[error("web push: {0}")]
+    Push(#[from] crate::notify::push::Error),
     #[error("starting the TikTok gateway: {0}")]
     Gateway(#[from] crate::tiktok::Error),
     #[error("shops: {0}")]
@@ -293,8 +297,15 @@ impl Daemon {
         } else {
             Vec::new()
         };
-        let notifier = crate::notify::Notifier::new(cfg.notify.clone())
-            .map_err(|e| Error::Fulfilment(e.to_string()))?;
+        // Web push signs with the configured VAPID key, or the one kept
+        // (sealed) in the store, made on first start.
+        let push = crate::notify::push::PushBook::open(
+            store.clone(),
+            &sealer,
+            cfg.notify.vapid_private_key.as_ref(),
+        )
+        .await?;
+        let notifier = crate::notify::Notifier::with_push(cfg.notify.clone(), push)?;
         // The workflows in force, and every later load, save and
         // validation, name only channels the notifier has.
         registry.use_channels(crate::workflow::Channels::new(
@@ -522,6 +533,7 @@ impl Daemon {
             sla: cfg.sla.clone(),
             inventory: Some(inventory.clone()),
             people: crate::people::People::new(store.clone(), cfg.console.session_ttl.0),
+            notifier: notifier.clone(),
             logins: Arc::new(http::auth::LoginLimiter::new()),
             hosts: Arc::new(http::auth::AllowedHosts::new(
                 &cfg.server.allowed_hosts,

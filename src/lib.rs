@@ -94,8 +94,9 @@
 //!   poll as `scan` events ([`shipping::tracking`]), the carrier → TikTok
 //!   provider mapping checked against what TikTok offers
 //!   ([`shipping::tiktok_providers`]).
-//! - [`notify`]: Slack-compatible JSON notifications and system alerts to
-//!   named channels, with bounded retries.
+//! - [`notify`]: notifications and system alerts to named channels, each a
+//!   webhook (Slack-compatible JSON), email (SMTP) or Web Push to the
+//!   console on people's devices, with bounded retries.
 //! - [`payment`]: is the order paid, and do its amounts add up.
 //! - [`tenant`]: the tenant this process is (`[tenant] id`, `epoch`,
 //!   `shops`), the epoch recorded in the store and the fence that keeps an

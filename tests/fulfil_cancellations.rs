@@ -161,7 +161,7 @@ async fn cancellations_release_stock_and_void_labels_and_stock_adds_up() {
     }
     cfg.notify.channels.insert(
         "default".into(),
-        orderflow::notify::Secret::new(inbox.url()),
+        orderflow::notify::Secret::new(inbox.url()).into(),
     );
     let daemon = Daemon::start(cfg, Clock::system()).await.unwrap();
     let base = format!("http://{}", daemon.addr);

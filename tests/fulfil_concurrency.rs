@@ -99,9 +99,10 @@ async fn a_thousand_orders_for_a_hundred_units_ship_exactly_a_hundred() {
         cfg.shipping.provider_ids.insert(carrier.into(), id.into());
     }
     for ch in ["default", "creator"] {
-        cfg.notify
-            .channels
-            .insert(ch.into(), orderflow::notify::Secret::new(inbox.url()));
+        cfg.notify.channels.insert(
+            ch.into(),
+            orderflow::notify::Secret::new(inbox.url()).into(),
+        );
     }
     cfg.inventory.push_debounce = Duration::from_millis(300);
     let daemon = Daemon::start(cfg, Clock::system()).await.unwrap();

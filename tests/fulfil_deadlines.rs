@@ -82,9 +82,10 @@ async fn an_order_nearing_its_ship_by_deadline_is_warned_about_once() {
     )
     .await;
     let sim_url = sim.base_url();
-    cfg.notify
-        .channels
-        .insert("ops".into(), orderflow::notify::Secret::new(inbox.url()));
+    cfg.notify.channels.insert(
+        "ops".into(),
+        orderflow::notify::Secret::new(inbox.url()).into(),
+    );
     cfg.notify.default_channel = "ops".into();
     cfg.notify.alerts_channel = Some("ops".into());
     cfg.notify.max_attempts = 2;

@@ -59,9 +59,10 @@ async fn workflow_notifications_arrive_are_retried_and_never_block_the_order() {
     )
     .await;
     let sim_url = sim.base_url();
-    cfg.notify
-        .channels
-        .insert("ops".into(), orderflow::notify::Secret::new(inbox.url()));
+    cfg.notify.channels.insert(
+        "ops".into(),
+        orderflow::notify::Secret::new(inbox.url()).into(),
+    );
     cfg.notify.default_channel = "ops".into();
     cfg.notify.max_attempts = 3;
     cfg.notify.backoff_base = Duration::from_millis(20);
@@ -148,7 +149,7 @@ async fn workflow_notifications_arrive_are_retried_and_never_block_the_order() {
             &client,
             &base,
             "orderflow_notifications_total",
-            "outcome=\"failed\""
+            "kind=\"webhook\",outcome=\"failed\""
         )
         .await,
         1.0
@@ -158,7 +159,7 @@ async fn workflow_notifications_arrive_are_retried_and_never_block_the_order() {
             &client,
             &base,
             "orderflow_notifications_total",
-            "outcome=\"delivered\""
+            "kind=\"webhook\",outcome=\"delivered\""
         )
         .await,
         2.0

@@ -61,9 +61,10 @@ async fn a_channel_the_config_does_not_define_is_refused_and_never_silently_drop
             "  on: AWAITING_SHIPMENT\n  when: \"order.id == 'never'\"",
         );
     std::fs::write(cfg.workflows.dir.join("typo.yaml"), &typo).unwrap();
-    cfg.notify
-        .channels
-        .insert("ops".into(), orderflow::notify::Secret::new(inbox.url()));
+    cfg.notify.channels.insert(
+        "ops".into(),
+        orderflow::notify::Secret::new(inbox.url()).into(),
+    );
     cfg.notify.default_channel = "ops".into();
     let daemon = Daemon::start(cfg, Clock::system()).await.unwrap();
     let base = format!("http://{}", daemon.addr);

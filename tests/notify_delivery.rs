@@ -71,7 +71,7 @@ async fn receiver(fail_first: u32) -> Receiver {
 fn config(r: &Receiver) -> NotifyConfig {
     let mut channels = BTreeMap::new();
     for c in ["ok", "flaky", "dead", "gone", "slow"] {
-        channels.insert(c.to_string(), Secret::new(format!("{}/{c}", r.base)));
+        channels.insert(c.to_string(), Secret::new(format!("{}/{c}", r.base)).into());
     }
     NotifyConfig {
         channels,
@@ -81,6 +81,7 @@ fn config(r: &Receiver) -> NotifyConfig {
         backoff_base: Duration::from_millis(20),
         backoff_max: Duration::from_millis(80),
         timeout: Duration::from_millis(300),
+        ..NotifyConfig::default()
     }
 }
 
@@ -183,8 +184,10 @@ async fn a_dead_receiver_is_a_recorded_failure_within_the_budget() {
 
     // Nothing listening at all: transport errors, retried, recorded.
     let mut cfg = config(&r);
-    cfg.channels
-        .insert("ok".into(), Secret::new("http://127.0.0.1:9/nothing"));
+    cfg.channels.insert(
+        "ok".into(),
+        Secret::new("http://127.0.0.1:9/nothing").into(),
+    );
     let n2 = Notifier::new(cfg).unwrap();
     let d = n2.send(None, &Event::new("alert", "x")).await.unwrap();
     assert!(

@@ -16,7 +16,7 @@ use super::{arg, Action, Call};
 
 pub const SEND: Action = Action {
     name: "notify.send",
-    doc: "Send a notification to a configured channel (Slack-compatible JSON).",
+    doc: "Send a notification to a configured channel: a webhook (Slack-compatible JSON), an email or a web push to the devices subscribed.",
     args: &[
         arg("text", Str, true, "message text"),
         arg(

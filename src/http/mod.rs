@@ -14,7 +14,9 @@
 //! - `GET /api/v1/stats/lifecycle`: orders per lifecycle state;
 //! - `GET /api/v1/about`: the version, and demo mode's time scale and
 //!   simulator (`demo`, null outside demo mode);
-//! - `/api/v1/inventory…`: stock ([`inventory`]).
+//! - `/api/v1/inventory…`: stock ([`inventory`]);
+//! - `/api/v1/push…`: the Web Push key and the devices subscribed to
+//!   alerts ([`push`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -29,6 +31,7 @@ pub mod labels;
 pub mod limits;
 pub mod mappings;
 pub mod people;
+pub mod push;
 pub mod shops;
 pub mod workflows;
 
@@ -79,6 +82,9 @@ pub struct AppState {
     pub inventory: Option<crate::inventory::InventoryHandle>,
     /// Users, their sessions and API tokens.
     pub people: crate::people::People,
+    /// Notification channels, and the devices subscribed to web push
+    /// ([`push`]).
+    pub notifier: crate::notify::Notifier,
     /// Wrong logins, per source and for the account.
     pub logins: Arc<auth::LoginLimiter>,
     /// The names this daemon answers to.
@@ -151,7 +157,8 @@ pub fn routes() -> impl FnOnce(&mut web::ServiceConfig) {
                     .configure(shops::routes)
                     .configure(labels::routes)
                     .configure(catalogue::routes)
-                    .configure(people::routes),
+                    .configure(people::routes)
+                    .configure(push::routes),
             )
             .configure(console::routes);
     }

@@ -17,6 +17,7 @@
 //! | `effects` | idempotency key | no longer written (see below) |
 //! | `cursors` | name | polling cursors and other small state; `tenant`: the tenant, epoch and fence ([`crate::tenant`]) |
 //! | `labels` | `o/`, `t/`, `a/`, `s/`, `d/` + … | each order's label, tracking → order, parcels in transit, labels per day (`crate::shipping::book`) |
+//! | `push` | `k`; `s` + channel + 0 + SHA-256 of the endpoint | the Web Push (VAPID) key, sealed; the browsers subscribed to each web_push channel (`crate::notify::push`) |
 //!
 //! # The `effects` tree
 //!
@@ -118,6 +119,9 @@ pub enum Tree {
     /// Workflow saves, by time: who saved which version over which
     /// (`crate::http::workflows`).
     History,
+    /// Web Push: the VAPID key (sealed) and the browsers subscribed to
+    /// each web_push channel (`crate::notify::push`).
+    Push,
 }
 
 pub struct Trees {
@@ -137,6 +141,7 @@ pub struct Trees {
     pub jobs: sled::Tree,
     pub people: sled::Tree,
     pub history: sled::Tree,
+    pub push: sled::Tree,
 }
 
 impl Trees {
@@ -158,6 +163,7 @@ impl Trees {
             Tree::Jobs => &self.jobs,
             Tree::People => &self.people,
             Tree::History => &self.history,
+            Tree::Push => &self.push,
         }
     }
 }
@@ -456,6 +462,7 @@ impl Store {
             jobs: db.open_tree("jobs")?,
             people: db.open_tree("people")?,
             history: db.open_tree("history")?,
+            push: db.open_tree("push")?,
         });
         // The order indexes are complete before anything writes.
         index::ensure(&trees.orders, &trees.archive)?;

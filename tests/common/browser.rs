@@ -350,4 +350,11 @@ impl Browser {
         std::fs::write(path, png).unwrap();
         path.to_path_buf()
     }
+
+    /// A Chrome DevTools Protocol command, through chromedriver's
+    /// `goog/cdp/execute` (permissions, service workers).
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.post("/goog/cdp/execute", json!({"cmd": cmd, "params": params}))
+            .await
+    }
 }

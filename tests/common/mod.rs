@@ -1046,11 +1046,11 @@ pub async fn start_daemon(cfg: &orderflow::config::Config) -> (orderflow::daemon
 pub fn alerts_to(cfg: &mut orderflow::config::Config, url: String) {
     cfg.notify.channels.insert(
         "creator".into(),
-        orderflow::notify::Secret::new(url.clone()),
+        orderflow::notify::Secret::new(url.clone()).into(),
     );
     cfg.notify
         .channels
-        .insert("ops".into(), orderflow::notify::Secret::new(url));
+        .insert("ops".into(), orderflow::notify::Secret::new(url).into());
     cfg.notify.default_channel = "ops".into();
     cfg.notify.alerts_channel = Some("ops".into());
 }

@@ -15,6 +15,11 @@
 //!   gathered for a fifth of a second and each order is sent once per
 //!   gathering, so a burst of steps costs one read per order, not one per
 //!   step. The page does everything else through the admin API.
+//! - **Alerts on this device** (`push.js`, `sw.js`): with a web_push
+//!   channel configured, "Notify this device" subscribes the browser
+//!   through the Push API (`/api/v1/push…`, [`super::push`]); the service
+//!   worker, `/console/sw.js` with `Service-Worker-Allowed: /`, shows each
+//!   alert and opens its order when tapped.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -61,7 +66,7 @@ impl Default for ConsoleConfig {
 /// over https (product images live on TikTok's CDN).
 const CSP: &str =
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; \
-connect-src 'self'; font-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+connect-src 'self'; font-src 'self'; worker-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 struct Asset {
     name: &'static str,
@@ -85,6 +90,8 @@ const ASSETS: &[Asset] = &[
     asset!("login.html", "text/html; charset=utf-8"),
     asset!("app.css", "text/css; charset=utf-8"),
     asset!("app.js", "text/javascript; charset=utf-8"),
+    asset!("push.js", "text/javascript; charset=utf-8"),
+    asset!("sw.js", "text/javascript; charset=utf-8"),
 ];
 
 /// The pages and the login, each resource behind its own gate (see
@@ -168,12 +175,19 @@ async fn file(s: web::Data<AppState>, name: web::Path<String>) -> HttpResponse {
 
 fn asset(s: &AppState, name: &str) -> HttpResponse {
     match load(s, name) {
-        Some((b, mime)) => HttpResponse::Ok()
-            .content_type(mime)
-            .insert_header(("X-Content-Type-Options", "nosniff"))
-            // Revalidate every time: an upgraded daemon serves new files.
-            .insert_header(("Cache-Control", "no-cache"))
-            .body(b),
+        Some((b, mime)) => {
+            let mut r = HttpResponse::Ok();
+            r.content_type(mime)
+                .insert_header(("X-Content-Type-Options", "nosniff"))
+                // Revalidate every time: an upgraded daemon serves new files.
+                .insert_header(("Cache-Control", "no-cache"));
+            if name == "sw.js" {
+                // The service worker (web push alerts) lives under
+                // /console/ and serves the whole console, `/` included.
+                r.insert_header(("Service-Worker-Allowed", "/"));
+            }
+            r.body(b)
+        }
         None => HttpResponse::NotFound().finish(),
     }
 }

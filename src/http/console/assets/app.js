@@ -13,6 +13,7 @@
 // whole overview (at most one a second), which the overview renders as is.
 
 'use strict';
+import './push.js'; // "Notify this device": alerts by Web Push (self-contained)
 
 // ---------------------------------------------------------------- constants
 
