@@ -136,9 +136,9 @@ fn configure_at(cfg: &mut Config, sim_base: &str) {
         .chain([n.default_channel.clone()])
         .chain(n.alerts_channel.clone());
     for name in names.collect::<Vec<_>>() {
-        n.channels
-            .entry(name.clone())
-            .or_insert_with(|| crate::notify::Secret::new(format!("{sim_base}/sim/notify/{name}")));
+        n.channels.entry(name.clone()).or_insert_with(|| {
+            crate::notify::Secret::new(format!("{sim_base}/sim/notify/{name}")).into()
+        });
     }
     let scale = cfg.demo.time_scale;
     let r = &mut cfg.runtime;
@@ -252,15 +252,22 @@ mod tests {
         let mut cfg = Config::default();
         cfg.notify.channels.insert(
             "creator".into(),
-            crate::notify::Secret::new("https://example.com/mine"),
+            crate::notify::Secret::new("https://example.com/mine").into(),
         );
         configure_at(&mut cfg, "http://127.0.0.1:9");
         let n = &cfg.notify;
         assert!(n.validate().is_empty(), "{:?}", n.validate());
         // The operator's own channel is kept; the default is the simulator.
-        assert_eq!(n.channels["creator"].expose(), "https://example.com/mine");
         assert_eq!(
-            n.channels[&n.default_channel].expose(),
+            n.channels["creator"].url.as_ref().map(|u| u.expose()),
+            Some("https://example.com/mine")
+        );
+        assert_eq!(
+            n.channels[&n.default_channel]
+                .url
+                .as_ref()
+                .map(|u| u.expose())
+                .unwrap_or_default(),
             "http://127.0.0.1:9/sim/notify/default"
         );
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows");
