@@ -651,6 +651,11 @@ impl Daemon {
                 notifier: notifier.clone(),
                 margin_s: cfg.runtime.at_risk_margin.0.as_secs() as i64,
                 interval: cfg.runtime.deadline_check.0,
+                time_scale: if simulator.is_some() {
+                    cfg.demo.time_scale
+                } else {
+                    1.0
+                },
             }
             .run(stop.clone()),
         );

@@ -11,7 +11,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{eventually, get_json, post_json, wait_ready, Daemon};
+use common::{eventually, get_json, metric, post_json, wait_ready, Daemon};
 use serde_json::Value;
 
 fn workflows() -> std::path::PathBuf {
@@ -30,21 +30,6 @@ async fn about(c: &reqwest::Client, base: &str) -> Value {
     let (st, v) = get_json(c, &format!("{base}/api/v1/about")).await;
     assert_eq!(st, 200, "{v}");
     v["demo"].clone()
-}
-
-/// A counter of the daemon's `/metrics` (0 when absent).
-async fn counter(c: &reqwest::Client, base: &str, series: &str) -> f64 {
-    let text = c
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
 }
 
 async fn orders_total(c: &reqwest::Client, base: &str) -> u64 {
@@ -88,8 +73,14 @@ async fn a_demo_restarted_in_the_same_folder_keeps_receiving_new_orders() {
         }
     })
     .await;
-    let accepted = counter(&c, &base, "orderflow_webhooks_total{result=\"accepted\"}").await;
-    let duplicates = counter(&c, &base, "orderflow_webhooks_total{result=\"duplicate\"}").await;
+    let accepted = metric(&c, &base, "orderflow_webhooks_total", "result=\"accepted\"").await;
+    let duplicates = metric(
+        &c,
+        &base,
+        "orderflow_webhooks_total",
+        "result=\"duplicate\"",
+    )
+    .await;
     println!(
         "orders before the restart: {before}, after: {after}; webhooks accepted since: {accepted}, duplicates: {duplicates}"
     );

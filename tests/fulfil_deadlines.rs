@@ -187,6 +187,7 @@ async fn an_order_nearing_its_ship_by_deadline_is_warned_about_once() {
         notifier: orderflow::notify::Notifier::new(cfg.notify.clone()).unwrap(),
         margin_s: 6 * 3600,
         interval: Duration::from_secs(1),
+        time_scale: 1.0,
     };
     assert_eq!(watcher.pass().await, []);
     assert_eq!(inbox.attempts().len(), 4, "{:#?}", inbox.attempts());

@@ -1593,13 +1593,23 @@ fn stats_json(s: &AppState, mut sum: report::Summary) -> serde_json::Value {
     // checkpoint yet: they count by the ship-by their snapshot names, as
     // TikTok counts them.
     let now = s.runtime.shared.clock.now_ms();
-    let orders = &s.store.trees.orders;
+    // An order with a checkpoint is counted there, unless that checkpoint
+    // knows no ship-by yet (an unpaid order whose paid snapshot waits).
+    let counted = |id: &str| match s.store.load_order(id) {
+        Ok(Some(r)) => {
+            !(report::unshipped(&r)
+                && r.order
+                    .as_ref()
+                    .and_then(|o| o.deadlines.ship_by())
+                    .is_none())
+        }
+        Ok(None) => false,
+        Err(_) => true,
+    };
     let (waiting_at_risk, waiting_late) =
         s.intake
             .admission()
-            .due_before(now, now + s.at_risk_margin_s * 1000, |id| {
-                orders.contains_key(id.as_bytes()).unwrap_or(true)
-            });
+            .due_before(now, now + s.at_risk_margin_s * 1000, counted);
     sum.at_risk += waiting_at_risk;
     sum.late += waiting_late;
     let mut v = serde_json::to_value(&sum).unwrap_or_default();

@@ -136,6 +136,11 @@ struct Waiting {
     /// Its stored events, in the order they were stored.
     seqs: Vec<u64>,
     since_ms: i64,
+    /// The priority its newest heap entry has (lower entries supersede).
+    priority: i64,
+    /// The earliest ship-by (ms) any of its events names; `i64::MAX` when
+    /// only operators' events wait.
+    due_ms: i64,
 }
 
 #[derive(Default)]
@@ -266,11 +271,21 @@ impl Admission {
         let priority = Admission::priority(event);
         match st.by_order.get(&event.order_id).copied() {
             Some(first) => {
-                if let Some(w) = st.waiting.get_mut(&first) {
+                // A later event may name an earlier ship-by than the first
+                // (an unpaid order's snapshot has none, the paid one's
+                // has), and an operator's event lifts its order to the
+                // front: either way the order moves up, and its older
+                // heap entry is skipped as stale.
+                let lifted = st.waiting.get_mut(&first).and_then(|w| {
                     w.seqs.push(seq);
-                }
-                // An operator's event lifts its order to the front.
-                if priority == i64::MIN {
+                    if priority != i64::MIN {
+                        w.due_ms = w.due_ms.min(priority);
+                    }
+                    (priority < w.priority).then(|| {
+                        w.priority = priority;
+                    })
+                });
+                if lifted.is_some() {
                     st.heap.push(Reverse((priority, first)));
                 }
             }
@@ -287,6 +302,12 @@ impl Admission {
                         order_id: event.order_id.clone(),
                         seqs: vec![seq],
                         since_ms: event.received_ms,
+                        priority,
+                        due_ms: if priority == i64::MIN {
+                            i64::MAX
+                        } else {
+                            priority
+                        },
                     },
                 );
                 st.heap.push(Reverse((priority, seq)));
@@ -324,8 +345,14 @@ impl Admission {
             let Some(&Reverse((priority, first))) = st.heap.peek() else {
                 break None;
             };
-            let Some(order) = st.waiting.get(&first).map(|w| w.order_id.clone()) else {
-                // A stale heap entry (the order was lifted to the front).
+            let Some(order) = st
+                .waiting
+                .get(&first)
+                .filter(|w| w.priority == priority)
+                .map(|w| w.order_id.clone())
+            else {
+                // A stale heap entry: the order started, or was lifted
+                // by a later entry.
                 st.heap.pop();
                 continue;
             };
@@ -390,17 +417,14 @@ impl Admission {
         counted: impl Fn(&str) -> bool,
     ) -> (u64, u64) {
         let st = self.inner.state.lock();
-        let mut due = Vec::new();
-        for Reverse((priority, seq)) in st.heap.iter() {
-            // Operator and API events wait first (`i64::MIN`); they say
-            // nothing of a ship-by.
-            if *priority == i64::MIN || *priority >= until_ms {
-                continue;
-            }
-            if let Some(w) = st.waiting.get(seq) {
-                due.push((w.order_id.clone(), *priority));
-            }
-        }
+        // Operator and API events say nothing of a ship-by (`due_ms` is
+        // the earliest any other event of the order names).
+        let due: Vec<(String, i64)> = st
+            .waiting
+            .values()
+            .filter(|w| w.due_ms < until_ms)
+            .map(|w| (w.order_id.clone(), w.due_ms))
+            .collect();
         drop(st);
         let (mut at_risk, mut late) = (0, 0);
         for (id, ship_by_ms) in due {
@@ -558,6 +582,44 @@ mod tests {
             (2, 0),
             "never the operator's"
         );
+    }
+
+    #[test]
+    fn a_later_event_naming_an_earlier_due_moves_its_order_up_and_counts_once() {
+        let p = Arc::new(Pressure::default());
+        let a = Admission::new(1, 0, p);
+        assert!(a.try_now(1, "busy"));
+        let h = UNKNOWN_SHIP_BY.as_millis() as i64;
+        assert!(a.enqueue(2, &ev("x", Source::Webhook, 100_000_000)));
+        assert!(a.enqueue(3, &ev("y", Source::Webhook, 50_000_000)));
+        // x's second event is due first (a paid order's snapshot names a
+        // ship-by its unpaid one did not).
+        assert!(a.enqueue(4, &ev("x", Source::Webhook, 0)));
+        assert_eq!(
+            a.due_before(0, h + 1, |_| false),
+            (1, 0),
+            "x, by its earlier due"
+        );
+        assert_eq!(
+            a.due_before(h + 1, i64::MAX, |_| false),
+            (2, 1),
+            "each order once"
+        );
+        a.delivered("busy", &[1]);
+        let first = a.take().unwrap();
+        assert_eq!(
+            (first.order_id.as_str(), first.seqs.clone()),
+            ("x", vec![2, 4])
+        );
+        a.delivered(&first.order_id, &first.seqs);
+        let second = a.take().unwrap();
+        assert_eq!(second.order_id, "y");
+        a.delivered(&second.order_id, &second.seqs);
+        assert!(
+            a.take().is_none(),
+            "x's superseded entry is stale, not a start"
+        );
+        assert_eq!(a.backlog().waiting, 0);
     }
 
     #[test]

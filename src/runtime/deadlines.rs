@@ -74,6 +74,42 @@ pub struct AtRisk {
     pub cancel_id: Option<String>,
 }
 
+/// The words of a warning. `time_scale` above 1 (demo mode) turns the
+/// real seconds left into TikTok's time and says so.
+fn warning_text(o: &AtRisk, time_scale: f64) -> String {
+    let scaled = time_scale.is_finite() && time_scale > 1.0;
+    let left = if scaled {
+        (o.time_left_s as f64 * time_scale).round() as i64
+    } else {
+        o.time_left_s
+    };
+    let suffix = if scaled {
+        format!(" of demo time ({time_scale}x real time)")
+    } else {
+        String::new()
+    };
+    let hm = |s: i64| format!("{} h {} min", s.max(0) / 3600, (s.max(0) % 3600) / 60);
+    if let Some(c) = &o.cancel_id {
+        format!(
+            "Order {}: the buyer's cancellation request {c} waits for an answer, due within {}{suffix}; approve or reject it",
+            o.order_id,
+            hm(left)
+        )
+    } else if left < 0 {
+        format!(
+            "Order {} is not shipped and missed its ship-by deadline {} min ago{suffix}",
+            o.order_id,
+            -left / 60
+        )
+    } else {
+        format!(
+            "Order {} is not shipped yet and must ship within {}{suffix} (ship-by deadline)",
+            o.order_id,
+            hm(left)
+        )
+    }
+}
+
 /// Everything the watcher needs; `run` is its whole life.
 #[derive(Clone)]
 pub struct DeadlineWatcher {
@@ -84,6 +120,11 @@ pub struct DeadlineWatcher {
     pub margin_s: i64,
     /// `runtime.deadline_check`: time between passes.
     pub interval: Duration,
+    /// How much faster than real time TikTok's deadlines run: 1 in
+    /// production; `[demo] time_scale` in demo mode, where a ship-by
+    /// window of days passes in minutes. Warnings give the time left in
+    /// TikTok's time, and say so when it is scaled.
+    pub time_scale: f64,
 }
 
 impl DeadlineWatcher {
@@ -101,27 +142,7 @@ impl DeadlineWatcher {
     /// Sends one warning; records it unless it should be tried again.
     /// Returns the order when the warning was delivered.
     async fn warn(&self, o: AtRisk) -> Option<AtRisk> {
-        let text = if let Some(c) = &o.cancel_id {
-            format!(
-                "Order {}: the buyer's cancellation request {c} waits for an answer, due within {} h {} min; approve or reject it",
-                o.order_id,
-                o.time_left_s.max(0) / 3600,
-                (o.time_left_s.max(0) % 3600) / 60
-            )
-        } else if o.time_left_s < 0 {
-            format!(
-                "Order {} missed its ship-by deadline {} min ago and is not shipped",
-                o.order_id,
-                -o.time_left_s / 60
-            )
-        } else {
-            format!(
-                "Order {} must ship within {} h {} min (ship-by deadline) and is not shipped yet",
-                o.order_id,
-                o.time_left_s / 3600,
-                (o.time_left_s % 3600) / 60
-            )
-        };
+        let text = warning_text(&o, self.time_scale);
         let d = self
             .notifier
             .alert(
@@ -227,5 +248,44 @@ impl DeadlineWatcher {
             let _ = self.store.db.flush_async().await;
         }
         warned
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at_risk(time_left_s: i64, cancel_id: Option<&str>) -> AtRisk {
+        AtRisk {
+            order_id: "576".into(),
+            shop_id: "s".into(),
+            ship_by: 0,
+            time_left_s,
+            cancel_id: cancel_id.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn warnings_give_the_time_left_in_tiktoks_time() {
+        // Production: real time, no mention of a scale.
+        let t = warning_text(&at_risk(5 * 3600 + 12 * 60, None), 1.0);
+        assert!(t.contains("within 5 h 12 min (ship-by deadline)"), "{t}");
+        assert!(!t.contains("demo"), "{t}");
+        // Demo at 3,600x: 5.2 real seconds are 5 h 12 min of TikTok's time.
+        let t = warning_text(&at_risk(5, None), 3600.0);
+        assert!(
+            t.contains("within 5 h 0 min of demo time (3600x real time)"),
+            "{t}"
+        );
+        let t = warning_text(&at_risk(-2, None), 3600.0);
+        assert!(
+            t.contains("missed its ship-by deadline 120 min ago of demo time"),
+            "{t}"
+        );
+        let t = warning_text(&at_risk(3, Some("c1")), 3600.0);
+        assert!(
+            t.contains("request c1 waits for an answer, due within 3 h 0 min of demo time"),
+            "{t}"
+        );
     }
 }
