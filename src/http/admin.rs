@@ -1474,8 +1474,15 @@ async fn stats(s: web::Data<AppState>) -> HttpResponse {
         s.runtime.shared.clock.now_ms(),
         s.at_risk_margin_s,
     );
+    let admission = s.intake.admission().clone();
     // Counters only, but off the HTTP workers all the same.
-    match web::block(move || report::summarize(&store, now, margin)).await {
+    match web::block(move || {
+        let mut sum = report::summarize(&store, now, margin);
+        count_waiting(&store, &admission, now, margin, &mut sum);
+        sum
+    })
+    .await
+    {
         Ok(sum) => HttpResponse::Ok().json(stats_json(&s, sum)),
         Err(e) => error(
             actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -1538,8 +1545,10 @@ pub async fn overview(s: &web::Data<AppState>, min: Option<u64>) -> Result<Arc<S
     }
     let now = s.runtime.shared.clock.now_ms();
     let (store, margin) = (s.store.clone(), s.at_risk_margin_s);
+    let admission = s.intake.admission().clone();
     let (sum, risky, excs) = web::block(move || {
-        let sum = report::summarize(&store, now, margin);
+        let mut sum = report::summarize(&store, now, margin);
+        count_waiting(&store, &admission, now, margin, &mut sum);
         // Soonest ship-by first, straight from the ship-by index.
         let at_risk = Filter {
             at_risk: Some(true),
@@ -1587,15 +1596,20 @@ async fn get_overview(s: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-fn stats_json(s: &AppState, mut sum: report::Summary) -> serde_json::Value {
-    sum.fulfillment_target_s = Some(s.sla.fulfilment_target.as_secs_f64());
-    // Orders acknowledged but still waiting to start (a backlog) have no
-    // checkpoint yet: they count by the ship-by their snapshot names, as
-    // TikTok counts them.
-    let now = s.runtime.shared.clock.now_ms();
-    // An order with a checkpoint is counted there, unless that checkpoint
-    // knows no ship-by yet (an unpaid order whose paid snapshot waits).
-    let counted = |id: &str| match s.store.load_order(id) {
+/// Orders acknowledged but still waiting to start (a backlog) count as
+/// TikTok counts them: one with no checkpoint yet (or one that knows no
+/// ship-by) by the ship-by its waiting snapshots name; one whose
+/// checkpoint counts it at risk while a waiting event says TikTok shipped
+/// or cancelled it, no more. Costs the orders waiting (a sled read for
+/// each one due or settled), never the store's history.
+fn count_waiting(
+    store: &crate::store::Store,
+    admission: &crate::runtime::admission::Admission,
+    now: i64,
+    margin_s: i64,
+    sum: &mut report::Summary,
+) {
+    let counted = |id: &str| match store.load_order(id) {
         Ok(Some(r)) => {
             !(report::unshipped(&r)
                 && r.order
@@ -1606,12 +1620,23 @@ fn stats_json(s: &AppState, mut sum: report::Summary) -> serde_json::Value {
         Ok(None) => false,
         Err(_) => true,
     };
-    let (waiting_at_risk, waiting_late) =
-        s.intake
-            .admission()
-            .due_before(now, now + s.at_risk_margin_s * 1000, counted);
-    sum.at_risk += waiting_at_risk;
-    sum.late += waiting_late;
+    let (at_risk, late) = admission.due_before(now, now + margin_s * 1000, counted);
+    sum.at_risk += at_risk;
+    sum.late += late;
+    for id in admission.settled() {
+        if let Ok(Some(r)) = store.load_order(&id) {
+            if report::is_at_risk(&r, now, margin_s) {
+                sum.at_risk = sum.at_risk.saturating_sub(1);
+                if report::time_left_s(&r, now).is_some_and(|left| left < 0) {
+                    sum.late = sum.late.saturating_sub(1);
+                }
+            }
+        }
+    }
+}
+
+fn stats_json(s: &AppState, mut sum: report::Summary) -> serde_json::Value {
+    sum.fulfillment_target_s = Some(s.sla.fulfilment_target.as_secs_f64());
     let mut v = serde_json::to_value(&sum).unwrap_or_default();
     // The top SKUs' names and images, from the catalogue.
     if let Some(cat) = &s.catalogue {

@@ -141,6 +141,9 @@ struct Waiting {
     /// The earliest ship-by (ms) any of its events names; `i64::MAX` when
     /// only operators' events wait.
     due_ms: i64,
+    /// One of its events says TikTok no longer waits for it to ship
+    /// (shipped, delivered, cancelled): it is at risk no more.
+    settled: bool,
 }
 
 #[derive(Default)]
@@ -230,6 +233,21 @@ impl Admission {
         }
     }
 
+    /// Whether an event says TikTok no longer waits for its order to
+    /// ship (shipped, delivered, cancelled). TikTok's statuses only move
+    /// on from there, so one such event settles the order whatever order
+    /// the webhooks came in.
+    fn settles(event: &OrderEvent) -> bool {
+        use crate::order::TiktokStatus as S;
+        matches!(
+            event.kind.status_hint(),
+            Some(s) if !matches!(
+                s,
+                S::Unpaid | S::OnHold | S::AwaitingShipment | S::PartiallyShipping | S::Unknown(_)
+            )
+        )
+    }
+
     fn limit(&self) -> usize {
         if self.inner.over_budget.load(Ordering::Acquire) {
             (self.inner.max_active / OVER_BUDGET_DIVISOR).max(MIN_ACTIVE)
@@ -276,8 +294,10 @@ impl Admission {
                 // has), and an operator's event lifts its order to the
                 // front: either way the order moves up, and its older
                 // heap entry is skipped as stale.
+                let settles = Admission::settles(event);
                 let lifted = st.waiting.get_mut(&first).and_then(|w| {
                     w.seqs.push(seq);
+                    w.settled |= settles;
                     if priority != i64::MIN {
                         w.due_ms = w.due_ms.min(priority);
                     }
@@ -308,6 +328,7 @@ impl Admission {
                         } else {
                             priority
                         },
+                        settled: Admission::settles(event),
                     },
                 );
                 st.heap.push(Reverse((priority, seq)));
@@ -406,10 +427,12 @@ impl Admission {
     }
 
     /// Orders acknowledged and waiting to start, due to ship before
-    /// `until_ms` by the ship-by their stored snapshot names, and of those
-    /// already past it at `now_ms`: `(at_risk, late)`. Only orders
-    /// `counted` says are not counted yet (no checkpoint) are taken, so an
-    /// order is never counted twice. Costs the orders waiting.
+    /// `until_ms` by the earliest ship-by their stored snapshots name, and
+    /// of those already past it at `now_ms`: `(at_risk, late)`. Only
+    /// orders `counted` says are not counted yet (no checkpoint, or one
+    /// that knows no ship-by) are taken, so an order is never counted
+    /// twice; nor one a waiting event settled ([`Admission::settled`]).
+    /// Costs the orders waiting.
     pub fn due_before(
         &self,
         now_ms: i64,
@@ -422,7 +445,7 @@ impl Admission {
         let due: Vec<(String, i64)> = st
             .waiting
             .values()
-            .filter(|w| w.due_ms < until_ms)
+            .filter(|w| w.due_ms < until_ms && !w.settled)
             .map(|w| (w.order_id.clone(), w.due_ms))
             .collect();
         drop(st);
@@ -437,6 +460,18 @@ impl Admission {
             }
         }
         (at_risk, late)
+    }
+
+    /// Orders waiting with an event that says TikTok no longer waits for
+    /// them to ship: their checkpoint may still count them at risk or
+    /// late, which TikTok does not. Costs the orders waiting.
+    pub fn settled(&self) -> Vec<String> {
+        let st = self.inner.state.lock();
+        st.waiting
+            .values()
+            .filter(|w| w.settled)
+            .map(|w| w.order_id.clone())
+            .collect()
     }
 
     /// Orders waiting, the longest wait and the memory verdict.
@@ -620,6 +655,52 @@ mod tests {
             "x's superseded entry is stale, not a start"
         );
         assert_eq!(a.backlog().waiting, 0);
+    }
+
+    fn status(order: &str, status: &str, received_ms: i64) -> OrderEvent {
+        OrderEvent {
+            kind: EventKind::Status {
+                status: status.into(),
+                update_time: 0,
+            },
+            ..ev(order, Source::Webhook, received_ms)
+        }
+    }
+
+    fn hinted(order: &str, status: &str, received_ms: i64) -> OrderEvent {
+        OrderEvent {
+            kind: EventKind::status_webhook(status),
+            ..ev(order, Source::Webhook, received_ms)
+        }
+    }
+
+    #[test]
+    fn an_order_shipped_or_cancelled_by_any_waiting_event_is_settled() {
+        let p = Arc::new(Pressure::default());
+        let a = Admission::new(1, 0, p);
+        assert!(a.try_now(1, "busy"));
+        assert!(a.enqueue(2, &ev("x", Source::Webhook, 0)));
+        assert!(a.enqueue(3, &status("x", "AWAITING_SHIPMENT", 1)));
+        assert!(a.enqueue(4, &status("x", "CANCELLED", 2)));
+        assert!(a.enqueue(5, &status("y", "IN_TRANSIT", 0)));
+        // A status webhook's refresh names its status; webhooks come in
+        // any order, and a cancelled order stays cancelled.
+        assert!(a.enqueue(6, &hinted("z", "CANCELLED", 0)));
+        assert!(a.enqueue(7, &hinted("z", "AWAITING_SHIPMENT", 1)));
+        assert!(a.enqueue(8, &status("w", "A_STATUS_TIKTOK_ADDS_LATER", 0)));
+        assert!(a.enqueue(9, &hinted("v", "AWAITING_SHIPMENT", 0)));
+        let mut settled = a.settled();
+        settled.sort();
+        assert_eq!(
+            settled,
+            ["x", "y", "z"],
+            "an unknown status settles nothing"
+        );
+        assert_eq!(
+            a.due_before(i64::MAX - 1, i64::MAX, |_| false),
+            (2, 2),
+            "w and v are still due; x, y and z are not counted"
+        );
     }
 
     #[test]

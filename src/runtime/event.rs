@@ -41,6 +41,35 @@ pub struct OrderEvent {
     pub kind: EventKind,
 }
 
+/// How a status webhook's [`EventKind::Refresh`] names the status it
+/// announced (`webhook: status AWAITING_SHIPMENT`): written by
+/// [`EventKind::status_webhook`], read by [`EventKind::status_hint`].
+const STATUS_WEBHOOK: &str = "webhook: status ";
+
+impl EventKind {
+    /// The refresh a status webhook asks for, naming the status it
+    /// announced.
+    pub fn status_webhook(status: &str) -> EventKind {
+        EventKind::Refresh {
+            reason: format!("{STATUS_WEBHOOK}{status}"),
+        }
+    }
+
+    /// The TikTok status this event says the order has (or had when it was
+    /// sent): a snapshot's, a status event's, or the one a status
+    /// webhook's refresh announced.
+    pub fn status_hint(&self) -> Option<crate::order::TiktokStatus> {
+        match self {
+            EventKind::Snapshot(o) => Some(o.status.clone()),
+            EventKind::Status { status, .. } => crate::order::TiktokStatus::parse(status),
+            EventKind::Refresh { reason } => reason
+                .strip_prefix(STATUS_WEBHOOK)
+                .and_then(crate::order::TiktokStatus::parse),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum EventKind {
     /// The whole order as TikTok has it now (hydrated).

@@ -164,19 +164,22 @@ async fn handle(s: &AppState, body: &[u8], now: i64, replaying: bool) -> Result<
             return hold_for_shop(s, shops, body, &event, now).await;
         }
     }
-    let mk = |order_id: &str, key: String, reason: String| OrderEvent {
+    let mk_kind = |order_id: &str, key: String, kind: EventKind| OrderEvent {
         id: event.notification_id.clone().unwrap_or(key),
         order_id: order_id.to_string(),
         shop_id: shop.clone(),
         source: Source::Webhook,
         received_ms: now,
-        kind: EventKind::Refresh { reason },
+        kind,
+    };
+    let mk = |order_id: &str, key: String, reason: String| {
+        mk_kind(order_id, key, EventKind::Refresh { reason })
     };
     let events: Vec<OrderEvent> = match &event.topic {
-        Topic::OrderStatusChange(d) => vec![mk(
+        Topic::OrderStatusChange(d) => vec![mk_kind(
             &d.order_id,
             format!("{}:{}:{}", d.order_id, d.order_status, d.update_time),
-            format!("webhook: status {}", d.order_status),
+            EventKind::status_webhook(&d.order_status),
         )],
         Topic::RecipientAddressUpdate(d) => vec![mk(
             &d.order_id,
