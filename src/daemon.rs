@@ -143,6 +143,8 @@ pub struct Daemon {
     server: actix_web::dev::ServerHandle,
     grace: Duration,
     simulator: Option<crate::simulator::SimulatorHandle>,
+    /// Where the demo's simulator keeps its state across restarts.
+    simulator_state: std::path::PathBuf,
     tenant: String,
     /// Why the shard map moved this tenant on, once it did.
     superseded: Arc<std::sync::Mutex<Option<crate::tenant::Error>>>,
@@ -224,6 +226,21 @@ impl Daemon {
             let run = crate::demo::next_run(&store)?;
             let args = crate::demo::simulator_args(&cfg, addr, run);
             let sim = crate::simulator::start(args).await?;
+            // Orders an earlier run left unfinished go on.
+            let saved = crate::demo::saved_state(&cfg.store.data_dir);
+            match sim.restore(&saved).await {
+                Ok(Some(r)) => tracing::info!(
+                    orders = r.orders,
+                    labels = r.labels,
+                    "Demo: the simulator took back the orders and labels of the earlier run"
+                ),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(
+                    path = %saved.display(),
+                    error = %e,
+                    "Demo: the simulator's saved state could not be read; the orders of earlier runs are unknown to it"
+                ),
+            }
             cfg.tiktok.base_url = sim.base_url();
             cfg.tiktok.auth_url = sim.base_url();
             cfg.tiktok.app_key = "demo-app-key".into();
@@ -836,6 +853,7 @@ impl Daemon {
             server: server_handle,
             grace: cfg.runtime.shutdown_grace.0,
             simulator,
+            simulator_state: crate::demo::saved_state(&cfg.store.data_dir),
             tenant: cfg.tenant.id.clone(),
             superseded,
             superseded_now,
@@ -861,6 +879,17 @@ impl Daemon {
             );
         }
         if let Some(sim) = self.simulator {
+            // After the last effect: the next start goes on from here.
+            match sim.save(&self.simulator_state).await {
+                Ok(orders) => tracing::info!(
+                    orders,
+                    path = %self.simulator_state.display(),
+                    "Demo: the simulator's state is saved for the next start"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Demo: the simulator's state could not be saved")
+                }
+            }
             sim.stop().await;
         }
         if let Err(e) = self.store.db.flush_async().await {

@@ -14,8 +14,12 @@
 //! - **Restarts continue.** A run number kept in the store (`cursors`,
 //!   [`RUN_KEY`]), one more at every start, is in every id the simulator
 //!   makes ([`next_run`]), so a demo started again in the same folder never
-//!   repeats an order or notification id of an earlier run. (Orders the
-//!   earlier run left unfinished are unknown to the new simulator.)
+//!   repeats an order or notification id of an earlier run. A daemon that
+//!   stops cleanly saves the simulator's orders, packages, stock, deadline
+//!   counts, shipments and labels ([`saved_state`]), and the next start
+//!   takes them back, so orders the earlier run left unfinished go on.
+//!   After `kill -9` nothing is saved, and those orders are unknown to the
+//!   new simulator (their TikTok calls fail).
 //! - **Stock that lasts.** Every simulated SKU gets [`SEED_UNITS`] on the
 //!   first start ([`seed_stock`]); [`restock`] adds [`RESTOCK_UNITS`]
 //!   whenever a SKU's available units in a warehouse fall below
@@ -68,6 +72,12 @@ pub struct Info {
     pub run: u32,
     /// The simulator's address (its `/sim/...` control endpoints).
     pub simulator: String,
+}
+
+/// Where a demo daemon keeps its simulator's state between runs
+/// (`demo-simulator.json` in the data directory).
+pub fn saved_state(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("demo-simulator.json")
 }
 
 /// The next run number (1 to [`crate::simulator::MAX_RUN`], then 1 again),

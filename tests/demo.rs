@@ -90,6 +90,98 @@ async fn a_demo_restarted_in_the_same_folder_keeps_receiving_new_orders() {
     assert!(status.success(), "{status:?}");
 }
 
+/// Ids of the daemon's orders in lifecycle `state` (up to 200).
+async fn in_state(c: &reqwest::Client, base: &str, state: &str) -> Vec<String> {
+    let (_, v) = get_json(c, &format!("{base}/api/v1/orders?state={state}&limit=200")).await;
+    v["orders"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o["order_id"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[actix_rt::test]
+async fn a_demo_stopped_cleanly_goes_on_with_the_orders_it_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, log) = (dir.path().join("data"), dir.path().join("log"));
+    // TikTok's 2 days of delivery pass in 4.3 s, its 7 days to completion
+    // in 15 s: orders shipped just before the stop are still travelling.
+    let env = [
+        ("ORDERFLOW_DEMO__ORDERS_PER_SECOND", "20"),
+        ("ORDERFLOW_DEMO__TIME_SCALE", "40000"),
+    ];
+    let c = client();
+    let d = Daemon::start(&data, &workflows(), &log, &env);
+    wait_ready(&c, &d.base).await;
+    let sim = about(&c, &d.base).await["simulator"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let base = d.base.clone();
+    let travelling = eventually(
+        Duration::from_secs(30),
+        "10 orders shipped, not delivered",
+        || {
+            let (c, b) = (c.clone(), base.clone());
+            async move {
+                let ids = in_state(&c, &b, "fulfilled").await;
+                (ids.len() >= 10).then_some(ids)
+            }
+        },
+    )
+    .await;
+    let (st, v) = post_json(
+        &c,
+        &format!("{sim}/sim/stream"),
+        &serde_json::json!({"orders_per_second": 0}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let status = d.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        data.join("demo-simulator.json").is_file(),
+        "a clean stop saves the simulator"
+    );
+
+    // The next run's simulator takes them back: the parcels travel on,
+    // TikTok's webhooks say so, and the daemon's orders are delivered.
+    let d = Daemon::start(&data, &workflows(), &log, &env);
+    wait_ready(&c, &d.base).await;
+    assert_eq!(about(&c, &d.base).await["run"], 2);
+    let base = d.base.clone();
+    let want = travelling.clone();
+    eventually(
+        Duration::from_secs(60),
+        "the orders left travelling delivered",
+        || {
+            let (c, b, want) = (c.clone(), base.clone(), want.clone());
+            async move {
+                let mut done = in_state(&c, &b, "delivered").await;
+                done.extend(in_state(&c, &b, "completed").await);
+                want.iter().all(|id| done.contains(id)).then_some(())
+            }
+        },
+    )
+    .await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("the simulator took back the orders and labels of the earlier run"),
+        "the start says so"
+    );
+    assert!(
+        !text.contains("was not returned by order detail"),
+        "no earlier order is unknown"
+    );
+    println!(
+        "{} orders left travelling were delivered after the restart",
+        travelling.len()
+    );
+    let status = d.terminate();
+    assert!(status.success(), "{status:?}");
+}
+
 /// The daemon's figures and the simulator's, read one after the other.
 async fn figures(c: &reqwest::Client, base: &str, sim: &str) -> (Value, Value) {
     let (_, ours) = get_json(c, &format!("{base}/api/v1/stats")).await;

@@ -126,12 +126,13 @@ pub struct LabelLedgerEntry {
     pub detail: String,
 }
 
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
 struct SimShipment {
     provider: ProviderKind,
     id: String,
     reference: String,
     created_ms: i64,
+    #[serde(with = "saved_rates")]
     rates: Vec<(String, &'static str, &'static str, Money, u32)>,
     format: String,
     /// EasyPost: the label bought for it.
@@ -140,14 +141,14 @@ struct SimShipment {
     from: serde_json::Value,
 }
 
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
 struct SimLabel {
     provider: ProviderKind,
     id: String,
     shipment_id: String,
     rate_id: String,
-    carrier: &'static str,
-    service: &'static str,
+    carrier: String,
+    service: String,
     tracking_number: String,
     tracker_id: String,
     refunded: bool,
@@ -168,6 +169,60 @@ struct World {
     ledger: Vec<LabelLedgerEntry>,
     faults: LabelFaults,
     hooks: WebhookTargets,
+}
+
+/// A carrier or service name read back from a saved state, as the one in
+/// [`SERVICES`] (the only names a label or rate can have).
+fn interned(name: &str) -> Option<&'static str> {
+    SERVICES
+        .iter()
+        .flat_map(|(carrier, service, ..)| [*carrier, *service])
+        .find(|n| *n == name)
+}
+
+/// A shipment's rates in a saved state.
+mod saved_rates {
+    use super::{interned, Money};
+    use serde::{de::Error as _, Deserialize, Deserializer, Serialize, Serializer};
+
+    type Rate = (String, &'static str, &'static str, Money, u32);
+
+    pub fn serialize<S: Serializer>(rates: &[Rate], s: S) -> Result<S::Ok, S::Error> {
+        rates.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Rate>, D::Error> {
+        Vec::<(String, String, String, Money, u32)>::deserialize(d)?
+            .into_iter()
+            .map(|(id, carrier, service, price, days)| {
+                match (interned(&carrier), interned(&service)) {
+                    (Some(c), Some(s)) => Ok((id, c, s, price, days)),
+                    _ => Err(D::Error::custom(format!(
+                        "unknown rate {carrier} {service}"
+                    ))),
+                }
+            })
+            .collect()
+    }
+}
+
+/// What a restart keeps of the label APIs: shipments and labels (their
+/// tracking goes on), and the id counter. The ledger and faults start
+/// afresh.
+#[derive(Serialize)]
+struct SavedRef<'a> {
+    seq: u64,
+    shipments: &'a HashMap<String, SimShipment>,
+    order: &'a [String],
+    labels: &'a HashMap<String, SimLabel>,
+}
+
+#[derive(Deserialize)]
+struct Saved {
+    seq: u64,
+    shipments: HashMap<String, SimShipment>,
+    order: Vec<String>,
+    labels: HashMap<String, SimLabel>,
 }
 
 /// Both simulators' state, shared by the HTTP workers.
@@ -251,6 +306,47 @@ impl CarrierSim {
                 .build()
                 .unwrap_or_default(),
         }
+    }
+}
+
+impl CarrierSim {
+    /// What a restart keeps (see [`SavedRef`]).
+    pub(crate) fn saved(&self) -> serde_json::Result<serde_json::Value> {
+        let w = self.world.lock();
+        serde_json::to_value(SavedRef {
+            seq: w.seq,
+            shipments: &w.shipments,
+            order: &w.order,
+            labels: &w.labels,
+        })
+    }
+
+    /// Takes back what [`CarrierSim::saved`] kept, keeping anything this
+    /// run made already. Returns how many labels it took.
+    pub(crate) fn restore(&self, saved: serde_json::Value) -> serde_json::Result<usize> {
+        let saved: Saved = serde_json::from_value(saved)?;
+        let mut w = self.world.lock();
+        // Ids carry the run number in their counter's high bits; never
+        // go back below either run's.
+        w.seq = w.seq.max(saved.seq);
+        let mut order: Vec<String> = saved
+            .order
+            .into_iter()
+            .filter(|id| !w.shipments.contains_key(id))
+            .collect();
+        order.append(&mut w.order);
+        w.order = order;
+        for (id, s) in saved.shipments {
+            w.shipments.entry(id).or_insert(s);
+        }
+        let mut taken = 0;
+        for (id, l) in saved.labels {
+            if let std::collections::hash_map::Entry::Vacant(e) = w.labels.entry(id) {
+                e.insert(l);
+                taken += 1;
+            }
+        }
+        Ok(taken)
     }
 }
 
@@ -545,8 +641,8 @@ fn buy_label(w: &mut World, shipment_id: &str, rate_id: &str, format: &str) -> O
         id: id.clone(),
         shipment_id: s.id.clone(),
         rate_id: rid,
-        carrier,
-        service,
+        carrier: carrier.to_string(),
+        service: service.to_string(),
         tracking_number,
         tracker_id,
         refunded: false,
@@ -636,7 +732,7 @@ fn ep_tracker_of(l: &SimLabel) -> ep::Tracker {
         status: l.tracking_status.clone(),
         status_detail: Some(l.tracking_status.clone()),
         shipment_id: Some(l.shipment_id.clone()),
-        carrier: Some(l.carrier.into()),
+        carrier: Some(l.carrier.clone()),
         tracking_details: l
             .history
             .iter()
@@ -646,7 +742,7 @@ fn ep_tracker_of(l: &SimLabel) -> ep::Tracker {
                 status: Some(status.clone()),
                 status_detail: Some(status.clone()),
                 datetime: Some(iso(at * 1000)),
-                source: Some(l.carrier.into()),
+                source: Some(l.carrier.clone()),
                 ..ep::TrackingDetail::default()
             })
             .collect(),

@@ -45,6 +45,16 @@ pub enum Error {
     },
     #[error("invalid simulator arguments: {0}")]
     InvalidArgs(String),
+    #[error("the saved simulator state {path}: {source}")]
+    SavedIo {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the saved simulator state is not readable: {0}")]
+    SavedJson(#[from] serde_json::Error),
+    #[error("the saved simulator state is version {found}; this build reads {reads}")]
+    SavedVersion { found: u32, reads: u32 },
 }
 
 /// `orderflow simulator`: every knob of the simulated TikTok Shop.
@@ -255,6 +265,19 @@ pub struct SimulatorHandle {
     server: actix_web::dev::ServerHandle,
     cancel: CancellationToken,
     shops: Vec<(String, String)>,
+    shared: Arc<Shared>,
+    labels: web::Data<carriers::CarrierSim>,
+}
+
+/// The version of the saved state ([`SimulatorHandle::save`]) this build
+/// writes and reads.
+const SAVED_VERSION: u32 = 1;
+
+/// What [`SimulatorHandle::restore`] took back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restored {
+    pub orders: usize,
+    pub labels: usize,
 }
 
 impl SimulatorHandle {
@@ -269,6 +292,79 @@ impl SimulatorHandle {
     pub fn shops(&self) -> &[(String, String)] {
         &self.shops
     }
+    /// Writes what a restart keeps (see `state::SavedRef`: orders, their
+    /// packages, stock and deadline counts; the label APIs' shipments and
+    /// labels) to `path`, whole or not at all (a temporary file, synced,
+    /// then renamed). Returns the orders saved.
+    pub async fn save(&self, path: &std::path::Path) -> Result<usize, Error> {
+        let (tiktok, orders) = {
+            let w = self.shared.world.lock();
+            (w.saved()?, w.orders.len())
+        };
+        let doc = serde_json::json!({
+            "version": SAVED_VERSION,
+            "tiktok": tiktok,
+            "labels": self.labels.saved()?,
+        });
+        let bytes = serde_json::to_vec(&doc)?;
+        let path = path.to_path_buf();
+        let io = |source| Error::SavedIo {
+            path: path.clone(),
+            source,
+        };
+        let target = path.clone();
+        let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::io::Write;
+            let tmp = target.with_extension("json.tmp");
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &target)
+        })
+        .await
+        .map_err(|e| io(std::io::Error::other(e)))?;
+        written.map_err(io)?;
+        Ok(orders)
+    }
+
+    /// Takes back what [`SimulatorHandle::save`] wrote to `path`, if
+    /// anything: orders an earlier run left go on (this run's own are never
+    /// replaced). A damaged file or another version's changes nothing and
+    /// says why.
+    pub async fn restore(&self, path: &std::path::Path) -> Result<Option<Restored>, Error> {
+        let target = path.to_path_buf();
+        let read = tokio::task::spawn_blocking(move || std::fs::read(target))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r);
+        let bytes = match read {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(Error::SavedIo {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        #[derive(serde::Deserialize)]
+        struct Envelope {
+            version: u32,
+            tiktok: serde_json::Value,
+            labels: serde_json::Value,
+        }
+        let doc: Envelope = serde_json::from_slice(&bytes)?;
+        if doc.version != SAVED_VERSION {
+            return Err(Error::SavedVersion {
+                found: doc.version,
+                reads: SAVED_VERSION,
+            });
+        }
+        let orders = self.shared.world.lock().restore(doc.tiktok)?;
+        let labels = self.labels.restore(doc.labels)?;
+        Ok(Some(Restored { orders, labels }))
+    }
+
     /// Stops the server and the background tasks.
     pub async fn stop(self) {
         self.cancel.cancel();
@@ -413,6 +509,7 @@ pub async fn start(args: SimulatorArgs) -> Result<SimulatorHandle, Error> {
     });
     let data = web::Data::new(shared.clone());
     let label_sim = web::Data::new(carriers::CarrierSim::new(&args));
+    let labels = label_sim.clone();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
@@ -439,13 +536,15 @@ pub async fn start(args: SimulatorArgs) -> Result<SimulatorHandle, Error> {
         }
     });
     tokio::spawn(ticker(shared.clone(), cancel.clone()));
-    tokio::spawn(push::run(shared, push_rx, cancel.clone()));
+    tokio::spawn(push::run(shared.clone(), push_rx, cancel.clone()));
     tracing::info!(%addr, shops = args.shops, qps = args.qps, "TikTok Shop simulator listening");
     Ok(SimulatorHandle {
         addr,
         server: server_handle,
         cancel,
         shops,
+        shared,
+        labels,
     })
 }
 

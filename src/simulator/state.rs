@@ -170,7 +170,7 @@ pub struct LedgerEntry {
 /// /sim/deadlines`), judged as TikTok does: a package shipped after its
 /// ship-by deadline (the earliest of `rts_sla_time`, `shipping_due_time`
 /// and `cancel_order_sla_time`, whole seconds) is a late dispatch.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DeadlineCounts {
     /// Packages shipped (ship or mark-shipped calls that took effect).
     pub shipped: u64,
@@ -232,6 +232,7 @@ pub(crate) struct SimSku {
     pub create_time: i64,
 }
 
+#[derive(Serialize, Deserialize)]
 pub(crate) struct SimOrder {
     pub shop_id: String,
     pub wire: WireOrder,
@@ -252,7 +253,7 @@ pub(crate) struct SimOrder {
 }
 
 /// A return as Search Returns shows it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct SimReturn {
     pub return_id: String,
     pub return_type: String,
@@ -263,7 +264,7 @@ pub(crate) struct SimReturn {
 }
 
 /// A buyer's cancellation request as Search Cancellations shows it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct SimCancellation {
     pub cancel_id: String,
     /// CANCELLATION_REQUEST_PENDING, _SUCCESS (approved) or _CANCEL
@@ -421,6 +422,65 @@ pub(crate) fn webhook_status(s: &str) -> &str {
         "CANCEL"
     } else {
         s
+    }
+}
+
+/// What a demo simulator keeps across a restart of the daemon
+/// ([`super::SimulatorHandle::save`]): its orders and their packages, the
+/// stock it holds and its deadline counts, so orders an earlier run left
+/// unfinished go on. Tokens, faults, the request ledger and webhook
+/// deliveries start afresh; ids stay unique through the run number.
+#[derive(Serialize)]
+struct SavedRef<'a> {
+    orders: &'a HashMap<String, SimOrder>,
+    by_package: &'a HashMap<String, String>,
+    inventory: Vec<(&'a (String, String), &'a i64)>,
+    deadlines: &'a DeadlineCounts,
+}
+
+/// [`SavedRef`], read back.
+#[derive(Deserialize)]
+struct Saved {
+    orders: HashMap<String, SimOrder>,
+    by_package: HashMap<String, String>,
+    inventory: Vec<((String, String), i64)>,
+    deadlines: DeadlineCounts,
+}
+
+impl World {
+    /// What a restart keeps (see [`SavedRef`]).
+    pub(crate) fn saved(&self) -> serde_json::Result<serde_json::Value> {
+        serde_json::to_value(SavedRef {
+            orders: &self.orders,
+            by_package: &self.by_package,
+            inventory: self.inventory.iter().collect(),
+            deadlines: &self.deadlines,
+        })
+    }
+
+    /// Takes back what [`World::saved`] kept: orders this run does not
+    /// know yet (its own are never replaced), their packages, the stock of
+    /// the SKUs it sells and the deadline counts. Returns how many orders
+    /// it took; a part it cannot read changes nothing.
+    pub(crate) fn restore(&mut self, saved: serde_json::Value) -> serde_json::Result<usize> {
+        let saved: Saved = serde_json::from_value(saved)?;
+        let mut taken = 0;
+        for (id, o) in saved.orders {
+            if let std::collections::hash_map::Entry::Vacant(e) = self.orders.entry(id) {
+                e.insert(o);
+                taken += 1;
+            }
+        }
+        for (package, order) in saved.by_package {
+            self.by_package.entry(package).or_insert(order);
+        }
+        for ((sku, warehouse), qty) in saved.inventory {
+            if self.skus.contains_key(&sku) {
+                self.inventory.insert((sku, warehouse), qty);
+            }
+        }
+        self.deadlines = saved.deadlines;
+        Ok(taken)
     }
 }
 
