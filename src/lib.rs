@@ -75,7 +75,8 @@
 //! - [`demo`]: demo mode around the built-in simulator: one clock (the
 //!   simulator's on real time, TikTok's durations divided by the time
 //!   scale), a run number in the store so restarts never repeat an id,
-//!   stock seeded and replenished, notification channels, and what `GET
+//!   the simulator's state saved at a clean stop and taken back at the
+//!   next start, stock seeded and replenished, notification channels, and what `GET
 //!   /api/v1/about` says for the console's DEMO banner.
 //! - [`inventory`]: stock per item (the seller's key) and warehouse in
 //!   sled, TikTok SKUs mapped to items ([`inventory::mapping`]: multipacks,
