@@ -329,8 +329,10 @@ impl SimulatorHandle {
 
     /// Takes back what [`SimulatorHandle::save`] wrote to `path`, if
     /// anything: orders an earlier run left go on (this run's own are never
-    /// replaced). A damaged file or another version's changes nothing and
-    /// says why.
+    /// replaced). A file that is not JSON, or another version's, changes
+    /// nothing and says why; each of its two parts (TikTok's, the label
+    /// APIs') is read whole before it is taken, so a part that does not
+    /// read is left out whole (TikTok's comes first).
     pub async fn restore(&self, path: &std::path::Path) -> Result<Option<Restored>, Error> {
         let target = path.to_path_buf();
         let read = tokio::task::spawn_blocking(move || std::fs::read(target))
