@@ -182,6 +182,63 @@ async fn a_demo_stopped_cleanly_goes_on_with_the_orders_it_left() {
     assert!(status.success(), "{status:?}");
 }
 
+#[actix_rt::test]
+async fn a_saved_simulator_state_is_taken_back_and_a_damaged_one_refused() {
+    use orderflow::simulator::{start, Error, Restored, SimulatorArgs};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("demo-simulator.json");
+    let args = |run| SimulatorArgs {
+        listen: "127.0.0.1:0".into(),
+        run,
+        ..Default::default()
+    };
+    let first = start(args(1)).await.unwrap();
+    let shop = first.shops()[0].0.clone();
+    let ids =
+        common::sim_orders_in(&client(), &first.base_url(), &shop, "AWAITING_SHIPMENT", 3).await;
+    assert_eq!(first.save(&path).await.unwrap(), 3);
+    first.stop().await;
+
+    let second = start(args(2)).await.unwrap();
+    assert_eq!(
+        second.restore(&path).await.unwrap(),
+        Some(Restored {
+            orders: 3,
+            labels: 0
+        })
+    );
+    // The next run's simulator answers for the earlier run's orders.
+    let (st, v) = get_json(
+        &client(),
+        &format!("{}/sim/orders/{}", second.base_url(), ids[0]),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        second.restore(&path).await.unwrap(),
+        Some(Restored {
+            orders: 0,
+            labels: 0
+        }),
+        "what it knows already is never replaced"
+    );
+
+    // Nothing saved; cut short; another version's: said, nothing taken.
+    let missing = dir.path().join("none.json");
+    assert_eq!(second.restore(&missing).await.unwrap(), None);
+    std::fs::write(&path, br#"{"version":1,"tiktok":{"orders":"#).unwrap();
+    let e = second.restore(&path).await.unwrap_err();
+    assert!(matches!(e, Error::SavedJson(_)), "{e}");
+    std::fs::write(&path, br#"{"version":7,"tiktok":{},"labels":{}}"#).unwrap();
+    let e = second.restore(&path).await.unwrap_err();
+    assert!(
+        matches!(e, Error::SavedVersion { found: 7, reads: 1 }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("version 7"), "{e}");
+    second.stop().await;
+}
+
 /// The daemon's figures and the simulator's, read one after the other.
 async fn figures(c: &reqwest::Client, base: &str, sim: &str) -> (Value, Value) {
     let (_, ours) = get_json(c, &format!("{base}/api/v1/stats")).await;
