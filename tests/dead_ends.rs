@@ -31,9 +31,10 @@ use orderflow::daemon::Daemon;
 use orderflow::runtime::Clock;
 use serde_json::{json, Value};
 
-/// Reserve, buy a label, ship on TikTok, commit the stock: the steps both
-/// workflows end with.
-const SHIP: &str = r#"
+/// Reserve and buy a label (the first steps of every workflow here).
+macro_rules! reserve_and_label {
+    () => {
+        r#"
   - id: reserve
     call: inventory.reserve
     compensate:
@@ -46,6 +47,14 @@ const SHIP: &str = r#"
       call: shipping.void_label
       with:
         label_id: "${{ steps.buy_label.label_id }}"
+"#
+    };
+}
+
+/// Ship on TikTok with that label, commit the stock, end fulfilled.
+macro_rules! ship_and_commit {
+    () => {
+        r#"
   - id: mark_shipped
     call: tiktok.mark_shipped
     with:
@@ -55,7 +64,13 @@ const SHIP: &str = r#"
     call: inventory.commit
   - id: done
     end: fulfilled
-"#;
+"#
+    };
+}
+
+/// Reserve, buy a label, ship on TikTok, commit the stock: the steps both
+/// dead-end workflows end with.
+const SHIP: &str = concat!(reserve_and_label!(), ship_and_commit!());
 
 /// Two units of a kind need a person (`fail`); others ask for an approval,
 /// whose rejection holds the order (`end: held`, released at `reserve`).
@@ -428,37 +443,21 @@ async fn an_unanswered_approval_holds_the_order_with_one_alert_and_cancels_nothi
 /// Reserve and buy a label, then ask a person: an order stopped with its
 /// stock and label held. A rejection holds it (`end: held`), still holding
 /// both, for a person to cancel or release.
-const SECOND_LOOK: &str = r#"
+const SECOND_LOOK: &str = concat!(
+    r#"
 name: second_look
 trigger:
   on: AWAITING_SHIPMENT
-steps:
-  - id: reserve
-    call: inventory.reserve
-    compensate:
-      call: inventory.release
-  - id: buy_label
-    call: shipping.buy_label
-    with:
-      carrier: USPS
-    compensate:
-      call: shipping.void_label
-      with:
-        label_id: "${{ steps.buy_label.label_id }}"
+steps:"#,
+    reserve_and_label!(),
+    r#"
   - id: look
     approval:
       message: "ship ${{ order.id }}?"
       timeout: 1h
-      on_reject: rejected
-  - id: mark_shipped
-    call: tiktok.mark_shipped
-    with:
-      tracking_number: "${{ steps.buy_label.tracking_number }}"
-      shipping_provider_id: "${{ steps.buy_label.shipping_provider_id }}"
-  - id: commit
-    call: inventory.commit
-  - id: done
-    end: fulfilled
+      on_reject: rejected"#,
+    ship_and_commit!(),
+    r#"
   - id: rejected
     call: order.hold
     with:
@@ -466,7 +465,8 @@ steps:
   - id: rejected_end
     end: held
     release: mark_shipped
-"#;
+"#
+);
 
 /// Every intervention the view allows names what it will do: a summary
 /// (its `why`) and the words of the button that confirms it.
