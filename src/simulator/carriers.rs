@@ -132,8 +132,8 @@ struct SimShipment {
     id: String,
     reference: String,
     created_ms: i64,
-    #[serde(with = "saved_rates")]
-    rates: Vec<(String, &'static str, &'static str, Money, u32)>,
+    /// (rate id, carrier, service, price, days)
+    rates: Vec<(String, String, String, Money, u32)>,
     format: String,
     /// EasyPost: the label bought for it.
     bought: Option<String>,
@@ -169,41 +169,6 @@ struct World {
     ledger: Vec<LabelLedgerEntry>,
     faults: LabelFaults,
     hooks: WebhookTargets,
-}
-
-/// A carrier or service name read back from a saved state, as the one in
-/// [`SERVICES`] (the only names a label or rate can have).
-fn interned(name: &str) -> Option<&'static str> {
-    SERVICES
-        .iter()
-        .flat_map(|(carrier, service, ..)| [*carrier, *service])
-        .find(|n| *n == name)
-}
-
-/// A shipment's rates in a saved state.
-mod saved_rates {
-    use super::{interned, Money};
-    use serde::{de::Error as _, Deserialize, Deserializer, Serialize, Serializer};
-
-    type Rate = (String, &'static str, &'static str, Money, u32);
-
-    pub fn serialize<S: Serializer>(rates: &[Rate], s: S) -> Result<S::Ok, S::Error> {
-        rates.serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Rate>, D::Error> {
-        Vec::<(String, String, String, Money, u32)>::deserialize(d)?
-            .into_iter()
-            .map(|(id, carrier, service, price, days)| {
-                match (interned(&carrier), interned(&service)) {
-                    (Some(c), Some(s)) => Ok((id, c, s, price, days)),
-                    _ => Err(D::Error::custom(format!(
-                        "unknown rate {carrier} {service}"
-                    ))),
-                }
-            })
-            .collect()
-    }
 }
 
 /// What a restart keeps of the label APIs: shipments and labels (their
@@ -588,7 +553,13 @@ fn new_shipment(
                 ProviderKind::Easypost => format!("rate_{}", hex_id(w)),
                 _ => hex_id(w),
             };
-            (rid, *carrier, *service, Money(base + per * units), *days)
+            (
+                rid,
+                carrier.to_string(),
+                service.to_string(),
+                Money(base + per * units),
+                *days,
+            )
         })
         .collect();
     let s = SimShipment {
@@ -626,7 +597,7 @@ fn buy_label(w: &mut World, shipment_id: &str, rate_id: &str, format: &str) -> O
     let s = w.shipments.get(shipment_id)?.clone();
     let (rid, carrier, service, amount, _) = s.rates.iter().find(|r| r.0 == rate_id)?.clone();
     let digits: u64 = w.rng.random_range(0..10u64.pow(15));
-    let tracking_number = match carrier {
+    let tracking_number = match carrier.as_str() {
         "USPS" => format!("9400100{digits:015}"),
         "UPS" => format!("1Z{digits:015}"),
         _ => format!("7{digits:015}"),
@@ -641,8 +612,8 @@ fn buy_label(w: &mut World, shipment_id: &str, rate_id: &str, format: &str) -> O
         id: id.clone(),
         shipment_id: s.id.clone(),
         rate_id: rid,
-        carrier: carrier.to_string(),
-        service: service.to_string(),
+        carrier,
+        service,
         tracking_number,
         tracker_id,
         refunded: false,
@@ -666,7 +637,7 @@ fn buy_label(w: &mut World, shipment_id: &str, rate_id: &str, format: &str) -> O
         "buy",
         &l,
         &s.reference,
-        format!("{} {} {}", carrier, service, amount),
+        format!("{} {} {}", l.carrier, l.service, amount),
     );
     Some(l)
 }
@@ -698,13 +669,13 @@ fn host(req: &HttpRequest) -> String {
 // ---------------------------------------------------------------------------
 // EasyPost.
 
-fn ep_rate(s: &SimShipment, r: &(String, &'static str, &'static str, Money, u32)) -> ep::Rate {
+fn ep_rate(s: &SimShipment, r: &(String, String, String, Money, u32)) -> ep::Rate {
     ep::Rate {
         id: r.0.clone(),
         object: "Rate".into(),
         mode: Some("test".into()),
-        service: r.2.into(),
-        carrier: r.1.into(),
+        service: r.2.clone(),
+        carrier: r.1.clone(),
         rate: r.3.to_string(),
         currency: "USD".into(),
         retail_rate: Some(Money(r.3 .0 * 13 / 10).to_string()),
@@ -1060,7 +1031,7 @@ async fn ep_tracker(sim: Data<CarrierSim>, req: HttpRequest, id: Path<String>) -
 // ---------------------------------------------------------------------------
 // Shippo.
 
-fn sh_rate(s: &SimShipment, r: &(String, &'static str, &'static str, Money, u32)) -> sh::Rate {
+fn sh_rate(s: &SimShipment, r: &(String, String, String, Money, u32)) -> sh::Rate {
     sh::Rate {
         object_id: r.0.clone(),
         object_created: Some(iso(s.created_ms)),
@@ -1070,9 +1041,9 @@ fn sh_rate(s: &SimShipment, r: &(String, &'static str, &'static str, Money, u32)
         currency: "USD".into(),
         amount_local: Some(r.3.to_string()),
         currency_local: Some("USD".into()),
-        provider: r.1.into(),
+        provider: r.1.clone(),
         servicelevel: sh::ServiceLevel {
-            name: r.2.into(),
+            name: r.2.clone(),
             token: format!("{}_{}", r.1.to_ascii_lowercase(), r.2.to_ascii_lowercase()),
             terms: String::new(),
         },
